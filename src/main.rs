@@ -1,0 +1,5 @@
+//! The `bifrons` binary.
+
+fn main() {
+    println!("bifrons");
+}
