@@ -28,6 +28,19 @@ export const ADMIN_SECRET = 'e2e-admin-secret';
 const JANUS_BIN = process.env.JANUS_BIN || '/usr/bin/janus';
 const JANUS_LIB = process.env.JANUS_LIB || '/usr/lib/x86_64-linux-gnu/janus';
 
+// Servers still running when the test process exits (a crash before `after` ran) are killed by
+// PID so they never outlive the run.
+const running = new Set();
+process.once('exit', () => {
+  for (const child of running) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 /** Asks the kernel for `count` distinct free TCP ports on 127.0.0.1. */
 export async function freePorts(count) {
   const servers = [];
@@ -64,7 +77,7 @@ async function infoAnswers(url) {
   }
 }
 
-function janusConfig({ ports, sessionTimeout, apiSecret, adminSecret, dir }) {
+export function janusConfig({ ports, sessionTimeout, apiSecret, adminSecret, dir }) {
   // Only the modules the suite needs are visible to Janus: symlink them into private folders.
   const folders = {};
   const wanted = {
@@ -156,9 +169,11 @@ export async function startGateway(opts = {}) {
   const logFd = fs.openSync(logFile, 'w');
   const child = spawn(cfg.cmd, cfg.args, { cwd: dir, env: cfg.env, stdio: ['ignore', logFd, logFd] });
   fs.closeSync(logFd);
+  running.add(child);
   let exited = null;
   const exitPromise = new Promise((resolve) => child.once('exit', (code, signal) => {
     exited = { code, signal };
+    running.delete(child);
     resolve();
   }));
   child.once('error', (err) => { exited = { error: err }; });
