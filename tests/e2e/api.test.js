@@ -102,7 +102,7 @@ describe('Janus API over WebSocket (janode)', () => {
     assert.equal(event.jsep?.type, 'answer');
     assert.match(event.jsep.sdp, /^v=0\r\n/);
     assert.match(event.jsep.sdp, /\r\nm=audio \d+ UDP\/TLS\/RTP\/SAVPF 111/);
-    assert.match(event.jsep.sdp, /\r\na=fingerprint:sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\r\n/);
+    assert.match(event.jsep.sdp, /\r\na=fingerprint:sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\r\n/i);
     assert.match(event.jsep.sdp, /\r\na=ice-ufrag:/);
     assert.match(event.jsep.sdp, /\r\na=setup:(active|passive)\r\n/);
     assert.match(event.jsep.sdp, /\r\na=candidate:/, 'half-trickle: the answer must carry the server candidates');
