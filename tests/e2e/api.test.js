@@ -243,6 +243,24 @@ describe('Janus API over WebSocket (wire level)', () => {
     assert.equal(p.janus, 'pong');
   });
 
+  it('answers WebSocket ping frames (janode closes the socket after 5 s without a pong)', async () => {
+    const pong = once(ws.ws, 'pong');
+    ws.ws.ping(Buffer.from('e2e'));
+    const [payload] = await Promise.race([
+      pong,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no pong within 10 s')), 10000).unref()),
+    ]);
+    assert.equal(payload.toString(), 'e2e');
+  });
+
+  it('several JSON objects in one frame are processed in order', async () => {
+    ws.send('{"janus":"ping","transaction":"multi-1"}{"janus":"info","transaction":"multi-2"}');
+    const a = await ws.next((m) => m.transaction === 'multi-1');
+    const b = await ws.next((m) => m.transaction === 'multi-2');
+    assert.equal(a.janus, 'pong');
+    assert.equal(b.janus, 'server_info');
+  });
+
   it('request names are matched case-insensitively', async () => {
     const r = await ws.request({ janus: 'PING', transaction: 'cap' });
     assert.equal(r.janus, 'pong');
