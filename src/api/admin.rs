@@ -1,0 +1,253 @@
+//! The Admin API: status, sessions and handles, tokens, log level, plugin messages.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::auth::secrets_match;
+use super::error::{ApiError, ErrorCode};
+use super::request::Fields;
+use super::server_info::server_info;
+use crate::core::Core;
+use crate::logging::{janus_level_filter, janus_level_of};
+use crate::session::{Handle, HandleId, Session, SessionId};
+
+/// Handles one Admin API request; ids may come from the HTTP path.
+pub async fn handle_admin(
+    core: &Arc<Core>,
+    body: Map<String, Value>,
+    path_session: Option<u64>,
+    path_handle: Option<u64>,
+) -> Value {
+    let fields = Fields::new(&body);
+    let transaction = match fields.string("transaction") {
+        Ok(t) => t,
+        Err(e) => return e.to_reply(0, None),
+    };
+    let result = route(core, &fields, transaction, path_session, path_handle).await;
+    match result {
+        Ok(mut reply) => {
+            reply["transaction"] = json!(transaction);
+            reply
+        }
+        Err((session, e)) => e.to_reply(session, Some(transaction)),
+    }
+}
+
+type AdminResult = Result<Value, (u64, ApiError)>;
+
+async fn route(
+    core: &Arc<Core>,
+    fields: &Fields<'_>,
+    transaction: &str,
+    path_session: Option<u64>,
+    path_handle: Option<u64>,
+) -> AdminResult {
+    let at0 = |e: ApiError| (0, e);
+    let request = fields.string("janus").map_err(at0)?.to_ascii_lowercase();
+    let session_id = fields.opt_u64("session_id").map_err(at0)?.or(path_session).unwrap_or(0);
+    let handle_id = fields.opt_u64("handle_id").map_err(at0)?.or(path_handle).unwrap_or(0);
+
+    if session_id == 0 && handle_id == 0 {
+        match request.as_str() {
+            "info" => return Ok(server_info(core, Some(transaction))),
+            "ping" => return Ok(json!({ "janus": "pong" })),
+            _ => {}
+        }
+    }
+    check_secret(core, fields).map_err(at0)?;
+    if session_id == 0 {
+        return global(core, &request, fields).map_err(at0);
+    }
+    let session = core.sessions.get(SessionId(session_id)).ok_or_else(|| at0(ApiError::session_not_found(session_id)))?;
+    let at = |e: ApiError| (session_id, e);
+    if handle_id == 0 {
+        return session_level(core, &session, &request, fields).await.map_err(at);
+    }
+    let handle = session
+        .handle(HandleId(handle_id))
+        .ok_or_else(|| at(ApiError::handle_not_found(handle_id, session_id)))?;
+    handle_level(&session, &handle, &request, fields).await.map_err(at)
+}
+
+fn check_secret(core: &Core, fields: &Fields) -> Result<(), ApiError> {
+    let expected = &core.config.admin.secret;
+    if expected.is_empty() {
+        return Ok(());
+    }
+    match fields.opt_string("admin_secret")? {
+        Some(given) if secrets_match(given, expected) => Ok(()),
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+fn success(extra: Value) -> Value {
+    let mut reply = json!({ "janus": "success" });
+    if let (Some(r), Value::Object(extra)) = (reply.as_object_mut(), extra) {
+        r.extend(extra);
+    }
+    reply
+}
+
+fn token_store_disabled() -> ApiError {
+    ApiError::new(ErrorCode::Unknown, "Stored-Token based authentication disabled")
+}
+
+fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, ApiError> {
+    let needs_tokens = || if core.auth.token_auth_enabled() { Ok(()) } else { Err(token_store_disabled()) };
+    match request {
+        "get_status" => Ok(success(json!({ "status": {
+            "token_auth": core.auth.token_auth_enabled(),
+            "session_timeout": core.sessions.timeout(),
+            "reclaim_session_timeout": core.config.general.reclaim_session_timeout,
+            "candidates_timeout": core.config.general.candidates_timeout,
+            "log_level": janus_level_of(core.log.level()),
+            "log_timestamps": true,
+            "log_colors": false,
+            "locking_debug": false,
+            "refcount_debug": false,
+            "no_media_timer": core.config.general.no_media_timer,
+            "accepting_new_sessions": core.accepting_sessions(),
+        }}))),
+        "set_session_timeout" => {
+            let timeout = fields.opt_u64("timeout")?.ok_or_else(|| ApiError::missing("timeout"))?;
+            core.sessions.set_timeout(timeout);
+            Ok(success(json!({ "timeout": timeout })))
+        }
+        "set_log_level" => {
+            let level = fields.opt_u64("level")?.ok_or_else(|| ApiError::missing("level"))?;
+            if level > 7 {
+                return Err(ApiError::new(ErrorCode::InvalidElementType, "Invalid element type (level should be between 0 and 7)"));
+            }
+            core.log.set_level(janus_level_filter(level));
+            Ok(success(json!({ "level": level })))
+        }
+        "accept_new_sessions" => {
+            let accept = fields.opt_bool("accept")?.ok_or_else(|| ApiError::missing("accept"))?;
+            core.set_accepting_sessions(accept);
+            Ok(success(json!({ "accept": accept })))
+        }
+        "list_sessions" => {
+            let ids: Vec<u64> = core.sessions.ids().into_iter().map(|s| s.0).collect();
+            Ok(success(json!({ "sessions": ids })))
+        }
+        "add_token" => {
+            needs_tokens()?;
+            let token = fields.string("token")?;
+            let plugins = fields.opt_string_array("plugins")?.unwrap_or_default();
+            let plugins = core.auth.add_token(token, plugins);
+            Ok(success(json!({ "data": { "plugins": plugins } })))
+        }
+        "list_tokens" => {
+            needs_tokens()?;
+            let tokens: Vec<Value> = core
+                .auth
+                .list_tokens()
+                .into_iter()
+                .map(|(t, p)| json!({ "token": t, "allowed_plugins": p }))
+                .collect();
+            Ok(success(json!({ "data": { "tokens": tokens } })))
+        }
+        "allow_token" | "disallow_token" => {
+            needs_tokens()?;
+            let token = fields.string("token")?;
+            let plugins = fields.opt_string_array("plugins")?.filter(|p| !p.is_empty());
+            let plugins = plugins.ok_or_else(|| ApiError::invalid_type("plugins", "a non-empty array"))?;
+            let result = core.auth.edit_token(token, &plugins, request == "allow_token");
+            let plugins = result.ok_or_else(|| ApiError::new(ErrorCode::TokenNotFound, format!("Token {token} not found")))?;
+            Ok(success(json!({ "data": { "plugins": plugins } })))
+        }
+        "remove_token" => {
+            needs_tokens()?;
+            let token = fields.string("token")?;
+            if !core.auth.remove_token(token) {
+                return Err(ApiError::new(ErrorCode::TokenNotFound, format!("Token {token} not found")));
+            }
+            Ok(success(json!({})))
+        }
+        "message_plugin" => {
+            let package = fields.string("plugin")?;
+            let request = fields.object("request")?;
+            let plugin = core
+                .plugins
+                .get(package)
+                .ok_or_else(|| ApiError::new(ErrorCode::PluginNotFound, format!("No such plugin '{package}'")))?;
+            let response = plugin.handle_admin_message(Value::Object(request.clone()));
+            Ok(success(json!({ "response": response })))
+        }
+        other => Err(ApiError::unhandled_at_path(other)),
+    }
+}
+
+async fn session_level(core: &Arc<Core>, session: &Arc<Session>, request: &str, fields: &Fields<'_>) -> Result<Value, ApiError> {
+    let id = session.id.0;
+    match request {
+        "list_handles" => {
+            let ids: Vec<u64> = session.handle_ids().into_iter().map(|h| h.0).collect();
+            Ok(success(json!({ "session_id": id, "handles": ids })))
+        }
+        "destroy_session" => {
+            core.destroy_session(session).await;
+            Ok(success(json!({ "session_id": id })))
+        }
+        "set_session_timeout" => {
+            let timeout = fields.opt_i64("timeout")?.ok_or_else(|| ApiError::missing("timeout"))?;
+            if timeout < -1 {
+                return Err(ApiError::new(ErrorCode::InvalidElementType, "Invalid element type (timeout should be a positive integer or -1)"));
+            }
+            session.set_timeout_override((timeout >= 0).then_some(timeout as u64));
+            Ok(success(json!({ "session_id": id, "timeout": timeout })))
+        }
+        other => Err(ApiError::unhandled_at_path(other)),
+    }
+}
+
+async fn handle_level(session: &Arc<Session>, handle: &Arc<Handle>, request: &str, fields: &Fields<'_>) -> Result<Value, ApiError> {
+    let ids = json!({ "session_id": session.id.0, "handle_id": handle.id.0 });
+    match request {
+        "handle_info" => {
+            let plugin_only = fields.opt_bool("plugin_only")?.unwrap_or(false);
+            let mut reply = success(ids);
+            reply["info"] = handle_info(session, handle, plugin_only).await;
+            Ok(reply)
+        }
+        "detach_handle" => {
+            if let Some(h) = session.remove_handle(handle.id) {
+                h.detach().await;
+            }
+            Ok(success(ids))
+        }
+        "hangup_webrtc" => {
+            handle.gateway.hangup("Admin API").await;
+            Ok(success(ids))
+        }
+        other => Err(ApiError::unhandled_at_path(other)),
+    }
+}
+
+async fn handle_info(session: &Session, handle: &Arc<Handle>, plugin_only: bool) -> Value {
+    let plugin_specific = handle.plugin.query_handle(&handle.gateway);
+    if plugin_only {
+        return json!({ "plugin_specific": plugin_specific });
+    }
+    let now = tokio::time::Instant::now();
+    let (has_peer, up) = handle.gateway.media_status();
+    let mut info = json!({
+        "session_id": session.id.0,
+        "session_last_activity": now.saturating_duration_since(session.last_activity()).as_micros() as u64,
+        "session_transport": session.transport(),
+        "handle_id": handle.id.0,
+        "opaque_id": handle.opaque_id,
+        "created": now.saturating_duration_since(handle.created).as_micros() as u64,
+        "plugin": handle.plugin.package(),
+        "plugin_specific": plugin_specific,
+        "flags": { "negotiated": has_peer, "ready": up, "data-channels": has_peer },
+    });
+    if let Some(peer) = handle.gateway.peer() {
+        let (ice, pc, signaling) = peer.state_summary();
+        let (local, remote) = peer.sdps().await;
+        info["sdps"] = json!({ "profile": "UDP/TLS/RTP/SAVPF", "local": local, "remote": remote });
+        info["webrtc"] = json!({ "ice": { "state": ice }, "peer_connection": pc, "signaling": signaling });
+    }
+    info
+}

@@ -1,0 +1,148 @@
+//! Typed access to the fields of a Janus request, with Janus' exact error texts.
+
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, ErrorCode};
+
+/// A request object with helpers that produce 456/467 errors named after the field.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    /// Prefix for error texts (`"JSEP error: "` inside a jsep object).
+    context: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        Self { map, context: "" }
+    }
+
+    pub fn with_context(map: &'a Map<String, Value>, context: &'static str) -> Self {
+        Self { map, context }
+    }
+
+    fn missing(&self, name: &str) -> ApiError {
+        if self.context.is_empty() {
+            ApiError::missing(name)
+        } else {
+            ApiError::new(ErrorCode::MissingMandatoryElement, format!("{}missing mandatory element ({name})", self.context))
+        }
+    }
+
+    fn wrong(&self, name: &str, expected: &str) -> ApiError {
+        if self.context.is_empty() {
+            ApiError::invalid_type(name, expected)
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidElementType,
+                format!("{}invalid element type ({name} should be {expected})", self.context),
+            )
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a Value> {
+        self.map.get(name)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// A required string.
+    pub fn string(&self, name: &str) -> Result<&'a str, ApiError> {
+        self.opt_string(name)?.ok_or_else(|| self.missing(name))
+    }
+
+    /// An optional string; an explicit `null` is the wrong type, as in Janus.
+    pub fn opt_string(&self, name: &str) -> Result<Option<&'a str>, ApiError> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.wrong(name, "a string")),
+        }
+    }
+
+    /// An optional non-negative integer.
+    pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| self.wrong(name, "a positive integer")),
+        }
+    }
+
+    /// An optional integer (may be negative).
+    pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| self.wrong(name, "an integer")),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.wrong(name, "a boolean")),
+        }
+    }
+
+    /// A required object.
+    pub fn object(&self, name: &str) -> Result<&'a Map<String, Value>, ApiError> {
+        match self.map.get(name) {
+            None => Err(self.missing(name)),
+            Some(Value::Object(o)) => Ok(o),
+            Some(_) => Err(self.wrong(name, "an object")),
+        }
+    }
+
+    /// An optional array of strings.
+    pub fn opt_string_array(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.wrong(name, "an array")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(name, "an array")),
+        }
+    }
+}
+
+/// Parses a transport frame into a request object (454 bad JSON, 455 not an object).
+pub fn parse_request(text: &str) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidJson, format!("JSON error: on line {}: {}", e.line(), e))
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::new(ErrorCode::InvalidJsonObject, "JSON error: not an object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_errors_map_to_454_and_455() {
+        assert_eq!(parse_request("{nope").unwrap_err().code, ErrorCode::InvalidJson);
+        assert_eq!(parse_request("[1,2]").unwrap_err().code, ErrorCode::InvalidJsonObject);
+        assert!(parse_request("{\"janus\":\"ping\"}").is_ok());
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let v = json!({"transaction": 5, "body": "x", "n": -1, "flag": null});
+        let f = Fields::new(v.as_object().unwrap());
+        assert_eq!(f.string("transaction").unwrap_err().reason, "Invalid element type (transaction should be a string)");
+        assert_eq!(f.string("janus").unwrap_err().reason, "Missing mandatory element (janus)");
+        assert_eq!(f.object("body").unwrap_err().code, ErrorCode::InvalidElementType);
+        assert_eq!(f.opt_u64("n").unwrap_err().code, ErrorCode::InvalidElementType);
+        assert_eq!(f.opt_bool("flag").unwrap_err().code, ErrorCode::InvalidElementType);
+        let jsep = json!({"type":"offer"});
+        let j = Fields::with_context(jsep.as_object().unwrap(), "JSEP error: ");
+        assert_eq!(j.string("sdp").unwrap_err().reason, "JSEP error: missing mandatory element (sdp)");
+    }
+}

@@ -1,0 +1,348 @@
+//! Configuration: `conf/bifrons.toml` (every key documented there with its default),
+//! overridden by `BIFRONS_<SECTION>_<KEY>` environment variables.
+//!
+//! Unknown keys are refused so that a typo is reported by name instead of silently ignored.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "BIFRONS_";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// The whole configuration, one struct per section of `bifrons.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub general: GeneralConfig,
+    pub http: HttpConfig,
+    pub websocket: WebSocketConfig,
+    pub admin: AdminConfig,
+    pub ice: IceConfig,
+    pub dtls: DtlsConfig,
+    pub database: DatabaseConfig,
+    pub web: WebConfig,
+}
+
+/// `[general]`: sessions, authentication, logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneralConfig {
+    pub server_name: String,
+    pub session_timeout: u64,
+    pub reclaim_session_timeout: u64,
+    pub candidates_timeout: u64,
+    pub api_secret: String,
+    pub token_auth: bool,
+    pub log_level: String,
+    pub no_media_timer: u64,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        Self {
+            server_name: "Bifrons".into(),
+            session_timeout: 60,
+            reclaim_session_timeout: 0,
+            candidates_timeout: 45,
+            api_secret: String::new(),
+            token_auth: false,
+            log_level: "info".into(),
+            no_media_timer: 1,
+        }
+    }
+}
+
+/// `[http]`: the Janus API over HTTP (REST + long poll) and the demo pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub base_path: String,
+    pub allow_origin: String,
+    pub enforce_cors: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 8088,
+            base_path: "/janus".into(),
+            allow_origin: String::new(),
+            enforce_cors: false,
+        }
+    }
+}
+
+/// `[websocket]`: the Janus API over WebSocket (subprotocol `janus-protocol`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    pub enabled: bool,
+    pub bind: IpAddr,
+    pub port: u16,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self { enabled: true, bind: IpAddr::from([0, 0, 0, 0]), port: 8188 }
+    }
+}
+
+/// `[admin]`: the Admin API over HTTP and WebSocket (`janus-admin-protocol`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub bind: IpAddr,
+    pub http_enabled: bool,
+    pub http_port: u16,
+    pub base_path: String,
+    pub websocket_enabled: bool,
+    pub websocket_port: u16,
+    pub secret: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            http_enabled: true,
+            http_port: 7088,
+            base_path: "/admin".into(),
+            websocket_enabled: true,
+            websocket_port: 7188,
+            secret: String::new(),
+        }
+    }
+}
+
+/// Whether ICE gathers loopback host candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopbackMode {
+    /// Only when loopback is the only interface up (e.g. inside `unshare --net`).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// A TURN server and its credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnServer {
+    pub url: String,
+    pub username: String,
+    pub credential: String,
+}
+
+/// `[ice]`: candidate gathering, NAT traversal, trickle mode.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct IceConfig {
+    pub bind_addresses: Vec<IpAddr>,
+    pub loopback: LoopbackMode,
+    pub port_min: u16,
+    pub port_max: u16,
+    pub stun_servers: Vec<String>,
+    pub turn_servers: Vec<TurnServer>,
+    pub nat_1_1_mapping: Vec<IpAddr>,
+    pub ice_lite: bool,
+    pub full_trickle: bool,
+}
+
+/// `[dtls]`: the certificate used for DTLS-SRTP; self-signed and generated at start when empty.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DtlsConfig {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// `[database]`: the SQL registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://data/bifrons.db".into() }
+    }
+}
+
+/// `[web]`: demo pages served on the HTTP port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    pub demos: bool,
+    pub janus_js: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { demos: true, janus_js: "tests/e2e/node_modules/janus-gateway/html/demos/janus.js".into() }
+    }
+}
+
+const SECTIONS: &[&str] = &["general", "http", "websocket", "admin", "ice", "dtls", "database", "web"];
+
+impl Config {
+    /// Loads `path` (when given) and applies the process environment's overrides.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                (text, p.display().to_string())
+            }
+            None => (String::new(), "defaults".to_string()),
+        };
+        Self::from_sources(&text, &origin, std::env::vars())
+    }
+
+    /// Builds a configuration from TOML text and `(name, value)` environment pairs.
+    pub fn from_sources(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |origin: &str, message: String| ConfigError::Invalid { origin: origin.into(), message };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        let overrides: BTreeMap<String, String> = env.into_iter().collect();
+        for (name, value) in &overrides {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, key)) = rest.split_once('_') else { continue };
+            if !SECTIONS.contains(&section) {
+                continue;
+            }
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section_table) = entry.as_table_mut() else {
+                return Err(invalid(origin, format!("[{section}] must be a table")));
+            };
+            section_table.insert(key.to_string(), env_value(value));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(origin, e.to_string()))?;
+        config.validate().map_err(|m| invalid(origin, m))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.http.base_path.starts_with('/') {
+            return Err("http.base_path must start with '/'".into());
+        }
+        if !self.admin.base_path.starts_with('/') {
+            return Err("admin.base_path must start with '/'".into());
+        }
+        if self.ice.port_min > self.ice.port_max {
+            return Err("ice.port_min must not exceed ice.port_max".into());
+        }
+        if self.ice.port_min == 0 && self.ice.port_max != 0 {
+            return Err("ice.port_min must be set when ice.port_max is".into());
+        }
+        if self.http.enforce_cors && self.http.allow_origin.is_empty() {
+            return Err("http.enforce_cors needs http.allow_origin".into());
+        }
+        if self.dtls.cert_pem.is_empty() != self.dtls.key_pem.is_empty() {
+            return Err("dtls.cert_pem and dtls.key_pem go together".into());
+        }
+        crate::logging::parse_level(&self.general.log_level)
+            .ok_or_else(|| format!("general.log_level: unknown level '{}'", self.general.log_level))?;
+        for server in &self.ice.stun_servers {
+            if !server.starts_with("stun:") {
+                return Err(format!("ice.stun_servers: '{server}' must start with stun:"));
+            }
+        }
+        for server in &self.ice.turn_servers {
+            if !(server.url.starts_with("turn:") || server.url.starts_with("turns:")) {
+                return Err(format!("ice.turn_servers: '{}' must start with turn: or turns:", server.url));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are typed like TOML literals (numbers, booleans, arrays) and are strings otherwise.
+fn env_value(raw: &str) -> toml::Value {
+    let parsed: Result<toml::Table, _> = toml::from_str(&format!("v = {raw}"));
+    match parsed.ok().and_then(|mut t| t.remove("v")) {
+        Some(value) => value,
+        None => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_janus_ports() {
+        let c = Config::from_sources("", "t", env(&[])).unwrap();
+        assert_eq!((c.http.port, c.websocket.port, c.admin.http_port, c.admin.websocket_port), (8088, 8188, 7088, 7188));
+        assert_eq!(c.general.session_timeout, 60);
+        assert_eq!(c.database.url, "sqlite://data/bifrons.db");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = Config::from_sources(
+            "[http]\nport = 9000\n",
+            "t",
+            env(&[("BIFRONS_HTTP_PORT", "9100"), ("BIFRONS_DATABASE_URL", "postgres://x/y"), ("BIFRONS_BIN", "ignored")]),
+        )
+        .unwrap();
+        assert_eq!(c.http.port, 9100);
+        assert_eq!(c.database.url, "postgres://x/y");
+    }
+
+    #[test]
+    fn numeric_looking_secret_stays_usable() {
+        let c = Config::from_sources("", "t", env(&[("BIFRONS_GENERAL_API_SECRET", "s3cret")])).unwrap();
+        assert_eq!(c.general.api_secret, "s3cret");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_sources("[http]\nprot = 1\n", "bifrons.toml", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+        let err = Config::from_sources("", "t", env(&[("BIFRONS_HTTP_PROT", "1")])).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let err = Config::from_sources("[general]\nsession_timeout = \"soon\"\n", "t", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("session_timeout") || err.to_string().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_values_are_refused() {
+        assert!(Config::from_sources("[ice]\nport_min = 20000\nport_max = 10000\n", "t", env(&[])).is_err());
+        assert!(Config::from_sources("[general]\nlog_level = \"loud\"\n", "t", env(&[])).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! The media engine: one webrtc-rs API object (codecs, interceptors, ICE settings) and one
+//! DTLS certificate, shared by every PeerConnection of the process.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MediaEngine as RtcMediaEngine;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::{APIBuilder, API};
+use webrtc::dtls::crypto::Certificate as DtlsCertificate;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
+use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::certificate::RTCCertificate;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+
+use super::interfaces;
+use super::peer::{Peer, PeerListener};
+use crate::config::{DtlsConfig, IceConfig};
+
+/// Why a media operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    #[error("unexpected answer: no offer was sent")]
+    UnexpectedAnswer,
+    #[error("no PeerConnection")]
+    NoPeer,
+    #[error("DTLS certificate: {0}")]
+    Certificate(String),
+    #[error("WebRTC: {0}")]
+    Rtc(#[from] webrtc::Error),
+}
+
+/// Creates PeerConnections configured from `[ice]` and `[dtls]`.
+pub struct MediaEngine {
+    api: API,
+    ice_servers: Vec<RTCIceServer>,
+    certificate: RTCCertificate,
+    no_media_timer: Duration,
+    full_trickle: bool,
+}
+
+impl MediaEngine {
+    pub fn new(ice: &IceConfig, dtls: &DtlsConfig, no_media_timer: Duration) -> Result<Self, MediaError> {
+        let mut media = RtcMediaEngine::default();
+        media.register_default_codecs()?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+
+        let mut settings = SettingEngine::default();
+        let addresses = interfaces::local_addresses();
+        let loopback = interfaces::include_loopback(ice.loopback, &addresses);
+        settings.set_include_loopback_candidate(loopback);
+        settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+        settings.set_network_types(vec![NetworkType::Udp4, NetworkType::Udp6]);
+        if !ice.bind_addresses.is_empty() {
+            let allowed = ice.bind_addresses.clone();
+            settings.set_ip_filter(Box::new(move |ip| allowed.contains(&ip)));
+        }
+        if ice.port_min != 0 {
+            let range = EphemeralUDP::new(ice.port_min, ice.port_max).map_err(|e| MediaError::Rtc(e.into()))?;
+            settings.set_udp_network(UDPNetwork::Ephemeral(range));
+        }
+        if !ice.nat_1_1_mapping.is_empty() {
+            let ips = ice.nat_1_1_mapping.iter().map(|ip| ip.to_string()).collect();
+            settings.set_nat_1to1_ips(ips, RTCIceCandidateType::Host);
+        }
+        settings.set_lite(ice.ice_lite);
+        tracing::info!(loopback, addresses = ?addresses, "ICE host candidates");
+
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings)
+            .build();
+
+        let mut ice_servers: Vec<RTCIceServer> = ice
+            .stun_servers
+            .iter()
+            .map(|url| RTCIceServer { urls: vec![url.clone()], ..Default::default() })
+            .collect();
+        ice_servers.extend(ice.turn_servers.iter().map(|t| RTCIceServer {
+            urls: vec![t.url.clone()],
+            username: t.username.clone(),
+            credential: t.credential.clone(),
+        }));
+
+        Ok(Self {
+            api,
+            ice_servers,
+            certificate: load_certificate(dtls)?,
+            no_media_timer,
+            full_trickle: ice.full_trickle,
+        })
+    }
+
+    /// Whether local candidates are trickled to clients instead of being put in the SDP.
+    pub fn full_trickle(&self) -> bool {
+        self.full_trickle
+    }
+
+    /// A new PeerConnection whose events go to `listener`.
+    pub async fn create_peer(&self, listener: Arc<dyn PeerListener>) -> Result<Arc<Peer>, MediaError> {
+        let config = RTCConfiguration {
+            ice_servers: self.ice_servers.clone(),
+            certificates: vec![self.certificate.clone()],
+            ..Default::default()
+        };
+        let pc = self.api.new_peer_connection(config).await?;
+        Ok(Peer::start(Arc::new(pc), listener, self.no_media_timer, self.full_trickle))
+    }
+
+    /// The SHA-256 fingerprint clients will see in our SDPs.
+    pub fn fingerprint(&self) -> String {
+        self.certificate
+            .get_fingerprints()
+            .into_iter()
+            .next()
+            .map(|f| format!("{} {}", f.algorithm, f.value))
+            .unwrap_or_default()
+    }
+}
+
+/// Loads the configured certificate, or makes a self-signed one valid for a year; one
+/// certificate serves all PeerConnections, so no key is generated per call.
+fn load_certificate(dtls: &DtlsConfig) -> Result<RTCCertificate, MediaError> {
+    let err = |m: String| MediaError::Certificate(m);
+    let certificate = if dtls.cert_pem.is_empty() {
+        DtlsCertificate::generate_self_signed(vec!["bifrons".to_string()]).map_err(|e| err(e.to_string()))?
+    } else {
+        let read = |path: &str| std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")));
+        let key = pem::parse(read(&dtls.key_pem)?).map_err(|e| err(format!("{}: {e}", dtls.key_pem)))?;
+        if key.tag() != "PRIVATE KEY" {
+            return Err(err(format!("{}: expected a PKCS#8 'PRIVATE KEY', found '{}'", dtls.key_pem, key.tag())));
+        }
+        let certs = pem::parse_many(read(&dtls.cert_pem)?).map_err(|e| err(format!("{}: {e}", dtls.cert_pem)))?;
+        let mut blocks = vec![pem::Pem::new("PRIVATE_KEY", key.contents().to_vec())];
+        blocks.extend(certs.into_iter().filter(|c| c.tag() == "CERTIFICATE"));
+        DtlsCertificate::from_pem(&pem::encode_many(&blocks)).map_err(|e| err(e.to_string()))?
+    };
+    let expires = SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
+    Ok(RTCCertificate::from_existing(certificate, expires))
+}

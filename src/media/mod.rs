@@ -1,0 +1,22 @@
+//! The WebRTC media core: ICE, DTLS-SRTP, RTP/RTCP and data channels, on webrtc-rs.
+//!
+//! This module is the only place that imports webrtc-rs types; the rest of Bifrons speaks in
+//! the types of [`types`] (`RtpPacket`, `MediaKind`, `Jsep`...), so the engine can be replaced.
+
+mod codec_choice;
+mod engine;
+mod interfaces;
+mod peer;
+mod types;
+
+pub use engine::{MediaEngine, MediaError};
+pub use peer::{AnswerPlan, Peer, PeerListener};
+pub use types::*;
+
+/// Checks that an SDP parses, so a broken offer is refused before any plugin sees it.
+pub fn validate_sdp(sdp: &str) -> Result<(), String> {
+    let mut reader = std::io::Cursor::new(sdp.as_bytes());
+    webrtc::sdp::SessionDescription::unmarshal(&mut reader)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,459 @@
+//! One PeerConnection: negotiation, the receive loops that turn webrtc-rs callbacks into
+//! [`PeerListener`] calls, and one writer task that serialises everything we send.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use webrtc::data_channel::data_channel_message::DataChannelMessage;
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::sdp_type::RTCSdpType;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::signaling_state::RTCSignalingState;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
+use webrtc::track::track_remote::TrackRemote;
+
+use super::codec_choice::first_supported_codec;
+use super::engine::MediaError;
+use super::types::*;
+
+/// Receives what happens on a PeerConnection. Called from media tasks: must not block.
+pub trait PeerListener: Send + Sync {
+    /// ICE and DTLS are connected.
+    fn on_connected(&self);
+    /// Media of `kind` started (`true`) or stopped (`false`) arriving on `mid`.
+    fn on_media(&self, kind: MediaKind, mid: &str, receiving: bool);
+    fn on_rtp(&self, kind: MediaKind, packet: RtpPacket);
+    fn on_rtcp(&self, kind: MediaKind, feedback: RtcpFeedback);
+    fn on_data(&self, label: &str, message: DataMessage);
+    /// A local candidate to trickle (full-trickle mode only); `None` once gathering is over.
+    fn on_local_candidate(&self, candidate: LocalCandidate);
+    /// The connection failed; `reason` is a Janus hangup reason.
+    fn on_failed(&self, reason: &'static str);
+}
+
+/// What the answer should send back: one outgoing track per kind marked `true`, in the
+/// codec the offer prefers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnswerPlan {
+    pub send_audio: bool,
+    pub send_video: bool,
+}
+
+enum Outbound {
+    Rtp(MediaKind, RtpPacket),
+    KeyframeRequest,
+    Remb(u64),
+    Data(String, DataMessage),
+}
+
+/// Per-kind receive activity, for the `media` receiving/stopped events.
+#[derive(Default)]
+struct Activity {
+    last_packet_ms: AtomicU64,
+    receiving: AtomicBool,
+    mid: Mutex<String>,
+}
+
+struct Shared {
+    tracks: [RwLock<Option<Arc<TrackLocalStaticRTP>>>; 2],
+    remote_ssrc: [AtomicU32; 2],
+    channels: Mutex<HashMap<String, Arc<RTCDataChannel>>>,
+    activity: [Activity; 2],
+    started: Instant,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// A PeerConnection owned by one handle.
+pub struct Peer {
+    pc: Arc<RTCPeerConnection>,
+    shared: Arc<Shared>,
+    outbound: mpsc::Sender<Outbound>,
+    listener: Weak<dyn PeerListener>,
+    full_trickle: bool,
+}
+
+const OUTBOUND_QUEUE: usize = 1024;
+
+impl Peer {
+    /// Wires callbacks and starts the writer and activity tasks.
+    pub(super) fn start(
+        pc: Arc<RTCPeerConnection>,
+        listener: Arc<dyn PeerListener>,
+        no_media_timer: Duration,
+        full_trickle: bool,
+    ) -> Arc<Self> {
+        let shared = Arc::new(Shared {
+            tracks: Default::default(),
+            remote_ssrc: Default::default(),
+            channels: Mutex::new(HashMap::new()),
+            activity: Default::default(),
+            started: Instant::now(),
+            closed: AtomicBool::new(false),
+        });
+        let listener_weak = Arc::downgrade(&listener);
+        let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let peer = Arc::new(Self { pc: pc.clone(), shared: shared.clone(), outbound, listener: listener_weak, full_trickle });
+        peer.watch_state();
+        peer.watch_tracks();
+        peer.watch_data_channels();
+        if full_trickle {
+            peer.watch_candidates();
+        }
+        tokio::spawn(write_loop(pc, shared.clone(), rx));
+        tokio::spawn(activity_loop(shared, peer.listener.clone(), no_media_timer));
+        peer
+    }
+
+    fn watch_state(&self) {
+        let listener = self.listener.clone();
+        let shared = self.shared.clone();
+        self.pc.on_peer_connection_state_change(Box::new(move |state| {
+            let listener = listener.clone();
+            let shared = shared.clone();
+            Box::pin(async move {
+                tracing::debug!(?state, "PeerConnection state");
+                if shared.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let Some(l) = listener.upgrade() else { return };
+                match state {
+                    RTCPeerConnectionState::Connected => l.on_connected(),
+                    RTCPeerConnectionState::Failed => l.on_failed("ICE failed"),
+                    _ => {}
+                }
+            })
+        }));
+    }
+
+    fn watch_tracks(&self) {
+        let listener = self.listener.clone();
+        let shared = self.shared.clone();
+        self.pc.on_track(Box::new(move |track, _receiver, transceiver| {
+            let listener = listener.clone();
+            let shared = shared.clone();
+            Box::pin(async move {
+                let kind = match track.kind() {
+                    RTPCodecType::Audio => MediaKind::Audio,
+                    RTPCodecType::Video => MediaKind::Video,
+                    _ => return,
+                };
+                let mid = transceiver.mid().map(|m| m.to_string()).unwrap_or_default();
+                *shared.activity[kind.index()].mid.lock().unwrap_or_else(|e| e.into_inner()) = mid;
+                shared.remote_ssrc[kind.index()].store(track.ssrc(), Ordering::Relaxed);
+                tokio::spawn(read_rtp_loop(track, kind, shared, listener));
+            })
+        }));
+    }
+
+    fn watch_data_channels(&self) {
+        let listener = self.listener.clone();
+        let shared = self.shared.clone();
+        self.pc.on_data_channel(Box::new(move |channel: Arc<RTCDataChannel>| {
+            let listener = listener.clone();
+            let shared = shared.clone();
+            Box::pin(async move {
+                let label = channel.label().to_string();
+                shared.channels.lock().unwrap_or_else(|e| e.into_inner()).insert(label.clone(), channel.clone());
+                channel.on_message(Box::new(move |message: DataChannelMessage| {
+                    let listener = listener.clone();
+                    let label = label.clone();
+                    Box::pin(async move {
+                        let Some(l) = listener.upgrade() else { return };
+                        let message = if message.is_string {
+                            DataMessage::Text(String::from_utf8_lossy(&message.data).into_owned())
+                        } else {
+                            DataMessage::Binary(message.data)
+                        };
+                        l.on_data(&label, message);
+                    })
+                }));
+            })
+        }));
+    }
+
+    fn watch_candidates(&self) {
+        let listener = self.listener.clone();
+        self.pc.on_ice_candidate(Box::new(move |candidate: Option<RTCIceCandidate>| {
+            let listener = listener.clone();
+            Box::pin(async move {
+                let Some(l) = listener.upgrade() else { return };
+                let local = match candidate.map(|c| c.to_json()) {
+                    Some(Ok(init)) => Some(RemoteCandidate {
+                        candidate: init.candidate,
+                        sdp_mid: init.sdp_mid,
+                        sdp_mline_index: init.sdp_mline_index,
+                    }),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot serialise local candidate");
+                        return;
+                    }
+                    None => None,
+                };
+                l.on_local_candidate(local);
+            })
+        }));
+    }
+
+    /// Applies a remote offer and returns our answer (with our candidates unless full-trickle).
+    pub async fn answer(&self, offer: &Jsep, plan: AnswerPlan) -> Result<Jsep, MediaError> {
+        // Outgoing tracks go in before the offer is applied: webrtc-rs then pairs each offered
+        // m-line with our transceiver of the same kind, and the answer comes out sendrecv.
+        for (kind, wanted) in [(MediaKind::Audio, plan.send_audio), (MediaKind::Video, plan.send_video)] {
+            if wanted {
+                self.add_outgoing_track(kind, &offer.sdp).await?;
+            }
+        }
+        let description =
+            RTCSessionDescription::offer(offer.sdp.clone()).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        self.pc.set_remote_description(description).await.map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let answer = self.pc.create_answer(None).await?;
+        let mut gathered = self.pc.gathering_complete_promise().await;
+        self.pc.set_local_description(answer).await?;
+        if !self.full_trickle {
+            let _ = gathered.recv().await;
+        }
+        let local = self.pc.local_description().await.ok_or(MediaError::NoPeer)?;
+        tracing::debug!(sdp = %local.sdp, "local answer");
+        Ok(Jsep::answer(local.sdp))
+    }
+
+    /// Applies the client's answer to an offer we made.
+    pub async fn accept_answer(&self, answer: &Jsep) -> Result<(), MediaError> {
+        if self.pc.signaling_state() != RTCSignalingState::HaveLocalOffer {
+            return Err(MediaError::UnexpectedAnswer);
+        }
+        let mut description = RTCSessionDescription::default();
+        description.sdp_type = RTCSdpType::Answer;
+        description.sdp = answer.sdp.clone();
+        self.pc.set_remote_description(description).await.map_err(|e| MediaError::InvalidSdp(e.to_string()))
+    }
+
+    /// Whether a remote description is set, i.e. remote candidates can be applied.
+    pub async fn has_remote_description(&self) -> bool {
+        self.pc.remote_description().await.is_some()
+    }
+
+    /// Adds a trickled remote candidate.
+    pub async fn add_remote_candidate(&self, candidate: RemoteCandidate) -> Result<(), MediaError> {
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: None,
+        };
+        self.pc.add_ice_candidate(init).await.map_err(MediaError::from)
+    }
+
+    async fn add_outgoing_track(&self, kind: MediaKind, offer_sdp: &str) -> Result<(), MediaError> {
+        if self.shared.tracks[kind.index()].read().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return Ok(());
+        }
+        let Some(codec) = first_supported_codec(offer_sdp, kind) else { return Ok(()) };
+        let capability = RTCRtpCodecCapability {
+            mime_type: codec.mime_type,
+            clock_rate: codec.clock_rate,
+            channels: codec.channels,
+            sdp_fmtp_line: codec.fmtp,
+            rtcp_feedback: vec![],
+        };
+        let track = Arc::new(TrackLocalStaticRTP::new(capability, kind.as_str().to_string(), "bifrons".to_string()));
+        let sender = self.pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
+        *self.shared.tracks[kind.index()].write().unwrap_or_else(|e| e.into_inner()) = Some(track);
+        tokio::spawn(read_rtcp_loop(sender, kind, self.listener.clone()));
+        Ok(())
+    }
+
+    /// Queues an RTP packet for the outgoing track of `kind`; dropped when the queue is full
+    /// (the receiver's NACK/PLI recovers, and a slow peer must not stall the sender).
+    pub fn send_rtp(&self, kind: MediaKind, packet: RtpPacket) {
+        let _ = self.outbound.try_send(Outbound::Rtp(kind, packet));
+    }
+
+    /// Asks the remote sender for a video keyframe (PLI).
+    pub fn request_keyframe(&self) {
+        let _ = self.outbound.try_send(Outbound::KeyframeRequest);
+    }
+
+    /// Caps the remote sender's bitrate (REMB), bits per second.
+    pub fn send_remb(&self, bitrate: u64) {
+        let _ = self.outbound.try_send(Outbound::Remb(bitrate));
+    }
+
+    /// Sends a message on the data channel `label`.
+    pub fn send_data(&self, label: &str, message: DataMessage) {
+        let _ = self.outbound.try_send(Outbound::Data(label.to_string(), message));
+    }
+
+    /// Whether the first packet of `kind` has arrived and media is still flowing.
+    pub fn receiving(&self, kind: MediaKind) -> bool {
+        self.shared.activity[kind.index()].receiving.load(Ordering::Relaxed)
+    }
+
+    /// Current ICE/DTLS/PeerConnection state names, for the Admin API.
+    pub fn state_summary(&self) -> (String, String, String) {
+        (
+            self.pc.ice_connection_state().to_string(),
+            self.pc.connection_state().to_string(),
+            self.pc.signaling_state().to_string(),
+        )
+    }
+
+    /// Local and remote SDPs, for the Admin API.
+    pub async fn sdps(&self) -> (Option<String>, Option<String>) {
+        (
+            self.pc.local_description().await.map(|d| d.sdp),
+            self.pc.remote_description().await.map(|d| d.sdp),
+        )
+    }
+
+    /// Closes the PeerConnection; no listener call follows.
+    pub async fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(error = %e, "closing PeerConnection");
+        }
+    }
+}
+
+async fn read_rtp_loop(track: Arc<TrackRemote>, kind: MediaKind, shared: Arc<Shared>, listener: Weak<dyn PeerListener>) {
+    let activity = &shared.activity[kind.index()];
+    while let Ok((packet, _)) = track.read_rtp().await {
+        if shared.closed.load(Ordering::Acquire) {
+            break;
+        }
+        let Some(l) = listener.upgrade() else { break };
+        activity.last_packet_ms.store(shared.elapsed_ms(), Ordering::Relaxed);
+        if !activity.receiving.swap(true, Ordering::AcqRel) {
+            let mid = activity.mid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            l.on_media(kind, &mid, true);
+        }
+        l.on_rtp(
+            kind,
+            RtpPacket {
+                payload_type: packet.header.payload_type,
+                sequence_number: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                ssrc: packet.header.ssrc,
+                marker: packet.header.marker,
+                payload: packet.payload,
+            },
+        );
+    }
+}
+
+async fn read_rtcp_loop(sender: Arc<RTCRtpSender>, kind: MediaKind, listener: Weak<dyn PeerListener>) {
+    while let Ok((packets, _)) = sender.read_rtcp().await {
+        let Some(l) = listener.upgrade() else { break };
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
+                || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
+            {
+                l.on_rtcp(kind, RtcpFeedback::KeyframeRequest);
+            } else if let Some(remb) =
+                any.downcast_ref::<rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate>()
+            {
+                l.on_rtcp(kind, RtcpFeedback::Remb(remb.bitrate as u64));
+            }
+        }
+    }
+}
+
+async fn write_loop(pc: Arc<RTCPeerConnection>, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outbound>) {
+    while let Some(item) = rx.recv().await {
+        if shared.closed.load(Ordering::Acquire) {
+            break;
+        }
+        match item {
+            Outbound::Rtp(kind, p) => {
+                let track = shared.tracks[kind.index()].read().unwrap_or_else(|e| e.into_inner()).clone();
+                let Some(track) = track else { continue };
+                let packet = webrtc::rtp::packet::Packet {
+                    header: webrtc::rtp::header::Header {
+                        version: 2,
+                        marker: p.marker,
+                        payload_type: p.payload_type,
+                        sequence_number: p.sequence_number,
+                        timestamp: p.timestamp,
+                        ssrc: p.ssrc,
+                        ..Default::default()
+                    },
+                    payload: p.payload,
+                };
+                if let Err(e) = track.write_rtp(&packet).await {
+                    tracing::debug!(error = %e, "RTP write");
+                }
+            }
+            Outbound::KeyframeRequest => {
+                let ssrc = shared.remote_ssrc[MediaKind::Video.index()].load(Ordering::Relaxed);
+                if ssrc != 0 {
+                    let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+                    let _ = pc.write_rtcp(&[Box::new(pli)]).await;
+                }
+            }
+            Outbound::Remb(bitrate) => {
+                let ssrcs: Vec<u32> =
+                    shared.remote_ssrc.iter().map(|s| s.load(Ordering::Relaxed)).filter(|s| *s != 0).collect();
+                if !ssrcs.is_empty() {
+                    let remb = rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate {
+                        sender_ssrc: 0,
+                        bitrate: bitrate as f32,
+                        ssrcs,
+                    };
+                    let _ = pc.write_rtcp(&[Box::new(remb)]).await;
+                }
+            }
+            Outbound::Data(label, message) => {
+                let channel = shared.channels.lock().unwrap_or_else(|e| e.into_inner()).get(&label).cloned();
+                let Some(channel) = channel else { continue };
+                let result = match message {
+                    DataMessage::Text(text) => channel.send_text(text).await,
+                    DataMessage::Binary(data) => channel.send(&data).await,
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, label, "data channel send");
+                }
+            }
+        }
+    }
+}
+
+/// Declares media stopped after `no_media_timer` without packets, and started again on the
+/// next packet (the receive loop flips it back).
+async fn activity_loop(shared: Arc<Shared>, listener: Weak<dyn PeerListener>, no_media_timer: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let limit = no_media_timer.as_millis() as u64;
+    loop {
+        tick.tick().await;
+        if shared.closed.load(Ordering::Acquire) {
+            break;
+        }
+        let Some(l) = listener.upgrade() else { break };
+        let now = shared.elapsed_ms();
+        for kind in MediaKind::ALL {
+            let activity = &shared.activity[kind.index()];
+            let silent = now.saturating_sub(activity.last_packet_ms.load(Ordering::Relaxed)) > limit;
+            if silent && activity.receiving.swap(false, Ordering::AcqRel) {
+                let mid = activity.mid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                l.on_media(kind, &mid, false);
+            }
+        }
+    }
+}

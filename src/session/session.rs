@@ -1,0 +1,236 @@
+//! A Janus session: its handles, its activity clock and where its events go.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use super::handle::Handle;
+use super::ids::{HandleId, SessionId};
+use crate::plugins::EventTarget;
+
+/// Where a session's events are delivered.
+#[derive(Clone)]
+pub enum Sink {
+    /// Kept in the session's queue for HTTP long polls (or until a `claim`).
+    Queue,
+    /// Pushed on a WebSocket connection.
+    Socket { connection: u64, tx: mpsc::UnboundedSender<Value> },
+}
+
+/// Events kept for a session with no long poll pending; beyond this the oldest are dropped.
+const MAX_QUEUED_EVENTS: usize = 1000;
+
+/// A Janus session.
+pub struct Session {
+    pub id: SessionId,
+    pub created: Instant,
+    last_activity: Mutex<Instant>,
+    /// Per-session timeout (Admin API): `None` uses the global one, `Some(0)` never expires.
+    timeout_override: Mutex<Option<u64>>,
+    handles: Mutex<HashMap<HandleId, Arc<Handle>>>,
+    sink: Mutex<Sink>,
+    queue: Mutex<VecDeque<Value>>,
+    notify: Notify,
+    transport: Mutex<&'static str>,
+    destroyed: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Session {
+    pub fn new(id: SessionId, sink: Sink, transport: &'static str, now: Instant) -> Self {
+        Self {
+            id,
+            created: now,
+            last_activity: Mutex::new(now),
+            timeout_override: Mutex::new(None),
+            handles: Mutex::new(HashMap::new()),
+            sink: Mutex::new(sink),
+            queue: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+            transport: Mutex::new(transport),
+            destroyed: AtomicBool::new(false),
+        }
+    }
+
+    /// Any accepted request keeps the session alive.
+    pub fn touch(&self, now: Instant) {
+        *lock(&self.last_activity) = now;
+    }
+
+    pub fn last_activity(&self) -> Instant {
+        *lock(&self.last_activity)
+    }
+
+    pub fn set_timeout_override(&self, timeout: Option<u64>) {
+        *lock(&self.timeout_override) = timeout;
+    }
+
+    /// The timeout in force given the global one; 0 means never.
+    pub fn timeout(&self, global: u64) -> u64 {
+        lock(&self.timeout_override).unwrap_or(global)
+    }
+
+    /// Whether the session has been idle longer than its timeout at `now`.
+    pub fn is_expired(&self, global_timeout: u64, now: Instant) -> bool {
+        let timeout = self.timeout(global_timeout);
+        timeout != 0 && now.saturating_duration_since(self.last_activity()) >= Duration::from_secs(timeout)
+    }
+
+    pub fn transport(&self) -> &'static str {
+        *lock(&self.transport)
+    }
+
+    /// Sends future events to `sink`, flushing what was queued meanwhile (used by `claim`).
+    pub fn rebind(&self, sink: Sink, transport: &'static str) {
+        let queued: Vec<Value> = lock(&self.queue).drain(..).collect();
+        *lock(&self.transport) = transport;
+        *lock(&self.sink) = sink;
+        for event in queued {
+            self.push(event);
+        }
+    }
+
+    /// The connection the session is bound to, if a WebSocket.
+    pub fn connection(&self) -> Option<u64> {
+        match &*lock(&self.sink) {
+            Sink::Socket { connection, .. } => Some(*connection),
+            Sink::Queue => None,
+        }
+    }
+
+    /// Detaches the session from a closed socket so that its events queue up until a `claim`.
+    pub fn unbind_connection(&self, connection: u64) {
+        let mut sink = lock(&self.sink);
+        if matches!(&*sink, Sink::Socket { connection: c, .. } if *c == connection) {
+            *sink = Sink::Queue;
+        }
+    }
+
+    /// Up to `max` queued events, waiting at most `hold` for the first one.
+    pub async fn poll_events(&self, max: usize, hold: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + hold;
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut queue = lock(&self.queue);
+                if !queue.is_empty() {
+                    let n = max.min(queue.len());
+                    return queue.drain(..n).collect();
+                }
+            }
+            if self.is_destroyed() || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+
+    pub fn add_handle(&self, handle: Arc<Handle>) {
+        lock(&self.handles).insert(handle.id, handle);
+    }
+
+    pub fn handle(&self, id: HandleId) -> Option<Arc<Handle>> {
+        lock(&self.handles).get(&id).cloned()
+    }
+
+    pub fn remove_handle(&self, id: HandleId) -> Option<Arc<Handle>> {
+        lock(&self.handles).remove(&id)
+    }
+
+    pub fn handle_ids(&self) -> Vec<HandleId> {
+        lock(&self.handles).keys().copied().collect()
+    }
+
+    /// Removes and returns every handle (session teardown).
+    pub fn take_handles(&self) -> Vec<Arc<Handle>> {
+        lock(&self.handles).drain().map(|(_, h)| h).collect()
+    }
+
+    pub fn mark_destroyed(&self) -> bool {
+        let first = !self.destroyed.swap(true, Ordering::AcqRel);
+        self.notify.notify_waiters();
+        first
+    }
+
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
+    }
+}
+
+impl EventTarget for Session {
+    fn push(&self, event: Value) {
+        let sink = lock(&self.sink).clone();
+        if let Sink::Socket { tx, .. } = sink {
+            if tx.send(event.clone()).is_ok() {
+                return;
+            }
+        }
+        let mut queue = lock(&self.queue);
+        if queue.len() >= MAX_QUEUED_EVENTS {
+            queue.pop_front();
+        }
+        queue.push_back(event);
+        drop(queue);
+        self.notify.notify_one();
+    }
+
+    fn session_id(&self) -> SessionId {
+        self.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test(start_paused = true)]
+    async fn expires_only_after_idle_timeout_and_touch_refreshes() {
+        let start = Instant::now();
+        let s = Session::new(SessionId(1), Sink::Queue, "http", start);
+        assert!(!s.is_expired(60, start + Duration::from_secs(59)));
+        assert!(s.is_expired(60, start + Duration::from_secs(60)));
+        s.touch(start + Duration::from_secs(30));
+        assert!(!s.is_expired(60, start + Duration::from_secs(60)));
+        s.set_timeout_override(Some(0));
+        assert!(!s.is_expired(60, start + Duration::from_secs(10_000)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_poll_returns_queued_events_or_times_out() {
+        let s = Arc::new(Session::new(SessionId(1), Sink::Queue, "http", Instant::now()));
+        assert!(s.poll_events(1, Duration::from_secs(30)).await.is_empty());
+        s.push(json!({"n":1}));
+        s.push(json!({"n":2}));
+        s.push(json!({"n":3}));
+        assert_eq!(s.poll_events(2, Duration::from_secs(30)).await.len(), 2);
+        assert_eq!(s.poll_events(10, Duration::from_secs(30)).await, vec![json!({"n":3})]);
+        let waiter = tokio::spawn({
+            let s = s.clone();
+            async move { s.poll_events(10, Duration::from_secs(30)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        s.push(json!({"late":true}));
+        assert_eq!(waiter.await.unwrap(), vec![json!({"late":true})]);
+    }
+
+    #[tokio::test]
+    async fn socket_sink_receives_and_claim_flushes_queue() {
+        let s = Session::new(SessionId(7), Sink::Queue, "http", Instant::now());
+        s.push(json!({"queued":true}));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        s.rebind(Sink::Socket { connection: 3, tx }, "ws");
+        assert_eq!(rx.recv().await.unwrap(), json!({"queued":true}));
+        s.push(json!({"live":true}));
+        assert_eq!(rx.recv().await.unwrap(), json!({"live":true}));
+        s.unbind_connection(3);
+        assert_eq!(s.connection(), None);
+    }
+}

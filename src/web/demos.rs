@@ -1,0 +1,35 @@
+//! Demo pages on the HTTP port: `/` lists them, `/demos/echotest.html` runs the echo test
+//! with janus.js, served from the file `[web] janus_js` names.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::config::WebConfig;
+
+const INDEX: &str = include_str!("pages/index.html");
+const ECHOTEST: &str = include_str!("pages/echotest.html");
+
+fn html(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+/// Serves a demo path, or 404.
+pub async fn serve(config: &WebConfig, path: &str) -> Response {
+    match path {
+        "/" | "/demos" | "/demos/" | "/demos/index.html" => html(INDEX),
+        "/demos/echotest.html" => html(ECHOTEST),
+        "/demos/janus.js" => match tokio::fs::read(&config.janus_js).await {
+            Ok(bytes) => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], bytes).into_response(),
+            Err(e) => (
+                StatusCode::NOT_FOUND,
+                format!(
+                    "janus.js not found at '{}' ({e}). Install it with `npm ci --prefix tests/e2e`, \
+                     or point [web] janus_js at a copy of janus.js.",
+                    config.janus_js
+                ),
+            )
+                .into_response(),
+        },
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
