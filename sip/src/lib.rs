@@ -10,6 +10,7 @@ pub mod digest;
 pub mod dtmf;
 pub mod error;
 pub mod g711;
+pub mod media;
 pub mod message;
 pub mod rtp;
 pub mod sdp;

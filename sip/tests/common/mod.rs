@@ -131,7 +131,7 @@ request_route {{
         if (!save("location")) {{ sl_reply_error(); }}
         exit;
     }}
-    if (is_method("INVITE|MESSAGE") && from_uri==myself) {{
+    if (is_method("INVITE|MESSAGE") && $fd == "127.0.0.1") {{
         if (!pv_proxy_authenticate("$fd", "$var(pw)", "0")) {{
             proxy_challenge("$fd", "1");
             exit;
