@@ -11,6 +11,10 @@ use rsip::{Header, Headers, SipMessage};
 /// Largest message accepted from the network; bigger datagrams or TCP frames are refused.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// Longest single header line accepted: real headers are far shorter, and a cap keeps a
+/// hostile peer from making every later lookup scan megabytes.
+pub const MAX_HEADER_LINE: usize = 8 * 1024;
+
 /// Why a message from the network was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
@@ -26,6 +30,9 @@ pub enum ParseError {
     /// `rsip` refused the start line or a header.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// One header line is longer than [`MAX_HEADER_LINE`].
+    #[error("header line of {0} bytes exceeds the limit")]
+    HeaderTooLong(usize),
     /// A header every request or response must carry is absent or unreadable.
     #[error("missing or invalid {0} header")]
     MissingHeader(&'static str),
@@ -147,6 +154,9 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     let end = find(bytes, b"\r\n\r\n").ok_or(ParseError::NoHeaderEnd)?;
     let head = &bytes[..end + 4];
     let rest = &bytes[end + 4..];
+    if let Some(long) = head.split(|&b| b == b'\n').map(|l| l.len()).find(|&n| n > MAX_HEADER_LINE) {
+        return Err(ParseError::HeaderTooLong(long));
+    }
     let body_len = match raw_header_lines(head).into_iter().find(|(n, _)| n == "content-length") {
         Some((_, v)) => {
             let n = v.parse::<usize>().map_err(|_| ParseError::BadContentLength(v.clone()))?;
