@@ -171,3 +171,51 @@ async fn hold_and_unhold_reinvites_stop_and_restart_remote_media_and_dtmf_reache
     call.hangup().await.unwrap();
     assert_eq!(rtp.stats().foreign.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_183_with_sdp_reaches_baresip_before_answer() {
+    let k = Kamailio::start("MD5");
+    let bob = Baresip::start_mode(&k, "bob", 900.0, "early");
+    let (ua, _ev) = registered_ua(&k, "alice").await;
+    let mut call = ua.call(&k.uri("bob"), None).await.unwrap();
+    wait_event(&mut call, |e| *e == CallEvent::Ringing { early_media: true }).await;
+    let rtp = call.rtp().unwrap().clone();
+    let tone = Wav::tone(8000, 300.0, 1.0, 0.3).samples;
+    let player = tokio::spawn(async move { play_ulaw(&rtp, &tone, Duration::from_secs(1)).await });
+    // baresip's early mode answers 183 with SDP and receives (but does not send) early media:
+    // it must see our RTP before any 200 OK.
+    let log = bob.wait_for_log("incoming rtp for 'audio' established", Duration::from_secs(5));
+    let _ = player.await;
+    assert!(log.is_some(), "baresip got no early media; log:\n{}", bob.log());
+    assert!(!bob.log().contains("call established"), "the call must still be early");
+    call.hangup().await.unwrap();
+    wait_event(&mut call, |e| *e == CallEvent::Ended(EndReason::Cancelled)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_302_is_followed_to_the_new_target() {
+    let k = Kamailio::start("MD5");
+    let _bob = Baresip::start(&k, "bob", 1000.0, true);
+    let (ua, _ev) = registered_ua(&k, "alice").await;
+    let mut call = ua.call(&k.uri("forward"), None).await.unwrap();
+    let e = wait_event(&mut call, |e| matches!(e, CallEvent::Redirected { .. })).await;
+    assert!(matches!(&e, CallEvent::Redirected { target } if target.contains("bob")), "{e:?}");
+    wait_event(&mut call, |e| *e == CallEvent::Answered).await;
+    call.hangup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc4733_dtmf_from_baresip_is_received() {
+    let k = Kamailio::start("MD5");
+    let bob = Baresip::start(&k, "bob", 1000.0, true);
+    let (ua, _ev) = registered_ua(&k, "alice").await;
+    let mut call = ua.call(&k.uri("bob"), None).await.unwrap();
+    wait_event(&mut call, |e| *e == CallEvent::Answered).await;
+    let rtp = call.rtp().unwrap().clone();
+    let rec = tokio::spawn(async move { record_ulaw(&rtp, Duration::from_secs(3)).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bob.command("sndcode", "3");
+    let rec = rec.await.unwrap();
+    assert_eq!(rec.dtmf, vec!['3'], "baresip log:\n{}", bob.log());
+    call.hangup().await.unwrap();
+}

@@ -46,6 +46,19 @@ async fn wrong_password_is_a_typed_auth_failure() {
 #[tokio::test]
 async fn register_with_sha256_digest() {
     let k = Kamailio::start("SHA-256");
+    // The challenge really asks for SHA-256.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "REGISTER sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKsha\r\nFrom: <sip:bob@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: sha\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        p = k.port,
+        l = probe.local_addr().unwrap()
+    );
+    probe.send_to(req.as_bytes(), ("127.0.0.1", k.port)).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = probe.recv_from(&mut buf).unwrap();
+    let challenge = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(challenge.starts_with("SIP/2.0 401") && challenge.contains("algorithm=SHA-256"), "{challenge}");
     let (ua, _ev) = Ua::start(UaConfig::default()).await.unwrap();
     assert_eq!(ua.register(account(&k, "bob", "bobpw", 60)).await.expect("registered"), 60);
 }
@@ -67,4 +80,24 @@ async fn registrar_timeout_is_reported() {
     let acct = Account { registrar: format!("sip:127.0.0.1:{port}"), user: "x".into(), password: "y".into(), domain: None, expires: 60 };
     let err = ua.register(acct).await.expect_err("must time out");
     assert!(matches!(err, SipError::Timeout), "{err:?}");
+}
+
+#[tokio::test]
+async fn forbidden_account_is_a_typed_failure() {
+    let k = Kamailio::start("MD5");
+    let (ua, _ev) = Ua::start(UaConfig::default()).await.unwrap();
+    let err = ua.register(account(&k, "mallory", "x", 60)).await.expect_err("403");
+    assert!(matches!(err, SipError::Auth(AuthFailure::Forbidden)), "{err:?}");
+}
+
+#[tokio::test]
+async fn udp_keepalive_sends_options_to_the_registrar() {
+    let k = Kamailio::start("MD5");
+    let cfg = UaConfig { keepalive: Some(Duration::from_millis(300)), ..UaConfig::default() };
+    let (ua, _ev) = Ua::start(cfg).await.unwrap();
+    ua.register(account(&k, "alice", "alicepw", 60)).await.expect("registered");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n = k.log().matches("REQ OPTIONS").count();
+    // One probe came from the test harness's readiness check.
+    assert!(n >= 3, "expected keep-alive OPTIONS, kamailio saw {n}");
 }

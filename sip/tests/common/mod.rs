@@ -63,6 +63,10 @@ pub struct Kamailio {
 impl Drop for Kamailio {
     fn drop(&mut self) {
         kill(&mut self.child);
+        // Keep the logs of a failed test for diagnosis.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -119,6 +123,12 @@ request_route {{
     if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
     t_check_trans();
     if (is_method("OPTIONS") && uri==myself && $rU==$null) {{ sl_send_reply("200", "Keepalive"); exit; }}
+    if ($fU == "mallory") {{ sl_send_reply("403", "Forbidden"); exit; }}
+    if (is_method("INVITE") && $rU == "forward") {{
+        append_to_reply("Contact: <sip:bob@127.0.0.1:{port}>\r\n");
+        sl_send_reply("302", "Moved Temporarily");
+        exit;
+    }}
     $var(u) = $au;
     $var(pw) = "";
 {pw}
@@ -210,17 +220,24 @@ pub struct Baresip {
 impl Drop for Baresip {
     fn drop(&mut self) {
         kill(&mut self.child);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
 impl Baresip {
     /// Starts baresip; `answer` sets auto-answer; `dtmf_info` makes it use INFO for DTMF.
     pub fn start(k: &Kamailio, user: &str, tone_hz: f64, answer: bool) -> Baresip {
+        Self::start_mode(k, user, tone_hz, if answer { "auto" } else { "manual" })
+    }
+
+    /// Starts baresip with an explicit answer mode: "auto", "manual" or "early" (183 + media).
+    pub fn start_mode(k: &Kamailio, user: &str, tone_hz: f64, mode: &str) -> Baresip {
         let dir = tempdir(&format!("baresip-{user}"));
         let (sip_port, ctrl_port) = (free_port(), free_port());
         Wav::tone(8000, tone_hz, 30.0, 0.3).write(std::fs::File::create(dir.join("tone.wav")).expect("tone")).expect("write tone");
         let pass = USERS.iter().find(|(u, _)| *u == user).map(|(_, p)| *p).unwrap_or("x");
-        let mode = if answer { "auto" } else { "manual" };
         std::fs::write(
             dir.join("accounts"),
             format!("<sip:{user}@127.0.0.1:{}>;auth_pass={pass};regint=600;answermode={mode};audio_codecs=PCMU;mediaenc=;medianat=\n", k.port),
@@ -229,7 +246,7 @@ impl Baresip {
         std::fs::write(
             dir.join("config"),
             format!(
-                "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nsip_trans_def udp\naudio_player alsa,null\naudio_source aufile,{tone}\naudio_alert alsa,null\naudio_srate 8000\naudio_channels 1\nrtp_ports 40000-49999\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nsnd_path {dir}\n",
+                "poll_method epoll\nnet_interface 127.0.0.1\nsip_listen 127.0.0.1:{sip_port}\nsip_trans_def udp\naudio_player alsa,null\naudio_source aufile,{tone}\naudio_alert alsa,null\naudio_srate 8000\naudio_channels 1\nrtp_ports 40000-49999\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nsnd_path {dir}\n",
                 tone = dir.join("tone.wav").display(),
                 dir = dir.display()
             ),
