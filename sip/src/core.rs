@@ -211,7 +211,11 @@ fn split_list(values: &[String]) -> Vec<String> {
 }
 
 fn reason_of(resp: &rsip::Response) -> String {
-    resp.status_code.to_string().split_once(' ').map(|(_, r)| r.to_string()).unwrap_or_default()
+    // rsip keeps the phrase only for codes it does not know; fall back to the RFC phrase.
+    match &resp.status_code {
+        rsip::StatusCode::Other(_, r) => r.clone(),
+        other => m::reason_phrase(other.code()).to_string(),
+    }
 }
 
 impl Core {

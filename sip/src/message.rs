@@ -251,6 +251,39 @@ pub fn status(resp: &rsip::Response) -> u16 {
     resp.status_code.code()
 }
 
+/// Standard reason phrase of a status code (RFC 3261 §21), "Unknown" otherwise.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        603 => "Decline",
+        _ => "Unknown",
+    }
+}
+
 /// Builds a response to `req` with the given code, copying Via/From/To/Call-ID/CSeq (§8.2.6).
 pub fn response_to(req: &rsip::Request, code: u16, to_tag: Option<&str>) -> rsip::Response {
     let mut headers = Headers::default();
@@ -270,7 +303,8 @@ pub fn response_to(req: &rsip::Request, code: u16, to_tag: Option<&str>) -> rsip
         headers.push(header("To", to));
     }
     rsip::Response {
-        status_code: rsip::StatusCode::from(code),
+        // rsip prints its own variant names as reason phrases ("BusyHere"); give the RFC's.
+        status_code: rsip::StatusCode::Other(code, reason_phrase(code).into()),
         version: rsip::Version::V2,
         headers,
         body: Vec::new(),
@@ -345,6 +379,15 @@ mod tests {
         assert!(has_param("SIP/2.0/UDP h;rport;branch=1", "rport"));
         assert_eq!(parse_cseq("12 INVITE"), Some((12, "INVITE".into())));
         assert_eq!(parse_cseq("x INVITE"), None);
+    }
+
+    #[test]
+    fn responses_carry_rfc_reason_phrases() {
+        let m = parse(INVITE.as_bytes()).expect("parse");
+        let SipMessage::Request(req) = m else { panic!("request") };
+        let text = String::from_utf8(to_bytes(&SipMessage::Response(response_to(&req, 486, Some("t"))))).unwrap();
+        assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"), "{text}");
+        assert!(text.contains("To: <sip:bob@example.com>;tag=t"));
     }
 
     #[test]

@@ -132,6 +132,8 @@ request_route {{
     $var(u) = $au;
     $var(pw) = "";
 {pw}
+    # Load-test accounts: loadN authenticates with password loadNpw.
+    if ($var(pw) == "" && $(var(u){{s.substr,0,4}}) == "load") {{ $var(pw) = $var(u) + "pw"; }}
     if (is_method("REGISTER")) {{
         if (!pv_www_authenticate("$td", "$var(pw)", "0")) {{
             www_challenge("$td", "1");
