@@ -140,7 +140,7 @@ impl RtpEndpoint {
         let offset = if span > 0 { (rand::random::<u16>() % span) * 2 } else { 0 };
         for i in 0..=span {
             p = start + (offset + i * 2) % ((span + 1) * 2);
-            if p.checked_add(1).map_or(true, |q| q > *ports.end()) {
+            if !matches!(p.checked_add(1), Some(q) if q <= *ports.end()) {
                 continue;
             }
             let Ok(a) = UdpSocket::bind(SocketAddr::new(ip, p)).await else { continue };

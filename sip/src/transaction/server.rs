@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(tx.on_request_retransmission(), vec![], "nothing to resend in Trying");
         tx.on_send_response(200, t0);
         assert_eq!(tx.on_request_retransmission(), vec![ServerAction::ResendResponse]);
-        assert_eq!(tx.on_send_response(500, t0).0, false, "a second final response is refused");
+        assert!(!tx.on_send_response(500, t0).0, "a second final response is refused");
         assert_eq!(tx.on_timer(t0 + ms(31_999)), vec![]);
         assert_eq!(tx.on_timer(t0 + ms(32_000)), vec![ServerAction::Terminated]);
     }
