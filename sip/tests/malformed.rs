@@ -79,6 +79,13 @@ async fn malformed_corpus_gets_400_or_is_dropped_and_the_ua_keeps_serving() {
             assert_eq!(got, None, "case {i} '{name}' should be dropped");
         }
     }
+    // An extension we do not support is refused with 420 naming it.
+    let ext = request("OPTIONS sip:y@127.0.0.1 SIP/2.0", &["Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKext", FROM, TO, "Call-ID: ext-1", CSEQ, "Require: 100rel, foo", "Content-Length: 0"], "");
+    sock.send_to(&ext, target).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).expect("answer to Require");
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert_eq!(status_of(&buf[..n]), Some(420), "{text}");
+    assert!(text.contains("Unsupported: 100rel, foo"), "{text}");
     // Still serving: a valid OPTIONS is answered with 200.
     let valid = request("OPTIONS sip:y@127.0.0.1 SIP/2.0", &["Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKvalid", FROM, TO, "Call-ID: valid-1", CSEQ, "Content-Length: 0"], "");
     sock.send_to(&valid, target).unwrap();

@@ -156,6 +156,17 @@ impl Core {
         let call_id = header_value(&req.headers, "call-id").unwrap_or_default();
         let to_tag = header_value(&req.headers, "to").and_then(|v| param(&v, "tag"));
         tracing::debug!(method = %req.method, %source, call_id, "request received");
+        // We implement no SIP extension that a peer could require (§8.2.2.3): refuse with 420
+        // and name them, except on ACK/CANCEL which cannot be refused.
+        let required: Vec<String> = header_values(&req.headers, "require")
+            .iter()
+            .flat_map(|v| v.split(',').map(|x| x.trim().to_string()).collect::<Vec<_>>())
+            .filter(|x| !x.is_empty())
+            .collect();
+        if !required.is_empty() && !matches!(req.method, Method::Ack | Method::Cancel) {
+            self.respond(&req, 420, source, t, vec![header("Unsupported", required.join(", "))], None).await;
+            return;
+        }
         match req.method {
             Method::Invite if to_tag.is_none() => self.incoming_invite(req, source, t, call_id).await,
             Method::Invite => self.incoming_reinvite(req, source, t, call_id).await,
