@@ -219,3 +219,27 @@ async fn rfc4733_dtmf_from_baresip_is_received() {
     assert_eq!(rec.dtmf, vec!['3'], "baresip log:\n{}", bob.log());
     call.hangup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_dtmf_between_two_uas_is_reported_as_dtmf_event() {
+    // baresip 1.0 sends DTMF only as RFC 4733, so the receiving side of INFO is checked
+    // between two of our UAs through kamailio.
+    let k = Kamailio::start("MD5");
+    let (alice, _a) = registered_ua(&k, "alice").await;
+    let (_carol, mut carol_ev) = registered_ua(&k, "carol").await;
+    let mut call = alice.call(&k.uri("carol"), None).await.unwrap();
+    let mut incoming = incoming_call(&mut carol_ev).await;
+    incoming.answer().await.unwrap();
+    wait_event(&mut call, |e| *e == CallEvent::Answered).await;
+    wait_event(&mut incoming, |e| *e == CallEvent::Answered).await;
+    let code = call.send_info("application/dtmf-relay", b"Signal=9\r\nDuration=160\r\n".to_vec()).await.unwrap();
+    assert_eq!(code, 200);
+    let e = wait_event(&mut incoming, |e| matches!(e, CallEvent::Dtmf { .. })).await;
+    assert_eq!(e, CallEvent::Dtmf { digit: '9', via: bifrons_sip::DtmfVia::Info });
+    let code = call.send_info("application/x-custom", b"hi".to_vec()).await.unwrap();
+    assert_eq!(code, 200);
+    let e = wait_event(&mut incoming, |e| matches!(e, CallEvent::Info { .. })).await;
+    assert_eq!(e, CallEvent::Info { content_type: "application/x-custom".into(), body: b"hi".to_vec() });
+    incoming.hangup().await.unwrap();
+    wait_event(&mut call, |e| *e == CallEvent::Ended(EndReason::RemoteBye)).await;
+}

@@ -236,13 +236,18 @@ impl Baresip {
 
     /// Starts baresip with an explicit answer mode: "auto", "manual" or "early" (183 + media).
     pub fn start_mode(k: &Kamailio, user: &str, tone_hz: f64, mode: &str) -> Baresip {
+        Self::start_with(k, user, tone_hz, mode, "")
+    }
+
+    /// Starts baresip with extra account parameters (e.g. `;dtmfmode=info`).
+    pub fn start_with(k: &Kamailio, user: &str, tone_hz: f64, mode: &str, params: &str) -> Baresip {
         let dir = tempdir(&format!("baresip-{user}"));
         let (sip_port, ctrl_port) = (free_port(), free_port());
         Wav::tone(8000, tone_hz, 30.0, 0.3).write(std::fs::File::create(dir.join("tone.wav")).expect("tone")).expect("write tone");
         let pass = USERS.iter().find(|(u, _)| *u == user).map(|(_, p)| *p).unwrap_or("x");
         std::fs::write(
             dir.join("accounts"),
-            format!("<sip:{user}@127.0.0.1:{}>;auth_pass={pass};regint=600;answermode={mode};audio_codecs=PCMU;mediaenc=;medianat=\n", k.port),
+            format!("<sip:{user}@127.0.0.1:{}>;auth_pass={pass};regint=600;answermode={mode};audio_codecs=PCMU;mediaenc=;medianat={params}\n", k.port),
         )
         .expect("accounts");
         std::fs::write(
