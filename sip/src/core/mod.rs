@@ -456,7 +456,7 @@ impl Core {
             self.send_raw(t, d, b).await;
         }
         for cid in give_up {
-            let _ = self.send_bye(&cid, None).await;
+            self.send_bye(&cid, None, EndReason::AckTimeout).await;
             self.end_call(&cid, CallEvent::Ended(EndReason::AckTimeout));
         }
         if let Some(reg) = &self.reg {

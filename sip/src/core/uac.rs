@@ -185,7 +185,7 @@ impl Core {
         }
         if cancelled {
             // Our CANCEL lost the race with the 2xx: end the dialog right away.
-            self.send_bye(call_id, None).await;
+            self.send_bye(call_id, None, EndReason::Cancelled).await;
             return;
         }
         self.emit(call_id, CallEvent::Answered);
@@ -211,7 +211,7 @@ impl Core {
         self.send_request(req, dest, t, Owner::Cancel, 0).await;
     }
 
-    pub(super) async fn send_bye(&mut self, call_id: &str, reply: Option<Reply<()>>) {
+    pub(super) async fn send_bye(&mut self, call_id: &str, reply: Option<Reply<()>>, reason: EndReason) {
         match self.in_dialog_request(call_id, Method::Bye, vec![], vec![]) {
             Ok((req, dest, t)) => {
                 // The caller learns the outcome via Ended; BYE's own result only matters for logs.
@@ -221,7 +221,7 @@ impl Core {
                         ep.set_sending(false);
                     }
                 }
-                self.end_call(call_id, CallEvent::Ended(EndReason::Local));
+                self.end_call(call_id, CallEvent::Ended(reason));
                 if let Some(r) = reply {
                     let _ = r.send(Ok(()));
                 }
@@ -240,7 +240,7 @@ impl Core {
             return;
         };
         match (c.role, c.state) {
-            (_, DialogState::Confirmed) => self.send_bye(call_id, Some(reply)).await,
+            (_, DialogState::Confirmed) => self.send_bye(call_id, Some(reply), EndReason::Local).await,
             (Role::Uac, DialogState::Early) => {
                 c.cancelled = true;
                 if c.got_provisional {
