@@ -65,6 +65,11 @@ fn local_ip_towards(registrar: &str) -> IpAddr {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // SIP traces on demand: RUST_LOG=bifrons_sip=debug.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

@@ -158,6 +158,9 @@ pub enum CallEvent {
     },
     /// The call is over.
     Ended(EndReason),
+    /// A remote description for a call whose media the application handles itself (calls
+    /// placed with an SDP, or answered with [`Call::answer_with_sdp`]).
+    RemoteSdp(Sdp),
 }
 
 /// Events not tied to an existing call.
@@ -255,6 +258,7 @@ pub struct Call {
     pub(crate) events: mpsc::Receiver<CallEvent>,
     pub(crate) rtp: Option<Arc<RtpEndpoint>>,
     pub(crate) remote: String,
+    pub(crate) offer: Option<Sdp>,
 }
 
 impl std::fmt::Debug for Call {
@@ -290,9 +294,20 @@ impl Call {
         rx.await.map_err(|_| SipError::Closed)?
     }
 
-    /// Answers an incoming call with 200 OK and our SDP answer.
+    /// Answers an incoming call with 200 OK and an SDP answer from the UA-managed endpoint.
     pub async fn answer(&self) -> Result<(), SipError> {
-        self.ask(|call_id, reply| Command::Answer { call_id, reply }).await
+        self.ask(|call_id, reply| Command::Answer { call_id, sdp: None, reply }).await
+    }
+
+    /// Answers with the application's own SDP (answer to [`Call::remote_offer`], or an offer if
+    /// the INVITE had none); later remote descriptions arrive as [`CallEvent::RemoteSdp`].
+    pub async fn answer_with_sdp(&self, sdp: Sdp) -> Result<(), SipError> {
+        self.ask(|call_id, reply| Command::Answer { call_id, sdp: Some(sdp), reply }).await
+    }
+
+    /// The SDP offer of an incoming INVITE, if it had one.
+    pub fn remote_offer(&self) -> Option<&Sdp> {
+        self.offer.as_ref()
     }
 
     /// Rejects an incoming call with `code` (486 busy, 603 decline...).

@@ -60,3 +60,39 @@ async fn refer_from_baresip_is_accepted_and_reported() {
     assert!(target.contains("dave"), "{target}");
     call.hangup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_managed_sdp_is_carried_both_ways() {
+    use bifrons_sip::{Codec, Direction, Sdp};
+    let k = Kamailio::start("MD5");
+    let (alice, _a) = registered_ua(&k, "alice").await;
+    let (_carol, mut carol_ev) = registered_ua(&k, "carol").await;
+    let offer = Sdp::offer("127.0.0.1:41000".parse().unwrap(), &[Codec::Opus, Codec::Pcmu], Direction::SendRecv, 11, 1);
+    let mut call = alice.call(&k.uri("carol"), Some(offer)).await.unwrap();
+    assert!(call.rtp().is_none(), "no UA-managed media when the application gives the SDP");
+    let incoming = loop {
+        match tokio::time::timeout(Duration::from_secs(10), carol_ev.next()).await {
+            Ok(Some(UaEvent::IncomingCall(c))) => break c,
+            Ok(Some(_)) => continue,
+            other => panic!("no call: {other:?}"),
+        }
+    };
+    let got = incoming.remote_offer().expect("offer").clone();
+    assert_eq!(got.audio_addr().unwrap(), "127.0.0.1:41000".parse().unwrap());
+    let (answer, neg) = Sdp::answer(&got, &[Codec::Opus], "127.0.0.1:42000".parse().unwrap(), Direction::SendRecv, 22).unwrap();
+    assert_eq!(neg.codec, Codec::Opus);
+    incoming.answer_with_sdp(answer).await.unwrap();
+    let mut remote = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await {
+            Ok(Some(CallEvent::RemoteSdp(s))) => remote = Some(s),
+            Ok(Some(CallEvent::Answered)) => break,
+            Ok(Some(_)) => continue,
+            other => panic!("not answered: {other:?}"),
+        }
+    }
+    let remote = remote.expect("RemoteSdp before Answered");
+    assert_eq!(remote.audio_addr().unwrap(), "127.0.0.1:42000".parse().unwrap());
+    assert_eq!(remote.audio().unwrap().formats[0], 111);
+    call.hangup().await.unwrap();
+}

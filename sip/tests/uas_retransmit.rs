@@ -49,7 +49,8 @@ async fn unacknowledged_2xx_is_retransmitted_then_the_call_is_ended_with_bye() {
     assert!(oks.len() >= 8, "only {} 2xx transmissions: {oks:?}", oks.len());
     let gaps: Vec<u128> = oks.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
     assert!(gaps[0] >= 30 && gaps[1] >= 60 && gaps[2] >= 120, "T1 doubling: {gaps:?}");
-    assert!(gaps.iter().all(|&g| g <= 260), "capped at T2: {gaps:?}");
+    // Uncapped doubling would reach 640 ms; allow scheduling slack above T2 = 160 ms.
+    assert!(gaps.iter().all(|&g| g <= 450), "capped at T2: {gaps:?}");
     let bye = bye_at.expect("BYE after giving up on the ACK");
     assert!(bye >= Duration::from_millis(2400), "gave up too early: {bye:?}");
     loop {

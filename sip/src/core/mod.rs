@@ -32,7 +32,7 @@ pub(crate) enum Command {
     Unregister { reply: Reply<()> },
     Call { uri: String, sdp: Option<Sdp>, reply: Reply<Call> },
     OutOfDialog { method: Method, uri: String, content_type: Option<String>, body: Vec<u8>, reply: Reply<u16> },
-    Answer { call_id: String, reply: Reply<()> },
+    Answer { call_id: String, sdp: Option<Sdp>, reply: Reply<()> },
     Reject { call_id: String, code: u16, reply: Reply<()> },
     Hangup { call_id: String, reply: Reply<()> },
     Hold { call_id: String, hold: bool, reply: Reply<()> },
@@ -359,8 +359,11 @@ impl Core {
                     }
                 }
             }
-            Command::Answer { call_id, reply } => {
-                let r = self.answer(&call_id).await;
+            Command::Answer { call_id, sdp, reply } => {
+                let r = match sdp {
+                    Some(s) => self.answer_external(&call_id, s).await,
+                    None => self.answer(&call_id).await,
+                };
                 let _ = reply.send(r);
             }
             Command::Reject { call_id, code, reply } => {

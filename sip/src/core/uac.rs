@@ -52,7 +52,7 @@ impl Core {
             return Err(e);
         }
         let cmd = self.cmd.upgrade().ok_or(SipError::Closed)?;
-        Ok(Call { id: call_id, cmd, events: ev_rx, rtp, remote: uri })
+        Ok(Call { id: call_id, cmd, events: ev_rx, rtp, remote: uri, offer: None })
     }
 
     pub(super) async fn send_invite(&mut self, call_id: &str, uri: &str) -> Result<(), SipError> {
@@ -93,6 +93,11 @@ impl Core {
         let codecs = self.cfg.codecs.clone();
         let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
         let sdp = Sdp::parse(body)?;
+        if c.rtp.is_none() {
+            // Media belongs to the application (e.g. a WebRTC bridge): hand it the description.
+            let _ = c.events.try_send(CallEvent::RemoteSdp(sdp));
+            return Ok(());
+        }
         let local_dir = if c.local_hold { Direction::SendOnly } else { Direction::SendRecv };
         let neg = negotiate(&sdp, &codecs, local_dir, false)?;
         if let Some(ep) = &c.rtp {

@@ -4,6 +4,18 @@
 use super::*;
 
 impl Core {
+    /// Answers with an SDP the application built; media is then the application's business.
+    pub(super) async fn answer_external(&mut self, call_id: &str, sdp: Sdp) -> Result<(), SipError> {
+        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
+        if c.role != Role::Uas || c.state != DialogState::Early {
+            return Err(SipError::InvalidState("not an unanswered incoming call"));
+        }
+        c.rtp = None;
+        c.local_sdp = Some(sdp.clone());
+        self.respond_invite(call_id, 200, sdp.to_bytes()).await;
+        Ok(())
+    }
+
     pub(super) async fn answer(&mut self, call_id: &str) -> Result<(), SipError> {
         let codecs = self.cfg.codecs.clone();
         let (rtp_ip, ports) = (self.cfg.rtp_ip, self.cfg.rtp_ports.clone());
@@ -304,7 +316,8 @@ impl Core {
         }
         let rtp = self.calls.get(&call_id).and_then(|c| c.rtp.clone());
         self.respond_invite(&call_id, 180, vec![]).await;
-        let call = Call { id: call_id.clone(), cmd, events: ev_rx, rtp, remote };
+        let offer = Sdp::parse(&req.body).ok();
+        let call = Call { id: call_id.clone(), cmd, events: ev_rx, rtp, remote, offer };
         tracing::info!(call_id, "incoming call");
         let _ = self.events.try_send(UaEvent::IncomingCall(call));
     }
