@@ -71,11 +71,14 @@ impl Core {
         if code < 200 {
             return;
         }
+        let mut contact_moved = false;
         if let Some(via) = header_value(&resp.headers, "via") {
             // rport/received tell us our address as the registrar sees it (RFC 3581).
             let ip = param(&via, "received").and_then(|r| r.parse().ok()).unwrap_or(self.public.ip());
             let port = param(&via, "rport").and_then(|r| r.parse().ok()).unwrap_or(self.public.port());
-            self.public = SocketAddr::new(ip, port);
+            let seen = SocketAddr::new(ip, port);
+            contact_moved = seen != self.public;
+            self.public = seen;
         }
         let Some(reg) = self.reg.as_mut() else { return };
         if code >= 300 {
@@ -108,6 +111,11 @@ impl Core {
         // Refresh well before expiry; at least 1 s ahead even for tiny lifetimes.
         let lead = (granted / 4).clamp(1, 30) as u64;
         reg.refresh_at = Some(Instant::now() + Duration::from_secs((granted as u64).saturating_sub(lead).max(1)));
+        if contact_moved {
+            // Behind NAT the Contact we registered is unreachable: register the public one now.
+            tracing::info!(public = %self.public, "registering the address the registrar sees");
+            reg.refresh_at = Some(Instant::now());
+        }
         let first = !reg.registered;
         reg.registered = true;
         if let Some(r) = reg.first_reply.take() {
