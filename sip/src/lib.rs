@@ -1,2 +1,25 @@
-//! SIP stack for Bifrons: transport, RFC 3261 transactions, dialogs, digest registration,
-//! calls with SDP offer/answer for plain RTP, an RTP/RTCP endpoint and RFC 4733 DTMF.
+//! `bifrons-sip`: the SIP user agent of Bifrons.
+//!
+//! Layers, bottom up: [`message`] (framing and parsing on `rsip`), [`transport`] (UDP/TCP),
+//! [`transaction`] (RFC 3261 §17 state machines in injectable time), the protocol task that
+//! holds dialogs and registration, and the typed async API in [`ua`]. Media: [`sdp`]
+//! offer/answer and the plain [`rtp`] endpoint with RFC 4733 [`dtmf`].
+
+mod core;
+pub mod digest;
+pub mod dtmf;
+pub mod error;
+pub mod g711;
+pub mod media;
+pub mod message;
+pub mod rtp;
+pub mod sdp;
+pub mod transaction;
+pub mod transport;
+pub mod ua;
+pub mod wav;
+
+pub use error::{AuthFailure, SipError};
+pub use sdp::{Codec, Direction, Sdp};
+pub use transport::Transport;
+pub use ua::{Account, Call, CallEvent, DtmfVia, EndReason, RegistrationEvent, Ua, UaConfig, UaEvent, UaEvents};

@@ -1,0 +1,10 @@
+#![no_main]
+//! Arbitrary bytes through the datagram parser, the stream framer and the 400 builder.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = bifrons_sip::message::parse(data);
+    let _ = bifrons_sip::message::stream_frame_len(data);
+    let _ = bifrons_sip::message::raw_bad_request(data, "fuzz");
+});

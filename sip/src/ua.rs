@@ -1,0 +1,344 @@
+//! The typed async API: [`Ua`] (one user agent: sockets, registration, calls) and [`Call`].
+//!
+//! All protocol state lives in one task (see `core`); these handles only send it commands and
+//! receive events, so a plugin can hold one `Ua` per browser handle or per account cheaply.
+
+use crate::core::{Command, Core};
+use crate::error::SipError;
+use crate::rtp::RtpEndpoint;
+use crate::sdp::{Codec, Sdp};
+use crate::transaction::Timers;
+use crate::transport::{Transport, TransportLayer};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// User agent settings.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// Local SIP address (UDP and TCP share it; port 0 = any).
+    pub bind: SocketAddr,
+    /// Transport for requests we originate.
+    pub transport: Transport,
+    /// Address RTP sockets bind to and SDP advertises.
+    pub rtp_ip: IpAddr,
+    /// RTP port range (even port RTP, odd RTCP).
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Codecs offered/accepted, in preference order.
+    pub codecs: Vec<Codec>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+    /// Transaction timer base values.
+    pub timers: Timers,
+    /// Keep-alive period towards the registrar (CRLF over TCP, OPTIONS over UDP); None = off.
+    pub keepalive: Option<Duration>,
+}
+
+impl Default for UaConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:0".parse().expect("literal address"),
+            transport: Transport::Udp,
+            rtp_ip: "127.0.0.1".parse().expect("literal address"),
+            rtp_ports: 20000..=29999,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            user_agent: "bifrons".into(),
+            timers: Timers::default(),
+            keepalive: None,
+        }
+    }
+}
+
+/// A SIP account: where and as whom to register.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Registrar (also used as outbound proxy), e.g. `sip:127.0.0.1:5060`.
+    pub registrar: String,
+    /// User part of the address of record.
+    pub user: String,
+    /// Digest password.
+    pub password: String,
+    /// Domain of the address of record; the registrar's host when `None`.
+    pub domain: Option<String>,
+    /// Requested registration lifetime in seconds.
+    pub expires: u32,
+}
+
+/// Registration outcomes reported after the first one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationEvent {
+    /// Registered (first time) for this many seconds.
+    Registered {
+        /// Granted lifetime.
+        expires: u32,
+    },
+    /// A refresh succeeded.
+    Refreshed {
+        /// Granted lifetime.
+        expires: u32,
+    },
+    /// A refresh failed (reason as text; the typed error went to the caller the first time).
+    Failed(String),
+    /// Unregistered.
+    Unregistered,
+}
+
+/// How a DTMF digit arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfVia {
+    /// RFC 4733 telephone-event.
+    Rtp,
+    /// SIP INFO `application/dtmf-relay`.
+    Info,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// We hung up.
+    Local,
+    /// The peer sent BYE.
+    RemoteBye,
+    /// The INVITE was cancelled (by us or by the caller).
+    Cancelled,
+    /// The peer did not acknowledge our 2xx (timer H-like give-up).
+    AckTimeout,
+}
+
+/// Call progress and mid-call events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// 100 Trying received.
+    Trying,
+    /// 180/183 received.
+    Ringing {
+        /// The provisional response carried SDP (early media is flowing).
+        early_media: bool,
+    },
+    /// Following a 3xx to this target.
+    Redirected {
+        /// The new request URI.
+        target: String,
+    },
+    /// 2xx received (outbound) or sent and acknowledged (inbound).
+    Answered,
+    /// The peer put us on hold (`sendonly`/`inactive` re-offer).
+    RemoteHold,
+    /// The peer resumed.
+    RemoteResume,
+    /// Our hold/unhold re-INVITE was accepted.
+    LocalHold(bool),
+    /// A DTMF digit arrived.
+    Dtmf {
+        /// The digit.
+        digit: char,
+        /// Transport.
+        via: DtmfVia,
+    },
+    /// An INFO with another body.
+    Info {
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// A REFER (blind transfer request) arrived and was accepted with 202.
+    Refer {
+        /// Refer-To URI.
+        target: String,
+    },
+    /// The call failed before being answered.
+    Failed {
+        /// Final status code (408 on timeout).
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// The call is over.
+    Ended(EndReason),
+    /// A remote description for a call whose media the application handles itself (calls
+    /// placed with an SDP, or answered with [`Call::answer_with_sdp`]).
+    RemoteSdp(Sdp),
+}
+
+/// Events not tied to an existing call.
+#[derive(Debug)]
+pub enum UaEvent {
+    /// A new incoming call (already answered with 180 Ringing).
+    IncomingCall(Call),
+    /// A MESSAGE arrived.
+    Message {
+        /// From URI.
+        from: String,
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// Registration state change.
+    Registration(RegistrationEvent),
+}
+
+/// A user agent.
+pub struct Ua {
+    cmd: mpsc::Sender<Command>,
+    local: SocketAddr,
+}
+
+/// The stream of [`UaEvent`]s of one user agent.
+pub struct UaEvents(mpsc::Receiver<UaEvent>);
+
+impl UaEvents {
+    /// Next event; `None` once the user agent stopped.
+    pub async fn next(&mut self) -> Option<UaEvent> {
+        self.0.recv().await
+    }
+}
+
+impl Ua {
+    /// Binds the sockets and starts the protocol task.
+    pub async fn start(config: UaConfig) -> Result<(Ua, UaEvents), SipError> {
+        let (transport, incoming) = TransportLayer::bind(config.bind).await?;
+        let local = transport.local_addr();
+        let (cmd_tx, cmd_rx) = mpsc::channel(256);
+        let (ev_tx, ev_rx) = mpsc::channel(256);
+        let core = Core::new(config, transport, cmd_tx.downgrade(), ev_tx);
+        tokio::spawn(core.run(incoming, cmd_rx));
+        Ok((Ua { cmd: cmd_tx, local }, UaEvents(ev_rx)))
+    }
+
+    /// Local SIP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, SipError>>) -> Command) -> Result<T, SipError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(make(tx)).await.map_err(|_| SipError::Closed)?;
+        rx.await.map_err(|_| SipError::Closed)?
+    }
+
+    /// Registers (answering digest challenges) and keeps the registration refreshed.
+    /// Returns the granted lifetime in seconds.
+    pub async fn register(&self, account: Account) -> Result<u32, SipError> {
+        self.ask(|reply| Command::Register { account, reply }).await
+    }
+
+    /// Removes the registration (Expires: 0).
+    pub async fn unregister(&self) -> Result<(), SipError> {
+        self.ask(|reply| Command::Unregister { reply }).await
+    }
+
+    /// Places a call. With `sdp = None` the UA opens its own RTP endpoint and builds the offer;
+    /// otherwise `sdp` is sent as the offer and media is the caller's business.
+    pub async fn call(&self, uri: &str, sdp: Option<Sdp>) -> Result<Call, SipError> {
+        let uri = uri.to_string();
+        self.ask(|reply| Command::Call { uri, sdp, reply }).await
+    }
+
+    /// Sends a MESSAGE; returns the final status code.
+    pub async fn message(&self, uri: &str, content_type: &str, body: Vec<u8>) -> Result<u16, SipError> {
+        let (uri, content_type) = (uri.to_string(), content_type.to_string());
+        self.ask(|reply| Command::OutOfDialog { method: rsip::Method::Message, uri, content_type: Some(content_type), body, reply }).await
+    }
+
+    /// Sends an OPTIONS; returns the final status code.
+    pub async fn options(&self, uri: &str) -> Result<u16, SipError> {
+        let uri = uri.to_string();
+        self.ask(|reply| Command::OutOfDialog { method: rsip::Method::Options, uri, content_type: None, body: vec![], reply }).await
+    }
+}
+
+/// One call (dialog with its media).
+pub struct Call {
+    pub(crate) id: String,
+    pub(crate) cmd: mpsc::Sender<Command>,
+    pub(crate) events: mpsc::Receiver<CallEvent>,
+    pub(crate) rtp: Option<Arc<RtpEndpoint>>,
+    pub(crate) remote: String,
+    pub(crate) offer: Option<Sdp>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call").field("id", &self.id).field("remote", &self.remote).finish()
+    }
+}
+
+impl Call {
+    /// The Call-ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The peer's address (From of an incoming call, request URI of an outgoing one).
+    pub fn remote(&self) -> &str {
+        &self.remote
+    }
+
+    /// The UA-managed RTP endpoint, if the UA built the SDP.
+    pub fn rtp(&self) -> Option<&Arc<RtpEndpoint>> {
+        self.rtp.as_ref()
+    }
+
+    /// Next call event; `None` once the call is gone.
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        self.events.recv().await
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(String, oneshot::Sender<Result<T, SipError>>) -> Command) -> Result<T, SipError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(make(self.id.clone(), tx)).await.map_err(|_| SipError::Closed)?;
+        rx.await.map_err(|_| SipError::Closed)?
+    }
+
+    /// Answers an incoming call with 200 OK and an SDP answer from the UA-managed endpoint.
+    pub async fn answer(&self) -> Result<(), SipError> {
+        self.ask(|call_id, reply| Command::Answer { call_id, sdp: None, reply }).await
+    }
+
+    /// Answers with the application's own SDP (answer to [`Call::remote_offer`], or an offer if
+    /// the INVITE had none); later remote descriptions arrive as [`CallEvent::RemoteSdp`].
+    pub async fn answer_with_sdp(&self, sdp: Sdp) -> Result<(), SipError> {
+        self.ask(|call_id, reply| Command::Answer { call_id, sdp: Some(sdp), reply }).await
+    }
+
+    /// The SDP offer of an incoming INVITE, if it had one.
+    pub fn remote_offer(&self) -> Option<&Sdp> {
+        self.offer.as_ref()
+    }
+
+    /// Rejects an incoming call with `code` (486 busy, 603 decline...).
+    pub async fn reject(&self, code: u16) -> Result<(), SipError> {
+        self.ask(|call_id, reply| Command::Reject { call_id, code, reply }).await
+    }
+
+    /// Ends the call: CANCEL before answer, BYE after, 603 for an unanswered incoming call.
+    pub async fn hangup(&self) -> Result<(), SipError> {
+        self.ask(|call_id, reply| Command::Hangup { call_id, reply }).await
+    }
+
+    /// Puts the peer on hold (re-INVITE with `a=sendonly`).
+    pub async fn hold(&self) -> Result<(), SipError> {
+        self.ask(|call_id, reply| Command::Hold { call_id, hold: true, reply }).await
+    }
+
+    /// Resumes (re-INVITE with `a=sendrecv`).
+    pub async fn unhold(&self) -> Result<(), SipError> {
+        self.ask(|call_id, reply| Command::Hold { call_id, hold: false, reply }).await
+    }
+
+    /// Sends a DTMF digit as RFC 4733 events on the call's RTP endpoint.
+    pub async fn send_dtmf(&self, digit: char, duration_ms: u32) -> Result<(), SipError> {
+        let rtp = self.rtp.as_ref().ok_or(SipError::InvalidState("no UA-managed media"))?;
+        Ok(rtp.send_dtmf(digit, duration_ms).await?)
+    }
+
+    /// Sends an INFO in the dialog; returns the final status code.
+    pub async fn send_info(&self, content_type: &str, body: Vec<u8>) -> Result<u16, SipError> {
+        let content_type = content_type.to_string();
+        self.ask(|call_id, reply| Command::Info { call_id, content_type, body, reply }).await
+    }
+}
