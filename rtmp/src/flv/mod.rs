@@ -7,6 +7,7 @@
 mod audio;
 mod avc;
 mod error;
+mod file;
 mod video;
 
 /// Checks only the codec fields of a tag body (cheap, for the ingest path): `Ok` for H.264 video
@@ -25,4 +26,5 @@ pub fn check_supported_codec(data: &[u8], video: bool) -> Result<(), FlvError> {
 pub use audio::{aac_config_tag, aac_frame_tag, parse_audio_tag, parse_audio_specific_config, AudioTag};
 pub use avc::{parse_avc_config, serialize_avc_config, split_length_prefixed, write_length_prefixed};
 pub use error::FlvError;
+pub use file::{parse_flv_file, FlvFileTag, FlvTagKind};
 pub use video::{avc_config_tag, avc_end_of_sequence_tag, avc_frame_tag, parse_video_tag, VideoTag};

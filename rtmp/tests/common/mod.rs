@@ -117,3 +117,74 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Makes a short H.264 + AAC FLV file with ffmpeg (as fast as possible, no pacing).
+pub fn ffmpeg_make_flv(path: &Path, seconds: u32) {
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner", "-loglevel", "error", "-nostats",
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+            "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+            "-t", &seconds.to_string(),
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+            "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-y",
+        ])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the test FLV");
+}
+
+/// Media of an FLV file as codec frames.
+pub struct FlvMedia {
+    pub video_config: bifrons_rtmp::AvcConfig,
+    pub audio_config: bifrons_rtmp::AacConfig,
+    pub video: Vec<bifrons_rtmp::VideoFrame>,
+    pub audio: Vec<bifrons_rtmp::AudioFrame>,
+}
+
+pub fn read_flv_media(path: &Path) -> FlvMedia {
+    use bifrons_rtmp::flv::*;
+    let data = bytes::Bytes::from(std::fs::read(path).unwrap());
+    let (mut vc, mut ac, mut video, mut audio) = (None, None, Vec::new(), Vec::new());
+    for tag in parse_flv_file(&data).unwrap() {
+        match tag.kind {
+            FlvTagKind::Video => match parse_video_tag(&tag.data, tag.timestamp, 4).unwrap() {
+                VideoTag::Config(c) => vc = Some(c),
+                VideoTag::Frame(f) => video.push(f),
+                _ => {}
+            },
+            FlvTagKind::Audio => match parse_audio_tag(&tag.data, tag.timestamp).unwrap() {
+                AudioTag::Config(c) => ac = Some(c),
+                AudioTag::Frame(f) => audio.push(f),
+            },
+            FlvTagKind::Script => {}
+        }
+    }
+    FlvMedia { video_config: vc.unwrap(), audio_config: ac.unwrap(), video, audio }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Publishes `media` through the client, interleaving audio and video by timestamp.
+pub async fn publish_media(publisher: &bifrons_rtmp::client::RtmpPublisher, media: &FlvMedia) {
+    publisher.send_video_config(&media.video_config, 0).await.unwrap();
+    publisher.send_audio_config(&media.audio_config, 0).await.unwrap();
+    let (mut v, mut a) = (0, 0);
+    while v < media.video.len() || a < media.audio.len() {
+        let video_next = a >= media.audio.len()
+            || (v < media.video.len() && media.video[v].dts_ms <= media.audio[a].timestamp_ms);
+        if video_next {
+            publisher.send_video(&media.video[v]).await.unwrap();
+            v += 1;
+        } else {
+            publisher.send_audio(&media.audio[a]).await.unwrap();
+            a += 1;
+        }
+    }
+}
