@@ -89,3 +89,50 @@ async fn client_reconnects_until_ffmpeg_listens_and_ffprobe_decodes_what_arrived
     assert!((185..=190).contains(&audio), "decoded audio frames {audio}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crate_player_pulls_from_own_server_starting_at_a_keyframe() {
+    use bifrons_rtmp::client::RtmpPlayer;
+    use bifrons_rtmp::tag::Tag;
+    let dir = temp_dir("egress-player");
+    let source = dir.join("source.flv");
+    ffmpeg_make_flv(&source, 4);
+    let media = read_flv_media(&source);
+    let server = server_allowing(&["out"], loopback_config()).await;
+    let url = format!("rtmp://{}/live/out", server.local_addr());
+    let publisher = RtmpPublisher::start(PublisherConfig::new(url.clone())).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), publisher.wait_for(|s| *s == PublisherState::Publishing)).await.unwrap();
+    // Send the first two seconds and a bit, then join: the player must start at the 2 s keyframe.
+    publisher.send_video_config(&media.video_config, 0).await.unwrap();
+    for frame in &media.video[..55] {
+        publisher.send_video(frame).await.unwrap();
+    }
+    // Join only once the server has every one of those bytes, so the GOP cache is settled.
+    let expected = bifrons_rtmp::flv::avc_config_tag(&media.video_config).len()
+        + media.video[..55].iter().map(|f| bifrons_rtmp::flv::avc_frame_tag(f).len()).sum::<usize>();
+    let mut player = loop {
+        if server.stats().first().map_or(false, |s| s.bytes == expected as u64) {
+            if let Ok(p) = RtmpPlayer::connect(&url).await {
+                break p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut video = Vec::new();
+    let collect = async {
+        while let Some(tag) = player.next().await {
+            if let Tag::Video { timestamp, data } = &tag {
+                video.push((*timestamp, tag.is_keyframe(), tag.is_sequence_header(), data.len()));
+                if *timestamp == media.video[54].dts_ms {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), collect).await.expect("player got the GOP");
+    assert!(video[0].2, "sequence header first");
+    assert!(video[1].1 && video[1].0 == 2000, "GOP starts at the 2 s keyframe: {:?}", &video[..3]);
+    assert_eq!(video.len(), 1 + 5, "header + frames 50..=54");
+    publisher.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

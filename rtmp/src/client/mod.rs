@@ -5,6 +5,7 @@
 //! every reconnect, and media resumes at the next keyframe so the far end can decode at once.
 
 mod connection;
+mod player;
 mod url;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+pub use player::RtmpPlayer;
 pub use url::RtmpUrl;
 
 use crate::error::RtmpError;
