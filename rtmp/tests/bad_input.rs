@@ -254,3 +254,19 @@ async fn second_publisher_is_refused_or_replaces_by_configuration() {
     wait_state(&first, |s| matches!(s, PublisherState::Failed(_))).await;
     assert!(server.subscribe("live", "dup").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_that_panics_the_chunk_parser_costs_only_its_connection() {
+    // Found by the chunk_stream fuzz target: an AMF0 command with no values makes rml_rtmp 0.8
+    // index out of bounds (messages/types/amf0_command.rs). The server contains it per connection.
+    const CRASH: &[u8] = &[0x01, 0x0a, 0, 0, 0, 0x11, 0, 0, 0, 0x11, 0x5d, 0x29, 0x11, 0, 0, 0, 0, 0];
+    let server = open_server(strict_config()).await;
+    let mut events = server.events();
+    let (mut socket, _) = handshaken(&server).await;
+    socket.write_all(CRASH).await.unwrap();
+    socket.write_all(&[0u8; 64]).await.unwrap();
+    assert_closed_by_server(&mut socket).await;
+    let failed = wait_event(&mut events, Duration::from_secs(5), |e| matches!(e, ServerEvent::ConnectionFailed { .. })).await;
+    assert!(matches!(&failed, ServerEvent::ConnectionFailed { error, .. } if error.contains("malformed")), "{failed:?}");
+    assert_still_serving(&server).await;
+}

@@ -111,7 +111,7 @@ async fn crate_player_pulls_from_own_server_starting_at_a_keyframe() {
     let expected = bifrons_rtmp::flv::avc_config_tag(&media.video_config).len()
         + media.video[..55].iter().map(|f| bifrons_rtmp::flv::avc_frame_tag(f).len()).sum::<usize>();
     let mut player = loop {
-        if server.stats().first().map_or(false, |s| s.bytes == expected as u64) {
+        if server.stats().first().is_some_and(|s| s.bytes == expected as u64) {
             if let Ok(p) = RtmpPlayer::connect(&url).await {
                 break p;
             }

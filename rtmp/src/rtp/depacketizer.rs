@@ -120,7 +120,7 @@ impl H264Depacketizer {
             };
             let marker = self.complete_run(first, timestamp);
             let waited_enough = flushing
-                || self.highest.map_or(false, |h| h.saturating_sub(first) >= self.reorder_window);
+                || self.highest.is_some_and(|h| h.saturating_sub(first) >= self.reorder_window);
             match marker {
                 Some(end) if starts_frame && (self.sync != Sync::Initial || waited_enough) => {
                     let packets: Vec<H264RtpPacket> =

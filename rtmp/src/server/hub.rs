@@ -131,7 +131,7 @@ impl Hub {
     pub fn release(&self, stream: &LiveStream) -> bool {
         let mut streams = lock(&self.streams);
         let name = (stream.app.clone(), stream.key.clone());
-        let owned = streams.get(&name).map_or(false, |s| s.id == stream.id);
+        let owned = streams.get(&name).is_some_and(|s| s.id == stream.id);
         if owned {
             streams.remove(&name);
             stream.end();
