@@ -34,13 +34,23 @@ fn frame(i: u32, epoch: Instant) -> VideoFrame {
     let keyframe = i % 50 == 0;
     let mut nal = vec![if keyframe { 0x65 } else { 0x41 }; FRAME_BYTES];
     nal[1..9].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
-    VideoFrame { dts_ms: i * 1000 / FPS, cts_ms: 0, keyframe, nalus: vec![Bytes::from(nal)] }
+    VideoFrame {
+        dts_ms: i * 1000 / FPS,
+        cts_ms: 0,
+        keyframe,
+        nalus: vec![Bytes::from(nal)],
+    }
 }
 
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
     ticks / 100.0
 }
 
@@ -51,13 +61,24 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let server_config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
-    let server = RtmpServer::bind(server_config, |_: PublishRequest| async { true }).await.unwrap();
+    let server_config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    let server = RtmpServer::bind(server_config, |_: PublishRequest| async { true })
+        .await
+        .unwrap();
     let url = format!("rtmp://{}/live/bench", server.local_addr());
     let publisher = RtmpPublisher::start(PublisherConfig::new(url.clone())).unwrap();
-    publisher.wait_for(|s| *s == PublisherState::Publishing).await;
+    publisher
+        .wait_for(|s| *s == PublisherState::Publishing)
+        .await;
     publisher.send_video_config(&config(), 0).await.unwrap();
-    Rig { server, publisher, url }
+    Rig {
+        server,
+        publisher,
+        url,
+    }
 }
 
 /// Publishes `seconds` of media unpaced and returns process CPU seconds used until every player
@@ -66,6 +87,7 @@ async fn ingest(rig: &Rig, start_frame: u32, seconds: u32, players: usize) -> f6
     let epoch = Instant::now();
     let mut sub = rig.server.subscribe("live", "bench").unwrap();
     let last_ts = (start_frame + seconds * FPS - 1) * 1000 / FPS;
+    debug_assert!(seconds > 0);
     let mut tasks = Vec::new();
     for _ in 0..players {
         let mut player = RtmpPlayer::connect(&rig.url).await.unwrap();
@@ -78,14 +100,20 @@ async fn ingest(rig: &Rig, start_frame: u32, seconds: u32, players: usize) -> f6
         }));
     }
     let cpu = cpu_seconds();
-    for i in start_frame..start_frame + seconds * FPS {
-        rig.publisher.send_video(&frame(i, epoch)).await.unwrap();
-    }
-    loop {
-        match sub.next().await {
-            Some(StreamEvent::Video(f)) if f.dts_ms == last_ts => break,
-            Some(_) => {}
-            None => panic!("stream ended"),
+    // Second by second, so players (which a subscriber does not wait for) never fall a whole
+    // broadcast queue behind.
+    for second in 0..seconds {
+        let first = start_frame + second * FPS;
+        for i in first..first + FPS {
+            rig.publisher.send_video(&frame(i, epoch)).await.unwrap();
+        }
+        let second_last = (first + FPS - 1) * 1000 / FPS;
+        loop {
+            match sub.next().await {
+                Some(StreamEvent::Video(f)) if f.dts_ms == second_last => break,
+                Some(_) => {}
+                None => panic!("stream ended"),
+            }
         }
     }
     for t in tasks {
@@ -95,9 +123,14 @@ async fn ingest(rig: &Rig, start_frame: u32, seconds: u32, players: usize) -> f6
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let rig = rt.block_on(rig());
-    let mut next_frame = 1u32;
+    // Frame 0 is a keyframe: the publisher client holds media back until one.
+    let mut next_frame = 0u32;
 
     // One second of a 3 Mbit/s stream through the server to a subscriber, as fast as it goes.
     c.bench_function("ingest_1s_of_3mbps", |b| {
@@ -111,8 +144,8 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    // CPU figures over 20 s of media each.
-    let seconds = 20;
+    // CPU figures over 600 s of media each (CPU time is read in 10 ms ticks).
+    let seconds = 600;
     let mut figures = Vec::new();
     for players in [0usize, 1, 4] {
         let cpu = rt.block_on(ingest(&rig, next_frame, seconds, players));
@@ -138,7 +171,9 @@ fn bench(c: &mut Criterion) {
             while latencies.len() < 100 {
                 match player.next().await {
                     // The GOP backlog predates this measurement: only paced frames count.
-                    Some(Tag::Video { data, timestamp }) if timestamp >= first_ts && data.len() > 20 && data[1] == 1 => {
+                    Some(Tag::Video { data, timestamp })
+                        if timestamp >= first_ts && data.len() > 20 && data[1] == 1 =>
+                    {
                         // 5-byte tag header, 4-byte NAL length, NAL header, then the send time.
                         let sent = u64::from_be_bytes(data[10..18].try_into().unwrap());
                         let now = epoch.elapsed().as_nanos() as u64;
@@ -156,7 +191,10 @@ fn bench(c: &mut Criterion) {
         // Skip the GOP backlog: only frames sent from now on carry a timestamp of this epoch.
         for i in 0..150 {
             ticker.tick().await;
-            rig.publisher.send_video(&frame(next_frame + i, epoch)).await.unwrap();
+            rig.publisher
+                .send_video(&frame(next_frame + i, epoch))
+                .await
+                .unwrap();
             if reader.is_finished() {
                 break;
             }

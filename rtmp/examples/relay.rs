@@ -25,7 +25,12 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--listen" => config.listen = args.next().and_then(|a| a.parse().ok()).unwrap_or_else(|| usage()),
+            "--listen" => {
+                config.listen = args
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--key" => keys.push(args.next().unwrap_or_else(|| usage())),
             "--replace" => config.duplicate_publisher = DuplicatePublisher::Replace,
             _ => usage(),

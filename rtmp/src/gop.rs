@@ -18,7 +18,13 @@ impl GopCache {
     /// A cache holding at most `max_tags` tags of the current GOP; a GOP longer than that is
     /// dropped (joiners then wait for the next keyframe) so memory stays bounded.
     pub fn new(max_tags: usize) -> Self {
-        Self { metadata: None, video_header: None, audio_header: None, gop: Vec::new(), max_tags }
+        Self {
+            metadata: None,
+            video_header: None,
+            audio_header: None,
+            gop: Vec::new(),
+            max_tags,
+        }
     }
 
     /// Records a tag of the live stream.
@@ -62,14 +68,23 @@ mod tests {
 
     fn video(ts: u32, key: bool) -> Arc<Tag> {
         let first = if key { 0x17 } else { 0x27 };
-        Arc::new(Tag::Video { timestamp: ts, data: Bytes::from(vec![first, 1, 0, 0, 0]) })
+        Arc::new(Tag::Video {
+            timestamp: ts,
+            data: Bytes::from(vec![first, 1, 0, 0, 0]),
+        })
     }
 
     #[test]
     fn snapshot_starts_at_last_keyframe_after_headers() {
         let mut cache = GopCache::new(100);
-        let header = Arc::new(Tag::Video { timestamp: 0, data: Bytes::from_static(&[0x17, 0, 0, 0, 0, 1]) });
-        let aac = Arc::new(Tag::Audio { timestamp: 0, data: Bytes::from_static(&[0xaf, 0, 0x11, 0x90]) });
+        let header = Arc::new(Tag::Video {
+            timestamp: 0,
+            data: Bytes::from_static(&[0x17, 0, 0, 0, 0, 1]),
+        });
+        let aac = Arc::new(Tag::Audio {
+            timestamp: 0,
+            data: Bytes::from_static(&[0xaf, 0, 0x11, 0x90]),
+        });
         cache.push(&header);
         cache.push(&aac);
         cache.push(&video(40, false)); // before any keyframe: useless to a joiner
@@ -78,7 +93,10 @@ mod tests {
         cache.push(&video(160, true));
         cache.push(&video(200, false));
         let snapshot = cache.snapshot();
-        assert_eq!(snapshot, vec![header, aac, video(160, true), video(200, false)]);
+        assert_eq!(
+            snapshot,
+            vec![header, aac, video(160, true), video(200, false)]
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let client = peer == PeerType::Client;
     let mut handshake = Handshake::new(peer);
     if client {
-        let c0c1 = handshake.generate_outbound_p0_and_p1().map_err(|e| RtmpError::Handshake(e.to_string()))?;
+        let c0c1 = handshake
+            .generate_outbound_p0_and_p1()
+            .map_err(|e| RtmpError::Handshake(e.to_string()))?;
         stream.write_all(&c0c1).await?;
     }
     let mut buf = vec![0u8; 4096];
@@ -22,9 +24,17 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         if n == 0 {
             return Err(RtmpError::Closed);
         }
-        match handshake.process_bytes(&buf[..n]).map_err(|e| RtmpError::Handshake(e.to_string()))? {
-            HandshakeProcessResult::InProgress { response_bytes } => stream.write_all(&response_bytes).await?,
-            HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
+        match handshake
+            .process_bytes(&buf[..n])
+            .map_err(|e| RtmpError::Handshake(e.to_string()))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                stream.write_all(&response_bytes).await?
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
                 stream.write_all(&response_bytes).await?;
                 return Ok(remaining_bytes);
             }

@@ -31,7 +31,9 @@ impl Tag {
     /// True for a video tag that starts a GOP (frame type 1, not a sequence header).
     pub fn is_keyframe(&self) -> bool {
         match self {
-            Tag::Video { data, .. } => data.first().map(|b| b >> 4 & 0x07) == Some(1) && !self.is_sequence_header(),
+            Tag::Video { data, .. } => {
+                data.first().map(|b| b >> 4 & 0x07) == Some(1) && !self.is_sequence_header()
+            }
             _ => false,
         }
     }
@@ -39,7 +41,9 @@ impl Tag {
     /// True for an AVC or AAC sequence header (decoder configuration).
     pub fn is_sequence_header(&self) -> bool {
         match self {
-            Tag::Video { data, .. } => data.len() >= 2 && data[0] & 0x80 == 0 && data[0] & 0x0f == 7 && data[1] == 0,
+            Tag::Video { data, .. } => {
+                data.len() >= 2 && data[0] & 0x80 == 0 && data[0] & 0x0f == 7 && data[1] == 0
+            }
             Tag::Audio { data, .. } => data.len() >= 2 && data[0] >> 4 == 10 && data[1] == 0,
             Tag::Metadata(_) => false,
         }

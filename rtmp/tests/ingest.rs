@@ -15,7 +15,12 @@ async fn ffmpeg_publish_yields_access_units_with_keyframe_every_two_seconds() {
     let url = format!("rtmp://{}/live/secret", server.local_addr());
     let mut ffmpeg = ffmpeg_publish(&url, 5);
 
-    wait_event(&mut events, Duration::from_secs(20), |e| matches!(e, ServerEvent::PublishStarted { key, .. } if key == "secret")).await;
+    wait_event(
+        &mut events,
+        Duration::from_secs(20),
+        |e| matches!(e, ServerEvent::PublishStarted { key, .. } if key == "secret"),
+    )
+    .await;
     let mut sub = server.subscribe("live", "secret").expect("live key");
 
     let (mut video_config, mut audio_config) = (None, None);
@@ -35,31 +40,68 @@ async fn ffmpeg_publish_yields_access_units_with_keyframe_every_two_seconds() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), collect).await.expect("publisher never finished");
+    tokio::time::timeout(Duration::from_secs(30), collect)
+        .await
+        .expect("publisher never finished");
     assert!(ffmpeg.wait(Duration::from_secs(20)).await.success());
-    wait_event(&mut events, Duration::from_secs(5), |e| matches!(e, ServerEvent::PublishStopped { .. })).await;
+    wait_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(e, ServerEvent::PublishStopped { .. })
+    })
+    .await;
 
     assert!(metadata, "onMetaData was not relayed");
     let video_config = video_config.expect("AVC sequence header");
     assert_eq!(video_config.sps[0][0] & 0x1f, 7);
     assert_eq!(video_config.pps[0][0] & 0x1f, 8);
     let audio_config = audio_config.expect("AAC sequence header");
-    assert_eq!((audio_config.object_type, audio_config.sample_rate, audio_config.channels), (2, 48000, 1));
+    assert_eq!(
+        (
+            audio_config.object_type,
+            audio_config.sample_rate,
+            audio_config.channels
+        ),
+        (2, 48000, 1)
+    );
 
     // 5 s at 25 fps; the subscription starts within the first GOP so nothing is missing.
     assert_eq!(frames.len(), 125, "video frames");
-    let keyframes: Vec<u32> = frames.iter().filter(|f| f.keyframe).map(|f| f.dts_ms).collect();
+    let keyframes: Vec<u32> = frames
+        .iter()
+        .filter(|f| f.keyframe)
+        .map(|f| f.dts_ms)
+        .collect();
     assert_eq!(keyframes.len(), 3, "keyframes at {keyframes:?}");
     for pair in keyframes.windows(2) {
-        assert!((1960..=2040).contains(&(pair[1] - pair[0])), "keyframe cadence {keyframes:?}");
+        assert!(
+            (1960..=2040).contains(&(pair[1] - pair[0])),
+            "keyframe cadence {keyframes:?}"
+        );
     }
-    assert!(frames.iter().filter(|f| f.keyframe).all(|f| f.nalus.iter().any(|n| n[0] & 0x1f == 5)));
-    assert!(frames.windows(2).all(|w| w[1].dts_ms > w[0].dts_ms), "video DTS not increasing");
-    assert!(frames.iter().any(|f| f.cts_ms > 0), "B-frames should give composition offsets");
+    assert!(frames
+        .iter()
+        .filter(|f| f.keyframe)
+        .all(|f| f.nalus.iter().any(|n| n[0] & 0x1f == 5)));
+    assert!(
+        frames.windows(2).all(|w| w[1].dts_ms > w[0].dts_ms),
+        "video DTS not increasing"
+    );
+    assert!(
+        frames.iter().any(|f| f.cts_ms > 0),
+        "B-frames should give composition offsets"
+    );
     assert!(frames.iter().all(|f| f.cts_ms >= 0));
     // 48 kHz AAC: 1024 samples per frame, ~46.9 frames per second.
-    assert!((225..=240).contains(&audio.len()), "audio frames {}", audio.len());
-    assert!(audio.windows(2).all(|w| w[1].timestamp_ms >= w[0].timestamp_ms), "audio timestamps not monotonic");
+    assert!(
+        (225..=240).contains(&audio.len()),
+        "audio frames {}",
+        audio.len()
+    );
+    assert!(
+        audio
+            .windows(2)
+            .all(|w| w[1].timestamp_ms >= w[0].timestamp_ms),
+        "audio timestamps not monotonic"
+    );
     assert!(audio.iter().all(|a| !a.data.is_empty()));
 }
 
@@ -69,7 +111,10 @@ async fn wrong_stream_key_is_refused_and_ffmpeg_fails() {
     let mut events = server.events();
     let url = format!("rtmp://{}/live/wrong", server.local_addr());
     let mut ffmpeg = ffmpeg_publish(&url, 3);
-    let refused = wait_event(&mut events, Duration::from_secs(20), |e| matches!(e, ServerEvent::PublishRefused { .. })).await;
+    let refused = wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(e, ServerEvent::PublishRefused { .. })
+    })
+    .await;
     match refused {
         ServerEvent::PublishRefused { key, reason, .. } => {
             assert_eq!(key, "wrong");

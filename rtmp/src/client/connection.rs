@@ -2,7 +2,8 @@
 
 use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionError, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+    ClientSession, ClientSessionConfig, ClientSessionError, ClientSessionEvent,
+    ClientSessionResult, PublishRequestType,
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,9 +37,17 @@ impl Publishing {
         let mut config = ClientSessionConfig::new();
         config.tc_url = Some(url.tc_url());
         let (session, initial) = ClientSession::new(config).map_err(protocol)?;
-        let mut this = Self { socket, session, buf: vec![0u8; 16 * 1024], waiting_for_keyframe: true };
+        let mut this = Self {
+            socket,
+            session,
+            buf: vec![0u8; 16 * 1024],
+            waiting_for_keyframe: true,
+        };
         this.write_results(initial).await?;
-        let connect = this.session.request_connection(url.app.clone()).map_err(protocol)?;
+        let connect = this
+            .session
+            .request_connection(url.app.clone())
+            .map_err(protocol)?;
         this.write_results(vec![connect]).await?;
         let mut events = this.input(&leftover).await?;
         let mut connected = false;
@@ -47,15 +56,19 @@ impl Publishing {
                 match event {
                     ClientSessionEvent::ConnectionRequestAccepted if !connected => {
                         connected = true;
-                        let publish =
-                            this.session.request_publishing(url.key.clone(), PublishRequestType::Live).map_err(protocol)?;
+                        let publish = this
+                            .session
+                            .request_publishing(url.key.clone(), PublishRequestType::Live)
+                            .map_err(protocol)?;
                         this.write_results(vec![publish]).await?;
                     }
                     ClientSessionEvent::PublishRequestAccepted => return Ok(this),
                     ClientSessionEvent::ConnectionRequestRejected { description } => {
                         return Err(RtmpError::Refused(description))
                     }
-                    ClientSessionEvent::UnhandleableOnStatusCode { code } => return Err(RtmpError::Refused(code)),
+                    ClientSessionEvent::UnhandleableOnStatusCode { code } => {
+                        return Err(RtmpError::Refused(code))
+                    }
                     other => debug!(event = ?other, "rtmp client event during setup"),
                 }
             }
@@ -73,9 +86,10 @@ impl Publishing {
             return Ok(Vec::new());
         }
         let session = &mut self.session;
-        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
-            .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
-            .map_err(protocol)?;
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
+                .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
+                .map_err(protocol)?;
         let mut events = Vec::new();
         let mut packets = Vec::new();
         for result in results {
@@ -98,7 +112,11 @@ impl Publishing {
     }
 
     /// Re-sends the remembered configuration, then forwards commands until close or failure.
-    pub async fn run(&mut self, commands: &mut mpsc::Receiver<Command>, replay: &mut Replay) -> Result<(), RtmpError> {
+    pub async fn run(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        replay: &mut Replay,
+    ) -> Result<(), RtmpError> {
         let initial: Vec<Tag> = replay.tags().cloned().collect();
         for tag in &initial {
             self.send(tag).await?;
@@ -143,10 +161,12 @@ impl Publishing {
                     }
                     self.waiting_for_keyframe = false;
                 }
-                self.session.publish_video_data(data.clone(), RtmpTimestamp::new(*timestamp), false)
+                self.session
+                    .publish_video_data(data.clone(), RtmpTimestamp::new(*timestamp), false)
             }
             Tag::Audio { timestamp, data } => {
-                self.session.publish_audio_data(data.clone(), RtmpTimestamp::new(*timestamp), false)
+                self.session
+                    .publish_audio_data(data.clone(), RtmpTimestamp::new(*timestamp), false)
             }
         }
         .map_err(protocol)?;

@@ -96,7 +96,11 @@ impl RtmpPublisher {
         let (commands, rx) = mpsc::channel(config.queue.max(1));
         let (state_tx, state) = watch::channel(PublisherState::Connecting);
         let task = tokio::spawn(run(config, url, rx, state_tx));
-        Ok(Self { commands, state, task })
+        Ok(Self {
+            commands,
+            state,
+            task,
+        })
     }
 
     /// State changes, for display and for tests.
@@ -112,7 +116,10 @@ impl RtmpPublisher {
     }
 
     async fn send(&self, tag: Tag) -> Result<(), RtmpError> {
-        self.commands.send(Command::Tag(tag)).await.map_err(|_| RtmpError::Closed)
+        self.commands
+            .send(Command::Tag(tag))
+            .await
+            .map_err(|_| RtmpError::Closed)
     }
 
     /// Sends `onMetaData` (remembered for reconnects).
@@ -121,33 +128,65 @@ impl RtmpPublisher {
     }
 
     /// Sends the H.264 sequence header (remembered for reconnects).
-    pub async fn send_video_config(&self, config: &AvcConfig, timestamp_ms: u32) -> Result<(), RtmpError> {
-        self.send(Tag::Video { timestamp: timestamp_ms, data: avc_config_tag(config) }).await
+    pub async fn send_video_config(
+        &self,
+        config: &AvcConfig,
+        timestamp_ms: u32,
+    ) -> Result<(), RtmpError> {
+        self.send(Tag::Video {
+            timestamp: timestamp_ms,
+            data: avc_config_tag(config),
+        })
+        .await
     }
 
     /// Sends the AAC sequence header (remembered for reconnects).
-    pub async fn send_audio_config(&self, config: &AacConfig, timestamp_ms: u32) -> Result<(), RtmpError> {
-        self.send(Tag::Audio { timestamp: timestamp_ms, data: aac_config_tag(config) }).await
+    pub async fn send_audio_config(
+        &self,
+        config: &AacConfig,
+        timestamp_ms: u32,
+    ) -> Result<(), RtmpError> {
+        self.send(Tag::Audio {
+            timestamp: timestamp_ms,
+            data: aac_config_tag(config),
+        })
+        .await
     }
 
     /// Sends one H.264 access unit with its FLV timestamps.
     pub async fn send_video(&self, frame: &VideoFrame) -> Result<(), RtmpError> {
-        self.send(Tag::Video { timestamp: frame.dts_ms, data: avc_frame_tag(frame) }).await
+        self.send(Tag::Video {
+            timestamp: frame.dts_ms,
+            data: avc_frame_tag(frame),
+        })
+        .await
     }
 
     /// Sends one raw AAC frame.
     pub async fn send_audio(&self, frame: &AudioFrame) -> Result<(), RtmpError> {
-        self.send(Tag::Audio { timestamp: frame.timestamp_ms, data: aac_frame_tag(frame) }).await
+        self.send(Tag::Audio {
+            timestamp: frame.timestamp_ms,
+            data: aac_frame_tag(frame),
+        })
+        .await
     }
 
     /// Sends an FLV video tag body as is (relaying another RTMP source).
     pub async fn send_video_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
-        self.send(Tag::Video { timestamp: timestamp_ms, data }).await
+        self.send(Tag::Video {
+            timestamp: timestamp_ms,
+            data,
+        })
+        .await
     }
 
     /// Sends an FLV audio tag body as is.
     pub async fn send_audio_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
-        self.send(Tag::Audio { timestamp: timestamp_ms, data }).await
+        self.send(Tag::Audio {
+            timestamp: timestamp_ms,
+            data,
+        })
+        .await
     }
 
     /// Sends what is queued, unpublishes and closes the connection.
@@ -182,7 +221,10 @@ impl Replay {
     }
 
     pub fn tags(&self) -> impl Iterator<Item = &Tag> {
-        self.metadata.iter().chain(&self.video_config).chain(&self.audio_config)
+        self.metadata
+            .iter()
+            .chain(&self.video_config)
+            .chain(&self.audio_config)
     }
 }
 
@@ -196,16 +238,19 @@ async fn run(
     let mut attempt = 0u32;
     loop {
         let _ = state.send(PublisherState::Connecting);
-        let outcome = match tokio::time::timeout(config.connect_timeout, connection::Publishing::open(&url)).await {
-            Err(_) => Err(RtmpError::Timeout(config.connect_timeout)),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(mut publishing)) => {
-                info!(url = %config.url, "rtmp publishing");
-                attempt = 0;
-                let _ = state.send(PublisherState::Publishing);
-                publishing.run(&mut commands, &mut replay).await
-            }
-        };
+        let outcome =
+            match tokio::time::timeout(config.connect_timeout, connection::Publishing::open(&url))
+                .await
+            {
+                Err(_) => Err(RtmpError::Timeout(config.connect_timeout)),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(mut publishing)) => {
+                    info!(url = %config.url, "rtmp publishing");
+                    attempt = 0;
+                    let _ = state.send(PublisherState::Publishing);
+                    publishing.run(&mut commands, &mut replay).await
+                }
+            };
         let error = match outcome {
             Ok(()) => {
                 let _ = state.send(PublisherState::Closed);
@@ -219,8 +264,15 @@ async fn run(
             return;
         }
         attempt += 1;
-        let delay = config.initial_backoff.saturating_mul(1 << (attempt - 1).min(16)).min(config.max_backoff);
-        let _ = state.send(PublisherState::Reconnecting { attempt, delay, error });
+        let delay = config
+            .initial_backoff
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(config.max_backoff);
+        let _ = state.send(PublisherState::Reconnecting {
+            attempt,
+            delay,
+            error,
+        });
         // While disconnected, keep configuration current and drop media: stale frames would
         // only add latency once the connection is back.
         let sleep = tokio::time::sleep(delay);

@@ -2,7 +2,9 @@
 //! that cannot push, and to measure the server's fan-out).
 
 use rml_rtmp::handshake::PeerType;
-use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -29,10 +31,19 @@ impl RtmpPlayer {
         let leftover = handshake(&mut socket, PeerType::Client).await?;
         let mut config = ClientSessionConfig::new();
         config.tc_url = Some(url.tc_url());
-        let (session, initial) = ClientSession::new(config).map_err(|e| RtmpError::Protocol(e.to_string()))?;
-        let mut this = Self { socket, session, buf: vec![0u8; 64 * 1024], pending: Default::default() };
+        let (session, initial) =
+            ClientSession::new(config).map_err(|e| RtmpError::Protocol(e.to_string()))?;
+        let mut this = Self {
+            socket,
+            session,
+            buf: vec![0u8; 64 * 1024],
+            pending: Default::default(),
+        };
         this.write(initial).await?;
-        let connect = this.session.request_connection(url.app.clone()).map_err(|e| RtmpError::Protocol(e.to_string()))?;
+        let connect = this
+            .session
+            .request_connection(url.app.clone())
+            .map_err(|e| RtmpError::Protocol(e.to_string()))?;
         this.write(vec![connect]).await?;
         let mut events = this.input(&leftover).await?;
         loop {
@@ -40,12 +51,17 @@ impl RtmpPlayer {
             for event in events.drain(..) {
                 match event {
                     ClientSessionEvent::ConnectionRequestAccepted => {
-                        let play = this.session.request_playback(url.key.clone()).map_err(|e| RtmpError::Protocol(e.to_string()))?;
+                        let play = this
+                            .session
+                            .request_playback(url.key.clone())
+                            .map_err(|e| RtmpError::Protocol(e.to_string()))?;
                         this.write(vec![play]).await?;
                     }
                     // Media may follow in the same read: keep it.
                     ClientSessionEvent::PlaybackRequestAccepted => accepted = true,
-                    ClientSessionEvent::ConnectionRequestRejected { description } => return Err(RtmpError::Refused(description)),
+                    ClientSessionEvent::ConnectionRequestRejected { description } => {
+                        return Err(RtmpError::Refused(description))
+                    }
                     other => {
                         if let Some(tag) = to_tag(other) {
                             this.pending.push_back(tag);
@@ -89,9 +105,10 @@ impl RtmpPlayer {
             return Ok(Vec::new());
         }
         let session = &mut self.session;
-        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
-            .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
-            .map_err(|e| RtmpError::Protocol(e.to_string()))?;
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
+                .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
+                .map_err(|e| RtmpError::Protocol(e.to_string()))?;
         let mut events = Vec::new();
         let mut packets = Vec::new();
         for result in results {
@@ -116,8 +133,14 @@ impl RtmpPlayer {
 
 fn to_tag(event: ClientSessionEvent) -> Option<Tag> {
     match event {
-        ClientSessionEvent::VideoDataReceived { timestamp, data } => Some(Tag::Video { timestamp: timestamp.value, data }),
-        ClientSessionEvent::AudioDataReceived { timestamp, data } => Some(Tag::Audio { timestamp: timestamp.value, data }),
+        ClientSessionEvent::VideoDataReceived { timestamp, data } => Some(Tag::Video {
+            timestamp: timestamp.value,
+            data,
+        }),
+        ClientSessionEvent::AudioDataReceived { timestamp, data } => Some(Tag::Audio {
+            timestamp: timestamp.value,
+            data,
+        }),
         ClientSessionEvent::StreamMetadataReceived { metadata } => Some(Tag::Metadata(metadata)),
         other => {
             debug!(event = ?other, "rtmp player event");

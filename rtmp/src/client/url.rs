@@ -32,7 +32,12 @@ impl RtmpUrl {
         if host.is_empty() || app.is_empty() || key.is_empty() {
             return Err(invalid());
         }
-        Ok(Self { host: host.to_string(), port, app: app.to_string(), key: key.to_string() })
+        Ok(Self {
+            host: host.to_string(),
+            port,
+            app: app.to_string(),
+            key: key.to_string(),
+        })
     }
 
     /// The `tcUrl` sent in `connect` (some servers insist on it).
@@ -48,16 +53,39 @@ mod tests {
     #[test]
     fn parses_host_port_app_key() {
         let url = RtmpUrl::parse("rtmp://127.0.0.1:1940/live/abc").unwrap();
-        assert_eq!(url, RtmpUrl { host: "127.0.0.1".into(), port: 1940, app: "live".into(), key: "abc".into() });
+        assert_eq!(
+            url,
+            RtmpUrl {
+                host: "127.0.0.1".into(),
+                port: 1940,
+                app: "live".into(),
+                key: "abc".into()
+            }
+        );
         let url = RtmpUrl::parse("rtmp://a.rtmp.youtube.com/live2/xxxx-yyyy").unwrap();
         assert_eq!((url.port, url.app.as_str()), (1935, "live2"));
         let url = RtmpUrl::parse("rtmp://[::1]:1936/app/inst/key").unwrap();
-        assert_eq!((url.host.as_str(), url.port, url.app.as_str(), url.key.as_str()), ("::1", 1936, "app/inst", "key"));
+        assert_eq!(
+            (
+                url.host.as_str(),
+                url.port,
+                url.app.as_str(),
+                url.key.as_str()
+            ),
+            ("::1", 1936, "app/inst", "key")
+        );
     }
 
     #[test]
     fn rejects_incomplete_urls() {
-        for bad in ["http://h/a/k", "rtmp://h", "rtmp://h/a", "rtmp://h:x/a/k", "rtmp:///a/k", "rtmp://h/a/"] {
+        for bad in [
+            "http://h/a/k",
+            "rtmp://h",
+            "rtmp://h/a",
+            "rtmp://h:x/a/k",
+            "rtmp:///a/k",
+            "rtmp://h/a/",
+        ] {
             assert!(RtmpUrl::parse(bad).is_err(), "{bad}");
         }
     }

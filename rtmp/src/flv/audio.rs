@@ -11,8 +11,9 @@ const FORMAT_EX_AUDIO: u8 = 9;
 /// AAC tags always declare 44 kHz, 16-bit, stereo; the real values are in the ASC.
 const AAC_TAG_HEADER: u8 = FORMAT_AAC << 4 | 0x0f;
 
-const SAMPLE_RATES: [u32; 13] =
-    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+const SAMPLE_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
 
 /// A parsed FLV audio tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +37,10 @@ pub fn parse_audio_tag(data: &Bytes, timestamp_ms: u32) -> Result<AudioTag, FlvE
             7 => "G.711 A-law".to_string(),
             8 => "G.711 mu-law".to_string(),
             FORMAT_EX_AUDIO if data.len() >= 5 => {
-                format!("Enhanced RTMP audio FourCC {:?}", String::from_utf8_lossy(&data[1..5]))
+                format!(
+                    "Enhanced RTMP audio FourCC {:?}",
+                    String::from_utf8_lossy(&data[1..5])
+                )
             }
             11 => "Speex".to_string(),
             14 => "MP3 8 kHz".to_string(),
@@ -48,7 +52,10 @@ pub fn parse_audio_tag(data: &Bytes, timestamp_ms: u32) -> Result<AudioTag, FlvE
     let body = data.slice(2..);
     match data[1] {
         0 => Ok(AudioTag::Config(parse_audio_specific_config(&body)?)),
-        1 => Ok(AudioTag::Frame(AudioFrame { timestamp_ms, data: body })),
+        1 => Ok(AudioTag::Frame(AudioFrame {
+            timestamp_ms,
+            data: body,
+        })),
         _ => Err(FlvError::Invalid("AAC packet type")),
     }
 }
@@ -64,10 +71,17 @@ pub fn parse_audio_specific_config(data: &Bytes) -> Result<AacConfig, FlvError> 
     let sample_rate = if index == 15 {
         bits.read(24)?
     } else {
-        *SAMPLE_RATES.get(index).ok_or(FlvError::Invalid("AAC sampling frequency index"))?
+        *SAMPLE_RATES
+            .get(index)
+            .ok_or(FlvError::Invalid("AAC sampling frequency index"))?
     };
     let channels = bits.read(4)? as u8;
-    Ok(AacConfig { object_type, sample_rate, channels, raw: data.clone() })
+    Ok(AacConfig {
+        object_type,
+        sample_rate,
+        channels,
+        raw: data.clone(),
+    })
 }
 
 struct BitReader<'a> {
@@ -119,20 +133,34 @@ mod tests {
         // 00010 0011 0010 000 : AAC-LC, 48 kHz, 2 channels
         let raw = Bytes::from_static(&[0x11, 0x90]);
         let config = parse_audio_specific_config(&raw).unwrap();
-        assert_eq!((config.object_type, config.sample_rate, config.channels), (2, 48000, 2));
-        assert_eq!(parse_audio_tag(&aac_config_tag(&config), 0).unwrap(), AudioTag::Config(config));
+        assert_eq!(
+            (config.object_type, config.sample_rate, config.channels),
+            (2, 48000, 2)
+        );
+        assert_eq!(
+            parse_audio_tag(&aac_config_tag(&config), 0).unwrap(),
+            AudioTag::Config(config)
+        );
     }
 
     #[test]
     fn aac_frame_round_trips() {
-        let frame = AudioFrame { timestamp_ms: 23, data: Bytes::from_static(&[0x21, 0x10, 0x05]) };
-        assert_eq!(parse_audio_tag(&aac_frame_tag(&frame), 23).unwrap(), AudioTag::Frame(frame));
+        let frame = AudioFrame {
+            timestamp_ms: 23,
+            data: Bytes::from_static(&[0x21, 0x10, 0x05]),
+        };
+        assert_eq!(
+            parse_audio_tag(&aac_frame_tag(&frame), 23).unwrap(),
+            AudioTag::Frame(frame)
+        );
     }
 
     #[test]
     fn mp3_is_unsupported() {
         let tag = Bytes::from_static(&[0x2f, 0xff, 0xfb]);
-        assert!(matches!(parse_audio_tag(&tag, 0), Err(FlvError::UnsupportedCodec(c)) if c == "MP3"));
+        assert!(
+            matches!(parse_audio_tag(&tag, 0), Err(FlvError::UnsupportedCodec(c)) if c == "MP3")
+        );
     }
 
     proptest! {

@@ -34,7 +34,11 @@ pub fn parse_avc_config(data: &Bytes) -> Result<AvcConfig, FlvError> {
     })
 }
 
-fn read_parameter_sets(data: &Bytes, pos: &mut usize, count: usize) -> Result<Vec<Bytes>, FlvError> {
+fn read_parameter_sets(
+    data: &Bytes,
+    pos: &mut usize,
+    count: usize,
+) -> Result<Vec<Bytes>, FlvError> {
     let mut sets = Vec::with_capacity(count);
     for _ in 0..count {
         need("parameter set length", data, *pos + 2)?;
@@ -50,7 +54,12 @@ fn read_parameter_sets(data: &Bytes, pos: &mut usize, count: usize) -> Result<Ve
 /// Serializes an [`AvcConfig`] as an AVCDecoderConfigurationRecord.
 pub fn serialize_avc_config(config: &AvcConfig) -> Bytes {
     let mut out = BytesMut::with_capacity(
-        7 + config.sps.iter().chain(&config.pps).map(|s| s.len() + 2).sum::<usize>(),
+        7 + config
+            .sps
+            .iter()
+            .chain(&config.pps)
+            .map(|s| s.len() + 2)
+            .sum::<usize>(),
     );
     out.put_u8(1);
     out.put_u8(config.profile);
@@ -80,7 +89,9 @@ pub fn split_length_prefixed(data: &Bytes, nal_length_size: u8) -> Result<Vec<By
     let mut pos = 0;
     while pos < data.len() {
         need("NAL unit length", data, pos + size)?;
-        let len = data[pos..pos + size].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = data[pos..pos + size]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         pos += size;
         need("NAL unit", data, pos + len)?;
         if len > 0 {
@@ -125,13 +136,19 @@ mod tests {
     fn truncated_avc_config_is_an_error() {
         let bytes = serialize_avc_config(&config());
         for cut in 0..bytes.len() {
-            assert!(parse_avc_config(&bytes.slice(..cut)).is_err(), "cut at {cut}");
+            assert!(
+                parse_avc_config(&bytes.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
     #[test]
     fn length_prefixed_round_trips() {
-        let nalus = vec![Bytes::from_static(&[0x65, 1, 2, 3]), Bytes::from_static(&[0x06, 9])];
+        let nalus = vec![
+            Bytes::from_static(&[0x65, 1, 2, 3]),
+            Bytes::from_static(&[0x06, 9]),
+        ];
         let mut out = BytesMut::new();
         write_length_prefixed(&mut out, &nalus);
         assert_eq!(split_length_prefixed(&out.freeze(), 4).unwrap(), nalus);

@@ -23,7 +23,11 @@ pub enum FlvError {
 
 pub(crate) fn need(what: &'static str, data: &[u8], needed: usize) -> Result<(), FlvError> {
     if data.len() < needed {
-        return Err(FlvError::Truncated { what, needed, available: data.len() });
+        return Err(FlvError::Truncated {
+            what,
+            needed,
+            available: data.len(),
+        });
     }
     Ok(())
 }

@@ -33,12 +33,16 @@ pub fn parse_flv_file(data: &Bytes) -> Result<Vec<FlvFileTag>, FlvError> {
         return Err(FlvError::Invalid("FLV signature"));
     }
     let header_len = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize;
-    let mut pos = header_len.checked_add(4).ok_or(FlvError::Invalid("FLV header size"))?;
+    let mut pos = header_len
+        .checked_add(4)
+        .ok_or(FlvError::Invalid("FLV header size"))?;
     let mut tags = Vec::new();
     while pos < data.len() {
         need("FLV tag header", data, pos + 11)?;
         let kind = data[pos] & 0x1f;
-        let size = usize::from(data[pos + 1]) << 16 | usize::from(data[pos + 2]) << 8 | usize::from(data[pos + 3]);
+        let size = usize::from(data[pos + 1]) << 16
+            | usize::from(data[pos + 2]) << 8
+            | usize::from(data[pos + 3]);
         let timestamp = u32::from(data[pos + 7]) << 24
             | u32::from(data[pos + 4]) << 16
             | u32::from(data[pos + 5]) << 8
@@ -52,7 +56,11 @@ pub fn parse_flv_file(data: &Bytes) -> Result<Vec<FlvFileTag>, FlvError> {
             _ => None,
         };
         if let Some(kind) = kind {
-            tags.push(FlvFileTag { kind, timestamp, data: data.slice(body..body + size) });
+            tags.push(FlvFileTag {
+                kind,
+                timestamp,
+                data: data.slice(body..body + size),
+            });
         }
         // Skip the body and the PreviousTagSize trailer; a missing final trailer is tolerated.
         pos = body + size + 4;
@@ -68,9 +76,18 @@ mod tests {
     #[test]
     fn reads_tags_with_extended_timestamp() {
         let mut file = b"FLV\x01\x05\0\0\0\x09\0\0\0\0".to_vec();
-        file.extend_from_slice(&[9, 0, 0, 2, 0x12, 0x34, 0x56, 0x01, 0, 0, 0, 0x17, 0x02, 0, 0, 0, 13]);
+        file.extend_from_slice(&[
+            9, 0, 0, 2, 0x12, 0x34, 0x56, 0x01, 0, 0, 0, 0x17, 0x02, 0, 0, 0, 13,
+        ]);
         let tags = parse_flv_file(&Bytes::from(file)).unwrap();
-        assert_eq!(tags, vec![FlvFileTag { kind: FlvTagKind::Video, timestamp: 0x0112_3456, data: Bytes::from_static(&[0x17, 0x02]) }]);
+        assert_eq!(
+            tags,
+            vec![FlvFileTag {
+                kind: FlvTagKind::Video,
+                timestamp: 0x0112_3456,
+                data: Bytes::from_static(&[0x17, 0x02])
+            }]
+        );
     }
 
     proptest! {

@@ -2,7 +2,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::avc::{parse_avc_config, serialize_avc_config, split_length_prefixed, write_length_prefixed};
+use super::avc::{
+    parse_avc_config, serialize_avc_config, split_length_prefixed, write_length_prefixed,
+};
 use super::error::{need, FlvError};
 use crate::media::{AvcConfig, VideoFrame};
 
@@ -26,7 +28,11 @@ pub enum VideoTag {
 }
 
 /// Parses a video tag body. `nal_length_size` comes from the last sequence header (4 before any).
-pub fn parse_video_tag(data: &Bytes, timestamp_ms: u32, nal_length_size: u8) -> Result<VideoTag, FlvError> {
+pub fn parse_video_tag(
+    data: &Bytes,
+    timestamp_ms: u32,
+    nal_length_size: u8,
+) -> Result<VideoTag, FlvError> {
     need("video tag header", data, 1)?;
     let first = data[0];
     if first & EX_HEADER != 0 {
@@ -55,7 +61,9 @@ pub fn parse_video_tag(data: &Bytes, timestamp_ms: u32, nal_length_size: u8) -> 
             12 => "HEVC (legacy codec id 12)",
             _ => "unknown FLV video codec",
         };
-        return Err(FlvError::UnsupportedCodec(format!("{name} (codec id {codec})")));
+        return Err(FlvError::UnsupportedCodec(format!(
+            "{name} (codec id {codec})"
+        )));
     }
     need("AVC video tag header", data, 5)?;
     // The composition time is a signed 24-bit big-endian value.
@@ -68,7 +76,12 @@ pub fn parse_video_tag(data: &Bytes, timestamp_ms: u32, nal_length_size: u8) -> 
             // The FLV frame type is what the encoder declared; an IDR NAL is what a decoder
             // needs. Trust either, since some encoders mark recovery-point frames as key.
             let keyframe = frame_type == FRAME_KEY || nalus.iter().any(|n| n[0] & 0x1f == 5);
-            Ok(VideoTag::Frame(VideoFrame { dts_ms: timestamp_ms, cts_ms: cts, keyframe, nalus }))
+            Ok(VideoTag::Frame(VideoFrame {
+                dts_ms: timestamp_ms,
+                cts_ms: cts,
+                keyframe,
+                nalus,
+            }))
         }
         2 => Ok(VideoTag::EndOfSequence),
         _ => Err(FlvError::Invalid("AVC packet type")),
@@ -94,7 +107,8 @@ pub fn avc_config_tag(config: &AvcConfig) -> Bytes {
 
 /// Builds an AVC NALU tag body (4-byte length prefixes) for one access unit.
 pub fn avc_frame_tag(frame: &VideoFrame) -> Bytes {
-    let mut out = BytesMut::with_capacity(5 + frame.nalus.iter().map(|n| n.len() + 4).sum::<usize>());
+    let mut out =
+        BytesMut::with_capacity(5 + frame.nalus.iter().map(|n| n.len() + 4).sum::<usize>());
     avc_header(&mut out, frame.keyframe, 1, frame.cts_ms);
     write_length_prefixed(&mut out, &frame.nalus);
     out.freeze()
@@ -121,12 +135,20 @@ mod tests {
             nalus: vec![Bytes::from_static(&[0x41, 0x9a, 0x01])],
         };
         let tag = avc_frame_tag(&frame);
-        assert_eq!(parse_video_tag(&tag, 1000, 4).unwrap(), VideoTag::Frame(frame));
+        assert_eq!(
+            parse_video_tag(&tag, 1000, 4).unwrap(),
+            VideoTag::Frame(frame)
+        );
     }
 
     #[test]
     fn idr_nal_marks_keyframe() {
-        let frame = VideoFrame { dts_ms: 0, cts_ms: 80, keyframe: true, nalus: vec![Bytes::from_static(&[0x65, 0x88])] };
+        let frame = VideoFrame {
+            dts_ms: 0,
+            cts_ms: 80,
+            keyframe: true,
+            nalus: vec![Bytes::from_static(&[0x65, 0x88])],
+        };
         match parse_video_tag(&avc_frame_tag(&frame), 0, 4).unwrap() {
             VideoTag::Frame(f) => assert!(f.keyframe),
             other => panic!("{other:?}"),
@@ -149,7 +171,10 @@ mod tests {
     #[test]
     fn legacy_non_avc_codec_is_unsupported() {
         let tag = Bytes::from_static(&[0x14, 0, 0]);
-        assert!(matches!(parse_video_tag(&tag, 0, 4), Err(FlvError::UnsupportedCodec(_))));
+        assert!(matches!(
+            parse_video_tag(&tag, 0, 4),
+            Err(FlvError::UnsupportedCodec(_))
+        ));
     }
 
     proptest! {

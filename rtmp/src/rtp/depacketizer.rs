@@ -120,11 +120,14 @@ impl H264Depacketizer {
             };
             let marker = self.complete_run(first, timestamp);
             let waited_enough = flushing
-                || self.highest.is_some_and(|h| h.saturating_sub(first) >= self.reorder_window);
+                || self
+                    .highest
+                    .is_some_and(|h| h.saturating_sub(first) >= self.reorder_window);
             match marker {
                 Some(end) if starts_frame && (self.sync != Sync::Initial || waited_enough) => {
-                    let packets: Vec<H264RtpPacket> =
-                        (first..=end).filter_map(|s| self.buffer.remove(&s)).collect();
+                    let packets: Vec<H264RtpPacket> = (first..=end)
+                        .filter_map(|s| self.buffer.remove(&s))
+                        .collect();
                     self.sync = Sync::Expect(end + 1);
                     match assemble(&packets) {
                         Some(nalus) => out.push(DepacketizedFrame {
@@ -159,7 +162,9 @@ impl H264Depacketizer {
 
     /// Drops the oldest buffered frame (all leading packets sharing its timestamp).
     fn drop_first_frame(&mut self) {
-        let Some((_, first)) = self.buffer.iter().next() else { return };
+        let Some((_, first)) = self.buffer.iter().next() else {
+            return;
+        };
         let timestamp = first.timestamp;
         let mut marker_seen = None;
         while let Some(entry) = self.buffer.first_entry() {
@@ -269,7 +274,12 @@ mod tests {
                 let mut slice = vec![if keyframe { 0x65 } else { 0x41 }];
                 slice.extend((0..size).map(|_| rng.gen::<u8>()));
                 nalus.push(Bytes::from(slice));
-                VideoFrame { dts_ms: i as u32 * 40, cts_ms: 0, keyframe, nalus }
+                VideoFrame {
+                    dts_ms: i as u32 * 40,
+                    cts_ms: 0,
+                    keyframe,
+                    nalus,
+                }
             })
             .collect()
     }
@@ -308,7 +318,10 @@ mod tests {
         // Lose the marker packet of frame 3 and a middle packet of frame 8.
         let ts3 = frames[3].dts_ms * 90;
         let ts8 = frames[8].dts_ms * 90;
-        let lost3 = packets.iter().position(|p| p.timestamp == ts3 && p.marker).unwrap();
+        let lost3 = packets
+            .iter()
+            .position(|p| p.timestamp == ts3 && p.marker)
+            .unwrap();
         let lost8 = packets.iter().position(|p| p.timestamp == ts8).unwrap() + 1;
         let mut d = H264Depacketizer::new(32);
         let mut out = Vec::new();

@@ -23,7 +23,12 @@ impl H264Packetizer {
     /// A packetizer producing payloads of at most `max_payload` bytes (≥ 16), numbering packets
     /// from `initial_seq`.
     pub fn new(max_payload: usize, initial_seq: u16) -> Self {
-        Self { max_payload: max_payload.max(16), next_seq: initial_seq, sps: Vec::new(), pps: Vec::new() }
+        Self {
+            max_payload: max_payload.max(16),
+            next_seq: initial_seq,
+            sps: Vec::new(),
+            pps: Vec::new(),
+        }
     }
 
     /// Remembers the parameter sets to send before every keyframe, so a viewer joining at any
@@ -43,13 +48,22 @@ impl H264Packetizer {
     pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<H264RtpPacket>) {
         let timestamp = flv_ms_to_rtp(frame.pts_ms());
         let mut nalus: Vec<Bytes> = Vec::with_capacity(frame.nalus.len() + 2);
-        let has_sps = frame.nalus.iter().any(|n| n.first().map(|b| b & 0x1f) == Some(NAL_SPS));
+        let has_sps = frame
+            .nalus
+            .iter()
+            .any(|n| n.first().map(|b| b & 0x1f) == Some(NAL_SPS));
         if frame.keyframe && !has_sps {
             nalus.extend(self.sps.iter().cloned());
             nalus.extend(self.pps.iter().cloned());
         }
         // Access unit delimiters mean nothing once the marker bit frames the access unit.
-        nalus.extend(frame.nalus.iter().filter(|n| !n.is_empty() && n[0] & 0x1f != NAL_AUD).cloned());
+        nalus.extend(
+            frame
+                .nalus
+                .iter()
+                .filter(|n| !n.is_empty() && n[0] & 0x1f != NAL_AUD)
+                .cloned(),
+        );
         let first = out.len();
 
         let mut i = 0;
@@ -78,12 +92,18 @@ impl H264Packetizer {
     }
 
     fn push(&mut self, payload: Bytes, timestamp: u32, out: &mut Vec<H264RtpPacket>) {
-        out.push(H264RtpPacket { seq: self.next_seq, timestamp, marker: false, payload });
+        out.push(H264RtpPacket {
+            seq: self.next_seq,
+            timestamp,
+            marker: false,
+            payload,
+        });
         self.next_seq = self.next_seq.wrapping_add(1);
     }
 
     fn push_stap_a(&mut self, nalus: &[Bytes], timestamp: u32, out: &mut Vec<H264RtpPacket>) {
-        let mut payload = BytesMut::with_capacity(1 + nalus.iter().map(|n| n.len() + 2).sum::<usize>());
+        let mut payload =
+            BytesMut::with_capacity(1 + nalus.iter().map(|n| n.len() + 2).sum::<usize>());
         // F is the OR of the aggregated F bits; NRI their maximum (RFC 6184 §5.7).
         let f = nalus.iter().fold(0, |acc, n| acc | (n[0] & 0x80));
         let nri = nalus.iter().map(|n| n[0] & 0x60).max().unwrap_or(0);
@@ -124,7 +144,12 @@ mod tests {
     use super::*;
 
     fn frame(keyframe: bool, nalus: Vec<Vec<u8>>) -> VideoFrame {
-        VideoFrame { dts_ms: 1000, cts_ms: 40, keyframe, nalus: nalus.into_iter().map(Bytes::from).collect() }
+        VideoFrame {
+            dts_ms: 1000,
+            cts_ms: 40,
+            keyframe,
+            nalus: nalus.into_iter().map(Bytes::from).collect(),
+        }
     }
 
     #[test]
@@ -144,12 +169,17 @@ mod tests {
         p.packetize(&frame(true, vec![vec![0x09, 0xf0], idr]), &mut out);
         assert_eq!(out[0].payload[0] & 0x1f, STAP_A);
         assert_eq!(&out[0].payload[1..], &[0, 3, 0x67, 1, 2, 0, 2, 0x68, 3]);
-        assert!(out[1..].iter().all(|p| p.payload[0] & 0x1f == FU_A && p.payload.len() <= 100));
+        assert!(out[1..]
+            .iter()
+            .all(|p| p.payload[0] & 0x1f == FU_A && p.payload.len() <= 100));
         assert_eq!(out[1].payload[1], 0x80 | 5);
         assert_eq!(out.last().unwrap().payload[1], 0x40 | 5);
         assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
         assert!(out.last().unwrap().marker);
-        assert_eq!(out.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![65534, 65535, 0, 1]);
+        assert_eq!(
+            out.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            vec![65534, 65535, 0, 1]
+        );
         assert!(out.iter().all(|p| p.timestamp == 1040 * 90));
     }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rml_rtmp::handshake::PeerType;
-use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+};
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -59,16 +61,27 @@ struct Connection {
 
 /// Serves one accepted socket until it closes; never panics on peer input.
 pub(crate) async fn run(mut socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let leftover = match timeout(shared.config.handshake_timeout, handshake(&mut socket, PeerType::Server)).await {
+    let leftover = match timeout(
+        shared.config.handshake_timeout,
+        handshake(&mut socket, PeerType::Server),
+    )
+    .await
+    {
         Ok(Ok(leftover)) => leftover,
         Ok(Err(error)) => {
             debug!(%peer, %error, "rtmp handshake failed");
-            shared.emit(ServerEvent::ConnectionFailed { peer, error: error.to_string() });
+            shared.emit(ServerEvent::ConnectionFailed {
+                peer,
+                error: error.to_string(),
+            });
             return;
         }
         Err(_) => {
             debug!(%peer, "rtmp handshake timed out");
-            shared.emit(ServerEvent::ConnectionFailed { peer, error: "handshake timed out".into() });
+            shared.emit(ServerEvent::ConnectionFailed {
+                peer,
+                error: "handshake timed out".into(),
+            });
             return;
         }
     };
@@ -97,7 +110,10 @@ pub(crate) async fn run(mut socket: TcpStream, peer: SocketAddr, shared: Arc<Sha
         Err(error) => {
             debug!(%peer, %error, "rtmp connection dropped");
             conn.stop_reason = error.to_string();
-            shared.emit(ServerEvent::ConnectionFailed { peer, error: error.to_string() });
+            shared.emit(ServerEvent::ConnectionFailed {
+                peer,
+                error: error.to_string(),
+            });
         }
     }
     conn.teardown();
@@ -122,7 +138,12 @@ async fn replaced(publishing: &mut Option<Publishing>) {
 }
 
 impl Connection {
-    async fn serve(&mut self, socket: &mut TcpStream, initial: Vec<ServerSessionResult>, leftover: Vec<u8>) -> Result<(), RtmpError> {
+    async fn serve(
+        &mut self,
+        socket: &mut TcpStream,
+        initial: Vec<ServerSessionResult>,
+        leftover: Vec<u8>,
+    ) -> Result<(), RtmpError> {
         let mut flow = self.process(initial).await?;
         if !leftover.is_empty() && flow == Flow::Continue {
             flow = self.input(&leftover).await?;
@@ -133,7 +154,11 @@ impl Connection {
         let idle = self.shared.config.idle_timeout;
         while flow == Flow::Continue {
             // Players only send acknowledgements, so silence is normal for them.
-            let read_limit = if self.playing.is_some() { Duration::from_secs(24 * 3600) } else { idle };
+            let read_limit = if self.playing.is_some() {
+                Duration::from_secs(24 * 3600)
+            } else {
+                idle
+            };
             tokio::select! {
                 read = timeout(read_limit, socket.read(&mut buf)) => {
                     let n = read.map_err(|_| RtmpError::Timeout(read_limit))??;
@@ -162,7 +187,9 @@ impl Connection {
             return Ok(());
         }
         let limit = self.shared.config.idle_timeout;
-        timeout(limit, socket.write_all(&self.out)).await.map_err(|_| RtmpError::Timeout(limit))??;
+        timeout(limit, socket.write_all(&self.out))
+            .await
+            .map_err(|_| RtmpError::Timeout(limit))??;
         self.out.clear();
         Ok(())
     }
@@ -170,9 +197,10 @@ impl Connection {
     async fn input(&mut self, bytes: &[u8]) -> Result<Flow, RtmpError> {
         // The chunk parser is third-party code fed by the network: a panic in it must cost this
         // connection only, never the server.
-        let results = std::panic::catch_unwind(AssertUnwindSafe(|| self.session.handle_input(bytes)))
-            .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
-            .map_err(|e| RtmpError::Protocol(e.to_string()))?;
+        let results =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.session.handle_input(bytes)))
+                .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
+                .map_err(|e| RtmpError::Protocol(e.to_string()))?;
         self.process(results).await
     }
 
@@ -197,7 +225,10 @@ impl Connection {
     }
 
     fn accept(&mut self, request_id: u32) -> Result<(), RtmpError> {
-        let results = self.session.accept_request(request_id).map_err(|e| RtmpError::Protocol(e.to_string()))?;
+        let results = self
+            .session
+            .accept_request(request_id)
+            .map_err(|e| RtmpError::Protocol(e.to_string()))?;
         for result in results {
             if let ServerSessionResult::OutboundResponse(packet) = result {
                 self.out.extend_from_slice(&packet.bytes);
@@ -208,11 +239,19 @@ impl Connection {
 
     async fn on_event(&mut self, event: ServerSessionEvent) -> Result<Flow, RtmpError> {
         match event {
-            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => {
                 debug!(peer = %self.peer, app = %app_name, "rtmp connect");
                 self.accept(request_id)?;
             }
-            ServerSessionEvent::PublishStreamRequested { request_id, app_name, stream_key, .. } => {
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                app_name,
+                stream_key,
+                ..
+            } => {
                 return self.on_publish(request_id, app_name, stream_key).await;
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
@@ -224,13 +263,29 @@ impl Connection {
                     p.stream.publish(Tag::Metadata(metadata));
                 }
             }
-            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
-                return self.on_media(Tag::Video { timestamp: timestamp.value, data });
+            ServerSessionEvent::VideoDataReceived {
+                data, timestamp, ..
+            } => {
+                return self.on_media(Tag::Video {
+                    timestamp: timestamp.value,
+                    data,
+                });
             }
-            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
-                return self.on_media(Tag::Audio { timestamp: timestamp.value, data });
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => {
+                return self.on_media(Tag::Audio {
+                    timestamp: timestamp.value,
+                    data,
+                });
             }
-            ServerSessionEvent::PlayStreamRequested { request_id, app_name, stream_key, stream_id, .. } => {
+            ServerSessionEvent::PlayStreamRequested {
+                request_id,
+                app_name,
+                stream_key,
+                stream_id,
+                ..
+            } => {
                 return self.on_play(request_id, app_name, stream_key, stream_id);
             }
             ServerSessionEvent::PlayStreamFinished { .. } => self.end_play(),
@@ -239,35 +294,77 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    async fn on_publish(&mut self, request_id: u32, app: String, key: String) -> Result<Flow, RtmpError> {
+    async fn on_publish(
+        &mut self,
+        request_id: u32,
+        app: String,
+        key: String,
+    ) -> Result<Flow, RtmpError> {
         if self.publishing.is_some() || self.playing.is_some() {
-            return self.refuse_publish(app, key, "NetStream.Publish.BadName", "connection already has a stream");
+            return self.refuse_publish(
+                app,
+                key,
+                "NetStream.Publish.BadName",
+                "connection already has a stream",
+            );
         }
-        let request = PublishRequest { app: app.clone(), key: key.clone(), peer: self.peer };
+        let request = PublishRequest {
+            app: app.clone(),
+            key: key.clone(),
+            peer: self.peer,
+        };
         if !self.shared.authorizer.authorize(request).await {
-            return self.refuse_publish(app, key, "NetStream.Publish.Denied", "stream key not allowed");
+            return self.refuse_publish(
+                app,
+                key,
+                "NetStream.Publish.Denied",
+                "stream key not allowed",
+            );
         }
         let replace = self.shared.config.duplicate_publisher == DuplicatePublisher::Replace;
         match self.shared.hub.claim(&app, &key, replace) {
-            Claim::Busy => self.refuse_publish(app, key, "NetStream.Publish.BadName", "stream key already live"),
+            Claim::Busy => self.refuse_publish(
+                app,
+                key,
+                "NetStream.Publish.BadName",
+                "stream key already live",
+            ),
             Claim::Granted { stream, kicked } => {
                 self.accept(request_id)?;
                 self.publishing = Some(Publishing { stream, kicked });
-                self.shared.emit(ServerEvent::PublishStarted { app, key, peer: self.peer });
+                self.shared.emit(ServerEvent::PublishStarted {
+                    app,
+                    key,
+                    peer: self.peer,
+                });
                 Ok(Flow::Continue)
             }
         }
     }
 
-    fn refuse_publish(&mut self, app: String, key: String, code: &str, reason: &str) -> Result<Flow, RtmpError> {
+    fn refuse_publish(
+        &mut self,
+        app: String,
+        key: String,
+        code: &str,
+        reason: &str,
+    ) -> Result<Flow, RtmpError> {
         // createStream always hands out stream 1 on a fresh connection, the one publishing uses.
-        self.out.extend(on_status(1, self.chunk_size, "error", code, reason)?);
-        self.shared.emit(ServerEvent::PublishRefused { app, key, peer: self.peer, reason: format!("{code}: {reason}") });
+        self.out
+            .extend(on_status(1, self.chunk_size, "error", code, reason)?);
+        self.shared.emit(ServerEvent::PublishRefused {
+            app,
+            key,
+            peer: self.peer,
+            reason: format!("{code}: {reason}"),
+        });
         Ok(Flow::Close)
     }
 
     fn on_media(&mut self, tag: Tag) -> Result<Flow, RtmpError> {
-        let Some(p) = &self.publishing else { return Ok(Flow::Continue) };
+        let Some(p) = &self.publishing else {
+            return Ok(Flow::Continue);
+        };
         let check = match &tag {
             Tag::Video { data, .. } => check_supported_codec(data, true),
             Tag::Audio { data, .. } => check_supported_codec(data, false),
@@ -288,10 +385,26 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    fn on_play(&mut self, request_id: u32, app: String, key: String, stream_id: u32) -> Result<Flow, RtmpError> {
-        let live = if self.publishing.is_none() && self.playing.is_none() { self.shared.hub.get(&app, &key) } else { None };
+    fn on_play(
+        &mut self,
+        request_id: u32,
+        app: String,
+        key: String,
+        stream_id: u32,
+    ) -> Result<Flow, RtmpError> {
+        let live = if self.publishing.is_none() && self.playing.is_none() {
+            self.shared.hub.get(&app, &key)
+        } else {
+            None
+        };
         let Some(stream) = live else {
-            self.out.extend(on_status(stream_id, self.chunk_size, "error", "NetStream.Play.StreamNotFound", "stream key not live")?);
+            self.out.extend(on_status(
+                stream_id,
+                self.chunk_size,
+                "error",
+                "NetStream.Play.StreamNotFound",
+                "stream key not live",
+            )?);
             return Ok(Flow::Close);
         };
         self.accept(request_id)?;
@@ -300,18 +413,32 @@ impl Connection {
             self.send_tag(stream_id, tag)?;
         }
         stream.players.fetch_add(1, Ordering::Relaxed);
-        self.playing = Some(Playing { stream, stream_id, rx, waiting_for_keyframe: false });
-        self.shared.emit(ServerEvent::PlayStarted { app, key, peer: self.peer });
+        self.playing = Some(Playing {
+            stream,
+            stream_id,
+            rx,
+            waiting_for_keyframe: false,
+        });
+        self.shared.emit(ServerEvent::PlayStarted {
+            app,
+            key,
+            peer: self.peer,
+        });
         Ok(Flow::Continue)
     }
 
     fn forward(&mut self, message: Result<HubMessage, RecvError>) -> Result<Flow, RtmpError> {
-        let Some(p) = &mut self.playing else { return Ok(Flow::Continue) };
+        let Some(p) = &mut self.playing else {
+            return Ok(Flow::Continue);
+        };
         let stream_id = p.stream_id;
         match message {
             Ok(HubMessage::Tag(tag)) => {
                 if p.waiting_for_keyframe {
-                    if !tag.is_keyframe() && !tag.is_sequence_header() && !matches!(*tag, Tag::Metadata(_)) {
+                    if !tag.is_keyframe()
+                        && !tag.is_sequence_header()
+                        && !matches!(*tag, Tag::Metadata(_))
+                    {
                         return Ok(Flow::Continue);
                     }
                     p.waiting_for_keyframe = !tag.is_keyframe();
@@ -337,12 +464,18 @@ impl Connection {
     fn send_tag(&mut self, stream_id: u32, tag: &Tag) -> Result<(), RtmpError> {
         let packet = match tag {
             Tag::Metadata(m) => self.session.send_metadata(stream_id, m),
-            Tag::Video { timestamp, data } => {
-                self.session.send_video_data(stream_id, data.clone(), RtmpTimestamp::new(*timestamp), false)
-            }
-            Tag::Audio { timestamp, data } => {
-                self.session.send_audio_data(stream_id, data.clone(), RtmpTimestamp::new(*timestamp), false)
-            }
+            Tag::Video { timestamp, data } => self.session.send_video_data(
+                stream_id,
+                data.clone(),
+                RtmpTimestamp::new(*timestamp),
+                false,
+            ),
+            Tag::Audio { timestamp, data } => self.session.send_audio_data(
+                stream_id,
+                data.clone(),
+                RtmpTimestamp::new(*timestamp),
+                false,
+            ),
         }
         .map_err(|e| RtmpError::Protocol(e.to_string()))?;
         self.out.extend_from_slice(&packet.bytes);

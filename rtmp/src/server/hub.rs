@@ -65,7 +65,10 @@ impl LiveStream {
 
 /// Outcome of a publish attempt.
 pub(crate) enum Claim {
-    Granted { stream: Arc<LiveStream>, kicked: oneshot::Receiver<()> },
+    Granted {
+        stream: Arc<LiveStream>,
+        kicked: oneshot::Receiver<()>,
+    },
     Busy,
 }
 
@@ -94,7 +97,12 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub fn new(channel_capacity: usize, gop_max_tags: usize) -> Self {
-        Self { streams: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1), channel_capacity, gop_max_tags }
+        Self {
+            streams: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            channel_capacity,
+            gop_max_tags,
+        }
     }
 
     /// Claims `app`/`key` for a new publisher; with `replace`, an existing one is kicked out.
@@ -140,7 +148,9 @@ impl Hub {
     }
 
     pub fn get(&self, app: &str, key: &str) -> Option<Arc<LiveStream>> {
-        lock(&self.streams).get(&(app.to_string(), key.to_string())).cloned()
+        lock(&self.streams)
+            .get(&(app.to_string(), key.to_string()))
+            .cloned()
     }
 
     pub fn stats(&self) -> Vec<StreamStats> {

@@ -75,7 +75,10 @@ pub struct RtmpServer {
 
 impl RtmpServer {
     /// Binds the listen address and starts accepting connections.
-    pub async fn bind(config: ServerConfig, authorizer: impl PublishAuthorizer) -> Result<Self, RtmpError> {
+    pub async fn bind(
+        config: ServerConfig,
+        authorizer: impl PublishAuthorizer,
+    ) -> Result<Self, RtmpError> {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         let (events, _) = broadcast::channel(1024);
@@ -89,7 +92,12 @@ impl RtmpServer {
         });
         let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
         info!(%local_addr, "rtmp server listening");
-        Ok(Self { shared, local_addr, shutdown, accept_task })
+        Ok(Self {
+            shared,
+            local_addr,
+            shutdown,
+            accept_task,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -105,7 +113,10 @@ impl RtmpServer {
     /// Subscribes to the media of a live key, starting with its metadata, decoder configuration
     /// and current GOP; `None` if nobody publishes on it.
     pub fn subscribe(&self, app: &str, key: &str) -> Option<StreamSubscription> {
-        self.shared.hub.get(app, key).map(|stream| StreamSubscription::new(&stream))
+        self.shared
+            .hub
+            .get(app, key)
+            .map(|stream| StreamSubscription::new(&stream))
     }
 
     /// Statistics of every live stream, sorted by app and key.

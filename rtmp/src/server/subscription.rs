@@ -43,7 +43,12 @@ pub struct StreamSubscription {
 impl StreamSubscription {
     pub(crate) fn new(stream: &LiveStream) -> Self {
         let (backlog, rx) = stream.join();
-        Self { backlog: backlog.into(), rx, nal_length_size: 4, waiting_for_keyframe: false }
+        Self {
+            backlog: backlog.into(),
+            rx,
+            nal_length_size: 4,
+            waiting_for_keyframe: false,
+        }
     }
 
     /// The next event; `None` once the publisher has gone.
@@ -73,16 +78,18 @@ impl StreamSubscription {
     fn convert(&mut self, tag: &Tag) -> StreamEvent {
         match tag {
             Tag::Metadata(m) => StreamEvent::Metadata(m.clone()),
-            Tag::Video { timestamp, data } => match parse_video_tag(data, *timestamp, self.nal_length_size) {
-                Ok(VideoTag::Config(config)) => {
-                    self.nal_length_size = config.nal_length_size;
-                    StreamEvent::VideoConfig(config)
+            Tag::Video { timestamp, data } => {
+                match parse_video_tag(data, *timestamp, self.nal_length_size) {
+                    Ok(VideoTag::Config(config)) => {
+                        self.nal_length_size = config.nal_length_size;
+                        StreamEvent::VideoConfig(config)
+                    }
+                    Ok(VideoTag::Frame(frame)) => StreamEvent::Video(frame),
+                    Ok(VideoTag::EndOfSequence) => StreamEvent::VideoEndOfSequence,
+                    Ok(VideoTag::Command) => StreamEvent::Skipped("video command frame".into()),
+                    Err(e) => StreamEvent::Skipped(e.to_string()),
                 }
-                Ok(VideoTag::Frame(frame)) => StreamEvent::Video(frame),
-                Ok(VideoTag::EndOfSequence) => StreamEvent::VideoEndOfSequence,
-                Ok(VideoTag::Command) => StreamEvent::Skipped("video command frame".into()),
-                Err(e) => StreamEvent::Skipped(e.to_string()),
-            },
+            }
             Tag::Audio { timestamp, data } => match parse_audio_tag(data, *timestamp) {
                 Ok(AudioTag::Config(config)) => StreamEvent::AudioConfig(config),
                 Ok(AudioTag::Frame(frame)) => StreamEvent::Audio(frame),

@@ -13,7 +13,10 @@ pub struct ChildGuard(pub Option<Child>);
 
 impl ChildGuard {
     pub fn spawn(cmd: &mut Command) -> Self {
-        let child = cmd.stdin(Stdio::null()).spawn().expect("ffmpeg must be installed (scripts/deps/rtmp.apt)");
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ffmpeg must be installed (scripts/deps/rtmp.apt)");
         Self(Some(child))
     }
 
@@ -45,7 +48,10 @@ impl Drop for ChildGuard {
 }
 
 pub fn loopback_config() -> ServerConfig {
-    ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() }
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    }
 }
 
 pub async fn server_allowing(keys: &'static [&'static str], config: ServerConfig) -> RtmpServer {
@@ -59,14 +65,42 @@ pub async fn server_allowing(keys: &'static [&'static str], config: ServerConfig
 /// ffmpeg publishing testsrc2 (H.264, keyframe every 2 s at 25 fps) + 1 kHz sine (AAC) in real time.
 pub fn ffmpeg_publish(url: &str, seconds: u32) -> ChildGuard {
     ChildGuard::spawn(Command::new("ffmpeg").args([
-        "-hide_banner", "-loglevel", "error", "-nostats", "-re",
-        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-        "-t", &seconds.to_string(),
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
-        "-c:a", "aac", "-b:a", "64k", "-ac", "1",
-        "-f", "flv", url,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostats",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=48000",
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "50",
+        "-keyint_min",
+        "50",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-ac",
+        "1",
+        "-f",
+        "flv",
+        url,
     ]))
 }
 
@@ -92,7 +126,15 @@ pub async fn wait_event(
 /// Counts decoded frames per stream type with ffprobe (`-count_frames`).
 pub fn ffprobe_frame_counts(path: &Path) -> (u64, u64) {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_type,nb_read_frames", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe");
@@ -101,7 +143,10 @@ pub fn ffprobe_frame_counts(path: &Path) -> (u64, u64) {
     for line in text.lines() {
         let mut parts = line.split(',');
         let kind = parts.next().unwrap_or("");
-        let count: u64 = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+        let count: u64 = parts
+            .next()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(0);
         match kind {
             "video" => video = count,
             "audio" => audio = count,
@@ -122,13 +167,39 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 pub fn ffmpeg_make_flv(path: &Path, seconds: u32) {
     let status = Command::new("ffmpeg")
         .args([
-            "-hide_banner", "-loglevel", "error", "-nostats",
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-            "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-            "-t", &seconds.to_string(),
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-            "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
-            "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostats",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-ac",
+            "1",
+            "-y",
         ])
         .arg(path)
         .stdin(Stdio::null())
@@ -163,18 +234,33 @@ pub fn read_flv_media(path: &Path) -> FlvMedia {
             FlvTagKind::Script => {}
         }
     }
-    FlvMedia { video_config: vc.unwrap(), audio_config: ac.unwrap(), video, audio }
+    FlvMedia {
+        video_config: vc.unwrap(),
+        audio_config: ac.unwrap(),
+        video,
+        audio,
+    }
 }
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Publishes `media` through the client, interleaving audio and video by timestamp.
 pub async fn publish_media(publisher: &bifrons_rtmp::client::RtmpPublisher, media: &FlvMedia) {
-    publisher.send_video_config(&media.video_config, 0).await.unwrap();
-    publisher.send_audio_config(&media.audio_config, 0).await.unwrap();
+    publisher
+        .send_video_config(&media.video_config, 0)
+        .await
+        .unwrap();
+    publisher
+        .send_audio_config(&media.audio_config, 0)
+        .await
+        .unwrap();
     let (mut v, mut a) = (0, 0);
     while v < media.video.len() || a < media.audio.len() {
         let video_next = a >= media.audio.len()
