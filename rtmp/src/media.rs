@@ -20,6 +20,25 @@ pub struct AvcConfig {
     pub pps: Vec<Bytes>,
 }
 
+impl AvcConfig {
+    /// Builds the configuration from in-band parameter sets (as a WebRTC publisher sends them),
+    /// taking profile, compatibility and level from the first SPS.
+    pub fn from_parameter_sets(sps: Vec<Bytes>, pps: Vec<Bytes>) -> Option<Self> {
+        let first = sps.first()?;
+        if first.len() < 4 || first[0] & 0x1f != 7 || pps.is_empty() {
+            return None;
+        }
+        Some(Self {
+            profile: first[1],
+            compatibility: first[2],
+            level: first[3],
+            nal_length_size: 4,
+            sps,
+            pps,
+        })
+    }
+}
+
 /// One H.264 access unit: all NAL units of one picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoFrame {
@@ -60,4 +79,24 @@ pub struct AudioFrame {
     pub timestamp_ms: u32,
     /// The raw AAC access unit.
     pub data: Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_from_in_band_parameter_sets() {
+        let sps = Bytes::from_static(&[0x67, 0x42, 0xe0, 0x1f, 0xda]);
+        let pps = Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]);
+        let config = AvcConfig::from_parameter_sets(vec![sps], vec![pps]).unwrap();
+        assert_eq!(
+            (config.profile, config.compatibility, config.level),
+            (0x42, 0xe0, 0x1f)
+        );
+        assert!(
+            AvcConfig::from_parameter_sets(vec![Bytes::from_static(&[0x68, 1, 2, 3])], vec![])
+                .is_none()
+        );
+    }
 }

@@ -13,7 +13,7 @@ async fn ffmpeg_plays_a_live_key_and_ffprobe_decodes_video_and_audio() {
     let server = server_allowing(&["show"], loopback_config()).await;
     let mut events = server.events();
     let base = format!("rtmp://{}/live", server.local_addr());
-    let mut publisher = ffmpeg_publish(&format!("{base}/show"), 8);
+    let mut publisher = ffmpeg_publish(&format!("{base}/show"), 10);
     wait_event(&mut events, Duration::from_secs(20), |e| {
         matches!(e, ServerEvent::PublishStarted { .. })
     })

@@ -157,7 +157,10 @@ pub fn ffprobe_frame_counts(path: &Path) -> (u64, u64) {
 }
 
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("bifrons-rtmp-{name}-{}", std::process::id()));
+    // Tests of one binary share a PID: a counter keeps their directories apart.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("bifrons-rtmp-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
