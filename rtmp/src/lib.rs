@@ -6,6 +6,8 @@
 //! (starting at the last keyframe), [`rtp::H264Packetizer`] turns those into RTP, and
 //! [`client::RtmpPublisher`] pushes media out to any RTMP server.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod error;
 pub mod flv;
