@@ -1,0 +1,175 @@
+//! One publishing connection: handshake, connect, publish, then media until error or close.
+
+use rml_rtmp::handshake::PeerType;
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionError, ClientSessionEvent,
+    ClientSessionResult, PublishRequestType,
+};
+use rml_rtmp::time::RtmpTimestamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::{Command, Replay, RtmpUrl};
+use crate::error::RtmpError;
+use crate::handshake::handshake;
+use crate::tag::Tag;
+
+pub(crate) struct Publishing {
+    socket: TcpStream,
+    session: ClientSession,
+    buf: Vec<u8>,
+    /// After (re)connecting, media starts at a keyframe so the receiver can decode it.
+    waiting_for_keyframe: bool,
+}
+
+fn protocol(e: ClientSessionError) -> RtmpError {
+    RtmpError::Protocol(e.to_string())
+}
+
+impl Publishing {
+    /// Connects and gets the publish accepted.
+    pub async fn open(url: &RtmpUrl) -> Result<Self, RtmpError> {
+        let mut socket = TcpStream::connect((url.host.as_str(), url.port)).await?;
+        let _ = socket.set_nodelay(true);
+        let leftover = handshake(&mut socket, PeerType::Client).await?;
+        let mut config = ClientSessionConfig::new();
+        config.tc_url = Some(url.tc_url());
+        let (session, initial) = ClientSession::new(config).map_err(protocol)?;
+        let mut this = Self {
+            socket,
+            session,
+            buf: vec![0u8; 16 * 1024],
+            waiting_for_keyframe: true,
+        };
+        this.write_results(initial).await?;
+        let connect = this
+            .session
+            .request_connection(url.app.clone())
+            .map_err(protocol)?;
+        this.write_results(vec![connect]).await?;
+        let mut events = this.input(&leftover).await?;
+        let mut connected = false;
+        loop {
+            for event in events.drain(..) {
+                match event {
+                    ClientSessionEvent::ConnectionRequestAccepted if !connected => {
+                        connected = true;
+                        let publish = this
+                            .session
+                            .request_publishing(url.key.clone(), PublishRequestType::Live)
+                            .map_err(protocol)?;
+                        this.write_results(vec![publish]).await?;
+                    }
+                    ClientSessionEvent::PublishRequestAccepted => return Ok(this),
+                    ClientSessionEvent::ConnectionRequestRejected { description } => {
+                        return Err(RtmpError::Refused(description))
+                    }
+                    ClientSessionEvent::UnhandleableOnStatusCode { code } => {
+                        return Err(RtmpError::Refused(code))
+                    }
+                    other => debug!(event = ?other, "rtmp client event during setup"),
+                }
+            }
+            let n = this.socket.read(&mut this.buf).await?;
+            if n == 0 {
+                return Err(RtmpError::Closed);
+            }
+            let bytes = this.buf[..n].to_vec();
+            events = this.input(&bytes).await?;
+        }
+    }
+
+    async fn input(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>, RtmpError> {
+        if bytes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let session = &mut self.session;
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
+                .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
+                .map_err(protocol)?;
+        let mut events = Vec::new();
+        let mut packets = Vec::new();
+        for result in results {
+            match result {
+                ClientSessionResult::RaisedEvent(event) => events.push(event),
+                other => packets.push(other),
+            }
+        }
+        self.write_results(packets).await?;
+        Ok(events)
+    }
+
+    async fn write_results(&mut self, results: Vec<ClientSessionResult>) -> Result<(), RtmpError> {
+        for result in results {
+            if let ClientSessionResult::OutboundResponse(packet) = result {
+                self.socket.write_all(&packet.bytes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-sends the remembered configuration, then forwards commands until close or failure.
+    pub async fn run(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        replay: &mut Replay,
+    ) -> Result<(), RtmpError> {
+        let initial: Vec<Tag> = replay.tags().cloned().collect();
+        for tag in &initial {
+            self.send(tag).await?;
+        }
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Tag(tag)) => {
+                        replay.remember(&tag);
+                        self.send(&tag).await?;
+                    }
+                    Some(Command::Close) | None => {
+                        let results = self.session.stop_publishing().map_err(protocol)?;
+                        self.write_results(results).await?;
+                        let _ = self.socket.shutdown().await;
+                        return Ok(());
+                    }
+                },
+                read = self.socket.read(&mut self.buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Err(RtmpError::Closed);
+                    }
+                    let bytes = self.buf[..n].to_vec();
+                    for event in self.input(&bytes).await? {
+                        if let ClientSessionEvent::UnhandleableOnStatusCode { code } = event {
+                            return Err(RtmpError::Refused(code));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, tag: &Tag) -> Result<(), RtmpError> {
+        let result = match tag {
+            Tag::Metadata(m) => self.session.publish_metadata(m),
+            Tag::Video { timestamp, data } => {
+                if self.waiting_for_keyframe && !tag.is_sequence_header() {
+                    if !tag.is_keyframe() {
+                        return Ok(());
+                    }
+                    self.waiting_for_keyframe = false;
+                }
+                self.session
+                    .publish_video_data(data.clone(), RtmpTimestamp::new(*timestamp), false)
+            }
+            Tag::Audio { timestamp, data } => {
+                self.session
+                    .publish_audio_data(data.clone(), RtmpTimestamp::new(*timestamp), false)
+            }
+        }
+        .map_err(protocol)?;
+        self.write_results(vec![result]).await
+    }
+}

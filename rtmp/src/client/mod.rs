@@ -1,0 +1,293 @@
+//! RTMP egress: publish media to `rtmp://host[:port]/app/key`, reconnecting with backoff.
+//!
+//! [`RtmpPublisher`] is a handle to a background task that owns the connection. Media goes in
+//! through an ordered queue; decoder configuration and metadata are remembered and re-sent after
+//! every reconnect, and media resumes at the next keyframe so the far end can decode at once.
+
+mod connection;
+mod player;
+mod url;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rml_rtmp::sessions::StreamMetadata;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use player::RtmpPlayer;
+pub use url::RtmpUrl;
+
+use crate::error::RtmpError;
+use crate::flv::{aac_config_tag, aac_frame_tag, avc_config_tag, avc_frame_tag};
+use crate::media::{AacConfig, AudioFrame, AvcConfig, VideoFrame};
+use crate::tag::Tag;
+
+/// Publisher settings.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// `rtmp://host[:port]/app/key`.
+    pub url: String,
+    /// Reconnect after a failure (otherwise the publisher ends in [`PublisherState::Failed`]).
+    pub reconnect: bool,
+    /// First reconnect delay; doubled after each failed attempt.
+    pub initial_backoff: Duration,
+    /// Upper bound of the reconnect delay.
+    pub max_backoff: Duration,
+    /// Time allowed for TCP connect, handshake, connect and publish.
+    pub connect_timeout: Duration,
+    /// Tags queued before `send_*` waits.
+    pub queue: usize,
+}
+
+impl PublisherConfig {
+    /// Defaults for `url`: reconnect from 500 ms up to 10 s, 10 s setup timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            reconnect: true,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            queue: 1024,
+        }
+    }
+}
+
+/// Where the publisher is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublisherState {
+    /// Connecting and asking to publish.
+    Connecting,
+    /// The server accepted the publish; media flows.
+    Publishing,
+    /// The connection failed; the next attempt starts after `delay`.
+    Reconnecting {
+        /// Consecutive failed attempts.
+        attempt: u32,
+        /// Wait before the next attempt.
+        delay: Duration,
+        /// Why the last attempt failed.
+        error: String,
+    },
+    /// Gave up (reconnect disabled).
+    Failed(String),
+    /// Closed by [`RtmpPublisher::close`].
+    Closed,
+}
+
+pub(crate) enum Command {
+    Tag(Tag),
+    Close,
+}
+
+/// Handle to a publishing task.
+pub struct RtmpPublisher {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<PublisherState>,
+    task: JoinHandle<()>,
+}
+
+impl RtmpPublisher {
+    /// Starts publishing in the background (connecting right away).
+    pub fn start(config: PublisherConfig) -> Result<Self, RtmpError> {
+        let url = RtmpUrl::parse(&config.url)?;
+        let (commands, rx) = mpsc::channel(config.queue.max(1));
+        let (state_tx, state) = watch::channel(PublisherState::Connecting);
+        let task = tokio::spawn(run(config, url, rx, state_tx));
+        Ok(Self {
+            commands,
+            state,
+            task,
+        })
+    }
+
+    /// State changes, for display and for tests.
+    pub fn state(&self) -> watch::Receiver<PublisherState> {
+        self.state.clone()
+    }
+
+    /// Waits until the state satisfies `pred`, returning it.
+    pub async fn wait_for(&self, pred: impl Fn(&PublisherState) -> bool) -> PublisherState {
+        let mut state = self.state.clone();
+        let result = state.wait_for(|s| pred(s)).await.map(|s| s.clone());
+        result.unwrap_or(PublisherState::Closed)
+    }
+
+    async fn send(&self, tag: Tag) -> Result<(), RtmpError> {
+        self.commands
+            .send(Command::Tag(tag))
+            .await
+            .map_err(|_| RtmpError::Closed)
+    }
+
+    /// Sends `onMetaData` (remembered for reconnects).
+    pub async fn send_metadata(&self, metadata: StreamMetadata) -> Result<(), RtmpError> {
+        self.send(Tag::Metadata(metadata)).await
+    }
+
+    /// Sends the H.264 sequence header (remembered for reconnects).
+    pub async fn send_video_config(
+        &self,
+        config: &AvcConfig,
+        timestamp_ms: u32,
+    ) -> Result<(), RtmpError> {
+        self.send(Tag::Video {
+            timestamp: timestamp_ms,
+            data: avc_config_tag(config),
+        })
+        .await
+    }
+
+    /// Sends the AAC sequence header (remembered for reconnects).
+    pub async fn send_audio_config(
+        &self,
+        config: &AacConfig,
+        timestamp_ms: u32,
+    ) -> Result<(), RtmpError> {
+        self.send(Tag::Audio {
+            timestamp: timestamp_ms,
+            data: aac_config_tag(config),
+        })
+        .await
+    }
+
+    /// Sends one H.264 access unit with its FLV timestamps.
+    pub async fn send_video(&self, frame: &VideoFrame) -> Result<(), RtmpError> {
+        self.send(Tag::Video {
+            timestamp: frame.dts_ms,
+            data: avc_frame_tag(frame),
+        })
+        .await
+    }
+
+    /// Sends one raw AAC frame.
+    pub async fn send_audio(&self, frame: &AudioFrame) -> Result<(), RtmpError> {
+        self.send(Tag::Audio {
+            timestamp: frame.timestamp_ms,
+            data: aac_frame_tag(frame),
+        })
+        .await
+    }
+
+    /// Sends an FLV video tag body as is (relaying another RTMP source).
+    pub async fn send_video_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
+        self.send(Tag::Video {
+            timestamp: timestamp_ms,
+            data,
+        })
+        .await
+    }
+
+    /// Sends an FLV audio tag body as is.
+    pub async fn send_audio_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
+        self.send(Tag::Audio {
+            timestamp: timestamp_ms,
+            data,
+        })
+        .await
+    }
+
+    /// Sends what is queued, unpublishes and closes the connection.
+    pub async fn close(mut self) {
+        let _ = self.commands.send(Command::Close).await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RtmpPublisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What is re-sent after a reconnect.
+#[derive(Default)]
+pub(crate) struct Replay {
+    pub metadata: Option<Tag>,
+    pub video_config: Option<Tag>,
+    pub audio_config: Option<Tag>,
+}
+
+impl Replay {
+    fn remember(&mut self, tag: &Tag) {
+        match tag {
+            Tag::Metadata(_) => self.metadata = Some(tag.clone()),
+            Tag::Video { .. } if tag.is_sequence_header() => self.video_config = Some(tag.clone()),
+            Tag::Audio { .. } if tag.is_sequence_header() => self.audio_config = Some(tag.clone()),
+            _ => {}
+        }
+    }
+
+    pub fn tags(&self) -> impl Iterator<Item = &Tag> {
+        self.metadata
+            .iter()
+            .chain(&self.video_config)
+            .chain(&self.audio_config)
+    }
+}
+
+async fn run(
+    config: PublisherConfig,
+    url: RtmpUrl,
+    mut commands: mpsc::Receiver<Command>,
+    state: watch::Sender<PublisherState>,
+) {
+    let mut replay = Replay::default();
+    let mut attempt = 0u32;
+    loop {
+        let _ = state.send(PublisherState::Connecting);
+        let outcome =
+            match tokio::time::timeout(config.connect_timeout, connection::Publishing::open(&url))
+                .await
+            {
+                Err(_) => Err(RtmpError::Timeout(config.connect_timeout)),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(mut publishing)) => {
+                    info!(url = %config.url, "rtmp publishing");
+                    attempt = 0;
+                    let _ = state.send(PublisherState::Publishing);
+                    publishing.run(&mut commands, &mut replay).await
+                }
+            };
+        let error = match outcome {
+            Ok(()) => {
+                let _ = state.send(PublisherState::Closed);
+                return;
+            }
+            Err(e) => e.to_string(),
+        };
+        warn!(url = %config.url, %error, "rtmp publish failed");
+        if !config.reconnect {
+            let _ = state.send(PublisherState::Failed(error));
+            return;
+        }
+        attempt += 1;
+        let delay = config
+            .initial_backoff
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(config.max_backoff);
+        let _ = state.send(PublisherState::Reconnecting {
+            attempt,
+            delay,
+            error,
+        });
+        // While disconnected, keep configuration current and drop media: stale frames would
+        // only add latency once the connection is back.
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                command = commands.recv() => match command {
+                    Some(Command::Tag(tag)) => replay.remember(&tag),
+                    Some(Command::Close) | None => {
+                        let _ = state.send(PublisherState::Closed);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}

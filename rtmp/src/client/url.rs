@@ -1,0 +1,92 @@
+//! `rtmp://host[:port]/app/key` URLs.
+
+use crate::error::RtmpError;
+
+/// The parts of an RTMP publish URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port (1935 when absent).
+    pub port: u16,
+    /// Application (everything between the authority and the last path segment).
+    pub app: String,
+    /// Stream key (the last path segment, query string included as services expect).
+    pub key: String,
+}
+
+impl RtmpUrl {
+    /// Parses `rtmp://host[:port]/app[/more]/key`.
+    pub fn parse(url: &str) -> Result<Self, RtmpError> {
+        let invalid = || RtmpError::InvalidUrl(url.to_string());
+        let rest = url.strip_prefix("rtmp://").ok_or_else(invalid)?;
+        let (authority, path) = rest.split_once('/').ok_or_else(invalid)?;
+        let (app, key) = path.rsplit_once('/').ok_or_else(invalid)?;
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+                (host, port.parse().map_err(|_| invalid())?)
+            }
+            _ => (authority, 1935),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || app.is_empty() || key.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            host: host.to_string(),
+            port,
+            app: app.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// The `tcUrl` sent in `connect` (some servers insist on it).
+    pub fn tc_url(&self) -> String {
+        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_host_port_app_key() {
+        let url = RtmpUrl::parse("rtmp://127.0.0.1:1940/live/abc").unwrap();
+        assert_eq!(
+            url,
+            RtmpUrl {
+                host: "127.0.0.1".into(),
+                port: 1940,
+                app: "live".into(),
+                key: "abc".into()
+            }
+        );
+        let url = RtmpUrl::parse("rtmp://a.rtmp.youtube.com/live2/xxxx-yyyy").unwrap();
+        assert_eq!((url.port, url.app.as_str()), (1935, "live2"));
+        let url = RtmpUrl::parse("rtmp://[::1]:1936/app/inst/key").unwrap();
+        assert_eq!(
+            (
+                url.host.as_str(),
+                url.port,
+                url.app.as_str(),
+                url.key.as_str()
+            ),
+            ("::1", 1936, "app/inst", "key")
+        );
+    }
+
+    #[test]
+    fn rejects_incomplete_urls() {
+        for bad in [
+            "http://h/a/k",
+            "rtmp://h",
+            "rtmp://h/a",
+            "rtmp://h:x/a/k",
+            "rtmp:///a/k",
+            "rtmp://h/a/",
+        ] {
+            assert!(RtmpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+use thiserror::Error;
+
+/// Why an FLV tag payload could not be turned into media.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FlvError {
+    /// The payload ended before a field it announces.
+    #[error("truncated FLV {what}: need {needed} bytes, have {available}")]
+    Truncated {
+        /// The structure being read.
+        what: &'static str,
+        /// Bytes the structure needs.
+        needed: usize,
+        /// Bytes that were there.
+        available: usize,
+    },
+    /// A codec Bifrons does not carry (Enhanced RTMP FourCC or a legacy FLV codec id).
+    #[error("unsupported codec {0}")]
+    UnsupportedCodec(String),
+    /// A field holds a value the format does not allow.
+    #[error("invalid FLV {0}")]
+    Invalid(&'static str),
+}
+
+pub(crate) fn need(what: &'static str, data: &[u8], needed: usize) -> Result<(), FlvError> {
+    if data.len() < needed {
+        return Err(FlvError::Truncated {
+            what,
+            needed,
+            available: data.len(),
+        });
+    }
+    Ok(())
+}
