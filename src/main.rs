@@ -1,5 +1,7 @@
-//! The `bifrons` binary.
+//! The `bifrons` binary: parses the command line and hands over to `cli`.
 
-fn main() {
-    println!("bifrons");
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -1,0 +1,112 @@
+//! Command-line interface: argument definitions and dispatch. Each subcommand lives in its own
+//! file and takes the database URL as a parameter, so the config loader can decide it.
+
+mod bench;
+mod db;
+mod migrate;
+mod user;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use bifrons::storage::{Role, DATABASE_URL_ENV, DEFAULT_DATABASE_URL};
+
+/// Bifrons: a WebRTC gateway speaking the Janus API.
+#[derive(Debug, Parser)]
+#[command(name = "bifrons", version, about)]
+pub struct Cli {
+    /// Registry database URL (sqlite://PATH or postgres://...). Overrides the config file.
+    #[arg(long, global = true, env = DATABASE_URL_ENV)]
+    pub database_url: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one, the gateway starts.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage admin-panel users.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect the database.
+    Db {
+        #[command(subcommand)]
+        action: DbCommand,
+    },
+    /// Measure recordings insert/list throughput against the database (writes throw-away rows
+    /// and removes them afterwards).
+    BenchDb {
+        /// Rows to insert.
+        #[arg(long, default_value_t = 20_000)]
+        rows: u64,
+    },
+}
+
+/// `bifrons user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from stdin, or prompted for on a terminal.
+    Add {
+        /// Login name.
+        name: String,
+        /// Role of the new user.
+        #[arg(long, value_parser = parse_role, default_value = "viewer")]
+        role: Role,
+    },
+    /// List users.
+    List,
+}
+
+/// `bifrons db ...`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Check schema version, consistency and contents; exit 1 when something is wrong.
+    Check,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|_| format!("{s:?} is not a role (admin or viewer)"))
+}
+
+/// The database URL in effect: command line / environment, then the default.
+pub fn database_url(cli: &Cli) -> String {
+    cli.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// Parses arguments, runs the subcommand and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bifrons: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = database_url(&cli);
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Some(Command::User { action: UserCommand::Add { name, role } }) => {
+                user::add(&url, &name, role).await
+            }
+            Some(Command::User { action: UserCommand::List }) => user::list(&url).await,
+            Some(Command::Migrate) => migrate::run(&url).await,
+            Some(Command::Db { action: DbCommand::Check }) => db::check(&url).await,
+            Some(Command::BenchDb { rows }) => bench::run(&url, rows).await,
+            None => db::start_registry(&url).await,
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bifrons: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

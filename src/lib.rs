@@ -1,0 +1,3 @@
+//! Bifrons library.
+
+pub mod storage;
