@@ -21,7 +21,7 @@ pub async fn check(url: &str) -> anyhow::Result<ExitCode> {
     println!("integrity:  {}", report.integrity);
     println!("admins:     {}", report.admins);
     println!("recordings: {}", report.recordings);
-    let mut healthy = report.integrity == "ok";
+    let mut healthy = report.integrity == "ok" && s.pending == 0;
     if let Some(found) = s.applied.filter(|&v| v > s.latest) {
         println!("error: schema version {found} is newer than this Bifrons supports ({})", s.latest);
         healthy = false;

@@ -66,7 +66,8 @@ pub enum UserCommand {
 /// `bifrons db ...`
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Check schema version, consistency and contents; exit 1 when something is wrong.
+    /// Check schema version, consistency and contents; exit 1 when the schema is not current
+    /// (pending or newer) or the consistency check fails.
     Check,
 }
 
