@@ -14,12 +14,21 @@ fn bifrons(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run bifrons");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -27,13 +36,28 @@ fn first_start_creates_default_database_and_prints_the_admin_hint() {
     let dir = tempfile::tempdir().unwrap();
     let out = bifrons(dir.path(), &[], "");
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("bifrons user add NAME --role admin"), "{}", text(&out));
-    assert!(dir.path().join("data/bifrons.db").exists(), "default sqlite://data/bifrons.db");
+    assert!(
+        text(&out).contains("bifrons user add NAME --role admin"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        dir.path().join("data/bifrons.db").exists(),
+        "default sqlite://data/bifrons.db"
+    );
 
-    let out = bifrons(dir.path(), &["user", "add", "root", "--role", "admin"], "a long password\n");
+    let out = bifrons(
+        dir.path(),
+        &["user", "add", "root", "--role", "admin"],
+        "a long password\n",
+    );
     assert!(out.status.success(), "{}", text(&out));
     let out = bifrons(dir.path(), &[], "");
-    assert!(!text(&out).contains("user add"), "no hint once an admin exists: {}", text(&out));
+    assert!(
+        !text(&out).contains("user add"),
+        "no hint once an admin exists: {}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -44,20 +68,48 @@ fn user_add_list_migrate_and_check() {
 
     let migrate = bifrons(dir.path(), &[&db[..], &["migrate"]].concat(), "");
     assert!(migrate.status.success(), "{}", text(&migrate));
-    assert!(text(&migrate).contains("1 migration(s) applied"), "{}", text(&migrate));
+    assert!(
+        text(&migrate).contains("1 migration(s) applied"),
+        "{}",
+        text(&migrate)
+    );
     let again = bifrons(dir.path(), &[&db[..], &["migrate"]].concat(), "");
-    assert!(text(&again).contains("0 migration(s) applied"), "{}", text(&again));
+    assert!(
+        text(&again).contains("0 migration(s) applied"),
+        "{}",
+        text(&again)
+    );
 
-    let add = bifrons(dir.path(), &[&db[..], &["user", "add", "alice", "--role", "admin"]].concat(), "s3cret-pass\n");
+    let add = bifrons(
+        dir.path(),
+        &[&db[..], &["user", "add", "alice", "--role", "admin"]].concat(),
+        "s3cret-pass\n",
+    );
     assert!(add.status.success(), "{}", text(&add));
-    let viewer = bifrons(dir.path(), &["user", "add", "bob", "--database-url", &url], "another-pass\n");
+    let viewer = bifrons(
+        dir.path(),
+        &["user", "add", "bob", "--database-url", &url],
+        "another-pass\n",
+    );
     assert!(viewer.status.success(), "{}", text(&viewer));
-    let dup = bifrons(dir.path(), &[&db[..], &["user", "add", "alice"]].concat(), "s3cret-pass\n");
+    let dup = bifrons(
+        dir.path(),
+        &[&db[..], &["user", "add", "alice"]].concat(),
+        "s3cret-pass\n",
+    );
     assert!(!dup.status.success());
     assert!(text(&dup).contains("already exists"), "{}", text(&dup));
-    let short = bifrons(dir.path(), &[&db[..], &["user", "add", "carol"]].concat(), "short\n");
+    let short = bifrons(
+        dir.path(),
+        &[&db[..], &["user", "add", "carol"]].concat(),
+        "short\n",
+    );
     assert!(!short.status.success());
-    let bad_role = bifrons(dir.path(), &[&db[..], &["user", "add", "dave", "--role", "root"]].concat(), "long enough\n");
+    let bad_role = bifrons(
+        dir.path(),
+        &[&db[..], &["user", "add", "dave", "--role", "root"]].concat(),
+        "long enough\n",
+    );
     assert!(!bad_role.status.success());
 
     let list = bifrons(dir.path(), &[&db[..], &["user", "list"]].concat(), "");
@@ -65,8 +117,14 @@ fn user_add_list_migrate_and_check() {
     assert!(list.status.success(), "{listing}");
     let rows: Vec<&str> = listing.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{listing}");
-    assert!(rows[0].contains("alice") && rows[0].contains("admin"), "{listing}");
-    assert!(rows[1].contains("bob") && rows[1].contains("viewer"), "{listing}");
+    assert!(
+        rows[0].contains("alice") && rows[0].contains("admin"),
+        "{listing}"
+    );
+    assert!(
+        rows[1].contains("bob") && rows[1].contains("viewer"),
+        "{listing}"
+    );
 
     let check = bifrons(dir.path(), &[&db[..], &["db", "check"]].concat(), "");
     assert!(check.status.success(), "{}", text(&check));
@@ -84,7 +142,10 @@ fn db_check_fails_on_an_unmigrated_database_and_env_url_is_honoured() {
         .env("BIFRONS_DATABASE_URL", &url)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "pending migrations make the check fail");
+    assert!(
+        !out.status.success(),
+        "pending migrations make the check fail"
+    );
     assert!(text(&out).contains("1 pending"), "{}", text(&out));
     assert!(dir.path().join("env.db").exists(), "the env URL was used");
     assert!(!dir.path().join("data").exists(), "not the default");

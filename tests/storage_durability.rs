@@ -38,7 +38,11 @@ fn durability_child_writer() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let storage = Storage::open(&url).await.unwrap();
-        storage.recordings().create(&rec("committed", 0)).await.unwrap();
+        storage
+            .recordings()
+            .create(&rec("committed", 0))
+            .await
+            .unwrap();
         let rows = (0..).map(|i| {
             if i == ROWS_BEFORE_KILL {
                 std::fs::write(&marker, "inside the transaction").unwrap();
@@ -57,7 +61,13 @@ fn durability_child_writer() {
 fn kill_writer_mid_transaction(url: &str, scratch: &Path) {
     let marker = scratch.join("child-ready");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "durability_child_writer", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "durability_child_writer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_URL, url)
         .env(CHILD_MARKER, &marker)
         .stdin(Stdio::null())
@@ -85,11 +95,27 @@ async fn assert_clean_after_kill(url: &str) {
     let health = s.health().await.unwrap();
     assert_eq!(health.integrity, "ok");
     let recs = s.recordings();
-    let count = |owner: &str| RecordingFilter { owner: Some(owner.into()), ..Default::default() };
-    assert_eq!(recs.count(&count("committed")).await.unwrap(), 1, "committed row survives");
-    assert_eq!(recs.count(&count("half")).await.unwrap(), 0, "no row of the killed transaction");
+    let count = |owner: &str| RecordingFilter {
+        owner: Some(owner.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        recs.count(&count("committed")).await.unwrap(),
+        1,
+        "committed row survives"
+    );
+    assert_eq!(
+        recs.count(&count("half")).await.unwrap(),
+        0,
+        "no row of the killed transaction"
+    );
     // The database is writable: the killed writer's locks are gone.
-    assert_eq!(recs.create_batch((0..10).map(|i| rec("after", i))).await.unwrap(), 10);
+    assert_eq!(
+        recs.create_batch((0..10).map(|i| rec("after", i)))
+            .await
+            .unwrap(),
+        10
+    );
     assert_eq!(recs.count(&RecordingFilter::default()).await.unwrap(), 11);
     s.close().await;
 }
@@ -102,9 +128,16 @@ async fn sqlite_sigkill_mid_transaction_leaves_no_half_row() {
     Storage::open(&url).await.unwrap().close().await;
     let scratch = dir.path().to_owned();
     let u = url.clone();
-    tokio::task::spawn_blocking(move || kill_writer_mid_transaction(&u, &scratch)).await.unwrap();
-    let wal = std::fs::metadata(dir.path().join("bifrons.db-wal")).map(|m| m.len()).unwrap_or(0);
-    assert!(wal > 0, "uncommitted pages reached the WAL before the kill (so recovery mattered)");
+    tokio::task::spawn_blocking(move || kill_writer_mid_transaction(&u, &scratch))
+        .await
+        .unwrap();
+    let wal = std::fs::metadata(dir.path().join("bifrons.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        wal > 0,
+        "uncommitted pages reached the WAL before the kill (so recovery mattered)"
+    );
     assert_clean_after_kill(&url).await;
 }
 
@@ -114,6 +147,8 @@ async fn postgres_sigkill_mid_transaction_leaves_no_half_row() {
     let url = pg.url();
     let scratch = tempfile::tempdir().unwrap();
     let (u, dir) = (url.clone(), scratch.path().to_owned());
-    tokio::task::spawn_blocking(move || kill_writer_mid_transaction(&u, &dir)).await.unwrap();
+    tokio::task::spawn_blocking(move || kill_writer_mid_transaction(&u, &dir))
+        .await
+        .unwrap();
     assert_clean_after_kill(&url).await;
 }

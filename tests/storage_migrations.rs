@@ -14,7 +14,11 @@ async fn empty_to_latest_then_noop(url: &str) {
     assert_eq!(applied, before.pending);
     let after = fresh.schema_status().await.unwrap();
     assert!(after.is_current(), "{after:?}");
-    assert_eq!(fresh.migrate().await.unwrap(), 0, "re-running applies nothing");
+    assert_eq!(
+        fresh.migrate().await.unwrap(),
+        0,
+        "re-running applies nothing"
+    );
     assert_eq!(fresh.schema_status().await.unwrap(), after);
     // The tables exist and work.
     assert_eq!(fresh.users().count_admins().await.unwrap(), 0);
@@ -29,10 +33,14 @@ async fn empty_to_latest_then_noop(url: &str) {
 async fn newer_schema_is_refused(url: &str) {
     let s = Storage::open(url).await.unwrap();
     let latest = s.schema_status().await.unwrap().latest;
-    testing::record_future_migration(&s, latest + 1).await.unwrap();
+    testing::record_future_migration(&s, latest + 1)
+        .await
+        .unwrap();
     s.close().await;
 
-    let err = Storage::open(url).await.expect_err("a newer schema must be refused");
+    let err = Storage::open(url)
+        .await
+        .expect_err("a newer schema must be refused");
     match &err {
         StorageError::SchemaTooNew { found, supported } => {
             assert_eq!((*found, *supported), (latest + 1, latest));
@@ -40,7 +48,10 @@ async fn newer_schema_is_refused(url: &str) {
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("newer than the latest this Bifrons knows"), "{msg}");
+    assert!(
+        msg.contains("newer than the latest this Bifrons knows"),
+        "{msg}"
+    );
     assert!(msg.contains("upgrade Bifrons"), "{msg}");
 
     // Inspection still works and reports the problem.
@@ -57,14 +68,20 @@ async fn sqlite_empty_to_latest_and_rerun_is_noop() {
     let path = dir.path().join("nested/data/bifrons.db");
     let url = format!("sqlite://{}", path.display());
     empty_to_latest_then_noop(&url).await;
-    assert!(path.exists(), "the file and its directories are created on first start");
+    assert!(
+        path.exists(),
+        "the file and its directories are created on first start"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "registry holds credentials: owner-only");
     // WAL mode leaves a -wal file beside the database while connections are open or after use.
     let s = Storage::open(&url).await.unwrap();
     s.users().count_admins().await.unwrap();
-    assert!(dir.path().join("nested/data/bifrons.db-wal").exists(), "journal_mode=WAL");
+    assert!(
+        dir.path().join("nested/data/bifrons.db-wal").exists(),
+        "journal_mode=WAL"
+    );
     s.close().await;
 }
 
@@ -88,6 +105,8 @@ async fn postgres_newer_schema_is_refused() {
 
 #[tokio::test]
 async fn unsupported_url_is_a_typed_error() {
-    let err = Storage::open("mysql://localhost/x").await.expect_err("refused");
+    let err = Storage::open("mysql://localhost/x")
+        .await
+        .expect_err("refused");
     assert!(matches!(err, StorageError::UnsupportedUrl(_)), "{err:?}");
 }

@@ -29,12 +29,16 @@ fn per_second(n: u64, start: Instant) -> f64 {
 /// Inserts `rows` recordings in one transaction, `rows / 20` one commit each, then lists them
 /// all page by page, and prints rows/s for each phase.
 pub async fn run(url: &str, rows: u64) -> anyhow::Result<ExitCode> {
-    let storage = Storage::open(url).await.with_context(|| format!("cannot open {url}"))?;
+    let storage = Storage::open(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
     let owner = format!("bench-{}", Timestamp::now().as_millis());
     let recordings = storage.recordings();
 
     let start = Instant::now();
-    let batched = recordings.create_batch((0..rows).map(|i| row(&owner, i))).await?;
+    let batched = recordings
+        .create_batch((0..rows).map(|i| row(&owner, i)))
+        .await?;
     let batch_rate = per_second(batched, start);
 
     let singles = (rows / 20).max(1);
@@ -44,7 +48,10 @@ pub async fn run(url: &str, rows: u64) -> anyhow::Result<ExitCode> {
     }
     let single_rate = per_second(singles, start);
 
-    let filter = RecordingFilter { owner: Some(owner.clone()), ..Default::default() };
+    let filter = RecordingFilter {
+        owner: Some(owner.clone()),
+        ..Default::default()
+    };
     let start = Instant::now();
     let mut listed = 0u64;
     let mut page = Page::first(Page::MAX_LIMIT);
@@ -64,7 +71,10 @@ pub async fn run(url: &str, rows: u64) -> anyhow::Result<ExitCode> {
     println!("backend: {}", storage.backend());
     println!("insert, one transaction:  {batched} rows, {batch_rate:.0} rows/s");
     println!("insert, one commit each:  {singles} rows, {single_rate:.0} rows/s");
-    println!("list, pages of {}:      {listed} rows, {list_rate:.0} rows/s", Page::MAX_LIMIT);
+    println!(
+        "list, pages of {}:      {listed} rows, {list_rate:.0} rows/s",
+        Page::MAX_LIMIT
+    );
     println!("cleaned up {removed} rows");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,14 +7,17 @@ use bifrons::storage::{admin_bootstrap_hint, Storage};
 
 /// Reports schema state, the engine's consistency check and row counts. Never migrates.
 pub async fn check(url: &str) -> anyhow::Result<ExitCode> {
-    let storage = Storage::connect(url).await.with_context(|| format!("cannot open {url}"))?;
+    let storage = Storage::connect(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
     let report = storage.health().await?;
     storage.close().await;
     let s = &report.schema;
     println!("backend:    {}", report.backend);
     println!(
         "schema:     version {} (this binary knows {}, {} pending)",
-        s.applied.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+        s.applied
+            .map_or_else(|| "none".to_owned(), |v| v.to_string()),
         s.latest,
         s.pending
     );
@@ -23,18 +26,27 @@ pub async fn check(url: &str) -> anyhow::Result<ExitCode> {
     println!("recordings: {}", report.recordings);
     let mut healthy = report.integrity == "ok" && s.pending == 0;
     if let Some(found) = s.applied.filter(|&v| v > s.latest) {
-        println!("error: schema version {found} is newer than this Bifrons supports ({})", s.latest);
+        println!(
+            "error: schema version {found} is newer than this Bifrons supports ({})",
+            s.latest
+        );
         healthy = false;
     } else if !s.is_current() {
         println!("warning: migrations pending; run `bifrons migrate` (the server also applies them at start)");
     }
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Opens (creating on first start) and migrates the registry, printing how to create the first
 /// admin user when there is none. The gateway's start-up path calls this before serving.
 pub async fn start_registry(url: &str) -> anyhow::Result<ExitCode> {
-    let storage = Storage::open(url).await.with_context(|| format!("cannot open {url}"))?;
+    let storage = Storage::open(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
     if let Some(hint) = admin_bootstrap_hint(&storage).await {
         eprintln!("{hint}");
     }

@@ -7,7 +7,9 @@ use bifrons::storage::Storage;
 
 /// Connects to `url` and applies pending migrations.
 pub async fn run(url: &str) -> anyhow::Result<ExitCode> {
-    let storage = Storage::connect(url).await.with_context(|| format!("cannot open {url}"))?;
+    let storage = Storage::connect(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
     let applied = storage.migrate().await?;
     let status = storage.schema_status().await?;
     println!(

@@ -72,12 +72,15 @@ pub enum DbCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|_| format!("{s:?} is not a role (admin or viewer)"))
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a role (admin or viewer)"))
 }
 
 /// The database URL in effect: command line / environment, then the default.
 pub fn database_url(cli: &Cli) -> String {
-    cli.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+    cli.database_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
 }
 
 /// Parses arguments, runs the subcommand and maps the outcome to an exit code.
@@ -93,12 +96,16 @@ pub fn main() -> ExitCode {
     let url = database_url(&cli);
     let outcome = runtime.block_on(async {
         match cli.command {
-            Some(Command::User { action: UserCommand::Add { name, role } }) => {
-                user::add(&url, &name, role).await
-            }
-            Some(Command::User { action: UserCommand::List }) => user::list(&url).await,
+            Some(Command::User {
+                action: UserCommand::Add { name, role },
+            }) => user::add(&url, &name, role).await,
+            Some(Command::User {
+                action: UserCommand::List,
+            }) => user::list(&url).await,
             Some(Command::Migrate) => migrate::run(&url).await,
-            Some(Command::Db { action: DbCommand::Check }) => db::check(&url).await,
+            Some(Command::Db {
+                action: DbCommand::Check,
+            }) => db::check(&url).await,
             Some(Command::BenchDb { rows }) => bench::run(&url, rows).await,
             None => db::start_registry(&url).await,
         }

@@ -31,7 +31,11 @@ pub struct AccountSpec {
 impl AccountSpec {
     fn validate(&self) -> Result<()> {
         validate::name("extension", &self.extension)?;
-        validate::bounded_text("display name", &self.display_name, validate::MAX_DISPLAY_NAME_LEN)?;
+        validate::bounded_text(
+            "display name",
+            &self.display_name,
+            validate::MAX_DISPLAY_NAME_LEN,
+        )?;
         validate::sip_uri("sip uri", &self.sip_uri)?;
         if let Some(t) = &self.access_token {
             validate::name("access token", t)?;
@@ -126,8 +130,9 @@ impl<'a> Accounts<'a> {
     /// The account with this id.
     pub async fn get(&self, id: AccountId) -> Result<Account> {
         let sql = format!("SELECT {COLUMNS} FROM sip_accounts WHERE id = $1");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         Ok(row.into())
     }
 

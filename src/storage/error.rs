@@ -85,9 +85,9 @@ impl StorageError {
     pub(crate) fn classify(entity: &'static str) -> impl Fn(sqlx::Error) -> StorageError {
         move |e| match &e {
             sqlx::Error::RowNotFound => StorageError::NotFound { entity },
-            sqlx::Error::Database(db) if is_foreign_key(db.as_ref()) => {
-                StorageError::NotFound { entity: "referenced row" }
-            }
+            sqlx::Error::Database(db) if is_foreign_key(db.as_ref()) => StorageError::NotFound {
+                entity: "referenced row",
+            },
             sqlx::Error::Database(db) => match db.kind() {
                 ErrorKind::UniqueViolation => StorageError::AlreadyExists { entity },
                 ErrorKind::CheckViolation | ErrorKind::NotNullViolation => StorageError::Invalid {
@@ -116,7 +116,8 @@ impl StorageError {
 /// `SQLITE_CONSTRAINT_TRIGGER`), which sqlx does not classify as a foreign-key violation; the
 /// message is the same for every foreign-key failure.
 fn is_foreign_key(db: &dyn sqlx::error::DatabaseError) -> bool {
-    db.kind() == ErrorKind::ForeignKeyViolation || db.message().contains("FOREIGN KEY constraint failed")
+    db.kind() == ErrorKind::ForeignKeyViolation
+        || db.message().contains("FOREIGN KEY constraint failed")
 }
 
 impl From<sqlx::Error> for StorageError {

@@ -43,21 +43,26 @@ pub(crate) async fn status(pool: &Pool) -> Result<SchemaStatus> {
     let latest = m.iter().map(|m| m.version).max().unwrap_or(0);
     let applied_versions = applied_versions(pool).await?;
     let applied = applied_versions.iter().copied().max();
-    let pending = m.iter().filter(|m| !applied_versions.contains(&m.version)).count();
-    Ok(SchemaStatus { applied, latest, pending })
+    let pending = m
+        .iter()
+        .filter(|m| !applied_versions.contains(&m.version))
+        .count();
+    Ok(SchemaStatus {
+        applied,
+        latest,
+        pending,
+    })
 }
 
 /// Versions recorded as successfully applied; empty when the bookkeeping table does not exist.
 async fn applied_versions(pool: &Pool) -> Result<Vec<i64>> {
     let exists: bool = match pool {
-        Pool::Sqlite(p) => {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-            )
-            .fetch_one(p)
-            .await?
-                > 0
-        }
+        Pool::Sqlite(p) => sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(p)
+        .await?
+            > 0,
         Pool::Postgres(p) => {
             sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
                 .fetch_one(p)
@@ -79,12 +84,19 @@ async fn applied_versions(pool: &Pool) -> Result<Vec<i64>> {
 pub(crate) async fn run(pool: &Pool) -> Result<usize> {
     let before = status(pool).await?;
     if let Some(found) = before.applied.filter(|&v| v > before.latest) {
-        return Err(StorageError::SchemaTooNew { found, supported: before.latest });
+        return Err(StorageError::SchemaTooNew {
+            found,
+            supported: before.latest,
+        });
     }
     let m = migrator(pool);
     with_pool!(pool, p => m.run(p).await?);
     if before.pending > 0 {
-        tracing::info!(applied = before.pending, version = before.latest, "registry schema migrated");
+        tracing::info!(
+            applied = before.pending,
+            version = before.latest,
+            "registry schema migrated"
+        );
     }
     Ok(before.pending)
 }

@@ -100,23 +100,37 @@ impl Storage {
         let schema = self.schema_status().await?;
         let integrity = match &self.pool {
             Pool::Sqlite(p) => {
-                let rows: Vec<String> =
-                    sqlx::query_scalar("PRAGMA integrity_check").fetch_all(p).await?;
+                let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+                    .fetch_all(p)
+                    .await?;
                 rows.join("; ")
             }
             Pool::Postgres(p) => {
                 // PostgreSQL has no cheap whole-database check; a round trip proves the server
                 // answers and that we can read the catalog.
                 let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(p).await?;
-                if one == 1 { "ok".to_owned() } else { format!("unexpected answer {one}") }
+                if one == 1 {
+                    "ok".to_owned()
+                } else {
+                    format!("unexpected answer {one}")
+                }
             }
         };
         let (admins, recordings) = if schema.applied.is_some() {
-            (self.users().count_admins().await?, self.recordings().count(&RecordingFilter::default()).await?)
+            (
+                self.users().count_admins().await?,
+                self.recordings().count(&RecordingFilter::default()).await?,
+            )
         } else {
             (0, 0)
         };
-        Ok(HealthReport { backend: self.backend(), schema, integrity, admins, recordings })
+        Ok(HealthReport {
+            backend: self.backend(),
+            schema,
+            integrity,
+            admins,
+            recordings,
+        })
     }
 
     /// Admin-panel users.

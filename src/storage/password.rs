@@ -28,7 +28,9 @@ pub async fn verify(secret: &str, stored: &str) -> bool {
     let secret = secret.to_owned();
     let stored = stored.to_owned();
     tokio::task::spawn_blocking(move || match PasswordHash::new(&stored) {
-        Ok(parsed) => Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     })
     .await

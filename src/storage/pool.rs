@@ -74,7 +74,10 @@ impl Pool {
                     .foreign_keys(true)
                     .busy_timeout(BUSY_TIMEOUT);
                 prepare_sqlite_file(options.get_filename())?;
-                let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?;
                 Ok(Pool::Sqlite(pool))
             }
         }
@@ -107,7 +110,10 @@ pub fn backend_of(url: &str) -> Result<Backend> {
 /// credentials stored in it are not world-readable. SQLite gives its `-wal`/`-shm` files the
 /// database file's permissions.
 fn prepare_sqlite_file(path: &Path) -> Result<()> {
-    let io = |source| StorageError::Io { path: path.display().to_string(), source };
+    let io = |source| StorageError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
         return Ok(());
     }

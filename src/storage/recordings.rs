@@ -80,7 +80,10 @@ struct Row {
 }
 
 fn corrupt(e: impl ToString) -> StorageError {
-    StorageError::Corrupt { entity: ENTITY, reason: e.to_string() }
+    StorageError::Corrupt {
+        entity: ENTITY,
+        reason: e.to_string(),
+    }
 }
 
 impl TryFrom<Row> for Recording {
@@ -117,9 +120,11 @@ impl RecordingFilter {
     /// still works.
     fn where_clause(&self) -> (String, usize) {
         let mut clauses = Vec::new();
-        for (set, column) in
-            [(self.kind.is_some(), "kind"), (self.owner.is_some(), "owner"), (self.heard.is_some(), "heard")]
-        {
+        for (set, column) in [
+            (self.kind.is_some(), "kind"),
+            (self.owner.is_some(), "owner"),
+            (self.heard.is_some(), "heard"),
+        ] {
             if set {
                 clauses.push(format!("{column} = ${}", clauses.len() + 1));
             }
@@ -151,7 +156,10 @@ macro_rules! bind_filter {
 }
 
 fn to_i64(field: &'static str, v: u64) -> Result<i64> {
-    i64::try_from(v).map_err(|_| StorageError::Invalid { field, reason: "too large".into() })
+    i64::try_from(v).map_err(|_| StorageError::Invalid {
+        field,
+        reason: "too large".into(),
+    })
 }
 
 /// Binds the 8 columns of a new recording in `INSERT` order.
@@ -204,7 +212,10 @@ macro_rules! insert_chunks {
                     .push_bind(*size)
                     .push_bind(r.created.0);
             });
-            qb.build().execute(&mut *tx).await.map_err(StorageError::classify(ENTITY))?;
+            qb.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(StorageError::classify(ENTITY))?;
             total += chunk.len() as u64;
         }
         tx.commit().await?;
@@ -256,8 +267,9 @@ impl<'a> Recordings<'a> {
     /// The recording with this id.
     pub async fn get(&self, id: RecordingId) -> Result<Recording> {
         let sql = format!("SELECT {COLUMNS} FROM recordings WHERE id = $1");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         row.try_into()
     }
 
@@ -306,8 +318,9 @@ impl<'a> Recordings<'a> {
     /// Deletes the row and returns it, so the caller can remove the file it pointed at.
     pub async fn delete(&self, id: RecordingId) -> Result<Recording> {
         let sql = format!("DELETE FROM recordings WHERE id = $1 RETURNING {COLUMNS}");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         row.try_into()
     }
 

@@ -109,7 +109,11 @@ impl Row {
 
 impl From<TargetRow> for EgressTarget {
     fn from(t: TargetRow) -> Self {
-        EgressTarget { mountpoint: t.mountpoint, url: t.url, key: t.target_key.map(Secret::new) }
+        EgressTarget {
+            mountpoint: t.mountpoint,
+            url: t.url,
+            key: t.target_key.map(Secret::new),
+        }
     }
 }
 
@@ -192,16 +196,18 @@ impl<'a> StreamKeys<'a> {
     /// The key with this id.
     pub async fn get(&self, id: StreamKeyId) -> Result<StreamKey> {
         let sql = format!("SELECT {COLUMNS} FROM stream_keys WHERE id = $1");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         self.with_targets(vec![row]).await.map(|mut v| v.remove(0))
     }
 
     /// The key whose secret is `key`: the RTMP ingest check.
     pub async fn get_by_key(&self, key: &str) -> Result<StreamKey> {
         let sql = format!("SELECT {COLUMNS} FROM stream_keys WHERE stream_key = $1");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(key).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(key).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         self.with_targets(vec![row]).await.map(|mut v| v.remove(0))
     }
 
@@ -218,9 +224,10 @@ impl<'a> StreamKeys<'a> {
 
     /// Attaches egress targets to `rows` with one query for the whole page.
     async fn with_targets(&self, rows: Vec<Row>) -> Result<Vec<StreamKey>> {
-        let (Some(lo), Some(hi)) =
-            (rows.iter().map(|r| r.id).min(), rows.iter().map(|r| r.id).max())
-        else {
+        let (Some(lo), Some(hi)) = (
+            rows.iter().map(|r| r.id).min(),
+            rows.iter().map(|r| r.id).max(),
+        ) else {
             return Ok(Vec::new());
         };
         let targets: Vec<TargetRow> = with_pool!(self.pool, p => {
@@ -248,7 +255,13 @@ impl<'a> StreamKeys<'a> {
     }
 
     /// Changes name, owner and enabled flag (the secret stays).
-    pub async fn update(&self, id: StreamKeyId, name: &str, owner: &str, enabled: bool) -> Result<StreamKey> {
+    pub async fn update(
+        &self,
+        id: StreamKeyId,
+        name: &str,
+        owner: &str,
+        enabled: bool,
+    ) -> Result<StreamKey> {
         validate_fields(name, owner, &[])?;
         let done = with_pool!(self.pool, p => {
             sqlx::query("UPDATE stream_keys SET name = $1, owner = $2, enabled = $3 WHERE id = $4")

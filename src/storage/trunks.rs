@@ -86,7 +86,10 @@ impl TrunkSpec {
             });
         }
         if self.codecs.is_empty() || self.codecs.len() > 16 {
-            return Err(StorageError::Invalid { field: "codecs", reason: "1 to 16 codecs".into() });
+            return Err(StorageError::Invalid {
+                field: "codecs",
+                reason: "1 to 16 codecs".into(),
+            });
         }
         for c in &self.codecs {
             validate::codec("codecs", c)?;
@@ -126,7 +129,10 @@ struct Row {
 }
 
 fn corrupt(e: impl ToString) -> StorageError {
-    StorageError::Corrupt { entity: ENTITY, reason: e.to_string() }
+    StorageError::Corrupt {
+        entity: ENTITY,
+        reason: e.to_string(),
+    }
 }
 
 impl TryFrom<Row> for Trunk {
@@ -146,7 +152,12 @@ impl TryFrom<Row> for Trunk {
                 register: r.register,
                 register_expiry_s: u32::try_from(r.register_expiry_s).map_err(corrupt)?,
                 outbound_proxy: r.outbound_proxy,
-                codecs: r.codecs.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+                codecs: r
+                    .codecs
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 dtmf_mode: r.dtmf_mode.parse().map_err(corrupt)?,
                 enabled: r.enabled,
             },
@@ -155,7 +166,8 @@ impl TryFrom<Row> for Trunk {
     }
 }
 
-const COLUMNS: &str = "id, name, registrar_uri, transport, username, auth_username, password, realm, \
+const COLUMNS: &str =
+    "id, name, registrar_uri, transport, username, auth_username, password, realm, \
     register, register_expiry_s, outbound_proxy, codecs, dtmf_mode, enabled, created_at_ms";
 
 /// Binds the 13 settable columns of a trunk in column order ($1..$13).
@@ -205,16 +217,18 @@ impl<'a> Trunks<'a> {
     /// The trunk with this id.
     pub async fn get(&self, id: TrunkId) -> Result<Trunk> {
         let sql = format!("SELECT {COLUMNS} FROM sip_trunks WHERE id = $1");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         row.try_into()
     }
 
     /// The trunk with this name.
     pub async fn get_by_name(&self, name: &str) -> Result<Trunk> {
         let sql = format!("SELECT {COLUMNS} FROM sip_trunks WHERE name = $1");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(name).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(name).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         row.try_into()
     }
 

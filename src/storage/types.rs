@@ -70,7 +70,13 @@ impl fmt::Display for Timestamp {
         let secs = self.0.div_euclid(1000);
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let (y, m, d) = civil_from_days(days);
-        write!(f, "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
     }
 }
 
@@ -117,7 +123,10 @@ impl Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Page { offset: 0, limit: 100 }
+        Page {
+            offset: 0,
+            limit: 100,
+        }
     }
 }
 
@@ -244,24 +253,44 @@ mod tests {
         for r in [Role::Admin, Role::Viewer] {
             assert_eq!(r.as_str().parse::<Role>().ok(), Some(r));
         }
-        for k in [RecordingKind::Voicemail, RecordingKind::Room, RecordingKind::Stream] {
+        for k in [
+            RecordingKind::Voicemail,
+            RecordingKind::Room,
+            RecordingKind::Stream,
+        ] {
             assert_eq!(k.as_str().parse::<RecordingKind>().ok(), Some(k));
         }
-        assert!(matches!("ADMIN".parse::<Role>(), Err(StorageError::Invalid { field: "role", .. })));
+        assert!(matches!(
+            "ADMIN".parse::<Role>(),
+            Err(StorageError::Invalid { field: "role", .. })
+        ));
     }
 
     #[test]
     fn timestamps_print_as_utc_dates() {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01 00:00:00 UTC");
-        assert_eq!(Timestamp(951_782_400_000).to_string(), "2000-02-29 00:00:00 UTC");
-        assert_eq!(Timestamp(1_700_000_000_123).to_string(), "2023-11-14 22:13:20 UTC");
+        assert_eq!(
+            Timestamp(951_782_400_000).to_string(),
+            "2000-02-29 00:00:00 UTC"
+        );
+        assert_eq!(
+            Timestamp(1_700_000_000_123).to_string(),
+            "2023-11-14 22:13:20 UTC"
+        );
         assert_eq!(Timestamp(-1000).to_string(), "1969-12-31 23:59:59 UTC");
     }
 
     #[test]
     fn page_limit_is_clamped() {
         assert_eq!(Page::first(1_000_000).sql_bounds(), (1000, 0));
-        assert_eq!(Page { offset: u64::MAX, limit: 5 }.sql_bounds(), (5, i64::MAX));
+        assert_eq!(
+            Page {
+                offset: u64::MAX,
+                limit: 5
+            }
+            .sql_bounds(),
+            (5, i64::MAX)
+        );
     }
 
     #[test]

@@ -49,10 +49,13 @@ impl TryFrom<Row> for User {
         Ok(User {
             id: UserId(r.id),
             username: r.username,
-            role: r.role.parse().map_err(|e: StorageError| StorageError::Corrupt {
-                entity: ENTITY,
-                reason: e.to_string(),
-            })?,
+            role: r
+                .role
+                .parse()
+                .map_err(|e: StorageError| StorageError::Corrupt {
+                    entity: ENTITY,
+                    reason: e.to_string(),
+                })?,
             created: Timestamp(r.created_at_ms),
             last_login: r.last_login_ms.map(Timestamp),
         })
@@ -109,8 +112,9 @@ impl<'a> Users<'a> {
     /// The user with this id.
     pub async fn get(&self, id: UserId) -> Result<User> {
         let sql = format!("SELECT {COLUMNS} FROM admin_users WHERE id = $1");
-        let row: Row = with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
-            .map_err(StorageError::classify(ENTITY))?;
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
         row.try_into()
     }
 
@@ -179,11 +183,18 @@ impl<'a> Users<'a> {
                 .fetch_optional(p)
                 .await
         })?;
-        let Some((id, hash)) = hit else { return Ok(None) };
+        let Some((id, hash)) = hit else {
+            // Spend the same argon2 time as a real check so response times do not reveal
+            // which usernames exist.
+            let _ = password::hash(password).await;
+            return Ok(None);
+        };
         if !password::verify(password, &hash).await {
             return Ok(None);
         }
-        self.record_login(UserId(id), Timestamp::now()).await.map(Some)
+        self.record_login(UserId(id), Timestamp::now())
+            .await
+            .map(Some)
     }
 
     /// Sets the last-login time.

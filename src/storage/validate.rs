@@ -15,7 +15,10 @@ pub const MAX_PATH_LEN: usize = 512;
 pub const MAX_TEXT_LEN: usize = 256;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
-    StorageError::Invalid { field, reason: reason.into() }
+    StorageError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// A short identifier: 1..=64 characters, no control characters, no surrounding spaces.
@@ -34,7 +37,10 @@ pub fn name(field: &'static str, value: &str) -> Result<()> {
 pub fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<()> {
     let len = value.chars().count();
     if len > max {
-        return Err(invalid(field, format!("{len} characters, at most {max} allowed")));
+        return Err(invalid(
+            field,
+            format!("{len} characters, at most {max} allowed"),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(invalid(field, "must not contain control characters"));
@@ -73,7 +79,10 @@ pub fn rtmp_url(field: &'static str, value: &str) -> Result<()> {
     let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
     host_port(field, hostport)?;
     if path.is_empty() {
-        return Err(invalid(field, "needs an application path, e.g. rtmp://host/live"));
+        return Err(invalid(
+            field,
+            "needs an application path, e.g. rtmp://host/live",
+        ));
     }
     if path.contains(char::is_whitespace) {
         return Err(invalid(field, "path must not contain spaces"));
@@ -83,14 +92,21 @@ pub fn rtmp_url(field: &'static str, value: &str) -> Result<()> {
 
 fn host_port(field: &'static str, value: &str) -> Result<()> {
     let (host, port) = if let Some(v6) = value.strip_prefix('[') {
-        let (addr, after) =
-            v6.split_once(']').ok_or_else(|| invalid(field, "unterminated IPv6 reference"))?;
+        let (addr, after) = v6
+            .split_once(']')
+            .ok_or_else(|| invalid(field, "unterminated IPv6 reference"))?;
         if addr.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(invalid(field, "invalid IPv6 address"));
         }
         match after {
             "" => (addr, None),
-            p => (addr, Some(p.strip_prefix(':').ok_or_else(|| invalid(field, "junk after ]"))?)),
+            p => (
+                addr,
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| invalid(field, "junk after ]"))?,
+                ),
+            ),
         }
     } else {
         match value.rsplit_once(':') {
@@ -127,9 +143,15 @@ pub fn relative_path(field: &'static str, value: &str) -> Result<()> {
     }
     bounded_text(field, value, MAX_PATH_LEN)?;
     if value.starts_with('/') || value.contains('\\') {
-        return Err(invalid(field, "must be relative to the recordings directory"));
+        return Err(invalid(
+            field,
+            "must be relative to the recordings directory",
+        ));
     }
-    if value.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if value
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err(invalid(field, "must not contain empty, . or .. segments"));
     }
     Ok(())
@@ -140,7 +162,10 @@ pub fn codec(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > 32 {
         return Err(invalid(field, "codec names are 1..=32 characters"));
     }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) {
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    {
         return Err(invalid(field, format!("invalid codec name {value:?}")));
     }
     Ok(())
@@ -174,8 +199,21 @@ mod tests {
 
     #[test]
     fn refuses_malformed_sip_uris() {
-        for uri in ["", "http://x", "sip:", "sip:@host", "sip:a@", "sip:host:0", "sip:host:99999", "sip:ho st", "sip:[::1"] {
-            assert!(matches!(sip_uri("uri", uri), Err(StorageError::Invalid { .. })), "{uri}");
+        for uri in [
+            "",
+            "http://x",
+            "sip:",
+            "sip:@host",
+            "sip:a@",
+            "sip:host:0",
+            "sip:host:99999",
+            "sip:ho st",
+            "sip:[::1",
+        ] {
+            assert!(
+                matches!(sip_uri("uri", uri), Err(StorageError::Invalid { .. })),
+                "{uri}"
+            );
         }
     }
 

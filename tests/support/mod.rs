@@ -24,7 +24,12 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("data/bifrons.db").display());
         let storage = Storage::open(&url).await.expect("open sqlite registry");
-        TestDb { storage, url, _sqlite_dir: Some(dir), _pg: None }
+        TestDb {
+            storage,
+            url,
+            _sqlite_dir: Some(dir),
+            _pg: None,
+        }
     }
 
     /// A new PostgreSQL cluster (panics, failing the test, if it cannot start).
@@ -32,7 +37,12 @@ impl TestDb {
         let server = pg::PgServer::start();
         let url = server.url();
         let storage = Storage::open(&url).await.expect("open postgres registry");
-        TestDb { storage, url, _sqlite_dir: None, _pg: Some(server) }
+        TestDb {
+            storage,
+            url,
+            _sqlite_dir: None,
+            _pg: Some(server),
+        }
     }
 }
 

@@ -36,7 +36,10 @@ fn bin_dir() -> PathBuf {
         .filter(|(_, bin)| bin.join("postgres").exists())
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).expect("no PostgreSQL server binaries under /usr/lib/postgresql")
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .expect("no PostgreSQL server binaries under /usr/lib/postgresql")
 }
 
 fn is_root() -> bool {
@@ -47,9 +50,18 @@ fn is_root() -> bool {
 /// `(uid, gid)` of the `postgres` system user.
 fn postgres_ids() -> (u32, u32) {
     let id = |flag: &str| -> u32 {
-        let out = Command::new("id").args([flag, "postgres"]).output().expect("run id");
-        assert!(out.status.success(), "no `postgres` system user: install the postgresql package");
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("numeric id")
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("run id");
+        assert!(
+            out.status.success(),
+            "no `postgres` system user: install the postgresql package"
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("numeric id")
     };
     (id("-u"), id("-g"))
 }
@@ -58,7 +70,8 @@ fn postgres_ids() -> (u32, u32) {
 fn as_cluster_owner(program: &Path) -> Command {
     if is_root() {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=postgres", "--regid=postgres", "--clear-groups"]).arg(program);
+        c.args(["--reuid=postgres", "--regid=postgres", "--clear-groups"])
+            .arg(program);
         c
     } else {
         Command::new(program)
@@ -66,7 +79,10 @@ fn as_cluster_owner(program: &Path) -> Command {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 impl PgServer {
@@ -79,7 +95,10 @@ impl PgServer {
     /// (for throughput figures that mean something).
     pub fn start_with(durable: bool) -> PgServer {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new().prefix("bifrons-pg-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("bifrons-pg-")
+            .tempdir()
+            .expect("temp dir");
         if is_root() {
             let (uid, gid) = postgres_ids();
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown temp dir");
@@ -108,7 +127,14 @@ impl PgServer {
             .arg(format!("unix_socket_directories={}", dir.path().display()))
             .args(["-c", "max_connections=40"]);
         if !durable {
-            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            cmd.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         let child = cmd
             .stdin(Stdio::null())
@@ -140,7 +166,10 @@ impl PgServer {
         let ready = self.dir.path().join("data/postmaster.pid");
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("postgres exited during start-up ({status}):\n{}", self.log());
+                panic!(
+                    "postgres exited during start-up ({status}):\n{}",
+                    self.log()
+                );
             }
             // The postmaster writes "ready" into postmaster.pid's status line once it accepts
             // connections.
@@ -150,7 +179,11 @@ impl PgServer {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "postgres did not start in time:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not start in time:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
