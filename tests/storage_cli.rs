@@ -14,12 +14,9 @@ fn bifrons(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run bifrons");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // Commands that fail early (bad arguments) exit without reading stdin: a broken pipe here
+    // is expected, and their output is what the test checks.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 
@@ -133,20 +130,36 @@ fn user_add_list_migrate_and_check() {
 }
 
 #[test]
-fn db_check_fails_on_an_unmigrated_database_and_env_url_is_honoured() {
+fn db_check_fails_on_an_unmigrated_or_missing_database_and_env_url_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("env.db").display());
-    let out = Command::new(env!("CARGO_BIN_EXE_bifrons"))
-        .args(["db", "check"])
-        .current_dir(dir.path())
-        .env("BIFRONS_DATABASE_URL", &url)
-        .output()
-        .unwrap();
+    let db = dir.path().join("env.db");
+    let url = format!("sqlite://{}", db.display());
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_bifrons"))
+            .args(["db", "check"])
+            .current_dir(dir.path())
+            .env("BIFRONS_DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let missing = check();
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("no database there"),
+        "{}",
+        text(&missing)
+    );
+    assert!(!db.exists(), "db check creates nothing");
+
+    std::fs::write(&db, b"").unwrap(); // an empty file is an empty SQLite database
+    let out = check();
     assert!(
         !out.status.success(),
         "pending migrations make the check fail"
     );
     assert!(text(&out).contains("1 pending"), "{}", text(&out));
-    assert!(dir.path().join("env.db").exists(), "the env URL was used");
-    assert!(!dir.path().join("data").exists(), "not the default");
+    assert!(
+        !dir.path().join("data").exists(),
+        "the env URL was used, not the default"
+    );
 }

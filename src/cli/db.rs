@@ -7,7 +7,7 @@ use bifrons::storage::{admin_bootstrap_hint, Storage};
 
 /// Reports schema state, the engine's consistency check and row counts. Never migrates.
 pub async fn check(url: &str) -> anyhow::Result<ExitCode> {
-    let storage = Storage::connect(url)
+    let storage = Storage::connect_existing(url)
         .await
         .with_context(|| format!("cannot open {url}"))?;
     let report = storage.health().await?;

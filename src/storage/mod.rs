@@ -68,10 +68,17 @@ impl Storage {
         Ok(storage)
     }
 
-    /// Connects without migrating (for inspection, e.g. `bifrons db check`).
+    /// Connects without migrating, creating a missing SQLite file (`bifrons migrate`).
     pub async fn connect(url: &str) -> Result<Storage> {
-        let pool = Pool::connect(url).await?;
+        let pool = Pool::connect(url, true).await?;
         tracing::debug!(backend = %pool.backend(), "registry connected");
+        Ok(Storage { pool })
+    }
+
+    /// Connects to an existing database without migrating or creating anything
+    /// (`bifrons db check`); a missing SQLite file is an error.
+    pub async fn connect_existing(url: &str) -> Result<Storage> {
+        let pool = Pool::connect(url, false).await?;
         Ok(Storage { pool })
     }
 

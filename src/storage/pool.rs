@@ -56,8 +56,9 @@ pub(crate) use with_pool;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Pool {
-    /// Opens a pool for `url`, creating the SQLite file (and its directory) if missing.
-    pub(crate) async fn connect(url: &str) -> Result<Pool> {
+    /// Opens a pool for `url`; with `create`, a missing SQLite file (and its directory) is
+    /// created, otherwise it is an error (inspection must not leave empty files behind a typo).
+    pub(crate) async fn connect(url: &str, create: bool) -> Result<Pool> {
         match backend_of(url)? {
             Backend::Postgres => {
                 let pool = PgPoolOptions::new()
@@ -69,11 +70,22 @@ impl Pool {
             }
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)?
-                    .create_if_missing(true)
+                    .create_if_missing(create)
                     .journal_mode(SqliteJournalMode::Wal)
                     .foreign_keys(true)
                     .busy_timeout(BUSY_TIMEOUT);
-                prepare_sqlite_file(options.get_filename())?;
+                let path = options.get_filename();
+                if create {
+                    prepare_sqlite_file(path)?;
+                } else if !path.exists() && path.as_os_str() != ":memory:" {
+                    return Err(StorageError::Io {
+                        path: path.display().to_string(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "no database there (it is created by `bifrons migrate` or at start-up)",
+                        ),
+                    });
+                }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .connect_with(options)
