@@ -14,6 +14,7 @@ use crate::media::MediaEngine;
 use crate::plugins::registry::PluginRegistry;
 use crate::plugins::EventTarget;
 use crate::session::{Session, SessionManager};
+use crate::storage::Storage;
 
 /// Everything the transports and the watchdog share.
 pub struct Core {
@@ -23,19 +24,22 @@ pub struct Core {
     pub media: Arc<MediaEngine>,
     pub auth: Auth,
     pub log: LogControl,
+    /// The SQL registry (accounts, trunks, stream keys, recordings).
+    pub storage: Storage,
     accepting: AtomicBool,
     next_connection: AtomicU64,
     pub started: std::time::SystemTime,
 }
 
 impl Core {
-    pub fn new(config: Config, plugins: PluginRegistry, media: MediaEngine, log: LogControl) -> Arc<Self> {
+    pub fn new(config: Config, plugins: PluginRegistry, media: MediaEngine, log: LogControl, storage: Storage) -> Arc<Self> {
         Arc::new(Self {
             sessions: SessionManager::new(config.general.session_timeout),
             auth: Auth::new(&config.general.api_secret, config.general.token_auth),
             plugins,
             media: Arc::new(media),
             log,
+            storage,
             accepting: AtomicBool::new(true),
             next_connection: AtomicU64::new(1),
             started: std::time::SystemTime::now(),

@@ -2,7 +2,8 @@
 //!
 //! Layers, each owning one thing: [`api`] (transports and the Janus/Admin API), [`session`]
 //! (sessions, handles, timeouts), [`plugins`] (the plugin contract and the plugins),
-//! [`media`] (the WebRTC engine), [`config`], [`web`] (pages served by the gateway).
+//! [`media`] (the WebRTC engine), [`storage`] (the SQL registry), [`config`], [`web`]
+//! (pages served by the gateway).
 
 pub mod api;
 pub mod config;
@@ -12,4 +13,5 @@ pub mod media;
 pub mod plugins;
 pub mod server;
 pub mod session;
+pub mod storage;
 pub mod web;

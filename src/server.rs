@@ -15,12 +15,13 @@ use crate::core::Core;
 use crate::logging::LogControl;
 use crate::media::MediaEngine;
 use crate::plugins::registry::PluginRegistry;
+use crate::storage::Storage;
 
 /// Builds the shared core (media engine, plugins, sessions) from `config`.
-pub fn build_core(config: Config, log: LogControl) -> anyhow::Result<Arc<Core>> {
+pub fn build_core(config: Config, log: LogControl, storage: Storage) -> anyhow::Result<Arc<Core>> {
     let media = MediaEngine::new(&config.ice, &config.dtls, Duration::from_secs(config.general.no_media_timer.max(1)))
         .context("starting the media engine")?;
-    Ok(Core::new(config, PluginRegistry::builtin(), media, log))
+    Ok(Core::new(config, PluginRegistry::builtin(), media, log, storage))
 }
 
 async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -65,6 +66,7 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
     for session in core.sessions.all() {
         core.destroy_session(&session).await;
     }
+    core.storage.close().await;
     let _ = stop_tx.send(());
     for server in servers {
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

@@ -1,0 +1,236 @@
+//! SIP accounts: browser-facing identities mapped to a trunk, with an optional voicemail box.
+
+use sqlx::FromRow;
+
+use super::error::{Result, StorageError};
+use super::pool::{with_pool, Pool};
+use super::types::{AccountId, Page, Timestamp, TrunkId, UserId};
+use super::{password, validate};
+
+const ENTITY: &str = "sip account";
+
+/// Everything an operator sets on an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// Extension (also the mailbox number), unique, 1..=64 characters.
+    pub extension: String,
+    /// Display name shown to callees, up to 128 characters.
+    pub display_name: String,
+    /// The account's SIP URI (`sip:` or `sips:`).
+    pub sip_uri: String,
+    /// Trunk its calls go through.
+    pub trunk_id: TrunkId,
+    /// Bifrons user allowed to use it, if any.
+    pub user_id: Option<UserId>,
+    /// Opaque token a client may present instead of a user login, if any (unique).
+    pub access_token: Option<String>,
+    /// Whether unanswered calls go to voicemail.
+    pub voicemail_enabled: bool,
+}
+
+impl AccountSpec {
+    fn validate(&self) -> Result<()> {
+        validate::name("extension", &self.extension)?;
+        validate::bounded_text(
+            "display name",
+            &self.display_name,
+            validate::MAX_DISPLAY_NAME_LEN,
+        )?;
+        validate::sip_uri("sip uri", &self.sip_uri)?;
+        if let Some(t) = &self.access_token {
+            validate::name("access token", t)?;
+        }
+        Ok(())
+    }
+}
+
+/// A stored account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Row id.
+    pub id: AccountId,
+    /// The operator's settings.
+    pub spec: AccountSpec,
+    /// Whether a voicemail PIN is set (the PIN itself is only stored hashed).
+    pub has_voicemail_pin: bool,
+    /// When it was created.
+    pub created: Timestamp,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: i64,
+    extension: String,
+    display_name: String,
+    sip_uri: String,
+    trunk_id: i64,
+    user_id: Option<i64>,
+    access_token: Option<String>,
+    voicemail_enabled: bool,
+    has_pin: bool,
+    created_at_ms: i64,
+}
+
+impl From<Row> for Account {
+    fn from(r: Row) -> Account {
+        Account {
+            id: AccountId(r.id),
+            spec: AccountSpec {
+                extension: r.extension,
+                display_name: r.display_name,
+                sip_uri: r.sip_uri,
+                trunk_id: TrunkId(r.trunk_id),
+                user_id: r.user_id.map(UserId),
+                access_token: r.access_token,
+                voicemail_enabled: r.voicemail_enabled,
+            },
+            has_voicemail_pin: r.has_pin,
+            created: Timestamp(r.created_at_ms),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, extension, display_name, sip_uri, trunk_id, user_id, access_token, \
+    voicemail_enabled, (voicemail_pin_hash IS NOT NULL) AS has_pin, created_at_ms";
+
+/// Repository of SIP accounts.
+pub struct Accounts<'a> {
+    pool: &'a Pool,
+}
+
+impl<'a> Accounts<'a> {
+    pub(crate) fn new(pool: &'a Pool) -> Self {
+        Accounts { pool }
+    }
+
+    /// Creates an account; a missing trunk or user is `NotFound`.
+    pub async fn create(&self, spec: &AccountSpec) -> Result<Account> {
+        spec.validate()?;
+        let sql = format!(
+            "INSERT INTO sip_accounts (extension, display_name, sip_uri, trunk_id, user_id, access_token, \
+             voicemail_enabled, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        );
+        let row: Row = with_pool!(self.pool, p => {
+            sqlx::query_as(&sql)
+                .bind(&spec.extension)
+                .bind(&spec.display_name)
+                .bind(&spec.sip_uri)
+                .bind(spec.trunk_id.0)
+                .bind(spec.user_id.map(|u| u.0))
+                .bind(&spec.access_token)
+                .bind(spec.voicemail_enabled)
+                .bind(Timestamp::now().0)
+                .fetch_one(p)
+                .await
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        Ok(row.into())
+    }
+
+    /// The account with this id.
+    pub async fn get(&self, id: AccountId) -> Result<Account> {
+        let sql = format!("SELECT {COLUMNS} FROM sip_accounts WHERE id = $1");
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(id.0).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
+        Ok(row.into())
+    }
+
+    /// The account with this extension.
+    pub async fn get_by_extension(&self, extension: &str) -> Result<Account> {
+        let sql = format!("SELECT {COLUMNS} FROM sip_accounts WHERE extension = $1");
+        let row: Row =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).bind(extension).fetch_one(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
+        Ok(row.into())
+    }
+
+    /// Accounts ordered by id.
+    pub async fn list(&self, page: Page) -> Result<Vec<Account>> {
+        let (limit, offset) = page.sql_bounds();
+        let sql = format!("SELECT {COLUMNS} FROM sip_accounts ORDER BY id LIMIT $1 OFFSET $2");
+        let rows: Vec<Row> = with_pool!(self.pool, p => {
+            sqlx::query_as(&sql).bind(limit).bind(offset).fetch_all(p).await
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        Ok(rows.into_iter().map(Account::from).collect())
+    }
+
+    /// Replaces every setting of an account (the voicemail PIN is kept).
+    pub async fn update(&self, id: AccountId, spec: &AccountSpec) -> Result<Account> {
+        spec.validate()?;
+        let sql = format!(
+            "UPDATE sip_accounts SET extension = $1, display_name = $2, sip_uri = $3, trunk_id = $4, \
+             user_id = $5, access_token = $6, voicemail_enabled = $7 WHERE id = $8 RETURNING {COLUMNS}"
+        );
+        let row: Row = with_pool!(self.pool, p => {
+            sqlx::query_as(&sql)
+                .bind(&spec.extension)
+                .bind(&spec.display_name)
+                .bind(&spec.sip_uri)
+                .bind(spec.trunk_id.0)
+                .bind(spec.user_id.map(|u| u.0))
+                .bind(&spec.access_token)
+                .bind(spec.voicemail_enabled)
+                .bind(id.0)
+                .fetch_one(p)
+                .await
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        Ok(row.into())
+    }
+
+    /// Sets (4 to 12 digits) or clears the voicemail PIN; only an argon2 hash is stored.
+    pub async fn set_voicemail_pin(&self, id: AccountId, pin: Option<&str>) -> Result<()> {
+        let hash = match pin {
+            Some(pin) => {
+                validate::pin(pin)?;
+                Some(password::hash(pin).await?)
+            }
+            None => None,
+        };
+        let done = with_pool!(self.pool, p => {
+            sqlx::query("UPDATE sip_accounts SET voicemail_pin_hash = $1 WHERE id = $2")
+                .bind(&hash)
+                .bind(id.0)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StorageError::NotFound { entity: ENTITY });
+        }
+        Ok(())
+    }
+
+    /// Whether `pin` opens the account's mailbox (false when no PIN is set).
+    pub async fn verify_voicemail_pin(&self, id: AccountId, pin: &str) -> Result<bool> {
+        let hash: Option<String> = with_pool!(self.pool, p => {
+            sqlx::query_scalar("SELECT voicemail_pin_hash FROM sip_accounts WHERE id = $1")
+                .bind(id.0)
+                .fetch_one(p)
+                .await
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        Ok(match hash {
+            Some(h) => password::verify(pin, &h).await,
+            None => false,
+        })
+    }
+
+    /// Deletes an account.
+    pub async fn delete(&self, id: AccountId) -> Result<()> {
+        let done = with_pool!(self.pool, p => {
+            sqlx::query("DELETE FROM sip_accounts WHERE id = $1")
+                .bind(id.0)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(StorageError::in_use(ENTITY))?;
+        if done == 0 {
+            return Err(StorageError::NotFound { entity: ENTITY });
+        }
+        Ok(())
+    }
+}
