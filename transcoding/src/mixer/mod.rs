@@ -40,6 +40,8 @@ struct Participant {
     /// This tick's input after gain, kept to subtract it from the total.
     contribution: Vec<f32>,
     output: Vec<i16>,
+    /// Whether a frame was taken from this participant in the current tick.
+    fed: bool,
 }
 
 /// Mix-minus mixer for one room.
@@ -70,6 +72,7 @@ impl Mixer {
             vad: VoiceActivity::new(self.config.vad),
             contribution: vec![0.0; n],
             output: vec![0; n],
+            fed: false,
         });
     }
 
@@ -117,13 +120,20 @@ impl Mixer {
         self.total.iter_mut().for_each(|s| *s = 0.0);
         for p in self.participants.values_mut() {
             p.contribution.iter_mut().for_each(|s| *s = 0.0);
+            p.fed = false;
         }
         for (id, pcm) in inputs {
             let Some(p) = self.participants.get_mut(id) else { continue };
+            if p.fed {
+                // A second frame in one tick would be heard twice by others and once by itself.
+                tracing::debug!(participant = id.0, "mixer: second frame in one tick ignored");
+                continue;
+            }
             if pcm.len() != n {
                 tracing::debug!(participant = id.0, len = pcm.len(), "mixer: frame of wrong size ignored");
                 continue;
             }
+            p.fed = true;
             if let Some(talking) = p.vad.update(pcm, p.muted) {
                 self.events.push(VadEvent { participant: *id, talking, level: p.vad.level_dbov() });
             }
@@ -136,7 +146,14 @@ impl Mixer {
                 *t += *c;
             }
         }
-        for p in self.participants.values_mut() {
+        for (id, p) in self.participants.iter_mut() {
+            // Nothing arrived (DTX, loss, a stalled sender): quiet for voice activity too, so a
+            // talker who stops sending is eventually reported as stopped.
+            if !p.fed {
+                if let Some(talking) = p.vad.update(&[], p.muted) {
+                    self.events.push(VadEvent { participant: *id, talking, level: p.vad.level_dbov() });
+                }
+            }
             for ((o, &t), &c) in p.output.iter_mut().zip(self.total.iter()).zip(p.contribution.iter()) {
                 *o = limiter::soft_clip(t - c);
             }

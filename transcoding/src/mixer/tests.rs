@@ -120,3 +120,28 @@ fn missing_or_malformed_input_counts_as_silence() {
     m.mix(&[(ParticipantId(1), &short), (ParticipantId(99), &short)]);
     assert!(m.output(ParticipantId(2)).unwrap().iter().all(|&s| s == 0));
 }
+
+#[test]
+fn duplicate_frame_in_one_tick_is_ignored() {
+    let mut m = room(&[1, 2]);
+    let a = sine(440.0, RATE, 0.2, 0, N);
+    m.mix(&[(ParticipantId(1), &a), (ParticipantId(1), &a)]);
+    assert!(m.output(ParticipantId(1)).unwrap().iter().all(|&s| s == 0), "no echo of itself");
+    let heard = m.output(ParticipantId(2)).unwrap();
+    let expected: Vec<i16> = a.iter().map(|&s| limiter::soft_clip(s as f32 / 32768.0)).collect();
+    assert_eq!(heard, expected.as_slice(), "heard once, not twice");
+}
+
+#[test]
+fn talker_who_stops_sending_is_reported_stopped() {
+    let mut m = room(&[1, 2]);
+    let loud = sine(300.0, RATE, 0.3, 0, N);
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        events.extend_from_slice(m.mix(&[(ParticipantId(1), &loud)]));
+    }
+    for _ in 0..25 {
+        events.extend_from_slice(m.mix(&[]));
+    }
+    assert_eq!(events.iter().map(|e| e.talking).collect::<Vec<_>>(), vec![true, false]);
+}
