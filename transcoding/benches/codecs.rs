@@ -19,14 +19,20 @@ use criterion::{criterion_group, Criterion};
 
 fn tone(rate: u32, n: usize, start: usize) -> Vec<i16> {
     (start..start + n)
-        .map(|i| ((i as f32 * 2.0 * std::f32::consts::PI * 440.0 / rate as f32).sin() * 12000.0) as i16)
+        .map(|i| {
+            ((i as f32 * 2.0 * std::f32::consts::PI * 440.0 / rate as f32).sin() * 12000.0) as i16
+        })
         .collect()
 }
 
 fn opus_packets(n: usize) -> Vec<Vec<u8>> {
     let mut enc = OpusEncoder::new(OpusEncoderConfig::default()).unwrap();
     (0..n)
-        .map(|i| enc.encode(&AudioFrame::new(tone(48_000, 960, i * 960), 48_000, 1, 0).unwrap()).unwrap().to_vec())
+        .map(|i| {
+            enc.encode(&AudioFrame::new(tone(48_000, 960, i * 960), 48_000, 1, 0).unwrap())
+                .unwrap()
+                .to_vec()
+        })
         .collect()
 }
 
@@ -48,8 +54,9 @@ fn report() {
     println!("== real-time factors on one core (media time / CPU time) ==");
 
     let mut enc = OpusEncoder::new(OpusEncoderConfig::default()).unwrap();
-    let frames: Vec<AudioFrame> =
-        (0..50).map(|i| AudioFrame::new(tone(48_000, 960, i * 960), 48_000, 1, 0).unwrap()).collect();
+    let frames: Vec<AudioFrame> = (0..50)
+        .map(|i| AudioFrame::new(tone(48_000, 960, i * 960), 48_000, 1, 0).unwrap())
+        .collect();
     let opus_enc = realtime_factor(ms20, |i| {
         black_box(enc.encode(&frames[i % 50]).unwrap());
     });
@@ -85,9 +92,16 @@ fn report() {
     });
     println!("Opus<->PCMU call leg (both directions, 20 ms): {leg:>6.0}x  => ~{:.0} concurrent legs per core", leg);
 
-    let aac_cfg = AacEncoderConfig { sample_rate: 48_000, channels: 2, bitrate: 128_000 };
+    let aac_cfg = AacEncoderConfig {
+        sample_rate: 48_000,
+        channels: 2,
+        bitrate: 128_000,
+    };
     let mut aenc = AacEncoder::new(aac_cfg).unwrap();
-    let stereo: Vec<i16> = tone(48_000, 1024, 0).into_iter().flat_map(|s| [s, s]).collect();
+    let stereo: Vec<i16> = tone(48_000, 1024, 0)
+        .into_iter()
+        .flat_map(|s| [s, s])
+        .collect();
     let stereo_frame = AudioFrame::new(stereo, 48_000, 2, 0).unwrap();
     let frame_dur = Duration::from_micros(1024 * 1_000_000 / 48_000);
     let aac_enc = realtime_factor(frame_dur, |_| {
@@ -95,7 +109,10 @@ fn report() {
     });
     println!("AAC-LC encode 1024 stereo 128k: {aac_enc:>10.0}x");
     let mut aenc2 = AacEncoder::new(aac_cfg).unwrap();
-    let units: Vec<Vec<u8>> = (0..40).flat_map(|_| aenc2.encode(&stereo_frame).unwrap()).map(|p| p.data).collect();
+    let units: Vec<Vec<u8>> = (0..40)
+        .flat_map(|_| aenc2.encode(&stereo_frame).unwrap())
+        .map(|p| p.data)
+        .collect();
     let mut adec = AacDecoder::new(aenc2.audio_specific_config()).unwrap();
     let aac_dec = realtime_factor(frame_dur, |i| {
         black_box(adec.decode(&units[i % units.len()], 0).unwrap());
@@ -103,11 +120,16 @@ fn report() {
     println!("AAC-LC decode 1024 stereo:      {aac_dec:>10.0}x");
 
     let mut venc = Vp8Encoder::new(Vp8EncoderConfig::default()).unwrap();
-    let pictures: Vec<VideoFrame> = (0..30).map(|i| VideoFrame::new(640, 480, pattern(640, 480, i), 0).unwrap()).collect();
+    let pictures: Vec<VideoFrame> = (0..30)
+        .map(|i| VideoFrame::new(640, 480, pattern(640, 480, i), 0).unwrap())
+        .collect();
     let vp8 = realtime_factor(Duration::from_micros(33_333), |i| {
         black_box(venc.encode(&pictures[i % 30]).unwrap());
     });
-    println!("VP8 encode 640x480 @30 fps realtime: {vp8:>6.1}x  => {:.0} fps on one core", vp8 * 30.0);
+    println!(
+        "VP8 encode 640x480 @30 fps realtime: {vp8:>6.1}x  => {:.0} fps on one core",
+        vp8 * 30.0
+    );
 
     for n in [10usize, 100] {
         let mut mixer = Mixer::new(MixerConfig::default());
@@ -115,8 +137,11 @@ fn report() {
         for i in 0..n {
             mixer.add(ParticipantId(i as u64));
         }
-        let refs: Vec<(ParticipantId, &[i16])> =
-            inputs.iter().enumerate().map(|(i, p)| (ParticipantId(i as u64), p.as_slice())).collect();
+        let refs: Vec<(ParticipantId, &[i16])> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (ParticipantId(i as u64), p.as_slice()))
+            .collect();
         let mix = realtime_factor(ms20, |_| {
             black_box(mixer.mix(&refs));
         });
@@ -150,7 +175,9 @@ fn criterion_benches(c: &mut Criterion) {
     let packets = opus_packets(50);
     let frame = AudioFrame::new(tone(48_000, 960, 0), 48_000, 1, 0).unwrap();
     let mut enc = OpusEncoder::new(OpusEncoderConfig::default()).unwrap();
-    c.bench_function("opus_encode_20ms", |b| b.iter(|| black_box(enc.encode(&frame).unwrap().len())));
+    c.bench_function("opus_encode_20ms", |b| {
+        b.iter(|| black_box(enc.encode(&frame).unwrap().len()))
+    });
     let mut dec = OpusDecoder::new(1).unwrap();
     let mut i = 0;
     c.bench_function("opus_decode_20ms", |b| {
@@ -161,15 +188,22 @@ fn criterion_benches(c: &mut Criterion) {
     });
     let pcm8 = tone(8_000, 160, 0);
     let mut buf = Vec::new();
-    c.bench_function("pcmu_encode_20ms", |b| b.iter(|| g711::encode_into(G711Law::Mu, black_box(&pcm8), &mut buf)));
+    c.bench_function("pcmu_encode_20ms", |b| {
+        b.iter(|| g711::encode_into(G711Law::Mu, black_box(&pcm8), &mut buf))
+    });
     let mut mixer = Mixer::new(MixerConfig::default());
     let inputs: Vec<Vec<i16>> = (0..10).map(|i| tone(48_000, 960, i * 37)).collect();
     for i in 0..10 {
         mixer.add(ParticipantId(i));
     }
-    let refs: Vec<(ParticipantId, &[i16])> =
-        inputs.iter().enumerate().map(|(i, p)| (ParticipantId(i as u64), p.as_slice())).collect();
-    c.bench_function("mixer_10_participants_tick", |b| b.iter(|| black_box(mixer.mix(&refs).len())));
+    let refs: Vec<(ParticipantId, &[i16])> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (ParticipantId(i as u64), p.as_slice()))
+        .collect();
+    c.bench_function("mixer_10_participants_tick", |b| {
+        b.iter(|| black_box(mixer.mix(&refs).len()))
+    });
 }
 
 criterion_group! {

@@ -31,11 +31,17 @@ pub enum TranscodeError {
 
 impl TranscodeError {
     pub(crate) fn malformed(codec: &'static str, reason: impl ToString) -> Self {
-        TranscodeError::Malformed { codec, reason: reason.to_string() }
+        TranscodeError::Malformed {
+            codec,
+            reason: reason.to_string(),
+        }
     }
 
     pub(crate) fn codec(codec: &'static str, reason: impl ToString) -> Self {
-        TranscodeError::Codec { codec, reason: reason.to_string() }
+        TranscodeError::Codec {
+            codec,
+            reason: reason.to_string(),
+        }
     }
 }
 

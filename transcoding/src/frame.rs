@@ -33,12 +33,22 @@ impl AudioFrame {
                 samples.len()
             )));
         }
-        Ok(Self { samples, sample_rate, channels, timestamp })
+        Ok(Self {
+            samples,
+            sample_rate,
+            channels,
+            timestamp,
+        })
     }
 
     /// A frame of digital silence lasting `frames` samples per channel.
     pub fn silence(frames: usize, sample_rate: u32, channels: u8, timestamp: u32) -> Self {
-        Self { samples: vec![0; frames * channels as usize], sample_rate, channels, timestamp }
+        Self {
+            samples: vec![0; frames * channels as usize],
+            sample_rate,
+            channels,
+            timestamp,
+        }
     }
 
     /// Samples per channel.
@@ -70,11 +80,19 @@ impl AudioFrame {
             return self.clone();
         }
         let samples = if channels == 1 {
-            self.samples.chunks_exact(2).map(|p| ((p[0] as i32 + p[1] as i32) / 2) as i16).collect()
+            self.samples
+                .chunks_exact(2)
+                .map(|p| ((p[0] as i32 + p[1] as i32) / 2) as i16)
+                .collect()
         } else {
             self.samples.iter().flat_map(|&s| [s, s]).collect()
         };
-        AudioFrame { samples, sample_rate: self.sample_rate, channels, timestamp: self.timestamp }
+        AudioFrame {
+            samples,
+            sample_rate: self.sample_rate,
+            channels,
+            timestamp: self.timestamp,
+        }
     }
 }
 

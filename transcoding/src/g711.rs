@@ -33,7 +33,11 @@ impl G711Law {
 const fn ulaw_from_14bit(sample: i32) -> u8 {
     // Segment upper bounds after the +33 bias: each segment doubles the step size.
     const ENDS: [i32; 8] = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF];
-    let (mut mag, mask) = if sample < 0 { (-sample, 0x7F) } else { (sample, 0xFF) };
+    let (mut mag, mask) = if sample < 0 {
+        (-sample, 0x7F)
+    } else {
+        (sample, 0xFF)
+    };
     if mag > 8159 {
         mag = 8159;
     }
@@ -54,7 +58,11 @@ const fn ulaw_from_14bit(sample: i32) -> u8 {
 const fn alaw_from_13bit(sample: i32) -> u8 {
     const ENDS: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
     // One's-complement magnitude for negatives keeps the two halves symmetric around zero.
-    let (mag, mask) = if sample >= 0 { (sample, 0xD5) } else { (-sample - 1, 0x55) };
+    let (mag, mask) = if sample >= 0 {
+        (sample, 0xD5)
+    } else {
+        (-sample - 1, 0x55)
+    };
     let mut seg = 0;
     while seg < 8 && mag > ENDS[seg] {
         seg += 1;
@@ -188,7 +196,12 @@ pub fn encode_frame(law: G711Law, frame: &AudioFrame) -> Result<Vec<u8>> {
 pub fn decode_frame(law: G711Law, payload: &[u8], timestamp: u32) -> AudioFrame {
     let mut samples = Vec::with_capacity(payload.len());
     decode_into(law, payload, &mut samples);
-    AudioFrame { samples, sample_rate: G711_RATE, channels: 1, timestamp }
+    AudioFrame {
+        samples,
+        sample_rate: G711_RATE,
+        channels: 1,
+        timestamp,
+    }
 }
 
 #[cfg(test)]
@@ -239,7 +252,7 @@ mod tests {
 #[cfg(test)]
 mod quality_tests {
     use super::*;
-    use crate::testutil::{snr_db_exact, sine, speech_like};
+    use crate::testutil::{sine, snr_db_exact, speech_like};
 
     fn round_trip(law: G711Law, pcm: &[i16]) -> Vec<i16> {
         let mut enc = Vec::new();

@@ -71,7 +71,9 @@ fn channels(n: u8) -> Result<Channels> {
     match n {
         1 => Ok(Channels::Mono),
         2 => Ok(Channels::Stereo),
-        _ => Err(TranscodeError::Unsupported(format!("Opus with {n} channels"))),
+        _ => Err(TranscodeError::Unsupported(format!(
+            "Opus with {n} channels"
+        ))),
     }
 }
 
@@ -90,12 +92,21 @@ impl OpusEncoder {
     /// Creates an encoder tuned for speech (VoIP application), as browsers expect.
     pub fn new(config: OpusEncoderConfig) -> Result<Self> {
         let mut inner =
-            opus::Encoder::new(OPUS_RATE, channels(config.channels)?, Application::Voip).map_err(lib_err)?;
-        inner.set_bitrate(Bitrate::Bits(config.bitrate)).map_err(lib_err)?;
+            opus::Encoder::new(OPUS_RATE, channels(config.channels)?, Application::Voip)
+                .map_err(lib_err)?;
+        inner
+            .set_bitrate(Bitrate::Bits(config.bitrate))
+            .map_err(lib_err)?;
         inner.set_inband_fec(config.fec).map_err(lib_err)?;
         inner.set_dtx(config.dtx).map_err(lib_err)?;
-        inner.set_packet_loss_perc(config.expected_loss_percent.min(100) as i32).map_err(lib_err)?;
-        Ok(Self { inner, config, out: vec![0; MAX_PACKET] })
+        inner
+            .set_packet_loss_perc(config.expected_loss_percent.min(100) as i32)
+            .map_err(lib_err)?;
+        Ok(Self {
+            inner,
+            config,
+            out: vec![0; MAX_PACKET],
+        })
     }
 
     /// The configuration this encoder was built with.
@@ -110,7 +121,9 @@ impl OpusEncoder {
 
     /// Changes the target bitrate on the fly (e.g. after a REMB/TMMBR from the receiver).
     pub fn set_bitrate(&mut self, bitrate: i32) -> Result<()> {
-        self.inner.set_bitrate(Bitrate::Bits(bitrate)).map_err(lib_err)?;
+        self.inner
+            .set_bitrate(Bitrate::Bits(bitrate))
+            .map_err(lib_err)?;
         self.config.bitrate = bitrate;
         Ok(())
     }
@@ -130,7 +143,10 @@ impl OpusEncoder {
                 frame.frames()
             )));
         }
-        let n = self.inner.encode(&frame.samples, &mut self.out).map_err(lib_err)?;
+        let n = self
+            .inner
+            .encode(&frame.samples, &mut self.out)
+            .map_err(lib_err)?;
         Ok(&self.out[..n])
     }
 }
@@ -171,7 +187,10 @@ impl OpusDecoder {
         let samples = opus::packet::get_nb_samples(packet, OPUS_RATE)
             .map_err(|e| TranscodeError::malformed("opus", e))?;
         if samples == 0 || samples > MAX_FRAME_SAMPLES {
-            return Err(TranscodeError::malformed("opus", format!("{samples} samples in packet")));
+            return Err(TranscodeError::malformed(
+                "opus",
+                format!("{samples} samples in packet"),
+            ));
         }
         let n = self
             .inner
@@ -184,7 +203,10 @@ impl OpusDecoder {
     /// Conceals one lost packet (libopus PLC), assuming it lasted as long as the previous one.
     pub fn conceal(&mut self, timestamp: u32) -> Result<AudioFrame> {
         let len = self.last_frame_samples * self.channels as usize;
-        let n = self.inner.decode(&[], &mut self.pcm[..len], false).map_err(lib_err)?;
+        let n = self
+            .inner
+            .decode(&[], &mut self.pcm[..len], false)
+            .map_err(lib_err)?;
         Ok(self.frame(n, timestamp))
     }
 
@@ -212,7 +234,7 @@ impl OpusDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{band_level_error_db, dominant_frequency, snr_db, sine, speech_like};
+    use crate::testutil::{band_level_error_db, dominant_frequency, sine, snr_db, speech_like};
 
     /// Encodes `pcm` (48 kHz mono) at 32 kbps in 20 ms frames and decodes it back.
     fn round_trip(pcm: &[i16]) -> Vec<i16> {
@@ -257,7 +279,10 @@ mod tests {
         assert!(snr >= 1.0, "speech-like SNR {snr:.1} dB");
         let band_error = band_level_error_db(&pcm[9600..], &out[9600..], OPUS_RATE);
         eprintln!("opus speech-like band error {band_error:.2} dB");
-        assert!(band_error <= 3.0, "spectral envelope off by {band_error:.1} dB per octave band");
+        assert!(
+            band_error <= 3.0,
+            "spectral envelope off by {band_error:.1} dB per octave band"
+        );
     }
 
     #[test]
@@ -266,7 +291,13 @@ mod tests {
         let mut dec = OpusDecoder::new(1).unwrap();
         let mut packets = Vec::new();
         for i in 0..10 {
-            let f = AudioFrame::new(sine(1000.0, OPUS_RATE, 0.5, i * 960, 960), OPUS_RATE, 1, (i * 960) as u32).unwrap();
+            let f = AudioFrame::new(
+                sine(1000.0, OPUS_RATE, 0.5, i * 960, 960),
+                OPUS_RATE,
+                1,
+                (i * 960) as u32,
+            )
+            .unwrap();
             packets.push(enc.encode(&f).unwrap().to_vec());
         }
         for p in &packets[..5] {
@@ -276,7 +307,12 @@ mod tests {
         assert_eq!(concealed.frames(), 960);
         assert_eq!(concealed.timestamp, 4800);
         // PLC continues the tone rather than emitting silence.
-        let energy: f64 = concealed.samples.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / 960.0;
+        let energy: f64 = concealed
+            .samples
+            .iter()
+            .map(|&s| (s as f64).powi(2))
+            .sum::<f64>()
+            / 960.0;
         assert!(energy.sqrt() > 1000.0, "concealment RMS {}", energy.sqrt());
         let recovered = dec.recover_from_next(&packets[6], 5 * 960).unwrap();
         assert_eq!(recovered.frames(), 960);
@@ -289,11 +325,22 @@ mod tests {
             (OpusFrameDuration::Ms40, 40),
             (OpusFrameDuration::Ms60, 60),
         ] {
-            let config = OpusEncoderConfig { channels: 2, frame, dtx: true, ..Default::default() };
+            let config = OpusEncoderConfig {
+                channels: 2,
+                frame,
+                dtx: true,
+                ..Default::default()
+            };
             let mut enc = OpusEncoder::new(config).unwrap();
             let n = frame.samples();
-            let pcm: Vec<i16> = sine(440.0, OPUS_RATE, 0.3, 0, n).into_iter().flat_map(|s| [s, s]).collect();
-            let packet = enc.encode(&AudioFrame::new(pcm, OPUS_RATE, 2, 0).unwrap()).unwrap().to_vec();
+            let pcm: Vec<i16> = sine(440.0, OPUS_RATE, 0.3, 0, n)
+                .into_iter()
+                .flat_map(|s| [s, s])
+                .collect();
+            let packet = enc
+                .encode(&AudioFrame::new(pcm, OPUS_RATE, 2, 0).unwrap())
+                .unwrap()
+                .to_vec();
             let mut dec = OpusDecoder::new(2).unwrap();
             let out = dec.decode(&packet, 0).unwrap();
             assert_eq!(out.frames() * 1000 / 48_000, ms);

@@ -29,7 +29,9 @@ impl Resampler {
     pub fn new(from: u32, to: u32, channels: u8) -> Result<Self> {
         for rate in [from, to] {
             if !SUPPORTED_RATES.contains(&rate) {
-                return Err(TranscodeError::Unsupported(format!("resampling at {rate} Hz")));
+                return Err(TranscodeError::Unsupported(format!(
+                    "resampling at {rate} Hz"
+                )));
             }
         }
         if channels == 0 || channels > 2 {
@@ -86,12 +88,15 @@ impl Resampler {
                 self.from, self.channels, frame.sample_rate, frame.channels
             )));
         }
-        let ts = *self
-            .next_ts
-            .get_or_insert_with(|| (frame.timestamp as u64 * self.to as u64 / self.from as u64) as u32);
+        let ts = *self.next_ts.get_or_insert_with(|| {
+            (frame.timestamp as u64 * self.to as u64 / self.from as u64) as u32
+        });
         let Some(inner) = self.inner.as_mut() else {
             self.next_ts = Some(ts.wrapping_add(frame.frames() as u32));
-            return Ok(AudioFrame { timestamp: ts, ..frame.clone() });
+            return Ok(AudioFrame {
+                timestamp: ts,
+                ..frame.clone()
+            });
         };
         let ch = self.channels as usize;
         for (i, s) in frame.samples.iter().enumerate() {
@@ -101,7 +106,11 @@ impl Resampler {
         let mut consumed = 0;
         while self.pending[0].len() - consumed >= inner.input_frames_next() {
             let need = inner.input_frames_next();
-            let input: Vec<&[f32]> = self.pending.iter().map(|c| &c[consumed..consumed + need]).collect();
+            let input: Vec<&[f32]> = self
+                .pending
+                .iter()
+                .map(|c| &c[consumed..consumed + need])
+                .collect();
             let (used, produced) = inner
                 .process_into_buffer(&input, &mut self.chunk_out, None)
                 .map_err(|e| TranscodeError::codec("rubato", e))?;
@@ -117,7 +126,12 @@ impl Resampler {
         }
         let produced = out.len() / ch;
         self.next_ts = Some(ts.wrapping_add(produced as u32));
-        Ok(AudioFrame { samples: out, sample_rate: self.to, channels: self.channels, timestamp: ts })
+        Ok(AudioFrame {
+            samples: out,
+            sample_rate: self.to,
+            channels: self.channels,
+            timestamp: ts,
+        })
     }
 }
 
@@ -155,8 +169,15 @@ mod tests {
         // A 1 kHz sine at amplitude A moves at most 2*pi*1000/48000*A per sample (~0.13 A);
         // a discontinuity at a frame boundary would jump far more.
         let amplitude = 0.5 * 32767.0;
-        let max_step = back[4800..].windows(2).map(|w| (w[1] as i32 - w[0] as i32).abs()).max().unwrap();
-        assert!((max_step as f32) < 0.15 * amplitude, "largest sample step {max_step}");
+        let max_step = back[4800..]
+            .windows(2)
+            .map(|w| (w[1] as i32 - w[0] as i32).abs())
+            .max()
+            .unwrap();
+        assert!(
+            (max_step as f32) < 0.15 * amplitude,
+            "largest sample step {max_step}"
+        );
         // And the level survives: no frame dropped to silence.
         for block in back[4800..].chunks_exact(960) {
             let peak = block.iter().map(|s| s.unsigned_abs()).max().unwrap();
@@ -166,12 +187,21 @@ mod tests {
 
     #[test]
     fn all_bridge_rates_convert_a_tone_both_ways() {
-        for &(a, b) in &[(48_000, 16_000), (44_100, 48_000), (48_000, 44_100), (16_000, 8_000)] {
+        for &(a, b) in &[
+            (48_000, 16_000),
+            (44_100, 48_000),
+            (48_000, 44_100),
+            (16_000, 8_000),
+        ] {
             let pcm = sine(700.0, a, 0.5, 0, a as usize);
             let mut r = Resampler::new(a, b, 1).unwrap();
             let out = stream(&mut r, &pcm, a, a as usize / 50);
             let expected = b as usize * 96 / 100;
-            assert!(out.len() >= expected - b as usize / 50, "{a}->{b}: {} samples", out.len());
+            assert!(
+                out.len() >= expected - b as usize / 50,
+                "{a}->{b}: {} samples",
+                out.len()
+            );
             let f = dominant_frequency(&out[out.len() - 4096..], b);
             assert!((f - 700.0).abs() <= 5.0, "{a}->{b}: dominant {f} Hz");
         }

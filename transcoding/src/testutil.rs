@@ -44,7 +44,11 @@ pub fn dominant_frequency(x: &[i16], rate: u32) -> f32 {
     if peak + 1 >= spectrum.len() {
         return peak as f32 * bin_hz;
     }
-    let (a, b, c) = (spectrum[peak - 1].ln(), spectrum[peak].ln(), spectrum[peak + 1].ln());
+    let (a, b, c) = (
+        spectrum[peak - 1].ln(),
+        spectrum[peak].ln(),
+        spectrum[peak + 1].ln(),
+    );
     let offset = 0.5 * (a - c) / (a - 2.0 * b + c);
     (peak as f32 + offset) * bin_hz
 }
@@ -85,14 +89,26 @@ pub fn snr_db(reference: &[i16], decoded: &[i16], max_lag: usize) -> f32 {
     let correlation = |lag: usize| -> f64 {
         let d = &decoded[lag.min(decoded.len())..];
         let n = window.min(d.len());
-        let rd: f64 = reference[..n].iter().zip(&d[..n]).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let rd: f64 = reference[..n]
+            .iter()
+            .zip(&d[..n])
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum();
         let dd: f64 = d[..n].iter().map(|&b| b as f64 * b as f64).sum();
-        if dd > 0.0 { rd / dd.sqrt() } else { 0.0 }
+        if dd > 0.0 {
+            rd / dd.sqrt()
+        } else {
+            0.0
+        }
     };
-    let coarse = (0..=max_lag).max_by(|&a, &b| correlation(a).total_cmp(&correlation(b))).unwrap_or(0);
+    let coarse = (0..=max_lag)
+        .max_by(|&a, &b| correlation(a).total_cmp(&correlation(b)))
+        .unwrap_or(0);
     // Refine around the coarse lag on the full length: a one-sample error alone would cap a
     // 1 kHz tone's SNR near 18 dB.
-    (coarse.saturating_sub(3)..=coarse + 3).map(|lag| snr_at_lag(reference, decoded, lag)).fold(f32::MIN, f32::max)
+    (coarse.saturating_sub(3)..=coarse + 3)
+        .map(|lag| snr_at_lag(reference, decoded, lag))
+        .fold(f32::MIN, f32::max)
 }
 
 fn snr_at_lag(reference: &[i16], decoded: &[i16], lag: usize) -> f32 {
@@ -106,14 +122,22 @@ fn snr_at_lag(reference: &[i16], decoded: &[i16], lag: usize) -> f32 {
     let rd: f64 = r.iter().zip(d).map(|(&a, &b)| a as f64 * b as f64).sum();
     let dd: f64 = d.iter().map(|&b| b as f64 * b as f64).sum();
     let g = if dd > 0.0 { rd / dd } else { 0.0 };
-    let noise: f64 = r.iter().zip(d).map(|(&a, &b)| (a as f64 - g * b as f64).powi(2)).sum();
+    let noise: f64 = r
+        .iter()
+        .zip(d)
+        .map(|(&a, &b)| (a as f64 - g * b as f64).powi(2))
+        .sum();
     (10.0 * (rr / noise.max(1e-9)).log10()) as f32
 }
 
 /// Plain SNR (dB) with no alignment or gain: for codecs with neither delay nor gain (G.711).
 pub fn snr_db_exact(reference: &[i16], decoded: &[i16]) -> f32 {
     let signal: f64 = reference.iter().map(|&a| a as f64 * a as f64).sum();
-    let noise: f64 = reference.iter().zip(decoded).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(decoded)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
     (10.0 * (signal / noise.max(1e-9)).log10()) as f32
 }
 

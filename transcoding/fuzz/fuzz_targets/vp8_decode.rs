@@ -5,7 +5,9 @@ use bifrons_transcoding::video::vp8::Vp8Decoder;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut dec) = Vp8Decoder::new() else { return };
+    let Ok(mut dec) = Vp8Decoder::new() else {
+        return;
+    };
     for frame in data.split(|&b| b == 0xFF).take(4) {
         let _ = dec.decode(frame, 0);
     }

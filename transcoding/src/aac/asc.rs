@@ -3,7 +3,9 @@
 use crate::error::{Result, TranscodeError};
 
 /// Sampling frequencies indexed by `samplingFrequencyIndex`.
-const RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+const RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
 
 /// The fields of an AudioSpecificConfig that Bifrons acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,13 +30,19 @@ impl AudioSpecificConfig {
         let sample_rate = if index == 15 {
             bits.read(24)?
         } else {
-            *RATES.get(index).ok_or_else(|| bad(format!("sampling frequency index {index}")))?
+            *RATES
+                .get(index)
+                .ok_or_else(|| bad(format!("sampling frequency index {index}")))?
         };
         let channels = bits.read(4)? as u8;
         if sample_rate == 0 {
             return Err(bad("sample rate 0"));
         }
-        Ok(Self { object_type, sample_rate, channels })
+        Ok(Self {
+            object_type,
+            sample_rate,
+            channels,
+        })
     }
 
     /// The two-byte AAC-LC config for a rate from the standard table and 1-7 channels.
@@ -61,7 +69,10 @@ impl Bits<'_> {
     fn read(&mut self, n: usize) -> Result<u32> {
         let mut v = 0u32;
         for _ in 0..n {
-            let byte = *self.bytes.get(self.pos / 8).ok_or_else(|| bad("truncated"))?;
+            let byte = *self
+                .bytes
+                .get(self.pos / 8)
+                .ok_or_else(|| bad("truncated"))?;
             v = (v << 1) | ((byte >> (7 - self.pos % 8)) & 1) as u32;
             self.pos += 1;
         }
@@ -77,9 +88,22 @@ mod tests {
     fn parses_the_usual_rtmp_configs() {
         // 0x12 0x10: AAC-LC, 44.1 kHz, stereo (what OBS sends by default).
         let asc = AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap();
-        assert_eq!(asc, AudioSpecificConfig { object_type: 2, sample_rate: 44100, channels: 2 });
-        assert_eq!(AudioSpecificConfig::lc_bytes(44100, 2).unwrap(), [0x12, 0x10]);
-        assert_eq!(AudioSpecificConfig::lc_bytes(48000, 1).unwrap(), [0x11, 0x88]);
+        assert_eq!(
+            asc,
+            AudioSpecificConfig {
+                object_type: 2,
+                sample_rate: 44100,
+                channels: 2
+            }
+        );
+        assert_eq!(
+            AudioSpecificConfig::lc_bytes(44100, 2).unwrap(),
+            [0x12, 0x10]
+        );
+        assert_eq!(
+            AudioSpecificConfig::lc_bytes(48000, 1).unwrap(),
+            [0x11, 0x88]
+        );
         assert!(AudioSpecificConfig::parse(&[0x12]).is_err());
         assert!(AudioSpecificConfig::parse(&[0x16, 0x80]).is_err());
     }

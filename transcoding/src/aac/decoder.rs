@@ -21,16 +21,26 @@ impl AacDecoder {
     pub fn new(audio_specific_config: &[u8]) -> Result<Self> {
         let config = AudioSpecificConfig::parse(audio_specific_config)?;
         if !matches!(config.object_type, 2 | 5 | 29) {
-            return Err(TranscodeError::Unsupported(format!("AAC object type {}", config.object_type)));
+            return Err(TranscodeError::Unsupported(format!(
+                "AAC object type {}",
+                config.object_type
+            )));
         }
         if !(1..=2).contains(&config.channels) {
-            return Err(TranscodeError::Unsupported(format!("AAC channel configuration {}", config.channels)));
+            return Err(TranscodeError::Unsupported(format!(
+                "AAC channel configuration {}",
+                config.channels
+            )));
         }
         let mut inner = Decoder::new(Transport::Raw);
         inner
             .config_raw(audio_specific_config)
             .map_err(|e| TranscodeError::malformed("AudioSpecificConfig", e))?;
-        Ok(Self { inner, config, pcm: vec![0; PCM_CAPACITY] })
+        Ok(Self {
+            inner,
+            config,
+            pcm: vec![0; PCM_CAPACITY],
+        })
     }
 
     /// The parsed configuration.
@@ -44,9 +54,15 @@ impl AacDecoder {
             return Err(TranscodeError::malformed("aac", "empty access unit"));
         }
         // `fill` reports how many bytes it took; a raw unit must go in whole.
-        let taken = self.inner.fill(access_unit).map_err(|e| TranscodeError::malformed("aac", e))?;
+        let taken = self
+            .inner
+            .fill(access_unit)
+            .map_err(|e| TranscodeError::malformed("aac", e))?;
         if taken != access_unit.len() {
-            return Err(TranscodeError::malformed("aac", "access unit larger than the decoder's buffer"));
+            return Err(TranscodeError::malformed(
+                "aac",
+                "access unit larger than the decoder's buffer",
+            ));
         }
         let result = self.inner.decode_frame(&mut self.pcm);
         if let Err(e) = result {
@@ -59,11 +75,17 @@ impl AacDecoder {
         let frames = info.frameSize;
         let rate = info.sampleRate;
         if !(1..=2).contains(&channels) || frames <= 0 || rate <= 0 {
-            return Err(TranscodeError::malformed("aac", format!("{channels} channels, {frames} samples")));
+            return Err(TranscodeError::malformed(
+                "aac",
+                format!("{channels} channels, {frames} samples"),
+            ));
         }
         let n = (frames * channels) as usize;
         if n > self.pcm.len() {
-            return Err(TranscodeError::malformed("aac", "frame larger than expected"));
+            return Err(TranscodeError::malformed(
+                "aac",
+                "frame larger than expected",
+            ));
         }
         Ok(AudioFrame {
             samples: self.pcm[..n].to_vec(),

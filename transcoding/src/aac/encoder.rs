@@ -19,7 +19,11 @@ pub struct AacEncoderConfig {
 
 impl Default for AacEncoderConfig {
     fn default() -> Self {
-        Self { sample_rate: 48_000, channels: 2, bitrate: 128_000 }
+        Self {
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate: 128_000,
+        }
     }
 }
 
@@ -52,7 +56,11 @@ impl AacEncoder {
         let channels = match config.channels {
             1 => ChannelMode::Mono,
             2 => ChannelMode::Stereo,
-            n => return Err(TranscodeError::Unsupported(format!("AAC with {n} channels"))),
+            n => {
+                return Err(TranscodeError::Unsupported(format!(
+                    "AAC with {n} channels"
+                )))
+            }
         };
         let inner = Encoder::new(EncoderParams {
             bit_rate: BitRate::Cbr(config.bitrate),
@@ -65,7 +73,14 @@ impl AacEncoder {
         let info = inner.info().map_err(lib_err)?;
         let asc = info.confBuf[..(info.confSize as usize).min(info.confBuf.len())].to_vec();
         let out = vec![0; (info.maxOutBufBytes as usize).max(8192)];
-        Ok(Self { inner, config, asc, pending: Vec::new(), out, next_ts: None })
+        Ok(Self {
+            inner,
+            config,
+            asc,
+            pending: Vec::new(),
+            out,
+            next_ts: None,
+        })
     }
 
     /// The AudioSpecificConfig to send once before the access units (FLV AAC sequence header).
@@ -104,7 +119,10 @@ impl AacEncoder {
                 if info.output_size > 0 {
                     let ts = self.next_ts.unwrap_or(0);
                     self.next_ts = Some(ts.wrapping_add(AAC_FRAME_SAMPLES as u32));
-                    packets.push(AacPacket { data: self.out[..info.output_size].to_vec(), timestamp: ts });
+                    packets.push(AacPacket {
+                        data: self.out[..info.output_size].to_vec(),
+                        timestamp: ts,
+                    });
                 }
             }
             offset += block;

@@ -1,10 +1,15 @@
 use super::*;
-use crate::testutil::{band_level_error_db, dominant_frequency, snr_db, sine, speech_like};
+use crate::testutil::{band_level_error_db, dominant_frequency, sine, snr_db, speech_like};
 use crate::AudioFrame;
 
 /// Encodes mono 48 kHz `pcm` to AAC-LC at 64 kbps and decodes it back from the ASC + raw units.
 fn round_trip(pcm: &[i16]) -> Vec<i16> {
-    let mut enc = AacEncoder::new(AacEncoderConfig { sample_rate: 48_000, channels: 1, bitrate: 64_000 }).unwrap();
+    let mut enc = AacEncoder::new(AacEncoderConfig {
+        sample_rate: 48_000,
+        channels: 1,
+        bitrate: 64_000,
+    })
+    .unwrap();
     let mut dec = AacDecoder::new(enc.audio_specific_config()).unwrap();
     assert_eq!(dec.config().object_type, 2);
     let mut out = Vec::new();
@@ -15,7 +20,10 @@ fn round_trip(pcm: &[i16]) -> Vec<i16> {
             assert_eq!(packet.timestamp, expected_ts);
             expected_ts += 1024;
             let frame = dec.decode(&packet.data, packet.timestamp).unwrap();
-            assert_eq!((frame.sample_rate, frame.channels, frame.frames()), (48_000, 1, 1024));
+            assert_eq!(
+                (frame.sample_rate, frame.channels, frame.frames()),
+                (48_000, 1, 1024)
+            );
             out.extend_from_slice(&frame.samples);
         }
     }
@@ -48,7 +56,10 @@ fn round_trip_keeps_speech_like_noise() {
     assert!(snr >= 5.0, "speech-like SNR {snr:.1} dB");
     let band_error = band_level_error_db(&pcm[4096..], &out[4096..], 48_000);
     eprintln!("aac speech-like band error {band_error:.2} dB");
-    assert!(band_error <= 3.0, "spectral envelope off by {band_error:.1} dB per octave band");
+    assert!(
+        band_error <= 3.0,
+        "spectral envelope off by {band_error:.1} dB per octave band"
+    );
 }
 
 #[test]

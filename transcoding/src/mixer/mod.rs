@@ -29,7 +29,10 @@ pub struct MixerConfig {
 
 impl Default for MixerConfig {
     fn default() -> Self {
-        Self { frame_samples: 960, vad: VadConfig::default() }
+        Self {
+            frame_samples: 960,
+            vad: VadConfig::default(),
+        }
     }
 }
 
@@ -55,7 +58,12 @@ pub struct Mixer {
 impl Mixer {
     /// An empty room.
     pub fn new(config: MixerConfig) -> Self {
-        Self { total: vec![0.0; config.frame_samples], config, participants: BTreeMap::new(), events: Vec::new() }
+        Self {
+            total: vec![0.0; config.frame_samples],
+            config,
+            participants: BTreeMap::new(),
+            events: Vec::new(),
+        }
     }
 
     /// Samples per tick every input and output has.
@@ -123,25 +131,43 @@ impl Mixer {
             p.fed = false;
         }
         for (id, pcm) in inputs {
-            let Some(p) = self.participants.get_mut(id) else { continue };
+            let Some(p) = self.participants.get_mut(id) else {
+                continue;
+            };
             if p.fed {
                 // A second frame in one tick would be heard twice by others and once by itself.
-                tracing::debug!(participant = id.0, "mixer: second frame in one tick ignored");
+                tracing::debug!(
+                    participant = id.0,
+                    "mixer: second frame in one tick ignored"
+                );
                 continue;
             }
             if pcm.len() != n {
-                tracing::debug!(participant = id.0, len = pcm.len(), "mixer: frame of wrong size ignored");
+                tracing::debug!(
+                    participant = id.0,
+                    len = pcm.len(),
+                    "mixer: frame of wrong size ignored"
+                );
                 continue;
             }
             p.fed = true;
             if let Some(talking) = p.vad.update(pcm, p.muted) {
-                self.events.push(VadEvent { participant: *id, talking, level: p.vad.level_dbov() });
+                self.events.push(VadEvent {
+                    participant: *id,
+                    talking,
+                    level: p.vad.level_dbov(),
+                });
             }
             if p.muted || p.gain == 0.0 {
                 continue;
             }
             let gain = p.gain / 32768.0;
-            for ((c, t), &s) in p.contribution.iter_mut().zip(self.total.iter_mut()).zip(pcm.iter()) {
+            for ((c, t), &s) in p
+                .contribution
+                .iter_mut()
+                .zip(self.total.iter_mut())
+                .zip(pcm.iter())
+            {
                 *c = s as f32 * gain;
                 *t += *c;
             }
@@ -151,10 +177,19 @@ impl Mixer {
             // talker who stops sending is eventually reported as stopped.
             if !p.fed {
                 if let Some(talking) = p.vad.update(&[], p.muted) {
-                    self.events.push(VadEvent { participant: *id, talking, level: p.vad.level_dbov() });
+                    self.events.push(VadEvent {
+                        participant: *id,
+                        talking,
+                        level: p.vad.level_dbov(),
+                    });
                 }
             }
-            for ((o, &t), &c) in p.output.iter_mut().zip(self.total.iter()).zip(p.contribution.iter()) {
+            for ((o, &t), &c) in p
+                .output
+                .iter_mut()
+                .zip(self.total.iter())
+                .zip(p.contribution.iter())
+            {
                 *o = limiter::soft_clip(t - c);
             }
         }

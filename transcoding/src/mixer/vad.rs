@@ -19,7 +19,12 @@ pub struct VadConfig {
 impl Default for VadConfig {
     fn default() -> Self {
         // 20 ms ticks: talking after 100 ms of voice, stopped after 500 ms of quiet.
-        Self { talk_threshold_dbov: -40.0, stop_threshold_dbov: -50.0, talk_ticks: 5, stop_ticks: 25 }
+        Self {
+            talk_threshold_dbov: -40.0,
+            stop_threshold_dbov: -50.0,
+            talk_ticks: 5,
+            stop_ticks: 25,
+        }
     }
 }
 
@@ -43,7 +48,12 @@ pub(crate) struct VoiceActivity {
 
 impl VoiceActivity {
     pub(crate) fn new(config: VadConfig) -> Self {
-        Self { config, talking: false, run: 0, level: -127.0 }
+        Self {
+            config,
+            talking: false,
+            run: 0,
+            level: -127.0,
+        }
     }
 
     pub(crate) fn talking(&self) -> bool {
@@ -68,7 +78,11 @@ impl VoiceActivity {
             return None;
         }
         self.run += 1;
-        let needed = if self.talking { self.config.stop_ticks } else { self.config.talk_ticks };
+        let needed = if self.talking {
+            self.config.stop_ticks
+        } else {
+            self.config.talk_ticks
+        };
         if self.run >= needed {
             self.talking = !self.talking;
             self.run = 0;

@@ -20,7 +20,14 @@ pub(crate) struct FrameAssembler {
 
 impl FrameAssembler {
     pub(crate) fn new(frame_samples: usize, sample_rate: u32, channels: u8) -> Self {
-        Self { frame_samples, sample_rate, channels, pending: Vec::new(), pending_ts: 0, started: false }
+        Self {
+            frame_samples,
+            sample_rate,
+            channels,
+            pending: Vec::new(),
+            pending_ts: 0,
+            started: false,
+        }
     }
 
     fn buffered_frames(&self) -> usize {
@@ -43,7 +50,8 @@ impl FrameAssembler {
         if !continues {
             if !self.pending.is_empty() {
                 let missing = self.frame_samples - self.buffered_frames();
-                self.pending.extend(std::iter::repeat(0).take(missing * self.channels as usize));
+                self.pending
+                    .extend(std::iter::repeat(0).take(missing * self.channels as usize));
                 self.drain_into(&mut out);
             }
             self.pending.clear();
@@ -59,7 +67,12 @@ impl FrameAssembler {
         let block = self.frame_samples * self.channels as usize;
         while self.pending.len() >= block {
             let samples: Vec<i16> = self.pending.drain(..block).collect();
-            out.push(AudioFrame { samples, sample_rate: self.sample_rate, channels: self.channels, timestamp: self.pending_ts });
+            out.push(AudioFrame {
+                samples,
+                sample_rate: self.sample_rate,
+                channels: self.channels,
+                timestamp: self.pending_ts,
+            });
             self.pending_ts = self.pending_ts.wrapping_add(self.frame_samples as u32);
         }
     }
@@ -72,13 +85,18 @@ mod tests {
     #[test]
     fn splits_and_pads_on_discontinuity() {
         let mut a = FrameAssembler::new(960, 48_000, 1);
-        assert!(a.push(&AudioFrame::silence(480, 48_000, 1, 1000)).is_empty());
+        assert!(a
+            .push(&AudioFrame::silence(480, 48_000, 1, 1000))
+            .is_empty());
         let out = a.push(&AudioFrame::silence(960, 48_000, 1, 1480));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].timestamp, 1000);
         // 480 samples pending from 1960; a jump releases them padded, then buffers the new chunk.
         let out = a.push(&AudioFrame::silence(960, 48_000, 1, 10_000));
-        assert_eq!(out.iter().map(|f| f.timestamp).collect::<Vec<_>>(), vec![1960, 10_000]);
+        assert_eq!(
+            out.iter().map(|f| f.timestamp).collect::<Vec<_>>(),
+            vec![1960, 10_000]
+        );
         assert!(out.iter().all(|f| f.frames() == 960));
     }
 }

@@ -49,7 +49,10 @@ impl OpusToG711 {
             return Ok(None);
         }
         g711::encode_into(self.law, &narrow.samples, &mut self.encoded);
-        Ok(Some(AudioPacket { payload: self.encoded.clone(), timestamp: self.clock.map(pcm.timestamp) }))
+        Ok(Some(AudioPacket {
+            payload: self.encoded.clone(),
+            timestamp: self.clock.map(pcm.timestamp),
+        }))
     }
 }
 
@@ -65,7 +68,10 @@ pub struct G711ToOpus {
 impl G711ToOpus {
     /// A pipeline taking `law` payloads and encoding Opus with `opus` settings (mono).
     pub fn new(law: G711Law, opus: OpusEncoderConfig) -> Result<Self> {
-        let opus = OpusEncoderConfig { channels: 1, ..opus };
+        let opus = OpusEncoderConfig {
+            channels: 1,
+            ..opus
+        };
         Ok(Self {
             law,
             resampler: Resampler::new(G711_RATE, OPUS_RATE, 1)?,
@@ -84,11 +90,18 @@ impl G711ToOpus {
     }
 }
 
-fn encode_frames(assembler: &mut FrameAssembler, encoder: &mut OpusEncoder, pcm: &AudioFrame) -> Result<Vec<AudioPacket>> {
+fn encode_frames(
+    assembler: &mut FrameAssembler,
+    encoder: &mut OpusEncoder,
+    pcm: &AudioFrame,
+) -> Result<Vec<AudioPacket>> {
     let mut out = Vec::new();
     for frame in assembler.push(pcm) {
         let payload = encoder.encode(&frame)?.to_vec();
-        out.push(AudioPacket { payload, timestamp: frame.timestamp });
+        out.push(AudioPacket {
+            payload,
+            timestamp: frame.timestamp,
+        });
     }
     Ok(out)
 }
@@ -109,7 +122,11 @@ impl AacToOpus {
     pub fn new(audio_specific_config: &[u8], opus: OpusEncoderConfig) -> Result<Self> {
         let decoder = AacDecoder::new(audio_specific_config)?;
         let rate = decoder.config().sample_rate;
-        let resampler = if rate == OPUS_RATE { None } else { Some(Resampler::new(rate, OPUS_RATE, opus.channels)?) };
+        let resampler = if rate == OPUS_RATE {
+            None
+        } else {
+            Some(Resampler::new(rate, OPUS_RATE, opus.channels)?)
+        };
         Ok(Self {
             decoder,
             resampler,
@@ -123,7 +140,10 @@ impl AacToOpus {
     /// Transcodes one raw AAC unit; `timestamp` is in the AAC sample-rate clock
     /// (RTMP's millisecond timestamps times rate/1000).
     pub fn push(&mut self, access_unit: &[u8], timestamp: u32) -> Result<Vec<AudioPacket>> {
-        let pcm = self.decoder.decode(access_unit, timestamp)?.with_channels(self.channels);
+        let pcm = self
+            .decoder
+            .decode(access_unit, timestamp)?
+            .with_channels(self.channels);
         let mut wide = match &mut self.resampler {
             Some(r) => r.process(&pcm)?,
             None => pcm,
@@ -144,8 +164,11 @@ pub struct OpusToAac {
 impl OpusToAac {
     /// A pipeline producing AAC with `aac` settings.
     pub fn new(aac: AacEncoderConfig) -> Result<Self> {
-        let resampler =
-            if aac.sample_rate == OPUS_RATE { None } else { Some(Resampler::new(OPUS_RATE, aac.sample_rate, aac.channels)?) };
+        let resampler = if aac.sample_rate == OPUS_RATE {
+            None
+        } else {
+            Some(Resampler::new(OPUS_RATE, aac.sample_rate, aac.channels)?)
+        };
         Ok(Self {
             decoder: OpusDecoder::new(aac.channels)?,
             resampler,
@@ -183,7 +206,10 @@ impl OpusToAac {
             .encoder
             .encode(&pcm)?
             .into_iter()
-            .map(|p| AudioPacket { payload: p.data, timestamp: p.timestamp })
+            .map(|p| AudioPacket {
+                payload: p.data,
+                timestamp: p.timestamp,
+            })
             .collect())
     }
 }

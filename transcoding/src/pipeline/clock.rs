@@ -16,7 +16,13 @@ pub(crate) struct ClockMap {
 
 impl ClockMap {
     pub(crate) fn new(in_rate: u32, out_rate: u32) -> Self {
-        Self { in_rate: in_rate as u64, out_rate: out_rate as u64, last_in: None, extended_in: 0, origin_out: 0 }
+        Self {
+            in_rate: in_rate as u64,
+            out_rate: out_rate as u64,
+            last_in: None,
+            extended_in: 0,
+            origin_out: 0,
+        }
     }
 
     /// The output-clock timestamp of input timestamp `ts`.

@@ -11,8 +11,17 @@ fn opus_tone(start: u32) -> Vec<AudioPacket> {
     (0..50)
         .map(|i| {
             let ts = start.wrapping_add(i * 960);
-            let f = AudioFrame::new(sine(1000.0, 48_000, 0.5, i as usize * 960, 960), 48_000, 1, ts).unwrap();
-            AudioPacket { payload: enc.encode(&f).unwrap().to_vec(), timestamp: ts }
+            let f = AudioFrame::new(
+                sine(1000.0, 48_000, 0.5, i as usize * 960, 960),
+                48_000,
+                1,
+                ts,
+            )
+            .unwrap();
+            AudioPacket {
+                payload: enc.encode(&f).unwrap().to_vec(),
+                timestamp: ts,
+            }
         })
         .collect()
 }
@@ -37,7 +46,11 @@ fn opus_to_pcmu_gives_20ms_packets_with_8khz_timestamps() {
         pcm.extend(dec);
     }
     for w in stamps.windows(2) {
-        assert_eq!(w[1].wrapping_sub(w[0]), 160, "timestamps advance 160 per 20 ms across the wrap");
+        assert_eq!(
+            w[1].wrapping_sub(w[0]),
+            160,
+            "timestamps advance 160 per 20 ms across the wrap"
+        );
     }
     let f = dominant_frequency(&pcm[2000..2000 + 4096], 8_000);
     assert!((f - 1000.0).abs() <= 5.0, "dominant {f} Hz");
@@ -59,14 +72,21 @@ fn pcma_to_opus_gives_opus_with_48khz_timestamps_and_keeps_the_tone() {
         assert_eq!(w[1].timestamp.wrapping_sub(w[0].timestamp), 960);
     }
     let mut dec = OpusDecoder::new(1).unwrap();
-    let pcm: Vec<i16> = out.iter().flat_map(|p| dec.decode(&p.payload, p.timestamp).unwrap().samples).collect();
+    let pcm: Vec<i16> = out
+        .iter()
+        .flat_map(|p| dec.decode(&p.payload, p.timestamp).unwrap().samples)
+        .collect();
     let f = dominant_frequency(&pcm[9600..9600 + 32768], 48_000);
     assert!((f - 1000.0).abs() <= 5.0, "dominant {f} Hz");
 }
 
 #[test]
 fn opus_to_aac_and_back_to_opus_keeps_the_tone() {
-    let config = AacEncoderConfig { sample_rate: 44_100, channels: 2, bitrate: 128_000 };
+    let config = AacEncoderConfig {
+        sample_rate: 44_100,
+        channels: 2,
+        bitrate: 128_000,
+    };
     let mut to_aac = OpusToAac::new(config).unwrap();
     let asc = to_aac.audio_specific_config().to_vec();
     let mut aac = Vec::new();
@@ -84,10 +104,17 @@ fn opus_to_aac_and_back_to_opus_keeps_the_tone() {
     }
     assert!(opus.len() >= 35, "{} Opus packets", opus.len());
     for w in opus.windows(2) {
-        assert_eq!(w[1].timestamp.wrapping_sub(w[0].timestamp), 960, "contiguous 20 ms packets");
+        assert_eq!(
+            w[1].timestamp.wrapping_sub(w[0].timestamp),
+            960,
+            "contiguous 20 ms packets"
+        );
     }
     let mut dec = OpusDecoder::new(1).unwrap();
-    let pcm: Vec<i16> = opus.iter().flat_map(|p| dec.decode(&p.payload, p.timestamp).unwrap().samples).collect();
+    let pcm: Vec<i16> = opus
+        .iter()
+        .flat_map(|p| dec.decode(&p.payload, p.timestamp).unwrap().samples)
+        .collect();
     let f = dominant_frequency(&pcm[pcm.len() - 16384..], 48_000);
     assert!((f - 1000.0).abs() <= 5.0, "dominant {f} Hz");
 }
@@ -112,34 +139,60 @@ mod video {
 
     #[test]
     fn vp8_to_h264_to_vp8_keeps_pictures_and_timestamps() {
-        let mut vp8 = Vp8Encoder::new(Vp8EncoderConfig { width: W, height: H, bitrate_kbps: 2000, ..Default::default() }).unwrap();
-        let mut to_h264 = Vp8ToH264::new(H264EncoderConfig { bitrate: 2_000_000, ..Default::default() }).unwrap();
+        let mut vp8 = Vp8Encoder::new(Vp8EncoderConfig {
+            width: W,
+            height: H,
+            bitrate_kbps: 2000,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut to_h264 = Vp8ToH264::new(H264EncoderConfig {
+            bitrate: 2_000_000,
+            ..Default::default()
+        })
+        .unwrap();
         let mut h264_dec = H264Decoder::new().unwrap();
-        let mut to_vp8 = H264ToVp8::new(Vp8EncoderConfig { bitrate_kbps: 2000, ..Default::default() }).unwrap();
+        let mut to_vp8 = H264ToVp8::new(Vp8EncoderConfig {
+            bitrate_kbps: 2000,
+            ..Default::default()
+        })
+        .unwrap();
         let mut vp8_dec = Vp8Decoder::new().unwrap();
-        let mut best_h264 = 0.0f64;
-        let mut best_vp8 = 0.0f64;
+        let mut h264_psnr = Vec::new();
+        let mut vp8_psnr = Vec::new();
         let mut through = 0;
         for i in 0..20 {
             let raw = moving_pattern(W, H, i);
             let ts = (i * 3000) as u32;
-            for frame in vp8.encode(&VideoFrame::new(W, H, raw.clone(), ts).unwrap()).unwrap() {
-                let Some(au) = to_h264.push(&frame.data, frame.timestamp).unwrap() else { continue };
+            for frame in vp8
+                .encode(&VideoFrame::new(W, H, raw.clone(), ts).unwrap())
+                .unwrap()
+            {
+                let Some(au) = to_h264.push(&frame.data, frame.timestamp).unwrap() else {
+                    continue;
+                };
                 assert_eq!(au.timestamp, ts);
                 if let Some(pic) = h264_dec.decode(&au.data, au.timestamp).unwrap() {
-                    best_h264 = best_h264.max(psnr_y(&raw, &pic.data, W, H));
+                    h264_psnr.push(psnr_y(&raw, &pic.data, W, H));
                 }
                 for back in to_vp8.push(&au.data, au.timestamp).unwrap() {
                     assert_eq!(back.timestamp, ts);
                     if let Some(pic) = vp8_dec.decode(&back.data, back.timestamp).unwrap() {
-                        best_vp8 = best_vp8.max(psnr_y(&raw, &pic.data, W, H));
+                        vp8_psnr.push(psnr_y(&raw, &pic.data, W, H));
                         through += 1;
                     }
                 }
             }
         }
-        assert!(through >= 15, "{through} pictures made it through both hops");
-        assert!(best_h264 >= 30.0, "VP8→H.264 best PSNR {best_h264:.1} dB");
-        assert!(best_vp8 >= 28.0, "VP8→H.264→VP8 best PSNR {best_vp8:.1} dB");
+        assert!(
+            through >= 15,
+            "{through} pictures made it through both hops"
+        );
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let (h264, vp8) = (mean(&h264_psnr), mean(&vp8_psnr));
+        eprintln!("mean luma PSNR: VP8→H.264 {h264:.1} dB, VP8→H.264→VP8 {vp8:.1} dB");
+        // Each hop re-quantises: the second generation is allowed a little less.
+        assert!(h264 >= 30.0, "VP8→H.264 mean PSNR {h264:.1} dB");
+        assert!(vp8 >= 28.0, "VP8→H.264→VP8 mean PSNR {vp8:.1} dB");
     }
 }

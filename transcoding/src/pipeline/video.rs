@@ -20,7 +20,10 @@ pub struct Vp8ToH264 {
 impl Vp8ToH264 {
     /// A pipeline encoding H.264 with `config`.
     pub fn new(config: H264EncoderConfig) -> Result<Self> {
-        Ok(Self { decoder: Vp8Decoder::new()?, encoder: H264Encoder::new(config)? })
+        Ok(Self {
+            decoder: Vp8Decoder::new()?,
+            encoder: H264Encoder::new(config)?,
+        })
     }
 
     /// Transcodes one VP8 frame (depacketised) with its RTP timestamp.
@@ -49,21 +52,33 @@ impl H264ToVp8 {
     /// A pipeline encoding VP8 with `config`; its width and height are replaced by the
     /// decoded picture size (and the encoder rebuilt if the size changes mid-stream).
     pub fn new(config: Vp8EncoderConfig) -> Result<Self> {
-        Ok(Self { decoder: H264Decoder::new()?, encoder: None, template: config, keyframe_pending: false })
+        Ok(Self {
+            decoder: H264Decoder::new()?,
+            encoder: None,
+            template: config,
+            keyframe_pending: false,
+        })
     }
 
     /// Transcodes one H.264 Annex-B access unit with its RTP timestamp.
     pub fn push(&mut self, access_unit: &[u8], timestamp: u32) -> Result<Vec<EncodedVideo>> {
-        let Some(picture) = self.decoder.decode(access_unit, timestamp)? else { return Ok(Vec::new()) };
-        let size_changed = self
-            .encoder
-            .as_ref()
-            .map_or(true, |e| e.config().width != picture.width || e.config().height != picture.height);
+        let Some(picture) = self.decoder.decode(access_unit, timestamp)? else {
+            return Ok(Vec::new());
+        };
+        let size_changed = self.encoder.as_ref().map_or(true, |e| {
+            e.config().width != picture.width || e.config().height != picture.height
+        });
         if size_changed {
-            let config = Vp8EncoderConfig { width: picture.width, height: picture.height, ..self.template };
+            let config = Vp8EncoderConfig {
+                width: picture.width,
+                height: picture.height,
+                ..self.template
+            };
             self.encoder = Some(Vp8Encoder::new(config)?);
         }
-        let Some(encoder) = self.encoder.as_mut() else { return Ok(Vec::new()) };
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Ok(Vec::new());
+        };
         if std::mem::take(&mut self.keyframe_pending) {
             encoder.request_keyframe();
         }

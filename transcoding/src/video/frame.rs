@@ -19,7 +19,9 @@ impl VideoFrame {
     /// Wraps I420 bytes, checking the size matches the dimensions.
     pub fn new(width: usize, height: usize, data: Vec<u8>, timestamp: u32) -> Result<Self> {
         if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
-            return Err(TranscodeError::BadFrame(format!("{width}x{height}: dimensions must be even and non-zero")));
+            return Err(TranscodeError::BadFrame(format!(
+                "{width}x{height}: dimensions must be even and non-zero"
+            )));
         }
         if data.len() != Self::i420_len(width, height) {
             return Err(TranscodeError::BadFrame(format!(
@@ -28,7 +30,12 @@ impl VideoFrame {
                 Self::i420_len(width, height)
             )));
         }
-        Ok(Self { width, height, data, timestamp })
+        Ok(Self {
+            width,
+            height,
+            data,
+            timestamp,
+        })
     }
 
     /// Bytes of an unpadded I420 picture of this size.
@@ -66,12 +73,16 @@ impl VideoFrame {
     ) -> Result<Self> {
         let mut data = Vec::with_capacity(Self::i420_len(width, height));
         for (i, (plane, stride)) in planes.iter().enumerate() {
-            let (w, h) = if i == 0 { (width, height) } else { (width / 2, height / 2) };
+            let (w, h) = if i == 0 {
+                (width, height)
+            } else {
+                (width / 2, height / 2)
+            };
             for row in 0..h {
                 let start = row * stride;
-                let line = plane
-                    .get(start..start + w)
-                    .ok_or_else(|| TranscodeError::BadFrame("decoded plane shorter than its size".into()))?;
+                let line = plane.get(start..start + w).ok_or_else(|| {
+                    TranscodeError::BadFrame("decoded plane shorter than its size".into())
+                })?;
                 data.extend_from_slice(line);
             }
         }

@@ -52,7 +52,15 @@ pub struct Vp8EncoderConfig {
 
 impl Default for Vp8EncoderConfig {
     fn default() -> Self {
-        Self { width: 640, height: 480, bitrate_kbps: 1000, fps: 30, cpu_used: 8, threads: 1, keyframe_interval: 300 }
+        Self {
+            width: 640,
+            height: 480,
+            bitrate_kbps: 1000,
+            fps: 30,
+            cpu_used: 8,
+            threads: 1,
+            keyframe_interval: 300,
+        }
     }
 }
 
@@ -71,8 +79,15 @@ unsafe impl Send for Vp8Encoder {}
 impl Vp8Encoder {
     /// Creates an encoder for pictures of the configured size.
     pub fn new(config: Vp8EncoderConfig) -> Result<Self> {
-        if config.width == 0 || config.height == 0 || config.width % 2 != 0 || config.height % 2 != 0 {
-            return Err(TranscodeError::Unsupported(format!("VP8 {}x{}", config.width, config.height)));
+        if config.width == 0
+            || config.height == 0
+            || config.width % 2 != 0
+            || config.height % 2 != 0
+        {
+            return Err(TranscodeError::Unsupported(format!(
+                "VP8 {}x{}",
+                config.width, config.height
+            )));
         }
         // SAFETY: plain C structs filled by libvpx before use; the context is zeroed as the
         // API expects and destroyed in Drop only after a successful init.
@@ -80,7 +95,11 @@ impl Vp8Encoder {
             let iface = vpx_codec_vp8_cx();
             let mut cfg = MaybeUninit::<vpx_codec_enc_cfg_t>::zeroed().assume_init();
             let mut ctx = Box::new(MaybeUninit::<vpx_codec_ctx_t>::zeroed().assume_init());
-            check(&mut ctx, vpx_codec_enc_config_default(iface, &mut cfg, 0), "config")?;
+            check(
+                &mut ctx,
+                vpx_codec_enc_config_default(iface, &mut cfg, 0),
+                "config",
+            )?;
             cfg.g_w = config.width as _;
             cfg.g_h = config.height as _;
             cfg.g_timebase.num = 1;
@@ -93,9 +112,15 @@ impl Vp8Encoder {
             cfg.g_error_resilient = 1;
             cfg.kf_mode = vpx_kf_mode::VPX_KF_AUTO;
             cfg.kf_max_dist = config.keyframe_interval.max(1);
-            let err = vpx_codec_enc_init_ver(&mut *ctx, iface, &cfg, 0, VPX_ENCODER_ABI_VERSION as c_int);
+            let err =
+                vpx_codec_enc_init_ver(&mut *ctx, iface, &cfg, 0, VPX_ENCODER_ABI_VERSION as c_int);
             check(&mut ctx, err, "init")?;
-            let mut encoder = Self { ctx, config, force_keyframe: true, pts: 0 };
+            let mut encoder = Self {
+                ctx,
+                config,
+                force_keyframe: true,
+                pts: 0,
+            };
             let err = vpx_codec_control_(
                 &mut *encoder.ctx,
                 vp8e_enc_control_id::VP8E_SET_CPUUSED as c_int,
@@ -124,7 +149,11 @@ impl Vp8Encoder {
                 self.config.width, self.config.height, frame.width, frame.height
             )));
         }
-        let flags = if std::mem::take(&mut self.force_keyframe) { VPX_EFLAG_FORCE_KF as vpx_enc_frame_flags_t } else { 0 };
+        let flags = if std::mem::take(&mut self.force_keyframe) {
+            VPX_EFLAG_FORCE_KF as vpx_enc_frame_flags_t
+        } else {
+            0
+        };
         let mut out = Vec::new();
         // SAFETY: the image only borrows `frame.data`, whose length VideoFrame::new checked
         // against the dimensions; libvpx reads it during vpx_codec_encode and keeps no pointer.
@@ -142,7 +171,14 @@ impl Vp8Encoder {
             if wrapped.is_null() {
                 return Err(TranscodeError::codec("libvpx", "vpx_img_wrap failed"));
             }
-            let err = vpx_codec_encode(&mut *self.ctx, &image, self.pts, 1, flags, VPX_DL_REALTIME as c_ulong);
+            let err = vpx_codec_encode(
+                &mut *self.ctx,
+                &image,
+                self.pts,
+                1,
+                flags,
+                VPX_DL_REALTIME as c_ulong,
+            );
             check(&mut self.ctx, err, "encode")?;
             self.pts += 1;
             let mut iter: vpx_codec_iter_t = ptr::null();
@@ -190,8 +226,18 @@ impl Vp8Decoder {
         // SAFETY: zeroed context initialised by libvpx; destroyed in Drop.
         unsafe {
             let mut ctx = Box::new(MaybeUninit::<vpx_codec_ctx_t>::zeroed().assume_init());
-            let cfg = vpx_codec_dec_cfg_t { threads: 1, w: 0, h: 0 };
-            let err = vpx_codec_dec_init_ver(&mut *ctx, vpx_codec_vp8_dx(), &cfg, 0, VPX_DECODER_ABI_VERSION as c_int);
+            let cfg = vpx_codec_dec_cfg_t {
+                threads: 1,
+                w: 0,
+                h: 0,
+            };
+            let err = vpx_codec_dec_init_ver(
+                &mut *ctx,
+                vpx_codec_vp8_dx(),
+                &cfg,
+                0,
+                VPX_DECODER_ABI_VERSION as c_int,
+            );
             check(&mut ctx, err, "init")?;
             Ok(Self { ctx })
         }
@@ -203,11 +249,18 @@ impl Vp8Decoder {
         if data.is_empty() {
             return Err(TranscodeError::malformed("vp8", "empty frame"));
         }
-        let len = u32::try_from(data.len()).map_err(|_| TranscodeError::malformed("vp8", "frame too large"))?;
+        let len = u32::try_from(data.len())
+            .map_err(|_| TranscodeError::malformed("vp8", "frame too large"))?;
         // SAFETY: libvpx reads `len` bytes from `data` during the call only. The returned image
         // stays valid until the next decode call; its planes are copied out before returning.
         unsafe {
-            let err = vpx_codec_decode(&mut *self.ctx, data.as_ptr(), len, ptr::null_mut(), 0 as c_long);
+            let err = vpx_codec_decode(
+                &mut *self.ctx,
+                data.as_ptr(),
+                len,
+                ptr::null_mut(),
+                0 as c_long,
+            );
             check(&mut self.ctx, err, "decode")?;
             let mut iter: vpx_codec_iter_t = ptr::null();
             let mut picture = None;
@@ -218,17 +271,30 @@ impl Vp8Decoder {
                 }
                 let img = &*img;
                 if img.fmt != vpx_img_fmt::VPX_IMG_FMT_I420 {
-                    return Err(TranscodeError::malformed("vp8", format!("unexpected image format {:?}", img.fmt)));
+                    return Err(TranscodeError::malformed(
+                        "vp8",
+                        format!("unexpected image format {:?}", img.fmt),
+                    ));
                 }
                 let (w, h) = (img.d_w as usize, img.d_h as usize);
                 if w % 2 != 0 || h % 2 != 0 {
-                    return Err(TranscodeError::Unsupported(format!("odd VP8 picture size {w}x{h}")));
+                    return Err(TranscodeError::Unsupported(format!(
+                        "odd VP8 picture size {w}x{h}"
+                    )));
                 }
                 let plane = |i: usize, rows: usize| {
                     let stride = img.stride[i] as usize;
-                    (std::slice::from_raw_parts(img.planes[i] as *const u8, stride * rows), stride)
+                    (
+                        std::slice::from_raw_parts(img.planes[i] as *const u8, stride * rows),
+                        stride,
+                    )
                 };
-                picture = Some(VideoFrame::from_planes(w, h, [plane(0, h), plane(1, h / 2), plane(2, h / 2)], timestamp)?);
+                picture = Some(VideoFrame::from_planes(
+                    w,
+                    h,
+                    [plane(0, h), plane(1, h / 2), plane(2, h / 2)],
+                    timestamp,
+                )?);
             }
             Ok(picture)
         }
@@ -253,7 +319,12 @@ mod tests {
     const H: usize = 240;
 
     fn encode_pattern(frames: usize) -> Vec<(Vec<u8>, EncodedVideo)> {
-        let config = Vp8EncoderConfig { width: W, height: H, bitrate_kbps: 1500, ..Default::default() };
+        let config = Vp8EncoderConfig {
+            width: W,
+            height: H,
+            bitrate_kbps: 1500,
+            ..Default::default()
+        };
         let mut enc = Vp8Encoder::new(config).unwrap();
         let mut out = Vec::new();
         for i in 0..frames {
@@ -274,16 +345,25 @@ mod tests {
         let mut dec = Vp8Decoder::new().unwrap();
         let mut worst = f64::MAX;
         for (raw, e) in &encoded {
-            let pic = dec.decode(&e.data, e.timestamp).unwrap().expect("a picture per frame");
+            let pic = dec
+                .decode(&e.data, e.timestamp)
+                .unwrap()
+                .expect("a picture per frame");
             assert_eq!((pic.width, pic.height, pic.timestamp), (W, H, e.timestamp));
             worst = worst.min(psnr_y(raw, &pic.data, W, H));
         }
+        eprintln!("worst luma PSNR {worst:.1} dB");
         assert!(worst >= 30.0, "worst PSNR {worst:.1} dB");
     }
 
     #[test]
     fn requested_keyframe_is_produced() {
-        let mut enc = Vp8Encoder::new(Vp8EncoderConfig { width: W, height: H, ..Default::default() }).unwrap();
+        let mut enc = Vp8Encoder::new(Vp8EncoderConfig {
+            width: W,
+            height: H,
+            ..Default::default()
+        })
+        .unwrap();
         let mut kinds = Vec::new();
         for i in 0..5 {
             if i == 3 {
