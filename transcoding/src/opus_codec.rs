@@ -52,6 +52,9 @@ pub struct OpusEncoderConfig {
     pub dtx: bool,
     /// Expected loss in percent; FEC only spends bits when this is non-zero.
     pub expected_loss_percent: u8,
+    /// Encoder effort 0..=10: 10 is libopus' default; lower values trade a little quality
+    /// for many more concurrent legs per core.
+    pub complexity: u8,
 }
 
 impl Default for OpusEncoderConfig {
@@ -63,6 +66,7 @@ impl Default for OpusEncoderConfig {
             fec: true,
             dtx: false,
             expected_loss_percent: 5,
+            complexity: 10,
         }
     }
 }
@@ -99,6 +103,9 @@ impl OpusEncoder {
             .map_err(lib_err)?;
         inner.set_inband_fec(config.fec).map_err(lib_err)?;
         inner.set_dtx(config.dtx).map_err(lib_err)?;
+        inner
+            .set_complexity(config.complexity.min(10) as i32)
+            .map_err(lib_err)?;
         inner
             .set_packet_loss_perc(config.expected_loss_percent.min(100) as i32)
             .map_err(lib_err)?;

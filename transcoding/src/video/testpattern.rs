@@ -14,7 +14,11 @@ pub fn moving_pattern(width: usize, height: usize, index: usize) -> Vec<u8> {
             let h = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 7;
             let texture = (h % 25) as u8;
             data[y * width + x] = if inside {
-                if ((x - bx) / 4 + (y - by) / 4) % 2 == 0 { 230 } else { 60 }
+                if ((x - bx) / 4 + (y - by) / 4) % 2 == 0 {
+                    230
+                } else {
+                    60
+                }
             } else {
                 base + texture
             };
