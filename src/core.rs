@@ -32,7 +32,13 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(config: Config, plugins: PluginRegistry, media: MediaEngine, log: LogControl, storage: Storage) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        plugins: PluginRegistry,
+        media: MediaEngine,
+        log: LogControl,
+        storage: Storage,
+    ) -> Arc<Self> {
         Arc::new(Self {
             sessions: SessionManager::new(config.general.session_timeout),
             auth: Auth::new(&config.general.api_secret, config.general.token_auth),
@@ -82,21 +88,28 @@ impl Core {
         }
     }
 
-    /// A WebSocket closed: its sessions go at once, or wait `reclaim_session_timeout` for a `claim`.
-    pub async fn connection_closed(self: &Arc<Self>, connection: u64) {
-        let owned: Vec<Arc<Session>> =
-            self.sessions.all().into_iter().filter(|s| s.connection() == Some(connection)).collect();
+    /// A WebSocket closed: its sessions survive, their events queued, so that a new connection
+    /// can `claim` them; unclaimed, they go after `reclaim_session_timeout` seconds when that is
+    /// set, else at the ordinary session timeout.
+    pub fn connection_closed(self: &Arc<Self>, connection: u64) {
+        let owned: Vec<Arc<Session>> = self
+            .sessions
+            .all()
+            .into_iter()
+            .filter(|s| s.connection() == Some(connection))
+            .collect();
         let reclaim = self.config.general.reclaim_session_timeout;
         for session in owned {
             session.unbind_connection(connection);
             if reclaim == 0 {
-                self.destroy_session(&session).await;
                 continue;
             }
             let core = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(reclaim)).await;
-                if session.connection().is_none() && session.transport() == crate::api::WEBSOCKET_TRANSPORT {
+                if session.connection().is_none()
+                    && session.transport() == crate::api::WEBSOCKET_TRANSPORT
+                {
                     core.destroy_session(&session).await;
                 }
             });

@@ -21,20 +21,28 @@ use crate::session::Sink;
 
 /// The Janus API over WebSocket; any URL path is accepted, like Janus.
 pub fn janus_router(core: Arc<Core>) -> Router {
-    Router::new().route("/", any(janus_upgrade)).route("/{*path}", any(janus_upgrade)).with_state(core)
+    Router::new()
+        .route("/", any(janus_upgrade))
+        .route("/{*path}", any(janus_upgrade))
+        .with_state(core)
 }
 
 /// The Admin API over WebSocket.
 pub fn admin_router(core: Arc<Core>) -> Router {
-    Router::new().route("/", any(admin_upgrade)).route("/{*path}", any(admin_upgrade)).with_state(core)
+    Router::new()
+        .route("/", any(admin_upgrade))
+        .route("/{*path}", any(admin_upgrade))
+        .with_state(core)
 }
 
 async fn janus_upgrade(State(core): State<Arc<Core>>, ws: WebSocketUpgrade) -> Response {
-    ws.protocols(["janus-protocol"]).on_upgrade(move |socket| serve(core, socket, false))
+    ws.protocols(["janus-protocol"])
+        .on_upgrade(move |socket| serve(core, socket, false))
 }
 
 async fn admin_upgrade(State(core): State<Arc<Core>>, ws: WebSocketUpgrade) -> Response {
-    ws.protocols(["janus-admin-protocol"]).on_upgrade(move |socket| serve(core, socket, true))
+    ws.protocols(["janus-admin-protocol"])
+        .on_upgrade(move |socket| serve(core, socket, true))
 }
 
 /// Splits a frame into the JSON objects it holds (a frame may carry several in a row).
@@ -44,9 +52,15 @@ fn frame_requests(text: &str) -> Vec<Result<Map<String, Value>, ApiError>> {
         match item {
             Ok(Value::Object(map)) => out.push(Ok(map)),
             // Janus' WebSocket transport refuses anything but an object as unparseable (454).
-            Ok(_) => out.push(Err(ApiError::new(ErrorCode::InvalidJson, "Invalid Janus API request - not a JSON object"))),
+            Ok(_) => out.push(Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                "Invalid Janus API request - not a JSON object",
+            ))),
             Err(e) => {
-                out.push(Err(ApiError::new(ErrorCode::InvalidJson, format!("Invalid Janus API request - {e}"))));
+                out.push(Err(ApiError::new(
+                    ErrorCode::InvalidJson,
+                    format!("Invalid Janus API request - {e}"),
+                )));
                 break;
             }
         }
@@ -61,13 +75,20 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let writer = tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
-            if sender.send(Message::Text(message.to_string().into())).await.is_err() {
+            if sender
+                .send(Message::Text(message.to_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
     });
     let ctx = RequestContext {
-        sink: Sink::Socket { connection, tx: tx.clone() },
+        sink: Sink::Socket {
+            connection,
+            tx: tx.clone(),
+        },
         transport: WEBSOCKET_TRANSPORT,
         path_session: None,
         path_handle: None,
@@ -102,7 +123,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
     drop(ctx);
     drop(tx);
     if !admin {
-        core.connection_closed(connection).await;
+        core.connection_closed(connection);
     }
     writer.abort();
     tracing::debug!(connection, "WebSocket closed");
@@ -120,6 +141,9 @@ mod tests {
         let r = frame_requests(r#"{"a":1}{oops"#);
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].as_ref().unwrap_err().code, ErrorCode::InvalidJson);
-        assert_eq!(frame_requests("\"text\"")[0].as_ref().unwrap_err().code, ErrorCode::InvalidJson);
+        assert_eq!(
+            frame_requests("\"text\"")[0].as_ref().unwrap_err().code,
+            ErrorCode::InvalidJson
+        );
     }
 }

@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import EchoTestPlugin from 'janode/plugins/echotest';
-import { startGateway } from './lib/gateway.js';
+import { startGateway, TARGET } from './lib/gateway.js';
 import { connect, Janode } from './lib/janode.js';
 import { WsClient, httpPost, tx } from './lib/raw.js';
 import { audioOffer } from './lib/sdp.js';
@@ -141,6 +141,33 @@ describe('Janus API over WebSocket (wire level)', () => {
 
   it('selects the janus-protocol subprotocol', () => {
     assert.equal(ws.protocol, 'janus-protocol');
+  });
+
+  it('a session survives its socket closing; a new socket reclaims it with claim', {
+    skip: TARGET === 'janus' && 'Janus destroys it at once unless reclaim_session_timeout is set',
+  }, async () => {
+    const first = await WsClient.open(gw.wsUrl);
+    const created = await first.request({ janus: 'create' });
+    const sessionId = created.data.id;
+    const attached = await first.request({ janus: 'attach', session_id: sessionId, plugin: 'janus.plugin.echotest' });
+    const handleId = attached.data.id;
+    first.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = await WsClient.open(gw.wsUrl);
+    try {
+      const claim = await second.request({ janus: 'claim', session_id: sessionId });
+      assert.equal(claim.janus, 'success');
+      assert.equal(claim.session_id, sessionId);
+      // the claimed session's events now reach the new socket
+      const t = tx('after-claim');
+      second.send({ janus: 'message', session_id: sessionId, handle_id: handleId, transaction: t, body: { audio: true } });
+      const event = await second.next((m) => m.janus === 'event' && m.transaction === t);
+      assert.equal(event.sender, handleId);
+      assert.deepEqual(event.plugindata.data, { echotest: 'event', result: 'ok' });
+      await second.request({ janus: 'destroy', session_id: sessionId });
+    } finally {
+      second.close();
+    }
   });
 
   it('create reply has data.id and no session_id; ping answers pong', async () => {
