@@ -51,7 +51,10 @@ pub struct LogControl {
 impl LogControl {
     /// A control that changes nothing (tests, embedding).
     pub fn detached(level: LevelFilter) -> Self {
-        Self { handle: None, current: Arc::new(Mutex::new(level)) }
+        Self {
+            handle: None,
+            current: Arc::new(Mutex::new(level)),
+        }
     }
 
     /// The level in force.
@@ -70,13 +73,28 @@ impl LogControl {
 
 fn filter_for(level: LevelFilter) -> EnvFilter {
     // webrtc-rs logs every ICE check at debug: keep its chatter one level quieter than ours.
-    EnvFilter::new(format!("{level},webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn,webrtc_sctp=warn,webrtc_srtp=warn"))
+    EnvFilter::new(format!(
+        "{level},webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn,webrtc_sctp=warn,webrtc_srtp=warn"
+    ))
 }
 
 /// Installs the global subscriber; `RUST_LOG`, when set, wins over the configured level.
 pub fn init(level: LevelFilter) -> LogControl {
-    let filter = std::env::var("RUST_LOG").ok().map(EnvFilter::new).unwrap_or_else(|| filter_for(level));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .map(EnvFilter::new)
+        .unwrap_or_else(|| filter_for(level));
     let (filter, handle) = reload::Layer::new(filter);
-    let _ = tracing_subscriber::registry().with(filter).with(fmt::layer().with_target(true)).try_init();
-    LogControl { handle: Some(handle), current: Arc::new(Mutex::new(level)) }
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .with_target(true)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        )
+        .try_init();
+    LogControl {
+        handle: Some(handle),
+        current: Arc::new(Mutex::new(level)),
+    }
 }

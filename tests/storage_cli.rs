@@ -1,8 +1,10 @@
 //! The storage commands of the `bifrons` binary, run as a user would: `user add` with the
 //! password on stdin, `user list`, `migrate`, `db check`, and the first-start hint.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 fn bifrons(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bifrons"))
@@ -28,16 +30,60 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Starts the gateway (no subcommand) on ephemeral loopback ports in `dir`, collects what it
+/// prints until its last listener is up, then stops it.
+fn start_gateway(dir: &std::path::Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bifrons"))
+        .current_dir(dir)
+        .env_remove("BIFRONS_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .envs([
+            ("BIFRONS_HTTP_BIND", "127.0.0.1"),
+            ("BIFRONS_HTTP_PORT", "0"),
+            ("BIFRONS_WEBSOCKET_BIND", "127.0.0.1"),
+            ("BIFRONS_WEBSOCKET_PORT", "0"),
+            ("BIFRONS_ADMIN_HTTP_PORT", "0"),
+            ("BIFRONS_ADMIN_WEBSOCKET_PORT", "0"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bifrons");
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut output = String::new();
+    // A hang guard only: the gateway is normally up in well under a second.
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        output.push_str(&line);
+        output.push('\n');
+        if line.contains("Admin API (WebSocket) listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        output.contains("Admin API (WebSocket) listening"),
+        "gateway did not start:\n{output}"
+    );
+    output
+}
+
 #[test]
 fn first_start_creates_default_database_and_prints_the_admin_hint() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bifrons(dir.path(), &[], "");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("bifrons user add NAME --role admin"),
-        "{}",
-        text(&out)
-    );
+    let out = start_gateway(dir.path());
+    assert!(out.contains("bifrons user add NAME --role admin"), "{out}");
     assert!(
         dir.path().join("data/bifrons.db").exists(),
         "default sqlite://data/bifrons.db"
@@ -49,11 +95,10 @@ fn first_start_creates_default_database_and_prints_the_admin_hint() {
         "a long password\n",
     );
     assert!(out.status.success(), "{}", text(&out));
-    let out = bifrons(dir.path(), &[], "");
+    let out = start_gateway(dir.path());
     assert!(
-        !text(&out).contains("user add"),
-        "no hint once an admin exists: {}",
-        text(&out)
+        !out.contains("user add"),
+        "no hint once an admin exists: {out}"
     );
 }
 
