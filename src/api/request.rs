@@ -24,7 +24,10 @@ impl<'a> Fields<'a> {
         if self.context.is_empty() {
             ApiError::missing(name)
         } else {
-            ApiError::new(ErrorCode::MissingMandatoryElement, format!("{}missing mandatory element ({name})", self.context))
+            ApiError::new(
+                ErrorCode::MissingMandatoryElement,
+                format!("{}missing mandatory element ({name})", self.context),
+            )
         }
     }
 
@@ -34,7 +37,10 @@ impl<'a> Fields<'a> {
         } else {
             ApiError::new(
                 ErrorCode::InvalidElementType,
-                format!("{}invalid element type ({name} should be {expected})", self.context),
+                format!(
+                    "{}invalid element type ({name} should be {expected})",
+                    self.context
+                ),
             )
         }
     }
@@ -65,7 +71,10 @@ impl<'a> Fields<'a> {
     pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.map.get(name) {
             None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| self.wrong(name, "a positive integer")),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "a positive integer")),
         }
     }
 
@@ -73,7 +82,10 @@ impl<'a> Fields<'a> {
     pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.map.get(name) {
             None => Ok(None),
-            Some(v) => v.as_i64().map(Some).ok_or_else(|| self.wrong(name, "an integer")),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "an integer")),
         }
     }
 
@@ -101,7 +113,11 @@ impl<'a> Fields<'a> {
             None => Ok(None),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.wrong(name, "an array")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.wrong(name, "an array"))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(_) => Err(self.wrong(name, "an array")),
@@ -112,23 +128,52 @@ impl<'a> Fields<'a> {
 /// Parses a transport frame into a request object (454 bad JSON, 455 not an object).
 pub fn parse_request(text: &str) -> Result<Map<String, Value>, ApiError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidJson, format!("JSON error: on line {}: {}", e.line(), e))
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("JSON error: on line {}: {}", e.line(), e),
+        )
     })?;
     match value {
         Value::Object(map) => Ok(map),
-        _ => Err(ApiError::new(ErrorCode::InvalidJsonObject, "JSON error: not an object")),
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidJsonObject,
+            "JSON error: not an object",
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        #[test]
+        fn any_text_parses_or_fails_with_a_json_error(text in ".{0,200}") {
+            if let Err(e) = parse_request(&text) {
+                prop_assert!(matches!(e.code, ErrorCode::InvalidJson | ErrorCode::InvalidJsonObject));
+            }
+        }
+
+        #[test]
+        fn any_object_field_access_is_total(value in proptest::collection::hash_map("[a-z_]{1,12}", any::<i64>(), 0..8)) {
+            let map: Map<String, Value> = value.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let f = Fields::new(&map);
+            let _ = (f.string("janus"), f.opt_u64("session_id"), f.object("body"), f.opt_bool("trickle"));
+        }
+    }
 
     #[test]
     fn parse_errors_map_to_454_and_455() {
-        assert_eq!(parse_request("{nope").unwrap_err().code, ErrorCode::InvalidJson);
-        assert_eq!(parse_request("[1,2]").unwrap_err().code, ErrorCode::InvalidJsonObject);
+        assert_eq!(
+            parse_request("{nope").unwrap_err().code,
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            parse_request("[1,2]").unwrap_err().code,
+            ErrorCode::InvalidJsonObject
+        );
         assert!(parse_request("{\"janus\":\"ping\"}").is_ok());
     }
 
@@ -136,13 +181,31 @@ mod tests {
     fn field_errors_name_the_field() {
         let v = json!({"transaction": 5, "body": "x", "n": -1, "flag": null});
         let f = Fields::new(v.as_object().unwrap());
-        assert_eq!(f.string("transaction").unwrap_err().reason, "Invalid element type (transaction should be a string)");
-        assert_eq!(f.string("janus").unwrap_err().reason, "Missing mandatory element (janus)");
-        assert_eq!(f.object("body").unwrap_err().code, ErrorCode::InvalidElementType);
-        assert_eq!(f.opt_u64("n").unwrap_err().code, ErrorCode::InvalidElementType);
-        assert_eq!(f.opt_bool("flag").unwrap_err().code, ErrorCode::InvalidElementType);
+        assert_eq!(
+            f.string("transaction").unwrap_err().reason,
+            "Invalid element type (transaction should be a string)"
+        );
+        assert_eq!(
+            f.string("janus").unwrap_err().reason,
+            "Missing mandatory element (janus)"
+        );
+        assert_eq!(
+            f.object("body").unwrap_err().code,
+            ErrorCode::InvalidElementType
+        );
+        assert_eq!(
+            f.opt_u64("n").unwrap_err().code,
+            ErrorCode::InvalidElementType
+        );
+        assert_eq!(
+            f.opt_bool("flag").unwrap_err().code,
+            ErrorCode::InvalidElementType
+        );
         let jsep = json!({"type":"offer"});
         let j = Fields::with_context(jsep.as_object().unwrap(), "JSEP error: ");
-        assert_eq!(j.string("sdp").unwrap_err().reason, "JSEP error: missing mandatory element (sdp)");
+        assert_eq!(
+            j.string("sdp").unwrap_err().reason,
+            "JSEP error: missing mandatory element (sdp)"
+        );
     }
 }
