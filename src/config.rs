@@ -16,7 +16,10 @@ pub const ENV_PREFIX: &str = "BIFRONS_";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
 }
@@ -100,7 +103,11 @@ pub struct WebSocketConfig {
 
 impl Default for WebSocketConfig {
     fn default() -> Self {
-        Self { enabled: true, bind: IpAddr::from([0, 0, 0, 0]), port: 8188 }
+        Self {
+            enabled: true,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 8188,
+        }
     }
 }
 
@@ -183,7 +190,9 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "sqlite://data/bifrons.db".into() }
+        Self {
+            url: "sqlite://data/bifrons.db".into(),
+        }
     }
 }
 
@@ -192,24 +201,42 @@ impl Default for DatabaseConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     pub demos: bool,
+    /// janus.js as an ES module (npm `janus-gateway`, `npm/dist/janus.es.js`).
     pub janus_js: String,
+    /// webrtc-adapter's browser build, which janus.js expects as `window.adapter`.
+    pub adapter_js: String,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { demos: true, janus_js: "tests/e2e/node_modules/janus-gateway/html/demos/janus.js".into() }
+        Self {
+            demos: true,
+            janus_js: "tests/e2e/node_modules/janus-gateway/npm/dist/janus.es.js".into(),
+            adapter_js: "tests/e2e/node_modules/webrtc-adapter/out/adapter.js".into(),
+        }
     }
 }
 
-const SECTIONS: &[&str] = &["general", "http", "websocket", "admin", "ice", "dtls", "database", "web"];
+const SECTIONS: &[&str] = &[
+    "general",
+    "http",
+    "websocket",
+    "admin",
+    "ice",
+    "dtls",
+    "database",
+    "web",
+];
 
 impl Config {
     /// Loads `path` (when given) and applies the process environment's overrides.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let (text, origin) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
                 (text, p.display().to_string())
             }
             None => (String::new(), "defaults".to_string()),
@@ -223,13 +250,21 @@ impl Config {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let invalid = |origin: &str, message: String| ConfigError::Invalid { origin: origin.into(), message };
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        let invalid = |origin: &str, message: String| ConfigError::Invalid {
+            origin: origin.into(),
+            message,
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
         let overrides: BTreeMap<String, String> = env.into_iter().collect();
         for (name, value) in &overrides {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             let rest = rest.to_ascii_lowercase();
-            let Some((section, key)) = rest.split_once('_') else { continue };
+            let Some((section, key)) = rest.split_once('_') else {
+                continue;
+            };
             if !SECTIONS.contains(&section) {
                 continue;
             }
@@ -267,16 +302,25 @@ impl Config {
         if self.dtls.cert_pem.is_empty() != self.dtls.key_pem.is_empty() {
             return Err("dtls.cert_pem and dtls.key_pem go together".into());
         }
-        crate::logging::parse_level(&self.general.log_level)
-            .ok_or_else(|| format!("general.log_level: unknown level '{}'", self.general.log_level))?;
+        crate::logging::parse_level(&self.general.log_level).ok_or_else(|| {
+            format!(
+                "general.log_level: unknown level '{}'",
+                self.general.log_level
+            )
+        })?;
         for server in &self.ice.stun_servers {
             if !server.starts_with("stun:") {
-                return Err(format!("ice.stun_servers: '{server}' must start with stun:"));
+                return Err(format!(
+                    "ice.stun_servers: '{server}' must start with stun:"
+                ));
             }
         }
         for server in &self.ice.turn_servers {
             if !(server.url.starts_with("turn:") || server.url.starts_with("turns:")) {
-                return Err(format!("ice.turn_servers: '{}' must start with turn: or turns:", server.url));
+                return Err(format!(
+                    "ice.turn_servers: '{}' must start with turn: or turns:",
+                    server.url
+                ));
             }
         }
         Ok(())
@@ -297,13 +341,24 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_match_janus_ports() {
         let c = Config::from_sources("", "t", env(&[])).unwrap();
-        assert_eq!((c.http.port, c.websocket.port, c.admin.http_port, c.admin.websocket_port), (8088, 8188, 7088, 7188));
+        assert_eq!(
+            (
+                c.http.port,
+                c.websocket.port,
+                c.admin.http_port,
+                c.admin.websocket_port
+            ),
+            (8088, 8188, 7088, 7188)
+        );
         assert_eq!(c.general.session_timeout, 60);
         assert_eq!(c.database.url, "sqlite://data/bifrons.db");
     }
@@ -313,7 +368,11 @@ mod tests {
         let c = Config::from_sources(
             "[http]\nport = 9000\n",
             "t",
-            env(&[("BIFRONS_HTTP_PORT", "9100"), ("BIFRONS_DATABASE_URL", "postgres://x/y"), ("BIFRONS_BIN", "ignored")]),
+            env(&[
+                ("BIFRONS_HTTP_PORT", "9100"),
+                ("BIFRONS_DATABASE_URL", "postgres://x/y"),
+                ("BIFRONS_BIN", "ignored"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.http.port, 9100);
@@ -322,7 +381,8 @@ mod tests {
 
     #[test]
     fn numeric_looking_secret_stays_usable() {
-        let c = Config::from_sources("", "t", env(&[("BIFRONS_GENERAL_API_SECRET", "s3cret")])).unwrap();
+        let c = Config::from_sources("", "t", env(&[("BIFRONS_GENERAL_API_SECRET", "s3cret")]))
+            .unwrap();
         assert_eq!(c.general.api_secret, "s3cret");
     }
 
@@ -336,13 +396,20 @@ mod tests {
 
     #[test]
     fn wrong_type_is_refused() {
-        let err = Config::from_sources("[general]\nsession_timeout = \"soon\"\n", "t", env(&[])).unwrap_err();
-        assert!(err.to_string().contains("session_timeout") || err.to_string().contains("invalid type"), "{err}");
+        let err = Config::from_sources("[general]\nsession_timeout = \"soon\"\n", "t", env(&[]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("session_timeout") || err.to_string().contains("invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
     fn inconsistent_values_are_refused() {
-        assert!(Config::from_sources("[ice]\nport_min = 20000\nport_max = 10000\n", "t", env(&[])).is_err());
+        assert!(
+            Config::from_sources("[ice]\nport_min = 20000\nport_max = 10000\n", "t", env(&[]))
+                .is_err()
+        );
         assert!(Config::from_sources("[general]\nlog_level = \"loud\"\n", "t", env(&[])).is_err());
     }
 }

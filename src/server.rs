@@ -19,13 +19,25 @@ use crate::storage::Storage;
 
 /// Builds the shared core (media engine, plugins, sessions) from `config`.
 pub fn build_core(config: Config, log: LogControl, storage: Storage) -> anyhow::Result<Arc<Core>> {
-    let media = MediaEngine::new(&config.ice, &config.dtls, Duration::from_secs(config.general.no_media_timer.max(1)))
-        .context("starting the media engine")?;
-    Ok(Core::new(config, PluginRegistry::builtin(), media, log, storage))
+    let media = MediaEngine::new(
+        &config.ice,
+        &config.dtls,
+        Duration::from_secs(config.general.no_media_timer.max(1)),
+    )
+    .context("starting the media engine")?;
+    Ok(Core::new(
+        config,
+        PluginRegistry::builtin(),
+        media,
+        log,
+        storage,
+    ))
 }
 
 async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("{name}: cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{name}: cannot listen on {addr}"))?;
     tracing::info!("{name} listening on {}", listener.local_addr()?);
     Ok(listener)
 }
@@ -36,20 +48,34 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
     let c = &core.config;
     let mut listeners: Vec<(TcpListener, Router)> = Vec::new();
     if c.http.enabled {
-        listeners.push((bind("Janus API (HTTP)", (c.http.bind, c.http.port).into()).await?, http::janus_router(core.clone())));
+        listeners.push((
+            bind("Janus API (HTTP)", (c.http.bind, c.http.port).into()).await?,
+            http::janus_router(core.clone()),
+        ));
     }
     if c.websocket.enabled {
         listeners.push((
-            bind("Janus API (WebSocket)", (c.websocket.bind, c.websocket.port).into()).await?,
+            bind(
+                "Janus API (WebSocket)",
+                (c.websocket.bind, c.websocket.port).into(),
+            )
+            .await?,
             websocket::janus_router(core.clone()),
         ));
     }
     if c.admin.http_enabled {
-        listeners.push((bind("Admin API (HTTP)", (c.admin.bind, c.admin.http_port).into()).await?, http::admin_router(core.clone())));
+        listeners.push((
+            bind("Admin API (HTTP)", (c.admin.bind, c.admin.http_port).into()).await?,
+            http::admin_router(core.clone()),
+        ));
     }
     if c.admin.websocket_enabled {
         listeners.push((
-            bind("Admin API (WebSocket)", (c.admin.bind, c.admin.websocket_port).into()).await?,
+            bind(
+                "Admin API (WebSocket)",
+                (c.admin.bind, c.admin.websocket_port).into(),
+            )
+            .await?,
             websocket::admin_router(core.clone()),
         ));
     }
@@ -58,7 +84,11 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
     for (listener, router) in listeners {
         let mut stop = stop_tx.subscribe();
         servers.push(tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { let _ = stop.recv().await; }).await
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.recv().await;
+                })
+                .await
         }));
     }
     shutdown_signal().await;
@@ -78,10 +108,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

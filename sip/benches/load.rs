@@ -21,7 +21,13 @@ fn cpu_seconds() -> f64 {
 }
 
 fn account(k: &Kamailio, user: &str) -> Account {
-    Account { registrar: k.registrar(), user: user.into(), password: format!("{user}pw"), domain: None, expires: 600 }
+    Account {
+        registrar: k.registrar(),
+        user: user.into(),
+        password: format!("{user}pw"),
+        domain: None,
+        expires: 600,
+    }
 }
 
 async fn registrations(k: &Kamailio, n: usize) {
@@ -47,7 +53,10 @@ async fn registrations(k: &Kamailio, n: usize) {
 
 async fn calls_per_second(k: &Kamailio, total: usize, concurrency: usize) {
     let (callee, mut ev) = Ua::start(UaConfig::default()).await.expect("ua");
-    callee.register(account(k, "loadcallee")).await.expect("register callee");
+    callee
+        .register(account(k, "loadcallee"))
+        .await
+        .expect("register callee");
     tokio::spawn(async move {
         while let Some(e) = ev.next().await {
             if let UaEvent::IncomingCall(mut c) = e {
@@ -59,7 +68,10 @@ async fn calls_per_second(k: &Kamailio, total: usize, concurrency: usize) {
         }
     });
     let (caller, _cev) = Ua::start(UaConfig::default()).await.expect("ua");
-    caller.register(account(k, "loadcaller")).await.expect("register caller");
+    caller
+        .register(account(k, "loadcaller"))
+        .await
+        .expect("register caller");
     let caller = std::sync::Arc::new(caller);
     let uri = k.uri("loadcallee");
     let start = Instant::now();
@@ -71,7 +83,10 @@ async fn calls_per_second(k: &Kamailio, total: usize, concurrency: usize) {
             let _p = sem.acquire().await.ok()?;
             let mut call = caller.call(&uri, None).await.ok()?;
             loop {
-                match tokio::time::timeout(Duration::from_secs(20), call.next_event()).await.ok()?? {
+                match tokio::time::timeout(Duration::from_secs(20), call.next_event())
+                    .await
+                    .ok()??
+                {
                     CallEvent::Answered => break,
                     CallEvent::Failed { .. } => return None,
                     _ => {}
@@ -93,7 +108,10 @@ async fn calls_per_second(k: &Kamailio, total: usize, concurrency: usize) {
 
 async fn cpu_per_leg(k: &Kamailio, calls: usize, secs: u64) {
     let (callee, mut ev) = Ua::start(UaConfig::default()).await.expect("ua");
-    callee.register(account(k, "loadmedia")).await.expect("register");
+    callee
+        .register(account(k, "loadmedia"))
+        .await
+        .expect("register");
     let tone = Wav::tone(8000, 440.0, 1.0, 0.3).samples;
     let dur = Duration::from_secs(secs + 3);
     let t2 = tone.clone();
@@ -116,7 +134,10 @@ async fn cpu_per_leg(k: &Kamailio, calls: usize, secs: u64) {
         }
     });
     let (caller, _cev) = Ua::start(UaConfig::default()).await.expect("ua");
-    caller.register(account(k, "loadmediacaller")).await.expect("register");
+    caller
+        .register(account(k, "loadmediacaller"))
+        .await
+        .expect("register");
     let mut held = Vec::new();
     for _ in 0..calls {
         let mut call = caller.call(&k.uri("loadmedia"), None).await.expect("call");
@@ -137,7 +158,15 @@ async fn cpu_per_leg(k: &Kamailio, calls: usize, secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let (cpu, wall) = (cpu_seconds() - c0, w0.elapsed().as_secs_f64());
     let legs = (2 * calls) as f64;
-    let received: u64 = held.iter().filter_map(|c| c.rtp()).map(|r| r.stats().received.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let received: u64 = held
+        .iter()
+        .filter_map(|c| c.rtp())
+        .map(|r| {
+            r.stats()
+                .received
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
     println!(
         "rtp: {calls} calls = {legs} legs (PCMU 20 ms, both directions, G.711 encode+decode included): {:.2}% of one core per leg ({:.1}% total); caller legs received {received} packets",
         100.0 * cpu / wall / legs,

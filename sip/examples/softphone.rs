@@ -25,7 +25,10 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { duration: 10, ..Default::default() };
+    let mut a = Args {
+        duration: 10,
+        ..Default::default()
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut val = || it.next().ok_or(format!("{k} needs a value"));
@@ -37,7 +40,11 @@ fn parse_args() -> Result<Args, String> {
             "--answer" => a.answer = true,
             "--play" => a.play = Some(val()?),
             "--record" => a.record = Some(val()?),
-            "--duration" => a.duration = val()?.parse().map_err(|_| "--duration takes seconds".to_string())?,
+            "--duration" => {
+                a.duration = val()?
+                    .parse()
+                    .map_err(|_| "--duration takes seconds".to_string())?
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -52,8 +59,16 @@ fn parse_args() -> Result<Args, String> {
 
 /// The local address the OS would use to reach the registrar (for Via, Contact and SDP).
 fn local_ip_towards(registrar: &str) -> IpAddr {
-    let hostport = registrar.trim_start_matches("sip:").split(';').next().unwrap_or("");
-    let target = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:5060") };
+    let hostport = registrar
+        .trim_start_matches("sip:")
+        .split(';')
+        .next()
+        .unwrap_or("");
+    let target = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5060")
+    };
     UdpSocket::bind("0.0.0.0:0")
         .and_then(|s| {
             s.connect(&target)?;
@@ -67,7 +82,9 @@ fn local_ip_towards(registrar: &str) -> IpAddr {
 async fn main() -> ExitCode {
     // SIP traces on demand: RUST_LOG=bifrons_sip=debug.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = match parse_args() {
@@ -88,11 +105,24 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let ip = local_ip_towards(&args.registrar);
-    let cfg = UaConfig { bind: SocketAddr::new(ip, 0), rtp_ip: ip, ..UaConfig::default() };
+    let cfg = UaConfig {
+        bind: SocketAddr::new(ip, 0),
+        rtp_ip: ip,
+        ..UaConfig::default()
+    };
     let (ua, mut events) = Ua::start(cfg).await.map_err(|e| e.to_string())?;
     println!("sip: listening on {}", ua.local_addr());
-    let account = Account { registrar: args.registrar.clone(), user: args.user.clone(), password: args.password.clone(), domain: None, expires: 300 };
-    let expires = ua.register(account).await.map_err(|e| format!("registration: {e}"))?;
+    let account = Account {
+        registrar: args.registrar.clone(),
+        user: args.user.clone(),
+        password: args.password.clone(),
+        domain: None,
+        expires: 300,
+    };
+    let expires = ua
+        .register(account)
+        .await
+        .map_err(|e| format!("registration: {e}"))?;
     println!("sip: registered for {expires} s");
 
     let mut call = match &args.call {
@@ -100,13 +130,17 @@ async fn run(args: Args) -> Result<(), String> {
             let mut call = ua.call(uri, None).await.map_err(|e| e.to_string())?;
             println!("sip: calling {uri}");
             loop {
-                let ev = tokio::time::timeout(Duration::from_secs(60), call.next_event()).await.map_err(|_| "no answer within 60 s".to_string())?;
+                let ev = tokio::time::timeout(Duration::from_secs(60), call.next_event())
+                    .await
+                    .map_err(|_| "no answer within 60 s".to_string())?;
                 match ev {
                     Some(CallEvent::Answered) => {
                         println!("sip: answered");
                         break call;
                     }
-                    Some(CallEvent::Failed { code, reason }) => return Err(format!("call failed: {code} {reason}")),
+                    Some(CallEvent::Failed { code, reason }) => {
+                        return Err(format!("call failed: {code} {reason}"))
+                    }
                     Some(other) => println!("sip: {other:?}"),
                     None => return Err("call vanished".into()),
                 }
@@ -130,7 +164,12 @@ async fn run(args: Args) -> Result<(), String> {
 
     let rtp = call.rtp().cloned().ok_or("no media endpoint")?;
     let samples = match &args.play {
-        Some(p) => Wav::read(std::fs::File::open(p).map_err(|e| format!("{p}: {e}"))?).map_err(|e| format!("{p}: {e}"))?.to_8k().samples,
+        Some(p) => {
+            Wav::read(std::fs::File::open(p).map_err(|e| format!("{p}: {e}"))?)
+                .map_err(|e| format!("{p}: {e}"))?
+                .to_8k()
+                .samples
+        }
         None => vec![0; 160],
     };
     let duration = Duration::from_secs(args.duration);
@@ -162,10 +201,23 @@ async fn run(args: Args) -> Result<(), String> {
         call.hangup().await.map_err(|e| format!("hangup: {e}"))?;
         println!("sip: hung up");
     }
-    println!("rtp: sent {} packets, received {} audio packets, dtmf {:?}", rtp.stats().sent.load(std::sync::atomic::Ordering::Relaxed), rec.packets, rec.dtmf);
+    println!(
+        "rtp: sent {} packets, received {} audio packets, dtmf {:?}",
+        rtp.stats().sent.load(std::sync::atomic::Ordering::Relaxed),
+        rec.packets,
+        rec.dtmf
+    );
     if let Some(path) = &args.record {
-        Wav { rate: 8000, samples: rec.samples.clone() }.write(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?).map_err(|e| e.to_string())?;
-        println!("rtp: recorded {:.1} s to {path}", rec.samples.len() as f64 / 8000.0);
+        Wav {
+            rate: 8000,
+            samples: rec.samples.clone(),
+        }
+        .write(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?)
+        .map_err(|e| e.to_string())?;
+        println!(
+            "rtp: recorded {:.1} s to {path}",
+            rec.samples.len() as f64 / 8000.0
+        );
     }
     let _ = ua.unregister().await;
     if rec.packets == 0 {

@@ -70,7 +70,10 @@ fn params(s: &str) -> Vec<(String, String)> {
     parts.push(cur);
     for p in parts {
         if let Some((k, v)) = p.split_once('=') {
-            out.push((k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()));
+            out.push((
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_string(),
+            ));
         }
     }
     out
@@ -80,7 +83,9 @@ impl Challenge {
     /// Parses a challenge header value.
     pub fn parse(value: &str) -> Result<Self, DigestError> {
         let v = value.trim();
-        let (scheme, rest) = v.split_once(char::is_whitespace).ok_or(DigestError::NotDigest)?;
+        let (scheme, rest) = v
+            .split_once(char::is_whitespace)
+            .ok_or(DigestError::NotDigest)?;
         if !scheme.eq_ignore_ascii_case("digest") {
             return Err(DigestError::NotDigest);
         }
@@ -183,7 +188,11 @@ mod tests {
     use super::*;
 
     fn response_of(h: &str) -> String {
-        params(h.trim_start_matches("Digest ")).into_iter().find(|(k, _)| k == "response").map(|(_, v)| v).unwrap_or_default()
+        params(h.trim_start_matches("Digest "))
+            .into_iter()
+            .find(|(k, _)| k == "response")
+            .map(|(_, v)| v)
+            .unwrap_or_default()
     }
 
     #[test]
@@ -193,9 +202,19 @@ mod tests {
             "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
         )
         .unwrap();
-        let h = authorization(&ch, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", "0a4f113b", 1);
+        let h = authorization(
+            &ch,
+            "Mufasa",
+            "Circle Of Life",
+            "GET",
+            "/dir/index.html",
+            "0a4f113b",
+            1,
+        );
         assert_eq!(response_of(&h), "6629fae49393a05397450978507c4ef1");
-        assert!(h.contains("nc=00000001") && h.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""));
+        assert!(
+            h.contains("nc=00000001") && h.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"")
+        );
     }
 
     #[test]
@@ -204,25 +223,49 @@ mod tests {
             "Digest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm=SHA-256, nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"",
         )
         .unwrap();
-        let h = authorization(&ch, "Mufasa", "Circle of Life", "GET", "/dir/index.html", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", 1);
-        assert_eq!(response_of(&h), "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+        let h = authorization(
+            &ch,
+            "Mufasa",
+            "Circle of Life",
+            "GET",
+            "/dir/index.html",
+            "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            1,
+        );
+        assert_eq!(
+            response_of(&h),
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
     }
 
     #[test]
     fn md5_sess_uses_session_key() {
-        let ch = Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess, qop=auth").unwrap();
+        let ch = Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess, qop=auth")
+            .unwrap();
         let h = authorization(&ch, "u", "p", "REGISTER", "sip:r", "c", 1);
         let a = Algorithm::Md5;
         let ha1 = a.hash(&format!("{}:n:c", a.hash("u:r:p")));
-        let expect = a.hash(&format!("{ha1}:n:00000001:c:auth:{}", a.hash("REGISTER:sip:r")));
+        let expect = a.hash(&format!(
+            "{ha1}:n:00000001:c:auth:{}",
+            a.hash("REGISTER:sip:r")
+        ));
         assert_eq!(response_of(&h), expect);
         assert!(h.contains("algorithm=MD5-sess"));
     }
 
     #[test]
     fn refuses_unknown_scheme_and_algorithm() {
-        assert_eq!(Challenge::parse("Basic realm=\"x\""), Err(DigestError::NotDigest));
-        assert!(matches!(Challenge::parse("Digest realm=\"x\", nonce=\"y\", algorithm=SHA-999"), Err(DigestError::Algorithm(_))));
-        assert_eq!(Challenge::parse("Digest nonce=\"y\""), Err(DigestError::Missing("realm")));
+        assert_eq!(
+            Challenge::parse("Basic realm=\"x\""),
+            Err(DigestError::NotDigest)
+        );
+        assert!(matches!(
+            Challenge::parse("Digest realm=\"x\", nonce=\"y\", algorithm=SHA-999"),
+            Err(DigestError::Algorithm(_))
+        ));
+        assert_eq!(
+            Challenge::parse("Digest nonce=\"y\""),
+            Err(DigestError::Missing("realm"))
+        );
     }
 }

@@ -19,13 +19,23 @@ impl TelephoneEvent {
         if p.len() < 4 {
             return None;
         }
-        Some(Self { event: p[0], end: p[1] & 0x80 != 0, volume: p[1] & 0x3f, duration: u16::from_be_bytes([p[2], p[3]]) })
+        Some(Self {
+            event: p[0],
+            end: p[1] & 0x80 != 0,
+            volume: p[1] & 0x3f,
+            duration: u16::from_be_bytes([p[2], p[3]]),
+        })
     }
 
     /// Serializes the payload.
     pub fn to_bytes(self) -> [u8; 4] {
         let d = self.duration.to_be_bytes();
-        [self.event, (if self.end { 0x80 } else { 0 }) | (self.volume & 0x3f), d[0], d[1]]
+        [
+            self.event,
+            (if self.end { 0x80 } else { 0 }) | (self.volume & 0x3f),
+            d[0],
+            d[1],
+        ]
     }
 }
 
@@ -75,7 +85,12 @@ mod tests {
 
     #[test]
     fn event_round_trip() {
-        let e = TelephoneEvent { event: 11, end: true, volume: 10, duration: 1600 };
+        let e = TelephoneEvent {
+            event: 11,
+            end: true,
+            volume: 10,
+            duration: 1600,
+        };
         assert_eq!(TelephoneEvent::parse(&e.to_bytes()), Some(e));
         assert_eq!(TelephoneEvent::parse(&[1, 2]), None);
         assert_eq!(digit_to_event('#'), Some(11));

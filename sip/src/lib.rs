@@ -22,4 +22,7 @@ pub mod wav;
 pub use error::{AuthFailure, SipError};
 pub use sdp::{Codec, Direction, Sdp};
 pub use transport::Transport;
-pub use ua::{Account, Call, CallEvent, DtmfVia, EndReason, RegistrationEvent, Ua, UaConfig, UaEvent, UaEvents};
+pub use ua::{
+    Account, Call, CallEvent, DtmfVia, EndReason, RegistrationEvent, Ua, UaConfig, UaEvent,
+    UaEvents,
+};

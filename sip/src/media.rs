@@ -17,7 +17,11 @@ pub struct Recording {
 }
 
 /// Sends 8 kHz `samples` as 20 ms PCMU packets in real time (loops over them until `duration`).
-pub async fn play_ulaw(rtp: &RtpEndpoint, samples: &[i16], duration: Duration) -> Result<(), crate::rtp::RtpError> {
+pub async fn play_ulaw(
+    rtp: &RtpEndpoint,
+    samples: &[i16],
+    duration: Duration,
+) -> Result<(), crate::rtp::RtpError> {
     if samples.is_empty() {
         return Ok(());
     }
@@ -45,7 +49,8 @@ pub async fn record_ulaw(rtp: &RtpEndpoint, duration: Duration) -> Recording {
         match ev {
             RtpEvent::Audio { pt: 0, payload, .. } => {
                 rec.packets += 1;
-                rec.samples.extend(payload.iter().map(|&b| ulaw_to_linear(b)));
+                rec.samples
+                    .extend(payload.iter().map(|&b| ulaw_to_linear(b)));
             }
             RtpEvent::Audio { .. } => rec.packets += 1,
             RtpEvent::Dtmf(d) => rec.dtmf.push(d),

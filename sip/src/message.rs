@@ -136,7 +136,10 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let cl = raw_header_lines(&buf[..head_len])
         .into_iter()
         .find(|(n, _)| n == "content-length")
-        .map(|(_, v)| v.parse::<usize>().map_err(|_| ParseError::BadContentLength(v.clone())))
+        .map(|(_, v)| {
+            v.parse::<usize>()
+                .map_err(|_| ParseError::BadContentLength(v.clone()))
+        })
         .transpose()?
         // RFC 3261 §18.3: over a stream transport Content-Length is mandatory; absent means 0.
         .unwrap_or(0);
@@ -154,12 +157,21 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     let end = find(bytes, b"\r\n\r\n").ok_or(ParseError::NoHeaderEnd)?;
     let head = &bytes[..end + 4];
     let rest = &bytes[end + 4..];
-    if let Some(long) = head.split(|&b| b == b'\n').map(|l| l.len()).find(|&n| n > MAX_HEADER_LINE) {
+    if let Some(long) = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.len())
+        .find(|&n| n > MAX_HEADER_LINE)
+    {
         return Err(ParseError::HeaderTooLong(long));
     }
-    let body_len = match raw_header_lines(head).into_iter().find(|(n, _)| n == "content-length") {
+    let body_len = match raw_header_lines(head)
+        .into_iter()
+        .find(|(n, _)| n == "content-length")
+    {
         Some((_, v)) => {
-            let n = v.parse::<usize>().map_err(|_| ParseError::BadContentLength(v.clone()))?;
+            let n = v
+                .parse::<usize>()
+                .map_err(|_| ParseError::BadContentLength(v.clone()))?;
             if n > rest.len() {
                 return Err(ParseError::BadContentLength(v));
             }
@@ -174,7 +186,8 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     if std::str::from_utf8(head).is_err() || head.contains(&0) {
         return Err(ParseError::Malformed("non-text header section".into()));
     }
-    let msg = SipMessage::try_from(framed.as_slice()).map_err(|e| ParseError::Malformed(e.to_string()))?;
+    let msg = SipMessage::try_from(framed.as_slice())
+        .map_err(|e| ParseError::Malformed(e.to_string()))?;
     check_mandatory(&msg)?;
     Ok(msg)
 }
@@ -218,7 +231,9 @@ pub fn param(value: &str, name: &str) -> Option<String> {
     };
     tail.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"').to_string())
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
     })
 }
 
@@ -228,7 +243,13 @@ pub fn has_param(value: &str, name: &str) -> bool {
         Some(i) => &value[i + 1..],
         None => value,
     };
-    tail.split(';').skip(1).any(|p| p.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(name))
+    tail.split(';').skip(1).any(|p| {
+        p.split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case(name)
+    })
 }
 
 /// The URI inside a name-addr (`"x" <sip:a@b>;tag=1` → `sip:a@b`) or an addr-spec.
@@ -316,8 +337,10 @@ pub fn response_to(req: &rsip::Request, code: u16, to_tag: Option<&str>) -> rsip
 pub fn to_bytes(msg: &SipMessage) -> Vec<u8> {
     let mut m = msg.clone();
     let len = m.body().len();
-    m.headers_mut().retain(|h| name_value(h).0 != "content-length");
-    m.headers_mut().push(header("Content-Length", len.to_string()));
+    m.headers_mut()
+        .retain(|h| name_value(h).0 != "content-length");
+    m.headers_mut()
+        .push(header("Content-Length", len.to_string()));
     m.to_string().into_bytes()
 }
 
@@ -327,12 +350,28 @@ pub fn raw_bad_request(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
         return None; // never answer a response
     }
     let lines = raw_header_lines(bytes);
-    let get = |n: &str| lines.iter().filter(|(k, _)| k == n).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let get = |n: &str| {
+        lines
+            .iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
     let vias = get("via");
-    if vias.is_empty() || get("from").is_empty() || get("to").is_empty() || get("call-id").is_empty() || get("cseq").is_empty() {
+    if vias.is_empty()
+        || get("from").is_empty()
+        || get("to").is_empty()
+        || get("call-id").is_empty()
+        || get("cseq").is_empty()
+    {
         return None;
     }
-    let clean = |s: &str| s.chars().filter(|c| !c.is_control()).take(1024).collect::<String>();
+    let clean = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_control())
+            .take(1024)
+            .collect::<String>()
+    };
     let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
     for v in vias {
         out.push_str(&format!("Via: {}\r\n", clean(&v)));
@@ -340,7 +379,10 @@ pub fn raw_bad_request(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
     for n in ["from", "to", "call-id", "cseq"] {
         out.push_str(&format!("{}: {}\r\n", n, clean(&get(n)[0])));
     }
-    out.push_str(&format!("Warning: 399 bifrons \"{}\"\r\nContent-Length: 0\r\n\r\n", clean(reason).replace('"', "'")));
+    out.push_str(&format!(
+        "Warning: 399 bifrons \"{}\"\r\nContent-Length: 0\r\n\r\n",
+        clean(reason).replace('"', "'")
+    ));
     Some(out.into_bytes())
 }
 
@@ -360,13 +402,19 @@ mod tests {
     #[test]
     fn refuses_content_length_beyond_datagram() {
         let bad = INVITE.replace("Content-Length: 4", "Content-Length: 400");
-        assert!(matches!(parse(bad.as_bytes()), Err(ParseError::BadContentLength(_))));
+        assert!(matches!(
+            parse(bad.as_bytes()),
+            Err(ParseError::BadContentLength(_))
+        ));
     }
 
     #[test]
     fn refuses_missing_call_id() {
         let bad = INVITE.replace("Call-ID: c1\r\n", "");
-        assert_eq!(parse(bad.as_bytes()), Err(ParseError::MissingHeader("Call-ID")));
+        assert_eq!(
+            parse(bad.as_bytes()),
+            Err(ParseError::MissingHeader("Call-ID"))
+        );
         let resp = raw_bad_request(bad.as_bytes(), "x");
         assert!(resp.is_none(), "no 400 possible without Call-ID");
     }
@@ -385,8 +433,15 @@ mod tests {
     #[test]
     fn responses_carry_rfc_reason_phrases() {
         let m = parse(INVITE.as_bytes()).expect("parse");
-        let SipMessage::Request(req) = m else { panic!("request") };
-        let text = String::from_utf8(to_bytes(&SipMessage::Response(response_to(&req, 486, Some("t"))))).unwrap();
+        let SipMessage::Request(req) = m else {
+            panic!("request")
+        };
+        let text = String::from_utf8(to_bytes(&SipMessage::Response(response_to(
+            &req,
+            486,
+            Some("t"),
+        ))))
+        .unwrap();
         assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"), "{text}");
         assert!(text.contains("To: <sip:bob@example.com>;tag=t"));
     }

@@ -137,14 +137,22 @@ impl RtpEndpoint {
         let mut p = start;
         // Start at a random even offset so concurrent endpoints rarely collide.
         let span = (*ports.end()).saturating_sub(start) / 2;
-        let offset = if span > 0 { (rand::random::<u16>() % span) * 2 } else { 0 };
+        let offset = if span > 0 {
+            (rand::random::<u16>() % span) * 2
+        } else {
+            0
+        };
         for i in 0..=span {
             p = start + (offset + i * 2) % ((span + 1) * 2);
             if !matches!(p.checked_add(1), Some(q) if q <= *ports.end()) {
                 continue;
             }
-            let Ok(a) = UdpSocket::bind(SocketAddr::new(ip, p)).await else { continue };
-            let Ok(b) = UdpSocket::bind(SocketAddr::new(ip, p + 1)).await else { continue };
+            let Ok(a) = UdpSocket::bind(SocketAddr::new(ip, p)).await else {
+                continue;
+            };
+            let Ok(b) = UdpSocket::bind(SocketAddr::new(ip, p + 1)).await else {
+                continue;
+            };
             found = Some((a, b));
             break;
         }
@@ -161,7 +169,12 @@ impl RtpEndpoint {
                 octets: 0,
                 first: true,
                 dtmf_until: None,
-                params: RtpParams { pt: 0, dtmf_pt: None, clock_rate: 8000, ptime: 20 },
+                params: RtpParams {
+                    pt: 0,
+                    dtmf_pt: None,
+                    clock_rate: 8000,
+                    ptime: 20,
+                },
             }),
             recv: Mutex::new(RecvState::default()),
             sending: AtomicBool::new(true),
@@ -173,7 +186,11 @@ impl RtpEndpoint {
             tokio::spawn(recv_rtcp(shared.clone())),
             tokio::spawn(send_rtcp(shared.clone())),
         ];
-        Ok(Self { shared, events: tokio::sync::Mutex::new(rx), tasks })
+        Ok(Self {
+            shared,
+            events: tokio::sync::Mutex::new(rx),
+            tasks,
+        })
     }
 
     /// Local RTP address.
@@ -253,7 +270,12 @@ impl RtpEndpoint {
             tick.tick().await;
             elapsed = (elapsed + step).min(total);
             let end = elapsed >= total;
-            let ev = TelephoneEvent { event, end, volume: 10, duration: elapsed.min(u16::MAX as u32) as u16 };
+            let ev = TelephoneEvent {
+                event,
+                end,
+                volume: 10,
+                duration: elapsed.min(u16::MAX as u32) as u16,
+            };
             let repeats = if end { 3 } else { 1 };
             for _ in 0..repeats {
                 let pkt = {
@@ -300,7 +322,9 @@ fn build(pt: u8, ssrc: u32, seq: u16, ts: u32, marked: bool, payload: &[u8]) -> 
 async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
     let mut buf = vec![0u8; 2048];
     loop {
-        let Ok((n, src)) = shared.rtp.recv_from(&mut buf).await else { continue };
+        let Ok((n, src)) = shared.rtp.recv_from(&mut buf).await else {
+            continue;
+        };
         let Ok(pkt) = RtpReader::new(&buf[..n]) else {
             tracing::debug!(%src, "dropping non-RTP datagram");
             continue;
@@ -331,7 +355,10 @@ async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
                     let delta = seq.wrapping_sub(h);
                     if delta != 0 && delta < 0x8000 {
                         if delta > 1 {
-                            shared.stats.lost.fetch_add((delta - 1) as u64, Ordering::Relaxed);
+                            shared
+                                .stats
+                                .lost
+                                .fetch_add((delta - 1) as u64, Ordering::Relaxed);
                         }
                         if seq < h {
                             r.cycles += 1;
@@ -351,7 +378,12 @@ async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
                     _ => None,
                 }
             } else {
-                Some(RtpEvent::Audio { pt: pkt.payload_type(), seq, timestamp: pkt.timestamp(), payload: pkt.payload().to_vec() })
+                Some(RtpEvent::Audio {
+                    pt: pkt.payload_type(),
+                    seq,
+                    timestamp: pkt.timestamp(),
+                    payload: pkt.payload().to_vec(),
+                })
             }
         };
         if let Some(e) = event {
@@ -364,7 +396,9 @@ async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
 async fn recv_rtcp(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 1500];
     loop {
-        let Ok((n, src)) = shared.rtcp.recv_from(&mut buf).await else { continue };
+        let Ok((n, src)) = shared.rtcp.recv_from(&mut buf).await else {
+            continue;
+        };
         if n < 8 || buf[0] >> 6 != 2 {
             continue;
         }
@@ -379,7 +413,9 @@ async fn recv_rtcp(shared: Arc<Shared>) {
 }
 
 fn ntp_now() -> (u32, u32) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() + 2_208_988_800;
     let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
     (secs as u32, frac as u32)
@@ -434,7 +470,9 @@ async fn send_rtcp(shared: Arc<Shared>) {
         tick.tick().await;
         let dest = {
             let r = lock(&shared.recv);
-            r.rtcp_latched.or_else(|| lock(&shared.remote).map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
+            r.rtcp_latched.or_else(|| {
+                lock(&shared.remote).map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
+            })
         };
         let Some(dest) = dest else { continue };
         let pkt = rtcp_report(&shared);
@@ -449,7 +487,12 @@ mod tests {
     use super::*;
 
     fn params() -> RtpParams {
-        RtpParams { pt: 0, dtmf_pt: Some(101), clock_rate: 8000, ptime: 20 }
+        RtpParams {
+            pt: 0,
+            dtmf_pt: Some(101),
+            clock_rate: 8000,
+            ptime: 20,
+        }
     }
 
     #[tokio::test]
@@ -477,7 +520,9 @@ mod tests {
         b.send_audio(&[9; 160], 160).await.unwrap();
         assert!(matches!(a.recv().await, Some(RtpEvent::Audio { .. })));
         a.send_dtmf('7', 100).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), b.recv()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), b.recv())
+            .await
+            .unwrap();
         assert_eq!(got, Some(RtpEvent::Dtmf('7')));
         // 4 interim packets + 3 end packets; the 3 end copies are reported once only
         assert_eq!(b.stats().received.load(Ordering::Relaxed), 5 + 4 + 3);

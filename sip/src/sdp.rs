@@ -111,7 +111,9 @@ impl Codec {
         }
     }
     fn from_name(name: &str) -> Option<Codec> {
-        [Codec::Opus, Codec::Pcmu, Codec::Pcma, Codec::G722].into_iter().find(|c| c.name().eq_ignore_ascii_case(name))
+        [Codec::Opus, Codec::Pcmu, Codec::Pcma, Codec::G722]
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -184,20 +186,32 @@ fn static_map(pt: u8) -> Option<RtpMap> {
         9 => ("G722", 8000),
         _ => return None,
     };
-    Some(RtpMap { pt, name: name.into(), rate })
+    Some(RtpMap {
+        pt,
+        name: name.into(),
+        rate,
+    })
 }
 
 impl Sdp {
     /// Parses an SDP body.
     pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
-        let text = std::str::from_utf8(body).map_err(|_| SdpError::Malformed("not UTF-8".into()))?;
-        let mut sdp = Sdp { session_id: 0, version: 0, connection: None, media: Vec::new() };
+        let text =
+            std::str::from_utf8(body).map_err(|_| SdpError::Malformed("not UTF-8".into()))?;
+        let mut sdp = Sdp {
+            session_id: 0,
+            version: 0,
+            connection: None,
+            media: Vec::new(),
+        };
         for raw in text.lines() {
             let line = raw.trim_end_matches('\r');
             if line.is_empty() {
                 continue;
             }
-            let (k, v) = line.split_once('=').ok_or_else(|| SdpError::Malformed(line.chars().take(80).collect()))?;
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| SdpError::Malformed(line.chars().take(80).collect()))?;
             match k {
                 "o" => {
                     let f: Vec<&str> = v.split_whitespace().collect();
@@ -205,7 +219,10 @@ impl Sdp {
                     sdp.version = f.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
                 }
                 "c" => {
-                    let addr = v.split_whitespace().nth(2).and_then(|a| a.split('/').next()?.parse::<IpAddr>().ok());
+                    let addr = v
+                        .split_whitespace()
+                        .nth(2)
+                        .and_then(|a| a.split('/').next()?.parse::<IpAddr>().ok());
                     match sdp.media.last_mut() {
                         Some(m) => m.connection = addr,
                         None => sdp.connection = addr,
@@ -216,7 +233,11 @@ impl Sdp {
                     if f.len() < 3 {
                         return Err(SdpError::Malformed(line.chars().take(80).collect()));
                     }
-                    let port = f[1].split('/').next().and_then(|p| p.parse().ok()).ok_or_else(|| SdpError::Malformed(line.chars().take(80).collect()))?;
+                    let port = f[1]
+                        .split('/')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .ok_or_else(|| SdpError::Malformed(line.chars().take(80).collect()))?;
                     let formats: Vec<u8> = f[3..].iter().filter_map(|p| p.parse().ok()).collect();
                     let rtpmaps = formats.iter().filter_map(|&p| static_map(p)).collect();
                     sdp.media.push(Media {
@@ -231,7 +252,9 @@ impl Sdp {
                     });
                 }
                 "a" => {
-                    let Some(m) = sdp.media.last_mut() else { continue };
+                    let Some(m) = sdp.media.last_mut() else {
+                        continue;
+                    };
                     let (name, val) = v.split_once(':').unwrap_or((v, ""));
                     match name {
                         "rtpmap" => {
@@ -243,7 +266,11 @@ impl Sdp {
                             let rate = e.next().and_then(|r| r.parse().ok()).unwrap_or(8000);
                             if let Some(pt) = pt {
                                 m.rtpmaps.retain(|r| r.pt != pt);
-                                m.rtpmaps.push(RtpMap { pt, name: ename, rate });
+                                m.rtpmaps.push(RtpMap {
+                                    pt,
+                                    name: ename,
+                                    rate,
+                                });
                             }
                         }
                         "ptime" => m.ptime = val.trim().parse().ok(),
@@ -268,19 +295,40 @@ impl Sdp {
     /// Where the audio stream wants RTP (media `c=` over session `c=`).
     pub fn audio_addr(&self) -> Result<SocketAddr, SdpError> {
         let m = self.audio().ok_or(SdpError::NoAudio)?;
-        let ip = m.connection.or(self.connection).ok_or(SdpError::NoConnection)?;
+        let ip = m
+            .connection
+            .or(self.connection)
+            .ok_or(SdpError::NoConnection)?;
         Ok(SocketAddr::new(ip, m.port))
     }
 
     /// Builds an audio offer listing `codecs` in preference order, plus telephone-event.
-    pub fn offer(addr: SocketAddr, codecs: &[Codec], direction: Direction, session_id: u64, version: u64) -> Sdp {
+    pub fn offer(
+        addr: SocketAddr,
+        codecs: &[Codec],
+        direction: Direction,
+        session_id: u64,
+        version: u64,
+    ) -> Sdp {
         let mut rtpmaps: Vec<RtpMap> = codecs
             .iter()
-            .map(|c| RtpMap { pt: c.default_pt(), name: c.name().into(), rate: c.clock_rate() })
+            .map(|c| RtpMap {
+                pt: c.default_pt(),
+                name: c.name().into(),
+                rate: c.clock_rate(),
+            })
             .collect();
-        rtpmaps.push(RtpMap { pt: 101, name: "telephone-event".into(), rate: 8000 });
+        rtpmaps.push(RtpMap {
+            pt: 101,
+            name: "telephone-event".into(),
+            rate: 8000,
+        });
         if codecs.contains(&Codec::Opus) {
-            rtpmaps.push(RtpMap { pt: 110, name: "telephone-event".into(), rate: 48_000 });
+            rtpmaps.push(RtpMap {
+                pt: 110,
+                name: "telephone-event".into(),
+                rate: 48_000,
+            });
         }
         Sdp {
             session_id,
@@ -300,12 +348,27 @@ impl Sdp {
     }
 
     /// Answers `offer` with the first offered codec we support; returns the answer and the result.
-    pub fn answer(offer: &Sdp, ours: &[Codec], addr: SocketAddr, local_dir: Direction, session_id: u64) -> Result<(Sdp, Negotiated), SdpError> {
+    pub fn answer(
+        offer: &Sdp,
+        ours: &[Codec],
+        addr: SocketAddr,
+        local_dir: Direction,
+        session_id: u64,
+    ) -> Result<(Sdp, Negotiated), SdpError> {
         let neg = negotiate(offer, ours, local_dir, true)?;
         let m = offer.audio().ok_or(SdpError::NoAudio)?;
-        let mut rtpmaps = vec![m.rtpmaps.iter().find(|r| r.pt == neg.pt).cloned().ok_or(SdpError::NoCommonCodec)?];
+        let mut rtpmaps = vec![m
+            .rtpmaps
+            .iter()
+            .find(|r| r.pt == neg.pt)
+            .cloned()
+            .ok_or(SdpError::NoCommonCodec)?];
         if let Some(d) = neg.dtmf_pt {
-            rtpmaps.push(RtpMap { pt: d, name: "telephone-event".into(), rate: neg.codec.clock_rate() });
+            rtpmaps.push(RtpMap {
+                pt: d,
+                name: "telephone-event".into(),
+                rate: neg.codec.clock_rate(),
+            });
         }
         let answer = Sdp {
             session_id,
@@ -328,18 +391,35 @@ impl Sdp {
     /// Serializes to the wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut s = String::new();
-        let ip = self.connection.or_else(|| self.media.first().and_then(|m| m.connection));
+        let ip = self
+            .connection
+            .or_else(|| self.media.first().and_then(|m| m.connection));
         let (fam, addr) = match ip {
             Some(IpAddr::V6(a)) => ("IP6", a.to_string()),
             Some(IpAddr::V4(a)) => ("IP4", a.to_string()),
             None => ("IP4", "0.0.0.0".into()),
         };
-        let _ = write!(s, "v=0\r\no=bifrons {} {} IN {fam} {addr}\r\ns=bifrons\r\nc=IN {fam} {addr}\r\nt=0 0\r\n", self.session_id, self.version);
+        let _ = write!(
+            s,
+            "v=0\r\no=bifrons {} {} IN {fam} {addr}\r\ns=bifrons\r\nc=IN {fam} {addr}\r\nt=0 0\r\n",
+            self.session_id, self.version
+        );
         for m in &self.media {
             let fmts: Vec<String> = m.formats.iter().map(|f| f.to_string()).collect();
-            let _ = write!(s, "m={} {} {} {}\r\n", m.kind, m.port, m.proto, fmts.join(" "));
+            let _ = write!(
+                s,
+                "m={} {} {} {}\r\n",
+                m.kind,
+                m.port,
+                m.proto,
+                fmts.join(" ")
+            );
             for r in &m.rtpmaps {
-                let ch = if r.name.eq_ignore_ascii_case("opus") { "/2" } else { "" };
+                let ch = if r.name.eq_ignore_ascii_case("opus") {
+                    "/2"
+                } else {
+                    ""
+                };
                 let _ = write!(s, "a=rtpmap:{} {}/{}{ch}\r\n", r.pt, r.name, r.rate);
                 if r.name.eq_ignore_ascii_case("telephone-event") {
                     let _ = write!(s, "a=fmtp:{} 0-16\r\n", r.pt);
@@ -357,14 +437,23 @@ impl Sdp {
 /// Picks codec, DTMF payload type, remote address and direction from a remote description.
 /// `remote_is_offer` selects the offerer's preference order (RFC 3264 §6.1) either way: the
 /// first remote format we support.
-pub fn negotiate(remote: &Sdp, ours: &[Codec], local_dir: Direction, remote_is_offer: bool) -> Result<Negotiated, SdpError> {
+pub fn negotiate(
+    remote: &Sdp,
+    ours: &[Codec],
+    local_dir: Direction,
+    remote_is_offer: bool,
+) -> Result<Negotiated, SdpError> {
     let m = remote.audio().ok_or(SdpError::NoAudio)?;
     let _ = remote_is_offer;
     let (codec, pt) = m
         .formats
         .iter()
         .filter_map(|pt| m.rtpmaps.iter().find(|r| r.pt == *pt))
-        .find_map(|r| Codec::from_name(&r.name).filter(|c| ours.contains(c)).map(|c| (c, r.pt)))
+        .find_map(|r| {
+            Codec::from_name(&r.name)
+                .filter(|c| ours.contains(c))
+                .map(|c| (c, r.pt))
+        })
         .ok_or(SdpError::NoCommonCodec)?;
     let dtmf_pt = m
         .rtpmaps
@@ -390,8 +479,18 @@ mod tests {
     #[test]
     fn answers_pcmu_with_telephone_event() {
         let offer = Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap();
-        let (ans, neg) = Sdp::answer(&offer, &[Codec::Opus, Codec::Pcmu], "127.0.0.1:5000".parse().unwrap(), Direction::SendRecv, 7).unwrap();
-        assert_eq!((neg.codec, neg.pt, neg.dtmf_pt), (Codec::Pcmu, 0, Some(101)));
+        let (ans, neg) = Sdp::answer(
+            &offer,
+            &[Codec::Opus, Codec::Pcmu],
+            "127.0.0.1:5000".parse().unwrap(),
+            Direction::SendRecv,
+            7,
+        )
+        .unwrap();
+        assert_eq!(
+            (neg.codec, neg.pt, neg.dtmf_pt),
+            (Codec::Pcmu, 0, Some(101))
+        );
         assert_eq!(neg.remote, "127.0.0.1:4000".parse().unwrap());
         let text = String::from_utf8(ans.to_bytes()).unwrap();
         assert!(text.contains("m=audio 5000 RTP/AVP 0 101\r\n"), "{text}");
@@ -404,22 +503,43 @@ mod tests {
         let offer = Sdp::parse(BARESIP_OFFER.replace("sendrecv", "sendonly").as_bytes()).unwrap();
         let neg = negotiate(&offer, &[Codec::Pcmu], Direction::SendRecv, true).unwrap();
         assert_eq!(neg.direction, Direction::RecvOnly);
-        let inactive = Sdp::parse(BARESIP_OFFER.replace("sendrecv", "inactive").as_bytes()).unwrap();
-        assert_eq!(negotiate(&inactive, &[Codec::Pcmu], Direction::SendRecv, true).unwrap().direction, Direction::Inactive);
+        let inactive =
+            Sdp::parse(BARESIP_OFFER.replace("sendrecv", "inactive").as_bytes()).unwrap();
+        assert_eq!(
+            negotiate(&inactive, &[Codec::Pcmu], Direction::SendRecv, true)
+                .unwrap()
+                .direction,
+            Direction::Inactive
+        );
     }
 
     #[test]
     fn no_common_codec_is_an_error() {
         let offer = Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap();
-        assert_eq!(negotiate(&offer, &[Codec::Opus], Direction::SendRecv, true), Err(SdpError::NoCommonCodec));
-        assert!(matches!(Sdp::parse(b"garbage"), Err(SdpError::Malformed(_))));
+        assert_eq!(
+            negotiate(&offer, &[Codec::Opus], Direction::SendRecv, true),
+            Err(SdpError::NoCommonCodec)
+        );
+        assert!(matches!(
+            Sdp::parse(b"garbage"),
+            Err(SdpError::Malformed(_))
+        ));
     }
 
     #[test]
     fn opus_offer_round_trips() {
-        let o = Sdp::offer("127.0.0.1:6000".parse().unwrap(), &[Codec::Opus, Codec::Pcmu], Direction::SendRecv, 1, 1);
+        let o = Sdp::offer(
+            "127.0.0.1:6000".parse().unwrap(),
+            &[Codec::Opus, Codec::Pcmu],
+            Direction::SendRecv,
+            1,
+            1,
+        );
         let p = Sdp::parse(&o.to_bytes()).unwrap();
         let neg = negotiate(&p, &[Codec::Opus], Direction::SendRecv, true).unwrap();
-        assert_eq!((neg.codec, neg.pt, neg.dtmf_pt), (Codec::Opus, 111, Some(110)));
+        assert_eq!(
+            (neg.codec, neg.pt, neg.dtmf_pt),
+            (Codec::Opus, 111, Some(110))
+        );
     }
 }

@@ -71,8 +71,21 @@ impl TransportLayer {
         let (tx, rx) = mpsc::channel(1024);
         let conns: Conns = Arc::default();
         let mut tasks = vec![tokio::spawn(udp_reader(udp.clone(), tx.clone()))];
-        tasks.push(tokio::spawn(tcp_acceptor(listener, conns.clone(), tx.clone())));
-        Ok((Self { udp, conns, incoming: tx, local, tasks }, rx))
+        tasks.push(tokio::spawn(tcp_acceptor(
+            listener,
+            conns.clone(),
+            tx.clone(),
+        )));
+        Ok((
+            Self {
+                udp,
+                conns,
+                incoming: tx,
+                local,
+                tasks,
+            },
+            rx,
+        ))
     }
 
     /// Local address of both sockets.
@@ -81,7 +94,12 @@ impl TransportLayer {
     }
 
     /// Sends one message, opening a TCP connection if none is open to `dest`.
-    pub async fn send(&self, transport: Transport, dest: SocketAddr, bytes: Vec<u8>) -> std::io::Result<()> {
+    pub async fn send(
+        &self,
+        transport: Transport,
+        dest: SocketAddr,
+        bytes: Vec<u8>,
+    ) -> std::io::Result<()> {
         match transport {
             Transport::Udp => self.udp.send_to(&bytes, dest).await.map(|_| ()),
             Transport::Tcp => {
@@ -93,7 +111,10 @@ impl TransportLayer {
                         spawn_connection(stream, dest, self.conns.clone(), self.incoming.clone())
                     }
                 };
-                sender.send(bytes).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+                sender
+                    .send(bytes)
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             }
         }
     }
@@ -130,7 +151,15 @@ async fn udp_reader(udp: Arc<UdpSocket>, tx: mpsc::Sender<Incoming>) {
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             continue; // keep-alive
         }
-        if tx.send(Incoming { bytes: data.to_vec(), source, transport: Transport::Udp }).await.is_err() {
+        if tx
+            .send(Incoming {
+                bytes: data.to_vec(),
+                source,
+                transport: Transport::Udp,
+            })
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -147,7 +176,12 @@ async fn tcp_acceptor(listener: TcpListener, conns: Conns, tx: mpsc::Sender<Inco
     }
 }
 
-fn spawn_connection(stream: TcpStream, peer: SocketAddr, conns: Conns, tx: mpsc::Sender<Incoming>) -> mpsc::Sender<Vec<u8>> {
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conns: Conns,
+    tx: mpsc::Sender<Incoming>,
+) -> mpsc::Sender<Vec<u8>> {
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
     conns_lock(&conns).insert(peer, out_tx.clone());
     let (mut rd, mut wr) = stream.into_split();
@@ -169,12 +203,23 @@ fn spawn_connection(stream: TcpStream, peer: SocketAddr, conns: Conns, tx: mpsc:
             buf.extend_from_slice(&chunk[..n]);
             loop {
                 // RFC 5626 keep-alives (CRLF) between messages.
-                let skip = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+                let skip = buf
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n'))
+                    .count();
                 buf.drain(..skip);
                 match stream_frame_len(&buf) {
                     Ok(Some(len)) => {
                         let msg: Vec<u8> = buf.drain(..len).collect();
-                        if tx.send(Incoming { bytes: msg, source: peer, transport: Transport::Tcp }).await.is_err() {
+                        if tx
+                            .send(Incoming {
+                                bytes: msg,
+                                source: peer,
+                                transport: Transport::Tcp,
+                            })
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -214,9 +214,15 @@ impl Ua {
         self.local
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, SipError>>) -> Command) -> Result<T, SipError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, SipError>>) -> Command,
+    ) -> Result<T, SipError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(make(tx)).await.map_err(|_| SipError::Closed)?;
+        self.cmd
+            .send(make(tx))
+            .await
+            .map_err(|_| SipError::Closed)?;
         rx.await.map_err(|_| SipError::Closed)?
     }
 
@@ -239,15 +245,34 @@ impl Ua {
     }
 
     /// Sends a MESSAGE; returns the final status code.
-    pub async fn message(&self, uri: &str, content_type: &str, body: Vec<u8>) -> Result<u16, SipError> {
+    pub async fn message(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<u16, SipError> {
         let (uri, content_type) = (uri.to_string(), content_type.to_string());
-        self.ask(|reply| Command::OutOfDialog { method: rsip::Method::Message, uri, content_type: Some(content_type), body, reply }).await
+        self.ask(|reply| Command::OutOfDialog {
+            method: rsip::Method::Message,
+            uri,
+            content_type: Some(content_type),
+            body,
+            reply,
+        })
+        .await
     }
 
     /// Sends an OPTIONS; returns the final status code.
     pub async fn options(&self, uri: &str) -> Result<u16, SipError> {
         let uri = uri.to_string();
-        self.ask(|reply| Command::OutOfDialog { method: rsip::Method::Options, uri, content_type: None, body: vec![], reply }).await
+        self.ask(|reply| Command::OutOfDialog {
+            method: rsip::Method::Options,
+            uri,
+            content_type: None,
+            body: vec![],
+            reply,
+        })
+        .await
     }
 }
 
@@ -263,7 +288,10 @@ pub struct Call {
 
 impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call").field("id", &self.id).field("remote", &self.remote).finish()
+        f.debug_struct("Call")
+            .field("id", &self.id)
+            .field("remote", &self.remote)
+            .finish()
     }
 }
 
@@ -288,21 +316,37 @@ impl Call {
         self.events.recv().await
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(String, oneshot::Sender<Result<T, SipError>>) -> Command) -> Result<T, SipError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(String, oneshot::Sender<Result<T, SipError>>) -> Command,
+    ) -> Result<T, SipError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(make(self.id.clone(), tx)).await.map_err(|_| SipError::Closed)?;
+        self.cmd
+            .send(make(self.id.clone(), tx))
+            .await
+            .map_err(|_| SipError::Closed)?;
         rx.await.map_err(|_| SipError::Closed)?
     }
 
     /// Answers an incoming call with 200 OK and an SDP answer from the UA-managed endpoint.
     pub async fn answer(&self) -> Result<(), SipError> {
-        self.ask(|call_id, reply| Command::Answer { call_id, sdp: None, reply }).await
+        self.ask(|call_id, reply| Command::Answer {
+            call_id,
+            sdp: None,
+            reply,
+        })
+        .await
     }
 
     /// Answers with the application's own SDP (answer to [`Call::remote_offer`], or an offer if
     /// the INVITE had none); later remote descriptions arrive as [`CallEvent::RemoteSdp`].
     pub async fn answer_with_sdp(&self, sdp: Sdp) -> Result<(), SipError> {
-        self.ask(|call_id, reply| Command::Answer { call_id, sdp: Some(sdp), reply }).await
+        self.ask(|call_id, reply| Command::Answer {
+            call_id,
+            sdp: Some(sdp),
+            reply,
+        })
+        .await
     }
 
     /// The SDP offer of an incoming INVITE, if it had one.
@@ -312,33 +356,58 @@ impl Call {
 
     /// Rejects an incoming call with `code` (486 busy, 603 decline...).
     pub async fn reject(&self, code: u16) -> Result<(), SipError> {
-        self.ask(|call_id, reply| Command::Reject { call_id, code, reply }).await
+        self.ask(|call_id, reply| Command::Reject {
+            call_id,
+            code,
+            reply,
+        })
+        .await
     }
 
     /// Ends the call: CANCEL before answer, BYE after, 603 for an unanswered incoming call.
     pub async fn hangup(&self) -> Result<(), SipError> {
-        self.ask(|call_id, reply| Command::Hangup { call_id, reply }).await
+        self.ask(|call_id, reply| Command::Hangup { call_id, reply })
+            .await
     }
 
     /// Puts the peer on hold (re-INVITE with `a=sendonly`).
     pub async fn hold(&self) -> Result<(), SipError> {
-        self.ask(|call_id, reply| Command::Hold { call_id, hold: true, reply }).await
+        self.ask(|call_id, reply| Command::Hold {
+            call_id,
+            hold: true,
+            reply,
+        })
+        .await
     }
 
     /// Resumes (re-INVITE with `a=sendrecv`).
     pub async fn unhold(&self) -> Result<(), SipError> {
-        self.ask(|call_id, reply| Command::Hold { call_id, hold: false, reply }).await
+        self.ask(|call_id, reply| Command::Hold {
+            call_id,
+            hold: false,
+            reply,
+        })
+        .await
     }
 
     /// Sends a DTMF digit as RFC 4733 events on the call's RTP endpoint.
     pub async fn send_dtmf(&self, digit: char, duration_ms: u32) -> Result<(), SipError> {
-        let rtp = self.rtp.as_ref().ok_or(SipError::InvalidState("no UA-managed media"))?;
+        let rtp = self
+            .rtp
+            .as_ref()
+            .ok_or(SipError::InvalidState("no UA-managed media"))?;
         Ok(rtp.send_dtmf(digit, duration_ms).await?)
     }
 
     /// Sends an INFO in the dialog; returns the final status code.
     pub async fn send_info(&self, content_type: &str, body: Vec<u8>) -> Result<u16, SipError> {
         let content_type = content_type.to_string();
-        self.ask(|call_id, reply| Command::Info { call_id, content_type, body, reply }).await
+        self.ask(|call_id, reply| Command::Info {
+            call_id,
+            content_type,
+            body,
+            reply,
+        })
+        .await
     }
 }

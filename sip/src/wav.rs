@@ -27,7 +27,9 @@ impl Wav {
         let (mut rate, mut channels, mut bits) = (0u32, 0u16, 0u16);
         while pos + 8 <= data.len() {
             let id = &data[pos..pos + 4];
-            let len = u32::from_le_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]) as usize;
+            let len =
+                u32::from_le_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]])
+                    as usize;
             let body = &data[pos + 8..(pos + 8 + len).min(data.len())];
             if id == b"fmt " && body.len() >= 16 {
                 channels = u16::from_le_bytes([body[2], body[3]]);
@@ -38,7 +40,10 @@ impl Wav {
                     return Err(bad("only 16-bit PCM is supported"));
                 }
                 let frame = 2 * channels as usize;
-                let samples = body.chunks_exact(frame).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+                let samples = body
+                    .chunks_exact(frame)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect();
                 return Ok(Wav { rate, samples });
             }
             pos += 8 + len + (len & 1);
@@ -72,7 +77,12 @@ impl Wav {
     pub fn tone(rate: u32, freq: f64, seconds: f64, amplitude: f64) -> Wav {
         let n = (rate as f64 * seconds) as usize;
         let samples = (0..n)
-            .map(|i| (amplitude * 32767.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()) as i16)
+            .map(|i| {
+                (amplitude
+                    * 32767.0
+                    * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin())
+                    as i16
+            })
             .collect();
         Wav { rate, samples }
     }
@@ -83,8 +93,15 @@ impl Wav {
             return self.clone();
         }
         let k = (self.rate / 8000) as usize;
-        let samples = self.samples.chunks(k).map(|c| (c.iter().map(|&s| s as i32).sum::<i32>() / c.len() as i32) as i16).collect();
-        Wav { rate: 8000, samples }
+        let samples = self
+            .samples
+            .chunks(k)
+            .map(|c| (c.iter().map(|&s| s as i32).sum::<i32>() / c.len() as i32) as i16)
+            .collect();
+        Wav {
+            rate: 8000,
+            samples,
+        }
     }
 }
 

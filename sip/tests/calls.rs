@@ -14,8 +14,20 @@ const WAIT: Duration = Duration::from_secs(20);
 
 async fn registered_ua(k: &Kamailio, user: &str) -> (Ua, UaEvents) {
     let (ua, ev) = Ua::start(UaConfig::default()).await.unwrap();
-    let pw = common::USERS.iter().find(|(u, _)| *u == user).map(|(_, p)| *p).unwrap_or("x");
-    ua.register(Account { registrar: k.registrar(), user: user.into(), password: pw.into(), domain: None, expires: 300 }).await.expect("register");
+    let pw = common::USERS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .map(|(_, p)| *p)
+        .unwrap_or("x");
+    ua.register(Account {
+        registrar: k.registrar(),
+        user: user.into(),
+        password: pw.into(),
+        domain: None,
+        expires: 300,
+    })
+    .await
+    .expect("register");
     (ua, ev)
 }
 
@@ -51,7 +63,11 @@ async fn exchange_media(call: &Call, tone_hz: f64, secs: u64) -> Vec<i16> {
     };
     let rec = record_ulaw(&rtp, Duration::from_secs(secs)).await;
     player.await.unwrap().expect("played");
-    assert!(rec.packets > 25 * secs, "received only {} packets", rec.packets);
+    assert!(
+        rec.packets > 25 * secs,
+        "received only {} packets",
+        rec.packets
+    );
     rec.samples
 }
 
@@ -76,13 +92,22 @@ async fn outbound_call_to_baresip_carries_tones_both_ways_and_hangs_up() {
     wait_event(&mut call, |e| *e == CallEvent::Answered).await;
     let got = exchange_media(&call, 440.0, 3).await;
     let f = dominant_frequency(&got, 8000);
-    assert!((f - 1000.0).abs() < 20.0, "we received {f} Hz, expected baresip's 1000 Hz");
+    assert!(
+        (f - 1000.0).abs() < 20.0,
+        "we received {f} Hz, expected baresip's 1000 Hz"
+    );
     call.hangup().await.expect("BYE");
     wait_event(&mut call, |e| *e == CallEvent::Ended(EndReason::Local)).await;
     let heard = wait_for_baresip_wav(&bob);
     let f = dominant_frequency(&heard.samples, heard.rate);
-    assert!((f - 440.0).abs() < 20.0, "baresip heard {f} Hz, expected our 440 Hz");
-    assert!(bob.wait_for_log("BYE", Duration::from_secs(5)).is_some() || bob.log().contains("closed"), "baresip saw the hangup");
+    assert!(
+        (f - 440.0).abs() < 20.0,
+        "baresip heard {f} Hz, expected our 440 Hz"
+    );
+    assert!(
+        bob.wait_for_log("BYE", Duration::from_secs(5)).is_some() || bob.log().contains("closed"),
+        "baresip saw the hangup"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,12 +123,18 @@ async fn inbound_call_from_baresip_is_answered_with_media_and_remote_bye() {
     wait_event(&mut call, |e| *e == CallEvent::Answered).await;
     let got = exchange_media(&call, 1200.0, 3).await;
     let f = dominant_frequency(&got, 8000);
-    assert!((f - 700.0).abs() < 20.0, "we received {f} Hz, expected 700 Hz");
+    assert!(
+        (f - 700.0).abs() < 20.0,
+        "we received {f} Hz, expected 700 Hz"
+    );
     bob.command("hangup", "");
     wait_event(&mut call, |e| *e == CallEvent::Ended(EndReason::RemoteBye)).await;
     let heard = wait_for_baresip_wav(&bob);
     let f = dominant_frequency(&heard.samples, heard.rate);
-    assert!((f - 1200.0).abs() < 20.0, "baresip heard {f} Hz, expected 1200 Hz");
+    assert!(
+        (f - 1200.0).abs() < 20.0,
+        "baresip heard {f} Hz, expected 1200 Hz"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +168,16 @@ async fn call_to_unregistered_user_fails_with_404() {
     let (ua, _ev) = registered_ua(&k, "alice").await;
     let mut call = ua.call(&k.uri("dave"), None).await.unwrap();
     let e = wait_event(&mut call, |e| matches!(e, CallEvent::Failed { .. })).await;
-    assert!(matches!(e, CallEvent::Failed { code: 404 | 480, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            CallEvent::Failed {
+                code: 404 | 480,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,17 +197,42 @@ async fn hold_and_unhold_reinvites_stop_and_restart_remote_media_and_dtmf_reache
     call.unhold().await.expect("unhold re-INVITE accepted");
     wait_event(&mut call, |e| *e == CallEvent::LocalHold(false)).await;
     let resumed = record_ulaw(&rtp, Duration::from_secs(1)).await;
-    assert!(held.packets < 5, "baresip kept sending while on hold: {}", held.packets);
-    assert!(resumed.packets > 25, "media did not resume: {}", resumed.packets);
+    assert!(
+        held.packets < 5,
+        "baresip kept sending while on hold: {}",
+        held.packets
+    );
+    assert!(
+        resumed.packets > 25,
+        "media did not resume: {}",
+        resumed.packets
+    );
     let invites = k.log().matches("REQ INVITE").count();
-    assert!(invites >= 4, "initial INVITE (+auth retry) and two re-INVITEs expected, kamailio saw {invites}");
+    assert!(
+        invites >= 4,
+        "initial INVITE (+auth retry) and two re-INVITEs expected, kamailio saw {invites}"
+    );
 
     call.send_dtmf('5', 160).await.expect("RFC 4733");
-    let code = call.send_info("application/dtmf-relay", b"Signal=7\r\nDuration=160\r\n".to_vec()).await.expect("INFO");
+    let code = call
+        .send_info(
+            "application/dtmf-relay",
+            b"Signal=7\r\nDuration=160\r\n".to_vec(),
+        )
+        .await
+        .expect("INFO");
     assert_eq!(code, 200);
-    let log = bob.wait_for_log("'7'", Duration::from_secs(5)).unwrap_or_else(|| bob.log());
-    assert!(log.contains("'5'"), "baresip did not log the RFC 4733 digit:\n{log}");
-    assert!(log.contains("'7'"), "baresip did not log the INFO digit:\n{log}");
+    let log = bob
+        .wait_for_log("'7'", Duration::from_secs(5))
+        .unwrap_or_else(|| bob.log());
+    assert!(
+        log.contains("'5'"),
+        "baresip did not log the RFC 4733 digit:\n{log}"
+    );
+    assert!(
+        log.contains("'7'"),
+        "baresip did not log the INFO digit:\n{log}"
+    );
     call.hangup().await.unwrap();
     assert_eq!(rtp.stats().foreign.load(Ordering::Relaxed), 0);
 }
@@ -178,16 +243,29 @@ async fn early_media_183_with_sdp_reaches_baresip_before_answer() {
     let bob = Baresip::start_mode(&k, "bob", 900.0, "early");
     let (ua, _ev) = registered_ua(&k, "alice").await;
     let mut call = ua.call(&k.uri("bob"), None).await.unwrap();
-    wait_event(&mut call, |e| *e == CallEvent::Ringing { early_media: true }).await;
+    wait_event(&mut call, |e| {
+        *e == CallEvent::Ringing { early_media: true }
+    })
+    .await;
     let rtp = call.rtp().unwrap().clone();
     let tone = Wav::tone(8000, 300.0, 1.0, 0.3).samples;
     let player = tokio::spawn(async move { play_ulaw(&rtp, &tone, Duration::from_secs(1)).await });
     // baresip's early mode answers 183 with SDP and receives (but does not send) early media:
     // it must see our RTP before any 200 OK.
-    let log = bob.wait_for_log("incoming rtp for 'audio' established", Duration::from_secs(5));
+    let log = bob.wait_for_log(
+        "incoming rtp for 'audio' established",
+        Duration::from_secs(5),
+    );
     let _ = player.await;
-    assert!(log.is_some(), "baresip got no early media; log:\n{}", bob.log());
-    assert!(!bob.log().contains("call established"), "the call must still be early");
+    assert!(
+        log.is_some(),
+        "baresip got no early media; log:\n{}",
+        bob.log()
+    );
+    assert!(
+        !bob.log().contains("call established"),
+        "the call must still be early"
+    );
     call.hangup().await.unwrap();
     wait_event(&mut call, |e| *e == CallEvent::Ended(EndReason::Cancelled)).await;
 }
@@ -199,7 +277,10 @@ async fn redirect_302_is_followed_to_the_new_target() {
     let (ua, _ev) = registered_ua(&k, "alice").await;
     let mut call = ua.call(&k.uri("forward"), None).await.unwrap();
     let e = wait_event(&mut call, |e| matches!(e, CallEvent::Redirected { .. })).await;
-    assert!(matches!(&e, CallEvent::Redirected { target } if target.contains("bob")), "{e:?}");
+    assert!(
+        matches!(&e, CallEvent::Redirected { target } if target.contains("bob")),
+        "{e:?}"
+    );
     wait_event(&mut call, |e| *e == CallEvent::Answered).await;
     call.hangup().await.unwrap();
 }
@@ -232,14 +313,35 @@ async fn info_dtmf_between_two_uas_is_reported_as_dtmf_event() {
     incoming.answer().await.unwrap();
     wait_event(&mut call, |e| *e == CallEvent::Answered).await;
     wait_event(&mut incoming, |e| *e == CallEvent::Answered).await;
-    let code = call.send_info("application/dtmf-relay", b"Signal=9\r\nDuration=160\r\n".to_vec()).await.unwrap();
+    let code = call
+        .send_info(
+            "application/dtmf-relay",
+            b"Signal=9\r\nDuration=160\r\n".to_vec(),
+        )
+        .await
+        .unwrap();
     assert_eq!(code, 200);
     let e = wait_event(&mut incoming, |e| matches!(e, CallEvent::Dtmf { .. })).await;
-    assert_eq!(e, CallEvent::Dtmf { digit: '9', via: bifrons_sip::DtmfVia::Info });
-    let code = call.send_info("application/x-custom", b"hi".to_vec()).await.unwrap();
+    assert_eq!(
+        e,
+        CallEvent::Dtmf {
+            digit: '9',
+            via: bifrons_sip::DtmfVia::Info
+        }
+    );
+    let code = call
+        .send_info("application/x-custom", b"hi".to_vec())
+        .await
+        .unwrap();
     assert_eq!(code, 200);
     let e = wait_event(&mut incoming, |e| matches!(e, CallEvent::Info { .. })).await;
-    assert_eq!(e, CallEvent::Info { content_type: "application/x-custom".into(), body: b"hi".to_vec() });
+    assert_eq!(
+        e,
+        CallEvent::Info {
+            content_type: "application/x-custom".into(),
+            body: b"hi".to_vec()
+        }
+    );
     incoming.hangup().await.unwrap();
     wait_event(&mut call, |e| *e == CallEvent::Ended(EndReason::RemoteBye)).await;
 }

@@ -2,12 +2,20 @@
 
 mod common;
 
-use bifrons_sip::{Account, AuthFailure, RegistrationEvent, SipError, Transport, Ua, UaConfig, UaEvent};
+use bifrons_sip::{
+    Account, AuthFailure, RegistrationEvent, SipError, Transport, Ua, UaConfig, UaEvent,
+};
 use common::Kamailio;
 use std::time::Duration;
 
 fn account(k: &Kamailio, user: &str, password: &str, expires: u32) -> Account {
-    Account { registrar: k.registrar(), user: user.into(), password: password.into(), domain: None, expires }
+    Account {
+        registrar: k.registrar(),
+        user: user.into(),
+        password: password.into(),
+        domain: None,
+        expires,
+    }
 }
 
 async fn next_registration_event(ev: &mut bifrons_sip::UaEvents) -> RegistrationEvent {
@@ -24,23 +32,47 @@ async fn next_registration_event(ev: &mut bifrons_sip::UaEvents) -> Registration
 async fn register_retries_with_digest_after_401_then_refreshes_and_unregisters() {
     let k = Kamailio::start("MD5");
     let (ua, mut ev) = Ua::start(UaConfig::default()).await.unwrap();
-    let granted = ua.register(account(&k, "alice", "alicepw", 4)).await.expect("registered");
+    let granted = ua
+        .register(account(&k, "alice", "alicepw", 4))
+        .await
+        .expect("registered");
     assert_eq!(granted, 4);
-    assert_eq!(next_registration_event(&mut ev).await, RegistrationEvent::Registered { expires: 4 });
+    assert_eq!(
+        next_registration_event(&mut ev).await,
+        RegistrationEvent::Registered { expires: 4 }
+    );
     let log = k.log();
-    assert!(log.matches("REQ REGISTER").count() >= 2, "challenged first, then authenticated:\n{log}");
+    assert!(
+        log.matches("REQ REGISTER").count() >= 2,
+        "challenged first, then authenticated:\n{log}"
+    );
     // Refresh happens before the 4 s lifetime runs out.
-    assert_eq!(next_registration_event(&mut ev).await, RegistrationEvent::Refreshed { expires: 4 });
+    assert_eq!(
+        next_registration_event(&mut ev).await,
+        RegistrationEvent::Refreshed { expires: 4 }
+    );
     ua.unregister().await.expect("unregistered");
-    assert_eq!(next_registration_event(&mut ev).await, RegistrationEvent::Unregistered);
+    assert_eq!(
+        next_registration_event(&mut ev).await,
+        RegistrationEvent::Unregistered
+    );
 }
 
 #[tokio::test]
 async fn wrong_password_is_a_typed_auth_failure() {
     let k = Kamailio::start("MD5");
     let (ua, _ev) = Ua::start(UaConfig::default()).await.unwrap();
-    let err = ua.register(account(&k, "alice", "nope", 60)).await.expect_err("must fail");
-    assert!(matches!(err, SipError::Auth(AuthFailure::WrongCredentials { code: 401 })), "{err:?}");
+    let err = ua
+        .register(account(&k, "alice", "nope", 60))
+        .await
+        .expect_err("must fail");
+    assert!(
+        matches!(
+            err,
+            SipError::Auth(AuthFailure::WrongCredentials { code: 401 })
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -48,36 +80,70 @@ async fn register_with_sha256_digest() {
     let k = Kamailio::start("SHA-256");
     // The challenge really asks for SHA-256.
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let req = format!(
         "REGISTER sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKsha\r\nFrom: <sip:bob@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: sha\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         p = k.port,
         l = probe.local_addr().unwrap()
     );
-    probe.send_to(req.as_bytes(), ("127.0.0.1", k.port)).unwrap();
+    probe
+        .send_to(req.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
     let mut buf = [0u8; 4096];
     let (n, _) = probe.recv_from(&mut buf).unwrap();
     let challenge = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(challenge.starts_with("SIP/2.0 401") && challenge.contains("algorithm=SHA-256"), "{challenge}");
+    assert!(
+        challenge.starts_with("SIP/2.0 401") && challenge.contains("algorithm=SHA-256"),
+        "{challenge}"
+    );
     let (ua, _ev) = Ua::start(UaConfig::default()).await.unwrap();
-    assert_eq!(ua.register(account(&k, "bob", "bobpw", 60)).await.expect("registered"), 60);
+    assert_eq!(
+        ua.register(account(&k, "bob", "bobpw", 60))
+            .await
+            .expect("registered"),
+        60
+    );
 }
 
 #[tokio::test]
 async fn register_over_tcp() {
     let k = Kamailio::start("MD5");
-    let cfg = UaConfig { transport: Transport::Tcp, ..UaConfig::default() };
+    let cfg = UaConfig {
+        transport: Transport::Tcp,
+        ..UaConfig::default()
+    };
     let (ua, _ev) = Ua::start(cfg).await.unwrap();
-    assert_eq!(ua.register(account(&k, "carol", "carolpw", 60)).await.expect("registered over TCP"), 60);
+    assert_eq!(
+        ua.register(account(&k, "carol", "carolpw", 60))
+            .await
+            .expect("registered over TCP"),
+        60
+    );
 }
 
 #[tokio::test]
 async fn registrar_timeout_is_reported() {
     // Nothing listens on this port: timer F fires (with short timers to keep the test fast).
     let port = common::free_port();
-    let timers = bifrons_sip::transaction::Timers { t1: Duration::from_millis(20), ..Default::default() };
-    let (ua, _ev) = Ua::start(UaConfig { timers, ..UaConfig::default() }).await.unwrap();
-    let acct = Account { registrar: format!("sip:127.0.0.1:{port}"), user: "x".into(), password: "y".into(), domain: None, expires: 60 };
+    let timers = bifrons_sip::transaction::Timers {
+        t1: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let (ua, _ev) = Ua::start(UaConfig {
+        timers,
+        ..UaConfig::default()
+    })
+    .await
+    .unwrap();
+    let acct = Account {
+        registrar: format!("sip:127.0.0.1:{port}"),
+        user: "x".into(),
+        password: "y".into(),
+        domain: None,
+        expires: 60,
+    };
     let err = ua.register(acct).await.expect_err("must time out");
     assert!(matches!(err, SipError::Timeout), "{err:?}");
 }
@@ -86,16 +152,27 @@ async fn registrar_timeout_is_reported() {
 async fn forbidden_account_is_a_typed_failure() {
     let k = Kamailio::start("MD5");
     let (ua, _ev) = Ua::start(UaConfig::default()).await.unwrap();
-    let err = ua.register(account(&k, "mallory", "x", 60)).await.expect_err("403");
-    assert!(matches!(err, SipError::Auth(AuthFailure::Forbidden)), "{err:?}");
+    let err = ua
+        .register(account(&k, "mallory", "x", 60))
+        .await
+        .expect_err("403");
+    assert!(
+        matches!(err, SipError::Auth(AuthFailure::Forbidden)),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn udp_keepalive_sends_options_to_the_registrar() {
     let k = Kamailio::start("MD5");
-    let cfg = UaConfig { keepalive: Some(Duration::from_millis(300)), ..UaConfig::default() };
+    let cfg = UaConfig {
+        keepalive: Some(Duration::from_millis(300)),
+        ..UaConfig::default()
+    };
     let (ua, _ev) = Ua::start(cfg).await.unwrap();
-    ua.register(account(&k, "alice", "alicepw", 60)).await.expect("registered");
+    ua.register(account(&k, "alice", "alicepw", 60))
+        .await
+        .expect("registered");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let n = k.log().matches("REQ OPTIONS").count();
     // One probe came from the test harness's readiness check.

@@ -8,8 +8,20 @@ use std::time::Duration;
 
 async fn registered_ua(k: &Kamailio, user: &str) -> (Ua, UaEvents) {
     let (ua, ev) = Ua::start(UaConfig::default()).await.unwrap();
-    let pw = common::USERS.iter().find(|(u, _)| *u == user).map(|(_, p)| *p).unwrap_or("x");
-    ua.register(Account { registrar: k.registrar(), user: user.into(), password: pw.into(), domain: None, expires: 300 }).await.expect("register");
+    let pw = common::USERS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .map(|(_, p)| *p)
+        .unwrap_or("x");
+    ua.register(Account {
+        registrar: k.registrar(),
+        user: user.into(),
+        password: pw.into(),
+        domain: None,
+        expires: 300,
+    })
+    .await
+    .expect("register");
     (ua, ev)
 }
 
@@ -20,11 +32,18 @@ async fn message_is_delivered_between_two_uas_and_options_reach_baresip() {
     let (alice, _a) = registered_ua(&k, "alice").await;
     let (_carol, mut carol_ev) = registered_ua(&k, "carol").await;
     // alice's MESSAGE is proxy-challenged (407) by kamailio, then delivered.
-    let code = alice.message(&k.uri("carol"), "text/plain", b"hello carol".to_vec()).await.expect("MESSAGE");
+    let code = alice
+        .message(&k.uri("carol"), "text/plain", b"hello carol".to_vec())
+        .await
+        .expect("MESSAGE");
     assert_eq!(code, 200);
     let got = loop {
         match tokio::time::timeout(Duration::from_secs(10), carol_ev.next()).await {
-            Ok(Some(UaEvent::Message { from, content_type, body })) => break (from, content_type, body),
+            Ok(Some(UaEvent::Message {
+                from,
+                content_type,
+                body,
+            })) => break (from, content_type, body),
             Ok(Some(_)) => continue,
             other => panic!("no MESSAGE event: {other:?}"),
         }
@@ -67,9 +86,18 @@ async fn application_managed_sdp_is_carried_both_ways() {
     let k = Kamailio::start("MD5");
     let (alice, _a) = registered_ua(&k, "alice").await;
     let (_carol, mut carol_ev) = registered_ua(&k, "carol").await;
-    let offer = Sdp::offer("127.0.0.1:41000".parse().unwrap(), &[Codec::Opus, Codec::Pcmu], Direction::SendRecv, 11, 1);
+    let offer = Sdp::offer(
+        "127.0.0.1:41000".parse().unwrap(),
+        &[Codec::Opus, Codec::Pcmu],
+        Direction::SendRecv,
+        11,
+        1,
+    );
     let mut call = alice.call(&k.uri("carol"), Some(offer)).await.unwrap();
-    assert!(call.rtp().is_none(), "no UA-managed media when the application gives the SDP");
+    assert!(
+        call.rtp().is_none(),
+        "no UA-managed media when the application gives the SDP"
+    );
     let incoming = loop {
         match tokio::time::timeout(Duration::from_secs(10), carol_ev.next()).await {
             Ok(Some(UaEvent::IncomingCall(c))) => break c,
@@ -78,8 +106,18 @@ async fn application_managed_sdp_is_carried_both_ways() {
         }
     };
     let got = incoming.remote_offer().expect("offer").clone();
-    assert_eq!(got.audio_addr().unwrap(), "127.0.0.1:41000".parse().unwrap());
-    let (answer, neg) = Sdp::answer(&got, &[Codec::Opus], "127.0.0.1:42000".parse().unwrap(), Direction::SendRecv, 22).unwrap();
+    assert_eq!(
+        got.audio_addr().unwrap(),
+        "127.0.0.1:41000".parse().unwrap()
+    );
+    let (answer, neg) = Sdp::answer(
+        &got,
+        &[Codec::Opus],
+        "127.0.0.1:42000".parse().unwrap(),
+        Direction::SendRecv,
+        22,
+    )
+    .unwrap();
     assert_eq!(neg.codec, Codec::Opus);
     incoming.answer_with_sdp(answer).await.unwrap();
     let mut remote = None;
@@ -92,7 +130,10 @@ async fn application_managed_sdp_is_carried_both_ways() {
         }
     }
     let remote = remote.expect("RemoteSdp before Answered");
-    assert_eq!(remote.audio_addr().unwrap(), "127.0.0.1:42000".parse().unwrap());
+    assert_eq!(
+        remote.audio_addr().unwrap(),
+        "127.0.0.1:42000".parse().unwrap()
+    );
     assert_eq!(remote.audio().unwrap().formats[0], 111);
     call.hangup().await.unwrap();
 }

@@ -45,8 +45,16 @@ async fn route(
 ) -> AdminResult {
     let at0 = |e: ApiError| (0, e);
     let request = fields.string("janus").map_err(at0)?.to_ascii_lowercase();
-    let session_id = fields.opt_u64("session_id").map_err(at0)?.or(path_session).unwrap_or(0);
-    let handle_id = fields.opt_u64("handle_id").map_err(at0)?.or(path_handle).unwrap_or(0);
+    let session_id = fields
+        .opt_u64("session_id")
+        .map_err(at0)?
+        .or(path_session)
+        .unwrap_or(0);
+    let handle_id = fields
+        .opt_u64("handle_id")
+        .map_err(at0)?
+        .or(path_handle)
+        .unwrap_or(0);
 
     if session_id == 0 && handle_id == 0 {
         match request.as_str() {
@@ -59,15 +67,22 @@ async fn route(
     if session_id == 0 {
         return global(core, &request, fields).map_err(at0);
     }
-    let session = core.sessions.get(SessionId(session_id)).ok_or_else(|| at0(ApiError::session_not_found(session_id)))?;
+    let session = core
+        .sessions
+        .get(SessionId(session_id))
+        .ok_or_else(|| at0(ApiError::session_not_found(session_id)))?;
     let at = |e: ApiError| (session_id, e);
     if handle_id == 0 {
-        return session_level(core, &session, &request, fields).await.map_err(at);
+        return session_level(core, &session, &request, fields)
+            .await
+            .map_err(at);
     }
     let handle = session
         .handle(HandleId(handle_id))
         .ok_or_else(|| at(ApiError::handle_not_found(handle_id, session_id)))?;
-    handle_level(&session, &handle, &request, fields).await.map_err(at)
+    handle_level(&session, &handle, &request, fields)
+        .await
+        .map_err(at)
 }
 
 fn check_secret(core: &Core, fields: &Fields) -> Result<(), ApiError> {
@@ -90,11 +105,20 @@ fn success(extra: Value) -> Value {
 }
 
 fn token_store_disabled() -> ApiError {
-    ApiError::new(ErrorCode::Unknown, "Stored-Token based authentication disabled")
+    ApiError::new(
+        ErrorCode::Unknown,
+        "Stored-Token based authentication disabled",
+    )
 }
 
 fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, ApiError> {
-    let needs_tokens = || if core.auth.token_auth_enabled() { Ok(()) } else { Err(token_store_disabled()) };
+    let needs_tokens = || {
+        if core.auth.token_auth_enabled() {
+            Ok(())
+        } else {
+            Err(token_store_disabled())
+        }
+    };
     match request {
         "get_status" => Ok(success(json!({ "status": {
             "token_auth": core.auth.token_auth_enabled(),
@@ -110,20 +134,29 @@ fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, Api
             "accepting_new_sessions": core.accepting_sessions(),
         }}))),
         "set_session_timeout" => {
-            let timeout = fields.opt_u64("timeout")?.ok_or_else(|| ApiError::missing("timeout"))?;
+            let timeout = fields
+                .opt_u64("timeout")?
+                .ok_or_else(|| ApiError::missing("timeout"))?;
             core.sessions.set_timeout(timeout);
             Ok(success(json!({ "timeout": timeout })))
         }
         "set_log_level" => {
-            let level = fields.opt_u64("level")?.ok_or_else(|| ApiError::missing("level"))?;
+            let level = fields
+                .opt_u64("level")?
+                .ok_or_else(|| ApiError::missing("level"))?;
             if level > 7 {
-                return Err(ApiError::new(ErrorCode::InvalidElementType, "Invalid element type (level should be between 0 and 7)"));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidElementType,
+                    "Invalid element type (level should be between 0 and 7)",
+                ));
             }
             core.log.set_level(janus_level_filter(level));
             Ok(success(json!({ "level": level })))
         }
         "accept_new_sessions" => {
-            let accept = fields.opt_bool("accept")?.ok_or_else(|| ApiError::missing("accept"))?;
+            let accept = fields
+                .opt_bool("accept")?
+                .ok_or_else(|| ApiError::missing("accept"))?;
             core.set_accepting_sessions(accept);
             Ok(success(json!({ "accept": accept })))
         }
@@ -151,27 +184,39 @@ fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, Api
         "allow_token" | "disallow_token" => {
             needs_tokens()?;
             let token = fields.string("token")?;
-            let plugins = fields.opt_string_array("plugins")?.filter(|p| !p.is_empty());
-            let plugins = plugins.ok_or_else(|| ApiError::invalid_type("plugins", "a non-empty array"))?;
-            let result = core.auth.edit_token(token, &plugins, request == "allow_token");
-            let plugins = result.ok_or_else(|| ApiError::new(ErrorCode::TokenNotFound, format!("Token {token} not found")))?;
+            let plugins = fields
+                .opt_string_array("plugins")?
+                .filter(|p| !p.is_empty());
+            let plugins =
+                plugins.ok_or_else(|| ApiError::invalid_type("plugins", "a non-empty array"))?;
+            let result = core
+                .auth
+                .edit_token(token, &plugins, request == "allow_token");
+            let plugins = result.ok_or_else(|| {
+                ApiError::new(ErrorCode::TokenNotFound, format!("Token {token} not found"))
+            })?;
             Ok(success(json!({ "data": { "plugins": plugins } })))
         }
         "remove_token" => {
             needs_tokens()?;
             let token = fields.string("token")?;
             if !core.auth.remove_token(token) {
-                return Err(ApiError::new(ErrorCode::TokenNotFound, format!("Token {token} not found")));
+                return Err(ApiError::new(
+                    ErrorCode::TokenNotFound,
+                    format!("Token {token} not found"),
+                ));
             }
             Ok(success(json!({})))
         }
         "message_plugin" => {
             let package = fields.string("plugin")?;
             let request = fields.object("request")?;
-            let plugin = core
-                .plugins
-                .get(package)
-                .ok_or_else(|| ApiError::new(ErrorCode::PluginNotFound, format!("No such plugin '{package}'")))?;
+            let plugin = core.plugins.get(package).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::PluginNotFound,
+                    format!("No such plugin '{package}'"),
+                )
+            })?;
             let response = plugin.handle_admin_message(Value::Object(request.clone()));
             Ok(success(json!({ "response": response })))
         }
@@ -179,7 +224,12 @@ fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, Api
     }
 }
 
-async fn session_level(core: &Arc<Core>, session: &Arc<Session>, request: &str, fields: &Fields<'_>) -> Result<Value, ApiError> {
+async fn session_level(
+    core: &Arc<Core>,
+    session: &Arc<Session>,
+    request: &str,
+    fields: &Fields<'_>,
+) -> Result<Value, ApiError> {
     let id = session.id.0;
     match request {
         "list_handles" => {
@@ -191,9 +241,14 @@ async fn session_level(core: &Arc<Core>, session: &Arc<Session>, request: &str, 
             Ok(success(json!({ "session_id": id })))
         }
         "set_session_timeout" => {
-            let timeout = fields.opt_i64("timeout")?.ok_or_else(|| ApiError::missing("timeout"))?;
+            let timeout = fields
+                .opt_i64("timeout")?
+                .ok_or_else(|| ApiError::missing("timeout"))?;
             if timeout < -1 {
-                return Err(ApiError::new(ErrorCode::InvalidElementType, "Invalid element type (timeout should be a positive integer or -1)"));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidElementType,
+                    "Invalid element type (timeout should be a positive integer or -1)",
+                ));
             }
             session.set_timeout_override((timeout >= 0).then_some(timeout as u64));
             Ok(success(json!({ "session_id": id, "timeout": timeout })))
@@ -202,7 +257,12 @@ async fn session_level(core: &Arc<Core>, session: &Arc<Session>, request: &str, 
     }
 }
 
-async fn handle_level(session: &Arc<Session>, handle: &Arc<Handle>, request: &str, fields: &Fields<'_>) -> Result<Value, ApiError> {
+async fn handle_level(
+    session: &Arc<Session>,
+    handle: &Arc<Handle>,
+    request: &str,
+    fields: &Fields<'_>,
+) -> Result<Value, ApiError> {
     let ids = json!({ "session_id": session.id.0, "handle_id": handle.id.0 });
     match request {
         "handle_info" => {
@@ -247,7 +307,8 @@ async fn handle_info(session: &Session, handle: &Arc<Handle>, plugin_only: bool)
         let (ice, pc, signaling) = peer.state_summary();
         let (local, remote) = peer.sdps().await;
         info["sdps"] = json!({ "profile": "UDP/TLS/RTP/SAVPF", "local": local, "remote": remote });
-        info["webrtc"] = json!({ "ice": { "state": ice }, "peer_connection": pc, "signaling": signaling });
+        info["webrtc"] =
+            json!({ "ice": { "state": ice }, "peer_connection": pc, "signaling": signaling });
     }
     info
 }

@@ -72,9 +72,11 @@ impl Auth {
     pub fn plugin_allowed(&self, credential: &Credential, plugin: &str) -> bool {
         match credential {
             Credential::Open => true,
-            Credential::Token(token) => {
-                self.store().get(token).map(|p| p.is_empty() || p.contains(plugin)).unwrap_or(false)
-            }
+            Credential::Token(token) => self
+                .store()
+                .get(token)
+                .map(|p| p.is_empty() || p.contains(plugin))
+                .unwrap_or(false),
         }
     }
 
@@ -86,7 +88,10 @@ impl Auth {
     }
 
     pub fn list_tokens(&self) -> Vec<(String, Vec<String>)> {
-        self.store().iter().map(|(t, p)| (t.clone(), p.iter().cloned().collect())).collect()
+        self.store()
+            .iter()
+            .map(|(t, p)| (t.clone(), p.iter().cloned().collect()))
+            .collect()
     }
 
     /// Changes a token's plugins; `None` when the token is unknown.
@@ -114,7 +119,10 @@ mod tests {
 
     #[test]
     fn open_when_nothing_configured() {
-        assert_eq!(Auth::new("", false).check(None, None), Some(Credential::Open));
+        assert_eq!(
+            Auth::new("", false).check(None, None),
+            Some(Credential::Open)
+        );
     }
 
     #[test]

@@ -7,13 +7,22 @@ use crate::config::HttpConfig;
 /// Adds the CORS headers answering `request` to `response`.
 pub fn apply(config: &HttpConfig, request: &HeaderMap, response: &mut HeaderMap) {
     if config.allow_origin.is_empty() {
-        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        response.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
     } else if let Ok(origin) = HeaderValue::from_str(&config.allow_origin) {
         response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        response.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        response.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
         response.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
-    response.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     if let Some(method) = request.get(header::ACCESS_CONTROL_REQUEST_METHOD) {
         response.insert(header::ACCESS_CONTROL_ALLOW_METHODS, method.clone());
     }

@@ -42,19 +42,31 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
+        Self {
+            code,
+            reason: reason.into(),
+        }
     }
 
     pub fn missing(element: &str) -> Self {
-        Self::new(ErrorCode::MissingMandatoryElement, format!("Missing mandatory element ({element})"))
+        Self::new(
+            ErrorCode::MissingMandatoryElement,
+            format!("Missing mandatory element ({element})"),
+        )
     }
 
     pub fn invalid_type(element: &str, expected: &str) -> Self {
-        Self::new(ErrorCode::InvalidElementType, format!("Invalid element type ({element} should be {expected})"))
+        Self::new(
+            ErrorCode::InvalidElementType,
+            format!("Invalid element type ({element} should be {expected})"),
+        )
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(ErrorCode::Unauthorized, "Unauthorized request (wrong or missing secret/token)")
+        Self::new(
+            ErrorCode::Unauthorized,
+            "Unauthorized request (wrong or missing secret/token)",
+        )
     }
 
     pub fn session_not_found(id: u64) -> Self {
@@ -62,11 +74,17 @@ impl ApiError {
     }
 
     pub fn handle_not_found(handle: u64, session: u64) -> Self {
-        Self::new(ErrorCode::HandleNotFound, format!("No such handle {handle} in session {session}"))
+        Self::new(
+            ErrorCode::HandleNotFound,
+            format!("No such handle {handle} in session {session}"),
+        )
     }
 
     pub fn unhandled_at_path(request: &str) -> Self {
-        Self::new(ErrorCode::InvalidRequestPath, format!("Unhandled request '{request}' at this path"))
+        Self::new(
+            ErrorCode::InvalidRequestPath,
+            format!("Unhandled request '{request}' at this path"),
+        )
     }
 
     /// The `{"janus":"error",...}` reply; `session_id` only when non-zero, `transaction` only when known.
@@ -92,7 +110,10 @@ mod tests {
     #[test]
     fn error_reply_omits_zero_session_and_unknown_transaction() {
         let reply = ApiError::missing("transaction").to_reply(0, None);
-        assert_eq!(reply, json!({"janus":"error","error":{"code":456,"reason":"Missing mandatory element (transaction)"}}));
+        assert_eq!(
+            reply,
+            json!({"janus":"error","error":{"code":456,"reason":"Missing mandatory element (transaction)"}})
+        );
         let reply = ApiError::session_not_found(42).to_reply(42, Some("t"));
         assert_eq!(reply["session_id"], 42);
         assert_eq!(reply["transaction"], "t");

@@ -36,7 +36,11 @@ pub fn admin_router(core: Arc<Core>) -> Router {
 }
 
 fn json_response(value: &Value) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
 }
 
 /// Path components below `base`, or `None` when the path is elsewhere.
@@ -74,7 +78,13 @@ async fn janus_entry(
     response
 }
 
-async fn janus_http(core: &Arc<Core>, method: &Method, parts: &[&str], query: &HashMap<String, String>, body: &Bytes) -> Response {
+async fn janus_http(
+    core: &Arc<Core>,
+    method: &Method,
+    parts: &[&str],
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Response {
     if parts.len() > 3 {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -105,7 +115,11 @@ async fn janus_http(core: &Arc<Core>, method: &Method, parts: &[&str], query: &H
             (Some(s), None) => long_poll(core, s, query).await,
         },
         ref other => json_response(
-            &ApiError::new(ErrorCode::TransportSpecific, format!("Unsupported method {other}")).to_reply(0, None),
+            &ApiError::new(
+                ErrorCode::TransportSpecific,
+                format!("Unsupported method {other}"),
+            )
+            .to_reply(0, None),
         ),
     }
 }
@@ -115,7 +129,12 @@ fn random_transaction() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 12)
 }
 
-async fn post(core: &Arc<Core>, body: &[u8], session: Option<u64>, handle: Option<u64>) -> Response {
+async fn post(
+    core: &Arc<Core>,
+    body: &[u8],
+    session: Option<u64>,
+    handle: Option<u64>,
+) -> Response {
     if body.is_empty() {
         return StatusCode::BAD_REQUEST.into_response();
     }
@@ -127,7 +146,12 @@ async fn post(core: &Arc<Core>, body: &[u8], session: Option<u64>, handle: Optio
             return json_response(&e.to_reply(0, None));
         }
     };
-    let ctx = RequestContext { sink: Sink::Queue, transport: HTTP_TRANSPORT, path_session: session, path_handle: handle };
+    let ctx = RequestContext {
+        sink: Sink::Queue,
+        transport: HTTP_TRANSPORT,
+        path_session: session,
+        path_handle: handle,
+    };
     match tokio::time::timeout(POST_DEADLINE, handle_request(core, request, &ctx)).await {
         Ok(outcome) => {
             if let Some(after) = outcome.after {
@@ -140,7 +164,14 @@ async fn post(core: &Arc<Core>, body: &[u8], session: Option<u64>, handle: Optio
 }
 
 async fn long_poll(core: &Arc<Core>, session_id: u64, query: &HashMap<String, String>) -> Response {
-    if core.auth.check(query.get("apisecret").map(String::as_str), query.get("token").map(String::as_str)).is_none() {
+    if core
+        .auth
+        .check(
+            query.get("apisecret").map(String::as_str),
+            query.get("token").map(String::as_str),
+        )
+        .is_none()
+    {
         return StatusCode::FORBIDDEN.into_response();
     }
     let Some(session) = core.sessions.get(SessionId(session_id)) else {
@@ -148,7 +179,11 @@ async fn long_poll(core: &Arc<Core>, session_id: u64, query: &HashMap<String, St
     };
     // The long poll is the HTTP client's keepalive.
     session.touch(Instant::now());
-    let max = query.get("maxev").and_then(|m| m.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let max = query
+        .get("maxev")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
     let mut events = session.poll_events(max, LONG_POLL_HOLD).await;
     session.touch(Instant::now());
     if events.is_empty() {
@@ -161,7 +196,12 @@ async fn long_poll(core: &Arc<Core>, session_id: u64, query: &HashMap<String, St
     }
 }
 
-async fn admin_entry(State(core): State<Arc<Core>>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn admin_entry(
+    State(core): State<Arc<Core>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let Some(parts) = components(uri.path(), &core.config.admin.base_path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -184,7 +224,15 @@ async fn admin_entry(State(core): State<Arc<Core>>, method: Method, uri: Uri, bo
         Ok(b) => b,
         Err(e) => return json_response(&e.to_reply(0, None)),
     };
-    let session = if method == Method::POST { ids.first().copied().flatten() } else { None };
-    let handle = if method == Method::POST { ids.get(1).copied().flatten() } else { None };
+    let session = if method == Method::POST {
+        ids.first().copied().flatten()
+    } else {
+        None
+    };
+    let handle = if method == Method::POST {
+        ids.get(1).copied().flatten()
+    } else {
+        None
+    };
     json_response(&handle_admin(&core, body, session, handle).await)
 }

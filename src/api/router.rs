@@ -40,7 +40,10 @@ impl Outcome {
     }
 
     fn then(reply: Value, after: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
-        Self { reply, after: Some(Box::pin(after)) }
+        Self {
+            reply,
+            after: Some(Box::pin(after)),
+        }
     }
 }
 
@@ -51,7 +54,11 @@ struct Envelope<'a> {
 }
 
 /// Handles one request object and produces its reply.
-pub async fn handle_request(core: &Arc<Core>, body: Map<String, Value>, ctx: &RequestContext) -> Outcome {
+pub async fn handle_request(
+    core: &Arc<Core>,
+    body: Map<String, Value>,
+    ctx: &RequestContext,
+) -> Outcome {
     let fields = Fields::new(&body);
     let transaction = match fields.string("transaction") {
         Ok(t) => t,
@@ -61,7 +68,11 @@ pub async fn handle_request(core: &Arc<Core>, body: Map<String, Value>, ctx: &Re
         Ok(r) => r.to_ascii_lowercase(),
         Err(e) => return Outcome::reply(e.to_reply(0, Some(transaction))),
     };
-    let envelope = Envelope { request, transaction, fields };
+    let envelope = Envelope {
+        request,
+        transaction,
+        fields,
+    };
     match route(core, &envelope, ctx).await {
         Ok(outcome) => outcome,
         Err((session, error)) => {
@@ -78,15 +89,25 @@ type Routed = Result<Outcome, (u64, ApiError)>;
 fn body_id(fields: &Fields, name: &str) -> Result<Option<u64>, ApiError> {
     match fields.get(name) {
         Some(serde_json::Value::Number(n)) if n.is_i64() && !n.is_u64() => Ok(Some(u64::MAX)),
-        Some(serde_json::Value::Number(n)) if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
-            Err(ApiError::new(ErrorCode::InvalidJson, format!("JSON error: {name}: integer overflow")))
+        Some(serde_json::Value::Number(n))
+            if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0) =>
+        {
+            Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("JSON error: {name}: integer overflow"),
+            ))
         }
         _ => fields.opt_u64(name),
     }
 }
 
 /// Reads an id from the body or the path; both present and different is a conflict.
-fn id_from(fields: &Fields, name: &str, path: Option<u64>, what: &str) -> Result<Option<u64>, ApiError> {
+fn id_from(
+    fields: &Fields,
+    name: &str,
+    path: Option<u64>,
+    what: &str,
+) -> Result<Option<u64>, ApiError> {
     let body = body_id(fields, name)?;
     match (body, path) {
         (Some(b), Some(p)) if b != p => Err(ApiError::new(
@@ -99,7 +120,9 @@ fn id_from(fields: &Fields, name: &str, path: Option<u64>, what: &str) -> Result
 
 async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Routed {
     let at0 = |e: ApiError| (0, e);
-    let session_id = id_from(&env.fields, "session_id", ctx.path_session, "session").map_err(at0)?.unwrap_or(0);
+    let session_id = id_from(&env.fields, "session_id", ctx.path_session, "session")
+        .map_err(at0)?
+        .unwrap_or(0);
     let handle_id = id_from(&env.fields, "handle_id", ctx.path_handle, "handle").map_err(at0)?;
     let t = env.transaction;
 
@@ -112,13 +135,25 @@ async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Ro
         };
     }
     if session_id == 0 {
-        return Err(at0(ApiError::new(ErrorCode::SessionNotFound, "Unhandled request (missing session)")));
+        return Err(at0(ApiError::new(
+            ErrorCode::SessionNotFound,
+            "Unhandled request (missing session)",
+        )));
     }
     if handle_id == Some(0) {
-        return Err((session_id, ApiError::new(ErrorCode::HandleNotFound, "Unhandled request (invalid handle)")));
+        return Err((
+            session_id,
+            ApiError::new(
+                ErrorCode::HandleNotFound,
+                "Unhandled request (invalid handle)",
+            ),
+        ));
     }
     let credential = authenticate(core, &env.fields).map_err(|e| (session_id, e))?;
-    let session = core.sessions.get(SessionId(session_id)).ok_or_else(|| at0(ApiError::session_not_found(session_id)))?;
+    let session = core
+        .sessions
+        .get(SessionId(session_id))
+        .ok_or_else(|| at0(ApiError::session_not_found(session_id)))?;
     session.touch(Instant::now());
     let at = |e: ApiError| (session_id, e);
 
@@ -128,14 +163,21 @@ async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Ro
             "attach" => attach(core, &session, env, &credential).map_err(at),
             "destroy" => {
                 let core = core.clone();
-                Ok(Outcome::then(success(session_id, t), async move { core.destroy_session(&session).await }))
+                Ok(Outcome::then(success(session_id, t), async move {
+                    core.destroy_session(&session).await
+                }))
             }
             "claim" => {
                 session.rebind(ctx.sink.clone(), ctx.transport);
                 Ok(Outcome::reply(success(session_id, t)))
             }
-            "message" | "trickle" | "detach" | "hangup" => Err(at(ApiError::unhandled_at_path(&env.request))),
-            other => Err(at(ApiError::new(ErrorCode::UnknownRequest, format!("Unknown request '{other}'")))),
+            "message" | "trickle" | "detach" | "hangup" => {
+                Err(at(ApiError::unhandled_at_path(&env.request)))
+            }
+            other => Err(at(ApiError::new(
+                ErrorCode::UnknownRequest,
+                format!("Unknown request '{other}'"),
+            ))),
         };
     };
 
@@ -148,7 +190,9 @@ async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Ro
         "trickle" => trickle(&handle, env, session_id).await.map_err(at),
         "detach" => {
             session.remove_handle(handle.id);
-            Ok(Outcome::then(success(session_id, t), async move { handle.detach().await }))
+            Ok(Outcome::then(success(session_id, t), async move {
+                handle.detach().await
+            }))
         }
         "hangup" => {
             let gateway = handle.gateway.clone();
@@ -157,7 +201,10 @@ async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Ro
             }))
         }
         "attach" | "destroy" | "claim" => Err(at(ApiError::unhandled_at_path(&env.request))),
-        other => Err(at(ApiError::new(ErrorCode::UnknownRequest, format!("Unknown request '{other}'")))),
+        other => Err(at(ApiError::new(
+            ErrorCode::UnknownRequest,
+            format!("Unknown request '{other}'"),
+        ))),
     }
 }
 
@@ -172,13 +219,22 @@ fn ack(session_id: u64, transaction: &str) -> Value {
 fn authenticate(core: &Core, fields: &Fields) -> Result<Credential, ApiError> {
     let secret = fields.opt_string("apisecret")?;
     let token = fields.opt_string("token")?;
-    core.auth.check(secret, token).ok_or_else(ApiError::unauthorized)
+    core.auth
+        .check(secret, token)
+        .ok_or_else(ApiError::unauthorized)
 }
 
 fn create(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Result<Outcome, ApiError> {
-    let requested = env.fields.opt_u64("id")?.filter(|id| *id != 0).map(SessionId);
+    let requested = env
+        .fields
+        .opt_u64("id")?
+        .filter(|id| *id != 0)
+        .map(SessionId);
     if !core.accepting_sessions() {
-        return Err(ApiError::new(ErrorCode::NotAcceptingSessions, "Not accepting new sessions"));
+        return Err(ApiError::new(
+            ErrorCode::NotAcceptingSessions,
+            "Not accepting new sessions",
+        ));
     }
     authenticate(core, &env.fields)?;
     let session = core
@@ -187,19 +243,31 @@ fn create(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Result<
         .map_err(|_| ApiError::new(ErrorCode::SessionConflict, "Session ID already in use"))?;
     tracing::info!(session_id = %session.id, transport = ctx.transport, "session created");
     // No session_id in this reply: janode would route it to a session it does not know yet.
-    Ok(Outcome::reply(json!({ "janus": "success", "transaction": env.transaction, "data": { "id": session.id.0 } })))
+    Ok(Outcome::reply(
+        json!({ "janus": "success", "transaction": env.transaction, "data": { "id": session.id.0 } }),
+    ))
 }
 
-fn attach(core: &Arc<Core>, session: &Arc<Session>, env: &Envelope<'_>, credential: &Credential) -> Result<Outcome, ApiError> {
+fn attach(
+    core: &Arc<Core>,
+    session: &Arc<Session>,
+    env: &Envelope<'_>,
+    credential: &Credential,
+) -> Result<Outcome, ApiError> {
     let package = env.fields.string("plugin")?;
     let opaque_id = env.fields.opt_string("opaque_id")?.map(str::to_string);
     if !core.auth.plugin_allowed(credential, package) {
-        return Err(ApiError::new(ErrorCode::UnauthorizedPlugin, format!("Provided token can't access plugin '{package}'")));
+        return Err(ApiError::new(
+            ErrorCode::UnauthorizedPlugin,
+            format!("Provided token can't access plugin '{package}'"),
+        ));
     }
-    let plugin = core
-        .plugins
-        .get(package)
-        .ok_or_else(|| ApiError::new(ErrorCode::PluginNotFound, format!("No such plugin '{package}'")))?;
+    let plugin = core.plugins.get(package).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::PluginNotFound,
+            format!("No such plugin '{package}'"),
+        )
+    })?;
     let id = loop {
         let id = HandleId::random();
         if session.handle(id).is_none() {
@@ -215,10 +283,19 @@ fn attach(core: &Arc<Core>, session: &Arc<Session>, env: &Envelope<'_>, credenti
         core.media.clone(),
         Duration::from_secs(core.config.general.candidates_timeout),
     );
-    plugin
-        .create_handle(&gateway)
-        .map_err(|e| ApiError::new(ErrorCode::PluginAttach, format!("Couldn't attach to plugin: error '{e}'")))?;
-    session.add_handle(Arc::new(Handle { id, plugin, opaque_id, created: Instant::now(), gateway }));
+    plugin.create_handle(&gateway).map_err(|e| {
+        ApiError::new(
+            ErrorCode::PluginAttach,
+            format!("Couldn't attach to plugin: error '{e}'"),
+        )
+    })?;
+    session.add_handle(Arc::new(Handle {
+        id,
+        plugin,
+        opaque_id,
+        created: Instant::now(),
+        gateway,
+    }));
     tracing::info!(session_id = %session.id, handle_id = %id, plugin = package, "handle attached");
     Ok(Outcome::reply(json!({
         "janus": "success", "session_id": session.id.0, "transaction": env.transaction, "data": { "id": id.0 }
@@ -228,7 +305,10 @@ fn attach(core: &Arc<Core>, session: &Arc<Session>, env: &Envelope<'_>, credenti
 /// Validates a `jsep` object: type and SDP present, type known, SDP parseable.
 fn parse_jsep(value: &Value) -> Result<Jsep, ApiError> {
     let Value::Object(map) = value else {
-        return Err(ApiError::new(ErrorCode::InvalidJsonObject, "Invalid jsep object"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidJsonObject,
+            "Invalid jsep object",
+        ));
     };
     let fields = Fields::with_context(map, "JSEP error: ");
     let kind = fields.string("type")?;
@@ -238,28 +318,60 @@ fn parse_jsep(value: &Value) -> Result<Jsep, ApiError> {
         "offer" => JsepType::Offer,
         "answer" => JsepType::Answer,
         other => {
-            return Err(ApiError::new(ErrorCode::JsepUnknownType, format!("JSEP error: unknown message type '{other}'")))
+            return Err(ApiError::new(
+                ErrorCode::JsepUnknownType,
+                format!("JSEP error: unknown message type '{other}'"),
+            ))
         }
     };
-    validate_sdp(sdp).map_err(|e| ApiError::new(ErrorCode::JsepInvalidSdp, format!("JSEP error: invalid SDP ({e})")))?;
-    Ok(Jsep { kind, sdp: sdp.to_string(), trickle })
+    validate_sdp(sdp).map_err(|e| {
+        ApiError::new(
+            ErrorCode::JsepInvalidSdp,
+            format!("JSEP error: invalid SDP ({e})"),
+        )
+    })?;
+    Ok(Jsep {
+        kind,
+        sdp: sdp.to_string(),
+        trickle,
+    })
 }
 
-async fn message(handle: &Arc<Handle>, env: &Envelope<'_>, session_id: u64) -> Result<Outcome, ApiError> {
+async fn message(
+    handle: &Arc<Handle>,
+    env: &Envelope<'_>,
+    session_id: u64,
+) -> Result<Outcome, ApiError> {
     let body = Value::Object(env.fields.object("body")?.clone());
     let jsep = env.fields.get("jsep").map(parse_jsep).transpose()?;
     if let Some(answer) = jsep.as_ref().filter(|j| j.kind == JsepType::Answer) {
-        handle.gateway.accept_answer(answer).await.map_err(|e| match e {
-            MediaError::UnexpectedAnswer | MediaError::NoPeer => {
-                ApiError::new(ErrorCode::UnexpectedAnswer, "Unexpected ANSWER (did we offer?)")
-            }
-            MediaError::InvalidSdp(m) => ApiError::new(ErrorCode::JsepInvalidSdp, format!("JSEP error: invalid SDP ({m})")),
-            other => ApiError::new(ErrorCode::WebrtcState, other.to_string()),
-        })?;
+        handle
+            .gateway
+            .accept_answer(answer)
+            .await
+            .map_err(|e| match e {
+                MediaError::UnexpectedAnswer | MediaError::NoPeer => ApiError::new(
+                    ErrorCode::UnexpectedAnswer,
+                    "Unexpected ANSWER (did we offer?)",
+                ),
+                MediaError::InvalidSdp(m) => ApiError::new(
+                    ErrorCode::JsepInvalidSdp,
+                    format!("JSEP error: invalid SDP ({m})"),
+                ),
+                other => ApiError::new(ErrorCode::WebrtcState, other.to_string()),
+            })?;
     }
-    let message = PluginMessage { transaction: env.transaction.to_string(), body, jsep };
+    let message = PluginMessage {
+        transaction: env.transaction.to_string(),
+        body,
+        jsep,
+    };
     let t = env.transaction;
-    match handle.plugin.handle_message(handle.gateway.clone(), message).await {
+    match handle
+        .plugin
+        .handle_message(handle.gateway.clone(), message)
+        .await
+    {
         PluginResult::Ok(data) => Ok(Outcome::reply(json!({
             "janus": "success", "session_id": session_id, "transaction": t, "sender": handle.id.0,
             "plugindata": { "plugin": handle.plugin.package(), "data": data },
@@ -269,7 +381,10 @@ async fn message(handle: &Arc<Handle>, env: &Envelope<'_>, session_id: u64) -> R
             if let Some(hint) = hint {
                 reply["hint"] = json!(hint);
             }
-            Ok(Outcome { reply, after: Some(work) })
+            Ok(Outcome {
+                reply,
+                after: Some(work),
+            })
         }
         PluginResult::Error(reason) => Err(ApiError::new(ErrorCode::PluginMessage, reason)),
     }
@@ -277,8 +392,14 @@ async fn message(handle: &Arc<Handle>, env: &Envelope<'_>, session_id: u64) -> R
 
 /// One trickled candidate object; `None` for end-of-candidates or another m-line (BUNDLE).
 fn parse_candidate(value: &Value) -> Result<Option<RemoteCandidate>, ApiError> {
-    let Value::Object(map) = value else { return Ok(None) };
-    if map.get("completed").and_then(Value::as_bool).unwrap_or(false) {
+    let Value::Object(map) = value else {
+        return Ok(None);
+    };
+    if map
+        .get("completed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
         return Ok(None);
     }
     let fields = Fields::new(map);
@@ -298,14 +419,26 @@ fn parse_candidate(value: &Value) -> Result<Option<RemoteCandidate>, ApiError> {
     }))
 }
 
-async fn trickle(handle: &Arc<Handle>, env: &Envelope<'_>, session_id: u64) -> Result<Outcome, ApiError> {
+async fn trickle(
+    handle: &Arc<Handle>,
+    env: &Envelope<'_>,
+    session_id: u64,
+) -> Result<Outcome, ApiError> {
     let single = env.fields.get("candidate");
     let many = env.fields.get("candidates");
     let candidates: Vec<RemoteCandidate> = match (single, many) {
         (None, None) => return Err(ApiError::missing("candidate|candidates")),
-        (Some(_), Some(_)) => return Err(ApiError::new(ErrorCode::InvalidJson, "Can't have both candidate and candidates")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                "Can't have both candidate and candidates",
+            ))
+        }
         (Some(one), None) => parse_candidate(one)?.into_iter().collect(),
-        (None, Some(Value::Array(list))) => list.iter().filter_map(|c| parse_candidate(c).ok().flatten()).collect(),
+        (None, Some(Value::Array(list))) => list
+            .iter()
+            .filter_map(|c| parse_candidate(c).ok().flatten())
+            .collect(),
         (None, Some(_)) => return Err(ApiError::invalid_type("candidates", "an array")),
     };
     for candidate in candidates {
@@ -325,19 +458,55 @@ mod tests {
     fn candidate_parsing_follows_janus_rules() {
         assert_eq!(parse_candidate(&json!({"completed": true})).unwrap(), None);
         assert_eq!(parse_candidate(&Value::Null).unwrap(), None);
-        assert_eq!(parse_candidate(&json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"})).unwrap_err().code, ErrorCode::MissingMandatoryElement);
-        assert_eq!(parse_candidate(&json!({"sdpMid": "0"})).unwrap_err().reason, "Missing mandatory element (candidate)");
-        assert_eq!(parse_candidate(&json!({"sdpMid": 0, "candidate": "x"})).unwrap_err().code, ErrorCode::InvalidElementType);
-        assert_eq!(parse_candidate(&json!({"sdpMLineIndex": 1, "candidate": "x"})).unwrap(), None);
-        let c = parse_candidate(&json!({"sdpMid": "0", "sdpMLineIndex": 0, "candidate": "candidate:x"})).unwrap().unwrap();
+        assert_eq!(
+            parse_candidate(&json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}))
+                .unwrap_err()
+                .code,
+            ErrorCode::MissingMandatoryElement
+        );
+        assert_eq!(
+            parse_candidate(&json!({"sdpMid": "0"})).unwrap_err().reason,
+            "Missing mandatory element (candidate)"
+        );
+        assert_eq!(
+            parse_candidate(&json!({"sdpMid": 0, "candidate": "x"}))
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidElementType
+        );
+        assert_eq!(
+            parse_candidate(&json!({"sdpMLineIndex": 1, "candidate": "x"})).unwrap(),
+            None
+        );
+        let c = parse_candidate(
+            &json!({"sdpMid": "0", "sdpMLineIndex": 0, "candidate": "candidate:x"}),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.sdp_mid.as_deref(), Some("0"));
     }
 
     #[test]
     fn jsep_validation_codes() {
-        assert_eq!(parse_jsep(&json!("x")).unwrap_err().code, ErrorCode::InvalidJsonObject);
-        assert_eq!(parse_jsep(&json!({"type":"offer"})).unwrap_err().code, ErrorCode::MissingMandatoryElement);
-        assert_eq!(parse_jsep(&json!({"type":"pranswer","sdp":"v=0"})).unwrap_err().code, ErrorCode::JsepUnknownType);
-        assert_eq!(parse_jsep(&json!({"type":"offer","sdp":"not an sdp"})).unwrap_err().code, ErrorCode::JsepInvalidSdp);
+        assert_eq!(
+            parse_jsep(&json!("x")).unwrap_err().code,
+            ErrorCode::InvalidJsonObject
+        );
+        assert_eq!(
+            parse_jsep(&json!({"type":"offer"})).unwrap_err().code,
+            ErrorCode::MissingMandatoryElement
+        );
+        assert_eq!(
+            parse_jsep(&json!({"type":"pranswer","sdp":"v=0"}))
+                .unwrap_err()
+                .code,
+            ErrorCode::JsepUnknownType
+        );
+        assert_eq!(
+            parse_jsep(&json!({"type":"offer","sdp":"not an sdp"}))
+                .unwrap_err()
+                .code,
+            ErrorCode::JsepInvalidSdp
+        );
     }
 }

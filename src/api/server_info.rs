@@ -6,8 +6,14 @@ use crate::core::Core;
 
 /// Bifrons' version as a Janus-style number (major*1000 + minor*100 + patch... kept simple).
 fn version_number() -> u64 {
-    let mut parts = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    let (major, minor, patch) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
     major * 1000 + minor * 100 + patch
 }
 

@@ -40,5 +40,3 @@ pub async fn check(url: &str) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
-
-

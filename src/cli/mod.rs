@@ -90,7 +90,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 /// The database URL in effect: command line / environment, then the configuration file.
 pub fn database_url(cli: &Cli, config: &Config) -> String {
-    cli.database_url.clone().unwrap_or_else(|| config.database.url.clone())
+    cli.database_url
+        .clone()
+        .unwrap_or_else(|| config.database.url.clone())
 }
 
 /// Parses arguments, runs the subcommand and maps the outcome to an exit code.
@@ -120,10 +122,16 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match command {
-            Command::User { action: UserCommand::Add { name, role } } => user::add(&url, &name, role).await,
-            Command::User { action: UserCommand::List } => user::list(&url).await,
+            Command::User {
+                action: UserCommand::Add { name, role },
+            } => user::add(&url, &name, role).await,
+            Command::User {
+                action: UserCommand::List,
+            } => user::list(&url).await,
             Command::Migrate => migrate::run(&url).await,
-            Command::Db { action: DbCommand::Check } => db::check(&url).await,
+            Command::Db {
+                action: DbCommand::Check,
+            } => db::check(&url).await,
             Command::BenchDb { rows } => bench::run(&url, rows).await,
         }
     });

@@ -10,9 +10,13 @@ use bifrons::storage::{admin_bootstrap_hint, Storage};
 
 /// Starts the gateway and serves until Ctrl-C or SIGTERM.
 pub fn run(config: Config, database_url: String) -> ExitCode {
-    let level = logging::parse_level(&config.general.log_level).unwrap_or(tracing::level_filters::LevelFilter::INFO);
+    let level = logging::parse_level(&config.general.log_level)
+        .unwrap_or(tracing::level_filters::LevelFilter::INFO);
     let log = logging::init(level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bifrons: cannot start the runtime: {e}");
@@ -20,7 +24,9 @@ pub fn run(config: Config, database_url: String) -> ExitCode {
         }
     };
     let result: anyhow::Result<()> = runtime.block_on(async move {
-        let storage = Storage::open(&database_url).await.context("opening the registry database")?;
+        let storage = Storage::open(&database_url)
+            .await
+            .context("opening the registry database")?;
         tracing::info!(backend = ?storage.backend(), "registry ready");
         if let Some(hint) = admin_bootstrap_hint(&storage).await {
             tracing::warn!("{hint}");

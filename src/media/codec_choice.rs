@@ -28,14 +28,19 @@ pub fn first_supported_codec(sdp: &str, kind: MediaKind) -> Option<OfferedCodec>
         MediaKind::Audio => AUDIO,
         MediaKind::Video => VIDEO,
     };
-    let mut lines = sdp.lines().map(str::trim_end).skip_while(|l| !l.starts_with(section_prefix));
+    let mut lines = sdp
+        .lines()
+        .map(str::trim_end)
+        .skip_while(|l| !l.starts_with(section_prefix));
     let media_line = lines.next()?;
     let order: Vec<&str> = media_line.split_whitespace().skip(3).collect();
     let mut rtpmap: HashMap<&str, (&str, u32, u16)> = HashMap::new();
     let mut fmtp: HashMap<&str, &str> = HashMap::new();
     for line in lines.take_while(|l| !l.starts_with("m=")) {
         if let Some(rest) = line.strip_prefix("a=rtpmap:") {
-            let Some((pt, desc)) = rest.split_once(' ') else { continue };
+            let Some((pt, desc)) = rest.split_once(' ') else {
+                continue;
+            };
             let mut parts = desc.split('/');
             let name = parts.next().unwrap_or_default();
             let rate = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);

@@ -47,7 +47,11 @@ pub struct MediaEngine {
 }
 
 impl MediaEngine {
-    pub fn new(ice: &IceConfig, dtls: &DtlsConfig, no_media_timer: Duration) -> Result<Self, MediaError> {
+    pub fn new(
+        ice: &IceConfig,
+        dtls: &DtlsConfig,
+        no_media_timer: Duration,
+    ) -> Result<Self, MediaError> {
         let mut media = RtcMediaEngine::default();
         media.register_default_codecs()?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
@@ -63,11 +67,16 @@ impl MediaEngine {
             settings.set_ip_filter(Box::new(move |ip| allowed.contains(&ip)));
         }
         if ice.port_min != 0 {
-            let range = EphemeralUDP::new(ice.port_min, ice.port_max).map_err(|e| MediaError::Rtc(e.into()))?;
+            let range = EphemeralUDP::new(ice.port_min, ice.port_max)
+                .map_err(|e| MediaError::Rtc(e.into()))?;
             settings.set_udp_network(UDPNetwork::Ephemeral(range));
         }
         if !ice.nat_1_1_mapping.is_empty() {
-            let ips = ice.nat_1_1_mapping.iter().map(|ip| ip.to_string()).collect();
+            let ips = ice
+                .nat_1_1_mapping
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect();
             settings.set_nat_1to1_ips(ips, RTCIceCandidateType::Host);
         }
         settings.set_lite(ice.ice_lite);
@@ -82,7 +91,10 @@ impl MediaEngine {
         let mut ice_servers: Vec<RTCIceServer> = ice
             .stun_servers
             .iter()
-            .map(|url| RTCIceServer { urls: vec![url.clone()], ..Default::default() })
+            .map(|url| RTCIceServer {
+                urls: vec![url.clone()],
+                ..Default::default()
+            })
             .collect();
         ice_servers.extend(ice.turn_servers.iter().map(|t| RTCIceServer {
             urls: vec![t.url.clone()],
@@ -105,14 +117,22 @@ impl MediaEngine {
     }
 
     /// A new PeerConnection whose events go to `listener`.
-    pub async fn create_peer(&self, listener: Arc<dyn PeerListener>) -> Result<Arc<Peer>, MediaError> {
+    pub async fn create_peer(
+        &self,
+        listener: Arc<dyn PeerListener>,
+    ) -> Result<Arc<Peer>, MediaError> {
         let config = RTCConfiguration {
             ice_servers: self.ice_servers.clone(),
             certificates: vec![self.certificate.clone()],
             ..Default::default()
         };
         let pc = self.api.new_peer_connection(config).await?;
-        Ok(Peer::start(Arc::new(pc), listener, self.no_media_timer, self.full_trickle))
+        Ok(Peer::start(
+            Arc::new(pc),
+            listener,
+            self.no_media_timer,
+            self.full_trickle,
+        ))
     }
 
     /// The SHA-256 fingerprint clients will see in our SDPs.
@@ -131,14 +151,22 @@ impl MediaEngine {
 fn load_certificate(dtls: &DtlsConfig) -> Result<RTCCertificate, MediaError> {
     let err = |m: String| MediaError::Certificate(m);
     let certificate = if dtls.cert_pem.is_empty() {
-        DtlsCertificate::generate_self_signed(vec!["bifrons".to_string()]).map_err(|e| err(e.to_string()))?
+        DtlsCertificate::generate_self_signed(vec!["bifrons".to_string()])
+            .map_err(|e| err(e.to_string()))?
     } else {
-        let read = |path: &str| std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")));
-        let key = pem::parse(read(&dtls.key_pem)?).map_err(|e| err(format!("{}: {e}", dtls.key_pem)))?;
+        let read =
+            |path: &str| std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")));
+        let key =
+            pem::parse(read(&dtls.key_pem)?).map_err(|e| err(format!("{}: {e}", dtls.key_pem)))?;
         if key.tag() != "PRIVATE KEY" {
-            return Err(err(format!("{}: expected a PKCS#8 'PRIVATE KEY', found '{}'", dtls.key_pem, key.tag())));
+            return Err(err(format!(
+                "{}: expected a PKCS#8 'PRIVATE KEY', found '{}'",
+                dtls.key_pem,
+                key.tag()
+            )));
         }
-        let certs = pem::parse_many(read(&dtls.cert_pem)?).map_err(|e| err(format!("{}: {e}", dtls.cert_pem)))?;
+        let certs = pem::parse_many(read(&dtls.cert_pem)?)
+            .map_err(|e| err(format!("{}: {e}", dtls.cert_pem)))?;
         let mut blocks = vec![pem::Pem::new("PRIVATE_KEY", key.contents().to_vec())];
         blocks.extend(certs.into_iter().filter(|c| c.tag() == "CERTIFICATE"));
         DtlsCertificate::from_pem(&pem::encode_many(&blocks)).map_err(|e| err(e.to_string()))?

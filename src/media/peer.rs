@@ -109,7 +109,13 @@ impl Peer {
         });
         let listener_weak = Arc::downgrade(&listener);
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let peer = Arc::new(Self { pc: pc.clone(), shared: shared.clone(), outbound, listener: listener_weak, full_trickle });
+        let peer = Arc::new(Self {
+            pc: pc.clone(),
+            shared: shared.clone(),
+            outbound,
+            listener: listener_weak,
+            full_trickle,
+        });
         peer.watch_state();
         peer.watch_tracks();
         peer.watch_data_channels();
@@ -124,112 +130,135 @@ impl Peer {
     fn watch_state(&self) {
         let listener = self.listener.clone();
         let shared = self.shared.clone();
-        self.pc.on_peer_connection_state_change(Box::new(move |state| {
-            let listener = listener.clone();
-            let shared = shared.clone();
-            Box::pin(async move {
-                tracing::debug!(?state, "PeerConnection state");
-                if shared.closed.load(Ordering::Acquire) {
-                    return;
-                }
-                let Some(l) = listener.upgrade() else { return };
-                match state {
-                    RTCPeerConnectionState::Connected => l.on_connected(),
-                    RTCPeerConnectionState::Failed => l.on_failed("ICE failed"),
-                    _ => {}
-                }
-            })
-        }));
+        self.pc
+            .on_peer_connection_state_change(Box::new(move |state| {
+                let listener = listener.clone();
+                let shared = shared.clone();
+                Box::pin(async move {
+                    tracing::debug!(?state, "PeerConnection state");
+                    if shared.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let Some(l) = listener.upgrade() else { return };
+                    match state {
+                        RTCPeerConnectionState::Connected => l.on_connected(),
+                        RTCPeerConnectionState::Failed => l.on_failed("ICE failed"),
+                        _ => {}
+                    }
+                })
+            }));
     }
 
     fn watch_tracks(&self) {
         let listener = self.listener.clone();
         let shared = self.shared.clone();
-        self.pc.on_track(Box::new(move |track, _receiver, transceiver| {
-            let listener = listener.clone();
-            let shared = shared.clone();
-            Box::pin(async move {
-                let kind = match track.kind() {
-                    RTPCodecType::Audio => MediaKind::Audio,
-                    RTPCodecType::Video => MediaKind::Video,
-                    _ => return,
-                };
-                let mid = transceiver.mid().map(|m| m.to_string()).unwrap_or_default();
-                *shared.activity[kind.index()].mid.lock().unwrap_or_else(|e| e.into_inner()) = mid;
-                shared.remote_ssrc[kind.index()].store(track.ssrc(), Ordering::Relaxed);
-                tokio::spawn(read_rtp_loop(track, kind, shared, listener));
-            })
-        }));
+        self.pc
+            .on_track(Box::new(move |track, _receiver, transceiver| {
+                let listener = listener.clone();
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let kind = match track.kind() {
+                        RTPCodecType::Audio => MediaKind::Audio,
+                        RTPCodecType::Video => MediaKind::Video,
+                        _ => return,
+                    };
+                    let mid = transceiver.mid().map(|m| m.to_string()).unwrap_or_default();
+                    *shared.activity[kind.index()]
+                        .mid
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = mid;
+                    shared.remote_ssrc[kind.index()].store(track.ssrc(), Ordering::Relaxed);
+                    tokio::spawn(read_rtp_loop(track, kind, shared, listener));
+                })
+            }));
     }
 
     fn watch_data_channels(&self) {
         let listener = self.listener.clone();
         let shared = self.shared.clone();
-        self.pc.on_data_channel(Box::new(move |channel: Arc<RTCDataChannel>| {
-            let listener = listener.clone();
-            let shared = shared.clone();
-            Box::pin(async move {
-                let label = channel.label().to_string();
-                shared.channels.lock().unwrap_or_else(|e| e.into_inner()).insert(label.clone(), channel.clone());
-                channel.on_message(Box::new(move |message: DataChannelMessage| {
-                    let listener = listener.clone();
-                    let label = label.clone();
-                    Box::pin(async move {
-                        let Some(l) = listener.upgrade() else { return };
-                        let message = if message.is_string {
-                            DataMessage::Text(String::from_utf8_lossy(&message.data).into_owned())
-                        } else {
-                            DataMessage::Binary(message.data)
-                        };
-                        l.on_data(&label, message);
-                    })
-                }));
-            })
-        }));
+        self.pc
+            .on_data_channel(Box::new(move |channel: Arc<RTCDataChannel>| {
+                let listener = listener.clone();
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let label = channel.label().to_string();
+                    shared
+                        .channels
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(label.clone(), channel.clone());
+                    channel.on_message(Box::new(move |message: DataChannelMessage| {
+                        let listener = listener.clone();
+                        let label = label.clone();
+                        Box::pin(async move {
+                            let Some(l) = listener.upgrade() else { return };
+                            let message = if message.is_string {
+                                DataMessage::Text(
+                                    String::from_utf8_lossy(&message.data).into_owned(),
+                                )
+                            } else {
+                                DataMessage::Binary(message.data)
+                            };
+                            l.on_data(&label, message);
+                        })
+                    }));
+                })
+            }));
     }
 
     fn watch_candidates(&self) {
         let listener = self.listener.clone();
-        self.pc.on_ice_candidate(Box::new(move |candidate: Option<RTCIceCandidate>| {
-            let listener = listener.clone();
-            Box::pin(async move {
-                let Some(l) = listener.upgrade() else { return };
-                let local = match candidate.map(|c| c.to_json()) {
-                    Some(Ok(init)) => Some(RemoteCandidate {
-                        candidate: init.candidate,
-                        sdp_mid: init.sdp_mid,
-                        sdp_mline_index: init.sdp_mline_index,
-                    }),
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot serialise local candidate");
-                        return;
-                    }
-                    None => None,
-                };
-                l.on_local_candidate(local);
-            })
-        }));
+        self.pc
+            .on_ice_candidate(Box::new(move |candidate: Option<RTCIceCandidate>| {
+                let listener = listener.clone();
+                Box::pin(async move {
+                    let Some(l) = listener.upgrade() else { return };
+                    let local = match candidate.map(|c| c.to_json()) {
+                        Some(Ok(init)) => Some(RemoteCandidate {
+                            candidate: init.candidate,
+                            sdp_mid: init.sdp_mid,
+                            sdp_mline_index: init.sdp_mline_index,
+                        }),
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "cannot serialise local candidate");
+                            return;
+                        }
+                        None => None,
+                    };
+                    l.on_local_candidate(local);
+                })
+            }));
     }
 
     /// Applies a remote offer and returns our answer (with our candidates unless full-trickle).
     pub async fn answer(&self, offer: &Jsep, plan: AnswerPlan) -> Result<Jsep, MediaError> {
         // Outgoing tracks go in before the offer is applied: webrtc-rs then pairs each offered
         // m-line with our transceiver of the same kind, and the answer comes out sendrecv.
-        for (kind, wanted) in [(MediaKind::Audio, plan.send_audio), (MediaKind::Video, plan.send_video)] {
+        for (kind, wanted) in [
+            (MediaKind::Audio, plan.send_audio),
+            (MediaKind::Video, plan.send_video),
+        ] {
             if wanted {
                 self.add_outgoing_track(kind, &offer.sdp).await?;
             }
         }
-        let description =
-            RTCSessionDescription::offer(offer.sdp.clone()).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        self.pc.set_remote_description(description).await.map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let description = RTCSessionDescription::offer(offer.sdp.clone())
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(description)
+            .await
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let answer = self.pc.create_answer(None).await?;
         let mut gathered = self.pc.gathering_complete_promise().await;
         self.pc.set_local_description(answer).await?;
         if !self.full_trickle {
             let _ = gathered.recv().await;
         }
-        let local = self.pc.local_description().await.ok_or(MediaError::NoPeer)?;
+        let local = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(MediaError::NoPeer)?;
         tracing::debug!(sdp = %local.sdp, "local answer");
         Ok(Jsep::answer(local.sdp))
     }
@@ -242,7 +271,10 @@ impl Peer {
         let mut description = RTCSessionDescription::default();
         description.sdp_type = RTCSdpType::Answer;
         description.sdp = answer.sdp.clone();
-        self.pc.set_remote_description(description).await.map_err(|e| MediaError::InvalidSdp(e.to_string()))
+        self.pc
+            .set_remote_description(description)
+            .await
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))
     }
 
     /// Whether a remote description is set, i.e. remote candidates can be applied.
@@ -258,14 +290,23 @@ impl Peer {
             sdp_mline_index: candidate.sdp_mline_index,
             username_fragment: None,
         };
-        self.pc.add_ice_candidate(init).await.map_err(MediaError::from)
+        self.pc
+            .add_ice_candidate(init)
+            .await
+            .map_err(MediaError::from)
     }
 
     async fn add_outgoing_track(&self, kind: MediaKind, offer_sdp: &str) -> Result<(), MediaError> {
-        if self.shared.tracks[kind.index()].read().unwrap_or_else(|e| e.into_inner()).is_some() {
+        if self.shared.tracks[kind.index()]
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
             return Ok(());
         }
-        let Some(codec) = first_supported_codec(offer_sdp, kind) else { return Ok(()) };
+        let Some(codec) = first_supported_codec(offer_sdp, kind) else {
+            return Ok(());
+        };
         let capability = RTCRtpCodecCapability {
             mime_type: codec.mime_type,
             clock_rate: codec.clock_rate,
@@ -273,9 +314,18 @@ impl Peer {
             sdp_fmtp_line: codec.fmtp,
             rtcp_feedback: vec![],
         };
-        let track = Arc::new(TrackLocalStaticRTP::new(capability, kind.as_str().to_string(), "bifrons".to_string()));
-        let sender = self.pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
-        *self.shared.tracks[kind.index()].write().unwrap_or_else(|e| e.into_inner()) = Some(track);
+        let track = Arc::new(TrackLocalStaticRTP::new(
+            capability,
+            kind.as_str().to_string(),
+            "bifrons".to_string(),
+        ));
+        let sender = self
+            .pc
+            .add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>)
+            .await?;
+        *self.shared.tracks[kind.index()]
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(track);
         tokio::spawn(read_rtcp_loop(sender, kind, self.listener.clone()));
         Ok(())
     }
@@ -298,12 +348,16 @@ impl Peer {
 
     /// Sends a message on the data channel `label`.
     pub fn send_data(&self, label: &str, message: DataMessage) {
-        let _ = self.outbound.try_send(Outbound::Data(label.to_string(), message));
+        let _ = self
+            .outbound
+            .try_send(Outbound::Data(label.to_string(), message));
     }
 
     /// Whether the first packet of `kind` has arrived and media is still flowing.
     pub fn receiving(&self, kind: MediaKind) -> bool {
-        self.shared.activity[kind.index()].receiving.load(Ordering::Relaxed)
+        self.shared.activity[kind.index()]
+            .receiving
+            .load(Ordering::Relaxed)
     }
 
     /// Current ICE/DTLS/PeerConnection state names, for the Admin API.
@@ -332,16 +386,27 @@ impl Peer {
     }
 }
 
-async fn read_rtp_loop(track: Arc<TrackRemote>, kind: MediaKind, shared: Arc<Shared>, listener: Weak<dyn PeerListener>) {
+async fn read_rtp_loop(
+    track: Arc<TrackRemote>,
+    kind: MediaKind,
+    shared: Arc<Shared>,
+    listener: Weak<dyn PeerListener>,
+) {
     let activity = &shared.activity[kind.index()];
     while let Ok((packet, _)) = track.read_rtp().await {
         if shared.closed.load(Ordering::Acquire) {
             break;
         }
         let Some(l) = listener.upgrade() else { break };
-        activity.last_packet_ms.store(shared.elapsed_ms(), Ordering::Relaxed);
+        activity
+            .last_packet_ms
+            .store(shared.elapsed_ms(), Ordering::Relaxed);
         if !activity.receiving.swap(true, Ordering::AcqRel) {
-            let mid = activity.mid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mid = activity
+                .mid
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             l.on_media(kind, &mid, true);
         }
         l.on_rtp(
@@ -358,7 +423,11 @@ async fn read_rtp_loop(track: Arc<TrackRemote>, kind: MediaKind, shared: Arc<Sha
     }
 }
 
-async fn read_rtcp_loop(sender: Arc<RTCRtpSender>, kind: MediaKind, listener: Weak<dyn PeerListener>) {
+async fn read_rtcp_loop(
+    sender: Arc<RTCRtpSender>,
+    kind: MediaKind,
+    listener: Weak<dyn PeerListener>,
+) {
     while let Ok((packets, _)) = sender.read_rtcp().await {
         let Some(l) = listener.upgrade() else { break };
         for packet in packets {
@@ -376,14 +445,21 @@ async fn read_rtcp_loop(sender: Arc<RTCRtpSender>, kind: MediaKind, listener: We
     }
 }
 
-async fn write_loop(pc: Arc<RTCPeerConnection>, shared: Arc<Shared>, mut rx: mpsc::Receiver<Outbound>) {
+async fn write_loop(
+    pc: Arc<RTCPeerConnection>,
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Outbound>,
+) {
     while let Some(item) = rx.recv().await {
         if shared.closed.load(Ordering::Acquire) {
             break;
         }
         match item {
             Outbound::Rtp(kind, p) => {
-                let track = shared.tracks[kind.index()].read().unwrap_or_else(|e| e.into_inner()).clone();
+                let track = shared.tracks[kind.index()]
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 let Some(track) = track else { continue };
                 let packet = webrtc::rtp::packet::Packet {
                     header: webrtc::rtp::header::Header {
@@ -404,13 +480,21 @@ async fn write_loop(pc: Arc<RTCPeerConnection>, shared: Arc<Shared>, mut rx: mps
             Outbound::KeyframeRequest => {
                 let ssrc = shared.remote_ssrc[MediaKind::Video.index()].load(Ordering::Relaxed);
                 if ssrc != 0 {
-                    let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+                    let pli =
+                        rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc: ssrc,
+                        };
                     let _ = pc.write_rtcp(&[Box::new(pli)]).await;
                 }
             }
             Outbound::Remb(bitrate) => {
-                let ssrcs: Vec<u32> =
-                    shared.remote_ssrc.iter().map(|s| s.load(Ordering::Relaxed)).filter(|s| *s != 0).collect();
+                let ssrcs: Vec<u32> = shared
+                    .remote_ssrc
+                    .iter()
+                    .map(|s| s.load(Ordering::Relaxed))
+                    .filter(|s| *s != 0)
+                    .collect();
                 if !ssrcs.is_empty() {
                     let remb = rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate {
                         sender_ssrc: 0,
@@ -421,7 +505,12 @@ async fn write_loop(pc: Arc<RTCPeerConnection>, shared: Arc<Shared>, mut rx: mps
                 }
             }
             Outbound::Data(label, message) => {
-                let channel = shared.channels.lock().unwrap_or_else(|e| e.into_inner()).get(&label).cloned();
+                let channel = shared
+                    .channels
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&label)
+                    .cloned();
                 let Some(channel) = channel else { continue };
                 let result = match message {
                     DataMessage::Text(text) => channel.send_text(text).await,
@@ -437,7 +526,11 @@ async fn write_loop(pc: Arc<RTCPeerConnection>, shared: Arc<Shared>, mut rx: mps
 
 /// Declares media stopped after `no_media_timer` without packets, and started again on the
 /// next packet (the receive loop flips it back).
-async fn activity_loop(shared: Arc<Shared>, listener: Weak<dyn PeerListener>, no_media_timer: Duration) {
+async fn activity_loop(
+    shared: Arc<Shared>,
+    listener: Weak<dyn PeerListener>,
+    no_media_timer: Duration,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let limit = no_media_timer.as_millis() as u64;
     loop {
@@ -449,9 +542,14 @@ async fn activity_loop(shared: Arc<Shared>, listener: Weak<dyn PeerListener>, no
         let now = shared.elapsed_ms();
         for kind in MediaKind::ALL {
             let activity = &shared.activity[kind.index()];
-            let silent = now.saturating_sub(activity.last_packet_ms.load(Ordering::Relaxed)) > limit;
+            let silent =
+                now.saturating_sub(activity.last_packet_ms.load(Ordering::Relaxed)) > limit;
             if silent && activity.receiving.swap(false, Ordering::AcqRel) {
-                let mid = activity.mid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mid = activity
+                    .mid
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 l.on_media(kind, &mid, false);
             }
         }

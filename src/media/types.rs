@@ -75,11 +75,19 @@ pub struct Jsep {
 
 impl Jsep {
     pub fn offer(sdp: String) -> Self {
-        Self { kind: JsepType::Offer, sdp, trickle: true }
+        Self {
+            kind: JsepType::Offer,
+            sdp,
+            trickle: true,
+        }
     }
 
     pub fn answer(sdp: String) -> Self {
-        Self { kind: JsepType::Answer, sdp, trickle: true }
+        Self {
+            kind: JsepType::Answer,
+            sdp,
+            trickle: true,
+        }
     }
 
     /// The JSON object sent to clients.

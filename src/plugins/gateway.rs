@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use super::Plugin;
 use crate::media::{
-    AnswerPlan, DataMessage, Jsep, LocalCandidate, MediaEngine, MediaError, MediaKind, Peer, PeerListener,
-    RemoteCandidate, RtcpFeedback, RtpPacket,
+    AnswerPlan, DataMessage, Jsep, LocalCandidate, MediaEngine, MediaError, MediaKind, Peer,
+    PeerListener, RemoteCandidate, RtcpFeedback, RtpPacket,
 };
 use crate::session::{HandleId, SessionId};
 
@@ -89,7 +89,10 @@ impl Gateway {
         if let Some(t) = transaction {
             fields.insert("transaction".into(), json!(t));
         }
-        fields.insert("plugindata".into(), json!({ "plugin": self.plugin.package(), "data": data }));
+        fields.insert(
+            "plugindata".into(),
+            json!({ "plugin": self.plugin.package(), "data": data }),
+        );
         if let Some(jsep) = jsep {
             fields.insert("jsep".into(), jsep.to_json());
         }
@@ -98,7 +101,9 @@ impl Gateway {
 
     /// Pushes a core event (`webrtcup`, `media`, `hangup`, `detached`, `trickle`) for this handle.
     pub(crate) fn push_core_event(&self, kind: &str, fields: Map<String, Value>) {
-        let Some(target) = self.events.upgrade() else { return };
+        let Some(target) = self.events.upgrade() else {
+            return;
+        };
         let mut event = Map::new();
         event.insert("janus".into(), json!(kind));
         event.insert("session_id".into(), json!(self.session_id.0));
@@ -118,7 +123,10 @@ impl Gateway {
             Some(peer) => peer,
             None => {
                 let this = self.this.upgrade().ok_or(MediaError::NoPeer)?;
-                let peer = self.engine.create_peer(this as Arc<dyn PeerListener>).await?;
+                let peer = self
+                    .engine
+                    .create_peer(this as Arc<dyn PeerListener>)
+                    .await?;
                 *self.peer.write().unwrap_or_else(|e| e.into_inner()) = Some(peer.clone());
                 peer
             }
@@ -139,16 +147,26 @@ impl Gateway {
     /// A trickled candidate: applied now, or queued until the remote description is known.
     pub async fn add_remote_candidate(&self, candidate: RemoteCandidate) -> Result<(), MediaError> {
         match self.current_peer() {
-            Some(peer) if peer.has_remote_description().await => peer.add_remote_candidate(candidate).await,
+            Some(peer) if peer.has_remote_description().await => {
+                peer.add_remote_candidate(candidate).await
+            }
             _ => {
-                self.pending_candidates.lock().unwrap_or_else(|e| e.into_inner()).push((Instant::now(), candidate));
+                self.pending_candidates
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((Instant::now(), candidate));
                 Ok(())
             }
         }
     }
 
     async fn apply_pending_candidates(&self, peer: &Peer) {
-        let pending: Vec<_> = self.pending_candidates.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        let pending: Vec<_> = self
+            .pending_candidates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
         for (queued_at, candidate) in pending {
             if queued_at.elapsed() > self.candidates_timeout {
                 continue;
@@ -189,7 +207,10 @@ impl Gateway {
 
     /// Whether there is a PeerConnection, and whether it is up.
     pub fn media_status(&self) -> (bool, bool) {
-        (self.current_peer().is_some(), self.webrtc_up.load(Ordering::Relaxed))
+        (
+            self.current_peer().is_some(),
+            self.webrtc_up.load(Ordering::Relaxed),
+        )
     }
 
     /// The PeerConnection, for the Admin API's view of it.
@@ -209,7 +230,9 @@ impl Gateway {
     /// Closes the PeerConnection, tells the plugin and the client (`hangup` event with
     /// `reason`). Returns whether there was one.
     pub async fn hangup(&self, reason: &str) -> bool {
-        let Some(peer) = self.peer.write().unwrap_or_else(|e| e.into_inner()).take() else { return false };
+        let Some(peer) = self.peer.write().unwrap_or_else(|e| e.into_inner()).take() else {
+            return false;
+        };
         peer.close().await;
         self.webrtc_up.store(false, Ordering::Relaxed);
         let mut fields = Map::new();

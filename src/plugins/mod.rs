@@ -53,7 +53,10 @@ pub enum PluginResult {
     /// Synchronous answer: becomes `success` with `plugindata.data` = this value.
     Ok(Value),
     /// Asynchronous: the client gets `ack` (with `hint` if any), then `work` runs and pushes events.
-    Async { hint: Option<String>, work: BoxFuture<'static, ()> },
+    Async {
+        hint: Option<String>,
+        work: BoxFuture<'static, ()>,
+    },
     /// The plugin could not handle the message at all (Janus error 462). Application errors
     /// (bad room, wrong PIN...) are not this: they go inside `Ok`/event data as `error_code`.
     Error(String),

@@ -18,7 +18,9 @@ impl PluginRegistry {
     }
 
     pub fn from_plugins(list: Vec<Arc<dyn Plugin>>) -> Self {
-        Self { plugins: list.into_iter().map(|p| (p.package(), p)).collect() }
+        Self {
+            plugins: list.into_iter().map(|p| (p.package(), p)).collect(),
+        }
     }
 
     pub fn get(&self, package: &str) -> Option<Arc<dyn Plugin>> {

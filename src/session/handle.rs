@@ -22,6 +22,7 @@ impl Handle {
     pub async fn detach(&self) {
         self.gateway.shutdown_media().await;
         self.plugin.destroy_handle(self.id);
-        self.gateway.push_core_event("detached", serde_json::Map::new());
+        self.gateway
+            .push_core_event("detached", serde_json::Map::new());
     }
 }

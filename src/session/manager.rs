@@ -21,7 +21,10 @@ pub struct IdInUse;
 
 impl SessionManager {
     pub fn new(timeout_secs: u64) -> Self {
-        Self { sessions: Mutex::new(HashMap::new()), timeout: AtomicU64::new(timeout_secs) }
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            timeout: AtomicU64::new(timeout_secs),
+        }
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
@@ -88,9 +91,15 @@ impl SessionManager {
     pub fn take_expired(&self, now: Instant) -> Vec<Arc<Session>> {
         let global = self.timeout();
         let mut table = self.table();
-        let expired: Vec<SessionId> =
-            table.iter().filter(|(_, s)| s.is_expired(global, now)).map(|(id, _)| *id).collect();
-        expired.into_iter().filter_map(|id| table.remove(&id)).collect()
+        let expired: Vec<SessionId> = table
+            .iter()
+            .filter(|(_, s)| s.is_expired(global, now))
+            .map(|(id, _)| *id)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| table.remove(&id))
+            .collect()
     }
 }
 
@@ -103,13 +112,22 @@ mod tests {
     async fn client_chosen_id_conflicts_and_expiry_reaps() {
         let m = SessionManager::new(60);
         let t0 = Instant::now();
-        let a = m.create(Some(SessionId(1234)), Sink::Queue, "http", t0).unwrap();
+        let a = m
+            .create(Some(SessionId(1234)), Sink::Queue, "http", t0)
+            .unwrap();
         assert_eq!(a.id, SessionId(1234));
-        assert_eq!(m.create(Some(SessionId(1234)), Sink::Queue, "http", t0).err(), Some(IdInUse));
+        assert_eq!(
+            m.create(Some(SessionId(1234)), Sink::Queue, "http", t0)
+                .err(),
+            Some(IdInUse)
+        );
         let b = m.create(None, Sink::Queue, "http", t0).unwrap();
         b.touch(t0 + Duration::from_secs(50));
         let reaped = m.take_expired(t0 + Duration::from_secs(61));
-        assert_eq!(reaped.iter().map(|s| s.id).collect::<Vec<_>>(), vec![SessionId(1234)]);
+        assert_eq!(
+            reaped.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![SessionId(1234)]
+        );
         assert!(m.get(SessionId(1234)).is_none());
         assert!(m.get(b.id).is_some());
         m.set_timeout(0);

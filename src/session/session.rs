@@ -19,7 +19,10 @@ pub enum Sink {
     /// Kept in the session's queue for HTTP long polls (or until a `claim`).
     Queue,
     /// Pushed on a WebSocket connection.
-    Socket { connection: u64, tx: mpsc::UnboundedSender<Value> },
+    Socket {
+        connection: u64,
+        tx: mpsc::UnboundedSender<Value>,
+    },
 }
 
 /// Events kept for a session with no long poll pending; beyond this the oldest are dropped.
@@ -81,7 +84,8 @@ impl Session {
     /// Whether the session has been idle longer than its timeout at `now`.
     pub fn is_expired(&self, global_timeout: u64, now: Instant) -> bool {
         let timeout = self.timeout(global_timeout);
-        timeout != 0 && now.saturating_duration_since(self.last_activity()) >= Duration::from_secs(timeout)
+        timeout != 0
+            && now.saturating_duration_since(self.last_activity()) >= Duration::from_secs(timeout)
     }
 
     pub fn transport(&self) -> &'static str {
@@ -205,13 +209,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn long_poll_returns_queued_events_or_times_out() {
-        let s = Arc::new(Session::new(SessionId(1), Sink::Queue, "http", Instant::now()));
+        let s = Arc::new(Session::new(
+            SessionId(1),
+            Sink::Queue,
+            "http",
+            Instant::now(),
+        ));
         assert!(s.poll_events(1, Duration::from_secs(30)).await.is_empty());
         s.push(json!({"n":1}));
         s.push(json!({"n":2}));
         s.push(json!({"n":3}));
         assert_eq!(s.poll_events(2, Duration::from_secs(30)).await.len(), 2);
-        assert_eq!(s.poll_events(10, Duration::from_secs(30)).await, vec![json!({"n":3})]);
+        assert_eq!(
+            s.poll_events(10, Duration::from_secs(30)).await,
+            vec![json!({"n":3})]
+        );
         let waiter = tokio::spawn({
             let s = s.clone();
             async move { s.poll_events(10, Duration::from_secs(30)).await }

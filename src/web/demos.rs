@@ -1,5 +1,5 @@
 //! Demo pages on the HTTP port: `/` lists them, `/demos/echotest.html` runs the echo test
-//! with janus.js, served from the file `[web] janus_js` names.
+//! with janus.js and webrtc-adapter, served from the files `[web]` names.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,23 +13,24 @@ fn html(body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
+async fn script(path: &str) -> Response {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], bytes).into_response(),
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            format!("'{path}' not found ({e}): run `npm ci --prefix tests/e2e`, or point [web] janus_js / adapter_js at copies."),
+        )
+            .into_response(),
+    }
+}
+
 /// Serves a demo path, or 404.
 pub async fn serve(config: &WebConfig, path: &str) -> Response {
     match path {
         "/" | "/demos" | "/demos/" | "/demos/index.html" => html(INDEX),
         "/demos/echotest.html" => html(ECHOTEST),
-        "/demos/janus.js" => match tokio::fs::read(&config.janus_js).await {
-            Ok(bytes) => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], bytes).into_response(),
-            Err(e) => (
-                StatusCode::NOT_FOUND,
-                format!(
-                    "janus.js not found at '{}' ({e}). Install it with `npm ci --prefix tests/e2e`, \
-                     or point [web] janus_js at a copy of janus.js.",
-                    config.janus_js
-                ),
-            )
-                .into_response(),
-        },
+        "/demos/janus.js" => script(&config.janus_js).await,
+        "/demos/adapter.js" => script(&config.adapter_js).await,
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -2,7 +2,6 @@
 //! dialogs. Everything runs on one task so no state is shared or locked; the public handles in
 //! `ua` talk to it through commands.
 
-
 mod register;
 mod responses;
 mod uac;
@@ -14,9 +13,14 @@ use crate::error::{AuthFailure, SipError};
 use crate::message::{self as m, header, header_value, header_values, param, parse_cseq, to_bytes};
 use crate::rtp::{RtpEndpoint, RtpParams};
 use crate::sdp::{negotiate, Direction, Negotiated, Sdp};
-use crate::transaction::{ClientAction, ClientKind, ClientTransaction, Reliability, ServerAction, ServerKind, ServerTransaction};
+use crate::transaction::{
+    ClientAction, ClientKind, ClientTransaction, Reliability, ServerAction, ServerKind,
+    ServerTransaction,
+};
 use crate::transport::{Incoming, Transport, TransportLayer};
-use crate::ua::{Account, Call, CallEvent, DtmfVia, EndReason, RegistrationEvent, UaConfig, UaEvent};
+use crate::ua::{
+    Account, Call, CallEvent, DtmfVia, EndReason, RegistrationEvent, UaConfig, UaEvent,
+};
 use rsip::{Headers, Method, SipMessage};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,24 +32,69 @@ type Reply<T> = oneshot::Sender<Result<T, SipError>>;
 
 /// Requests from the API handles.
 pub(crate) enum Command {
-    Register { account: Account, reply: Reply<u32> },
-    Unregister { reply: Reply<()> },
-    Call { uri: String, sdp: Option<Sdp>, reply: Reply<Call> },
-    OutOfDialog { method: Method, uri: String, content_type: Option<String>, body: Vec<u8>, reply: Reply<u16> },
-    Answer { call_id: String, sdp: Option<Sdp>, reply: Reply<()> },
-    Reject { call_id: String, code: u16, reply: Reply<()> },
-    Hangup { call_id: String, reply: Reply<()> },
-    Hold { call_id: String, hold: bool, reply: Reply<()> },
-    Info { call_id: String, content_type: String, body: Vec<u8>, reply: Reply<u16> },
+    Register {
+        account: Account,
+        reply: Reply<u32>,
+    },
+    Unregister {
+        reply: Reply<()>,
+    },
+    Call {
+        uri: String,
+        sdp: Option<Sdp>,
+        reply: Reply<Call>,
+    },
+    OutOfDialog {
+        method: Method,
+        uri: String,
+        content_type: Option<String>,
+        body: Vec<u8>,
+        reply: Reply<u16>,
+    },
+    Answer {
+        call_id: String,
+        sdp: Option<Sdp>,
+        reply: Reply<()>,
+    },
+    Reject {
+        call_id: String,
+        code: u16,
+        reply: Reply<()>,
+    },
+    Hangup {
+        call_id: String,
+        reply: Reply<()>,
+    },
+    Hold {
+        call_id: String,
+        hold: bool,
+        reply: Reply<()>,
+    },
+    Info {
+        call_id: String,
+        content_type: String,
+        body: Vec<u8>,
+        reply: Reply<u16>,
+    },
 }
 
 /// Who waits for a client transaction's outcome.
 enum Owner {
     Register,
-    Invite { call_id: String },
-    ReInvite { call_id: String, hold: bool, reply: Option<Reply<()>> },
+    Invite {
+        call_id: String,
+    },
+    ReInvite {
+        call_id: String,
+        hold: bool,
+        reply: Option<Reply<()>>,
+    },
     Cancel,
-    Status { reply: Option<Reply<u16>>, call_id: Option<String>, bye: bool },
+    Status {
+        reply: Option<Reply<u16>>,
+        call_id: Option<String>,
+        bye: bool,
+    },
     Keepalive,
 }
 
@@ -119,7 +168,6 @@ struct CallState {
     remote_hold: bool,
 }
 
-
 struct Registration {
     account: Account,
     registrar_uri: String,
@@ -156,7 +204,9 @@ fn rand_token(n: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut r = rand::thread_rng();
-    (0..n).map(|_| CHARS[r.gen_range(0..CHARS.len())] as char).collect()
+    (0..n)
+        .map(|_| CHARS[r.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 fn branch() -> String {
@@ -171,7 +221,10 @@ pub(crate) fn uri_hostport(uri: &str) -> Option<(String, u16)> {
     let hp = rest.rsplit('@').next()?;
     if let Some(v6) = hp.strip_prefix('[') {
         let (h, tail) = v6.split_once(']')?;
-        let port = tail.strip_prefix(':').map(|p| p.parse().ok()).unwrap_or(Some(5060))?;
+        let port = tail
+            .strip_prefix(':')
+            .map(|p| p.parse().ok())
+            .unwrap_or(Some(5060))?;
         return Some((h.to_string(), port));
     }
     let (h, p) = match hp.split_once(':') {
@@ -225,7 +278,12 @@ fn reason_of(resp: &rsip::Response) -> String {
 }
 
 impl Core {
-    pub(crate) fn new(cfg: UaConfig, transport: TransportLayer, cmd: mpsc::WeakSender<Command>, events: mpsc::Sender<UaEvent>) -> Self {
+    pub(crate) fn new(
+        cfg: UaConfig,
+        transport: TransportLayer,
+        cmd: mpsc::WeakSender<Command>,
+        events: mpsc::Sender<UaEvent>,
+    ) -> Self {
         let local = transport.local_addr();
         Self {
             cfg,
@@ -243,7 +301,11 @@ impl Core {
         }
     }
 
-    pub(crate) async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>, mut commands: mpsc::Receiver<Command>) {
+    pub(crate) async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -275,18 +337,29 @@ impl Core {
     }
 
     fn user(&self) -> String {
-        self.account.as_ref().map(|a| a.user.clone()).unwrap_or_else(|| "bifrons".into())
+        self.account
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_else(|| "bifrons".into())
     }
 
     fn domain(&self) -> String {
         match &self.account {
-            Some(a) => a.domain.clone().or_else(|| uri_hostport(&a.registrar).map(|(h, _)| h)).unwrap_or_default(),
+            Some(a) => a
+                .domain
+                .clone()
+                .or_else(|| uri_hostport(&a.registrar).map(|(h, _)| h))
+                .unwrap_or_default(),
             None => self.local.ip().to_string(),
         }
     }
 
     fn via(&self, transport: Transport, branch: &str) -> String {
-        format!("SIP/2.0/{} {};rport;branch={branch}", transport.token(), self.local)
+        format!(
+            "SIP/2.0/{} {};rport;branch={branch}",
+            transport.token(),
+            self.local
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -318,21 +391,56 @@ impl Core {
         for x in extra {
             h.push(x);
         }
-        Ok(rsip::Request { method, uri: ruri, version: rsip::Version::V2, headers: h, body })
+        Ok(rsip::Request {
+            method,
+            uri: ruri,
+            version: rsip::Version::V2,
+            headers: h,
+            body,
+        })
     }
 
     /// Sends a request in a new client transaction.
-    async fn send_request(&mut self, request: rsip::Request, dest: SocketAddr, transport: Transport, owner: Owner, auth_tries: u8) {
-        let Some(branch) = m::top_via_branch(&request.headers) else { return };
-        let kind = if request.method == Method::Invite { ClientKind::Invite } else { ClientKind::NonInvite };
+    async fn send_request(
+        &mut self,
+        request: rsip::Request,
+        dest: SocketAddr,
+        transport: Transport,
+        owner: Owner,
+        auth_tries: u8,
+    ) {
+        let Some(branch) = m::top_via_branch(&request.headers) else {
+            return;
+        };
+        let kind = if request.method == Method::Invite {
+            ClientKind::Invite
+        } else {
+            ClientKind::NonInvite
+        };
         let bytes = to_bytes(&SipMessage::Request(request.clone()));
         tracing::debug!(method = %request.method, %dest, "sending request");
         if let Err(e) = self.transport.send(transport, dest, bytes.clone()).await {
             tracing::warn!(error = %e, %dest, "send failed");
         }
-        let sm = ClientTransaction::new(kind, Self::reliability(transport), self.cfg.timers, Instant::now());
+        let sm = ClientTransaction::new(
+            kind,
+            Self::reliability(transport),
+            self.cfg.timers,
+            Instant::now(),
+        );
         let key = (branch, request.method.to_string());
-        self.clients.insert(key, ClientEntry { sm, request, bytes, dest, transport, owner, auth_tries });
+        self.clients.insert(
+            key,
+            ClientEntry {
+                sm,
+                request,
+                bytes,
+                dest,
+                transport,
+                owner,
+                auth_tries,
+            },
+        );
     }
 
     async fn send_raw(&self, transport: Transport, dest: SocketAddr, bytes: Vec<u8>) {
@@ -340,7 +448,6 @@ impl Core {
             tracing::warn!(error = %e, %dest, "send failed");
         }
     }
-
 
     async fn on_command(&mut self, c: Command) {
         match c {
@@ -350,33 +457,80 @@ impl Core {
                 let r = self.start_call(uri, sdp).await;
                 let _ = reply.send(r);
             }
-            Command::OutOfDialog { method, uri, content_type, body, reply } => {
+            Command::OutOfDialog {
+                method,
+                uri,
+                content_type,
+                body,
+                reply,
+            } => {
                 let r = self.out_of_dialog(method, &uri, content_type, body).await;
                 match r {
-                    Ok((req, dest)) => self.send_request(req, dest, self.cfg.transport, Owner::Status { reply: Some(reply), call_id: None, bye: false }, 0).await,
+                    Ok((req, dest)) => {
+                        self.send_request(
+                            req,
+                            dest,
+                            self.cfg.transport,
+                            Owner::Status {
+                                reply: Some(reply),
+                                call_id: None,
+                                bye: false,
+                            },
+                            0,
+                        )
+                        .await
+                    }
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 }
             }
-            Command::Answer { call_id, sdp, reply } => {
+            Command::Answer {
+                call_id,
+                sdp,
+                reply,
+            } => {
                 let r = match sdp {
                     Some(s) => self.answer_external(&call_id, s).await,
                     None => self.answer(&call_id).await,
                 };
                 let _ = reply.send(r);
             }
-            Command::Reject { call_id, code, reply } => {
+            Command::Reject {
+                call_id,
+                code,
+                reply,
+            } => {
                 let r = self.reject(&call_id, code).await;
                 let _ = reply.send(r);
             }
             Command::Hangup { call_id, reply } => self.hangup(&call_id, reply).await,
-            Command::Hold { call_id, hold, reply } => self.reinvite(&call_id, hold, reply).await,
-            Command::Info { call_id, content_type, body, reply } => {
+            Command::Hold {
+                call_id,
+                hold,
+                reply,
+            } => self.reinvite(&call_id, hold, reply).await,
+            Command::Info {
+                call_id,
+                content_type,
+                body,
+                reply,
+            } => {
                 let extra = vec![header("Content-Type", content_type)];
                 match self.in_dialog_request(&call_id, Method::Info, extra, body) {
                     Ok((req, dest, t)) => {
-                        self.send_request(req, dest, t, Owner::Status { reply: Some(reply), call_id: Some(call_id), bye: false }, 0).await
+                        self.send_request(
+                            req,
+                            dest,
+                            t,
+                            Owner::Status {
+                                reply: Some(reply),
+                                call_id: Some(call_id),
+                                bye: false,
+                            },
+                            0,
+                        )
+                        .await
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -386,25 +540,53 @@ impl Core {
         }
     }
 
-    async fn out_of_dialog(&self, method: Method, uri: &str, content_type: Option<String>, body: Vec<u8>) -> Result<(rsip::Request, SocketAddr), SipError> {
+    async fn out_of_dialog(
+        &self,
+        method: Method,
+        uri: &str,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    ) -> Result<(rsip::Request, SocketAddr), SipError> {
         let dest = match &self.account {
             Some(a) => resolve(&a.registrar).await?,
             None => resolve(uri).await?,
         };
-        let from = format!("<sip:{}@{}>;tag={}", self.user(), self.domain(), rand_token(10));
+        let from = format!(
+            "<sip:{}@{}>;tag={}",
+            self.user(),
+            self.domain(),
+            rand_token(10)
+        );
         let mut extra = vec![header("Contact", self.contact(&self.user()))];
         if let Some(ct) = content_type {
             extra.push(header("Content-Type", ct));
         }
-        let req = self.build_request(method, uri, &from, &format!("<{uri}>"), &rand_token(20), 1, &[], self.cfg.transport, extra, body)?;
+        let req = self.build_request(
+            method,
+            uri,
+            &from,
+            &format!("<{uri}>"),
+            &rand_token(20),
+            1,
+            &[],
+            self.cfg.transport,
+            extra,
+            body,
+        )?;
         Ok((req, dest))
     }
 
-
     async fn on_tick(&mut self, now: Instant) {
-        let due: Vec<(String, String)> = self.clients.iter().filter(|(_, e)| e.sm.next_deadline().is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
+        let due: Vec<(String, String)> = self
+            .clients
+            .iter()
+            .filter(|(_, e)| e.sm.next_deadline().is_some_and(|d| d <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in due {
-            let Some(e) = self.clients.get_mut(&key) else { continue };
+            let Some(e) = self.clients.get_mut(&key) else {
+                continue;
+            };
             for a in e.sm.on_timer(now) {
                 match a {
                     ClientAction::Retransmit => {
@@ -421,9 +603,16 @@ impl Core {
                 }
             }
         }
-        let due: Vec<(String, String)> = self.servers.iter().filter(|(_, e)| e.sm.next_deadline().is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
+        let due: Vec<(String, String)> = self
+            .servers
+            .iter()
+            .filter(|(_, e)| e.sm.next_deadline().is_some_and(|d| d <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in due {
-            let Some(e) = self.servers.get_mut(&key) else { continue };
+            let Some(e) = self.servers.get_mut(&key) else {
+                continue;
+            };
             for a in e.sm.on_timer(now) {
                 match a {
                     ServerAction::ResendResponse => {
@@ -463,7 +652,12 @@ impl Core {
             self.end_call(&cid, CallEvent::Ended(EndReason::AckTimeout));
         }
         if let Some(reg) = &self.reg {
-            if reg.refresh_at.is_some_and(|t| now >= t) && !self.clients.values().any(|e| matches!(e.owner, Owner::Register)) {
+            if reg.refresh_at.is_some_and(|t| now >= t)
+                && !self
+                    .clients
+                    .values()
+                    .any(|e| matches!(e.owner, Owner::Register))
+            {
                 if let Some(r) = self.reg.as_mut() {
                     r.refresh_at = None;
                 }
@@ -475,11 +669,18 @@ impl Core {
                 self.last_keepalive = now;
                 let dest = reg.dest;
                 match self.cfg.transport {
-                    Transport::Tcp => self.send_raw(Transport::Tcp, dest, b"\r\n\r\n".to_vec()).await,
+                    Transport::Tcp => {
+                        self.send_raw(Transport::Tcp, dest, b"\r\n\r\n".to_vec())
+                            .await
+                    }
                     Transport::Udp => {
                         let uri = reg.registrar_uri.clone();
-                        if let Ok((req, d)) = self.out_of_dialog(Method::Options, &uri, None, vec![]).await {
-                            self.send_request(req, d, Transport::Udp, Owner::Keepalive, 0).await;
+                        if let Ok((req, d)) = self
+                            .out_of_dialog(Method::Options, &uri, None, vec![])
+                            .await
+                        {
+                            self.send_request(req, d, Transport::Udp, Owner::Keepalive, 0)
+                                .await;
                         }
                     }
                 }
@@ -488,11 +689,19 @@ impl Core {
     }
 
     fn client_timeout(&mut self, key: &(String, String)) {
-        let Some(e) = self.clients.get_mut(key) else { return };
+        let Some(e) = self.clients.get_mut(key) else {
+            return;
+        };
         let owner = std::mem::replace(&mut e.owner, Owner::Cancel);
         match owner {
             Owner::Register => self.registration_failed(SipError::Timeout),
-            Owner::Invite { call_id } => self.end_call(&call_id, CallEvent::Failed { code: 408, reason: "Request Timeout".into() }),
+            Owner::Invite { call_id } => self.end_call(
+                &call_id,
+                CallEvent::Failed {
+                    code: 408,
+                    reason: "Request Timeout".into(),
+                },
+            ),
             Owner::ReInvite { reply, .. } => {
                 if let Some(r) = reply {
                     let _ = r.send(Err(SipError::Timeout));
@@ -523,15 +732,27 @@ mod tests {
 
     #[test]
     fn uri_host_port() {
-        assert_eq!(uri_hostport("sip:alice@127.0.0.1:5070;transport=udp"), Some(("127.0.0.1".into(), 5070)));
-        assert_eq!(uri_hostport("<sip:example.com>"), Some(("example.com".into(), 5060)));
+        assert_eq!(
+            uri_hostport("sip:alice@127.0.0.1:5070;transport=udp"),
+            Some(("127.0.0.1".into(), 5070))
+        );
+        assert_eq!(
+            uri_hostport("<sip:example.com>"),
+            Some(("example.com".into(), 5060))
+        );
         assert_eq!(uri_hostport("sip:[::1]:5062"), Some(("::1".into(), 5062)));
         assert_eq!(uri_hostport("mailto:x"), None);
     }
 
     #[test]
     fn record_route_lists_split_outside_brackets() {
-        let v = vec!["<sip:a;lr>, <sip:b;lr>".to_string(), "<sip:c,d;lr>".to_string()];
-        assert_eq!(split_list(&v), vec!["<sip:a;lr>", "<sip:b;lr>", "<sip:c,d;lr>"]);
+        let v = vec![
+            "<sip:a;lr>, <sip:b;lr>".to_string(),
+            "<sip:c,d;lr>".to_string(),
+        ];
+        assert_eq!(
+            split_list(&v),
+            vec!["<sip:a;lr>", "<sip:b;lr>", "<sip:c,d;lr>"]
+        );
     }
 }

@@ -15,11 +15,12 @@ impl Core {
         self.account = Some(account.clone());
         let domain = self.domain();
         let registrar_uri = format!("sip:{domain}");
-        let registrar_uri = if uri_hostport(&account.registrar).map(|(h, _)| h) == Some(domain.clone()) {
-            m::addr_uri(&account.registrar)
-        } else {
-            registrar_uri
-        };
+        let registrar_uri =
+            if uri_hostport(&account.registrar).map(|(h, _)| h) == Some(domain.clone()) {
+                m::addr_uri(&account.registrar)
+            } else {
+                registrar_uri
+            };
         self.reg = Some(Registration {
             aor: format!("sip:{}@{}", account.user, domain),
             registrar_uri,
@@ -43,12 +44,37 @@ impl Core {
         reg.cseq += 1;
         reg.unregistering = remove;
         let expires = if remove { 0 } else { reg.account.expires };
-        let (uri, aor, call_id, tag, cseq, dest, user) =
-            (reg.registrar_uri.clone(), reg.aor.clone(), reg.call_id.clone(), reg.tag.clone(), reg.cseq, reg.dest, reg.account.user.clone());
-        let extra = vec![header("Contact", self.contact(&user)), header("Expires", expires.to_string()), header("Allow", ALLOW)];
+        let (uri, aor, call_id, tag, cseq, dest, user) = (
+            reg.registrar_uri.clone(),
+            reg.aor.clone(),
+            reg.call_id.clone(),
+            reg.tag.clone(),
+            reg.cseq,
+            reg.dest,
+            reg.account.user.clone(),
+        );
+        let extra = vec![
+            header("Contact", self.contact(&user)),
+            header("Expires", expires.to_string()),
+            header("Allow", ALLOW),
+        ];
         let from = format!("<{aor}>;tag={tag}");
-        match self.build_request(Method::Register, &uri, &from, &format!("<{aor}>"), &call_id, cseq, &[], self.cfg.transport, extra, vec![]) {
-            Ok(req) => self.send_request(req, dest, self.cfg.transport, Owner::Register, 0).await,
+        match self.build_request(
+            Method::Register,
+            &uri,
+            &from,
+            &format!("<{aor}>"),
+            &call_id,
+            cseq,
+            &[],
+            self.cfg.transport,
+            extra,
+            vec![],
+        ) {
+            Ok(req) => {
+                self.send_request(req, dest, self.cfg.transport, Owner::Register, 0)
+                    .await
+            }
             Err(e) => self.registration_failed(e),
         }
     }
@@ -62,7 +88,11 @@ impl Core {
         } else if let Some(r) = reg.first_reply.take() {
             let _ = r.send(Err(e));
         } else {
-            let _ = self.events.try_send(UaEvent::Registration(RegistrationEvent::Failed(e.to_string())));
+            let _ = self
+                .events
+                .try_send(UaEvent::Registration(RegistrationEvent::Failed(
+                    e.to_string(),
+                )));
         }
     }
 
@@ -74,8 +104,12 @@ impl Core {
         let mut contact_moved = false;
         if let Some(via) = header_value(&resp.headers, "via") {
             // rport/received tell us our address as the registrar sees it (RFC 3581).
-            let ip = param(&via, "received").and_then(|r| r.parse().ok()).unwrap_or(self.public.ip());
-            let port = param(&via, "rport").and_then(|r| r.parse().ok()).unwrap_or(self.public.port());
+            let ip = param(&via, "received")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(self.public.ip());
+            let port = param(&via, "rport")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(self.public.port());
             let seen = SocketAddr::new(ip, port);
             contact_moved = seen != self.public;
             self.public = seen;
@@ -84,7 +118,10 @@ impl Core {
         if code >= 300 {
             let e = match code {
                 403 => SipError::Auth(AuthFailure::Forbidden),
-                _ => SipError::Rejected { code, reason: reason_of(resp) },
+                _ => SipError::Rejected {
+                    code,
+                    reason: reason_of(resp),
+                },
             };
             self.registration_failed(e);
             return;
@@ -95,7 +132,9 @@ impl Core {
             if let Some(r) = reg.unregister_reply.take() {
                 let _ = r.send(Ok(()));
             }
-            let _ = self.events.try_send(UaEvent::Registration(RegistrationEvent::Unregistered));
+            let _ = self
+                .events
+                .try_send(UaEvent::Registration(RegistrationEvent::Unregistered));
             return;
         }
         // Granted lifetime: our Contact's expires parameter, else Expires, else what we asked.
@@ -110,7 +149,9 @@ impl Core {
         reg.expires = granted;
         // Refresh well before expiry; at least 1 s ahead even for tiny lifetimes.
         let lead = (granted / 4).clamp(1, 30) as u64;
-        reg.refresh_at = Some(Instant::now() + Duration::from_secs((granted as u64).saturating_sub(lead).max(1)));
+        reg.refresh_at = Some(
+            Instant::now() + Duration::from_secs((granted as u64).saturating_sub(lead).max(1)),
+        );
         if contact_moved {
             // Behind NAT the Contact we registered is unreachable: register the public one now.
             tracing::info!(public = %self.public, "registering the address the registrar sees");
@@ -121,7 +162,11 @@ impl Core {
         if let Some(r) = reg.first_reply.take() {
             let _ = r.send(Ok(granted));
         }
-        let ev = if first { RegistrationEvent::Registered { expires: granted } } else { RegistrationEvent::Refreshed { expires: granted } };
+        let ev = if first {
+            RegistrationEvent::Registered { expires: granted }
+        } else {
+            RegistrationEvent::Refreshed { expires: granted }
+        };
         let _ = self.events.try_send(UaEvent::Registration(ev));
     }
 
@@ -137,4 +182,3 @@ impl Core {
         }
     }
 }
-

@@ -5,8 +5,13 @@ use super::*;
 
 impl Core {
     pub(super) async fn on_response(&mut self, resp: rsip::Response) {
-        let Some(branch) = m::top_via_branch(&resp.headers) else { return };
-        let Some((_, method)) = header_value(&resp.headers, "cseq").and_then(|v| parse_cseq(&v)) else { return };
+        let Some(branch) = m::top_via_branch(&resp.headers) else {
+            return;
+        };
+        let Some((_, method)) = header_value(&resp.headers, "cseq").and_then(|v| parse_cseq(&v))
+        else {
+            return;
+        };
         let key = (branch, method.to_ascii_uppercase());
         let code = m::status(&resp);
         let now = Instant::now();
@@ -43,9 +48,15 @@ impl Core {
         if (code == 401 || code == 407) && self.retry_with_auth(key, &resp).await {
             return;
         }
-        let Some(entry) = self.clients.get_mut(key) else { return };
+        let Some(entry) = self.clients.get_mut(key) else {
+            return;
+        };
         // Final responses consume the owner (the transaction stays for absorbing retransmits).
-        let owner = if code >= 200 { std::mem::replace(&mut entry.owner, Owner::Cancel) } else { Owner::Cancel };
+        let owner = if code >= 200 {
+            std::mem::replace(&mut entry.owner, Owner::Cancel)
+        } else {
+            Owner::Cancel
+        };
         let call_id_of_invite = match &entry.owner {
             Owner::Invite { call_id } => Some(call_id.clone()),
             _ => None,
@@ -59,8 +70,16 @@ impl Core {
         match owner {
             Owner::Register => self.on_register_response(&resp),
             Owner::Invite { call_id } => self.on_invite_response(&call_id, resp).await,
-            Owner::ReInvite { call_id, hold, reply } => self.on_reinvite_response(&call_id, hold, reply, resp).await,
-            Owner::Status { reply, call_id, bye } => {
+            Owner::ReInvite {
+                call_id,
+                hold,
+                reply,
+            } => self.on_reinvite_response(&call_id, hold, reply, resp).await,
+            Owner::Status {
+                reply,
+                call_id,
+                bye,
+            } => {
                 if let Some(r) = reply {
                     let _ = r.send(Ok(code));
                 }
@@ -75,17 +94,33 @@ impl Core {
 
     /// Re-sends the request of `key` with credentials. Returns false when it must not (no
     /// account, repeated challenge): the response then goes to the owner as a failure.
-    pub(super) async fn retry_with_auth(&mut self, key: &(String, String), resp: &rsip::Response) -> bool {
+    pub(super) async fn retry_with_auth(
+        &mut self,
+        key: &(String, String),
+        resp: &rsip::Response,
+    ) -> bool {
         let code = m::status(resp);
-        let Some(entry) = self.clients.get_mut(key) else { return false };
-        let hname = if code == 401 { "www-authenticate" } else { "proxy-authenticate" };
-        let Some(chal_text) = header_value(&resp.headers, hname) else { return false };
+        let Some(entry) = self.clients.get_mut(key) else {
+            return false;
+        };
+        let hname = if code == 401 {
+            "www-authenticate"
+        } else {
+            "proxy-authenticate"
+        };
+        let Some(chal_text) = header_value(&resp.headers, hname) else {
+            return false;
+        };
         let fail = |e: SipError| Some(e);
         let failure: Option<SipError> = match (&self.account, Challenge::parse(&chal_text)) {
             (None, _) => fail(SipError::Auth(AuthFailure::NoCredentials)),
             (_, Err(e)) => fail(SipError::Auth(AuthFailure::Unsupported(e))),
-            (Some(_), Ok(ch)) if entry.auth_tries >= 1 && !ch.stale => fail(SipError::Auth(AuthFailure::WrongCredentials { code })),
-            (Some(_), Ok(_)) if entry.auth_tries >= 3 => fail(SipError::Auth(AuthFailure::WrongCredentials { code })),
+            (Some(_), Ok(ch)) if entry.auth_tries >= 1 && !ch.stale => {
+                fail(SipError::Auth(AuthFailure::WrongCredentials { code }))
+            }
+            (Some(_), Ok(_)) if entry.auth_tries >= 3 => {
+                fail(SipError::Auth(AuthFailure::WrongCredentials { code }))
+            }
             _ => None,
         };
         if let Some(err) = failure {
@@ -93,7 +128,13 @@ impl Core {
             let owner = std::mem::replace(&mut entry.owner, Owner::Cancel);
             match owner {
                 Owner::Register => self.registration_failed(err),
-                Owner::Invite { call_id } => self.end_call(&call_id, CallEvent::Failed { code, reason: err.to_string() }),
+                Owner::Invite { call_id } => self.end_call(
+                    &call_id,
+                    CallEvent::Failed {
+                        code,
+                        reason: err.to_string(),
+                    },
+                ),
                 Owner::ReInvite { reply: Some(r), .. } => {
                     let _ = r.send(Err(err));
                 }
@@ -104,19 +145,36 @@ impl Core {
             }
             return true;
         }
-        let (Some(acct), Ok(ch)) = (self.account.clone(), Challenge::parse(&chal_text)) else { return false };
+        let (Some(acct), Ok(ch)) = (self.account.clone(), Challenge::parse(&chal_text)) else {
+            return false;
+        };
         let mut req = entry.request.clone();
         let tries = entry.auth_tries + 1;
         let owner = std::mem::replace(&mut entry.owner, Owner::Cancel);
         let (dest, t) = (entry.dest, entry.transport);
         let uri = req.uri.to_string();
-        let auth = digest::authorization(&ch, &acct.user, &acct.password, &req.method.to_string(), &uri, &rand_token(16), 1);
-        let auth_name = if code == 401 { "authorization" } else { "proxy-authorization" };
+        let auth = digest::authorization(
+            &ch,
+            &acct.user,
+            &acct.password,
+            &req.method.to_string(),
+            &uri,
+            &rand_token(16),
+            1,
+        );
+        let auth_name = if code == 401 {
+            "authorization"
+        } else {
+            "proxy-authorization"
+        };
         req.headers.retain(|h| {
             let n = m::name_value(h).0;
             n != auth_name && n != "via" && n != "cseq"
         });
-        let old = header_value(&entry.request.headers, "cseq").and_then(|v| parse_cseq(&v)).map(|x| x.0).unwrap_or(1);
+        let old = header_value(&entry.request.headers, "cseq")
+            .and_then(|v| parse_cseq(&v))
+            .map(|x| x.0)
+            .unwrap_or(1);
         let new_cseq = old + 1;
         let mut h = Headers::default();
         h.push(header("Via", self.via(t, &branch())));
@@ -124,7 +182,14 @@ impl Core {
             h.push(x.clone());
         }
         h.push(header("CSeq", format!("{new_cseq} {}", req.method)));
-        h.push(header(if code == 401 { "Authorization" } else { "Proxy-Authorization" }, auth));
+        h.push(header(
+            if code == 401 {
+                "Authorization"
+            } else {
+                "Proxy-Authorization"
+            },
+            auth,
+        ));
         req.headers = h;
         match &owner {
             Owner::Register => {
@@ -132,7 +197,12 @@ impl Core {
                     r.cseq = new_cseq;
                 }
             }
-            Owner::Invite { call_id } | Owner::ReInvite { call_id, .. } | Owner::Status { call_id: Some(call_id), .. } => {
+            Owner::Invite { call_id }
+            | Owner::ReInvite { call_id, .. }
+            | Owner::Status {
+                call_id: Some(call_id),
+                ..
+            } => {
                 if let Some(c) = self.calls.get_mut(call_id) {
                     c.local_cseq = c.local_cseq.max(new_cseq);
                     if matches!(owner, Owner::Invite { .. }) {
@@ -147,7 +217,6 @@ impl Core {
         true
     }
 }
-
 
 /// ACK for a non-2xx final response: same branch as the INVITE, To from the response (§17.1.1.3).
 fn non_2xx_ack(invite: &rsip::Request, resp: &rsip::Response) -> Vec<u8> {
@@ -166,9 +235,18 @@ fn non_2xx_ack(invite: &rsip::Request, resp: &rsip::Response) -> Vec<u8> {
     if let Some(v) = header_value(&resp.headers, "to") {
         h.push(header("To", v));
     }
-    let num = header_value(&invite.headers, "cseq").and_then(|v| parse_cseq(&v)).map(|x| x.0).unwrap_or(1);
+    let num = header_value(&invite.headers, "cseq")
+        .and_then(|v| parse_cseq(&v))
+        .map(|x| x.0)
+        .unwrap_or(1);
     h.push(header("CSeq", format!("{num} ACK")));
     h.push(header("Max-Forwards", "70"));
-    let ack = rsip::Request { method: Method::Ack, uri: invite.uri.clone(), version: rsip::Version::V2, headers: h, body: vec![] };
+    let ack = rsip::Request {
+        method: Method::Ack,
+        uri: invite.uri.clone(),
+        version: rsip::Version::V2,
+        headers: h,
+        body: vec![],
+    };
     to_bytes(&SipMessage::Request(ack))
 }

@@ -4,14 +4,25 @@
 use super::*;
 
 impl Core {
-    pub(super) async fn start_call(&mut self, uri: String, sdp: Option<Sdp>) -> Result<Call, SipError> {
+    pub(super) async fn start_call(
+        &mut self,
+        uri: String,
+        sdp: Option<Sdp>,
+    ) -> Result<Call, SipError> {
         let call_id = rand_token(24);
         let (rtp, offer) = match sdp {
             Some(s) => (None, s),
             None => {
-                let ep = Arc::new(RtpEndpoint::bind(self.cfg.rtp_ip, self.cfg.rtp_ports.clone()).await?);
+                let ep =
+                    Arc::new(RtpEndpoint::bind(self.cfg.rtp_ip, self.cfg.rtp_ports.clone()).await?);
                 let addr = ep.local_addr()?;
-                let offer = Sdp::offer(addr, &self.cfg.codecs, Direction::SendRecv, rand::random::<u32>() as u64, 1);
+                let offer = Sdp::offer(
+                    addr,
+                    &self.cfg.codecs,
+                    Direction::SendRecv,
+                    rand::random::<u32>() as u64,
+                    1,
+                );
                 (Some(ep), offer)
             }
         };
@@ -52,7 +63,14 @@ impl Core {
             return Err(e);
         }
         let cmd = self.cmd.upgrade().ok_or(SipError::Closed)?;
-        Ok(Call { id: call_id, cmd, events: ev_rx, rtp, remote: uri, offer: None })
+        Ok(Call {
+            id: call_id,
+            cmd,
+            events: ev_rx,
+            rtp,
+            remote: uri,
+            offer: None,
+        })
     }
 
     pub(super) async fn send_invite(&mut self, call_id: &str, uri: &str) -> Result<(), SipError> {
@@ -61,18 +79,52 @@ impl Core {
             None => resolve(uri).await?,
         };
         let contact = self.contact(&self.user());
-        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
-        let body = c.local_sdp.as_ref().map(|s| s.to_bytes()).unwrap_or_default();
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
+        let body = c
+            .local_sdp
+            .as_ref()
+            .map(|s| s.to_bytes())
+            .unwrap_or_default();
         let from = format!("<{}>;tag={}", c.local_uri, c.local_tag);
         let cseq = c.local_cseq;
         let t = c.transport;
-        let extra = vec![header("Contact", contact), header("Allow", ALLOW), header("Content-Type", "application/sdp")];
-        let req = self.build_request(Method::Invite, uri, &from, &format!("<{uri}>"), call_id, cseq, &[], t, extra, body)?;
-        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
+        let extra = vec![
+            header("Contact", contact),
+            header("Allow", ALLOW),
+            header("Content-Type", "application/sdp"),
+        ];
+        let req = self.build_request(
+            Method::Invite,
+            uri,
+            &from,
+            &format!("<{uri}>"),
+            call_id,
+            cseq,
+            &[],
+            t,
+            extra,
+            body,
+        )?;
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
         c.invite = Some(req.clone());
         c.invite_dest = Some(dest);
         c.got_provisional = false;
-        self.send_request(req, dest, t, Owner::Invite { call_id: call_id.to_string() }, 0).await;
+        self.send_request(
+            req,
+            dest,
+            t,
+            Owner::Invite {
+                call_id: call_id.to_string(),
+            },
+            0,
+        )
+        .await;
         Ok(())
     }
 
@@ -91,17 +143,32 @@ impl Core {
     /// Applies a remote SDP (answer or offer) to the call's RTP endpoint.
     pub(super) fn apply_remote_sdp(&mut self, call_id: &str, body: &[u8]) -> Result<(), SipError> {
         let codecs = self.cfg.codecs.clone();
-        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
         let sdp = Sdp::parse(body)?;
         if c.rtp.is_none() {
             // Media belongs to the application (e.g. a WebRTC bridge): hand it the description.
             let _ = c.events.try_send(CallEvent::RemoteSdp(sdp));
             return Ok(());
         }
-        let local_dir = if c.local_hold { Direction::SendOnly } else { Direction::SendRecv };
+        let local_dir = if c.local_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
         let neg = negotiate(&sdp, &codecs, local_dir, false)?;
         if let Some(ep) = &c.rtp {
-            ep.configure(neg.remote, RtpParams { pt: neg.pt, dtmf_pt: neg.dtmf_pt, clock_rate: neg.codec.clock_rate(), ptime: neg.ptime });
+            ep.configure(
+                neg.remote,
+                RtpParams {
+                    pt: neg.pt,
+                    dtmf_pt: neg.dtmf_pt,
+                    clock_rate: neg.codec.clock_rate(),
+                    ptime: neg.ptime,
+                },
+            );
             ep.set_sending(neg.direction.flags().0);
         }
         c.negotiated = Some(neg);
@@ -110,7 +177,9 @@ impl Core {
 
     pub(super) async fn on_invite_response(&mut self, call_id: &str, resp: rsip::Response) {
         let code = m::status(&resp);
-        let Some(c) = self.calls.get_mut(call_id) else { return };
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
         let to_tag = header_value(&resp.headers, "to").and_then(|t| param(&t, "tag"));
         if code < 200 {
             c.got_provisional = true;
@@ -124,7 +193,8 @@ impl Core {
             if code == 100 {
                 self.emit(call_id, CallEvent::Trying);
             } else {
-                let early = !resp.body.is_empty() && self.apply_remote_sdp(call_id, &resp.body).is_ok();
+                let early =
+                    !resp.body.is_empty() && self.apply_remote_sdp(call_id, &resp.body).is_ok();
                 self.emit(call_id, CallEvent::Ringing { early_media: early });
             }
             return;
@@ -134,15 +204,28 @@ impl Core {
             return;
         }
         if (300..400).contains(&code) {
-            let target = split_list(&header_values(&resp.headers, "contact")).first().map(|c| m::addr_uri(c));
+            let target = split_list(&header_values(&resp.headers, "contact"))
+                .first()
+                .map(|c| m::addr_uri(c));
             if let (Some(target), true) = (target, c.redirects < 3 && !c.cancelled) {
                 c.redirects += 1;
                 c.local_cseq += 1;
                 c.remote_tag = None;
                 c.remote_target = target.clone();
-                self.emit(call_id, CallEvent::Redirected { target: target.clone() });
+                self.emit(
+                    call_id,
+                    CallEvent::Redirected {
+                        target: target.clone(),
+                    },
+                );
                 if let Err(e) = self.send_invite(call_id, &target).await {
-                    self.end_call(call_id, CallEvent::Failed { code: 480, reason: e.to_string() });
+                    self.end_call(
+                        call_id,
+                        CallEvent::Failed {
+                            code: 480,
+                            reason: e.to_string(),
+                        },
+                    );
                 }
                 return;
             }
@@ -155,9 +238,19 @@ impl Core {
         }
     }
 
-    pub(super) async fn on_invite_2xx(&mut self, call_id: &str, resp: rsip::Response, to_tag: Option<String>) {
-        let Some(c) = self.calls.get_mut(call_id) else { return };
-        let cseq = header_value(&resp.headers, "cseq").and_then(|v| parse_cseq(&v)).map(|x| x.0).unwrap_or(c.local_cseq);
+    pub(super) async fn on_invite_2xx(
+        &mut self,
+        call_id: &str,
+        resp: rsip::Response,
+        to_tag: Option<String>,
+    ) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let cseq = header_value(&resp.headers, "cseq")
+            .and_then(|v| parse_cseq(&v))
+            .map(|x| x.0)
+            .unwrap_or(c.local_cseq);
         if c.state == DialogState::Confirmed {
             // A retransmitted 2xx: our ACK was lost, send it again (§13.2.2.4).
             if let Some((ack, dest)) = c.last_ack.clone() {
@@ -171,7 +264,10 @@ impl Core {
         if let Some(ct) = split_list(&header_values(&resp.headers, "contact")).first() {
             c.remote_target = m::addr_uri(ct);
         }
-        c.route_set = split_list(&header_values(&resp.headers, "record-route")).into_iter().rev().collect();
+        c.route_set = split_list(&header_values(&resp.headers, "record-route"))
+            .into_iter()
+            .rev()
+            .collect();
         let cancelled = c.cancelled;
         if !resp.body.is_empty() {
             if let Err(e) = self.apply_remote_sdp(call_id, &resp.body) {
@@ -197,30 +293,63 @@ impl Core {
     }
 
     pub(super) async fn send_cancel(&mut self, call_id: &str) {
-        let Some(c) = self.calls.get(call_id) else { return };
-        let (Some(inv), Some(dest)) = (c.invite.clone(), c.invite_dest) else { return };
+        let Some(c) = self.calls.get(call_id) else {
+            return;
+        };
+        let (Some(inv), Some(dest)) = (c.invite.clone(), c.invite_dest) else {
+            return;
+        };
         let mut h = Headers::default();
         for name in ["via", "route", "from", "to", "call-id"] {
             let vals = header_values(&inv.headers, name);
             // CANCEL carries only the top Via of the INVITE (same branch).
-            let vals = if name == "via" { vals.into_iter().take(1).collect() } else { vals };
+            let vals = if name == "via" {
+                vals.into_iter().take(1).collect()
+            } else {
+                vals
+            };
             for v in vals {
                 h.push(header(name, v));
             }
         }
-        let num = header_value(&inv.headers, "cseq").and_then(|v| parse_cseq(&v)).map(|x| x.0).unwrap_or(1);
+        let num = header_value(&inv.headers, "cseq")
+            .and_then(|v| parse_cseq(&v))
+            .map(|x| x.0)
+            .unwrap_or(1);
         h.push(header("CSeq", format!("{num} CANCEL")));
         h.push(header("Max-Forwards", "70"));
-        let req = rsip::Request { method: Method::Cancel, uri: inv.uri.clone(), version: rsip::Version::V2, headers: h, body: vec![] };
+        let req = rsip::Request {
+            method: Method::Cancel,
+            uri: inv.uri.clone(),
+            version: rsip::Version::V2,
+            headers: h,
+            body: vec![],
+        };
         let t = c.transport;
         self.send_request(req, dest, t, Owner::Cancel, 0).await;
     }
 
-    pub(super) async fn send_bye(&mut self, call_id: &str, reply: Option<Reply<()>>, reason: EndReason) {
+    pub(super) async fn send_bye(
+        &mut self,
+        call_id: &str,
+        reply: Option<Reply<()>>,
+        reason: EndReason,
+    ) {
         match self.in_dialog_request(call_id, Method::Bye, vec![], vec![]) {
             Ok((req, dest, t)) => {
                 // The caller learns the outcome via Ended; BYE's own result only matters for logs.
-                self.send_request(req, dest, t, Owner::Status { reply: None, call_id: Some(call_id.to_string()), bye: true }, 0).await;
+                self.send_request(
+                    req,
+                    dest,
+                    t,
+                    Owner::Status {
+                        reply: None,
+                        call_id: Some(call_id.to_string()),
+                        bye: true,
+                    },
+                    0,
+                )
+                .await;
                 if let Some(c) = self.calls.get(call_id) {
                     if let Some(ep) = &c.rtp {
                         ep.set_sending(false);
@@ -245,7 +374,9 @@ impl Core {
             return;
         };
         match (c.role, c.state) {
-            (_, DialogState::Confirmed) => self.send_bye(call_id, Some(reply), EndReason::Local).await,
+            (_, DialogState::Confirmed) => {
+                self.send_bye(call_id, Some(reply), EndReason::Local).await
+            }
             (Role::Uac, DialogState::Early) => {
                 c.cancelled = true;
                 if c.got_provisional {
@@ -264,7 +395,13 @@ impl Core {
     }
 
     /// Builds an in-dialog request with the next local CSeq.
-    pub(super) fn in_dialog_request(&mut self, call_id: &str, method: Method, extra: Vec<rsip::Header>, body: Vec<u8>) -> Result<(rsip::Request, SocketAddr, Transport), SipError> {
+    pub(super) fn in_dialog_request(
+        &mut self,
+        call_id: &str,
+        method: Method,
+        extra: Vec<rsip::Header>,
+        body: Vec<u8>,
+    ) -> Result<(rsip::Request, SocketAddr, Transport), SipError> {
         self.in_dialog_request_cseq(call_id, method, extra, body, None)
     }
 
@@ -277,7 +414,10 @@ impl Core {
         cseq: Option<u32>,
     ) -> Result<(rsip::Request, SocketAddr, Transport), SipError> {
         let contact = self.contact(&self.user());
-        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
         if c.state != DialogState::Confirmed {
             return Err(SipError::InvalidState("dialog not confirmed"));
         }
@@ -294,14 +434,23 @@ impl Core {
             None => format!("<{}>", c.remote_uri_addr()),
         };
         // Loose routing: the first route is the next hop; otherwise the remote target.
-        let next_hop = c.route_set.first().map(|r| m::addr_uri(r)).unwrap_or_else(|| c.remote_target.clone());
+        let next_hop = c
+            .route_set
+            .first()
+            .map(|r| m::addr_uri(r))
+            .unwrap_or_else(|| c.remote_target.clone());
         let (target, routes, t) = (c.remote_target.clone(), c.route_set.clone(), c.transport);
         if matches!(method, Method::Invite) {
             extra.push(header("Contact", contact));
         }
-        let (h, p) = uri_hostport(&next_hop).ok_or_else(|| SipError::InvalidUri(next_hop.clone()))?;
-        let ip: std::net::IpAddr = h.parse().map_err(|_| SipError::InvalidUri(next_hop.clone()))?;
-        let req = self.build_request(method, &target, &from, &to, call_id, n, &routes, t, extra, body)?;
+        let (h, p) =
+            uri_hostport(&next_hop).ok_or_else(|| SipError::InvalidUri(next_hop.clone()))?;
+        let ip: std::net::IpAddr = h
+            .parse()
+            .map_err(|_| SipError::InvalidUri(next_hop.clone()))?;
+        let req = self.build_request(
+            method, &target, &from, &to, call_id, n, &routes, t, extra, body,
+        )?;
         Ok((req, SocketAddr::new(ip, p), t))
     }
 
@@ -316,13 +465,28 @@ impl Core {
         };
         sdp.version += 1;
         for m in &mut sdp.media {
-            m.direction = if hold { Direction::SendOnly } else { Direction::SendRecv };
+            m.direction = if hold {
+                Direction::SendOnly
+            } else {
+                Direction::SendRecv
+            };
         }
         c.local_sdp = Some(sdp.clone());
         let extra = vec![header("Content-Type", "application/sdp")];
         match self.in_dialog_request(call_id, Method::Invite, extra, sdp.to_bytes()) {
             Ok((req, dest, t)) => {
-                self.send_request(req, dest, t, Owner::ReInvite { call_id: call_id.to_string(), hold, reply: Some(reply) }, 0).await
+                self.send_request(
+                    req,
+                    dest,
+                    t,
+                    Owner::ReInvite {
+                        call_id: call_id.to_string(),
+                        hold,
+                        reply: Some(reply),
+                    },
+                    0,
+                )
+                .await
             }
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -330,14 +494,24 @@ impl Core {
         }
     }
 
-    pub(super) async fn on_reinvite_response(&mut self, call_id: &str, hold: bool, reply: Option<Reply<()>>, resp: rsip::Response) {
+    pub(super) async fn on_reinvite_response(
+        &mut self,
+        call_id: &str,
+        hold: bool,
+        reply: Option<Reply<()>>,
+        resp: rsip::Response,
+    ) {
         let code = m::status(&resp);
         if code < 200 {
             return;
         }
-        let cseq = header_value(&resp.headers, "cseq").and_then(|v| parse_cseq(&v)).map(|x| x.0);
+        let cseq = header_value(&resp.headers, "cseq")
+            .and_then(|v| parse_cseq(&v))
+            .map(|x| x.0);
         if code < 300 {
-            if let Ok((ack, dest, t)) = self.in_dialog_request_cseq(call_id, Method::Ack, vec![], vec![], cseq) {
+            if let Ok((ack, dest, t)) =
+                self.in_dialog_request_cseq(call_id, Method::Ack, vec![], vec![], cseq)
+            {
                 let bytes = to_bytes(&SipMessage::Request(ack));
                 self.send_raw(t, dest, bytes).await;
             }
@@ -354,8 +528,10 @@ impl Core {
                 let _ = r.send(Ok(()));
             }
         } else if let Some(r) = reply {
-            let _ = r.send(Err(SipError::Rejected { code, reason: reason_of(&resp) }));
+            let _ = r.send(Err(SipError::Rejected {
+                code,
+                reason: reason_of(&resp),
+            }));
         }
     }
 }
-

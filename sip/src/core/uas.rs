@@ -5,8 +5,15 @@ use super::*;
 
 impl Core {
     /// Answers with an SDP the application built; media is then the application's business.
-    pub(super) async fn answer_external(&mut self, call_id: &str, sdp: Sdp) -> Result<(), SipError> {
-        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
+    pub(super) async fn answer_external(
+        &mut self,
+        call_id: &str,
+        sdp: Sdp,
+    ) -> Result<(), SipError> {
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
         if c.role != Role::Uas || c.state != DialogState::Early {
             return Err(SipError::InvalidState("not an unanswered incoming call"));
         }
@@ -19,26 +26,47 @@ impl Core {
     pub(super) async fn answer(&mut self, call_id: &str) -> Result<(), SipError> {
         let codecs = self.cfg.codecs.clone();
         let (rtp_ip, ports) = (self.cfg.rtp_ip, self.cfg.rtp_ports.clone());
-        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
         if c.role != Role::Uas || c.state != DialogState::Early {
             return Err(SipError::InvalidState("not an unanswered incoming call"));
         }
-        let (invite, _, _) = c.uas_invite.clone().ok_or(SipError::InvalidState("no INVITE"))?;
+        let (invite, _, _) = c
+            .uas_invite
+            .clone()
+            .ok_or(SipError::InvalidState("no INVITE"))?;
         let ep = match &c.rtp {
             Some(e) => e.clone(),
             None => Arc::new(RtpEndpoint::bind(rtp_ip, ports).await?),
         };
         let addr = ep.local_addr()?;
-        let c = self.calls.get_mut(call_id).ok_or(SipError::InvalidState("no such call"))?;
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
         c.rtp = Some(ep.clone());
         let body = if invite.body.is_empty() {
             // Offerless INVITE: we offer in the 2xx, the answer comes in the ACK.
-            let s = Sdp::offer(addr, &codecs, Direction::SendRecv, rand::random::<u32>() as u64, 1);
+            let s = Sdp::offer(
+                addr,
+                &codecs,
+                Direction::SendRecv,
+                rand::random::<u32>() as u64,
+                1,
+            );
             c.local_sdp = Some(s.clone());
             s.to_bytes()
         } else {
             let offer = Sdp::parse(&invite.body)?;
-            let (ans, _) = Sdp::answer(&offer, &codecs, addr, Direction::SendRecv, rand::random::<u32>() as u64)?;
+            let (ans, _) = Sdp::answer(
+                &offer,
+                &codecs,
+                addr,
+                Direction::SendRecv,
+                rand::random::<u32>() as u64,
+            )?;
             c.local_sdp = Some(ans.clone());
             let b = ans.to_bytes();
             self.apply_remote_sdp(call_id, &invite.body)?;
@@ -49,7 +77,10 @@ impl Core {
     }
 
     pub(super) async fn reject(&mut self, call_id: &str, code: u16) -> Result<(), SipError> {
-        let c = self.calls.get(call_id).ok_or(SipError::InvalidState("no such call"))?;
+        let c = self
+            .calls
+            .get(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
         if c.role != Role::Uas || c.state != DialogState::Early {
             return Err(SipError::InvalidState("not an unanswered incoming call"));
         }
@@ -61,8 +92,12 @@ impl Core {
     /// Sends a response to the pending incoming INVITE through its server transaction.
     pub(super) async fn respond_invite(&mut self, call_id: &str, code: u16, body: Vec<u8>) {
         let contact = self.contact(&self.user());
-        let Some(c) = self.calls.get_mut(call_id) else { return };
-        let Some((invite, source, t)) = c.uas_invite.clone() else { return };
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Some((invite, source, t)) = c.uas_invite.clone() else {
+            return;
+        };
         let mut resp = m::response_to(&invite, code, Some(&c.local_tag));
         if code < 300 {
             for rr in header_values(&invite.headers, "record-route") {
@@ -90,12 +125,22 @@ impl Core {
                 });
             }
         }
-        let key = (m::top_via_branch(&invite.headers).unwrap_or_default(), "INVITE".to_string());
+        let key = (
+            m::top_via_branch(&invite.headers).unwrap_or_default(),
+            "INVITE".to_string(),
+        );
         self.server_respond(&key, code, bytes, source, t).await;
     }
 
     /// Sends a response through the server transaction `key` (or statelessly if it is gone).
-    pub(super) async fn server_respond(&mut self, key: &(String, String), code: u16, bytes: Vec<u8>, dest: SocketAddr, t: Transport) {
+    pub(super) async fn server_respond(
+        &mut self,
+        key: &(String, String),
+        code: u16,
+        bytes: Vec<u8>,
+        dest: SocketAddr,
+        t: Transport,
+    ) {
         let now = Instant::now();
         if let Some(e) = self.servers.get_mut(key) {
             let (ok, actions) = e.sm.on_send_response(code, now);
@@ -110,8 +155,18 @@ impl Core {
         self.send_raw(t, dest, bytes).await;
     }
 
-    pub(super) async fn respond(&mut self, req: &rsip::Request, code: u16, source: SocketAddr, t: Transport, extra: Vec<rsip::Header>, body: Option<(&str, Vec<u8>)>) {
-        let tag = header_value(&req.headers, "to").and_then(|v| param(&v, "tag")).unwrap_or_else(|| rand_token(10));
+    pub(super) async fn respond(
+        &mut self,
+        req: &rsip::Request,
+        code: u16,
+        source: SocketAddr,
+        t: Transport,
+        extra: Vec<rsip::Header>,
+        body: Option<(&str, Vec<u8>)>,
+    ) {
+        let tag = header_value(&req.headers, "to")
+            .and_then(|v| param(&v, "tag"))
+            .unwrap_or_else(|| rand_token(10));
         let mut resp = m::response_to(req, code, Some(&tag));
         for h in extra {
             resp.headers.push(h);
@@ -121,11 +176,14 @@ impl Core {
             resp.body = b;
         }
         let bytes = to_bytes(&SipMessage::Response(resp));
-        let method = if req.method == Method::Ack { "INVITE".to_string() } else { req.method.to_string() };
+        let method = if req.method == Method::Ack {
+            "INVITE".to_string()
+        } else {
+            req.method.to_string()
+        };
         let key = (m::top_via_branch(&req.headers).unwrap_or_default(), method);
         self.server_respond(&key, code, bytes, source, t).await;
     }
-
 
     pub(super) async fn on_incoming(&mut self, msg: Incoming) {
         match m::parse(&msg.bytes) {
@@ -142,9 +200,18 @@ impl Core {
         }
     }
 
-    pub(super) async fn on_request(&mut self, req: rsip::Request, source: SocketAddr, t: Transport) {
+    pub(super) async fn on_request(
+        &mut self,
+        req: rsip::Request,
+        source: SocketAddr,
+        t: Transport,
+    ) {
         let branch = m::top_via_branch(&req.headers).unwrap_or_default();
-        let method_key = if req.method == Method::Ack { "INVITE".to_string() } else { req.method.to_string() };
+        let method_key = if req.method == Method::Ack {
+            "INVITE".to_string()
+        } else {
+            req.method.to_string()
+        };
         let key = (branch.clone(), method_key);
         let now = Instant::now();
         if let Some(e) = self.servers.get_mut(&key) {
@@ -153,7 +220,11 @@ impl Core {
                 if actions.contains(&ServerAction::Terminated) {
                     self.servers.remove(&key);
                 }
-            } else if e.sm.on_request_retransmission().contains(&ServerAction::ResendResponse) {
+            } else if e
+                .sm
+                .on_request_retransmission()
+                .contains(&ServerAction::ResendResponse)
+            {
                 if let Some(b) = e.last_response.clone() {
                     let (s, tp) = (e.source, e.transport);
                     self.send_raw(tp, s, b).await;
@@ -162,8 +233,20 @@ impl Core {
             return;
         }
         if req.method != Method::Ack {
-            let kind = if req.method == Method::Invite { ServerKind::Invite } else { ServerKind::NonInvite };
-            self.servers.insert(key, ServerEntry { sm: ServerTransaction::new(kind, Self::reliability(t), self.cfg.timers), last_response: None, source, transport: t });
+            let kind = if req.method == Method::Invite {
+                ServerKind::Invite
+            } else {
+                ServerKind::NonInvite
+            };
+            self.servers.insert(
+                key,
+                ServerEntry {
+                    sm: ServerTransaction::new(kind, Self::reliability(t), self.cfg.timers),
+                    last_response: None,
+                    source,
+                    transport: t,
+                },
+            );
         }
         let call_id = header_value(&req.headers, "call-id").unwrap_or_default();
         let to_tag = header_value(&req.headers, "to").and_then(|v| param(&v, "tag"));
@@ -172,15 +255,29 @@ impl Core {
         // and name them, except on ACK/CANCEL which cannot be refused.
         let required: Vec<String> = header_values(&req.headers, "require")
             .iter()
-            .flat_map(|v| v.split(',').map(|x| x.trim().to_string()).collect::<Vec<_>>())
+            .flat_map(|v| {
+                v.split(',')
+                    .map(|x| x.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .filter(|x| !x.is_empty())
             .collect();
         if !required.is_empty() && !matches!(req.method, Method::Ack | Method::Cancel) {
-            self.respond(&req, 420, source, t, vec![header("Unsupported", required.join(", "))], None).await;
+            self.respond(
+                &req,
+                420,
+                source,
+                t,
+                vec![header("Unsupported", required.join(", "))],
+                None,
+            )
+            .await;
             return;
         }
         match req.method {
-            Method::Invite if to_tag.is_none() => self.incoming_invite(req, source, t, call_id).await,
+            Method::Invite if to_tag.is_none() => {
+                self.incoming_invite(req, source, t, call_id).await
+            }
             Method::Invite => self.incoming_reinvite(req, source, t, call_id).await,
             Method::Ack => {
                 if let Some(c) = self.calls.get_mut(&call_id) {
@@ -215,20 +312,42 @@ impl Core {
                 }
                 let ct = header_value(&req.headers, "content-type").unwrap_or_default();
                 self.respond(&req, 200, source, t, vec![], None).await;
-                let ev = match (ct.to_ascii_lowercase().starts_with("application/dtmf-relay"), parse_dtmf_relay(&req.body)) {
-                    (true, Some(d)) => CallEvent::Dtmf { digit: d, via: DtmfVia::Info },
-                    _ => CallEvent::Info { content_type: ct, body: req.body.clone() },
+                let ev = match (
+                    ct.to_ascii_lowercase()
+                        .starts_with("application/dtmf-relay"),
+                    parse_dtmf_relay(&req.body),
+                ) {
+                    (true, Some(d)) => CallEvent::Dtmf {
+                        digit: d,
+                        via: DtmfVia::Info,
+                    },
+                    _ => CallEvent::Info {
+                        content_type: ct,
+                        body: req.body.clone(),
+                    },
                 };
                 self.emit(&call_id, ev);
             }
             Method::Message => {
-                let from = header_value(&req.headers, "from").map(|f| m::addr_uri(&f)).unwrap_or_default();
+                let from = header_value(&req.headers, "from")
+                    .map(|f| m::addr_uri(&f))
+                    .unwrap_or_default();
                 let content_type = header_value(&req.headers, "content-type").unwrap_or_default();
                 self.respond(&req, 200, source, t, vec![], None).await;
-                let _ = self.events.try_send(UaEvent::Message { from, content_type, body: req.body.clone() });
+                let _ = self.events.try_send(UaEvent::Message {
+                    from,
+                    content_type,
+                    body: req.body.clone(),
+                });
             }
             Method::Options => {
-                let extra = vec![header("Allow", ALLOW), header("Accept", "application/sdp, application/dtmf-relay, text/plain")];
+                let extra = vec![
+                    header("Allow", ALLOW),
+                    header(
+                        "Accept",
+                        "application/sdp, application/dtmf-relay, text/plain",
+                    ),
+                ];
                 self.respond(&req, 200, source, t, extra, None).await;
             }
             Method::Refer => {
@@ -247,36 +366,56 @@ impl Core {
             }
             Method::Update | Method::Notify => {
                 // UPDATE without SDP (session timers) and NOTIFY (REFER progress) are accepted.
-                let code = if self.calls.contains_key(&call_id) { 200 } else { 481 };
+                let code = if self.calls.contains_key(&call_id) {
+                    200
+                } else {
+                    481
+                };
                 self.respond(&req, code, source, t, vec![], None).await;
             }
             _ => {
-                self.respond(&req, 405, source, t, vec![header("Allow", ALLOW)], None).await;
+                self.respond(&req, 405, source, t, vec![header("Allow", ALLOW)], None)
+                    .await;
             }
         }
     }
 
-    pub(super) async fn incoming_invite(&mut self, req: rsip::Request, source: SocketAddr, t: Transport, call_id: String) {
+    pub(super) async fn incoming_invite(
+        &mut self,
+        req: rsip::Request,
+        source: SocketAddr,
+        t: Transport,
+        call_id: String,
+    ) {
         if self.calls.contains_key(&call_id) {
             // Same Call-ID, new branch and no To tag: a merged request (§8.2.2.2).
             self.respond(&req, 482, source, t, vec![], None).await;
             return;
         }
         if !req.body.is_empty() {
-            if let Err(e) = Sdp::parse(&req.body).and_then(|o| negotiate(&o, &self.cfg.codecs, Direction::SendRecv, true)) {
+            if let Err(e) = Sdp::parse(&req.body)
+                .and_then(|o| negotiate(&o, &self.cfg.codecs, Direction::SendRecv, true))
+            {
                 tracing::info!(error = %e, "refusing offer");
                 self.respond(&req, 488, source, t, vec![], None).await;
                 return;
             }
         }
-        let Some(cmd) = self.cmd.upgrade() else { return };
+        let Some(cmd) = self.cmd.upgrade() else {
+            return;
+        };
         let from = header_value(&req.headers, "from").unwrap_or_default();
         let to = header_value(&req.headers, "to").unwrap_or_default();
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let remote_tag = param(&from, "tag");
-        let remote_target = split_list(&header_values(&req.headers, "contact")).first().map(|c| m::addr_uri(c)).unwrap_or_else(|| m::addr_uri(&from));
+        let remote_target = split_list(&header_values(&req.headers, "contact"))
+            .first()
+            .map(|c| m::addr_uri(c))
+            .unwrap_or_else(|| m::addr_uri(&from));
         let local_tag = rand_token(10);
-        let remote_cseq = header_value(&req.headers, "cseq").and_then(|v| parse_cseq(&v)).map(|x| x.0);
+        let remote_cseq = header_value(&req.headers, "cseq")
+            .and_then(|v| parse_cseq(&v))
+            .map(|x| x.0);
         let state = CallState {
             role: Role::Uas,
             state: DialogState::Early,
@@ -317,19 +456,34 @@ impl Core {
         let rtp = self.calls.get(&call_id).and_then(|c| c.rtp.clone());
         self.respond_invite(&call_id, 180, vec![]).await;
         let offer = Sdp::parse(&req.body).ok();
-        let call = Call { id: call_id.clone(), cmd, events: ev_rx, rtp, remote, offer };
+        let call = Call {
+            id: call_id.clone(),
+            cmd,
+            events: ev_rx,
+            rtp,
+            remote,
+            offer,
+        };
         tracing::info!(call_id, "incoming call");
         let _ = self.events.try_send(UaEvent::IncomingCall(call));
     }
 
-    pub(super) async fn incoming_reinvite(&mut self, req: rsip::Request, source: SocketAddr, t: Transport, call_id: String) {
+    pub(super) async fn incoming_reinvite(
+        &mut self,
+        req: rsip::Request,
+        source: SocketAddr,
+        t: Transport,
+        call_id: String,
+    ) {
         let codecs = self.cfg.codecs.clone();
         let contact = self.contact(&self.user());
         let Some(c) = self.calls.get_mut(&call_id) else {
             self.respond(&req, 481, source, t, vec![], None).await;
             return;
         };
-        let cseq = header_value(&req.headers, "cseq").and_then(|v| parse_cseq(&v)).map(|x| x.0);
+        let cseq = header_value(&req.headers, "cseq")
+            .and_then(|v| parse_cseq(&v))
+            .map(|x| x.0);
         if let (Some(n), Some(prev)) = (cseq, c.remote_cseq) {
             if n <= prev {
                 self.respond(&req, 500, source, t, vec![], None).await;
@@ -344,9 +498,17 @@ impl Core {
         let mut remote_dir = None;
         if !req.body.is_empty() {
             let parsed = Sdp::parse(&req.body).and_then(|offer| {
-                let addr = c.rtp.as_ref().and_then(|e| e.local_addr().ok()).or_else(|| c.local_sdp.as_ref().and_then(|s| s.audio_addr().ok()));
+                let addr = c
+                    .rtp
+                    .as_ref()
+                    .and_then(|e| e.local_addr().ok())
+                    .or_else(|| c.local_sdp.as_ref().and_then(|s| s.audio_addr().ok()));
                 let addr = addr.ok_or(crate::sdp::SdpError::NoConnection)?;
-                let local_dir = if c.local_hold { Direction::SendOnly } else { Direction::SendRecv };
+                let local_dir = if c.local_hold {
+                    Direction::SendOnly
+                } else {
+                    Direction::SendRecv
+                };
                 let session = c.local_sdp.as_ref().map(|s| s.session_id).unwrap_or(1);
                 let (mut ans, _) = Sdp::answer(&offer, &codecs, addr, local_dir, session)?;
                 ans.version = c.local_sdp.as_ref().map(|s| s.version + 1).unwrap_or(2);
@@ -382,21 +544,45 @@ impl Core {
         if t == Transport::Udp {
             let now = Instant::now();
             if let Some(c) = self.calls.get_mut(&call_id) {
-                c.ok_retx = Some(Retransmit { bytes: bytes.clone(), dest: source, transport: t, next: now + self.cfg.timers.t1, interval: self.cfg.timers.t1, give_up: now + self.cfg.timers.t1 * 64 });
+                c.ok_retx = Some(Retransmit {
+                    bytes: bytes.clone(),
+                    dest: source,
+                    transport: t,
+                    next: now + self.cfg.timers.t1,
+                    interval: self.cfg.timers.t1,
+                    give_up: now + self.cfg.timers.t1 * 64,
+                });
             }
         }
-        let key = (m::top_via_branch(&req.headers).unwrap_or_default(), "INVITE".to_string());
+        let key = (
+            m::top_via_branch(&req.headers).unwrap_or_default(),
+            "INVITE".to_string(),
+        );
         self.server_respond(&key, 200, bytes, source, t).await;
         if let (Some(dir), Some(c)) = (remote_dir, self.calls.get_mut(&call_id)) {
             let held = !dir.flags().0;
             if held != c.remote_hold {
                 c.remote_hold = held;
-                self.emit(&call_id, if held { CallEvent::RemoteHold } else { CallEvent::RemoteResume });
+                self.emit(
+                    &call_id,
+                    if held {
+                        CallEvent::RemoteHold
+                    } else {
+                        CallEvent::RemoteResume
+                    },
+                );
             }
         }
     }
 
-    pub(super) async fn incoming_cancel(&mut self, req: rsip::Request, source: SocketAddr, t: Transport, call_id: String, branch: String) {
+    pub(super) async fn incoming_cancel(
+        &mut self,
+        req: rsip::Request,
+        source: SocketAddr,
+        t: Transport,
+        call_id: String,
+        branch: String,
+    ) {
         let invite_key = (branch, "INVITE".to_string());
         let matches = self.servers.contains_key(&invite_key);
         if !matches {
@@ -404,11 +590,13 @@ impl Core {
             return;
         }
         self.respond(&req, 200, source, t, vec![], None).await;
-        let early = self.calls.get(&call_id).is_some_and(|c| c.role == Role::Uas && c.state == DialogState::Early);
+        let early = self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| c.role == Role::Uas && c.state == DialogState::Early);
         if early {
             self.respond_invite(&call_id, 487, vec![]).await;
             self.end_call(&call_id, CallEvent::Ended(EndReason::Cancelled));
         }
     }
 }
-

@@ -76,7 +76,10 @@ impl ClientTransaction {
 
     /// Earliest instant at which [`Self::on_timer`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.terminate_at].into_iter().flatten().min()
+        [self.retransmit_at, self.timeout_at, self.terminate_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A response with `code` matched this transaction.
@@ -104,7 +107,9 @@ impl ClientTransaction {
                 a.extend(self.maybe_terminate_now(now));
                 a
             }
-            (ClientKind::Invite, Completed) if !provisional && code >= 300 => vec![ClientAction::SendAck],
+            (ClientKind::Invite, Completed) if !provisional && code >= 300 => {
+                vec![ClientAction::SendAck]
+            }
             (ClientKind::Invite, _) => vec![],
             (ClientKind::NonInvite, Calling | Proceeding) if provisional => {
                 self.state = Proceeding;
@@ -143,7 +148,9 @@ impl ClientTransaction {
                 out.push(ClientAction::Retransmit);
                 self.interval = match self.kind {
                     ClientKind::Invite => self.interval * 2,
-                    ClientKind::NonInvite if self.state == ClientState::Proceeding => self.timers.t2,
+                    ClientKind::NonInvite if self.state == ClientState::Proceeding => {
+                        self.timers.t2
+                    }
                     ClientKind::NonInvite => (self.interval * 2).min(self.timers.t2),
                 };
                 self.retransmit_at = Some(at + self.interval);
@@ -197,9 +204,18 @@ mod tests {
     #[test]
     fn invite_timer_a_doubles_and_timer_b_times_out_at_64_t1() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new(ClientKind::Invite, Reliability::Unreliable, Timers::default(), t0);
+        let mut tx = ClientTransaction::new(
+            ClientKind::Invite,
+            Reliability::Unreliable,
+            Timers::default(),
+            t0,
+        );
         let log = run(&mut tx, t0, 40_000);
-        let retx: Vec<u64> = log.iter().filter(|(_, a)| *a == ClientAction::Retransmit).map(|(t, _)| *t).collect();
+        let retx: Vec<u64> = log
+            .iter()
+            .filter(|(_, a)| *a == ClientAction::Retransmit)
+            .map(|(t, _)| *t)
+            .collect();
         assert_eq!(retx, vec![500, 1500, 3500, 7500, 15500, 31500]);
         assert!(log.contains(&(32_000, ClientAction::Timeout)));
         assert_eq!(tx.state(), ClientState::Terminated);
@@ -208,13 +224,27 @@ mod tests {
     #[test]
     fn invite_provisional_stops_retransmits_and_non2xx_acks_then_timer_d() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new(ClientKind::Invite, Reliability::Unreliable, Timers::default(), t0);
-        assert_eq!(tx.on_response(180, t0 + ms(100)), vec![ClientAction::PassToTu]);
-        assert!(run(&mut tx, t0, 20_000).is_empty(), "no retransmit after 1xx, no timer B");
+        let mut tx = ClientTransaction::new(
+            ClientKind::Invite,
+            Reliability::Unreliable,
+            Timers::default(),
+            t0,
+        );
+        assert_eq!(
+            tx.on_response(180, t0 + ms(100)),
+            vec![ClientAction::PassToTu]
+        );
+        assert!(
+            run(&mut tx, t0, 20_000).is_empty(),
+            "no retransmit after 1xx, no timer B"
+        );
         let a = tx.on_response(486, t0 + ms(20_000));
         assert_eq!(a, vec![ClientAction::SendAck, ClientAction::PassToTu]);
         // a retransmitted final response is acknowledged again but not passed up
-        assert_eq!(tx.on_response(486, t0 + ms(20_100)), vec![ClientAction::SendAck]);
+        assert_eq!(
+            tx.on_response(486, t0 + ms(20_100)),
+            vec![ClientAction::SendAck]
+        );
         assert_eq!(tx.on_timer(t0 + ms(51_999)), vec![]);
         assert_eq!(tx.on_timer(t0 + ms(52_000)), vec![ClientAction::Terminated]);
     }
@@ -222,31 +252,63 @@ mod tests {
     #[test]
     fn invite_2xx_terminates_at_once() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new(ClientKind::Invite, Reliability::Unreliable, Timers::default(), t0);
-        assert_eq!(tx.on_response(200, t0), vec![ClientAction::PassToTu, ClientAction::Terminated]);
+        let mut tx = ClientTransaction::new(
+            ClientKind::Invite,
+            Reliability::Unreliable,
+            Timers::default(),
+            t0,
+        );
+        assert_eq!(
+            tx.on_response(200, t0),
+            vec![ClientAction::PassToTu, ClientAction::Terminated]
+        );
     }
 
     #[test]
     fn non_invite_timer_e_caps_at_t2_and_timer_f_times_out() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new(ClientKind::NonInvite, Reliability::Unreliable, Timers::default(), t0);
+        let mut tx = ClientTransaction::new(
+            ClientKind::NonInvite,
+            Reliability::Unreliable,
+            Timers::default(),
+            t0,
+        );
         let log = run(&mut tx, t0, 33_000);
-        let retx: Vec<u64> = log.iter().filter(|(_, a)| *a == ClientAction::Retransmit).map(|(t, _)| *t).collect();
-        assert_eq!(retx, vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+        let retx: Vec<u64> = log
+            .iter()
+            .filter(|(_, a)| *a == ClientAction::Retransmit)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(
+            retx,
+            vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+        );
         assert!(log.contains(&(32_000, ClientAction::Timeout)));
     }
 
     #[test]
     fn non_invite_proceeding_retransmits_at_t2_and_timer_k_after_final() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new(ClientKind::NonInvite, Reliability::Unreliable, Timers::default(), t0);
+        let mut tx = ClientTransaction::new(
+            ClientKind::NonInvite,
+            Reliability::Unreliable,
+            Timers::default(),
+            t0,
+        );
         assert_eq!(tx.on_timer(t0 + ms(500)), vec![ClientAction::Retransmit]);
         tx.on_response(100, t0 + ms(600));
         assert_eq!(tx.on_timer(t0 + ms(1500)), vec![ClientAction::Retransmit]);
         assert_eq!(tx.on_timer(t0 + ms(5499)), vec![]);
         assert_eq!(tx.on_timer(t0 + ms(5500)), vec![ClientAction::Retransmit]);
-        assert_eq!(tx.on_response(200, t0 + ms(6000)), vec![ClientAction::PassToTu]);
-        assert_eq!(tx.on_response(200, t0 + ms(6001)), vec![], "retransmitted final absorbed");
+        assert_eq!(
+            tx.on_response(200, t0 + ms(6000)),
+            vec![ClientAction::PassToTu]
+        );
+        assert_eq!(
+            tx.on_response(200, t0 + ms(6001)),
+            vec![],
+            "retransmitted final absorbed"
+        );
         assert_eq!(tx.on_timer(t0 + ms(10_999)), vec![]);
         assert_eq!(tx.on_timer(t0 + ms(11_000)), vec![ClientAction::Terminated]);
     }
@@ -254,13 +316,30 @@ mod tests {
     #[test]
     fn reliable_transport_never_retransmits_and_terminates_at_once() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new(ClientKind::NonInvite, Reliability::Reliable, Timers::default(), t0);
+        let mut tx = ClientTransaction::new(
+            ClientKind::NonInvite,
+            Reliability::Reliable,
+            Timers::default(),
+            t0,
+        );
         assert!(run(&mut tx, t0, 31_000).is_empty());
-        assert_eq!(tx.on_response(200, t0 + ms(31_000)), vec![ClientAction::PassToTu, ClientAction::Terminated]);
-        let mut inv = ClientTransaction::new(ClientKind::Invite, Reliability::Reliable, Timers::default(), t0);
+        assert_eq!(
+            tx.on_response(200, t0 + ms(31_000)),
+            vec![ClientAction::PassToTu, ClientAction::Terminated]
+        );
+        let mut inv = ClientTransaction::new(
+            ClientKind::Invite,
+            Reliability::Reliable,
+            Timers::default(),
+            t0,
+        );
         assert_eq!(
             inv.on_response(404, t0),
-            vec![ClientAction::SendAck, ClientAction::PassToTu, ClientAction::Terminated]
+            vec![
+                ClientAction::SendAck,
+                ClientAction::PassToTu,
+                ClientAction::Terminated
+            ]
         );
     }
 }

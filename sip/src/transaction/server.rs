@@ -78,13 +78,18 @@ impl ServerTransaction {
 
     /// Earliest instant at which [`Self::on_timer`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.terminate_at].into_iter().flatten().min()
+        [self.retransmit_at, self.timeout_at, self.terminate_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The request was received again.
     pub fn on_request_retransmission(&mut self) -> Vec<ServerAction> {
         match self.state {
-            ServerState::Proceeding | ServerState::Completed if self.has_response => vec![ServerAction::ResendResponse],
+            ServerState::Proceeding | ServerState::Completed if self.has_response => {
+                vec![ServerAction::ResendResponse]
+            }
             _ => vec![],
         }
     }
@@ -190,7 +195,11 @@ mod tests {
     #[test]
     fn invite_final_error_retransmits_on_timer_g_until_timer_h() {
         let t0 = Instant::now();
-        let mut tx = ServerTransaction::new(ServerKind::Invite, Reliability::Unreliable, Timers::default());
+        let mut tx = ServerTransaction::new(
+            ServerKind::Invite,
+            Reliability::Unreliable,
+            Timers::default(),
+        );
         assert_eq!(tx.on_send_response(486, t0), (true, vec![]));
         let mut retx = vec![];
         let mut timeout = None;
@@ -203,20 +212,34 @@ mod tests {
                 }
             }
         }
-        assert_eq!(retx, vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+        assert_eq!(
+            retx,
+            vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+        );
         assert_eq!(timeout, Some(32_000));
     }
 
     #[test]
     fn invite_ack_confirms_and_timer_i_terminates() {
         let t0 = Instant::now();
-        let mut tx = ServerTransaction::new(ServerKind::Invite, Reliability::Unreliable, Timers::default());
+        let mut tx = ServerTransaction::new(
+            ServerKind::Invite,
+            Reliability::Unreliable,
+            Timers::default(),
+        );
         tx.on_send_response(180, t0);
-        assert_eq!(tx.on_request_retransmission(), vec![ServerAction::ResendResponse]);
+        assert_eq!(
+            tx.on_request_retransmission(),
+            vec![ServerAction::ResendResponse]
+        );
         tx.on_send_response(603, t0);
         assert_eq!(tx.on_ack(t0 + ms(200)), vec![]);
         assert_eq!(tx.state(), ServerState::Confirmed);
-        assert_eq!(tx.on_timer(t0 + ms(600)), vec![], "no timer G once confirmed");
+        assert_eq!(
+            tx.on_timer(t0 + ms(600)),
+            vec![],
+            "no timer G once confirmed"
+        );
         assert_eq!(tx.on_timer(t0 + ms(5199)), vec![]);
         assert_eq!(tx.on_timer(t0 + ms(5200)), vec![ServerAction::Terminated]);
     }
@@ -224,18 +247,39 @@ mod tests {
     #[test]
     fn invite_2xx_hands_over_to_the_tu() {
         let t0 = Instant::now();
-        let mut tx = ServerTransaction::new(ServerKind::Invite, Reliability::Unreliable, Timers::default());
-        assert_eq!(tx.on_send_response(200, t0), (true, vec![ServerAction::Terminated]));
+        let mut tx = ServerTransaction::new(
+            ServerKind::Invite,
+            Reliability::Unreliable,
+            Timers::default(),
+        );
+        assert_eq!(
+            tx.on_send_response(200, t0),
+            (true, vec![ServerAction::Terminated])
+        );
     }
 
     #[test]
     fn non_invite_absorbs_retransmissions_until_timer_j() {
         let t0 = Instant::now();
-        let mut tx = ServerTransaction::new(ServerKind::NonInvite, Reliability::Unreliable, Timers::default());
-        assert_eq!(tx.on_request_retransmission(), vec![], "nothing to resend in Trying");
+        let mut tx = ServerTransaction::new(
+            ServerKind::NonInvite,
+            Reliability::Unreliable,
+            Timers::default(),
+        );
+        assert_eq!(
+            tx.on_request_retransmission(),
+            vec![],
+            "nothing to resend in Trying"
+        );
         tx.on_send_response(200, t0);
-        assert_eq!(tx.on_request_retransmission(), vec![ServerAction::ResendResponse]);
-        assert!(!tx.on_send_response(500, t0).0, "a second final response is refused");
+        assert_eq!(
+            tx.on_request_retransmission(),
+            vec![ServerAction::ResendResponse]
+        );
+        assert!(
+            !tx.on_send_response(500, t0).0,
+            "a second final response is refused"
+        );
         assert_eq!(tx.on_timer(t0 + ms(31_999)), vec![]);
         assert_eq!(tx.on_timer(t0 + ms(32_000)), vec![ServerAction::Terminated]);
     }
@@ -243,7 +287,14 @@ mod tests {
     #[test]
     fn reliable_non_invite_terminates_on_final() {
         let t0 = Instant::now();
-        let mut tx = ServerTransaction::new(ServerKind::NonInvite, Reliability::Reliable, Timers::default());
-        assert_eq!(tx.on_send_response(200, t0), (true, vec![ServerAction::Terminated]));
+        let mut tx = ServerTransaction::new(
+            ServerKind::NonInvite,
+            Reliability::Reliable,
+            Timers::default(),
+        );
+        assert_eq!(
+            tx.on_send_response(200, t0),
+            (true, vec![ServerAction::Terminated])
+        );
     }
 }

@@ -11,7 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Users kamailio knows, with their passwords.
-pub const USERS: &[(&str, &str)] = &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw"), ("dave", "davepw")];
+pub const USERS: &[(&str, &str)] = &[
+    ("alice", "alicepw"),
+    ("bob", "bobpw"),
+    ("carol", "carolpw"),
+    ("dave", "davepw"),
+];
 
 /// A free loopback port for both UDP and TCP (best effort: the socket is closed before use).
 pub fn free_port() -> u16 {
@@ -25,14 +30,22 @@ pub fn free_port() -> u16 {
 }
 
 pub fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bifrons-sip-{tag}-{}-{}", std::process::id(), rand_suffix()));
+    let d = std::env::temp_dir().join(format!(
+        "bifrons-sip-{tag}-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
 
 fn rand_suffix() -> u64 {
     use std::time::SystemTime;
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0) % 1_000_000_007
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        % 1_000_000_007
 }
 
 fn kill(child: &mut Child) {
@@ -50,7 +63,10 @@ fn kill(child: &mut Child) {
 }
 
 fn unsafe_kill(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 /// A kamailio registrar/proxy on 127.0.0.1:`port` (UDP and TCP).
@@ -77,7 +93,9 @@ impl Kamailio {
         let dir = tempdir("kamailio");
         let mut pw = String::new();
         for (u, p) in USERS {
-            pw.push_str(&format!("    if ($var(u) == \"{u}\") {{ $var(pw) = \"{p}\"; }}\n"));
+            pw.push_str(&format!(
+                "    if ($var(u) == \"{u}\") {{ $var(pw) = \"{p}\"; }}\n"
+            ));
         }
         let cfg = format!(
             r#"#!KAMAILIO
@@ -243,8 +261,14 @@ impl Baresip {
     pub fn start_with(k: &Kamailio, user: &str, tone_hz: f64, mode: &str, params: &str) -> Baresip {
         let dir = tempdir(&format!("baresip-{user}"));
         let (sip_port, ctrl_port) = (free_port(), free_port());
-        Wav::tone(8000, tone_hz, 30.0, 0.3).write(std::fs::File::create(dir.join("tone.wav")).expect("tone")).expect("write tone");
-        let pass = USERS.iter().find(|(u, _)| *u == user).map(|(_, p)| *p).unwrap_or("x");
+        Wav::tone(8000, tone_hz, 30.0, 0.3)
+            .write(std::fs::File::create(dir.join("tone.wav")).expect("tone"))
+            .expect("write tone");
+        let pass = USERS
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map(|(_, p)| *p)
+            .unwrap_or("x");
         std::fs::write(
             dir.join("accounts"),
             format!("<sip:{user}@127.0.0.1:{}>;auth_pass={pass};regint=600;answermode={mode};audio_codecs=PCMU;mediaenc=;medianat={params}\n", k.port),
@@ -269,7 +293,12 @@ impl Baresip {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("baresip is installed (scripts/deps/sip.apt)");
-        let b = Baresip { child, dir, ctrl_port, sip_port };
+        let b = Baresip {
+            child,
+            dir,
+            ctrl_port,
+            sip_port,
+        };
         b.wait_for_log("200 OK", Duration::from_secs(20))
             .or_else(|| b.wait_for_log("registered successfully", Duration::from_secs(1)))
             .unwrap_or_else(|| panic!("baresip did not register; log:\n{}", b.log()));
@@ -319,7 +348,10 @@ impl Baresip {
     /// The WAV baresip's sndfile module wrote for the decoded (received) direction.
     pub fn received_wav(&self) -> Option<Wav> {
         let entries = std::fs::read_dir(&self.dir).ok()?;
-        let path = entries.flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with("-dec.wav"))?;
+        let path = entries
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))?;
         Wav::read(std::fs::File::open(path).ok()?).ok()
     }
 }
@@ -342,7 +374,11 @@ pub fn dominant_frequency(samples: &[i16], rate: u32) -> f64 {
         })
         .collect();
     FftPlanner::new().plan_fft_forward(n).process(&mut buf);
-    let (bin, _) = buf[1..n / 2].iter().enumerate().map(|(i, c)| (i + 1, c.norm())).fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    let (bin, _) = buf[1..n / 2]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i + 1, c.norm()))
+        .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
     bin as f64 * rate as f64 / n as f64
 }
 
@@ -355,5 +391,7 @@ pub fn rms(samples: &[i16]) -> f64 {
 }
 
 pub fn read_lines(p: &Path) -> Vec<String> {
-    std::fs::File::open(p).map(|f| BufReader::new(f).lines().map_while(Result::ok).collect()).unwrap_or_default()
+    std::fs::File::open(p)
+        .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+        .unwrap_or_default()
 }

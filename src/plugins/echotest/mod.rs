@@ -52,16 +52,32 @@ impl EchoTest {
         }
         let mut answer = None;
         if let Some(jsep) = message.jsep.as_ref().filter(|j| j.kind == JsepType::Offer) {
-            match gateway.answer_offer(jsep, AnswerPlan { send_audio: true, send_video: true }).await {
+            match gateway
+                .answer_offer(
+                    jsep,
+                    AnswerPlan {
+                        send_audio: true,
+                        send_video: true,
+                    },
+                )
+                .await
+            {
                 Ok(a) => answer = Some(a),
                 Err(e) => {
-                    let error = EchoError { code: ERROR_INVALID_SDP, message: format!("Error negotiating: {e}") };
+                    let error = EchoError {
+                        code: ERROR_INVALID_SDP,
+                        message: format!("Error negotiating: {e}"),
+                    };
                     tracing::warn!(handle_id = %gateway.handle_id(), error = %e, "echotest negotiation failed");
                     return gateway.push_event(Some(transaction), error_event(&error), None);
                 }
             }
         }
-        gateway.push_event(Some(transaction), json!({ "echotest": "event", "result": "ok" }), answer.as_ref());
+        gateway.push_event(
+            Some(transaction),
+            json!({ "echotest": "event", "result": "ok" }),
+            answer.as_ref(),
+        );
     }
 }
 

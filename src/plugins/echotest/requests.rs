@@ -25,42 +25,77 @@ pub struct EchoError {
 
 impl EchoError {
     fn new(code: u16, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
 /// Keys Janus' EchoTest knows that this one does not implement yet: refused by name so a
 /// client is not left wondering why nothing changed.
 const NOT_SUPPORTED: &[&str] = &[
-    "substream", "temporal", "fallback", "svc", "spatial_layer", "temporal_layer", "record", "filename",
-    "audiocodec", "videocodec", "videoprofile", "opusred", "min_delay", "max_delay",
+    "substream",
+    "temporal",
+    "fallback",
+    "svc",
+    "spatial_layer",
+    "temporal_layer",
+    "record",
+    "filename",
+    "audiocodec",
+    "videocodec",
+    "videoprofile",
+    "opusred",
+    "min_delay",
+    "max_delay",
 ];
 
 impl EchoRequest {
     /// Parses a message body; `has_jsep` allows a body with no known key.
     pub fn parse(body: &Value, has_jsep: bool) -> Result<Self, EchoError> {
         let Some(map) = body.as_object() else {
-            return Err(EchoError::new(ERROR_INVALID_JSON, "JSON error: not an object"));
+            return Err(EchoError::new(
+                ERROR_INVALID_JSON,
+                "JSON error: not an object",
+            ));
         };
         if let Some(key) = NOT_SUPPORTED.iter().find(|k| map.contains_key(**k)) {
-            return Err(EchoError::new(ERROR_INVALID_ELEMENT, format!("Unsupported element ({key}): not implemented")));
+            return Err(EchoError::new(
+                ERROR_INVALID_ELEMENT,
+                format!("Unsupported element ({key}): not implemented"),
+            ));
         }
         let flag = |name: &str| -> Result<Option<bool>, EchoError> {
             match map.get(name) {
                 None => Ok(None),
                 Some(Value::Bool(b)) => Ok(Some(*b)),
-                Some(_) => Err(EchoError::new(ERROR_INVALID_ELEMENT, format!("Invalid element type ({name} should be a boolean)"))),
+                Some(_) => Err(EchoError::new(
+                    ERROR_INVALID_ELEMENT,
+                    format!("Invalid element type ({name} should be a boolean)"),
+                )),
             }
         };
         let bitrate = match map.get("bitrate") {
             None => None,
             Some(v) => Some(v.as_u64().ok_or_else(|| {
-                EchoError::new(ERROR_INVALID_ELEMENT, "Invalid element type (bitrate should be a positive integer)")
+                EchoError::new(
+                    ERROR_INVALID_ELEMENT,
+                    "Invalid element type (bitrate should be a positive integer)",
+                )
             })?),
         };
-        let request = Self { audio: flag("audio")?, video: flag("video")?, data: flag("data")?, bitrate };
+        let request = Self {
+            audio: flag("audio")?,
+            video: flag("video")?,
+            data: flag("data")?,
+            bitrate,
+        };
         if request == Self::default() && !has_jsep {
-            return Err(EchoError::new(ERROR_INVALID_ELEMENT, "Message error: no supported attributes found"));
+            return Err(EchoError::new(
+                ERROR_INVALID_ELEMENT,
+                "Message error: no supported attributes found",
+            ));
         }
         Ok(request)
     }
@@ -73,20 +108,35 @@ mod tests {
 
     #[test]
     fn known_keys_parse() {
-        let r = EchoRequest::parse(&json!({"audio":false,"video":true,"bitrate":256000}), false).unwrap();
-        assert_eq!(r, EchoRequest { audio: Some(false), video: Some(true), data: None, bitrate: Some(256000) });
+        let r = EchoRequest::parse(&json!({"audio":false,"video":true,"bitrate":256000}), false)
+            .unwrap();
+        assert_eq!(
+            r,
+            EchoRequest {
+                audio: Some(false),
+                video: Some(true),
+                data: None,
+                bitrate: Some(256000)
+            }
+        );
     }
 
     #[test]
     fn empty_body_needs_a_jsep() {
-        assert_eq!(EchoRequest::parse(&json!({}), false).unwrap_err().code, ERROR_INVALID_ELEMENT);
+        assert_eq!(
+            EchoRequest::parse(&json!({}), false).unwrap_err().code,
+            ERROR_INVALID_ELEMENT
+        );
         assert!(EchoRequest::parse(&json!({}), true).is_ok());
     }
 
     #[test]
     fn wrong_types_and_unsupported_keys_are_named() {
         let e = EchoRequest::parse(&json!({"audio":"yes"}), false).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (413, "Invalid element type (audio should be a boolean)"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (413, "Invalid element type (audio should be a boolean)")
+        );
         let e = EchoRequest::parse(&json!({"bitrate":-1}), false).unwrap_err();
         assert_eq!(e.code, 413);
         let e = EchoRequest::parse(&json!({"substream":1}), false).unwrap_err();
