@@ -10,7 +10,7 @@ mod peer;
 mod types;
 
 pub use engine::{MediaEngine, MediaError};
-pub use peer::{AnswerPlan, Peer, PeerListener};
+pub use peer::{AnswerPlan, OfferPlan, Peer, PeerListener, DATA_CHANNEL_LABEL};
 pub use types::*;
 
 /// Checks that an SDP parses, so a broken offer is refused before any plugin sees it.

@@ -50,6 +50,22 @@ pub struct AnswerPlan {
     pub send_video: bool,
 }
 
+/// What a gateway offer carries: outgoing Opus audio, VP8 video, a data channel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OfferPlan {
+    pub audio: bool,
+    pub video: bool,
+    pub data: bool,
+}
+
+/// Label of the data channel a gateway offer opens (the one janus.js uses by default).
+pub const DATA_CHANNEL_LABEL: &str = "JanusDataChannel";
+
+/// Codecs a gateway offer proposes (what every browser decodes), as SDP media sections.
+const OFFER_AUDIO_CODEC: &str =
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
+const OFFER_VIDEO_CODEC: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+
 enum Outbound {
     Rtp(MediaKind, RtpPacket),
     KeyframeRequest,
@@ -180,29 +196,7 @@ impl Peer {
             .on_data_channel(Box::new(move |channel: Arc<RTCDataChannel>| {
                 let listener = listener.clone();
                 let shared = shared.clone();
-                Box::pin(async move {
-                    let label = channel.label().to_string();
-                    shared
-                        .channels
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(label.clone(), channel.clone());
-                    channel.on_message(Box::new(move |message: DataChannelMessage| {
-                        let listener = listener.clone();
-                        let label = label.clone();
-                        Box::pin(async move {
-                            let Some(l) = listener.upgrade() else { return };
-                            let message = if message.is_string {
-                                DataMessage::Text(
-                                    String::from_utf8_lossy(&message.data).into_owned(),
-                                )
-                            } else {
-                                DataMessage::Binary(message.data)
-                            };
-                            l.on_data(&label, message);
-                        })
-                    }));
-                })
+                Box::pin(async move { register_channel(&shared, listener, channel) })
             }));
     }
 
@@ -261,6 +255,43 @@ impl Peer {
             .ok_or(MediaError::NoPeer)?;
         tracing::debug!(sdp = %local.sdp, "local answer");
         Ok(Jsep::answer(local.sdp))
+    }
+
+    /// Makes a gateway offer (with our candidates unless full-trickle); the client answers it.
+    pub async fn offer(&self, plan: OfferPlan) -> Result<Jsep, MediaError> {
+        if plan.audio {
+            self.add_outgoing_track(MediaKind::Audio, OFFER_AUDIO_CODEC)
+                .await?;
+        }
+        if plan.video {
+            self.add_outgoing_track(MediaKind::Video, OFFER_VIDEO_CODEC)
+                .await?;
+        }
+        let has_channel = self
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(DATA_CHANNEL_LABEL);
+        if plan.data && !has_channel {
+            let channel = self
+                .pc
+                .create_data_channel(DATA_CHANNEL_LABEL, None)
+                .await?;
+            register_channel(&self.shared, self.listener.clone(), channel);
+        }
+        let offer = self.pc.create_offer(None).await?;
+        let mut gathered = self.pc.gathering_complete_promise().await;
+        self.pc.set_local_description(offer).await?;
+        if !self.full_trickle {
+            let _ = gathered.recv().await;
+        }
+        let local = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(MediaError::NoPeer)?;
+        Ok(Jsep::offer(local.sdp))
     }
 
     /// Applies the client's answer to an offer we made.
@@ -384,6 +415,33 @@ impl Peer {
             tracing::debug!(error = %e, "closing PeerConnection");
         }
     }
+}
+
+/// Keeps a data channel (opened by either side) for sending, and reports its messages.
+fn register_channel(
+    shared: &Shared,
+    listener: Weak<dyn PeerListener>,
+    channel: Arc<RTCDataChannel>,
+) {
+    let label = channel.label().to_string();
+    shared
+        .channels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(label.clone(), channel.clone());
+    channel.on_message(Box::new(move |message: DataChannelMessage| {
+        let listener = listener.clone();
+        let label = label.clone();
+        Box::pin(async move {
+            let Some(l) = listener.upgrade() else { return };
+            let message = if message.is_string {
+                DataMessage::Text(String::from_utf8_lossy(&message.data).into_owned())
+            } else {
+                DataMessage::Binary(message.data)
+            };
+            l.on_data(&label, message);
+        })
+    }));
 }
 
 async fn read_rtp_loop(

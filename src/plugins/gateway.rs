@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use super::Plugin;
 use crate::media::{
-    AnswerPlan, DataMessage, Jsep, LocalCandidate, MediaEngine, MediaError, MediaKind, Peer,
-    PeerListener, RemoteCandidate, RtcpFeedback, RtpPacket,
+    AnswerPlan, DataMessage, Jsep, LocalCandidate, MediaEngine, MediaError, MediaKind, OfferPlan,
+    Peer, PeerListener, RemoteCandidate, RtcpFeedback, RtpPacket,
 };
 use crate::session::{HandleId, SessionId};
 
@@ -116,24 +116,33 @@ impl Gateway {
         self.peer.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    async fn peer_or_create(&self) -> Result<Arc<Peer>, MediaError> {
+        if let Some(peer) = self.current_peer() {
+            return Ok(peer);
+        }
+        let this = self.this.upgrade().ok_or(MediaError::NoPeer)?;
+        let peer = self
+            .engine
+            .create_peer(this as Arc<dyn PeerListener>)
+            .await?;
+        *self.peer.write().unwrap_or_else(|e| e.into_inner()) = Some(peer.clone());
+        Ok(peer)
+    }
+
     /// Answers a client's offer, creating the PeerConnection on first use; the returned JSEP
     /// goes back to the client in the plugin's event.
     pub async fn answer_offer(&self, offer: &Jsep, plan: AnswerPlan) -> Result<Jsep, MediaError> {
-        let peer = match self.current_peer() {
-            Some(peer) => peer,
-            None => {
-                let this = self.this.upgrade().ok_or(MediaError::NoPeer)?;
-                let peer = self
-                    .engine
-                    .create_peer(this as Arc<dyn PeerListener>)
-                    .await?;
-                *self.peer.write().unwrap_or_else(|e| e.into_inner()) = Some(peer.clone());
-                peer
-            }
-        };
+        let peer = self.peer_or_create().await?;
         let answer = peer.answer(offer, plan).await?;
         self.apply_pending_candidates(&peer).await;
         Ok(answer)
+    }
+
+    /// Makes a gateway offer, creating the PeerConnection on first use; the client's answer
+    /// comes back as a `message` with a JSEP answer, which the core applies before the plugin
+    /// sees the message.
+    pub async fn create_offer(&self, plan: OfferPlan) -> Result<Jsep, MediaError> {
+        self.peer_or_create().await?.offer(plan).await
     }
 
     /// Applies the client's answer to an offer this handle sent.
