@@ -50,6 +50,7 @@ pub struct GeneralConfig {
     pub token_auth: bool,
     pub log_level: String,
     pub no_media_timer: u64,
+    pub slowlink_threshold: u64,
 }
 
 impl Default for GeneralConfig {
@@ -63,6 +64,7 @@ impl Default for GeneralConfig {
             token_auth: false,
             log_level: "info".into(),
             no_media_timer: 1,
+            slowlink_threshold: 0,
         }
     }
 }

@@ -23,6 +23,7 @@ pub fn build_core(config: Config, log: LogControl, storage: Storage) -> anyhow::
         &config.ice,
         &config.dtls,
         Duration::from_secs(config.general.no_media_timer.max(1)),
+        config.general.slowlink_threshold,
     )
     .context("starting the media engine")?;
     Ok(Core::new(

@@ -36,6 +36,7 @@ impl PeerListener for Probe {
     fn on_data(&self, label: &str, message: DataMessage) {
         let _ = self.0.send(Seen::Data(label.to_string(), message));
     }
+    fn on_slowlink(&self, _kind: MediaKind, _mid: &str, _uplink: bool, _lost: u64) {}
     fn on_local_candidate(&self, _candidate: LocalCandidate) {}
     fn on_failed(&self, _reason: &'static str) {
         let _ = self.0.send(Seen::Failed);
@@ -79,7 +80,7 @@ async fn gateway_offer_is_answered_and_media_and_data_flow_both_ways() {
         loopback: LoopbackMode::Always,
         ..Default::default()
     };
-    let engine = MediaEngine::new(&ice, &DtlsConfig::default(), Duration::from_secs(1)).unwrap();
+    let engine = MediaEngine::new(&ice, &DtlsConfig::default(), Duration::from_secs(1), 0).unwrap();
     let (tx_a, mut rx_a) = mpsc::unbounded_channel();
     let (tx_b, mut rx_b) = mpsc::unbounded_channel();
     let probe_a: Arc<dyn PeerListener> = Arc::new(Probe(tx_a));

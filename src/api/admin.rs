@@ -131,6 +131,7 @@ fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, Api
             "locking_debug": false,
             "refcount_debug": false,
             "no_media_timer": core.config.general.no_media_timer,
+            "slowlink_threshold": core.config.general.slowlink_threshold,
             "accepting_new_sessions": core.accepting_sessions(),
         }}))),
         "set_session_timeout" => {

@@ -19,7 +19,7 @@ use webrtc::peer_connection::certificate::RTCCertificate;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 
 use super::interfaces;
-use super::peer::{Peer, PeerListener};
+use super::peer::{Peer, PeerListener, PeerSettings};
 use crate::config::{DtlsConfig, IceConfig};
 
 /// Why a media operation failed.
@@ -42,8 +42,7 @@ pub struct MediaEngine {
     api: API,
     ice_servers: Vec<RTCIceServer>,
     certificate: RTCCertificate,
-    no_media_timer: Duration,
-    full_trickle: bool,
+    settings: PeerSettings,
 }
 
 impl MediaEngine {
@@ -51,6 +50,7 @@ impl MediaEngine {
         ice: &IceConfig,
         dtls: &DtlsConfig,
         no_media_timer: Duration,
+        slowlink_threshold: u64,
     ) -> Result<Self, MediaError> {
         let mut media = RtcMediaEngine::default();
         media.register_default_codecs()?;
@@ -106,14 +106,17 @@ impl MediaEngine {
             api,
             ice_servers,
             certificate: load_certificate(dtls)?,
-            no_media_timer,
-            full_trickle: ice.full_trickle,
+            settings: PeerSettings {
+                no_media_timer,
+                full_trickle: ice.full_trickle,
+                slowlink_threshold,
+            },
         })
     }
 
     /// Whether local candidates are trickled to clients instead of being put in the SDP.
     pub fn full_trickle(&self) -> bool {
-        self.full_trickle
+        self.settings.full_trickle
     }
 
     /// A new PeerConnection whose events go to `listener`.
@@ -127,12 +130,7 @@ impl MediaEngine {
             ..Default::default()
         };
         let pc = self.api.new_peer_connection(config).await?;
-        Ok(Peer::start(
-            Arc::new(pc),
-            listener,
-            self.no_media_timer,
-            self.full_trickle,
-        ))
+        Ok(Peer::start(Arc::new(pc), listener, self.settings))
     }
 
     /// The SHA-256 fingerprint clients will see in our SDPs.

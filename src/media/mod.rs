@@ -6,6 +6,7 @@
 mod codec_choice;
 mod engine;
 mod interfaces;
+mod loss;
 mod peer;
 mod types;
 

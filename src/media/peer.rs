@@ -25,6 +25,7 @@ use webrtc::track::track_remote::TrackRemote;
 
 use super::codec_choice::first_supported_codec;
 use super::engine::MediaError;
+use super::loss::LossWindow;
 use super::types::*;
 
 /// Receives what happens on a PeerConnection. Called from media tasks: must not block.
@@ -38,6 +39,9 @@ pub trait PeerListener: Send + Sync {
     fn on_data(&self, label: &str, message: DataMessage);
     /// A local candidate to trickle (full-trickle mode only); `None` once gathering is over.
     fn on_local_candidate(&self, candidate: LocalCandidate);
+    /// `lost` packets in about a second reached the slow-link threshold: `uplink` when the peer
+    /// reports losing what we send, else we are losing what it sends.
+    fn on_slowlink(&self, kind: MediaKind, mid: &str, uplink: bool, lost: u64);
     /// The connection failed; `reason` is a Janus hangup reason.
     fn on_failed(&self, reason: &'static str);
 }
@@ -81,11 +85,22 @@ struct Activity {
     mid: Mutex<String>,
 }
 
+/// Settings every PeerConnection of the engine shares.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeerSettings {
+    pub no_media_timer: Duration,
+    pub full_trickle: bool,
+    /// Lost packets per second that raise `slowlink`; 0 = never.
+    pub slowlink_threshold: u64,
+}
+
 struct Shared {
     tracks: [RwLock<Option<Arc<TrackLocalStaticRTP>>>; 2],
     remote_ssrc: [AtomicU32; 2],
     channels: Mutex<HashMap<String, Arc<RTCDataChannel>>>,
     activity: [Activity; 2],
+    loss: [Mutex<LossWindow>; 2],
+    slowlink_threshold: u64,
     started: Instant,
     closed: AtomicBool,
 }
@@ -112,14 +127,15 @@ impl Peer {
     pub(super) fn start(
         pc: Arc<RTCPeerConnection>,
         listener: Arc<dyn PeerListener>,
-        no_media_timer: Duration,
-        full_trickle: bool,
+        settings: PeerSettings,
     ) -> Arc<Self> {
         let shared = Arc::new(Shared {
             tracks: Default::default(),
             remote_ssrc: Default::default(),
             channels: Mutex::new(HashMap::new()),
             activity: Default::default(),
+            loss: Default::default(),
+            slowlink_threshold: settings.slowlink_threshold,
             started: Instant::now(),
             closed: AtomicBool::new(false),
         });
@@ -130,16 +146,20 @@ impl Peer {
             shared: shared.clone(),
             outbound,
             listener: listener_weak,
-            full_trickle,
+            full_trickle: settings.full_trickle,
         });
         peer.watch_state();
         peer.watch_tracks();
         peer.watch_data_channels();
-        if full_trickle {
+        if settings.full_trickle {
             peer.watch_candidates();
         }
         tokio::spawn(write_loop(pc, shared.clone(), rx));
-        tokio::spawn(activity_loop(shared, peer.listener.clone(), no_media_timer));
+        tokio::spawn(activity_loop(
+            shared,
+            peer.listener.clone(),
+            settings.no_media_timer,
+        ));
         peer
     }
 
@@ -357,7 +377,12 @@ impl Peer {
         *self.shared.tracks[kind.index()]
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(track);
-        tokio::spawn(read_rtcp_loop(sender, kind, self.listener.clone()));
+        tokio::spawn(read_rtcp_loop(
+            sender,
+            kind,
+            self.shared.clone(),
+            self.listener.clone(),
+        ));
         Ok(())
     }
 
@@ -456,6 +481,12 @@ async fn read_rtp_loop(
             break;
         }
         let Some(l) = listener.upgrade() else { break };
+        if shared.slowlink_threshold > 0 {
+            shared.loss[kind.index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .on_packet(packet.header.sequence_number);
+        }
         activity
             .last_packet_ms
             .store(shared.elapsed_ms(), Ordering::Relaxed);
@@ -484,12 +515,34 @@ async fn read_rtp_loop(
 async fn read_rtcp_loop(
     sender: Arc<RTCRtpSender>,
     kind: MediaKind,
+    shared: Arc<Shared>,
     listener: Weak<dyn PeerListener>,
 ) {
+    // Cumulative loss the peer last reported for what we send it.
+    let mut reported_lost: Option<u32> = None;
     while let Ok((packets, _)) = sender.read_rtcp().await {
         let Some(l) = listener.upgrade() else { break };
         for packet in packets {
             let any = packet.as_any();
+            if let Some(rr) = any.downcast_ref::<rtcp::receiver_report::ReceiverReport>() {
+                if let (Some(report), true) = (rr.reports.first(), shared.slowlink_threshold > 0) {
+                    let lost = u64::from(
+                        report
+                            .total_lost
+                            .saturating_sub(reported_lost.unwrap_or(report.total_lost)),
+                    );
+                    reported_lost = Some(report.total_lost);
+                    if lost >= shared.slowlink_threshold {
+                        let mid = shared.activity[kind.index()]
+                            .mid
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone();
+                        l.on_slowlink(kind, &mid, true, lost);
+                    }
+                }
+                continue;
+            }
             if any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
                 || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
             {
@@ -589,9 +642,11 @@ async fn activity_loop(
     listener: Weak<dyn PeerListener>,
     no_media_timer: Duration,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    const TICK: Duration = Duration::from_millis(250);
+    const TICKS_PER_SECOND: u64 = 4;
+    let mut tick = tokio::time::interval(TICK);
     let limit = no_media_timer.as_millis() as u64;
-    loop {
+    for n in 1u64.. {
         tick.tick().await;
         if shared.closed.load(Ordering::Acquire) {
             break;
@@ -609,6 +664,20 @@ async fn activity_loop(
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 l.on_media(kind, &mid, false);
+            }
+            if shared.slowlink_threshold > 0 && n % TICKS_PER_SECOND == 0 {
+                let lost = shared.loss[kind.index()]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take_lost();
+                if lost >= shared.slowlink_threshold {
+                    let mid = activity
+                        .mid
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    l.on_slowlink(kind, &mid, false, lost);
+                }
             }
         }
     }

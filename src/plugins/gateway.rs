@@ -298,6 +298,15 @@ impl PeerListener for Gateway {
         self.with_this(|this| self.plugin.incoming_data(this, label, message));
     }
 
+    fn on_slowlink(&self, kind: MediaKind, mid: &str, uplink: bool, lost: u64) {
+        let mut fields = Map::new();
+        fields.insert("mid".into(), json!(mid));
+        fields.insert("media".into(), json!(kind.as_str()));
+        fields.insert("uplink".into(), json!(uplink));
+        fields.insert("lost".into(), json!(lost));
+        self.push_core_event("slowlink", fields);
+    }
+
     fn on_local_candidate(&self, candidate: LocalCandidate) {
         let value = match candidate {
             Some(c) => json!({
