@@ -1,4 +1,4 @@
-//! `bifrons db check`, and the registry part of a normal start.
+//! `bifrons db check`: the registry's state, without changing it.
 
 use std::process::ExitCode;
 

@@ -114,11 +114,6 @@ impl MediaEngine {
         })
     }
 
-    /// Whether local candidates are trickled to clients instead of being put in the SDP.
-    pub fn full_trickle(&self) -> bool {
-        self.settings.full_trickle
-    }
-
     /// A new PeerConnection whose events go to `listener`.
     pub async fn create_peer(
         &self,
@@ -131,16 +126,6 @@ impl MediaEngine {
         };
         let pc = self.api.new_peer_connection(config).await?;
         Ok(Peer::start(Arc::new(pc), listener, self.settings))
-    }
-
-    /// The SHA-256 fingerprint clients will see in our SDPs.
-    pub fn fingerprint(&self) -> String {
-        self.certificate
-            .get_fingerprints()
-            .into_iter()
-            .next()
-            .map(|f| format!("{} {}", f.algorithm, f.value))
-            .unwrap_or_default()
     }
 }
 

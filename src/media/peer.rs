@@ -263,18 +263,7 @@ impl Peer {
             .await
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let answer = self.pc.create_answer(None).await?;
-        let mut gathered = self.pc.gathering_complete_promise().await;
-        self.pc.set_local_description(answer).await?;
-        if !self.full_trickle {
-            let _ = gathered.recv().await;
-        }
-        let local = self
-            .pc
-            .local_description()
-            .await
-            .ok_or(MediaError::NoPeer)?;
-        tracing::debug!(sdp = %local.sdp, "local answer");
-        Ok(Jsep::answer(local.sdp))
+        Ok(Jsep::answer(self.apply_local(answer).await?))
     }
 
     /// Makes a gateway offer (with our candidates unless full-trickle); the client answers it.
@@ -301,8 +290,14 @@ impl Peer {
             register_channel(&self.shared, self.listener.clone(), channel);
         }
         let offer = self.pc.create_offer(None).await?;
+        Ok(Jsep::offer(self.apply_local(offer).await?))
+    }
+
+    /// Sets our description and returns its SDP: once gathering is over (half trickle, our
+    /// candidates inside), or at once with full trickle (candidates follow as events).
+    async fn apply_local(&self, description: RTCSessionDescription) -> Result<String, MediaError> {
         let mut gathered = self.pc.gathering_complete_promise().await;
-        self.pc.set_local_description(offer).await?;
+        self.pc.set_local_description(description).await?;
         if !self.full_trickle {
             let _ = gathered.recv().await;
         }
@@ -311,7 +306,8 @@ impl Peer {
             .local_description()
             .await
             .ok_or(MediaError::NoPeer)?;
-        Ok(Jsep::offer(local.sdp))
+        tracing::debug!(sdp = %local.sdp, "local description");
+        Ok(local.sdp)
     }
 
     /// Applies the client's answer to an offer we made.

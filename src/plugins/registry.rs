@@ -14,7 +14,7 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// Every plugin of this build.
     pub fn builtin() -> Self {
-        Self::from_plugins(vec![Arc::new(EchoTest::default())])
+        Self::from_plugins(vec![Arc::new(EchoTest)])
     }
 
     pub fn from_plugins(list: Vec<Arc<dyn Plugin>>) -> Self {
