@@ -64,44 +64,57 @@ pub async fn server_allowing(keys: &'static [&'static str], config: ServerConfig
 
 /// ffmpeg publishing testsrc2 (H.264, keyframe every 2 s at 25 fps) + 1 kHz sine (AAC) in real time.
 pub fn ffmpeg_publish(url: &str, seconds: u32) -> ChildGuard {
-    ChildGuard::spawn(Command::new("ffmpeg").args([
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostats",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=1000:sample_rate=48000",
-        "-t",
-        &seconds.to_string(),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        "50",
-        "-keyint_min",
-        "50",
-        "-sc_threshold",
-        "0",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-ac",
-        "1",
-        "-f",
-        "flv",
-        url,
-    ]))
+    let mut command = Command::new("ffmpeg");
+    command
+        .args(test_media_args(seconds, true))
+        .args(["-f", "flv", url]);
+    ChildGuard::spawn(&mut command)
+}
+
+/// ffmpeg arguments for the test media: testsrc2 (H.264, keyframe every 2 s at 25 fps) and a
+/// 1 kHz sine (AAC), paced in real time or as fast as possible.
+fn test_media_args(seconds: u32, realtime: bool) -> Vec<String> {
+    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostats"]
+        .map(String::from)
+        .to_vec();
+    if realtime {
+        args.push("-re".into());
+    }
+    let seconds = seconds.to_string();
+    args.extend(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            &seconds,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-ac",
+            "1",
+        ]
+        .map(String::from),
+    );
+    args
 }
 
 /// Waits for the first event matching `pred`, with a hang guard.
@@ -169,41 +182,8 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 /// Makes a short H.264 + AAC FLV file with ffmpeg (as fast as possible, no pacing).
 pub fn ffmpeg_make_flv(path: &Path, seconds: u32) {
     let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostats",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
-            "-t",
-            &seconds.to_string(),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-ac",
-            "1",
-            "-y",
-        ])
+        .args(test_media_args(seconds, false))
+        .arg("-y")
         .arg(path)
         .stdin(Stdio::null())
         .status()
