@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use super::session_io;
 use super::{Command, Replay, RtmpUrl};
 use crate::error::RtmpError;
 use crate::handshake::handshake;
@@ -82,33 +83,11 @@ impl Publishing {
     }
 
     async fn input(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>, RtmpError> {
-        if bytes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let session = &mut self.session;
-        let results =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
-                .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
-                .map_err(protocol)?;
-        let mut events = Vec::new();
-        let mut packets = Vec::new();
-        for result in results {
-            match result {
-                ClientSessionResult::RaisedEvent(event) => events.push(event),
-                other => packets.push(other),
-            }
-        }
-        self.write_results(packets).await?;
-        Ok(events)
+        session_io::feed(&mut self.session, &mut self.socket, bytes).await
     }
 
     async fn write_results(&mut self, results: Vec<ClientSessionResult>) -> Result<(), RtmpError> {
-        for result in results {
-            if let ClientSessionResult::OutboundResponse(packet) = result {
-                self.socket.write_all(&packet.bytes).await?;
-            }
-        }
-        Ok(())
+        session_io::write_results(&mut self.socket, results).await
     }
 
     /// Re-sends the remembered configuration, then forwards commands until close or failure.

@@ -6,6 +6,7 @@
 
 mod connection;
 mod player;
+mod session_io;
 mod url;
 
 use std::time::Duration;

@@ -5,10 +5,11 @@ use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use super::session_io;
 use super::RtmpUrl;
 use crate::error::RtmpError;
 use crate::handshake::handshake;
@@ -101,33 +102,11 @@ impl RtmpPlayer {
     }
 
     async fn input(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>, RtmpError> {
-        if bytes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let session = &mut self.session;
-        let results =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
-                .map_err(|_| RtmpError::Protocol("chunk parser failed on malformed input".into()))?
-                .map_err(|e| RtmpError::Protocol(e.to_string()))?;
-        let mut events = Vec::new();
-        let mut packets = Vec::new();
-        for result in results {
-            match result {
-                ClientSessionResult::RaisedEvent(event) => events.push(event),
-                other => packets.push(other),
-            }
-        }
-        self.write(packets).await?;
-        Ok(events)
+        session_io::feed(&mut self.session, &mut self.socket, bytes).await
     }
 
     async fn write(&mut self, results: Vec<ClientSessionResult>) -> Result<(), RtmpError> {
-        for result in results {
-            if let ClientSessionResult::OutboundResponse(packet) = result {
-                self.socket.write_all(&packet.bytes).await?;
-            }
-        }
-        Ok(())
+        session_io::write_results(&mut self.socket, results).await
     }
 }
 
