@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::error::{Result, StorageError};
-use super::pool::{with_pool, Pool};
+use super::pool::{delete_by_id, with_pool, Pool};
 use super::types::{AccountId, Page, Timestamp, TrunkId, UserId};
 use super::{password, validate};
 
@@ -220,17 +220,6 @@ impl<'a> Accounts<'a> {
 
     /// Deletes an account.
     pub async fn delete(&self, id: AccountId) -> Result<()> {
-        let done = with_pool!(self.pool, p => {
-            sqlx::query("DELETE FROM sip_accounts WHERE id = $1")
-                .bind(id.0)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(StorageError::in_use(ENTITY))?;
-        if done == 0 {
-            return Err(StorageError::NotFound { entity: ENTITY });
-        }
-        Ok(())
+        delete_by_id(self.pool, "sip_accounts", id.0, ENTITY).await
     }
 }

@@ -52,6 +52,23 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Deletes row `id` of `table`: `NotFound` when there is none, `InUse` while other rows still
+/// refer to it. `table` is one of the registry's own table names, never input.
+pub(crate) async fn delete_by_id(
+    pool: &Pool,
+    table: &'static str,
+    id: i64,
+    entity: &'static str,
+) -> Result<()> {
+    let sql = format!("DELETE FROM {table} WHERE id = $1");
+    let deleted = with_pool!(pool, p => sqlx::query(&sql).bind(id).execute(p).await.map(|r| r.rows_affected()))
+        .map_err(StorageError::in_use(entity))?;
+    if deleted == 0 {
+        return Err(StorageError::NotFound { entity });
+    }
+    Ok(())
+}
+
 /// How long a connection waits for a lock held by another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -4,7 +4,7 @@ use sqlx::FromRow;
 
 use super::error::{Result, StorageError};
 use super::password::random_token;
-use super::pool::{with_pool, Pool};
+use super::pool::{delete_by_id, with_pool, Pool};
 use super::types::{Page, Secret, StreamKeyId, Timestamp};
 use super::validate;
 
@@ -320,17 +320,6 @@ impl<'a> StreamKeys<'a> {
 
     /// Deletes a key and its egress targets.
     pub async fn delete(&self, id: StreamKeyId) -> Result<()> {
-        let done = with_pool!(self.pool, p => {
-            sqlx::query("DELETE FROM stream_keys WHERE id = $1")
-                .bind(id.0)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(StorageError::in_use(ENTITY))?;
-        if done == 0 {
-            return Err(StorageError::NotFound { entity: ENTITY });
-        }
-        Ok(())
+        delete_by_id(self.pool, "stream_keys", id.0, ENTITY).await
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::error::{Result, StorageError};
-use super::pool::{with_pool, Pool};
+use super::pool::{delete_by_id, with_pool, Pool};
 use super::types::{DtmfMode, Page, Secret, Timestamp, Transport, TrunkId};
 use super::validate;
 
@@ -261,17 +261,6 @@ impl<'a> Trunks<'a> {
 
     /// Deletes a trunk; refused with `InUse` while SIP accounts point at it.
     pub async fn delete(&self, id: TrunkId) -> Result<()> {
-        let done = with_pool!(self.pool, p => {
-            sqlx::query("DELETE FROM sip_trunks WHERE id = $1")
-                .bind(id.0)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(StorageError::in_use(ENTITY))?;
-        if done == 0 {
-            return Err(StorageError::NotFound { entity: ENTITY });
-        }
-        Ok(())
+        delete_by_id(self.pool, "sip_trunks", id.0, ENTITY).await
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::error::{Result, StorageError};
-use super::pool::{with_pool, Pool};
+use super::pool::{delete_by_id, with_pool, Pool};
 use super::types::{Page, Role, Timestamp, UserId};
 use super::{password, validate};
 
@@ -210,15 +210,7 @@ impl<'a> Users<'a> {
 
     /// Deletes a user (SIP accounts it could use lose that permission).
     pub async fn delete(&self, id: UserId) -> Result<()> {
-        let done = with_pool!(self.pool, p => {
-            sqlx::query("DELETE FROM admin_users WHERE id = $1")
-                .bind(id.0)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(StorageError::in_use(ENTITY))?;
-        found(done)
+        delete_by_id(self.pool, "admin_users", id.0, ENTITY).await
     }
 }
 
