@@ -5,31 +5,12 @@ mod common;
 
 use bifrons_sip::media::{play_ulaw, record_ulaw};
 use bifrons_sip::wav::Wav;
-use bifrons_sip::{Account, Call, CallEvent, EndReason, Ua, UaConfig, UaEvent, UaEvents};
-use common::{dominant_frequency, Baresip, Kamailio};
+use bifrons_sip::{Call, CallEvent, EndReason, UaEvent, UaEvents};
+use common::{dominant_frequency, registered_ua, Baresip, Kamailio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-async fn registered_ua(k: &Kamailio, user: &str) -> (Ua, UaEvents) {
-    let (ua, ev) = Ua::start(UaConfig::default()).await.unwrap();
-    let pw = common::USERS
-        .iter()
-        .find(|(u, _)| *u == user)
-        .map(|(_, p)| *p)
-        .unwrap_or("x");
-    ua.register(Account {
-        registrar: k.registrar(),
-        user: user.into(),
-        password: pw.into(),
-        domain: None,
-        expires: 300,
-    })
-    .await
-    .expect("register");
-    (ua, ev)
-}
 
 /// Waits for an event matching `pred`, returning it; panics with the events seen otherwise.
 async fn wait_event(call: &mut Call, pred: impl Fn(&CallEvent) -> bool) -> CallEvent {

@@ -2,28 +2,9 @@
 
 mod common;
 
-use bifrons_sip::{Account, CallEvent, Ua, UaConfig, UaEvent, UaEvents};
-use common::{Baresip, Kamailio};
+use bifrons_sip::{CallEvent, UaEvent};
+use common::{registered_ua, Baresip, Kamailio};
 use std::time::Duration;
-
-async fn registered_ua(k: &Kamailio, user: &str) -> (Ua, UaEvents) {
-    let (ua, ev) = Ua::start(UaConfig::default()).await.unwrap();
-    let pw = common::USERS
-        .iter()
-        .find(|(u, _)| *u == user)
-        .map(|(_, p)| *p)
-        .unwrap_or("x");
-    ua.register(Account {
-        registrar: k.registrar(),
-        user: user.into(),
-        password: pw.into(),
-        domain: None,
-        expires: 300,
-    })
-    .await
-    .expect("register");
-    (ua, ev)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_is_delivered_between_two_uas_and_options_reach_baresip() {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use bifrons_sip::wav::Wav;
+use bifrons_sip::{Account, Ua, UaConfig, UaEvents};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -394,4 +395,24 @@ pub fn read_lines(p: &Path) -> Vec<String> {
     std::fs::File::open(p)
         .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
         .unwrap_or_default()
+}
+
+/// A user agent registered at `k` as `user` (password from [`USERS`]), with its event stream.
+pub async fn registered_ua(k: &Kamailio, user: &str) -> (Ua, UaEvents) {
+    let (ua, ev) = Ua::start(UaConfig::default()).await.unwrap();
+    let pw = USERS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .map(|(_, p)| *p)
+        .unwrap_or("x");
+    ua.register(Account {
+        registrar: k.registrar(),
+        user: user.into(),
+        password: pw.into(),
+        domain: None,
+        expires: 300,
+    })
+    .await
+    .expect("register");
+    (ua, ev)
 }
