@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::auth::secrets_match;
 use super::error::{ApiError, ErrorCode};
 use super::request::Fields;
 use super::server_info::server_info;
+use crate::auth::secrets_match;
 use crate::core::Core;
+use crate::ids::{HandleId, SessionId};
 use crate::logging::{janus_level_filter, janus_level_of};
-use crate::session::{Handle, HandleId, Session, SessionId};
+use crate::session::{Handle, Session};
 
 /// Handles one Admin API request; ids may come from the HTTP path.
 pub async fn handle_admin(
@@ -65,7 +66,7 @@ async fn route(
     }
     check_secret(core, fields).map_err(at0)?;
     if session_id == 0 {
-        return global(core, &request, fields).map_err(at0);
+        return global(core, &request, fields).await.map_err(at0);
     }
     let session = core
         .sessions
@@ -111,7 +112,7 @@ fn token_store_disabled() -> ApiError {
     )
 }
 
-fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, ApiError> {
+async fn global(core: &Arc<Core>, request: &str, fields: &Fields<'_>) -> Result<Value, ApiError> {
     let needs_tokens = || {
         if core.auth.token_auth_enabled() {
             Ok(())
@@ -212,13 +213,16 @@ fn global(core: &Arc<Core>, request: &str, fields: &Fields) -> Result<Value, Api
         "message_plugin" => {
             let package = fields.string("plugin")?;
             let request = fields.object("request")?;
-            let plugin = core.plugins.get(package).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::PluginNotFound,
-                    format!("No such plugin '{package}'"),
-                )
-            })?;
-            let response = plugin.handle_admin_message(Value::Object(request.clone()));
+            let response = core
+                .plugins
+                .admin_message(package, Value::Object(request.clone()))
+                .await
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::PluginNotFound,
+                        format!("No such plugin '{package}'"),
+                    )
+                })?;
             Ok(success(json!({ "response": response })))
         }
         other => Err(ApiError::unhandled_at_path(other)),
@@ -238,7 +242,7 @@ async fn session_level(
             Ok(success(json!({ "session_id": id, "handles": ids })))
         }
         "destroy_session" => {
-            core.destroy_session(session).await;
+            core.sessions.destroy(session).await;
             Ok(success(json!({ "session_id": id })))
         }
         "set_session_timeout" => {
@@ -279,7 +283,7 @@ async fn handle_level(
             Ok(success(ids))
         }
         "hangup_webrtc" => {
-            handle.gateway.hangup("Admin API").await;
+            handle.ctx.hangup("Admin API").await;
             Ok(success(ids))
         }
         other => Err(ApiError::unhandled_at_path(other)),
@@ -287,12 +291,12 @@ async fn handle_level(
 }
 
 async fn handle_info(session: &Session, handle: &Arc<Handle>, plugin_only: bool) -> Value {
-    let plugin_specific = handle.plugin.query_handle(&handle.gateway);
+    let plugin_specific = handle.ctx.query();
     if plugin_only {
         return json!({ "plugin_specific": plugin_specific });
     }
     let now = tokio::time::Instant::now();
-    let (has_peer, up) = handle.gateway.media_status();
+    let (has_peer, up) = handle.ctx.media_status();
     let mut info = json!({
         "session_id": session.id.0,
         "session_last_activity": now.saturating_duration_since(session.last_activity()).as_micros() as u64,
@@ -300,11 +304,11 @@ async fn handle_info(session: &Session, handle: &Arc<Handle>, plugin_only: bool)
         "handle_id": handle.id.0,
         "opaque_id": handle.opaque_id,
         "created": now.saturating_duration_since(handle.created).as_micros() as u64,
-        "plugin": handle.plugin.package(),
+        "plugin": handle.plugin(),
         "plugin_specific": plugin_specific,
         "flags": { "negotiated": has_peer, "ready": up, "data-channels": has_peer },
     });
-    if let Some(peer) = handle.gateway.peer() {
+    if let Some(peer) = handle.ctx.peer() {
         let (ice, pc, signaling) = peer.state_summary();
         let (local, remote) = peer.sdps().await;
         info["sdps"] = json!({ "profile": "UDP/TLS/RTP/SAVPF", "local": local, "remote": remote });

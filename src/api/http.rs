@@ -14,11 +14,13 @@ use tokio::time::Instant;
 
 use super::admin::handle_admin;
 use super::error::{ApiError, ErrorCode};
+use super::janus_json;
 use super::request::parse_request;
 use super::router::{handle_request, RequestContext};
 use super::{cors, HTTP_TRANSPORT};
 use crate::core::Core;
-use crate::session::{SessionId, Sink};
+use crate::ids::SessionId;
+use crate::session::Sink;
 
 /// How long a long poll is held before answering `keepalive`.
 const LONG_POLL_HOLD: Duration = Duration::from_secs(30);
@@ -184,10 +186,15 @@ async fn long_poll(core: &Arc<Core>, session_id: u64, query: &HashMap<String, St
         .and_then(|m| m.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let mut events = session.poll_events(max, LONG_POLL_HOLD).await;
+    let mut events: Vec<Value> = session
+        .poll_events(max, LONG_POLL_HOLD)
+        .await
+        .iter()
+        .map(janus_json::event)
+        .collect();
     session.touch(Instant::now());
     if events.is_empty() {
-        events.push(json!({ "janus": "keepalive" }));
+        events.push(janus_json::keepalive());
     }
     if max == 1 {
         json_response(&events[0])

@@ -3,10 +3,10 @@
 //! or [`admin::handle_admin`].
 
 pub mod admin;
-pub mod auth;
 mod cors;
 pub mod error;
 pub mod http;
+pub mod janus_json;
 pub mod request;
 pub mod router;
 pub mod server_info;

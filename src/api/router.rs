@@ -8,14 +8,15 @@ use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::auth::Credential;
 use super::error::{ApiError, ErrorCode};
 use super::request::Fields;
 use super::server_info::server_info;
+use crate::auth::Credential;
 use crate::core::Core;
+use crate::ids::{HandleId, SessionId};
 use crate::media::{validate_sdp, Jsep, JsepType, MediaError, RemoteCandidate};
-use crate::plugins::{Gateway, PluginMessage, PluginResult};
-use crate::session::{Handle, HandleId, Session, SessionId, Sink};
+use crate::plugins::{HandleCtx, HandleOwner, PluginMessage, PluginResult};
+use crate::session::{Handle, Session, Sink};
 
 /// Which transport a request came on, and what it knows about the request.
 #[derive(Clone)]
@@ -164,7 +165,7 @@ async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Ro
             "destroy" => {
                 let core = core.clone();
                 Ok(Outcome::then(success(session_id, t), async move {
-                    core.destroy_session(&session).await
+                    core.sessions.destroy(&session).await
                 }))
             }
             "claim" => {
@@ -195,9 +196,9 @@ async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Ro
             }))
         }
         "hangup" => {
-            let gateway = handle.gateway.clone();
+            let ctx = handle.ctx.clone();
             Ok(Outcome::then(success(session_id, t), async move {
-                gateway.hangup("Janus API").await;
+                ctx.hangup("Janus API").await;
             }))
         }
         "attach" | "destroy" | "claim" => Err(at(ApiError::unhandled_at_path(&env.request))),
@@ -274,27 +275,27 @@ fn attach(
             break id;
         }
     };
-    let events: Arc<dyn crate::plugins::EventTarget> = session.clone();
-    let gateway = Gateway::new(
+    let owner: Arc<dyn HandleOwner> = session.clone();
+    let ctx = HandleCtx::new(
         id,
-        plugin.clone(),
-        Arc::downgrade(&events),
         session.id,
+        plugin.descriptor().package,
+        Arc::downgrade(&owner),
         core.media.clone(),
         Duration::from_secs(core.config.general.candidates_timeout),
     );
-    plugin.create_handle(&gateway).map_err(|e| {
+    let bound = plugin.bind(&ctx).map_err(|e| {
         ApiError::new(
             ErrorCode::PluginAttach,
             format!("Couldn't attach to plugin: error '{e}'"),
         )
     })?;
+    ctx.bind(bound);
     session.add_handle(Arc::new(Handle {
         id,
-        plugin,
         opaque_id,
         created: Instant::now(),
-        gateway,
+        ctx,
     }));
     tracing::info!(session_id = %session.id, handle_id = %id, plugin = package, "handle attached");
     Ok(Outcome::reply(json!({
@@ -346,7 +347,7 @@ async fn message(
     let jsep = env.fields.get("jsep").map(parse_jsep).transpose()?;
     if let Some(answer) = jsep.as_ref().filter(|j| j.kind == JsepType::Answer) {
         handle
-            .gateway
+            .ctx
             .accept_answer(answer)
             .await
             .map_err(|e| match e {
@@ -367,14 +368,10 @@ async fn message(
         jsep,
     };
     let t = env.transaction;
-    match handle
-        .plugin
-        .handle_message(handle.gateway.clone(), message)
-        .await
-    {
+    match handle.ctx.dispatch(message).await {
         PluginResult::Ok(data) => Ok(Outcome::reply(json!({
             "janus": "success", "session_id": session_id, "transaction": t, "sender": handle.id.0,
-            "plugindata": { "plugin": handle.plugin.package(), "data": data },
+            "plugindata": { "plugin": handle.plugin(), "data": data },
         }))),
         PluginResult::Async { hint, work } => {
             let mut reply = ack(session_id, t);
@@ -443,7 +440,7 @@ async fn trickle(
     };
     for candidate in candidates {
         // A candidate the ICE agent cannot use (e.g. TCP) is logged, not fatal: the others may work.
-        if let Err(e) = handle.gateway.add_remote_candidate(candidate).await {
+        if let Err(e) = handle.ctx.add_remote_candidate(candidate).await {
             tracing::debug!(handle_id = %handle.id, error = %e, "remote candidate ignored");
         }
     }

@@ -21,10 +21,9 @@ fn version_number() -> u64 {
 pub fn server_info(core: &Core, transaction: Option<&str>) -> Value {
     let general = &core.config.general;
     let mut plugins = Map::new();
-    for plugin in core.plugins.iter() {
-        let d = plugin.descriptor();
+    for d in core.plugins.descriptors() {
         plugins.insert(
-            plugin.package().to_string(),
+            d.package.to_string(),
             json!({
                 "name": d.name, "author": d.author, "description": d.description,
                 "version_string": d.version_string, "version": d.version,

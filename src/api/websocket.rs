@@ -2,6 +2,7 @@
 //! (`janus-admin-protocol`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -14,10 +15,12 @@ use tokio::sync::mpsc;
 
 use super::admin::handle_admin;
 use super::error::{ApiError, ErrorCode};
+use super::janus_json;
 use super::router::{handle_request, RequestContext};
 use super::WEBSOCKET_TRANSPORT;
 use crate::core::Core;
-use crate::session::Sink;
+use crate::events::Event;
+use crate::session::{Session, Sink};
 
 /// The Janus API over WebSocket; any URL path is accepted, like Janus.
 pub fn janus_router(core: Arc<Core>) -> Router {
@@ -72,9 +75,18 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
     let connection = core.next_connection_id();
     tracing::debug!(connection, admin, "WebSocket connected");
     let (mut sender, mut receiver) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    // Replies and session events travel on two queues; the writer serves replies first, so
+    // an `ack` queued before its request's work started always precedes that work's events.
+    let (tx, mut replies) = mpsc::unbounded_channel::<Value>();
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let writer = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
+        loop {
+            let message = tokio::select! {
+                biased;
+                Some(reply) = replies.recv() => reply,
+                Some(event) = events.recv() => janus_json::event(&event),
+                else => break,
+            };
             if sender
                 .send(Message::Text(message.to_string().into()))
                 .await
@@ -87,7 +99,7 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
     let ctx = RequestContext {
         sink: Sink::Socket {
             connection,
-            tx: tx.clone(),
+            tx: events_tx,
         },
         transport: WEBSOCKET_TRANSPORT,
         path_session: None,
@@ -123,10 +135,36 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
     drop(ctx);
     drop(tx);
     if !admin {
-        core.connection_closed(connection);
+        connection_closed(&core, connection);
     }
     writer.abort();
     tracing::debug!(connection, "WebSocket closed");
+}
+
+/// A WebSocket closed: its sessions survive, their events queued, so that a new connection
+/// can `claim` them; unclaimed, they go after `reclaim_session_timeout` seconds when that is
+/// set, else at the ordinary session timeout.
+fn connection_closed(core: &Arc<Core>, connection: u64) {
+    let owned: Vec<Arc<Session>> = core
+        .sessions
+        .all()
+        .into_iter()
+        .filter(|s| s.connection() == Some(connection))
+        .collect();
+    let reclaim = core.config.general.reclaim_session_timeout;
+    for session in owned {
+        session.unbind_connection(connection);
+        if reclaim == 0 {
+            continue;
+        }
+        let sessions = core.sessions.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(reclaim)).await;
+            if session.connection().is_none() && session.transport() == WEBSOCKET_TRANSPORT {
+                sessions.destroy(&session).await;
+            }
+        });
+    }
 }
 
 #[cfg(test)]

@@ -31,8 +31,9 @@ pub fn run(config: Config, database_url: String) -> ExitCode {
         if let Some(hint) = admin_bootstrap_hint(&storage).await {
             tracing::warn!("{hint}");
         }
-        let core = bifrons::server::build_core(config, log, storage)?;
-        bifrons::server::run(core).await
+        let listeners = bifrons::server::Listeners::bind(&config).await?;
+        let core = bifrons::server::build_core(config, log, storage).await?;
+        bifrons::server::run(core, listeners, bifrons::server::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,11 @@
-//! Picks, from a remote offer, the codec a plugin's outgoing track must use so that the
-//! answer stays symmetric: the first offered codec the engine supports, as the browser will
-//! also send with it.
+//! Picks, from a remote offer, the codec a plugin's outgoing track must use: with no
+//! preference, the first offered codec the engine supports, so that the answer stays
+//! symmetric (the browser sends with it too); with a plan's ordered list, the first codec of
+//! the list that the offer has.
 
 use std::collections::HashMap;
 
+use super::plan::Codec;
 use super::MediaKind;
 
 /// A codec named in an SDP media section.
@@ -18,8 +20,41 @@ pub struct OfferedCodec {
 const AUDIO: &[&str] = &["opus", "G722", "PCMU", "PCMA"];
 const VIDEO: &[&str] = &["VP8", "VP9", "H264", "AV1"];
 
-/// The first supported codec of the first media section of `kind` in `sdp`, if any.
-pub fn first_supported_codec(sdp: &str, kind: MediaKind) -> Option<OfferedCodec> {
+impl OfferedCodec {
+    /// The codec in Bifrons' terms.
+    pub fn codec(&self) -> Option<Codec> {
+        let name = self.mime_type.split_once('/').map_or("", |(_, n)| n);
+        Codec::from_sdp(name, self.clock_rate, &self.fmtp)
+    }
+}
+
+/// The codec to send on `kind`: the first of `wanted` (most preferred first) that the offer
+/// has, or with `wanted` empty the offer's own first supported codec. `None` when nothing fits
+/// or the offer has no section of `kind`.
+pub fn choose_codec(sdp: &str, kind: MediaKind, wanted: &[Codec]) -> Option<OfferedCodec> {
+    let offered = supported_codecs(sdp, kind);
+    if wanted.is_empty() {
+        return offered.into_iter().next();
+    }
+    wanted.iter().find_map(|w| {
+        offered
+            .iter()
+            .find(|o| o.codec().is_some_and(|c| w.accepts(&c)))
+            .cloned()
+    })
+}
+
+/// Whether `sdp` has a media section of `kind`.
+pub fn has_section(sdp: &str, kind: MediaKind) -> bool {
+    let prefix = match kind {
+        MediaKind::Audio => "m=audio ",
+        MediaKind::Video => "m=video ",
+    };
+    sdp.lines().any(|l| l.starts_with(prefix))
+}
+
+/// The supported codecs of the first media section of `kind` in `sdp`, in offer order.
+fn supported_codecs(sdp: &str, kind: MediaKind) -> Vec<OfferedCodec> {
     let section_prefix = match kind {
         MediaKind::Audio => "m=audio ",
         MediaKind::Video => "m=video ",
@@ -32,7 +67,9 @@ pub fn first_supported_codec(sdp: &str, kind: MediaKind) -> Option<OfferedCodec>
         .lines()
         .map(str::trim_end)
         .skip_while(|l| !l.starts_with(section_prefix));
-    let media_line = lines.next()?;
+    let Some(media_line) = lines.next() else {
+        return Vec::new();
+    };
     let order: Vec<&str> = media_line.split_whitespace().skip(3).collect();
     let mut rtpmap: HashMap<&str, (&str, u32, u16)> = HashMap::new();
     let mut fmtp: HashMap<&str, &str> = HashMap::new();
@@ -52,21 +89,24 @@ pub fn first_supported_codec(sdp: &str, kind: MediaKind) -> Option<OfferedCodec>
             }
         }
     }
-    order.into_iter().find_map(|pt| {
-        let (name, rate, channels) = *rtpmap.get(pt)?;
-        let canonical = supported.iter().find(|s| s.eq_ignore_ascii_case(name))?;
-        let params = fmtp.get(pt).copied().unwrap_or_default();
-        // Only packetization-mode 1 H.264 is forwarded (what browsers send and RTMP gives us).
-        if *canonical == "H264" && !params.contains("packetization-mode=1") {
-            return None;
-        }
-        Some(OfferedCodec {
-            mime_type: format!("{}/{}", kind.as_str(), canonical),
-            clock_rate: rate,
-            channels,
-            fmtp: params.to_string(),
+    order
+        .into_iter()
+        .filter_map(|pt| {
+            let (name, rate, channels) = *rtpmap.get(pt)?;
+            let canonical = supported.iter().find(|s| s.eq_ignore_ascii_case(name))?;
+            let params = fmtp.get(pt).copied().unwrap_or_default();
+            // Only packetization-mode 1 H.264 is forwarded (what browsers send and RTMP gives us).
+            if *canonical == "H264" && !params.contains("packetization-mode=1") {
+                return None;
+            }
+            Some(OfferedCodec {
+                mime_type: format!("{}/{}", kind.as_str(), canonical),
+                clock_rate: rate,
+                channels,
+                fmtp: params.to_string(),
+            })
         })
-    })
+        .collect()
 }
 
 #[cfg(test)]
@@ -81,19 +121,38 @@ a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n";
 
     #[test]
     fn skips_unsupported_and_keeps_offer_order() {
-        let audio = first_supported_codec(OFFER, MediaKind::Audio).unwrap();
+        let audio = choose_codec(OFFER, MediaKind::Audio, &[]).unwrap();
         assert_eq!(audio.mime_type, "audio/opus");
         assert_eq!((audio.clock_rate, audio.channels), (48000, 2));
         assert_eq!(audio.fmtp, "minptime=10;useinbandfec=1");
         // H.264 without packetization-mode=1 is passed over for VP8.
-        let video = first_supported_codec(OFFER, MediaKind::Video).unwrap();
+        let video = choose_codec(OFFER, MediaKind::Video, &[]).unwrap();
         assert_eq!(video.mime_type, "video/VP8");
+    }
+
+    #[test]
+    fn a_preference_list_picks_its_first_offered_codec() {
+        let pcmu = choose_codec(
+            OFFER,
+            MediaKind::Audio,
+            &[Codec::G722, Codec::Pcmu, Codec::Opus],
+        )
+        .unwrap();
+        assert_eq!(pcmu.mime_type, "audio/PCMU");
+        assert!(choose_codec(OFFER, MediaKind::Audio, &[Codec::Pcma]).is_none());
+        assert_eq!(
+            choose_codec(OFFER, MediaKind::Video, &[])
+                .unwrap()
+                .mime_type,
+            "video/VP8"
+        );
+        assert!(has_section(OFFER, MediaKind::Video));
     }
 
     #[test]
     fn absent_kind_gives_none() {
         let audio_only = OFFER.split("m=video").next().unwrap();
-        assert!(first_supported_codec(audio_only, MediaKind::Video).is_none());
-        assert!(first_supported_codec("garbage", MediaKind::Audio).is_none());
+        assert!(choose_codec(audio_only, MediaKind::Video, &[]).is_none());
+        assert!(choose_codec("garbage", MediaKind::Audio, &[]).is_none());
     }
 }

@@ -17,25 +17,19 @@ use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::certificate::RTCCertificate;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
 
+use super::error::MediaError;
 use super::interfaces;
 use super::peer::{Peer, PeerListener, PeerSettings};
 use crate::config::{DtlsConfig, IceConfig};
 
-/// Why a media operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum MediaError {
-    #[error("invalid SDP: {0}")]
-    InvalidSdp(String),
-    #[error("unexpected answer: no offer was sent")]
-    UnexpectedAnswer,
-    #[error("no PeerConnection")]
-    NoPeer,
-    #[error("DTLS certificate: {0}")]
-    Certificate(String),
-    #[error("WebRTC: {0}")]
-    Rtc(#[from] webrtc::Error),
-}
+/// RFC 4733 `telephone-event` as registered: (clock rate in Hz, payload type). webrtc-rs
+/// matches codec preferences on MIME type and fmtp only, so the payload type is what tells
+/// the two clock rates apart.
+pub(super) const DTMF_PAYLOAD_TYPES: [(u32, u8); 2] = [(48_000, 110), (8_000, 126)];
 
 /// Creates PeerConnections configured from `[ice]` and `[dtls]`.
 pub struct MediaEngine {
@@ -46,6 +40,12 @@ pub struct MediaEngine {
 }
 
 impl MediaEngine {
+    /// Builds the engine: codecs (Opus, G.722, PCMU, PCMA, telephone-event, VP8, VP9, H.264,
+    /// AV1), interceptors (NACK, RTCP reports, TWCC), ICE settings and the DTLS certificate.
+    /// `no_media_timer`: silence before a `media` receiving=false event; `slowlink_threshold`:
+    /// lost packets per second that raise `slowlink` (0 = never).
+    ///
+    /// Errors: a bad port range or certificate, as [`MediaError`].
     pub fn new(
         ice: &IceConfig,
         dtls: &DtlsConfig,
@@ -54,6 +54,24 @@ impl MediaEngine {
     ) -> Result<Self, MediaError> {
         let mut media = RtcMediaEngine::default();
         media.register_default_codecs()?;
+        // RFC 4733 DTMF beside the audio codecs, at both clocks browsers offer it with, so
+        // that a SIP leg's telephone-event can be negotiated end to end.
+        for (clock_rate, payload_type) in DTMF_PAYLOAD_TYPES {
+            media.register_codec(
+                RTCRtpCodecParameters {
+                    capability: RTCRtpCodecCapability {
+                        mime_type: "audio/telephone-event".into(),
+                        clock_rate,
+                        channels: 0,
+                        sdp_fmtp_line: "0-16".into(),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type,
+                    ..Default::default()
+                },
+                RTPCodecType::Audio,
+            )?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
 
         let mut settings = SettingEngine::default();
@@ -68,7 +86,7 @@ impl MediaEngine {
         }
         if ice.port_min != 0 {
             let range = EphemeralUDP::new(ice.port_min, ice.port_max)
-                .map_err(|e| MediaError::Rtc(e.into()))?;
+                .map_err(|e| MediaError::Rtc(e.to_string()))?;
             settings.set_udp_network(UDPNetwork::Ephemeral(range));
         }
         if !ice.nat_1_1_mapping.is_empty() {

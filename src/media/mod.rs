@@ -5,13 +5,21 @@
 
 mod codec_choice;
 mod engine;
+mod error;
 mod interfaces;
 mod loss;
+mod negotiated;
 mod peer;
+mod plan;
+mod sender;
 mod types;
 
-pub use engine::{MediaEngine, MediaError};
-pub use peer::{AnswerPlan, OfferPlan, Peer, PeerListener, DATA_CHANNEL_LABEL};
+pub use engine::MediaEngine;
+pub use error::MediaError;
+pub use negotiated::{Negotiated, NegotiatedStream, StreamInfo};
+pub use peer::{Peer, PeerListener, DATA_CHANNEL_LABEL};
+pub use plan::{AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
+pub use sender::{DetachedReceiver, MediaSender};
 pub use types::*;
 
 /// Checks that an SDP parses, so a broken offer is refused before any plugin sees it.

@@ -11,78 +11,63 @@ use tokio::time::Instant;
 use webrtc::data_channel::data_channel_message::DataChannelMessage;
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::sdp_type::RTCSdpType;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc::track::track_remote::TrackRemote;
 
-use super::codec_choice::first_supported_codec;
-use super::engine::MediaError;
+use super::codec_choice::{choose_codec, has_section, OfferedCodec};
+use super::engine::DTMF_PAYLOAD_TYPES;
+use super::error::MediaError;
 use super::loss::LossWindow;
+use super::negotiated::{Negotiated, StreamInfo};
+use super::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
+use super::sender::{MediaSender, Outbound, OUTBOUND_QUEUE};
 use super::types::*;
+use crate::ids::{Mid, Pt};
 
 /// Receives what happens on a PeerConnection. Called from media tasks: must not block.
 pub trait PeerListener: Send + Sync {
     /// ICE and DTLS are connected.
     fn on_connected(&self);
     /// Media of `kind` started (`true`) or stopped (`false`) arriving on `mid`.
-    fn on_media(&self, kind: MediaKind, mid: &str, receiving: bool);
-    fn on_rtp(&self, kind: MediaKind, packet: RtpPacket);
+    fn on_media(&self, kind: MediaKind, mid: &Mid, receiving: bool);
+    /// An RTP packet of the remote stream `stream` (the same `StreamInfo` for the stream's life).
+    fn on_rtp(&self, stream: &StreamInfo, packet: RtpPacket);
+    /// RTCP feedback about the outgoing stream of `kind`.
     fn on_rtcp(&self, kind: MediaKind, feedback: RtcpFeedback);
+    /// A data-channel message on the channel `label`.
     fn on_data(&self, label: &str, message: DataMessage);
     /// A local candidate to trickle (full-trickle mode only); `None` once gathering is over.
     fn on_local_candidate(&self, candidate: LocalCandidate);
     /// `lost` packets in about a second reached the slow-link threshold: `uplink` when the peer
     /// reports losing what we send, else we are losing what it sends.
-    fn on_slowlink(&self, kind: MediaKind, mid: &str, uplink: bool, lost: u64);
+    fn on_slowlink(&self, kind: MediaKind, mid: &Mid, uplink: bool, lost: u64);
     /// The connection failed; `reason` is a Janus hangup reason.
     fn on_failed(&self, reason: &'static str);
 }
 
-/// What the answer should send back: one outgoing track per kind marked `true`, in the
-/// codec the offer prefers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AnswerPlan {
-    pub send_audio: bool,
-    pub send_video: bool,
-}
-
-/// What a gateway offer carries: outgoing Opus audio, VP8 video, a data channel.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OfferPlan {
-    pub audio: bool,
-    pub video: bool,
-    pub data: bool,
-}
-
 /// Label of the data channel a gateway offer opens (the one janus.js uses by default).
 pub const DATA_CHANNEL_LABEL: &str = "JanusDataChannel";
-
-/// Codecs a gateway offer proposes (what every browser decodes), as SDP media sections.
-const OFFER_AUDIO_CODEC: &str =
-    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
-const OFFER_VIDEO_CODEC: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
-
-enum Outbound {
-    Rtp(MediaKind, RtpPacket),
-    KeyframeRequest,
-    Remb(u64),
-    Data(String, DataMessage),
-}
 
 /// Per-kind receive activity, for the `media` receiving/stopped events.
 #[derive(Default)]
 struct Activity {
     last_packet_ms: AtomicU64,
     receiving: AtomicBool,
-    mid: Mutex<String>,
+    mid: Mutex<Mid>,
 }
 
 /// Settings every PeerConnection of the engine shares.
@@ -115,12 +100,10 @@ impl Shared {
 pub struct Peer {
     pc: Arc<RTCPeerConnection>,
     shared: Arc<Shared>,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: MediaSender,
     listener: Weak<dyn PeerListener>,
     full_trickle: bool,
 }
-
-const OUTBOUND_QUEUE: usize = 1024;
 
 impl Peer {
     /// Wires callbacks and starts the writer and activity tasks.
@@ -144,7 +127,7 @@ impl Peer {
         let peer = Arc::new(Self {
             pc: pc.clone(),
             shared: shared.clone(),
-            outbound,
+            outbound: MediaSender::new(outbound),
             listener: listener_weak,
             full_trickle: settings.full_trickle,
         });
@@ -188,23 +171,47 @@ impl Peer {
     fn watch_tracks(&self) {
         let listener = self.listener.clone();
         let shared = self.shared.clone();
+        let pc = Arc::downgrade(&self.pc);
         self.pc
             .on_track(Box::new(move |track, _receiver, transceiver| {
                 let listener = listener.clone();
                 let shared = shared.clone();
+                let pc = pc.clone();
                 Box::pin(async move {
                     let kind = match track.kind() {
                         RTPCodecType::Audio => MediaKind::Audio,
                         RTPCodecType::Video => MediaKind::Video,
                         _ => return,
                     };
-                    let mid = transceiver.mid().map(|m| m.to_string()).unwrap_or_default();
+                    let mid = Mid(transceiver.mid().map(|m| m.to_string()).unwrap_or_default());
                     *shared.activity[kind.index()]
                         .mid
                         .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = mid;
+                        .unwrap_or_else(|e| e.into_inner()) = mid.clone();
                     shared.remote_ssrc[kind.index()].store(track.ssrc(), Ordering::Relaxed);
-                    tokio::spawn(read_rtp_loop(track, kind, shared, listener));
+                    // The track's own codec is not filled in yet when it is announced: the
+                    // answer says what the peer sends on this mid (its first format).
+                    let settled = match pc.upgrade() {
+                        Some(pc) => negotiated_now(&pc).await,
+                        None => None,
+                    };
+                    let stream = settled
+                        .and_then(|n| n.streams.into_iter().find(|s| s.mid == mid))
+                        .map(|s| StreamInfo {
+                            mid: mid.clone(),
+                            kind,
+                            codec: s.codec,
+                            pt: s.pt,
+                            clock_rate: s.clock_rate,
+                        })
+                        .unwrap_or(StreamInfo {
+                            mid,
+                            kind,
+                            codec: None,
+                            pt: Pt(track.payload_type()),
+                            clock_rate: 0,
+                        });
+                    tokio::spawn(read_rtp_loop(track, stream, shared, listener));
                 })
             }));
     }
@@ -244,17 +251,33 @@ impl Peer {
             }));
     }
 
-    /// Applies a remote offer and returns our answer (with our candidates unless full-trickle).
-    pub async fn answer(&self, offer: &Jsep, plan: AnswerPlan) -> Result<Jsep, MediaError> {
+    /// Applies a remote offer and returns our answer (with our candidates unless
+    /// full-trickle) and what it settled.
+    ///
+    /// Errors: [`MediaError::InvalidSdp`] when the offer cannot be applied,
+    /// [`MediaError::NoCommonCodec`] when a sending stream's plan names codecs and the offer
+    /// has a section of that kind with none of them.
+    pub async fn answer(
+        &self,
+        offer: &Jsep,
+        plan: &AnswerPlan,
+    ) -> Result<(Jsep, Negotiated), MediaError> {
         // Outgoing tracks go in before the offer is applied: webrtc-rs then pairs each offered
         // m-line with our transceiver of the same kind, and the answer comes out sendrecv.
-        for (kind, wanted) in [
-            (MediaKind::Audio, plan.send_audio),
-            (MediaKind::Video, plan.send_video),
-        ] {
-            if wanted {
-                self.add_outgoing_track(kind, &offer.sdp).await?;
+        for kind in MediaKind::ALL {
+            let Some(stream) = plan.stream(kind).filter(|p| p.direction.sends()) else {
+                continue;
+            };
+            if !has_section(&offer.sdp, kind) {
+                continue;
             }
+            let Some(codec) = choose_codec(&offer.sdp, kind, &stream.codecs) else {
+                if stream.codecs.is_empty() {
+                    continue;
+                }
+                return Err(MediaError::NoCommonCodec(kind.as_str()));
+            };
+            self.add_outgoing_track(kind, codec, stream).await?;
         }
         let description = RTCSessionDescription::offer(offer.sdp.clone())
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
@@ -263,18 +286,56 @@ impl Peer {
             .await
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let answer = self.pc.create_answer(None).await?;
-        Ok(Jsep::answer(self.apply_local(answer).await?))
+        let sdp = self.apply_local(answer).await?;
+        let negotiated = Negotiated::from_answer(&sdp, true).map_err(MediaError::InvalidSdp)?;
+        Ok((Jsep::answer(sdp), negotiated))
     }
 
-    /// Makes a gateway offer (with our candidates unless full-trickle); the client answers it.
-    pub async fn offer(&self, plan: OfferPlan) -> Result<Jsep, MediaError> {
-        if plan.audio {
-            self.add_outgoing_track(MediaKind::Audio, OFFER_AUDIO_CODEC)
-                .await?;
-        }
-        if plan.video {
-            self.add_outgoing_track(MediaKind::Video, OFFER_VIDEO_CODEC)
-                .await?;
+    /// Makes a gateway offer (with our candidates unless full-trickle); the client answers it
+    /// and [`Peer::accept_answer`] tells what was settled. `ice_restart` asks for new ICE
+    /// credentials (RFC 8445 §9), for a client whose network changed.
+    pub async fn offer(&self, plan: &OfferPlan, ice_restart: bool) -> Result<Jsep, MediaError> {
+        for kind in MediaKind::ALL {
+            let Some(stream) = plan.stream(kind) else {
+                continue;
+            };
+            let codecs = if stream.codecs.is_empty() {
+                default_offer_codecs(kind)
+            } else {
+                stream.codecs.clone()
+            };
+            let Some(first) = codecs
+                .iter()
+                .find(|c| !matches!(c, Codec::TelephoneEvent { .. }))
+            else {
+                continue;
+            };
+            let offered = OfferedCodec {
+                mime_type: first.mime_type(),
+                clock_rate: first.clock_rate(),
+                channels: first.channels(),
+                fmtp: first.fmtp(),
+            };
+            let stream = StreamPlan::new(stream.direction, codecs);
+            if stream.direction.sends() {
+                self.add_outgoing_track(kind, offered, &stream).await?;
+            } else if self.shared.tracks[kind.index()]
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+            {
+                let init = RTCRtpTransceiverInit {
+                    direction: transceiver_direction(stream.direction),
+                    send_encodings: vec![],
+                };
+                let transceiver = self
+                    .pc
+                    .add_transceiver_from_kind(codec_type(kind), Some(init))
+                    .await?;
+                transceiver
+                    .set_codec_preferences(codec_parameters(&stream.codecs))
+                    .await?;
+            }
         }
         let has_channel = self
             .shared
@@ -289,7 +350,11 @@ impl Peer {
                 .await?;
             register_channel(&self.shared, self.listener.clone(), channel);
         }
-        let offer = self.pc.create_offer(None).await?;
+        let options = RTCOfferOptions {
+            ice_restart,
+            ..Default::default()
+        };
+        let offer = self.pc.create_offer(Some(options)).await?;
         Ok(Jsep::offer(self.apply_local(offer).await?))
     }
 
@@ -310,8 +375,8 @@ impl Peer {
         Ok(local.sdp)
     }
 
-    /// Applies the client's answer to an offer we made.
-    pub async fn accept_answer(&self, answer: &Jsep) -> Result<(), MediaError> {
+    /// Applies the client's answer to an offer we made, and returns what it settled.
+    pub async fn accept_answer(&self, answer: &Jsep) -> Result<Negotiated, MediaError> {
         if self.pc.signaling_state() != RTCSignalingState::HaveLocalOffer {
             return Err(MediaError::UnexpectedAnswer);
         }
@@ -321,7 +386,8 @@ impl Peer {
         self.pc
             .set_remote_description(description)
             .await
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        Negotiated::from_answer(&answer.sdp, false).map_err(MediaError::InvalidSdp)
     }
 
     /// Whether a remote description is set, i.e. remote candidates can be applied.
@@ -343,7 +409,14 @@ impl Peer {
             .map_err(MediaError::from)
     }
 
-    async fn add_outgoing_track(&self, kind: MediaKind, offer_sdp: &str) -> Result<(), MediaError> {
+    /// Adds the outgoing track of `kind` in `codec` (once per kind), with `plan`'s direction
+    /// and, when the plan names codecs, its order as the transceiver's codec preferences.
+    async fn add_outgoing_track(
+        &self,
+        kind: MediaKind,
+        codec: OfferedCodec,
+        plan: &StreamPlan,
+    ) -> Result<(), MediaError> {
         if self.shared.tracks[kind.index()]
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -351,9 +424,7 @@ impl Peer {
         {
             return Ok(());
         }
-        let Some(codec) = first_supported_codec(offer_sdp, kind) else {
-            return Ok(());
-        };
+        let chosen = codec.codec();
         let capability = RTCRtpCodecCapability {
             mime_type: codec.mime_type,
             clock_rate: codec.clock_rate,
@@ -366,10 +437,30 @@ impl Peer {
             kind.as_str().to_string(),
             "bifrons".to_string(),
         ));
-        let sender = self
+        let init = RTCRtpTransceiverInit {
+            direction: transceiver_direction(plan.direction),
+            send_encodings: vec![],
+        };
+        let transceiver = self
             .pc
-            .add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>)
+            .add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal + Send + Sync>,
+                Some(init),
+            )
             .await?;
+        if !plan.codecs.is_empty() {
+            // The chosen codec first, so that it is the one the answer or offer leads with.
+            let mut order: Vec<Codec> = chosen.into_iter().collect();
+            for codec in &plan.codecs {
+                if !order.contains(codec) {
+                    order.push(codec.clone());
+                }
+            }
+            transceiver
+                .set_codec_preferences(codec_parameters(&order))
+                .await?;
+        }
+        let sender = transceiver.sender().await;
         *self.shared.tracks[kind.index()]
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(track);
@@ -382,27 +473,30 @@ impl Peer {
         Ok(())
     }
 
+    /// The sending side of this PeerConnection, for any thread.
+    pub fn sender(&self) -> MediaSender {
+        self.outbound.clone()
+    }
+
     /// Queues an RTP packet for the outgoing track of `kind`; dropped when the queue is full
     /// (the receiver's NACK/PLI recovers, and a slow peer must not stall the sender).
     pub fn send_rtp(&self, kind: MediaKind, packet: RtpPacket) {
-        let _ = self.outbound.try_send(Outbound::Rtp(kind, packet));
+        self.outbound.send_rtp(kind, packet);
     }
 
     /// Asks the remote sender for a video keyframe (PLI).
     pub fn request_keyframe(&self) {
-        let _ = self.outbound.try_send(Outbound::KeyframeRequest);
+        self.outbound.request_keyframe();
     }
 
     /// Caps the remote sender's bitrate (REMB), bits per second.
     pub fn send_remb(&self, bitrate: u64) {
-        let _ = self.outbound.try_send(Outbound::Remb(bitrate));
+        self.outbound.send_remb(bitrate);
     }
 
     /// Sends a message on the data channel `label`.
     pub fn send_data(&self, label: &str, message: DataMessage) {
-        let _ = self
-            .outbound
-            .try_send(Outbound::Data(label.to_string(), message));
+        self.outbound.send_data(label, message);
     }
 
     /// Whether the first packet of `kind` has arrived and media is still flowing.
@@ -465,12 +559,63 @@ fn register_channel(
     }));
 }
 
+/// What the current offer/answer settled, read from whichever side wrote the answer.
+async fn negotiated_now(pc: &RTCPeerConnection) -> Option<Negotiated> {
+    let local = pc.current_local_description().await;
+    let (sdp, ours) = match local {
+        Some(d) if d.sdp_type == RTCSdpType::Answer => (d.sdp, true),
+        _ => (pc.current_remote_description().await?.sdp, false),
+    };
+    Negotiated::from_answer(&sdp, ours).ok()
+}
+
+fn transceiver_direction(direction: Direction) -> RTCRtpTransceiverDirection {
+    match direction {
+        Direction::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
+        Direction::SendOnly => RTCRtpTransceiverDirection::Sendonly,
+        Direction::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
+        Direction::Inactive => RTCRtpTransceiverDirection::Inactive,
+    }
+}
+
+fn codec_type(kind: MediaKind) -> RTPCodecType {
+    match kind {
+        MediaKind::Audio => RTPCodecType::Audio,
+        MediaKind::Video => RTPCodecType::Video,
+    }
+}
+
+/// Codec preferences for a transceiver; payload type 0 lets webrtc-rs take the engine's own.
+fn codec_parameters(codecs: &[Codec]) -> Vec<RTCRtpCodecParameters> {
+    codecs
+        .iter()
+        .map(|c| RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: c.mime_type(),
+                clock_rate: c.clock_rate(),
+                channels: c.channels(),
+                sdp_fmtp_line: c.fmtp(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: match c {
+                Codec::TelephoneEvent { clock_rate } => DTMF_PAYLOAD_TYPES
+                    .iter()
+                    .find(|(rate, _)| rate == clock_rate)
+                    .map_or(0, |(_, pt)| *pt),
+                _ => c.static_pt().unwrap_or(0),
+            },
+            ..Default::default()
+        })
+        .collect()
+}
+
 async fn read_rtp_loop(
     track: Arc<TrackRemote>,
-    kind: MediaKind,
+    stream: StreamInfo,
     shared: Arc<Shared>,
     listener: Weak<dyn PeerListener>,
 ) {
+    let kind = stream.kind;
     let activity = &shared.activity[kind.index()];
     while let Ok((packet, _)) = track.read_rtp().await {
         if shared.closed.load(Ordering::Acquire) {
@@ -487,15 +632,10 @@ async fn read_rtp_loop(
             .last_packet_ms
             .store(shared.elapsed_ms(), Ordering::Relaxed);
         if !activity.receiving.swap(true, Ordering::AcqRel) {
-            let mid = activity
-                .mid
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            l.on_media(kind, &mid, true);
+            l.on_media(kind, &stream.mid, true);
         }
         l.on_rtp(
-            kind,
+            &stream,
             RtpPacket {
                 payload_type: packet.header.payload_type,
                 sequence_number: packet.header.sequence_number,

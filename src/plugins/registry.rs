@@ -3,31 +3,67 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{echotest::EchoTest, Plugin};
+use anyhow::Context;
+use serde_json::Value;
+
+use super::erased::DynPlugin;
+use super::host::RegisteredPlugin;
+use super::{echotest, PluginDescriptor, PluginFactory, PluginHost};
 
 /// Plugins available for `attach`, keyed by package name.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct PluginRegistry {
-    plugins: BTreeMap<&'static str, Arc<dyn Plugin>>,
+    plugins: BTreeMap<&'static str, Arc<dyn DynPlugin>>,
 }
 
 impl PluginRegistry {
-    /// Every plugin of this build.
-    pub fn builtin() -> Self {
-        Self::from_plugins(vec![Arc::new(EchoTest)])
+    /// The factories of every plugin of this build, in start order.
+    pub fn builtin() -> Vec<PluginFactory> {
+        vec![echotest::factory]
     }
 
-    pub fn from_plugins(list: Vec<Arc<dyn Plugin>>) -> Self {
+    /// Starts each plugin with `host`; the first failure stops the boot, naming the plugin.
+    pub async fn start(host: &PluginHost, factories: &[PluginFactory]) -> anyhow::Result<Self> {
+        let mut started = Vec::new();
+        for (n, factory) in factories.iter().enumerate() {
+            let plugin = factory(host)
+                .await
+                .with_context(|| format!("starting plugin #{}", n + 1))?;
+            tracing::info!(plugin = plugin.0.descriptor().package, "plugin started");
+            started.push(plugin);
+        }
+        Ok(Self::from_plugins(started))
+    }
+
+    /// A registry of plugins started elsewhere (tests).
+    pub fn from_plugins(list: Vec<RegisteredPlugin>) -> Self {
         Self {
-            plugins: list.into_iter().map(|p| (p.package(), p)).collect(),
+            plugins: list
+                .into_iter()
+                .map(|p| (p.0.descriptor().package, p.0))
+                .collect(),
         }
     }
 
-    pub fn get(&self, package: &str) -> Option<Arc<dyn Plugin>> {
+    pub(crate) fn get(&self, package: &str) -> Option<Arc<dyn DynPlugin>> {
         self.plugins.get(package).cloned()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Plugin>> {
-        self.plugins.values()
+    /// What `server_info` lists.
+    pub fn descriptors(&self) -> impl Iterator<Item = &PluginDescriptor> {
+        self.plugins.values().map(|p| p.descriptor())
+    }
+
+    /// Admin API `message_plugin`; `None` when no plugin has that package.
+    pub async fn admin_message(&self, package: &str, request: Value) -> Option<Value> {
+        let plugin = self.get(package)?;
+        Some(plugin.handle_admin_message(request).await)
+    }
+
+    /// Tells every plugin the gateway stops (after every handle was destroyed).
+    pub async fn shutdown(&self) {
+        for plugin in self.plugins.values() {
+            plugin.shutdown().await;
+        }
     }
 }

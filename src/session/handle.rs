@@ -1,28 +1,32 @@
-//! A plugin handle: one attachment of a session to a plugin, with its media context.
+//! A plugin handle: one attachment of a session to a plugin.
 
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::ids::HandleId;
-use crate::plugins::{Gateway, Plugin};
+use crate::ids::HandleId;
+use crate::plugins::HandleCtx;
 
-/// A handle attached to exactly one plugin.
+/// A handle attached to exactly one plugin. The plugin's typed state lives in the context.
 pub struct Handle {
+    /// The handle's id.
     pub id: HandleId,
-    pub plugin: Arc<dyn Plugin>,
+    /// The client's `opaque_id`, if it gave one.
     pub opaque_id: Option<String>,
+    /// When it was attached.
     pub created: Instant,
-    pub gateway: Arc<Gateway>,
+    /// The handle's context: events, media, plugin state.
+    pub ctx: Arc<HandleCtx>,
 }
 
 impl Handle {
-    /// Tears the handle down: media closed without a `hangup` event (Janus sends none while
-    /// detaching), the plugin told, then the `detached` event.
+    /// The package of the handle's plugin.
+    pub fn plugin(&self) -> &'static str {
+        self.ctx.package()
+    }
+
+    /// Tears the handle down (see [`HandleCtx`]): tasks, media, plugin, then `detached`.
     pub async fn detach(&self) {
-        self.gateway.shutdown_media().await;
-        self.plugin.destroy_handle(self.id);
-        self.gateway
-            .push_core_event("detached", serde_json::Map::new());
+        self.ctx.detach().await;
     }
 }

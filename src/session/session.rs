@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::handle::Handle;
-use super::ids::{HandleId, SessionId};
-use crate::plugins::EventTarget;
+use crate::events::{Event, EventBus, HandleEvent};
+use crate::ids::{HandleId, SessionId};
+use crate::plugins::HandleOwner;
 
 /// Where a session's events are delivered.
 #[derive(Clone)]
@@ -21,7 +21,7 @@ pub enum Sink {
     /// Pushed on a WebSocket connection.
     Socket {
         connection: u64,
-        tx: mpsc::UnboundedSender<Value>,
+        tx: mpsc::UnboundedSender<Event>,
     },
 }
 
@@ -37,10 +37,11 @@ pub struct Session {
     timeout_override: Mutex<Option<u64>>,
     handles: Mutex<HashMap<HandleId, Arc<Handle>>>,
     sink: Mutex<Sink>,
-    queue: Mutex<VecDeque<Value>>,
+    queue: Mutex<VecDeque<Event>>,
     notify: Notify,
     transport: Mutex<&'static str>,
     destroyed: AtomicBool,
+    bus: EventBus,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -48,7 +49,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Session {
-    pub fn new(id: SessionId, sink: Sink, transport: &'static str, now: Instant) -> Self {
+    /// A session delivering to `sink`, publishing what it delivers on `bus`.
+    pub fn new(
+        id: SessionId,
+        sink: Sink,
+        transport: &'static str,
+        now: Instant,
+        bus: EventBus,
+    ) -> Self {
         Self {
             id,
             created: now,
@@ -60,6 +68,7 @@ impl Session {
             notify: Notify::new(),
             transport: Mutex::new(transport),
             destroyed: AtomicBool::new(false),
+            bus,
         }
     }
 
@@ -94,11 +103,11 @@ impl Session {
 
     /// Sends future events to `sink`, flushing what was queued meanwhile (used by `claim`).
     pub fn rebind(&self, sink: Sink, transport: &'static str) {
-        let queued: Vec<Value> = lock(&self.queue).drain(..).collect();
+        let queued: Vec<Event> = lock(&self.queue).drain(..).collect();
         *lock(&self.transport) = transport;
         *lock(&self.sink) = sink;
         for event in queued {
-            self.push(event);
+            self.deliver_event(event);
         }
     }
 
@@ -119,7 +128,7 @@ impl Session {
     }
 
     /// Up to `max` queued events, waiting at most `hold` for the first one.
-    pub async fn poll_events(&self, max: usize, hold: Duration) -> Vec<Value> {
+    pub async fn poll_events(&self, max: usize, hold: Duration) -> Vec<Event> {
         let deadline = Instant::now() + hold;
         loop {
             let notified = self.notify.notified();
@@ -168,14 +177,22 @@ impl Session {
     }
 }
 
-impl EventTarget for Session {
-    fn push(&self, event: Value) {
+impl Session {
+    /// Delivers an event to the client (and to the event bus's observers).
+    pub fn push(&self, event: Event) {
+        self.bus.publish(&event);
+        self.deliver_event(event);
+    }
+
+    fn deliver_event(&self, event: Event) {
         let sink = lock(&self.sink).clone();
-        if let Sink::Socket { tx, .. } = sink {
-            if tx.send(event.clone()).is_ok() {
-                return;
-            }
-        }
+        let event = match sink {
+            Sink::Socket { tx, .. } => match tx.send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(event)) => event,
+            },
+            Sink::Queue => event,
+        };
         let mut queue = lock(&self.queue);
         if queue.len() >= MAX_QUEUED_EVENTS {
             queue.pop_front();
@@ -184,21 +201,38 @@ impl EventTarget for Session {
         drop(queue);
         self.notify.notify_one();
     }
+}
 
-    fn session_id(&self) -> SessionId {
-        self.id
+impl HandleOwner for Session {
+    fn deliver(&self, handle: HandleId, event: HandleEvent) {
+        self.push(Event::Handle {
+            session: self.id,
+            handle,
+            event,
+        });
+    }
+
+    fn end_handle(&self, handle: HandleId) {
+        if let Some(handle) = self.remove_handle(handle) {
+            tokio::spawn(async move { handle.ctx.detach().await });
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn n(n: u64) -> Event {
+        Event::Timeout {
+            session: SessionId(n),
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn expires_only_after_idle_timeout_and_touch_refreshes() {
         let start = Instant::now();
-        let s = Session::new(SessionId(1), Sink::Queue, "http", start);
+        let s = Session::new(SessionId(1), Sink::Queue, "http", start, EventBus::new());
         assert!(!s.is_expired(60, start + Duration::from_secs(59)));
         assert!(s.is_expired(60, start + Duration::from_secs(60)));
         s.touch(start + Duration::from_secs(30));
@@ -214,34 +248,46 @@ mod tests {
             Sink::Queue,
             "http",
             Instant::now(),
+            EventBus::new(),
         ));
         assert!(s.poll_events(1, Duration::from_secs(30)).await.is_empty());
-        s.push(json!({"n":1}));
-        s.push(json!({"n":2}));
-        s.push(json!({"n":3}));
+        s.push(n(1));
+        s.push(n(2));
+        s.push(n(3));
         assert_eq!(s.poll_events(2, Duration::from_secs(30)).await.len(), 2);
-        assert_eq!(
-            s.poll_events(10, Duration::from_secs(30)).await,
-            vec![json!({"n":3})]
-        );
+        assert_eq!(s.poll_events(10, Duration::from_secs(30)).await, vec![n(3)]);
         let waiter = tokio::spawn({
             let s = s.clone();
             async move { s.poll_events(10, Duration::from_secs(30)).await }
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
-        s.push(json!({"late":true}));
-        assert_eq!(waiter.await.unwrap(), vec![json!({"late":true})]);
+        s.push(n(4));
+        assert_eq!(waiter.await.unwrap(), vec![n(4)]);
     }
 
     #[tokio::test]
     async fn socket_sink_receives_and_claim_flushes_queue() {
-        let s = Session::new(SessionId(7), Sink::Queue, "http", Instant::now());
-        s.push(json!({"queued":true}));
+        let bus = EventBus::new();
+        let s = Session::new(
+            SessionId(7),
+            Sink::Queue,
+            "http",
+            Instant::now(),
+            bus.clone(),
+        );
+        let mut observed = bus.subscribe();
+        s.push(n(1));
         let (tx, mut rx) = mpsc::unbounded_channel();
         s.rebind(Sink::Socket { connection: 3, tx }, "ws");
-        assert_eq!(rx.recv().await.unwrap(), json!({"queued":true}));
-        s.push(json!({"live":true}));
-        assert_eq!(rx.recv().await.unwrap(), json!({"live":true}));
+        assert_eq!(rx.recv().await.unwrap(), n(1));
+        s.push(n(2));
+        assert_eq!(rx.recv().await.unwrap(), n(2));
+        assert_eq!(
+            observed.recv().await.unwrap(),
+            n(1),
+            "the bus sees each event once"
+        );
+        assert_eq!(observed.recv().await.unwrap(), n(2));
         s.unbind_connection(3);
         assert_eq!(s.connection(), None);
     }

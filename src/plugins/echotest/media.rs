@@ -3,15 +3,18 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::media::{DataMessage, MediaKind, RtcpFeedback, RtpPacket};
-use crate::plugins::Gateway;
+use crate::plugins::HandleCtx;
 
 /// Video packets between two REMB caps (about a second of video at 500 kbit/s).
 const REMB_EVERY_PACKETS: u32 = 50;
 
 /// Per-handle echo settings, read on every packet.
 pub struct EchoState {
+    /// Whether audio is echoed.
     pub audio: AtomicBool,
+    /// Whether video is echoed.
     pub video: AtomicBool,
+    /// Whether data-channel messages are echoed.
     pub data: AtomicBool,
     /// REMB cap in bit/s; 0 = none.
     pub bitrate: AtomicU64,
@@ -31,7 +34,8 @@ impl Default for EchoState {
 }
 
 impl EchoState {
-    pub fn echo_rtp(&self, gateway: &Gateway, kind: MediaKind, packet: RtpPacket) {
+    /// Sends a packet back on the stream of its kind, if that kind is enabled.
+    pub fn echo_rtp(&self, ctx: &HandleCtx, kind: MediaKind, packet: RtpPacket) {
         let enabled = match kind {
             MediaKind::Audio => &self.audio,
             MediaKind::Video => &self.video,
@@ -44,27 +48,29 @@ impl EchoState {
             let n = self.video_packets.fetch_add(1, Ordering::Relaxed);
             let cap = self.bitrate.load(Ordering::Relaxed);
             if cap > 0 && n % REMB_EVERY_PACKETS == 0 {
-                gateway.send_remb(cap);
+                ctx.send_remb(cap);
             }
         }
-        gateway.send_rtp(kind, packet);
+        ctx.send_rtp(kind, packet);
     }
 
-    pub fn echo_rtcp(&self, gateway: &Gateway, kind: MediaKind, feedback: RtcpFeedback) {
+    /// Passes the browser's feedback on the echoed media back to its own sender.
+    pub fn echo_rtcp(&self, ctx: &HandleCtx, kind: MediaKind, feedback: RtcpFeedback) {
         match feedback {
             // The browser wants a keyframe of the video we echo: only its own encoder can make one.
-            RtcpFeedback::KeyframeRequest if kind == MediaKind::Video => gateway.request_keyframe(),
+            RtcpFeedback::KeyframeRequest if kind == MediaKind::Video => ctx.request_keyframe(),
             RtcpFeedback::KeyframeRequest => {}
             RtcpFeedback::Remb(estimate) => {
                 let cap = self.bitrate.load(Ordering::Relaxed);
-                gateway.send_remb(if cap > 0 { estimate.min(cap) } else { estimate });
+                ctx.send_remb(if cap > 0 { estimate.min(cap) } else { estimate });
             }
         }
     }
 
-    pub fn echo_data(&self, gateway: &Gateway, label: &str, message: DataMessage) {
+    /// Sends a data-channel message back, if data is enabled.
+    pub fn echo_data(&self, ctx: &HandleCtx, label: &str, message: DataMessage) {
         if self.data.load(Ordering::Relaxed) {
-            gateway.send_data(label, message);
+            ctx.send_data(label, message);
         }
     }
 }

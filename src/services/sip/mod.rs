@@ -1,0 +1,24 @@
+//! The SIP service: what every SIP-facing feature shares. The SIP plugin, the audio bridge and
+//! voicemail meet here instead of importing one another.
+//!
+//! Today it holds the [`InboundRouter`] (extension → who answers). The SIP issue adds the
+//! user-agent pool (one `bifrons_sip` UA per registry account or trunk, shared by all of the
+//! account's handles, re-registered when the registry changes) and call legs.
+
+mod routing;
+
+pub use routing::{CallTarget, InboundCall, InboundRouter, Route, RouteGuard, TargetKind};
+
+/// The SIP service, started once at boot.
+#[derive(Default)]
+pub struct SipService {
+    /// Where inbound calls go.
+    pub router: InboundRouter,
+}
+
+impl SipService {
+    /// A service with an empty routing table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}

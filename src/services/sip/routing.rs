@@ -1,0 +1,216 @@
+//! The inbound router: which targets an incoming call to an extension rings.
+//!
+//! Targets register for an extension (a SIP handle registered as that user, a room's dial-in
+//! number, a mountpoint's listen-in number) and unregister by dropping their [`RouteGuard`].
+//! A call rings every target registered for its extension at once, first accept wins (the
+//! forking of a PBX ring group); with none, it goes to the fallback (voicemail) if one is set.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// An incoming call as the router sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundCall {
+    /// The dialled extension (Request-URI user part).
+    pub extension: String,
+    /// The caller's URI (`From`).
+    pub caller: String,
+    /// The SIP `Call-ID`, to tell calls apart.
+    pub call_id: String,
+}
+
+/// What kind of feature a target is, for the Admin API and the panel's live view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetKind {
+    /// A browser registered through the SIP plugin.
+    Handle,
+    /// An audio-bridge room's dial-in number.
+    Room,
+    /// A mailbox (the fallback for unanswered calls).
+    Mailbox,
+    /// A mountpoint to listen to.
+    Mountpoint,
+}
+
+/// Something that can be offered an inbound call.
+pub trait CallTarget: Send + Sync {
+    /// What this target is.
+    fn kind(&self) -> TargetKind;
+    /// Offers the call (ring the browser, join the room...). Must not block: the answer, if
+    /// any, comes later through the SIP service's call API.
+    fn offer(&self, call: &InboundCall);
+}
+
+/// Where a call to an extension goes.
+#[derive(Clone)]
+pub enum Route {
+    /// Ring these targets together; the first to accept gets the call.
+    Ring(Vec<Arc<dyn CallTarget>>),
+    /// Nobody registered: the fallback target.
+    Fallback(Arc<dyn CallTarget>),
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Ring(targets) => write!(f, "Ring({} targets)", targets.len()),
+            Route::Fallback(t) => write!(f, "Fallback({:?})", t.kind()),
+        }
+    }
+}
+
+type Table = HashMap<String, Vec<(u64, Arc<dyn CallTarget>)>>;
+
+/// Extension → targets, plus an optional fallback.
+#[derive(Default)]
+pub struct InboundRouter {
+    table: Arc<Mutex<Table>>,
+    fallback: Mutex<Option<Arc<dyn CallTarget>>>,
+    next_id: AtomicU64,
+}
+
+/// Keeps a registration alive; dropping it unregisters the target.
+#[must_use = "dropping the guard unregisters the target at once"]
+pub struct RouteGuard {
+    table: Weak<Mutex<Table>>,
+    extension: String,
+    id: u64,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        let Some(table) = self.table.upgrade() else {
+            return;
+        };
+        let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(targets) = table.get_mut(&self.extension) {
+            targets.retain(|(id, _)| *id != self.id);
+            if targets.is_empty() {
+                table.remove(&self.extension);
+            }
+        }
+    }
+}
+
+impl InboundRouter {
+    /// Registers `target` for `extension` until the returned guard is dropped.
+    pub fn register(&self, extension: &str, target: Arc<dyn CallTarget>) -> RouteGuard {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(extension.to_string())
+            .or_default()
+            .push((id, target));
+        RouteGuard {
+            table: Arc::downgrade(&self.table),
+            extension: extension.to_string(),
+            id,
+        }
+    }
+
+    /// Sets (or clears) the target of calls nobody is registered for.
+    pub fn set_fallback(&self, target: Option<Arc<dyn CallTarget>>) {
+        *self.fallback.lock().unwrap_or_else(|e| e.into_inner()) = target;
+    }
+
+    /// Where a call to `extension` goes; `None`: nowhere (answer 404 / 480).
+    pub fn route(&self, extension: &str) -> Option<Route> {
+        let targets: Vec<_> = self
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(extension)
+            .map(|t| t.iter().map(|(_, t)| t.clone()).collect())
+            .unwrap_or_default();
+        if !targets.is_empty() {
+            return Some(Route::Ring(targets));
+        }
+        self.fallback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .map(Route::Fallback)
+    }
+
+    /// Offers `call` to its route's targets; returns how many were offered it.
+    pub fn dispatch(&self, call: &InboundCall) -> usize {
+        match self.route(&call.extension) {
+            Some(Route::Ring(targets)) => {
+                for t in &targets {
+                    t.offer(call);
+                }
+                targets.len()
+            }
+            Some(Route::Fallback(t)) => {
+                t.offer(call);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// Registered extensions and how many targets each has (for the live view).
+    pub fn extensions(&self) -> Vec<(String, usize)> {
+        let mut list: Vec<_> = self
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(e, t)| (e.clone(), t.len()))
+            .collect();
+        list.sort();
+        list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Recorder(TargetKind, Mutex<Vec<String>>);
+
+    impl CallTarget for Recorder {
+        fn kind(&self) -> TargetKind {
+            self.0
+        }
+        fn offer(&self, call: &InboundCall) {
+            self.1.lock().unwrap().push(call.call_id.clone());
+        }
+    }
+
+    fn call(extension: &str, id: &str) -> InboundCall {
+        InboundCall {
+            extension: extension.into(),
+            caller: "sip:alice@127.0.0.1".into(),
+            call_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn rings_every_registered_target_then_falls_back_when_they_leave() {
+        let router = InboundRouter::default();
+        let tab1 = Arc::new(Recorder(TargetKind::Handle, Mutex::default()));
+        let tab2 = Arc::new(Recorder(TargetKind::Handle, Mutex::default()));
+        let mailbox = Arc::new(Recorder(TargetKind::Mailbox, Mutex::default()));
+        assert!(router.route("100").is_none());
+        router.set_fallback(Some(mailbox.clone()));
+        let g1 = router.register("100", tab1.clone());
+        let g2 = router.register("100", tab2.clone());
+        assert_eq!(router.extensions(), vec![("100".to_string(), 2)]);
+        assert_eq!(router.dispatch(&call("100", "a")), 2);
+        assert_eq!(*tab1.1.lock().unwrap(), vec!["a"]);
+        assert_eq!(*tab2.1.lock().unwrap(), vec!["a"]);
+        drop(g1);
+        assert_eq!(router.dispatch(&call("100", "b")), 1);
+        assert_eq!(*tab1.1.lock().unwrap(), vec!["a"], "unregistered on drop");
+        drop(g2);
+        assert!(router.extensions().is_empty());
+        assert!(matches!(router.route("100"), Some(Route::Fallback(_))));
+        router.dispatch(&call("100", "c"));
+        assert_eq!(*mailbox.1.lock().unwrap(), vec!["c"]);
+        router.set_fallback(None);
+        assert_eq!(router.dispatch(&call("100", "d")), 0);
+    }
+}

@@ -1,0 +1,83 @@
+//! The streams service: the **mountpoint hub** (like MediaMTX's path manager). Sources feed a
+//! mountpoint (RTMP publish, RTP ports, WHIP, a room's mix); sinks read it (WebRTC viewers,
+//! WHEP, RTMP egress, SIP listeners), all through [`super::sinks::MediaSink`].
+//!
+//! Today: named mountpoints with a fan-out task each. The streaming issue adds RTMP and RTP
+//! ingest, the keyframe cache, per-sink SSRC/sequence/timestamp rewriting and egress.
+
+mod mountpoint;
+
+pub use mountpoint::{Mountpoint, MountpointStats, SinkId};
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Why the hub refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// A mountpoint of that name exists (Janus streaming error 456).
+    #[error("mountpoint {0} already exists")]
+    Exists(String),
+}
+
+/// Mountpoints by name.
+#[derive(Default)]
+pub struct MountpointHub {
+    mountpoints: Mutex<HashMap<String, Mountpoint>>,
+}
+
+impl MountpointHub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates the mountpoint `name` and starts its fan-out task (needs a Tokio runtime).
+    pub fn create(&self, name: &str) -> Result<Mountpoint, HubError> {
+        let mut table = self.mountpoints.lock().unwrap_or_else(|e| e.into_inner());
+        if table.contains_key(name) {
+            return Err(HubError::Exists(name.to_string()));
+        }
+        let mountpoint = Mountpoint::start(name);
+        table.insert(name.to_string(), mountpoint.clone());
+        Ok(mountpoint)
+    }
+
+    /// The mountpoint `name`, if it exists.
+    pub fn get(&self, name: &str) -> Option<Mountpoint> {
+        self.mountpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Removes the mountpoint `name`; its task stops and its sinks are let go.
+    pub fn remove(&self, name: &str) -> bool {
+        let removed = self
+            .mountpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        match removed {
+            Some(m) => {
+                m.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Names of the mountpoints, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .mountpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+}
