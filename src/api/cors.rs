@@ -4,7 +4,11 @@ use axum::http::{header, HeaderMap, HeaderValue};
 
 use crate::config::HttpConfig;
 
-/// Adds the CORS headers answering `request` to `response`.
+/// Adds the CORS headers answering `request` to `response`: `Allow-Origin: *` when no
+/// `allow_origin` is configured, else that origin with `Allow-Credentials: true` and
+/// `Vary: Origin`; a preflight may be cached for 86400 s (one day), and the requested method
+/// and headers are echoed back as allowed. Meant for every response, errors included, so that
+/// browsers let the page read them.
 pub fn apply(config: &HttpConfig, request: &HeaderMap, response: &mut HeaderMap) {
     if config.allow_origin.is_empty() {
         response.insert(
@@ -31,7 +35,9 @@ pub fn apply(config: &HttpConfig, request: &HeaderMap, response: &mut HeaderMap)
     }
 }
 
-/// With `enforce_cors`, whether the request's `Origin` is the allowed one.
+/// With `enforce_cors`, whether the request's `Origin` starts with the configured
+/// `allow_origin` (a request without `Origin` is refused); always true otherwise. The caller
+/// answers 403 when it is false.
 pub fn origin_allowed(config: &HttpConfig, request: &HeaderMap) -> bool {
     if !config.enforce_cors {
         return true;

@@ -6,29 +6,56 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum ErrorCode {
+    /// Wrong or missing `apisecret` / `token` (Janus API) or `admin_secret` (Admin API).
     Unauthorized = 403,
+    /// The token is valid but not allowed to attach to the requested plugin (token auth only).
     UnauthorizedPlugin = 405,
+    /// An error of the transport rather than of the request (e.g. an HTTP method the endpoint
+    /// does not serve).
     TransportSpecific = 450,
+    /// The `janus` request name is not one the core knows.
     UnknownRequest = 453,
+    /// The frame is not valid JSON.
     InvalidJson = 454,
+    /// The frame is valid JSON but not an object.
     InvalidJsonObject = 455,
+    /// A required field is absent; the reason names it.
     MissingMandatoryElement = 456,
+    /// A known request sent where it does not apply (e.g. `attach` on a handle path), or a
+    /// session/handle id in the body that contradicts the one in the URL.
     InvalidRequestPath = 457,
+    /// The `session_id` names no live session.
     SessionNotFound = 458,
+    /// The `handle_id` names no handle in that session.
     HandleNotFound = 459,
+    /// `attach` named a plugin package that is not loaded.
     PluginNotFound = 460,
+    /// The plugin refused or failed to create its side of a new handle.
     PluginAttach = 461,
+    /// The plugin answered a `message` with an error.
     PluginMessage = 462,
+    /// The plugin failed to tear down a handle on `detach`.
     PluginDetach = 463,
+    /// A `jsep` whose `type` is neither `offer` nor `answer`.
     JsepUnknownType = 464,
+    /// The SDP in a `jsep` does not parse or cannot be applied.
     JsepInvalidSdp = 465,
+    /// A trickled candidate refers to an m-line (`sdpMid` / `sdpMLineIndex`) that does not exist.
     TrickleInvalidStream = 466,
+    /// A field has the wrong JSON type (e.g. a number where a string is expected).
     InvalidElementType = 467,
+    /// `create` asked for a session `id` that is already in use.
     SessionConflict = 468,
+    /// An SDP answer arrived while no offer of ours was pending.
     UnexpectedAnswer = 469,
+    /// Admin API: `allow_token`, `disallow_token` or `remove_token` named an unknown token.
     TokenNotFound = 470,
+    /// The request does not fit the PeerConnection's current state.
     WebrtcState = 471,
+    /// `create` refused because the server is set not to accept new sessions
+    /// (Admin API `accept_new_sessions`).
     NotAcceptingSessions = 472,
+    /// Anything else (Janus' "unknown/undocumented error").
     Unknown = 490,
 }
 
@@ -36,11 +63,14 @@ pub enum ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} {reason}", *code as u16)]
 pub struct ApiError {
+    /// Numeric code sent as `error.code`.
     pub code: ErrorCode,
+    /// Human-readable text sent as `error.reason`, worded as Janus words the same error.
     pub reason: String,
 }
 
 impl ApiError {
+    /// An error with a free-form reason.
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
         Self {
             code,
@@ -48,6 +78,7 @@ impl ApiError {
         }
     }
 
+    /// 456 `Missing mandatory element (<element>)`, Janus' text for an absent field.
     pub fn missing(element: &str) -> Self {
         Self::new(
             ErrorCode::MissingMandatoryElement,
@@ -55,6 +86,8 @@ impl ApiError {
         )
     }
 
+    /// 467 `Invalid element type (<element> should be <expected>)`; `expected` reads like
+    /// "a string" or "a positive integer".
     pub fn invalid_type(element: &str, expected: &str) -> Self {
         Self::new(
             ErrorCode::InvalidElementType,
@@ -62,6 +95,8 @@ impl ApiError {
         )
     }
 
+    /// 403 for a wrong or missing `apisecret`, `token` or `admin_secret`, with Janus' text
+    /// (which does not say which credential failed).
     pub fn unauthorized() -> Self {
         Self::new(
             ErrorCode::Unauthorized,
@@ -69,10 +104,12 @@ impl ApiError {
         )
     }
 
+    /// 458 `No such session <id>`.
     pub fn session_not_found(id: u64) -> Self {
         Self::new(ErrorCode::SessionNotFound, format!("No such session {id}"))
     }
 
+    /// 459 `No such handle <handle> in session <session>`.
     pub fn handle_not_found(handle: u64, session: u64) -> Self {
         Self::new(
             ErrorCode::HandleNotFound,
@@ -80,6 +117,8 @@ impl ApiError {
         )
     }
 
+    /// 457 `Unhandled request '<request>' at this path`: the request exists but not at this
+    /// level (session vs handle, Janus vs Admin API).
     pub fn unhandled_at_path(request: &str) -> Self {
         Self::new(
             ErrorCode::InvalidRequestPath,

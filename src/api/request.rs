@@ -12,10 +12,15 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Fields of a top-level request: errors use Janus' plain texts
+    /// (`Missing mandatory element (x)`).
     pub fn new(map: &'a Map<String, Value>) -> Self {
         Self { map, context: "" }
     }
 
+    /// Fields of a nested object whose errors carry a prefix and a lower-case text, as Janus
+    /// words them: `with_context(jsep, "JSEP error: ")` yields `JSEP error: missing mandatory
+    /// element (sdp)`.
     pub fn with_context(map: &'a Map<String, Value>, context: &'static str) -> Self {
         Self { map, context }
     }
@@ -45,20 +50,22 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The raw value of `name`, unchecked; `None` when absent.
     pub fn get(&self, name: &str) -> Option<&'a Value> {
         self.map.get(name)
     }
 
+    /// Whether `name` is present at all (an explicit `null` counts).
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)
     }
 
-    /// A required string.
+    /// A required string: 456 when absent, 467 when not a string.
     pub fn string(&self, name: &str) -> Result<&'a str, ApiError> {
         self.opt_string(name)?.ok_or_else(|| self.missing(name))
     }
 
-    /// An optional string; an explicit `null` is the wrong type, as in Janus.
+    /// An optional string; an explicit `null` is the wrong type (467), as in Janus.
     pub fn opt_string(&self, name: &str) -> Result<Option<&'a str>, ApiError> {
         match self.map.get(name) {
             None => Ok(None),
@@ -67,7 +74,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional non-negative integer.
+    /// An optional non-negative integer; negative numbers, floats and non-numbers are 467.
     pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.map.get(name) {
             None => Ok(None),
@@ -78,7 +85,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional integer (may be negative).
+    /// An optional integer (may be negative); floats, numbers beyond `i64` and non-numbers
+    /// are 467.
     pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.map.get(name) {
             None => Ok(None),
@@ -89,7 +97,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional boolean.
+    /// An optional boolean; anything else, `null` included, is 467.
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.map.get(name) {
             None => Ok(None),
@@ -98,7 +106,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A required object.
+    /// A required object: 456 when absent, 467 when not an object.
     pub fn object(&self, name: &str) -> Result<&'a Map<String, Value>, ApiError> {
         match self.map.get(name) {
             None => Err(self.missing(name)),
@@ -107,7 +115,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional array of strings.
+    /// An optional array of strings; 467 when not an array or when any item is not a string.
     pub fn opt_string_array(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
         match self.map.get(name) {
             None => Ok(None),

@@ -17,7 +17,9 @@ fn version_number() -> u64 {
     major * 1000 + minor * 100 + patch
 }
 
-/// Builds `server_info`; `transaction` is echoed when the request had one.
+/// Builds `server_info`, the answer to `info` on both the Janus and the Admin API, with Janus'
+/// field names (timeouts in seconds, booleans for the features Janus reports, one entry per
+/// enabled transport and per plugin); `transaction` is echoed when the request had one.
 pub fn server_info(core: &Core, transaction: Option<&str>) -> Value {
     let general = &core.config.general;
     let mut plugins = Map::new();

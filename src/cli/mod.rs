@@ -32,6 +32,7 @@ pub struct Cli {
     #[arg(long, global = true, env = DATABASE_URL_ENV)]
     pub database_url: Option<String>,
 
+    /// What to do; `None` runs the gateway.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -41,6 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// Manage admin-panel users.
     User {
+        /// Which user operation.
         #[command(subcommand)]
         action: UserCommand,
     },
@@ -48,6 +50,7 @@ pub enum Command {
     Migrate,
     /// Inspect the database.
     Db {
+        /// Which inspection.
         #[command(subcommand)]
         action: DbCommand,
     },

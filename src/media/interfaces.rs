@@ -14,7 +14,9 @@ pub fn include_loopback(mode: LoopbackMode, addresses: &[IpAddr]) -> bool {
     }
 }
 
-/// The addresses of the interfaces that are up.
+/// The addresses (IPv4 and IPv6, loopback included) of the local interfaces; empty when the
+/// system cannot list them, which [`include_loopback`] in `auto` mode treats like a host with
+/// only loopback.
 pub fn local_addresses() -> Vec<IpAddr> {
     if_addrs::get_if_addrs()
         .map(|list| list.into_iter().map(|i| i.ip()).collect())

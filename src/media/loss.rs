@@ -14,7 +14,9 @@ pub struct LossWindow {
 const BASE: u64 = 1 << 32;
 
 impl LossWindow {
-    /// One received packet.
+    /// Counts one received packet with RTP sequence number `seq` (RFC 3550 §5.1). `seq` is
+    /// placed within ±32768 of the highest number seen so far, so 16-bit wrap-around and
+    /// reordering are both handled.
     pub fn on_packet(&mut self, seq: u16) {
         let extended = match self.highest {
             None => {
@@ -33,7 +35,9 @@ impl LossWindow {
         self.received += 1;
     }
 
-    /// Packets lost since the previous call (late or duplicate packets can make up for losses).
+    /// Packets lost since the previous call (expected minus received, floored at 0: late or
+    /// duplicate packets can make up for losses), then starts a new window. 0 before the
+    /// first packet.
     pub fn take_lost(&mut self) -> u64 {
         let Some(highest) = self.highest else {
             return 0;

@@ -103,7 +103,8 @@ impl<'a> Accounts<'a> {
         Accounts { pool }
     }
 
-    /// Creates an account; a missing trunk or user is `NotFound`.
+    /// Creates an account. `Invalid` when a field fails validation, `AlreadyExists` when the
+    /// extension or access token is taken, `NotFound` when the trunk or user does not exist.
     pub async fn create(&self, spec: &AccountSpec) -> Result<Account> {
         spec.validate()?;
         let sql = format!(
@@ -127,7 +128,7 @@ impl<'a> Accounts<'a> {
         Ok(row.into())
     }
 
-    /// The account with this id.
+    /// The account with this id; `NotFound` when there is none.
     pub async fn get(&self, id: AccountId) -> Result<Account> {
         let sql = format!("SELECT {COLUMNS} FROM sip_accounts WHERE id = $1");
         let row: Row =
@@ -136,7 +137,7 @@ impl<'a> Accounts<'a> {
         Ok(row.into())
     }
 
-    /// The account with this extension.
+    /// The account with this extension; `NotFound` when there is none.
     pub async fn get_by_extension(&self, extension: &str) -> Result<Account> {
         let sql = format!("SELECT {COLUMNS} FROM sip_accounts WHERE extension = $1");
         let row: Row =
@@ -156,7 +157,8 @@ impl<'a> Accounts<'a> {
         Ok(rows.into_iter().map(Account::from).collect())
     }
 
-    /// Replaces every setting of an account (the voicemail PIN is kept).
+    /// Replaces every setting of an account (the voicemail PIN is kept). Fails like
+    /// [`Accounts::create`], and with `NotFound` when the account does not exist.
     pub async fn update(&self, id: AccountId, spec: &AccountSpec) -> Result<Account> {
         spec.validate()?;
         let sql = format!(
@@ -181,6 +183,7 @@ impl<'a> Accounts<'a> {
     }
 
     /// Sets (4 to 12 digits) or clears the voicemail PIN; only an argon2 hash is stored.
+    /// `Invalid` for a malformed PIN, `NotFound` when the account does not exist.
     pub async fn set_voicemail_pin(&self, id: AccountId, pin: Option<&str>) -> Result<()> {
         let hash = match pin {
             Some(pin) => {
@@ -203,7 +206,8 @@ impl<'a> Accounts<'a> {
         Ok(())
     }
 
-    /// Whether `pin` opens the account's mailbox (false when no PIN is set).
+    /// Whether `pin` opens the account's mailbox (false when no PIN is set); `NotFound` when
+    /// the account does not exist.
     pub async fn verify_voicemail_pin(&self, id: AccountId, pin: &str) -> Result<bool> {
         let hash: Option<String> = with_pool!(self.pool, p => {
             sqlx::query_scalar("SELECT voicemail_pin_hash FROM sip_accounts WHERE id = $1")
@@ -218,7 +222,7 @@ impl<'a> Accounts<'a> {
         })
     }
 
-    /// Deletes an account.
+    /// Deletes an account; `NotFound` when there is none.
     pub async fn delete(&self, id: AccountId) -> Result<()> {
         delete_by_id(self.pool, "sip_accounts", id.0, ENTITY).await
     }

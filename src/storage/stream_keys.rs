@@ -168,6 +168,8 @@ impl<'a> StreamKeys<'a> {
     }
 
     /// Creates a key with a fresh random secret, and its egress targets, in one transaction.
+    /// `Invalid` for a bad name, owner or target (or more than 32 targets),
+    /// `AlreadyExists` when the name is taken or a target is listed twice.
     pub async fn create(&self, new: &NewStreamKey) -> Result<StreamKey> {
         validate_fields(&new.name, &new.owner, &new.egress)?;
         let secret = random_token(KEY_BYTES);
@@ -193,7 +195,7 @@ impl<'a> StreamKeys<'a> {
         Ok(row.into_key(new.egress.clone()))
     }
 
-    /// The key with this id.
+    /// The key with this id; `NotFound` when there is none.
     pub async fn get(&self, id: StreamKeyId) -> Result<StreamKey> {
         let sql = format!("SELECT {COLUMNS} FROM stream_keys WHERE id = $1");
         let row: Row =
@@ -202,7 +204,8 @@ impl<'a> StreamKeys<'a> {
         self.with_targets(vec![row]).await.map(|mut v| v.remove(0))
     }
 
-    /// The key whose secret is `key`: the RTMP ingest check.
+    /// The key whose secret is `key`: the RTMP ingest check. `NotFound` for an unknown key;
+    /// a disabled key is returned and the caller checks [`StreamKey::enabled`].
     pub async fn get_by_key(&self, key: &str) -> Result<StreamKey> {
         let sql = format!("SELECT {COLUMNS} FROM stream_keys WHERE stream_key = $1");
         let row: Row =
@@ -254,7 +257,8 @@ impl<'a> StreamKeys<'a> {
             .collect())
     }
 
-    /// Changes name, owner and enabled flag (the secret stays).
+    /// Changes name, owner and enabled flag (the secret stays). `Invalid` for a bad name or
+    /// owner, `AlreadyExists` when the name is taken, `NotFound` when the key does not exist.
     pub async fn update(
         &self,
         id: StreamKeyId,
@@ -281,6 +285,8 @@ impl<'a> StreamKeys<'a> {
     }
 
     /// Replaces the egress targets of a key atomically: either all new targets or the old ones.
+    /// `Invalid` for a bad target or too many, `AlreadyExists` for a target listed twice,
+    /// `NotFound` when the key does not exist.
     pub async fn set_egress(&self, id: StreamKeyId, targets: &[EgressTarget]) -> Result<StreamKey> {
         validate_egress(targets)?;
         with_pool!(self.pool, p => {
@@ -302,7 +308,8 @@ impl<'a> StreamKeys<'a> {
         self.get(id).await
     }
 
-    /// Records that an encoder published with the key.
+    /// Records that an encoder published with the key at `at`; `NotFound` when the key does
+    /// not exist.
     pub async fn touch(&self, id: StreamKeyId, at: Timestamp) -> Result<()> {
         let done = with_pool!(self.pool, p => {
             sqlx::query("UPDATE stream_keys SET last_used_ms = $1 WHERE id = $2")
@@ -318,7 +325,7 @@ impl<'a> StreamKeys<'a> {
         Ok(())
     }
 
-    /// Deletes a key and its egress targets.
+    /// Deletes a key and its egress targets; `NotFound` when there is none.
     pub async fn delete(&self, id: StreamKeyId) -> Result<()> {
         delete_by_id(self.pool, "stream_keys", id.0, ENTITY).await
     }

@@ -199,7 +199,9 @@ impl<'a> Trunks<'a> {
         Trunks { pool }
     }
 
-    /// Creates a trunk.
+    /// Creates a trunk. `Invalid` when a field fails validation (URIs, lengths, an expiry of
+    /// 0 s, no codecs or more than 16, a malformed codec name), `AlreadyExists` when the name
+    /// is taken.
     pub async fn create(&self, spec: &TrunkSpec) -> Result<Trunk> {
         spec.validate()?;
         let sql = format!(
@@ -214,7 +216,7 @@ impl<'a> Trunks<'a> {
         row.try_into()
     }
 
-    /// The trunk with this id.
+    /// The trunk with this id; `NotFound` when there is none.
     pub async fn get(&self, id: TrunkId) -> Result<Trunk> {
         let sql = format!("SELECT {COLUMNS} FROM sip_trunks WHERE id = $1");
         let row: Row =
@@ -223,7 +225,7 @@ impl<'a> Trunks<'a> {
         row.try_into()
     }
 
-    /// The trunk with this name.
+    /// The trunk with this name; `NotFound` when there is none.
     pub async fn get_by_name(&self, name: &str) -> Result<Trunk> {
         let sql = format!("SELECT {COLUMNS} FROM sip_trunks WHERE name = $1");
         let row: Row =
@@ -243,7 +245,8 @@ impl<'a> Trunks<'a> {
         rows.into_iter().map(Trunk::try_from).collect()
     }
 
-    /// Replaces every setting of a trunk.
+    /// Replaces every setting of a trunk. Fails like [`Trunks::create`], and with `NotFound`
+    /// when the trunk does not exist.
     pub async fn update(&self, id: TrunkId, spec: &TrunkSpec) -> Result<Trunk> {
         spec.validate()?;
         let sql = format!(
@@ -259,7 +262,8 @@ impl<'a> Trunks<'a> {
         row.try_into()
     }
 
-    /// Deletes a trunk; refused with `InUse` while SIP accounts point at it.
+    /// Deletes a trunk; refused with `InUse` while SIP accounts point at it, `NotFound` when
+    /// there is none.
     pub async fn delete(&self, id: TrunkId) -> Result<()> {
         delete_by_id(self.pool, "sip_trunks", id.0, ENTITY).await
     }

@@ -87,7 +87,9 @@ impl<'a> Users<'a> {
         Users { pool }
     }
 
-    /// Creates a user with an argon2 hash of `password`.
+    /// Creates a user with an argon2 hash of `password`. `Invalid` for a bad username or a
+    /// password outside 8..=256 characters or holding control characters, `AlreadyExists`
+    /// when the username is taken.
     pub async fn create(&self, new: &NewUser, password: &str) -> Result<User> {
         validate::name("username", &new.username)?;
         check_password(password)?;
@@ -109,7 +111,7 @@ impl<'a> Users<'a> {
         row.try_into()
     }
 
-    /// The user with this id.
+    /// The user with this id; `NotFound` when there is none.
     pub async fn get(&self, id: UserId) -> Result<User> {
         let sql = format!("SELECT {COLUMNS} FROM admin_users WHERE id = $1");
         let row: Row =
@@ -118,7 +120,7 @@ impl<'a> Users<'a> {
         row.try_into()
     }
 
-    /// The user with this username.
+    /// The user with this username; `NotFound` when there is none.
     pub async fn get_by_username(&self, username: &str) -> Result<User> {
         let sql = format!("SELECT {COLUMNS} FROM admin_users WHERE username = $1");
         let row: Row =
@@ -148,7 +150,7 @@ impl<'a> Users<'a> {
         Ok(n)
     }
 
-    /// Changes a user's role.
+    /// Changes a user's role; `NotFound` when there is no such user.
     pub async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
         let sql = format!("UPDATE admin_users SET role = $1 WHERE id = $2 RETURNING {COLUMNS}");
         let row: Row = with_pool!(self.pool, p => {
@@ -158,7 +160,8 @@ impl<'a> Users<'a> {
         row.try_into()
     }
 
-    /// Replaces a user's password.
+    /// Replaces a user's password; `Invalid` under the same rules as [`Users::create`],
+    /// `NotFound` when there is no such user.
     pub async fn set_password(&self, id: UserId, password: &str) -> Result<()> {
         check_password(password)?;
         let hash = password::hash(password).await?;
@@ -197,7 +200,7 @@ impl<'a> Users<'a> {
             .map(Some)
     }
 
-    /// Sets the last-login time.
+    /// Sets the last-login time; `NotFound` when there is no such user.
     pub async fn record_login(&self, id: UserId, at: Timestamp) -> Result<User> {
         let sql =
             format!("UPDATE admin_users SET last_login_ms = $1 WHERE id = $2 RETURNING {COLUMNS}");
@@ -208,7 +211,8 @@ impl<'a> Users<'a> {
         row.try_into()
     }
 
-    /// Deletes a user (SIP accounts it could use lose that permission).
+    /// Deletes a user (SIP accounts it could use lose that permission); `NotFound` when there
+    /// is none.
     pub async fn delete(&self, id: UserId) -> Result<()> {
         delete_by_id(self.pool, "admin_users", id.0, ENTITY).await
     }

@@ -24,7 +24,9 @@ async fn script(path: &str) -> Response {
     }
 }
 
-/// Serves a demo path, or 404.
+/// Serves a demo path: the index at `/` and `/demos/`, the echo test page, and
+/// `/demos/janus.js` / `/demos/adapter.js` read from the `[web]` paths on each request.
+/// Anything else is 404, and so is a missing script, with a body saying how to get it.
 pub async fn serve(config: &WebConfig, path: &str) -> Response {
     match path {
         "/" | "/demos" | "/demos/" | "/demos/index.html" => html(INDEX),
