@@ -51,7 +51,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 pub use handle_ctx::{HandleCtx, HandleOwner, HandleRef};
-pub use host::{PluginFactory, PluginHost};
+pub use host::{PluginFactory, PluginHost, RegisteredPlugin};
 
 use crate::media::{DataMessage, Jsep, MediaKind, RtcpFeedback, RtpPacket, StreamInfo};
 

@@ -1,8 +1,10 @@
-//! Shared helpers of the storage integration tests: a fresh database per test on SQLite (a temp
-//! file) or on a throw-away PostgreSQL cluster, and a macro running one check on both.
+//! Shared helpers of the integration tests: a fresh database per test on SQLite (a temp file)
+//! or on a throw-away PostgreSQL cluster, a macro running one check on both, and
+//! [`gateway::TestGateway`], the whole gateway in-process on ephemeral loopback ports.
 
 #![allow(dead_code)]
 
+pub mod gateway;
 pub mod pg;
 
 use bifrons::storage::Storage;
