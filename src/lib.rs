@@ -2,8 +2,9 @@
 //!
 //! Layers, each owning one thing: [`api`] (transports and the Janus/Admin API), [`session`]
 //! (sessions, handles, timeouts), [`plugins`] (the plugin contract and the plugins),
-//! [`media`] (the WebRTC engine), [`storage`] (the SQL registry), [`config`], [`web`]
-//! (pages served by the gateway).
+//! [`media`] (the WebRTC engine), [`services`] (engines started once at boot and shared by
+//! many handles and plugins: codec workers, recording), [`storage`] (the SQL registry),
+//! [`config`], [`web`] (pages served by the gateway).
 
 pub mod api;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod logging;
 pub mod media;
 pub mod plugins;
 pub mod server;
+pub mod services;
 pub mod session;
 pub mod storage;
 pub mod web;
