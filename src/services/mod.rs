@@ -11,7 +11,10 @@
 //!
 //! - [`workers`]: codec work (transcoding legs, mixers) on `cores − 1` OS threads with a 20 ms
 //!   clock, fed through bounded queues.
+//! - [`recording`]: Opus → Ogg files written by one writer thread, flushed page by page, each
+//!   with its row in the registry.
 
 #![warn(missing_docs)]
 
+pub mod recording;
 pub mod workers;
