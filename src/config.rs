@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -36,6 +36,8 @@ pub struct Config {
     pub dtls: DtlsConfig,
     pub database: DatabaseConfig,
     pub web: WebConfig,
+    pub recordings: RecordingsConfig,
+    pub workers: WorkersConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -219,6 +221,35 @@ impl Default for WebConfig {
     }
 }
 
+/// `[recordings]`: where recording files are written (the registry points at them by a path
+/// relative to this directory).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingsConfig {
+    /// Directory of recording files, created at start if missing; relative paths are taken
+    /// from the working directory.
+    pub dir: PathBuf,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/recordings"),
+        }
+    }
+}
+
+/// `[workers]`: the OS threads that run codec work (transcoding legs, mixers) on a 20 ms clock.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Number of worker threads; 0 = one per core minus one (at least 1).
+    pub threads: usize,
+}
+
+/// Most worker threads accepted: more than this is a typo, not a machine.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
 const SECTIONS: &[&str] = &[
     "general",
     "http",
@@ -228,6 +259,8 @@ const SECTIONS: &[&str] = &[
     "dtls",
     "database",
     "web",
+    "recordings",
+    "workers",
 ];
 
 impl Config {
@@ -303,6 +336,14 @@ impl Config {
         }
         if self.dtls.cert_pem.is_empty() != self.dtls.key_pem.is_empty() {
             return Err("dtls.cert_pem and dtls.key_pem go together".into());
+        }
+        if self.recordings.dir.as_os_str().is_empty() {
+            return Err("recordings.dir must not be empty".into());
+        }
+        if self.workers.threads > MAX_WORKER_THREADS {
+            return Err(format!(
+                "workers.threads: at most {MAX_WORKER_THREADS} (0 = cores - 1)"
+            ));
         }
         crate::logging::parse_level(&self.general.log_level).ok_or_else(|| {
             format!(
@@ -404,6 +445,25 @@ mod tests {
             err.to_string().contains("session_timeout") || err.to_string().contains("invalid type"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn recordings_and_workers_sections_have_defaults_and_env_overrides() {
+        let c = Config::from_sources("", "t", env(&[])).unwrap();
+        assert_eq!(c.recordings.dir, PathBuf::from("data/recordings"));
+        assert_eq!(c.workers.threads, 0);
+        let c = Config::from_sources(
+            "[recordings]\ndir = \"/var/lib/bifrons/rec\"\n",
+            "t",
+            env(&[("BIFRONS_WORKERS_THREADS", "3")]),
+        )
+        .unwrap();
+        assert_eq!(c.recordings.dir, PathBuf::from("/var/lib/bifrons/rec"));
+        assert_eq!(c.workers.threads, 3);
+        let c = Config::from_sources("", "t", env(&[("BIFRONS_RECORDINGS_DIR", "rec")])).unwrap();
+        assert_eq!(c.recordings.dir, PathBuf::from("rec"));
+        assert!(Config::from_sources("[workers]\nthreads = 100000\n", "t", env(&[])).is_err());
+        assert!(Config::from_sources("[recordings]\ndir = \"\"\n", "t", env(&[])).is_err());
     }
 
     #[test]

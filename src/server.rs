@@ -195,6 +195,7 @@ pub async fn run(
         core.sessions.destroy(&session).await;
     }
     core.plugins.shutdown().await;
+    core.services.shutdown().await;
     core.shutdown.cancel();
     core.storage.close().await;
     for server in servers {

@@ -142,57 +142,99 @@ async fn attach_message_event_detach_through_a_fake_plugin() {
 
     let session = gw.create_session().await;
     let attached = gw.attach(session, PACKAGE).await;
-    let handle = attached["data"]["id"].as_u64().unwrap_or_else(|| panic!("{attached}"));
-    assert_eq!(gw.attach(session, "janus.plugin.nothere").await["error"]["code"], 460);
+    let handle = attached["data"]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{attached}"));
+    assert_eq!(
+        gw.attach(session, "janus.plugin.nothere").await["error"]["code"],
+        460
+    );
 
     // Synchronous answer: success with plugindata, state kept per handle.
-    let r = gw.message(session, handle, "t1", json!({"request":"echo","x":1})).await;
+    let r = gw
+        .message(session, handle, "t1", json!({"request":"echo","x":1}))
+        .await;
     assert_eq!(r["janus"], "success", "{r}");
     assert_eq!(r["plugindata"]["plugin"], PACKAGE);
     assert_eq!(r["plugindata"]["data"]["echo"]["x"], 1);
     assert_eq!(r["plugindata"]["data"]["count"], 1);
 
     // Asynchronous: ack with hint, then the event carrying the same transaction.
-    let r = gw.message(session, handle, "t2", json!({"request":"later"})).await;
-    assert_eq!((r["janus"].as_str(), r["hint"].as_str()), (Some("ack"), Some("soon")));
+    let r = gw
+        .message(session, handle, "t2", json!({"request":"later"}))
+        .await;
+    assert_eq!(
+        (r["janus"].as_str(), r["hint"].as_str()),
+        (Some("ack"), Some("soon"))
+    );
     let event = gw.wait_event(session, |e| e["janus"] == "event").await;
     assert_eq!(event["transaction"], "t2");
     assert_eq!(event["sender"], handle);
-    assert_eq!(event["plugindata"], json!({"plugin": PACKAGE, "data": {"done": 2}}));
+    assert_eq!(
+        event["plugindata"],
+        json!({"plugin": PACKAGE, "data": {"done": 2}})
+    );
     // The same event, typed, on the bus.
     let observed = loop {
         match bus.recv().await.unwrap() {
-            Event::Handle { event: e @ HandleEvent::Plugin { .. }, handle: h, .. } => break (h.0, e),
+            Event::Handle {
+                event: e @ HandleEvent::Plugin { .. },
+                handle: h,
+                ..
+            } => break (h.0, e),
             _ => continue,
         }
     };
     assert_eq!(observed.0, handle);
-    assert!(matches!(observed.1, HandleEvent::Plugin { transaction: Some(ref t), .. } if t == "t2"));
+    assert!(
+        matches!(observed.1, HandleEvent::Plugin { transaction: Some(ref t), .. } if t == "t2")
+    );
 
     // A plugin error is Janus 462.
-    let r = gw.message(session, handle, "t3", json!({"request":"nonsense"})).await;
+    let r = gw
+        .message(session, handle, "t3", json!({"request":"nonsense"}))
+        .await;
     assert_eq!(r["error"]["code"], 462, "{r}");
 
     // Spawned tasks end with the handle; destroy_handle runs once; `detached` follows.
-    let r = gw.message(session, handle, "t4", json!({"request":"spawn"})).await;
+    let r = gw
+        .message(session, handle, "t4", json!({"request":"spawn"}))
+        .await;
     assert_eq!(r["plugindata"]["data"]["spawned"], true);
     assert!(!seen().task_dropped.load(Ordering::SeqCst));
     let destroyed_before = seen().destroyed.load(Ordering::SeqCst);
     let r = gw
-        .post(&format!("/janus/{session}/{handle}"), &json!({"janus":"detach","transaction":"d"}))
+        .post(
+            &format!("/janus/{session}/{handle}"),
+            &json!({"janus":"detach","transaction":"d"}),
+        )
         .await;
     assert_eq!(r["janus"], "success");
     gw.wait_event(session, is_detached(handle)).await;
-    assert!(seen().task_dropped.load(Ordering::SeqCst), "spawned task cancelled on detach");
-    assert_eq!(seen().destroyed.load(Ordering::SeqCst), destroyed_before + 1);
+    assert!(
+        seen().task_dropped.load(Ordering::SeqCst),
+        "spawned task cancelled on detach"
+    );
+    assert_eq!(
+        seen().destroyed.load(Ordering::SeqCst),
+        destroyed_before + 1
+    );
 
     // A plugin ends its own handle: detached as if the client had asked.
-    let second = gw.attach(session, PACKAGE).await["data"]["id"].as_u64().unwrap();
-    gw.message(session, second, "t5", json!({"request":"end"})).await;
+    let second = gw.attach(session, PACKAGE).await["data"]["id"]
+        .as_u64()
+        .unwrap();
+    gw.message(session, second, "t5", json!({"request":"end"}))
+        .await;
     gw.wait_event(session, is_detached(second)).await;
-    let r = gw.message(session, second, "t6", json!({"request":"echo"})).await;
+    let r = gw
+        .message(session, second, "t6", json!({"request":"echo"}))
+        .await;
     assert_eq!(r["error"]["code"], 459, "the handle is gone: {r}");
 
     gw.stop().await;
-    assert!(seen().shut_down.load(Ordering::SeqCst), "plugins shut down with the gateway");
+    assert!(
+        seen().shut_down.load(Ordering::SeqCst),
+        "plugins shut down with the gateway"
+    );
 }

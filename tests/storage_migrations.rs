@@ -3,7 +3,7 @@
 
 mod support;
 
-use bifrons::storage::{testing, Storage, StorageError};
+use bifrons::storage::{testing, NewRecording, RecordingKind, Storage, StorageError, Timestamp};
 
 async fn empty_to_latest_then_noop(url: &str) {
     let fresh = Storage::connect(url).await.unwrap();
@@ -101,6 +101,125 @@ async fn sqlite_newer_schema_is_refused() {
 async fn postgres_newer_schema_is_refused() {
     let pg = support::pg::PgServer::start();
     newer_schema_is_refused(&pg.url()).await;
+}
+
+/// A migrator that knows only the first migration of `dialect`, as a Bifrons of schema 1 did.
+async fn schema_1_migrator(dialect: &str, dir: &std::path::Path) -> sqlx::migrate::Migrator {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect)
+        .join("0001_registry.sql");
+    let only = dir.join(format!("schema1-{dialect}"));
+    std::fs::create_dir_all(&only).unwrap();
+    std::fs::copy(from, only.join("0001_registry.sql")).unwrap();
+    sqlx::migrate::Migrator::new(only).await.unwrap()
+}
+
+const SCHEMA_1_ROWS: &str = "INSERT INTO recordings (kind, owner, caller, file_path, codec, \
+    duration_ms, size_bytes, created_at_ms) VALUES \
+    ('voicemail', '1001', 'sip:a@example.com', 'vm/1.opus', 'opus', 1500, 12000, 1700000000000), \
+    ('room', 'room1', NULL, 'rooms/2.opus', 'opus', 2500, 20000, 1700000000001), \
+    ('stream', 'cam', NULL, 'streams/3.opus', 'opus', 3500, 28000, 1700000000002)";
+
+/// Rows written under schema 1 keep their ids and fields through the migration that widens the
+/// recording kinds, and ids of deleted rows are not handed out again.
+async fn recordings_survive_the_kind_migration(url: &str) {
+    let s = Storage::open(url).await.unwrap();
+    let recs = s.recordings();
+    let all = recs
+        .list(&Default::default(), Default::default())
+        .await
+        .unwrap();
+    let summary: Vec<_> = all
+        .iter()
+        .map(|r| {
+            (
+                r.id.0,
+                r.meta.kind,
+                r.meta.file_path.as_str(),
+                r.meta.duration_ms,
+                r.meta.caller.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (2, RecordingKind::Room, "rooms/2.opus", 2500, None),
+            (
+                1,
+                RecordingKind::Voicemail,
+                "vm/1.opus",
+                1500,
+                Some("sip:a@example.com")
+            ),
+        ]
+    );
+    let call = recs
+        .create(&NewRecording {
+            kind: RecordingKind::Call,
+            owner: "1001".into(),
+            caller: None,
+            file_path: "calls/4.opus".into(),
+            codec: "opus".into(),
+            duration_ms: 0,
+            size_bytes: 0,
+            created: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        call.id.0, 4,
+        "id 3 was deleted under schema 1 and stays unused"
+    );
+    let h = s.health().await.unwrap();
+    assert_eq!(h.integrity, "ok");
+    assert!(h.schema.is_current());
+    s.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_recordings_survive_the_kind_migration() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let opts = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePool::connect_with(opts).await.unwrap();
+    schema_1_migrator("sqlite", dir.path())
+        .await
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(SCHEMA_1_ROWS).execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM recordings WHERE id = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    recordings_survive_the_kind_migration(&url).await;
+}
+
+#[tokio::test]
+async fn postgres_recordings_survive_the_kind_migration() {
+    let pg = support::pg::PgServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    schema_1_migrator("postgres", dir.path())
+        .await
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(SCHEMA_1_ROWS).execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM recordings WHERE id = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    recordings_survive_the_kind_migration(&pg.url()).await;
 }
 
 #[tokio::test]

@@ -675,6 +675,43 @@ async fn recordings_crud_filters_and_batches(s: &Storage) {
     assert_eq!(recs.count(&all).await.unwrap(), 1);
 }
 
+/// The recording service registers a row when a recording starts and fills in its length and
+/// size when the file is closed; calls and echo tests are kinds of their own.
+async fn recordings_started_then_finished(s: &Storage) {
+    let recs = s.recordings();
+    for (i, kind) in [RecordingKind::Call, RecordingKind::Echotest]
+        .into_iter()
+        .enumerate()
+    {
+        let started = recs
+            .create(&NewRecording {
+                duration_ms: 0,
+                size_bytes: 0,
+                ..recording("1001", 20 + i as u32, kind)
+            })
+            .await
+            .unwrap();
+        let done = recs.finish(started.id, 3000, 24_000).await.unwrap();
+        assert_eq!(done.meta.kind, kind);
+        assert_eq!(
+            (done.meta.duration_ms, done.meta.size_bytes),
+            (3000, 24_000)
+        );
+        assert_eq!(recs.get(started.id).await.unwrap(), done);
+        let only_kind = RecordingFilter {
+            kind: Some(kind),
+            ..Default::default()
+        };
+        assert_eq!(recs.count(&only_kind).await.unwrap(), 1);
+    }
+    assert_not_found(recs.finish(bifrons::storage::RecordingId(9999), 1, 1).await);
+    assert_invalid(
+        recs.finish(bifrons::storage::RecordingId(1), u64::MAX, 1)
+            .await,
+        "duration",
+    );
+}
+
 async fn health_reports_a_current_schema(s: &Storage) {
     let h = s.health().await.unwrap();
     assert_eq!(h.integrity, "ok");
@@ -689,5 +726,6 @@ on_both_backends!(
     accounts_crud_and_voicemail_pin,
     stream_keys_crud_and_egress,
     recordings_crud_filters_and_batches,
+    recordings_started_then_finished,
     health_reports_a_current_schema,
 );

@@ -1,33 +1,75 @@
-//! Services: long-lived engines started once at boot, shared by many handles and several
-//! plugins. A service owns the sockets, threads and tables that no single handle owns; it
-//! knows no Janus JSON, and it is what the panel's live view and the metrics read. Features
-//! that cross plugins (the audio bridge dialling SIP, voicemail taking unanswered calls, WHEP
-//! playing mountpoints) meet here, never by one plugin importing another.
+//! Services: the engines that many handles and several plugins share.
+//!
+//! A service is started once at boot by the composition root, owns the threads, sockets and
+//! files behind a feature, and is handed to every plugin that needs it (through
+//! [`crate::plugins::PluginHost`]). It knows no Janus JSON and no plugin: plugins map Janus
+//! requests onto services, and features that cross plugins (a room recorded, the audio bridge
+//! dialling SIP, voicemail taking unanswered calls, WHEP playing mountpoints) meet here
+//! instead of one plugin importing another. What a service exposes (counters, open
+//! recordings, jobs per worker, registered extensions, mountpoints) is also what the admin
+//! panel's live view and the metrics read.
+//!
+//! Services depend only on [`crate::media`] (to send to WebRTC peers), [`crate::config`],
+//! [`crate::storage`], [`crate::ids`] and the leaf crates.
+//!
+//! - [`workers`]: codec work (transcoding legs, mixers) on `cores − 1` OS threads with a 20 ms
+//!   clock, fed through bounded queues.
+//! - [`recording`]: Opus → Ogg files written by one writer thread, flushed page by page, each
+//!   with its row in the registry.
+//! - [`sip`]: the inbound router (extension → targets; the user-agent pool comes with the SIP
+//!   plugin).
+//! - [`streams`]: the mountpoint hub (sources feed, sinks read).
+//! - [`sinks`]: the traits every media destination implements.
 
+pub mod recording;
 pub mod sinks;
 pub mod sip;
 pub mod streams;
+pub mod workers;
 
 use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::storage::Storage;
 
 /// The services a plugin can reach through its host.
 #[derive(Clone)]
 pub struct Services {
-    /// SIP: the inbound router (and, with the SIP issue, the user-agent pool).
+    /// Codec threads on a 20 ms clock.
+    pub workers: Arc<workers::WorkerPool>,
+    /// Opus → Ogg recordings with their registry rows.
+    pub recording: recording::RecordingService,
+    /// SIP: the inbound router (and, with the SIP plugin, the user-agent pool).
     pub sip: Arc<sip::SipService>,
     /// The mountpoint hub.
     pub streams: Arc<streams::MountpointHub>,
 }
 
 impl Services {
-    /// Starts every service from the configuration. Errors name the service that failed.
-    pub fn start(
-        _config: &crate::config::Config,
-        _storage: &crate::storage::Storage,
-    ) -> anyhow::Result<Self> {
+    /// Starts every service from the configuration (inside the runtime). Errors name the
+    /// service that failed.
+    pub fn start(config: &Config, storage: &Storage) -> anyhow::Result<Self> {
+        let workers = workers::WorkerPool::from_config(&config.workers)
+            .context("starting the codec workers")?;
+        let recording = recording::RecordingService::start(&config.recordings.dir, storage.clone())
+            .with_context(|| {
+                format!("starting recordings in {}", config.recordings.dir.display())
+            })?;
+        tracing::info!(threads = workers.threads(), recordings = %config.recordings.dir.display(), "services started");
         Ok(Self {
+            workers: Arc::new(workers),
+            recording,
             sip: Arc::new(sip::SipService::new()),
             streams: Arc::new(streams::MountpointHub::new()),
         })
+    }
+
+    /// Stops what runs on its own threads: the workers, and the recording writer once
+    /// every open recording is closed.
+    pub async fn shutdown(&self) {
+        self.recording.shutdown().await;
+        self.workers.shutdown();
     }
 }

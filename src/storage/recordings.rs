@@ -315,6 +315,28 @@ impl<'a> Recordings<'a> {
         row.try_into()
     }
 
+    /// Sets the length and size of a recording whose row was registered when it started (with
+    /// zero for both), once its file is closed. A row still at zero after a crash marks a file
+    /// that was never finished.
+    pub async fn finish(
+        &self,
+        id: RecordingId,
+        duration_ms: u64,
+        size_bytes: u64,
+    ) -> Result<Recording> {
+        let dur = to_i64("duration", duration_ms)?;
+        let size = to_i64("size", size_bytes)?;
+        let sql = format!(
+            "UPDATE recordings SET duration_ms = $1, size_bytes = $2 WHERE id = $3 \
+             RETURNING {COLUMNS}"
+        );
+        let row: Row = with_pool!(self.pool, p => {
+            sqlx::query_as(&sql).bind(dur).bind(size).bind(id.0).fetch_one(p).await
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        row.try_into()
+    }
+
     /// Deletes the row and returns it, so the caller can remove the file it pointed at.
     pub async fn delete(&self, id: RecordingId) -> Result<Recording> {
         let sql = format!("DELETE FROM recordings WHERE id = $1 RETURNING {COLUMNS}");

@@ -213,6 +213,10 @@ text_enum!(
         Room => "room",
         /// A recorded stream (RTMP ingest or mountpoint).
         Stream => "stream",
+        /// A recorded SIP call.
+        Call => "call",
+        /// An echo test's recording of the user's own media.
+        Echotest => "echotest",
     }
 );
 
@@ -257,6 +261,8 @@ mod tests {
             RecordingKind::Voicemail,
             RecordingKind::Room,
             RecordingKind::Stream,
+            RecordingKind::Call,
+            RecordingKind::Echotest,
         ] {
             assert_eq!(k.as_str().parse::<RecordingKind>().ok(), Some(k));
         }

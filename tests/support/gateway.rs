@@ -45,6 +45,7 @@ pub fn test_config(dir: &TempDir) -> Config {
     config.admin.websocket_port = 0;
     config.ice.loopback = LoopbackMode::Always;
     config.database.url = format!("sqlite://{}", dir.path().join("bifrons.db").display());
+    config.recordings.dir = dir.path().join("recordings");
     config
 }
 
@@ -123,7 +124,9 @@ impl TestGateway {
 
     /// `create`: a new session's id.
     pub async fn create_session(&self) -> u64 {
-        let r = self.post("/janus", &json!({"janus":"create","transaction":"c"})).await;
+        let r = self
+            .post("/janus", &json!({"janus":"create","transaction":"c"}))
+            .await;
         r["data"]["id"].as_u64().unwrap_or_else(|| panic!("{r}"))
     }
 
@@ -136,11 +139,33 @@ impl TestGateway {
         .await
     }
 
-    /// `message` with `body` (and an optional `jsep`) to a handle: the reply.
-    pub async fn message(&self, session: u64, handle: u64, transaction: &str, body: Value) -> Value {
+    /// `message` with `body` to a handle: the reply.
+    pub async fn message(
+        &self,
+        session: u64,
+        handle: u64,
+        transaction: &str,
+        body: Value,
+    ) -> Value {
         self.post(
             &format!("/janus/{session}/{handle}"),
             &json!({"janus":"message","transaction":transaction,"body":body}),
+        )
+        .await
+    }
+
+    /// `message` with `body` and a `jsep` to a handle: the reply.
+    pub async fn message_jsep(
+        &self,
+        session: u64,
+        handle: u64,
+        transaction: &str,
+        body: Value,
+        jsep: Value,
+    ) -> Value {
+        self.post(
+            &format!("/janus/{session}/{handle}"),
+            &json!({"janus":"message","transaction":transaction,"body":body,"jsep":jsep}),
         )
         .await
     }
@@ -149,7 +174,10 @@ impl TestGateway {
     pub async fn wait_event(&self, session: u64, mut want: impl FnMut(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            assert!(tokio::time::Instant::now() < deadline, "no matching event in 30 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no matching event in 30 s"
+            );
             let events = self.get(&format!("/janus/{session}?maxev=10")).await;
             for e in events.as_array().cloned().unwrap_or_else(|| vec![events]) {
                 if want(&e) {

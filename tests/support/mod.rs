@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod media;
 pub mod pg;
 
 use bifrons::storage::Storage;

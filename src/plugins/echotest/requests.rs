@@ -2,24 +2,38 @@
 
 use serde_json::Value;
 
-/// Plugin error codes of `janus.plugin.echotest`.
+/// Plugin error code of `janus.plugin.echotest`: the body is not a JSON object.
 pub const ERROR_INVALID_JSON: u16 = 412;
+/// Plugin error code: a key has the wrong type or is not supported.
 pub const ERROR_INVALID_ELEMENT: u16 = 413;
+/// Plugin error code: the offer could not be negotiated.
 pub const ERROR_INVALID_SDP: u16 = 414;
+/// Plugin error code: anything else (e.g. the recorder could not start).
+pub const ERROR_UNKNOWN: u16 = 499;
 
 /// Settings a request may change; `None` leaves a setting as it is.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EchoRequest {
+    /// Echo audio.
     pub audio: Option<bool>,
+    /// Echo video.
     pub video: Option<bool>,
+    /// Echo data-channel messages.
     pub data: Option<bool>,
+    /// REMB cap, bit/s (0 = none).
     pub bitrate: Option<u64>,
+    /// Start (`true`) or stop (`false`) recording the audio the browser sends.
+    pub record: Option<bool>,
+    /// Name of the recording, relative to the recordings directory (`.opus` is added).
+    pub filename: Option<String>,
 }
 
 /// A request that could not be accepted: the plugin error code and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EchoError {
+    /// One of the `ERROR_*` codes.
     pub code: u16,
+    /// What was wrong, as Janus words it.
     pub message: String,
 }
 
@@ -41,8 +55,6 @@ const NOT_SUPPORTED: &[&str] = &[
     "svc",
     "spatial_layer",
     "temporal_layer",
-    "record",
-    "filename",
     "audiocodec",
     "videocodec",
     "videoprofile",
@@ -85,11 +97,23 @@ impl EchoRequest {
                 )
             })?),
         };
+        let filename = match map.get("filename") {
+            None => None,
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(_) => {
+                return Err(EchoError::new(
+                    ERROR_INVALID_ELEMENT,
+                    "Invalid element type (filename should be a string)",
+                ))
+            }
+        };
         let request = Self {
             audio: flag("audio")?,
             video: flag("video")?,
             data: flag("data")?,
             bitrate,
+            record: flag("record")?,
+            filename,
         };
         if request == Self::default() && !has_jsep {
             return Err(EchoError::new(
@@ -116,7 +140,9 @@ mod tests {
                 audio: Some(false),
                 video: Some(true),
                 data: None,
-                bitrate: Some(256000)
+                bitrate: Some(256000),
+                record: None,
+                filename: None,
             }
         );
     }
@@ -141,5 +167,15 @@ mod tests {
         assert_eq!(e.code, 413);
         let e = EchoRequest::parse(&json!({"substream":1}), false).unwrap_err();
         assert!(e.message.contains("substream"));
+        let e = EchoRequest::parse(&json!({"record":true,"filename":7}), false).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Invalid element type (filename should be a string)"
+        );
+        let r = EchoRequest::parse(&json!({"record":true,"filename":"take1"}), false).unwrap();
+        assert_eq!(
+            (r.record, r.filename.as_deref()),
+            (Some(true), Some("take1"))
+        );
     }
 }
