@@ -65,7 +65,7 @@ impl H264ToVp8 {
         let Some(picture) = self.decoder.decode(access_unit, timestamp)? else {
             return Ok(Vec::new());
         };
-        let size_changed = self.encoder.as_ref().map_or(true, |e| {
+        let size_changed = self.encoder.as_ref().is_none_or(|e| {
             e.config().width != picture.width || e.config().height != picture.height
         });
         if size_changed {
