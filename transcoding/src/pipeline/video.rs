@@ -4,8 +4,6 @@
 //! from the receiving side are forwarded to the encoder here; the caller also asks the sender
 //! for a keyframe when the decoder reports an error (the picture chain is broken).
 
-#![cfg(feature = "h264")]
-
 use crate::error::Result;
 use crate::video::h264::{H264Decoder, H264Encoder, H264EncoderConfig};
 use crate::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8EncoderConfig};
