@@ -36,7 +36,7 @@ pub async fn play_ulaw(
             *b = ulaw_encode(samples[pos % samples.len()]);
             pos += 1;
         }
-        rtp.send_audio(&payload, 160).await?;
+        rtp.send_audio(&payload, 160)?;
     }
     Ok(())
 }
