@@ -5,6 +5,8 @@
 //! holds dialogs and registration, and the typed async API in [`ua`]. Media: [`sdp`]
 //! offer/answer and the plain [`rtp`] endpoint with RFC 4733 [`dtmf`].
 
+#![warn(missing_docs)]
+
 mod core;
 pub mod digest;
 pub mod dtmf;

@@ -10,6 +10,8 @@
 //! the crate is pure Rust: [`g711`], the [`aac::AudioSpecificConfig`] parser, the [`mixer`]
 //! and the frame types. That is the part the SIP and RTMP crates depend on.
 
+#![warn(missing_docs)]
+
 pub mod aac;
 pub mod error;
 pub mod frame;
