@@ -73,7 +73,7 @@ async fn rig() -> Rig {
     publisher
         .wait_for(|s| *s == PublisherState::Publishing)
         .await;
-    publisher.send_video_config(&config(), 0).await.unwrap();
+    publisher.send_video_config(&config(), 0).unwrap();
     Rig {
         server,
         publisher,
@@ -105,7 +105,7 @@ async fn ingest(rig: &Rig, start_frame: u32, seconds: u32, players: usize) -> f6
     for second in 0..seconds {
         let first = start_frame + second * FPS;
         for i in first..first + FPS {
-            rig.publisher.send_video(&frame(i, epoch)).await.unwrap();
+            rig.publisher.send_video(&frame(i, epoch)).unwrap();
         }
         let second_last = (first + FPS - 1) * 1000 / FPS;
         loop {
@@ -193,7 +193,6 @@ fn bench(c: &mut Criterion) {
             ticker.tick().await;
             rig.publisher
                 .send_video(&frame(next_frame + i, epoch))
-                .await
                 .unwrap();
             if reader.is_finished() {
                 break;

@@ -5,7 +5,6 @@ mod common;
 use std::time::Duration;
 
 use bifrons_rtmp::client::{PublisherConfig, PublisherState, RtmpPublisher};
-use bifrons_rtmp::media::{AvcConfig, VideoFrame};
 use bifrons_rtmp::server::{
     DuplicatePublisher, RtmpServer, ServerConfig, ServerEvent, StreamEvent,
 };
@@ -30,26 +29,6 @@ async fn open_server(config: ServerConfig) -> RtmpServer {
     server_allowing(&["good", "a", "b", "stall", "hevc", "dup"], config).await
 }
 
-fn avc_config() -> AvcConfig {
-    AvcConfig {
-        profile: 66,
-        compatibility: 0xc0,
-        level: 30,
-        nal_length_size: 4,
-        sps: vec![Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e, 0xd9])],
-        pps: vec![Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80])],
-    }
-}
-
-fn keyframe(ts: u32) -> VideoFrame {
-    VideoFrame {
-        dts_ms: ts,
-        cts_ms: 0,
-        keyframe: true,
-        nalus: vec![Bytes::from(vec![0x65, 0x88, 0x84, ts as u8])],
-    }
-}
-
 fn publisher(server: &RtmpServer, key: &str, reconnect: bool) -> RtmpPublisher {
     let mut config = PublisherConfig::new(format!("rtmp://{}/live/{key}", server.local_addr()));
     config.reconnect = reconnect;
@@ -66,15 +45,15 @@ async fn wait_state(p: &RtmpPublisher, pred: impl Fn(&PublisherState) -> bool) -
 async fn assert_still_serving(server: &RtmpServer) {
     let p = publisher(server, "good", false);
     wait_state(&p, |s| *s == PublisherState::Publishing).await;
-    p.send_video_config(&avc_config(), 0).await.unwrap();
-    p.send_video(&keyframe(0)).await.unwrap();
+    p.send_video_config(&avc_config(), 0).unwrap();
+    p.send_video(&keyframe(0)).unwrap();
     let mut sub = loop {
         if let Some(sub) = server.subscribe("live", "good") {
             break sub;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    p.send_video(&keyframe(40)).await.unwrap();
+    p.send_video(&keyframe(40)).unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Some(StreamEvent::Video(f)) = sub.next().await {
@@ -254,7 +233,7 @@ async fn stalled_publisher_is_dropped_with_an_event() {
     let mut events = server.events();
     let p = publisher(&server, "stall", false);
     wait_state(&p, |s| *s == PublisherState::Publishing).await;
-    p.send_video_config(&avc_config(), 0).await.unwrap();
+    p.send_video_config(&avc_config(), 0).unwrap();
     // ...and then nothing: the server gives up after its idle timeout.
     let stopped = wait_event(
         &mut events,
@@ -280,7 +259,6 @@ async fn enhanced_rtmp_hevc_is_refused_as_unsupported_codec() {
     wait_state(&p, |s| *s == PublisherState::Publishing).await;
     // Enhanced RTMP: IsExHeader | keyframe, PacketTypeSequenceStart, FourCC hvc1.
     p.send_video_tag(0, Bytes::from_static(b"\x90hvc1\x01\x01\x60\x00"))
-        .await
         .unwrap();
     let event = wait_event(&mut events, Duration::from_secs(5), |e| {
         matches!(e, ServerEvent::UnsupportedCodec { .. })

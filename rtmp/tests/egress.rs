@@ -152,12 +152,9 @@ async fn crate_player_pulls_from_own_server_starting_at_a_keyframe() {
     .await
     .unwrap();
     // Send the first two seconds and a bit, then join: the player must start at the 2 s keyframe.
-    publisher
-        .send_video_config(&media.video_config, 0)
-        .await
-        .unwrap();
+    publisher.send_video_config(&media.video_config, 0).unwrap();
     for frame in &media.video[..55] {
-        publisher.send_video(frame).await.unwrap();
+        publisher.send_video(frame).unwrap();
     }
     // Join only once the server has every one of those bytes, so the GOP cache is settled.
     let expected = bifrons_rtmp::flv::avc_config_tag(&media.video_config).len()
@@ -205,4 +202,94 @@ async fn crate_player_pulls_from_own_server_starting_at_a_keyframe() {
     assert_eq!(video.len(), 1 + 5, "header + frames 50..=54");
     publisher.close().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+// The publisher's `send_*` never wait, so a plain OS thread (a media worker with no runtime)
+// can publish. This test runs on a current-thread runtime and joins the thread before
+// awaiting anything: the connection task cannot drain the queue meanwhile, which makes the
+// overflow exact.
+#[tokio::test]
+async fn publisher_sends_from_a_plain_thread_and_drops_when_the_queue_is_full() {
+    const QUEUE: usize = 8;
+    let server = server_allowing(&["thread"], loopback_config()).await;
+    let mut events = server.events();
+    let mut config = PublisherConfig::new(format!("rtmp://{}/live/thread", server.local_addr()));
+    config.queue = QUEUE;
+    let publisher = RtmpPublisher::start(config).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        publisher.wait_for(|s| *s == PublisherState::Publishing),
+    )
+    .await
+    .unwrap();
+    wait_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(e, ServerEvent::PublishStarted { .. })
+    })
+    .await;
+    let mut sub = server.subscribe("live", "thread").unwrap();
+
+    // 20 frames at 25 fps, a keyframe every 5. The config and the first 7 frames fill the
+    // queue; the other 13 are dropped, keyframes included.
+    let sender = publisher.sender();
+    std::thread::spawn(move || {
+        sender.send_video_config(&avc_config(), 0).unwrap();
+        for i in 0..20 {
+            let ts = i * 40;
+            let frame = if i % 5 == 0 {
+                keyframe(ts)
+            } else {
+                delta_frame(ts)
+            };
+            sender.send_video(&frame).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(publisher.dropped(), 13);
+
+    // Once the queue has drained, the next frame is a delta frame that references dropped
+    // ones: it is dropped too, and video resumes at the keyframe after it.
+    let mut received = Vec::new();
+    let mut config_seen = false;
+    let receive = async {
+        while let Some(event) = sub.next().await {
+            match event {
+                StreamEvent::VideoConfig(_) => config_seen = true,
+                StreamEvent::Video(f) => {
+                    received.push(f.dts_ms);
+                    if received.len() == QUEUE - 1 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), receive)
+        .await
+        .expect("queued frames arrive");
+    assert!(config_seen);
+    assert_eq!(received, [0, 40, 80, 120, 160, 200, 240]);
+
+    let sender = publisher.sender();
+    std::thread::spawn(move || {
+        sender.send_video(&delta_frame(840)).unwrap();
+        sender.send_video(&keyframe(1000)).unwrap();
+        sender.send_video(&delta_frame(1040)).unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(publisher.dropped(), 14);
+    let mut resumed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while resumed.len() < 2 {
+            if let Some(StreamEvent::Video(f)) = sub.next().await {
+                resumed.push((f.dts_ms, f.keyframe));
+            }
+        }
+    })
+    .await
+    .expect("frames after the gap arrive");
+    assert_eq!(resumed, [(1000, true), (1040, false)]);
+    publisher.close().await;
 }

@@ -5,11 +5,12 @@
 //! holds dialogs and registration, and the typed async API in [`ua`]. Media: [`sdp`]
 //! offer/answer and the plain [`rtp`] endpoint with RFC 4733 [`dtmf`].
 
+#![warn(missing_docs)]
+
 mod core;
 pub mod digest;
 pub mod dtmf;
 pub mod error;
-pub mod g711;
 pub mod media;
 pub mod message;
 pub mod rtp;
@@ -19,6 +20,9 @@ pub mod transport;
 pub mod ua;
 pub mod wav;
 
+/// G.711 (ITU-T G.711 μ-law and A-law), re-exported from `bifrons-transcoding` so SIP code
+/// and the transcoder share one implementation.
+pub use bifrons_transcoding::g711;
 pub use error::{AuthFailure, SipError};
 pub use sdp::{Codec, Direction, Sdp};
 pub use transport::Transport;

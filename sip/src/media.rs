@@ -1,7 +1,7 @@
 //! Feeding a call's RTP endpoint from PCM and recording it back, in G.711 μ-law: what the
 //! softphone and the tests need to put real audio through a call.
 
-use crate::g711::{linear_to_ulaw, ulaw_to_linear};
+use crate::g711::{ulaw_decode, ulaw_encode};
 use crate::rtp::{RtpEndpoint, RtpEvent};
 use std::time::Duration;
 
@@ -33,10 +33,10 @@ pub async fn play_ulaw(
     for _ in 0..frames {
         tick.tick().await;
         for b in payload.iter_mut() {
-            *b = linear_to_ulaw(samples[pos % samples.len()]);
+            *b = ulaw_encode(samples[pos % samples.len()]);
             pos += 1;
         }
-        rtp.send_audio(&payload, 160).await?;
+        rtp.send_audio(&payload, 160)?;
     }
     Ok(())
 }
@@ -49,8 +49,7 @@ pub async fn record_ulaw(rtp: &RtpEndpoint, duration: Duration) -> Recording {
         match ev {
             RtpEvent::Audio { pt: 0, payload, .. } => {
                 rec.packets += 1;
-                rec.samples
-                    .extend(payload.iter().map(|&b| ulaw_to_linear(b)));
+                rec.samples.extend(payload.iter().map(|&b| ulaw_decode(b)));
             }
             RtpEvent::Audio { .. } => rec.packets += 1,
             RtpEvent::Dtmf(d) => rec.dtmf.push(d),

@@ -1,6 +1,12 @@
 //! Plain RTP/RTCP endpoint: sockets from a port range, packetisation with continuous sequence
 //! numbers and timestamps, symmetric RTP (latching to where the peer really sends from),
 //! RTCP sender/receiver reports and RFC 4733 DTMF in both directions.
+//!
+//! Sending is split like the WebRTC side of the gateway: [`RtpEndpoint::send_audio`] is a
+//! plain function that builds the packet and queues it on a bounded channel, and the
+//! endpoint's own task writes the socket. A media worker thread can therefore feed many legs
+//! without a runtime or a pump task per leg; when the socket falls behind, packets are dropped
+//! and counted instead of blocking the worker.
 
 use crate::dtmf::{digit_to_event, event_to_digit, TelephoneEvent};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
@@ -10,61 +16,69 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 
-/// RTP endpoint failures.
+/// Why an RTP endpoint operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RtpError {
     /// No even/odd port pair in the range could be bound.
     #[error("no free RTP port pair in {0:?}")]
     NoPort(RangeInclusive<u16>),
-    /// Socket error.
+    /// Socket error while binding or reading the local address.
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
-    /// No remote address known yet.
+    /// No remote address known yet: neither [`RtpEndpoint::configure`] nor latching set one.
     #[error("no remote address")]
     NoRemote,
     /// Not a DTMF digit, or no telephone-event negotiated.
     #[error("cannot send DTMF {0:?}")]
     Dtmf(char),
+    /// The endpoint's socket task has stopped (the runtime is shutting down).
+    #[error("rtp endpoint closed")]
+    Closed,
 }
 
-/// Something the endpoint received.
+/// RTP packets [`RtpEndpoint::send_audio`] queues for the socket task before it drops:
+/// 1.28 s of 20 ms audio, far more than a healthy loopback or LAN socket ever holds back.
+pub const SEND_QUEUE: usize = 64;
+
+/// Something the endpoint received from the latched peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RtpEvent {
     /// An audio packet.
     Audio {
-        /// Payload type.
+        /// RTP payload type (0 = PCMU, 8 = PCMA, or a dynamic type from the SDP).
         pt: u8,
-        /// Sequence number.
+        /// RTP sequence number (wraps at 2^16).
         seq: u16,
-        /// RTP timestamp.
+        /// RTP timestamp, in the codec's clock units (8 kHz for G.711; wraps at 2^32).
         timestamp: u32,
-        /// Codec payload.
+        /// The codec payload, without RTP header.
         payload: Vec<u8>,
     },
-    /// A complete RFC 4733 event (reported once, at its end bit).
+    /// A complete RFC 4733 event (reported once, at its end bit, §2.5.1.4), as its digit
+    /// (`0`-`9`, `*`, `#`, `A`-`D`).
     Dtmf(char),
 }
 
-/// Send parameters settled by SDP.
+/// Send parameters settled by the SDP offer/answer (RFC 3264).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpParams {
-    /// Audio payload type.
+    /// Payload type of outgoing audio.
     pub pt: u8,
-    /// telephone-event payload type.
+    /// Payload type of RFC 4733 `telephone-event`; `None` when not negotiated (no RTP DTMF).
     pub dtmf_pt: Option<u8>,
-    /// RTP clock rate of the audio codec.
+    /// RTP clock rate of the audio codec in Hz (8000 for G.711).
     pub clock_rate: u32,
-    /// Packet time in ms.
+    /// Packet time in ms (`a=ptime`, usually 20): the DTMF packet interval.
     pub ptime: u32,
 }
 
-/// Packet counters.
+/// Packet counters of one endpoint, updated by its tasks; read them with `load(Relaxed)`.
 #[derive(Debug, Default)]
 pub struct RtpStats {
-    /// RTP packets sent.
+    /// RTP packets written to the socket (audio and DTMF).
     pub sent: AtomicU64,
     /// RTP packets received (any source accepted after latching).
     pub received: AtomicU64,
@@ -74,8 +88,10 @@ pub struct RtpStats {
     pub rtcp_received: AtomicU64,
     /// Packets dropped because they came from an address other than the latched one.
     pub foreign: AtomicU64,
-    /// Sequence gaps seen in received RTP.
+    /// Packets missing from received RTP, from sequence-number gaps.
     pub lost: AtomicU64,
+    /// Outgoing RTP packets dropped because the send queue ([`SEND_QUEUE`]) was full.
+    pub dropped: AtomicU64,
 }
 
 struct SendState {
@@ -109,9 +125,19 @@ struct Shared {
     stats: RtpStats,
 }
 
-/// An RTP/RTCP socket pair and its tasks; dropped tasks stop with it.
+/// A packet on its way from a sender to the socket task.
+struct Outgoing {
+    packet: Vec<u8>,
+    to: SocketAddr,
+}
+
+/// An RTP/RTCP socket pair and its tasks; the tasks stop when it is dropped.
+///
+/// `Send + Sync`: share it as `Arc<RtpEndpoint>` (what [`crate::Call::rtp`] returns) between
+/// the task that reads events and a worker thread that sends.
 pub struct RtpEndpoint {
     shared: Arc<Shared>,
+    out: mpsc::Sender<Outgoing>,
     events: tokio::sync::Mutex<mpsc::Receiver<RtpEvent>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -130,7 +156,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RtpEndpoint {
-    /// Binds an even RTP port and the next odd one for RTCP, from `ports`.
+    /// Binds an even RTP port and the next odd one for RTCP (RFC 3550 §11), from `ports`,
+    /// and starts the endpoint's receive, send and RTCP tasks on the current runtime.
+    ///
+    /// Errors: [`RtpError::NoPort`] when no pair in the range is free.
     pub async fn bind(ip: IpAddr, ports: RangeInclusive<u16>) -> Result<Self, RtpError> {
         let start = *ports.start() + (*ports.start() % 2);
         let mut found = None;
@@ -181,75 +210,111 @@ impl RtpEndpoint {
             stats: RtpStats::default(),
         });
         let (tx, rx) = mpsc::channel(512);
+        let (out, queued) = mpsc::channel(SEND_QUEUE);
         let tasks = vec![
             tokio::spawn(recv_rtp(shared.clone(), tx)),
+            tokio::spawn(send_rtp(shared.clone(), queued)),
             tokio::spawn(recv_rtcp(shared.clone())),
             tokio::spawn(send_rtcp(shared.clone())),
         ];
         Ok(Self {
             shared,
+            out,
             events: tokio::sync::Mutex::new(rx),
             tasks,
         })
     }
 
-    /// Local RTP address.
+    /// Local RTP address (the RTCP port is the next one up).
+    ///
+    /// Errors: [`RtpError::Io`] if the socket cannot report it.
     pub fn local_addr(&self) -> Result<SocketAddr, RtpError> {
         Ok(self.shared.rtp.local_addr()?)
     }
 
-    /// Sets where to send (from SDP) and with which payload types. Latching may override it.
+    /// Sets where to send (the SDP's `c=`/`m=` address) and with which payload types. Once
+    /// the peer's first packet arrived, its source address (latching) takes precedence.
     pub fn configure(&self, remote: SocketAddr, params: RtpParams) {
         let latched = lock(&self.shared.recv).latched;
         *lock(&self.shared.remote) = Some(latched.unwrap_or(remote));
         lock(&self.shared.send).params = params;
     }
 
-    /// Enables or mutes sending (hold).
+    /// Enables or mutes sending (hold): while off, [`send_audio`](Self::send_audio) queues
+    /// nothing but the timestamp keeps advancing.
     pub fn set_sending(&self, on: bool) {
         self.shared.sending.store(on, Ordering::Relaxed);
     }
 
-    /// Counters.
+    /// The endpoint's packet counters.
     pub fn stats(&self) -> &RtpStats {
         &self.shared.stats
     }
 
-    /// Where packets currently go.
+    /// Where packets currently go: the latched source, or the configured address.
     pub fn remote(&self) -> Option<SocketAddr> {
         *lock(&self.shared.remote)
     }
 
-    /// Sends one audio frame of `samples` samples; the timestamp advances even while muted or
-    /// while a DTMF event is being sent, so the far end sees continuous media time.
-    pub async fn send_audio(&self, payload: &[u8], samples: u32) -> Result<(), RtpError> {
+    /// Queues one audio frame for the socket task and returns at once: it never waits, so a
+    /// media worker thread (no runtime) can call it. `samples` is the frame's length in RTP
+    /// clock units (160 for 20 ms of PCMU at 8 kHz).
+    ///
+    /// The timestamp advances even while muted ([`set_sending`](Self::set_sending)), during a
+    /// DTMF event or when the packet is dropped, so the far end sees continuous media time.
+    /// When [`SEND_QUEUE`] packets are already waiting, the packet is dropped and counted in
+    /// [`RtpStats::dropped`]; it does not use up a sequence number, so the far end sees a
+    /// timestamp jump (as after silence suppression), not a loss.
+    ///
+    /// Errors: [`RtpError::NoRemote`] before [`configure`](Self::configure) or latching;
+    /// [`RtpError::Closed`] once the socket task has stopped. Socket errors are logged by the
+    /// task, not returned.
+    pub fn send_audio(&self, payload: &[u8], samples: u32) -> Result<(), RtpError> {
         let remote = self.remote().ok_or(RtpError::NoRemote)?;
-        let pkt = {
-            let mut s = lock(&self.shared.send);
-            let ts = s.ts;
-            s.ts = s.ts.wrapping_add(samples);
-            if let Some(until) = s.dtmf_until {
-                if (until.wrapping_sub(ts) as i32) > 0 {
-                    return Ok(());
-                }
-                s.dtmf_until = None;
-            }
-            if !self.shared.sending.load(Ordering::Relaxed) {
+        // The lock is held across the enqueue so that packets from concurrent callers enter
+        // the queue in sequence-number order.
+        let mut s = lock(&self.shared.send);
+        let ts = s.ts;
+        s.ts = s.ts.wrapping_add(samples);
+        if let Some(until) = s.dtmf_until {
+            if (until.wrapping_sub(ts) as i32) > 0 {
                 return Ok(());
             }
-            let seq = s.seq;
+            s.dtmf_until = None;
+        }
+        if !self.shared.sending.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let packet = build(s.params.pt, self.shared.ssrc, s.seq, ts, s.first, payload);
+        if self.enqueue(packet, remote)? {
             s.seq = s.seq.wrapping_add(1);
             s.octets += payload.len() as u64;
-            let marked = std::mem::replace(&mut s.first, false);
-            build(s.params.pt, self.shared.ssrc, seq, ts, marked, payload)
-        };
-        self.shared.rtp.send_to(&pkt, remote).await?;
-        self.shared.stats.sent.fetch_add(1, Ordering::Relaxed);
+            s.first = false;
+        }
         Ok(())
     }
 
+    /// Hands a packet to the socket task: `Ok(false)` when the queue was full and the packet
+    /// was dropped (and counted).
+    fn enqueue(&self, packet: Vec<u8>, to: SocketAddr) -> Result<bool, RtpError> {
+        match self.out.try_send(Outgoing { packet, to }) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => {
+                self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(TrySendError::Closed(_)) => Err(RtpError::Closed),
+        }
+    }
+
     /// Sends an RFC 4733 event lasting `duration_ms`, one packet per ptime, and the final
-    /// packet three times (§2.5.1.4) so a single loss does not lose the digit.
+    /// packet three times (§2.5.1.4) so a single loss does not lose the digit. Audio sent
+    /// meanwhile is suppressed (its timestamps still advance). Returns after the last packet,
+    /// about `duration_ms` later; the packets go through the same queue as audio.
+    ///
+    /// Errors: [`RtpError::Dtmf`] for a character that is not a DTMF digit or when no
+    /// telephone-event payload type was negotiated; [`RtpError::NoRemote`];
+    /// [`RtpError::Closed`].
     pub async fn send_dtmf(&self, digit: char, duration_ms: u32) -> Result<(), RtpError> {
         let event = digit_to_event(digit).ok_or(RtpError::Dtmf(digit))?;
         let remote = self.remote().ok_or(RtpError::NoRemote)?;
@@ -278,15 +343,12 @@ impl RtpEndpoint {
             };
             let repeats = if end { 3 } else { 1 };
             for _ in 0..repeats {
-                let pkt = {
-                    let mut s = lock(&self.shared.send);
-                    let seq = s.seq;
+                let mut s = lock(&self.shared.send);
+                let packet = build(pt, self.shared.ssrc, s.seq, start_ts, first, &ev.to_bytes());
+                if self.enqueue(packet, remote)? {
                     s.seq = s.seq.wrapping_add(1);
-                    build(pt, self.shared.ssrc, seq, start_ts, first, &ev.to_bytes())
-                };
-                first = false;
-                self.shared.rtp.send_to(&pkt, remote).await?;
-                self.shared.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    first = false;
+                }
             }
             if end {
                 break;
@@ -301,7 +363,8 @@ impl RtpEndpoint {
         Ok(())
     }
 
-    /// Next received event; `None` once the endpoint is closed.
+    /// Next received event; `None` once the endpoint is closed. Events are dropped (not
+    /// queued without bound) when the caller falls more than 512 behind.
     pub async fn recv(&self) -> Option<RtpEvent> {
         self.events.lock().await.recv().await
     }
@@ -389,6 +452,18 @@ async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
         if let Some(e) = event {
             // A slow consumer loses media rather than stalling the socket.
             let _ = tx.try_send(e);
+        }
+    }
+}
+
+/// The socket side of sending: writes what `send_audio` and `send_dtmf` queued, in order.
+async fn send_rtp(shared: Arc<Shared>, mut queued: mpsc::Receiver<Outgoing>) {
+    while let Some(Outgoing { packet, to }) = queued.recv().await {
+        match shared.rtp.send_to(&packet, to).await {
+            Ok(_) => {
+                shared.stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(%to, error = %e, "rtp send failed"),
         }
     }
 }
@@ -506,7 +581,7 @@ mod tests {
         b.configure("127.0.0.1:9".parse().unwrap(), params());
         let mut seqs = vec![];
         for i in 0..5u8 {
-            a.send_audio(&[i; 160], 160).await.unwrap();
+            a.send_audio(&[i; 160], 160).unwrap();
             match b.recv().await.unwrap() {
                 RtpEvent::Audio { seq, payload, .. } => {
                     assert_eq!(payload, vec![i; 160]);
@@ -517,7 +592,7 @@ mod tests {
         }
         assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
         assert_eq!(b.remote(), Some(a.local_addr().unwrap()));
-        b.send_audio(&[9; 160], 160).await.unwrap();
+        b.send_audio(&[9; 160], 160).unwrap();
         assert!(matches!(a.recv().await, Some(RtpEvent::Audio { .. })));
         a.send_dtmf('7', 100).await.unwrap();
         let got = tokio::time::timeout(Duration::from_secs(5), b.recv())
@@ -529,5 +604,58 @@ mod tests {
         let sr = rtcp_report(&a.shared);
         assert_eq!(sr[1], 200);
         assert_eq!(sr.len(), 28 + 24);
+    }
+
+    /// Reads the next audio packet's sequence number and timestamp.
+    async fn next_audio(ep: &RtpEndpoint) -> (u16, u32) {
+        match tokio::time::timeout(Duration::from_secs(5), ep.recv()).await {
+            Ok(Some(RtpEvent::Audio { seq, timestamp, .. })) => (seq, timestamp),
+            other => panic!("expected audio, got {other:?}"),
+        }
+    }
+
+    // A current-thread runtime that is blocked in `join` cannot run the socket task, so the
+    // plain thread below fills the queue deterministically.
+    #[tokio::test]
+    async fn send_audio_from_a_plain_thread_queues_and_drops_when_full() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = Arc::new(RtpEndpoint::bind(lo, 32000..=32999).await.unwrap());
+        let b = RtpEndpoint::bind(lo, 33000..=33999).await.unwrap();
+        a.configure(b.local_addr().unwrap(), params());
+        const EXTRA: usize = 10;
+        let sender = a.clone();
+        std::thread::spawn(move || {
+            for _ in 0..SEND_QUEUE + EXTRA {
+                sender.send_audio(&[0xff; 160], 160).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(a.stats().dropped.load(Ordering::Relaxed), EXTRA as u64);
+
+        let (first_seq, first_ts) = next_audio(&b).await;
+        let mut last = (first_seq, first_ts);
+        for _ in 1..SEND_QUEUE {
+            let (seq, ts) = next_audio(&b).await;
+            assert_eq!(
+                seq,
+                last.0.wrapping_add(1),
+                "queued packets keep their order"
+            );
+            assert_eq!(ts, last.1.wrapping_add(160));
+            last = (seq, ts);
+        }
+        assert_eq!(a.stats().sent.load(Ordering::Relaxed), SEND_QUEUE as u64);
+
+        // Once the task has drained the queue, sending works again. The dropped packets used
+        // no sequence numbers but their media time passed.
+        let sender = a.clone();
+        std::thread::spawn(move || sender.send_audio(&[0xff; 160], 160).unwrap())
+            .join()
+            .unwrap();
+        let (seq, ts) = next_audio(&b).await;
+        assert_eq!(seq, last.0.wrapping_add(1));
+        assert_eq!(ts, last.1.wrapping_add(160 * (EXTRA as u32 + 1)));
+        assert_eq!(a.stats().dropped.load(Ordering::Relaxed), EXTRA as u64);
     }
 }

@@ -95,7 +95,7 @@ impl Codec {
             Codec::G722 => "G722",
         }
     }
-    /// RTP clock rate.
+    /// RTP clock rate in Hz as in `a=rtpmap` (8000 for G.722 too, RFC 3551 §4.5.2).
     pub fn clock_rate(self) -> u32 {
         match self {
             Codec::Opus => 48_000,

@@ -198,7 +198,10 @@ impl UaEvents {
 }
 
 impl Ua {
-    /// Binds the sockets and starts the protocol task.
+    /// Binds the UDP and TCP sockets on `config.bind` and starts the protocol task on the
+    /// current runtime.
+    ///
+    /// Errors: [`SipError::Io`] when the address cannot be bound.
     pub async fn start(config: UaConfig) -> Result<(Ua, UaEvents), SipError> {
         let (transport, incoming) = TransportLayer::bind(config.bind).await?;
         let local = transport.local_addr();
@@ -226,8 +229,11 @@ impl Ua {
         rx.await.map_err(|_| SipError::Closed)?
     }
 
-    /// Registers (answering digest challenges) and keeps the registration refreshed.
-    /// Returns the granted lifetime in seconds.
+    /// Registers (RFC 3261 §10, answering digest challenges) and keeps the registration
+    /// refreshed. Returns the granted lifetime in seconds.
+    ///
+    /// Errors: [`SipError::Auth`] for refused credentials, [`SipError::Rejected`] for any
+    /// other final error response, [`SipError::Timeout`] (timer F), [`SipError::Closed`].
     pub async fn register(&self, account: Account) -> Result<u32, SipError> {
         self.ask(|reply| Command::Register { account, reply }).await
     }
@@ -238,13 +244,21 @@ impl Ua {
     }
 
     /// Places a call. With `sdp = None` the UA opens its own RTP endpoint and builds the offer;
-    /// otherwise `sdp` is sent as the offer and media is the caller's business.
+    /// otherwise `sdp` is sent as the offer and media is the caller's business. Returns once
+    /// the INVITE is sent; progress, answer and failure arrive as [`CallEvent`]s.
+    ///
+    /// Errors: [`SipError::InvalidUri`], [`SipError::Rtp`] when no RTP port is free,
+    /// [`SipError::Closed`].
     pub async fn call(&self, uri: &str, sdp: Option<Sdp>) -> Result<Call, SipError> {
         let uri = uri.to_string();
         self.ask(|reply| Command::Call { uri, sdp, reply }).await
     }
 
-    /// Sends a MESSAGE; returns the final status code.
+    /// Sends a MESSAGE (RFC 3428) with `body` of type `content_type`; returns the final
+    /// status code (2xx or not: a rejection is a status, not an error).
+    ///
+    /// Errors: [`SipError::Auth`] when a 401/407 challenge cannot be answered,
+    /// [`SipError::InvalidUri`], [`SipError::Timeout`] (timer F), [`SipError::Closed`].
     pub async fn message(
         &self,
         uri: &str,
@@ -262,7 +276,10 @@ impl Ua {
         .await
     }
 
-    /// Sends an OPTIONS; returns the final status code.
+    /// Sends an OPTIONS (RFC 3261 §11); returns the final status code.
+    ///
+    /// Errors: [`SipError::Auth`] when a 401/407 challenge cannot be answered,
+    /// [`SipError::InvalidUri`], [`SipError::Timeout`] (timer F), [`SipError::Closed`].
     pub async fn options(&self, uri: &str) -> Result<u16, SipError> {
         let uri = uri.to_string();
         self.ask(|reply| Command::OutOfDialog {
@@ -306,7 +323,9 @@ impl Call {
         &self.remote
     }
 
-    /// The UA-managed RTP endpoint, if the UA built the SDP.
+    /// The UA-managed RTP endpoint, if the UA built the SDP. Its
+    /// [`send_audio`](RtpEndpoint::send_audio) never waits, so the `Arc` can be handed to a
+    /// media worker thread.
     pub fn rtp(&self) -> Option<&Arc<RtpEndpoint>> {
         self.rtp.as_ref()
     }

@@ -37,6 +37,15 @@ impl TranscodeError {
         }
     }
 
+    #[cfg_attr(
+        not(any(
+            feature = "opus",
+            feature = "aac",
+            feature = "resample",
+            feature = "h264"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn codec(codec: &'static str, reason: impl ToString) -> Self {
         TranscodeError::Codec {
             codec,

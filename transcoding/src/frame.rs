@@ -97,6 +97,7 @@ impl AudioFrame {
 }
 
 /// Converts a float sample in [-1, 1] to i16, saturating instead of wrapping.
+#[cfg_attr(not(feature = "resample"), allow(dead_code))]
 pub(crate) fn f32_to_i16(x: f32) -> i16 {
     (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }

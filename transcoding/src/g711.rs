@@ -1,4 +1,5 @@
-//! G.711 μ-law (PCMU) and A-law (PCMA), table-driven.
+//! G.711 μ-law (PCMU) and A-law (PCMA), table-driven: the one implementation in Bifrons (the
+//! SIP crate re-exports this module). Pure Rust, built without any codec feature.
 //!
 //! G.711 quantises 14-bit (μ-law) or 13-bit (A-law) linear samples, so the encoder tables are
 //! indexed by the 16-bit sample shifted down to that width: one lookup per sample, no branches.
@@ -7,7 +8,7 @@
 use crate::error::{Result, TranscodeError};
 use crate::frame::AudioFrame;
 
-/// G.711's only sample rate.
+/// G.711's only sample rate, in Hz (also its RTP clock rate, RFC 3551 §4.5.14).
 pub const G711_RATE: u32 = 8_000;
 
 /// Which G.711 companding law.
@@ -137,25 +138,25 @@ static ALAW_DECODE: [i16; 256] = {
     table
 };
 
-/// Encodes one linear sample with μ-law.
+/// Encodes one 16-bit linear sample with μ-law (PCMU).
 #[inline]
 pub fn ulaw_encode(sample: i16) -> u8 {
     ULAW_ENCODE[((sample >> 2) as i32 + 8192) as usize]
 }
 
-/// Encodes one linear sample with A-law.
+/// Encodes one 16-bit linear sample with A-law (PCMA).
 #[inline]
 pub fn alaw_encode(sample: i16) -> u8 {
     ALAW_ENCODE[((sample >> 3) as i32 + 4096) as usize]
 }
 
-/// Decodes one μ-law byte.
+/// Decodes one μ-law byte to a 16-bit linear sample (±32124 at full scale).
 #[inline]
 pub fn ulaw_decode(code: u8) -> i16 {
     ULAW_DECODE[code as usize]
 }
 
-/// Decodes one A-law byte.
+/// Decodes one A-law byte to a 16-bit linear sample (±32256 at full scale).
 #[inline]
 pub fn alaw_decode(code: u8) -> i16 {
     ALAW_DECODE[code as usize]
@@ -179,7 +180,9 @@ pub fn decode_into(law: G711Law, payload: &[u8], out: &mut Vec<i16>) {
     }
 }
 
-/// Encodes an 8 kHz mono frame into a G.711 payload.
+/// Encodes an 8 kHz mono frame into a G.711 payload (one byte per sample).
+///
+/// Errors: [`TranscodeError::BadFrame`] for any other rate or channel count.
 pub fn encode_frame(law: G711Law, frame: &AudioFrame) -> Result<Vec<u8>> {
     if frame.sample_rate != G711_RATE || frame.channels != 1 {
         return Err(TranscodeError::BadFrame(format!(

@@ -8,11 +8,10 @@ use rml_rtmp::sessions::{
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::session_io;
-use super::{Command, Replay, RtmpUrl};
+use super::{Command, Inbox, Replay, RtmpUrl};
 use crate::error::RtmpError;
 use crate::handshake::handshake;
 use crate::tag::Tag;
@@ -93,7 +92,7 @@ impl Publishing {
     /// Re-sends the remembered configuration, then forwards commands until close or failure.
     pub async fn run(
         &mut self,
-        commands: &mut mpsc::Receiver<Command>,
+        commands: &mut Inbox,
         replay: &mut Replay,
     ) -> Result<(), RtmpError> {
         let initial: Vec<Tag> = replay.tags().cloned().collect();

@@ -1,11 +1,15 @@
 //! RTMP egress: publish media to `rtmp://host[:port]/app/key`, reconnecting with backoff.
 //!
 //! [`RtmpPublisher`] is a handle to a background task that owns the connection. Media goes in
-//! through an ordered queue; decoder configuration and metadata are remembered and re-sent after
-//! every reconnect, and media resumes at the next keyframe so the far end can decode at once.
+//! through an ordered, bounded queue whose `send_*` never wait (the same shape as the WebRTC
+//! sender's): a media worker thread can publish through a [`PublisherSender`], and when the
+//! connection falls behind, media is dropped and counted rather than blocking it. Decoder
+//! configuration and metadata are never dropped; they are remembered and re-sent after every
+//! reconnect, and media resumes at the next keyframe so the far end can decode at once.
 
 mod connection;
 mod player;
+mod sender;
 mod session_io;
 mod url;
 
@@ -13,17 +17,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rml_rtmp::sessions::StreamMetadata;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use player::RtmpPlayer;
+pub use sender::PublisherSender;
 pub use url::RtmpUrl;
 
 use crate::error::RtmpError;
-use crate::flv::{aac_config_tag, aac_frame_tag, avc_config_tag, avc_frame_tag};
 use crate::media::{AacConfig, AudioFrame, AvcConfig, VideoFrame};
 use crate::tag::Tag;
+use sender::{Command, Inbox};
 
 /// Publisher settings.
 #[derive(Debug, Clone)]
@@ -38,12 +43,14 @@ pub struct PublisherConfig {
     pub max_backoff: Duration,
     /// Time allowed for TCP connect, handshake, connect and publish.
     pub connect_timeout: Duration,
-    /// Tags queued before `send_*` waits.
+    /// Tags the queue to the connection task holds; beyond that `send_*` drops media (never
+    /// configuration) and counts it.
     pub queue: usize,
 }
 
 impl PublisherConfig {
-    /// Defaults for `url`: reconnect from 500 ms up to 10 s, 10 s setup timeout.
+    /// Defaults for `url`: reconnect from 500 ms up to 10 s, 10 s setup timeout, a queue of
+    /// 1024 tags (about 14 s of 25 fps H.264 with 48 kHz AAC).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -78,27 +85,26 @@ pub enum PublisherState {
     Closed,
 }
 
-pub(crate) enum Command {
-    Tag(Tag),
-    Close,
-}
-
-/// Handle to a publishing task.
+/// Handle to a publishing task. Dropping it stops the task at once; [`close`](Self::close)
+/// unpublishes cleanly.
 pub struct RtmpPublisher {
-    commands: mpsc::Sender<Command>,
+    sender: PublisherSender,
     state: watch::Receiver<PublisherState>,
     task: JoinHandle<()>,
 }
 
 impl RtmpPublisher {
-    /// Starts publishing in the background (connecting right away).
+    /// Starts publishing in the background (connecting right away) on the current runtime.
+    ///
+    /// Errors: [`RtmpError::InvalidUrl`]; connection failures are reported through
+    /// [`state`](Self::state) instead.
     pub fn start(config: PublisherConfig) -> Result<Self, RtmpError> {
         let url = RtmpUrl::parse(&config.url)?;
-        let (commands, rx) = mpsc::channel(config.queue.max(1));
+        let (sender, inbox) = PublisherSender::channel(config.queue);
         let (state_tx, state) = watch::channel(PublisherState::Connecting);
-        let task = tokio::spawn(run(config, url, rx, state_tx));
+        let task = tokio::spawn(run(config, url, inbox, state_tx));
         Ok(Self {
-            commands,
+            sender,
             state,
             task,
         })
@@ -116,83 +122,72 @@ impl RtmpPublisher {
         result.unwrap_or(PublisherState::Closed)
     }
 
-    async fn send(&self, tag: Tag) -> Result<(), RtmpError> {
-        self.commands
-            .send(Command::Tag(tag))
-            .await
-            .map_err(|_| RtmpError::Closed)
+    /// A `Clone + Send` handle with the same `send_*`, for a worker thread or another task.
+    /// It does not keep the publisher alive: once this handle is dropped or closed, its sends
+    /// fail with [`RtmpError::Closed`].
+    pub fn sender(&self) -> PublisherSender {
+        self.sender.clone()
     }
 
-    /// Sends `onMetaData` (remembered for reconnects).
-    pub async fn send_metadata(&self, metadata: StreamMetadata) -> Result<(), RtmpError> {
-        self.send(Tag::Metadata(metadata)).await
+    /// Queues `onMetaData` without waiting; see [`PublisherSender::send_metadata`].
+    pub fn send_metadata(&self, metadata: StreamMetadata) -> Result<(), RtmpError> {
+        self.sender.send_metadata(metadata)
     }
 
-    /// Sends the H.264 sequence header (remembered for reconnects).
-    pub async fn send_video_config(
+    /// Queues the H.264 sequence header without waiting; see
+    /// [`PublisherSender::send_video_config`].
+    pub fn send_video_config(
         &self,
         config: &AvcConfig,
         timestamp_ms: u32,
     ) -> Result<(), RtmpError> {
-        self.send(Tag::Video {
-            timestamp: timestamp_ms,
-            data: avc_config_tag(config),
-        })
-        .await
+        self.sender.send_video_config(config, timestamp_ms)
     }
 
-    /// Sends the AAC sequence header (remembered for reconnects).
-    pub async fn send_audio_config(
+    /// Queues the AAC sequence header without waiting; see
+    /// [`PublisherSender::send_audio_config`].
+    pub fn send_audio_config(
         &self,
         config: &AacConfig,
         timestamp_ms: u32,
     ) -> Result<(), RtmpError> {
-        self.send(Tag::Audio {
-            timestamp: timestamp_ms,
-            data: aac_config_tag(config),
-        })
-        .await
+        self.sender.send_audio_config(config, timestamp_ms)
     }
 
-    /// Sends one H.264 access unit with its FLV timestamps.
-    pub async fn send_video(&self, frame: &VideoFrame) -> Result<(), RtmpError> {
-        self.send(Tag::Video {
-            timestamp: frame.dts_ms,
-            data: avc_frame_tag(frame),
-        })
-        .await
+    /// Queues one H.264 access unit without waiting; see [`PublisherSender::send_video`].
+    pub fn send_video(&self, frame: &VideoFrame) -> Result<(), RtmpError> {
+        self.sender.send_video(frame)
     }
 
-    /// Sends one raw AAC frame.
-    pub async fn send_audio(&self, frame: &AudioFrame) -> Result<(), RtmpError> {
-        self.send(Tag::Audio {
-            timestamp: frame.timestamp_ms,
-            data: aac_frame_tag(frame),
-        })
-        .await
+    /// Queues one raw AAC frame without waiting; see [`PublisherSender::send_audio`].
+    pub fn send_audio(&self, frame: &AudioFrame) -> Result<(), RtmpError> {
+        self.sender.send_audio(frame)
     }
 
-    /// Sends an FLV video tag body as is (relaying another RTMP source).
-    pub async fn send_video_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
-        self.send(Tag::Video {
-            timestamp: timestamp_ms,
-            data,
-        })
-        .await
+    /// Queues an FLV video tag body as is (relaying another RTMP source).
+    pub fn send_video_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
+        self.sender.send_video_tag(timestamp_ms, data)
     }
 
-    /// Sends an FLV audio tag body as is.
-    pub async fn send_audio_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
-        self.send(Tag::Audio {
-            timestamp: timestamp_ms,
-            data,
-        })
-        .await
+    /// Queues an FLV audio tag body as is.
+    pub fn send_audio_tag(&self, timestamp_ms: u32, data: Bytes) -> Result<(), RtmpError> {
+        self.sender.send_audio_tag(timestamp_ms, data)
+    }
+
+    /// Media tags dropped so far because the queue was full; see [`PublisherSender::dropped`].
+    pub fn dropped(&self) -> u64 {
+        self.sender.dropped()
+    }
+
+    /// Waits until the queue has room: for async producers that would rather wait than drop.
+    /// See [`PublisherSender::ready`].
+    pub async fn ready(&self) -> Result<(), RtmpError> {
+        self.sender.ready().await
     }
 
     /// Sends what is queued, unpublishes and closes the connection.
     pub async fn close(mut self) {
-        let _ = self.commands.send(Command::Close).await;
+        self.sender.close().await;
         let _ = (&mut self.task).await;
     }
 }
@@ -232,7 +227,7 @@ impl Replay {
 async fn run(
     config: PublisherConfig,
     url: RtmpUrl,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: Inbox,
     state: watch::Sender<PublisherState>,
 ) {
     let mut replay = Replay::default();

@@ -1,5 +1,6 @@
 //! FLV AUDIODATA payloads ⇄ AAC (AudioSpecificConfig + raw frames).
 
+use bifrons_transcoding::aac::AudioSpecificConfig;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{need, FlvError};
@@ -10,10 +11,6 @@ const FORMAT_AAC: u8 = 10;
 const FORMAT_EX_AUDIO: u8 = 9;
 /// AAC tags always declare 44 kHz, 16-bit, stereo; the real values are in the ASC.
 const AAC_TAG_HEADER: u8 = FORMAT_AAC << 4 | 0x0f;
-
-const SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
 
 /// A parsed FLV audio tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,49 +57,19 @@ pub fn parse_audio_tag(data: &Bytes, timestamp_ms: u32) -> Result<AudioTag, FlvE
     }
 }
 
-/// Reads object type, sampling rate and channels from an AudioSpecificConfig.
+/// Reads object type, sampling rate and channels from an AudioSpecificConfig
+/// (ISO/IEC 14496-3 §1.6.2.1, the body of an AAC sequence header), keeping the bytes verbatim.
+///
+/// Errors: [`FlvError::Truncated`] when the fields are cut, [`FlvError::Invalid`] for a
+/// reserved sampling frequency index or a 0 Hz rate.
 pub fn parse_audio_specific_config(data: &Bytes) -> Result<AacConfig, FlvError> {
-    let mut bits = BitReader { data, pos: 0 };
-    let mut object_type = bits.read(5)? as u8;
-    if object_type == 31 {
-        object_type = 32 + bits.read(6)? as u8;
-    }
-    let index = bits.read(4)? as usize;
-    let sample_rate = if index == 15 {
-        bits.read(24)?
-    } else {
-        *SAMPLE_RATES
-            .get(index)
-            .ok_or(FlvError::Invalid("AAC sampling frequency index"))?
-    };
-    let channels = bits.read(4)? as u8;
+    let asc = AudioSpecificConfig::parse(data)?;
     Ok(AacConfig {
-        object_type,
-        sample_rate,
-        channels,
+        object_type: asc.object_type,
+        sample_rate: asc.sample_rate,
+        channels: asc.channels,
         raw: data.clone(),
     })
-}
-
-struct BitReader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl BitReader<'_> {
-    fn read(&mut self, count: usize) -> Result<u32, FlvError> {
-        let mut value = 0u32;
-        for _ in 0..count {
-            let byte = *self.data.get(self.pos / 8).ok_or(FlvError::Truncated {
-                what: "AudioSpecificConfig",
-                needed: self.pos / 8 + 1,
-                available: self.data.len(),
-            })?;
-            value = value << 1 | u32::from(byte >> (7 - self.pos % 8) & 1);
-            self.pos += 1;
-        }
-        Ok(value)
-    }
 }
 
 /// Builds the AAC sequence header tag body.

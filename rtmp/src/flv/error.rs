@@ -1,3 +1,4 @@
+use bifrons_transcoding::aac::AscError;
 use thiserror::Error;
 
 /// Why an FLV tag payload could not be turned into media.
@@ -19,6 +20,22 @@ pub enum FlvError {
     /// A field holds a value the format does not allow.
     #[error("invalid FLV {0}")]
     Invalid(&'static str),
+}
+
+impl From<AscError> for FlvError {
+    fn from(e: AscError) -> Self {
+        match e {
+            AscError::Truncated { needed, available } => FlvError::Truncated {
+                what: "AudioSpecificConfig",
+                needed,
+                available,
+            },
+            AscError::ReservedFrequencyIndex(_) => {
+                FlvError::Invalid("AAC sampling frequency index")
+            }
+            AscError::ZeroSampleRate => FlvError::Invalid("AAC sampling frequency 0 Hz"),
+        }
+    }
 }
 
 pub(crate) fn need(what: &'static str, data: &[u8], needed: usize) -> Result<(), FlvError> {

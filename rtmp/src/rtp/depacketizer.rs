@@ -103,7 +103,7 @@ impl H264Depacketizer {
                 (high as i64 + i64::from(delta)) as u64
             }
         };
-        if self.highest.map_or(true, |h| ext > h) {
+        if self.highest.is_none_or(|h| ext > h) {
             self.highest = Some(ext);
         }
         ext
@@ -147,15 +147,13 @@ impl H264Depacketizer {
     /// If the packets from `first` to a marker with the same timestamp are all present, returns
     /// the marker's extended sequence number.
     fn complete_run(&self, first: u64, timestamp: u32) -> Option<u64> {
-        let mut expected = first;
-        for (&seq, packet) in self.buffer.range(first..) {
+        for (expected, (&seq, packet)) in (first..).zip(self.buffer.range(first..)) {
             if seq != expected || packet.timestamp != timestamp {
                 return None;
             }
             if packet.marker {
                 return Some(seq);
             }
-            expected += 1;
         }
         None
     }
@@ -362,7 +360,7 @@ mod tests {
             for f in &out {
                 let index = (f.timestamp / 90 / 40) as usize;
                 prop_assert_eq!(&f.nalus, &frames[index].nalus);
-                prop_assert!(last.map_or(true, |l| index > l));
+                prop_assert!(last.is_none_or(|l| index > l));
                 last = Some(index);
             }
             if drop_percent == 0 {

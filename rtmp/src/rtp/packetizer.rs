@@ -164,7 +164,7 @@ mod tests {
             pps: vec![Bytes::from_static(&[0x68, 3])],
         });
         let mut idr = vec![0x65];
-        idr.extend(std::iter::repeat(7).take(250));
+        idr.extend(std::iter::repeat_n(7, 250));
         let mut out = Vec::new();
         p.packetize(&frame(true, vec![vec![0x09, 0xf0], idr]), &mut out);
         assert_eq!(out[0].payload[0] & 0x1f, STAP_A);

@@ -225,6 +225,38 @@ pub fn read_flv_media(path: &Path) -> FlvMedia {
     }
 }
 
+/// A small but well-formed H.264 configuration (baseline, level 3.0) for synthetic frames.
+pub fn avc_config() -> bifrons_rtmp::AvcConfig {
+    bifrons_rtmp::AvcConfig {
+        profile: 66,
+        compatibility: 0xc0,
+        level: 30,
+        nal_length_size: 4,
+        sps: vec![bytes::Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e, 0xd9])],
+        pps: vec![bytes::Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80])],
+    }
+}
+
+/// A synthetic IDR access unit at `ts` ms; the timestamp's low byte is in the payload.
+pub fn keyframe(ts: u32) -> bifrons_rtmp::VideoFrame {
+    bifrons_rtmp::VideoFrame {
+        dts_ms: ts,
+        cts_ms: 0,
+        keyframe: true,
+        nalus: vec![bytes::Bytes::from(vec![0x65, 0x88, 0x84, ts as u8])],
+    }
+}
+
+/// A synthetic non-IDR access unit at `ts` ms (it references the frames before it).
+pub fn delta_frame(ts: u32) -> bifrons_rtmp::VideoFrame {
+    bifrons_rtmp::VideoFrame {
+        dts_ms: ts,
+        cts_ms: 0,
+        keyframe: false,
+        nalus: vec![bytes::Bytes::from(vec![0x41, 0x9a, 0x02, ts as u8])],
+    }
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -234,26 +266,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Publishes `media` through the client, interleaving audio and video by timestamp.
+/// Publishes `media` through the client, interleaving audio and video by timestamp. It waits
+/// for room in the queue before each tag (`ready`), so nothing is dropped however fast it goes.
 pub async fn publish_media(publisher: &bifrons_rtmp::client::RtmpPublisher, media: &FlvMedia) {
-    publisher
-        .send_video_config(&media.video_config, 0)
-        .await
-        .unwrap();
-    publisher
-        .send_audio_config(&media.audio_config, 0)
-        .await
-        .unwrap();
+    publisher.send_video_config(&media.video_config, 0).unwrap();
+    publisher.send_audio_config(&media.audio_config, 0).unwrap();
     let (mut v, mut a) = (0, 0);
     while v < media.video.len() || a < media.audio.len() {
+        publisher.ready().await.unwrap();
         let video_next = a >= media.audio.len()
             || (v < media.video.len() && media.video[v].dts_ms <= media.audio[a].timestamp_ms);
         if video_next {
-            publisher.send_video(&media.video[v]).await.unwrap();
+            publisher.send_video(&media.video[v]).unwrap();
             v += 1;
         } else {
-            publisher.send_audio(&media.audio[a]).await.unwrap();
+            publisher.send_audio(&media.audio[a]).unwrap();
             a += 1;
         }
     }
+    assert_eq!(publisher.dropped(), 0);
 }

@@ -51,7 +51,7 @@ impl FrameAssembler {
             if !self.pending.is_empty() {
                 let missing = self.frame_samples - self.buffered_frames();
                 self.pending
-                    .extend(std::iter::repeat(0).take(missing * self.channels as usize));
+                    .extend(std::iter::repeat_n(0, missing * self.channels as usize));
                 self.drain_into(&mut out);
             }
             self.pending.clear();

@@ -126,7 +126,7 @@ fn garbage_in_a_pipeline_is_an_error() {
     assert!(AacToOpus::new(&[0xFF], OpusEncoderConfig::default()).is_err());
 }
 
-#[cfg(feature = "h264")]
+#[cfg(all(feature = "vp8", feature = "h264"))]
 mod video {
     use super::super::{H264ToVp8, Vp8ToH264};
     use crate::video::h264::{H264Decoder, H264EncoderConfig};

@@ -4,8 +4,6 @@
 //! from the receiving side are forwarded to the encoder here; the caller also asks the sender
 //! for a keyframe when the decoder reports an error (the picture chain is broken).
 
-#![cfg(feature = "h264")]
-
 use crate::error::Result;
 use crate::video::h264::{H264Decoder, H264Encoder, H264EncoderConfig};
 use crate::video::vp8::{Vp8Decoder, Vp8Encoder, Vp8EncoderConfig};
@@ -65,7 +63,7 @@ impl H264ToVp8 {
         let Some(picture) = self.decoder.decode(access_unit, timestamp)? else {
             return Ok(Vec::new());
         };
-        let size_changed = self.encoder.as_ref().map_or(true, |e| {
+        let size_changed = self.encoder.as_ref().is_none_or(|e| {
             e.config().width != picture.width || e.config().height != picture.height
         });
         if size_changed {

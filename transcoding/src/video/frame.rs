@@ -65,6 +65,7 @@ impl VideoFrame {
     }
 
     /// Copies planes with arbitrary strides (as codecs hand them out) into an unpadded frame.
+    #[cfg_attr(not(any(feature = "vp8", feature = "h264")), allow(dead_code))]
     pub(crate) fn from_planes(
         width: usize,
         height: usize,
