@@ -28,6 +28,9 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Settings from `[general]`: an empty `api_secret` turns the secret check off;
+    /// `token_auth` turns stored tokens on, the store starting empty (tokens live in memory
+    /// only, added through the Admin API, as Janus' stored-token mode).
     pub fn new(api_secret: &str, token_auth: bool) -> Self {
         Self {
             api_secret: (!api_secret.is_empty()).then(|| api_secret.to_string()),
@@ -36,10 +39,13 @@ impl Auth {
         }
     }
 
+    /// Whether an API secret is configured (`api_secret` in `server_info`).
     pub fn api_secret_enabled(&self) -> bool {
         self.api_secret.is_some()
     }
 
+    /// Whether stored-token authentication is on (`auth_token` in `server_info`); the Admin
+    /// API's token requests answer error 490 when it is off.
     pub fn token_auth_enabled(&self) -> bool {
         self.token_auth
     }
@@ -80,6 +86,9 @@ impl Auth {
         }
     }
 
+    /// Stores `token` (Admin API `add_token`), or adds `plugins` (package names, e.g.
+    /// `janus.plugin.echotest`) to an existing one; returns the token's plugins now allowed,
+    /// sorted (empty: every plugin).
     pub fn add_token(&self, token: &str, plugins: Vec<String>) -> Vec<String> {
         let mut store = self.store();
         let entry = store.entry(token.to_string()).or_default();
@@ -87,6 +96,8 @@ impl Auth {
         entry.iter().cloned().collect()
     }
 
+    /// Every stored token with its allowed plugins (empty: all), sorted by token, for the
+    /// Admin API's `list_tokens`.
     pub fn list_tokens(&self) -> Vec<(String, Vec<String>)> {
         self.store()
             .iter()
@@ -108,6 +119,8 @@ impl Auth {
         Some(entry.iter().cloned().collect())
     }
 
+    /// Forgets `token` (Admin API `remove_token`); false when it was not stored. Sessions
+    /// created with it are not torn down, but their next request carrying it is refused (403).
     pub fn remove_token(&self, token: &str) -> bool {
         self.store().remove(token).is_some()
     }

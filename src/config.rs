@@ -15,28 +15,49 @@ pub const ENV_PREFIX: &str = "BIFRONS_";
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration file could not be read (missing, unreadable, not UTF-8).
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file's path, as given to [`Config::load`].
         path: String,
+        /// The I/O error reading it.
         source: std::io::Error,
     },
+    /// The TOML or an environment override is wrong: bad syntax, an unknown section or key
+    /// (named in the message), a value of the wrong type, or values that contradict each other
+    /// (e.g. `ice.port_min` above `ice.port_max`).
     #[error("{origin}: {message}")]
-    Invalid { origin: String, message: String },
+    Invalid {
+        /// Where the text came from: the file's path, or `defaults` when no file was given.
+        origin: String,
+        /// What is wrong, naming the section and key.
+        message: String,
+    },
 }
 
 /// The whole configuration, one struct per section of `bifrons.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[general]`: sessions, authentication, logging, media timers.
     pub general: GeneralConfig,
+    /// `[http]`: the Janus API over HTTP and the demo pages.
     pub http: HttpConfig,
+    /// `[websocket]`: the Janus API over WebSocket.
     pub websocket: WebSocketConfig,
+    /// `[admin]`: the Admin API over HTTP and WebSocket.
     pub admin: AdminConfig,
+    /// `[ice]`: candidate gathering and NAT traversal.
     pub ice: IceConfig,
+    /// `[dtls]`: the DTLS-SRTP certificate.
     pub dtls: DtlsConfig,
+    /// `[database]`: the SQL registry.
     pub database: DatabaseConfig,
+    /// `[web]`: the demo pages and the scripts they load.
     pub web: WebConfig,
+    /// `[recordings]`: the directory recording files go to.
     pub recordings: RecordingsConfig,
+    /// `[workers]`: the codec worker threads.
     pub workers: WorkersConfig,
 }
 
@@ -44,14 +65,37 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GeneralConfig {
+    /// Name shown as `server-name` in `server_info`. Default `"Bifrons"`.
     pub server_name: String,
+    /// Seconds without any request after which a session is destroyed (Janus
+    /// `session_timeout`); 0 = never. Default 60. Keep it at 30 or more: the HTTP long poll,
+    /// held 30 s, is an HTTP client's only keepalive. The Admin API's `set_session_timeout`
+    /// changes it at run time.
     pub session_timeout: u64,
+    /// Seconds a WebSocket session survives its socket closing, its events queued, waiting for
+    /// a `claim` from a new connection (Janus `reclaim_session_timeout`). Default 0: the
+    /// session then lives on until the ordinary `session_timeout`.
     pub reclaim_session_timeout: u64,
+    /// Seconds after which remote candidates trickled before the SDP (and queued meanwhile)
+    /// are discarded instead of applied (Janus `candidates_timeout`). Default 45.
     pub candidates_timeout: u64,
+    /// When non-empty, every Janus API request must carry `apisecret` with this value (in the
+    /// query string for a long poll), compared in constant time; empty (the default) disables
+    /// the check. With `token_auth` on too, either a valid secret or a valid token suffices.
     pub api_secret: String,
+    /// Whether requests must carry a `token` stored through the Admin API (`add_token`), as
+    /// Janus' stored-token authentication. Default `false`.
     pub token_auth: bool,
+    /// Initial log level: `off`/`none`, `error`, `warn`/`warning`, `info`, `debug`,
+    /// `trace`/`verbose` (case-insensitive; an unknown name is refused at load). Default
+    /// `"info"`. `RUST_LOG`, when set, wins; the Admin API's `set_log_level` changes it at run
+    /// time.
     pub log_level: String,
+    /// Seconds without incoming packets before a `media` event says `receiving: false`
+    /// (Janus `no_media_timer`). Default 1; 0 is taken as 1.
     pub no_media_timer: u64,
+    /// Lost packets per second, in either direction, that raise a `slowlink` event (Janus
+    /// `slowlink_threshold`). Default 0 = never.
     pub slowlink_threshold: u64,
 }
 
@@ -75,11 +119,21 @@ impl Default for GeneralConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
+    /// Whether the HTTP listener (Janus API and demo pages) is started. Default `true`.
     pub enabled: bool,
+    /// Address the listener binds to. Default `0.0.0.0` (every IPv4 interface).
     pub bind: IpAddr,
+    /// TCP port. Default 8088, as Janus; 0 binds an ephemeral port.
     pub port: u16,
+    /// Path prefix of the Janus API: `POST {base_path}`, `{base_path}/{session}`,
+    /// `{base_path}/{session}/{handle}`, long polls as `GET {base_path}/{session}`. Must start
+    /// with `/`. Default `"/janus"`.
     pub base_path: String,
+    /// CORS: empty (the default) answers `Access-Control-Allow-Origin: *`; a value answers
+    /// that origin with `Access-Control-Allow-Credentials: true`, as Janus' `allow_origin`.
     pub allow_origin: String,
+    /// Refuse with HTTP 403 requests whose `Origin` does not start with `allow_origin`
+    /// (requests without `Origin` included). Needs `allow_origin`. Default `false`.
     pub enforce_cors: bool,
 }
 
@@ -100,8 +154,11 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebSocketConfig {
+    /// Whether the WebSocket listener is started. Default `true`.
     pub enabled: bool,
+    /// Address the listener binds to. Default `0.0.0.0`.
     pub bind: IpAddr,
+    /// TCP port; any URL path is accepted. Default 8188, as Janus; 0 binds an ephemeral port.
     pub port: u16,
 }
 
@@ -119,12 +176,25 @@ impl Default for WebSocketConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
+    /// Address both Admin API listeners bind to. Default `127.0.0.1`: loopback only, so that
+    /// exposing the Admin API is a deliberate choice.
     pub bind: IpAddr,
+    /// Whether the Admin API over HTTP is started. Default `true` (Janus' sample: off).
     pub http_enabled: bool,
+    /// TCP port of the Admin API over HTTP. Default 7088, as Janus; 0 binds an ephemeral port.
     pub http_port: u16,
+    /// Path prefix of the Admin API over HTTP (`POST {base_path}[/{session}[/{handle}]]`).
+    /// Must start with `/`. Default `"/admin"`.
     pub base_path: String,
+    /// Whether the Admin API over WebSocket (subprotocol `janus-admin-protocol`) is started.
+    /// Default `true`.
     pub websocket_enabled: bool,
+    /// TCP port of the Admin API over WebSocket. Default 7188, as Janus; 0 binds an ephemeral
+    /// port.
     pub websocket_port: u16,
+    /// When non-empty, every Admin API request but `info` and `ping` must carry
+    /// `admin_secret` with this value (constant-time comparison; else error 403), as Janus'
+    /// `admin_secret`. Default empty: no check.
     pub secret: String,
 }
 
@@ -149,7 +219,9 @@ pub enum LoopbackMode {
     /// Only when loopback is the only interface up (e.g. inside `unshare --net`).
     #[default]
     Auto,
+    /// Always, even when other interfaces are up (peers on the same host).
     Always,
+    /// Never, even when no other interface is up.
     Never,
 }
 
@@ -157,8 +229,11 @@ pub enum LoopbackMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TurnServer {
+    /// `turn:host:port` or `turns:host:port` (RFC 7065); other schemes are refused at load.
     pub url: String,
+    /// TURN username (long-term credential, RFC 8489 §9.2).
     pub username: String,
+    /// TURN password for `username`.
     pub credential: String,
 }
 
@@ -166,14 +241,31 @@ pub struct TurnServer {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct IceConfig {
+    /// Local addresses host candidates are gathered on. Default empty: every usable
+    /// interface.
     pub bind_addresses: Vec<IpAddr>,
+    /// Whether loopback host candidates are gathered. Default `auto`.
     pub loopback: LoopbackMode,
+    /// Lowest UDP port for ICE, inclusive. Default 0: with `port_max` also 0, any port the
+    /// system gives; set, it must not exceed `port_max`.
     pub port_min: u16,
+    /// Highest UDP port for ICE, inclusive. Default 0 (see `port_min`).
     pub port_max: u16,
+    /// STUN servers as `stun:host:port` (RFC 7064), for server-reflexive candidates; the
+    /// first is shown as `stun-server` in `server_info`. Default none: a gateway usually has
+    /// a reachable address, and tests must not leave the machine.
     pub stun_servers: Vec<String>,
+    /// TURN servers for relay candidates. Default none.
     pub turn_servers: Vec<TurnServer>,
+    /// Public addresses advertised in host candidates instead of the local ones (1:1 NAT,
+    /// e.g. a cloud VM), as Janus' `nat_1_1_mapping`. Default none.
     pub nat_1_1_mapping: Vec<IpAddr>,
+    /// ICE-lite (RFC 8445 §2.5): answer connectivity checks only, for a gateway on a public
+    /// address. Default `false`.
     pub ice_lite: bool,
+    /// Trickle our own candidates to clients as `trickle` events instead of waiting for
+    /// gathering to finish and putting them in the SDP, as Janus' `full_trickle`. Default
+    /// `false`.
     pub full_trickle: bool,
 }
 
@@ -181,7 +273,11 @@ pub struct IceConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DtlsConfig {
+    /// Path of a PEM file holding the certificate (a chain is accepted: every `CERTIFICATE`
+    /// block is used). Default empty; must be set together with `key_pem`.
     pub cert_pem: String,
+    /// Path of a PEM file holding the certificate's private key in PKCS#8 (`PRIVATE KEY`);
+    /// other key formats are refused at start. Default empty.
     pub key_pem: String,
 }
 
@@ -189,6 +285,9 @@ pub struct DtlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
+    /// `sqlite://path` (embedded, created on first start) or
+    /// `postgres://user:pass@host/db`; the command line's `--database-url` overrides it.
+    /// Default `"sqlite://data/bifrons.db"`.
     pub url: String,
 }
 
@@ -204,6 +303,8 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
+    /// Serve the demo pages (`/`, `/demos/...`) on the HTTP port, for paths outside
+    /// `http.base_path`. Default `true`.
     pub demos: bool,
     /// janus.js as an ES module (npm `janus-gateway`, `npm/dist/janus.es.js`).
     pub janus_js: String,

@@ -8,6 +8,8 @@
 //! [`storage`] (the SQL registry); [`events`], [`ids`], [`auth`] and [`logging`] are the
 //! ground every layer may use. [`web`] serves pages.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -12,6 +12,8 @@ pub mod router;
 pub mod server_info;
 pub mod websocket;
 
-/// Transport names shown in the Admin API, as Janus names them.
+/// Package name of the HTTP transport, as Janus names it: the session's transport in the
+/// Admin API's `handle_info` (`session_transport`) and its key in `server_info`.
 pub const HTTP_TRANSPORT: &str = "janus.transport.http";
+/// Package name of the WebSocket transport, as Janus names it (see [`HTTP_TRANSPORT`]).
 pub const WEBSOCKET_TRANSPORT: &str = "janus.transport.websockets";

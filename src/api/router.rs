@@ -23,15 +23,26 @@ use crate::session::{Handle, Session, Sink};
 pub struct RequestContext {
     /// Where events of sessions created or claimed by this request go.
     pub sink: Sink,
+    /// The transport's package name ([`super::HTTP_TRANSPORT`] or
+    /// [`super::WEBSOCKET_TRANSPORT`]), recorded on sessions it creates or claims.
     pub transport: &'static str,
-    /// Ids from the HTTP path, if any.
+    /// Session id from the HTTP path (`/janus/{session}`), if any: used when the body has no
+    /// `session_id`; when both are present and differ, the request fails with 457
+    /// (`Conflicting session ID`), as in Janus.
     pub path_session: Option<u64>,
+    /// Handle id from the HTTP path (`/janus/{session}/{handle}`), with the same rule
+    /// against the body's `handle_id`.
     pub path_handle: Option<u64>,
 }
 
 /// The reply to send, then work to start once it is sent (so async events follow their ack).
 pub struct Outcome {
+    /// The Janus JSON reply to the request (`success`, `ack`, `error`, `server_info`...),
+    /// echoing its `transaction`.
     pub reply: Value,
+    /// Work the transport spawns after handing `reply` over (a plugin's handling of `message`,
+    /// a handle's `detach`, a session's `destroy`), so that its events reach the client after
+    /// the reply; `None` when there is nothing left to do.
     pub after: Option<BoxFuture<'static, ()>>,
 }
 

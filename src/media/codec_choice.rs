@@ -11,9 +11,16 @@ use super::MediaKind;
 /// A codec named in an SDP media section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferedCodec {
+    /// `kind/name` with Bifrons' spelling of the name whatever the offer's case, e.g.
+    /// `audio/opus`, `video/VP8`, `video/H264`.
     pub mime_type: String,
+    /// The `a=rtpmap` clock rate, Hz (48000 for Opus, 8000 for G.711, 90000 for video);
+    /// 0 when the line has none.
     pub clock_rate: u32,
+    /// The `a=rtpmap` channel count (2 for Opus); 0 when the line has none, as for video.
     pub channels: u16,
+    /// The `a=fmtp` parameters of its payload type, e.g. `minptime=10;useinbandfec=1`;
+    /// empty when there is no such line.
     pub fmtp: String,
 }
 

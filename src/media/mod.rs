@@ -1,7 +1,7 @@
 //! The WebRTC media core: ICE, DTLS-SRTP, RTP/RTCP and data channels, on webrtc-rs.
 //!
 //! This module is the only place that imports webrtc-rs types; the rest of Bifrons speaks in
-//! the types of [`types`] (`RtpPacket`, `MediaKind`, `Jsep`...), so the engine can be replaced.
+//! its own ([`RtpPacket`], [`MediaKind`], [`Jsep`]...), so the engine can be replaced.
 
 mod codec_choice;
 mod engine;

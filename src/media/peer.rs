@@ -73,7 +73,11 @@ struct Activity {
 /// Settings every PeerConnection of the engine shares.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PeerSettings {
+    /// Time without packets on a kind before a `media` event says receiving=false
+    /// (`no_media_timer` of `[general]`, at least 1 s).
     pub no_media_timer: Duration,
+    /// Trickle local candidates as events instead of waiting for gathering to end
+    /// (`[ice] full_trickle`).
     pub full_trickle: bool,
     /// Lost packets per second that raise `slowlink`; 0 = never.
     pub slowlink_threshold: u64,

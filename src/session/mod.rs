@@ -2,6 +2,8 @@
 
 mod handle;
 mod manager;
+// `session::session` holds the `Session` type, one file per concept like `handle` and
+// `manager`; the module is private and re-exported, so the repeated name never shows.
 #[allow(clippy::module_inception)]
 mod session;
 pub mod watchdog;

@@ -18,9 +18,13 @@ use crate::plugins::HandleOwner;
 pub enum Sink {
     /// Kept in the session's queue for HTTP long polls (or until a `claim`).
     Queue,
-    /// Pushed on a WebSocket connection.
+    /// Pushed on a WebSocket connection; if the socket's writer has gone, events fall back to
+    /// the queue.
     Socket {
+        /// The connection's id ([`crate::core::Core::next_connection_id`]), to find the
+        /// sessions a closing socket owned.
         connection: u64,
+        /// The connection's writer task, which serialises each event to Janus JSON.
         tx: mpsc::UnboundedSender<Event>,
     },
 }
@@ -30,7 +34,9 @@ const MAX_QUEUED_EVENTS: usize = 1000;
 
 /// A Janus session.
 pub struct Session {
+    /// The id clients address it by (`session_id`), chosen by the client at `create` or random.
     pub id: SessionId,
+    /// When `create` made it.
     pub created: Instant,
     last_activity: Mutex<Instant>,
     /// Per-session timeout (Admin API): `None` uses the global one, `Some(0)` never expires.
@@ -77,10 +83,13 @@ impl Session {
         *lock(&self.last_activity) = now;
     }
 
+    /// When the last accepted request arrived (creation, until one does).
     pub fn last_activity(&self) -> Instant {
         *lock(&self.last_activity)
     }
 
+    /// Sets this session's own timeout in seconds (Admin API `set_session_timeout` on a
+    /// session): `Some(0)` never expires, `None` (Janus' `-1`) goes back to the global one.
     pub fn set_timeout_override(&self, timeout: Option<u64>) {
         *lock(&self.timeout_override) = timeout;
     }
@@ -97,6 +106,8 @@ impl Session {
             && now.saturating_duration_since(self.last_activity()) >= Duration::from_secs(timeout)
     }
 
+    /// Package name of the transport that created or last claimed it
+    /// (`janus.transport.http`, `janus.transport.websockets`).
     pub fn transport(&self) -> &'static str {
         *lock(&self.transport)
     }
@@ -145,18 +156,22 @@ impl Session {
         }
     }
 
+    /// Adds a handle made by `attach`; one with the same id is replaced (ids are drawn free).
     pub fn add_handle(&self, handle: Arc<Handle>) {
         lock(&self.handles).insert(handle.id, handle);
     }
 
+    /// The handle `id`, if attached to this session.
     pub fn handle(&self, id: HandleId) -> Option<Arc<Handle>> {
         lock(&self.handles).get(&id).cloned()
     }
 
+    /// Takes the handle `id` out of the session (for `detach`), without detaching it.
     pub fn remove_handle(&self, id: HandleId) -> Option<Arc<Handle>> {
         lock(&self.handles).remove(&id)
     }
 
+    /// Ids of the attached handles, in no particular order (Admin API `list_handles`).
     pub fn handle_ids(&self) -> Vec<HandleId> {
         lock(&self.handles).keys().copied().collect()
     }
@@ -166,12 +181,15 @@ impl Session {
         lock(&self.handles).drain().map(|(_, h)| h).collect()
     }
 
+    /// Marks the session destroyed and wakes its pending long polls (they answer empty);
+    /// true only for the first call, so that teardown runs once.
     pub fn mark_destroyed(&self) -> bool {
         let first = !self.destroyed.swap(true, Ordering::AcqRel);
         self.notify.notify_waiters();
         first
     }
 
+    /// Whether [`Session::mark_destroyed`] has been called.
     pub fn is_destroyed(&self) -> bool {
         self.destroyed.load(Ordering::Acquire)
     }

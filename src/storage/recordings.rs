@@ -249,9 +249,9 @@ impl<'a> Recordings<'a> {
     /// Registers many recordings in one transaction (an import or a directory rescan): either
     /// all rows are written or none. Returns how many were inserted.
     ///
-    /// Rows go out as multi-row `INSERT`s of [`BATCH_CHUNK`] rows, which saves a round trip per
-    /// row (most of the cost on PostgreSQL). Items are validated as they are consumed; the first
-    /// invalid one rolls everything back.
+    /// Rows go out as multi-row `INSERT`s of `BATCH_CHUNK` (200) rows, which saves a round trip
+    /// per row (most of the cost on PostgreSQL). Items are validated as they are consumed; the
+    /// first invalid one rolls everything back.
     pub async fn create_batch<I>(&self, items: I) -> Result<u64>
     where
         I: IntoIterator<Item = NewRecording>,

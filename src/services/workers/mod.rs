@@ -12,7 +12,7 @@
 //! - **Control**: [`WorkerPool::submit`] returns a [`JobHandle`] to stop the job and read its
 //!   counters; dropping the handle stops the job too.
 //!
-//! The scheduling is a pure core ([`worker::WorkerCore`] over [`clock::Ticker`]) that takes
+//! The scheduling is a pure core (`worker::WorkerCore` over [`clock::Ticker`]) that takes
 //! the time as an argument; the threads only feed it `Instant` readings.
 
 pub mod clock;
