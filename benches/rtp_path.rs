@@ -1,7 +1,7 @@
 //! The per-packet path of a plugin: an RTP packet from a handle's PeerConnection goes to the
 //! plugin (`incoming_rtp`), which sends it on (`MediaSender`). Measured on the echo test
-//! through the public API: a real PeerConnection (gateway offer made, not connected, so the
-//! writer task drains what is queued), the handle's context as its listener.
+//! through the public API: a real PeerConnection (gateway offer made, not connected), the
+//! handle's context as its listener.
 //!
 //! Run: `cargo bench -p bifrons --bench rtp_path`. Besides criterion's time per packet it
 //! prints heap allocations per packet, counted by a global allocator wrapper.
@@ -19,7 +19,9 @@ use bifrons::api::router::{handle_request, RequestContext};
 use bifrons::config::{Config, LoopbackMode};
 use bifrons::ids::{HandleId, Mid, Pt};
 use bifrons::logging::LogControl;
-use bifrons::media::{Codec, MediaKind, OfferPlan, PeerListener, RtpPacket, StreamInfo, StreamPlan};
+use bifrons::media::{
+    Codec, MediaKind, OfferPlan, PeerListener, RtpPacket, StreamInfo, StreamPlan,
+};
 use bifrons::plugins::HandleCtx;
 use bifrons::session::Sink;
 use bifrons::storage::Storage;
@@ -91,8 +93,11 @@ fn echo_handle(rt: &tokio::runtime::Runtime) -> (Arc<HandleCtx>, tempfile::TempD
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // A current-thread runtime runs only inside `block_on`: during the measurement the
+    // PeerConnection's writer task does not run, so its queue fills and every further send
+    // is a counted drop. What is measured is the path up to the queue, the same on every
+    // run, instead of a race with a writer thread on the other core.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
