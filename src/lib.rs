@@ -4,7 +4,8 @@
 //! [`api`] (transports, the Janus and Admin APIs, the one Janus JSON writer) →
 //! [`core`] and [`server`] (shared state, composition root) → [`session`] (sessions,
 //! handles, timeouts) → [`plugins`] (the plugin contract and the plugins) → [`services`]
-//! (engines shared by many handles) → [`media`] (the WebRTC engine) → [`config`],
+//! (engines shared by many handles) → [`media`] (the WebRTC engine) → [`rtp`] (pure RTP
+//! helpers) → [`config`],
 //! [`storage`] (the SQL registry); [`events`], [`ids`], [`auth`] and [`logging`] are the
 //! ground every layer may use. [`web`] serves pages.
 
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod logging;
 pub mod media;
 pub mod plugins;
+pub mod rtp;
 pub mod server;
 pub mod services;
 pub mod session;

@@ -7,7 +7,6 @@ mod codec_choice;
 mod engine;
 mod error;
 mod interfaces;
-mod loss;
 mod negotiated;
 mod peer;
 mod plan;

@@ -31,12 +31,12 @@ use webrtc::track::track_remote::TrackRemote;
 use super::codec_choice::{choose_codec, has_section, OfferedCodec};
 use super::engine::DTMF_PAYLOAD_TYPES;
 use super::error::MediaError;
-use super::loss::LossWindow;
 use super::negotiated::{Negotiated, StreamInfo};
 use super::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
 use super::sender::{MediaSender, Outbound, OUTBOUND_QUEUE};
 use super::types::*;
 use crate::ids::{Mid, Pt};
+use crate::rtp::LossWindow;
 
 /// Receives what happens on a PeerConnection. Called from media tasks: must not block.
 pub trait PeerListener: Send + Sync {
