@@ -111,40 +111,42 @@ async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
 impl Listeners {
     /// Binds every listener `config` enables. Errors name the listener and address.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        async fn bind_if(
+            enabled: bool,
+            name: &str,
+            addr: SocketAddr,
+        ) -> anyhow::Result<Option<TcpListener>> {
+            Ok(match enabled {
+                true => Some(bind(name, addr).await?),
+                false => None,
+            })
+        }
         let c = config;
-        let janus_http = match c.http.enabled {
-            true => Some(bind("Janus API (HTTP)", (c.http.bind, c.http.port).into()).await?),
-            false => None,
-        };
-        let janus_ws = match c.websocket.enabled {
-            true => Some(
-                bind(
-                    "Janus API (WebSocket)",
-                    (c.websocket.bind, c.websocket.port).into(),
-                )
-                .await?,
-            ),
-            false => None,
-        };
-        let admin_http = match c.admin.http_enabled {
-            true => Some(bind("Admin API (HTTP)", (c.admin.bind, c.admin.http_port).into()).await?),
-            false => None,
-        };
-        let admin_ws = match c.admin.websocket_enabled {
-            true => Some(
-                bind(
-                    "Admin API (WebSocket)",
-                    (c.admin.bind, c.admin.websocket_port).into(),
-                )
-                .await?,
-            ),
-            false => None,
-        };
         Ok(Self {
-            janus_http,
-            janus_ws,
-            admin_http,
-            admin_ws,
+            janus_http: bind_if(
+                c.http.enabled,
+                "Janus API (HTTP)",
+                (c.http.bind, c.http.port).into(),
+            )
+            .await?,
+            janus_ws: bind_if(
+                c.websocket.enabled,
+                "Janus API (WebSocket)",
+                (c.websocket.bind, c.websocket.port).into(),
+            )
+            .await?,
+            admin_http: bind_if(
+                c.admin.http_enabled,
+                "Admin API (HTTP)",
+                (c.admin.bind, c.admin.http_port).into(),
+            )
+            .await?,
+            admin_ws: bind_if(
+                c.admin.websocket_enabled,
+                "Admin API (WebSocket)",
+                (c.admin.bind, c.admin.websocket_port).into(),
+            )
+            .await?,
         })
     }
 

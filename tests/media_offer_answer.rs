@@ -195,6 +195,29 @@ async fn gateway_offer_is_answered_and_media_and_data_flow_both_ways() {
     );
     assert!(binary_at_a.await, "offerer received no data-channel binary");
     sender.abort();
+
+    // Renegotiation with an ICE restart: new credentials, the same streams.
+    let ufrag = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .map(str::to_string)
+    };
+    let restart = offerer.offer(&plan, true).await.unwrap();
+    assert_ne!(
+        ufrag(&restart.sdp),
+        ufrag(&offer.sdp),
+        "ICE restart changes the ufrag"
+    );
+    let (answer, _) = answerer
+        .answer(&restart, &AnswerPlan::echo())
+        .await
+        .unwrap();
+    let settled = offerer.accept_answer(&answer).await.unwrap();
+    assert_eq!(
+        settled.streams.len(),
+        2,
+        "the same two streams after the restart"
+    );
     offerer.close().await;
     answerer.close().await;
 }

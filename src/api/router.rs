@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::error::{ApiError, ErrorCode};
 use super::request::Fields;
@@ -85,7 +86,13 @@ pub async fn handle_request(
         transaction,
         fields,
     };
-    match route(core, &envelope, ctx).await {
+    let span = tracing::debug_span!(
+        "request",
+        janus = %envelope.request,
+        session_id = ctx.path_session,
+        handle_id = ctx.path_handle,
+    );
+    match route(core, &envelope, ctx).instrument(span).await {
         Ok(outcome) => outcome,
         Err((session, error)) => {
             tracing::debug!(request = %envelope.request, code = error.code as u16, reason = %error.reason, "request refused");

@@ -180,8 +180,8 @@ mod tests {
             assert!(m.publish(MediaKind::Video, packet(seq)));
         }
         assert_eq!(m.sink_count().await, 2);
-        // The count is answered after the packets queued before it were fanned out? Not
-        // guaranteed across the two queues, so wait until both sinks have all three.
+        // Control is served before media, so the count may come before the packets are fanned
+        // out: let the fan-out task run until both sinks have all three.
         let mut got_a = Vec::new();
         let mut got_b = Vec::new();
         for _ in 0..100 {
