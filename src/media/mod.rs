@@ -7,6 +7,7 @@ mod codec_choice;
 mod engine;
 mod error;
 mod interfaces;
+mod mirror;
 mod negotiated;
 mod peer;
 mod plan;

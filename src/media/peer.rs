@@ -31,6 +31,7 @@ use webrtc::track::track_remote::TrackRemote;
 use super::codec_choice::{choose_codec, has_section, OfferedCodec};
 use super::engine::DTMF_PAYLOAD_TYPES;
 use super::error::MediaError;
+use super::mirror::mirror_offer;
 use super::negotiated::{Negotiated, StreamInfo};
 use super::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
 use super::sender::{MediaSender, Outbound, OUTBOUND_QUEUE};
@@ -290,7 +291,7 @@ impl Peer {
             .await
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let answer = self.pc.create_answer(None).await?;
-        let sdp = self.apply_local(answer).await?;
+        let sdp = mirror_offer(&offer.sdp, &self.apply_local(answer).await?);
         let negotiated = Negotiated::from_answer(&sdp, true).map_err(MediaError::InvalidSdp)?;
         Ok((Jsep::answer(sdp), negotiated))
     }
