@@ -41,6 +41,9 @@ pub struct Core {
     next_connection: AtomicU64,
     /// When the gateway started.
     pub started: std::time::SystemTime,
+    /// Origin of the monotonic times the Admin API reports, in µs (Janus reports
+    /// `janus_get_monotonic_time()` values; ours count from the gateway's start).
+    pub monotonic_origin: tokio::time::Instant,
 }
 
 /// The parts [`Core::new`] assembles.
@@ -83,6 +86,7 @@ impl Core {
             accepting: AtomicBool::new(true),
             next_connection: AtomicU64::new(1),
             started: std::time::SystemTime::now(),
+            monotonic_origin: tokio::time::Instant::now(),
             config: parts.config,
         })
     }

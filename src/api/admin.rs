@@ -81,7 +81,7 @@ async fn route(
     let handle = session
         .handle(HandleId(handle_id))
         .ok_or_else(|| at(ApiError::handle_not_found(handle_id, session_id)))?;
-    handle_level(&session, &handle, &request, fields)
+    handle_level(core, &session, &handle, &request, fields)
         .await
         .map_err(at)
 }
@@ -263,6 +263,7 @@ async fn session_level(
 }
 
 async fn handle_level(
+    core: &Core,
     session: &Arc<Session>,
     handle: &Arc<Handle>,
     request: &str,
@@ -273,7 +274,7 @@ async fn handle_level(
         "handle_info" => {
             let plugin_only = fields.opt_bool("plugin_only")?.unwrap_or(false);
             let mut reply = success(ids);
-            reply["info"] = handle_info(session, handle, plugin_only).await;
+            reply["info"] = handle_info(core, session, handle, plugin_only).await;
             Ok(reply)
         }
         "detach_handle" => {
@@ -290,20 +291,33 @@ async fn handle_level(
     }
 }
 
-async fn handle_info(session: &Session, handle: &Arc<Handle>, plugin_only: bool) -> Value {
+/// Janus' `handle_info`: times are monotonic µs like Janus' (`created`,
+/// `session_last_activity`, with `current_time` to compare them with), counted from the
+/// gateway's start.
+async fn handle_info(
+    core: &Core,
+    session: &Session,
+    handle: &Arc<Handle>,
+    plugin_only: bool,
+) -> Value {
     let plugin_specific = handle.ctx.query();
     if plugin_only {
         return json!({ "plugin_specific": plugin_specific });
     }
-    let now = tokio::time::Instant::now();
+    let monotonic = |t: tokio::time::Instant| {
+        t.saturating_duration_since(core.monotonic_origin)
+            .as_micros() as u64
+    };
     let (has_peer, up) = handle.ctx.media_status();
     let mut info = json!({
         "session_id": session.id.0,
-        "session_last_activity": now.saturating_duration_since(session.last_activity()).as_micros() as u64,
+        "session_last_activity": monotonic(session.last_activity()),
+        "session_timeout": session.timeout(core.sessions.timeout()),
         "session_transport": session.transport(),
         "handle_id": handle.id.0,
         "opaque_id": handle.opaque_id,
-        "created": now.saturating_duration_since(handle.created).as_micros() as u64,
+        "created": monotonic(handle.created),
+        "current_time": monotonic(tokio::time::Instant::now()),
         "plugin": handle.plugin(),
         "plugin_specific": plugin_specific,
         "flags": { "negotiated": has_peer, "ready": up, "data-channels": has_peer },

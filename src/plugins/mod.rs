@@ -4,7 +4,8 @@
 //! pushes its events and maps what clients ask onto the shared services. It is a Rust type
 //! implementing [`Plugin`], started once at boot by a factory that receives a [`PluginHost`]
 //! (its configuration, the registry, the media engine, the services, the event bus and a
-//! shutdown token), and listed in [`registry`].
+//! shutdown token), and listed in [`registry::PluginRegistry::builtin`] (or handed to
+//! [`crate::server::build_core_with`] by a binary of your own).
 //!
 //! # Life of a handle
 //! 1. `attach` → [`Plugin::create_handle`] returns the plugin's typed per-handle state
@@ -21,9 +22,16 @@
 //!    cancelled, the PeerConnection is closed, then [`Plugin::destroy_handle`] runs once.
 //!
 //! # Threads and ordering
-//! - `handle_message` runs on the request's task; two messages of one handle may run
-//!   concurrently (a client may pipeline requests), and `Async` work runs on its own task:
-//!   per-handle state that messages change must be atomics or behind the handle's own lock.
+//! - `handle_message` runs on the request's task. Over HTTP two messages of one handle may run
+//!   concurrently (each request is its own task); over WebSocket the requests of one
+//!   connection are handled one after the other, so a slow `handle_message` holds up that
+//!   socket: do slow work (negotiation, storage) in [`PluginResult::Async`]. `Async` work runs
+//!   on its own task: per-handle state that messages change must be atomics or behind the
+//!   handle's own lock.
+//! - Events pushed while `handle_message` runs reach the client before the request's own
+//!   `success`/`ack`. An event answering the request (with its transaction) therefore belongs
+//!   in `Async` work, which starts once the `ack` is on its way (janode drops an event that
+//!   comes before its `ack`).
 //! - `incoming_rtp` of one handle is called from one task per remote stream (one for audio,
 //!   one for video), in arrival order per stream; audio and video calls may run at the same
 //!   time. `incoming_rtcp` and `incoming_data` come from other tasks. These calls are
@@ -38,6 +46,12 @@
 //! # Lifetimes
 //! Per-handle state must not own its [`HandleCtx`] (keep a [`HandleRef`], which is weak):
 //! the context owns the state, and a cycle would keep a detached handle alive.
+//!
+//! # A complete example
+//! `examples/hello_plugin.rs` is a gateway binary with a plugin of its own beside the built-in
+//! ones (`cargo run --example hello_plugin`); `tests/api_plugin_host.rs` drives a plugin over
+//! the real HTTP API with the in-process harness. Implement the trait with
+//! `#[async_trait::async_trait]`; the media types a plugin needs are re-exported here.
 
 pub mod echotest;
 mod erased;
@@ -50,13 +64,16 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-pub use handle_ctx::{HandleCtx, HandleOwner, HandleRef};
+#[doc(hidden)]
+pub use handle_ctx::HandleOwner;
+pub use handle_ctx::{HandleCtx, HandleRef};
 pub use host::{PluginFactory, PluginHost, RegisteredPlugin};
 
-use crate::media::{DataMessage, Jsep, MediaKind, RtcpFeedback, RtpPacket, StreamInfo};
-
 #[doc(no_inline)]
-pub use crate::media::MediaSender;
+pub use crate::media::{
+    AnswerPlan, Codec, DataMessage, Direction, Jsep, JsepType, MediaKind, MediaSender, Negotiated,
+    NegotiatedStream, OfferPlan, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+};
 
 /// Name, version and description shown in `server_info`.
 #[derive(Debug, Clone)]
