@@ -11,6 +11,7 @@ use crate::events::EventBus;
 use crate::logging::LogControl;
 use crate::media::MediaEngine;
 use crate::plugins::registry::PluginRegistry;
+use crate::plugins::PluginHost;
 use crate::services::Services;
 use crate::session::SessionManager;
 use crate::storage::Storage;
@@ -46,48 +47,28 @@ pub struct Core {
     pub monotonic_origin: tokio::time::Instant,
 }
 
-/// The parts [`Core::new`] assembles.
-pub struct CoreParts {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The started plugins.
-    pub plugins: PluginRegistry,
-    /// The WebRTC engine.
-    pub media: Arc<MediaEngine>,
-    /// The shared services.
-    pub services: Services,
-    /// The event bus the plugins were given.
-    pub events: EventBus,
-    /// The run-time log level.
-    pub log: LogControl,
-    /// The registry.
-    pub storage: Storage,
-    /// The shutdown token the plugins were given.
-    pub shutdown: CancellationToken,
-}
-
 impl Core {
-    /// Assembles the core; sessions start empty.
-    pub fn new(parts: CoreParts) -> Arc<Self> {
-        let general = &parts.config.general;
+    /// Assembles the core from what the plugins were started with; sessions start empty.
+    pub fn new(host: &PluginHost, plugins: PluginRegistry, log: LogControl) -> Arc<Self> {
+        let general = &host.config.general;
         Arc::new(Self {
             sessions: Arc::new(SessionManager::new(
                 general.session_timeout,
-                parts.events.clone(),
+                host.events.clone(),
             )),
             auth: Auth::new(&general.api_secret, general.token_auth),
-            plugins: parts.plugins,
-            media: parts.media,
-            services: parts.services,
-            events: parts.events,
-            log: parts.log,
-            storage: parts.storage,
-            shutdown: parts.shutdown,
+            plugins,
+            media: host.media.clone(),
+            services: host.services.clone(),
+            events: host.events.clone(),
+            log,
+            storage: host.storage.clone(),
+            shutdown: host.shutdown.clone(),
             accepting: AtomicBool::new(true),
             next_connection: AtomicU64::new(1),
             started: std::time::SystemTime::now(),
             monotonic_origin: tokio::time::Instant::now(),
-            config: parts.config,
+            config: host.config.clone(),
         })
     }
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{http, websocket};
 use crate::config::Config;
-use crate::core::{Core, CoreParts};
+use crate::core::Core;
 use crate::events::EventBus;
 use crate::logging::LogControl;
 use crate::media::MediaEngine;
@@ -62,16 +62,7 @@ pub async fn build_core_with(
         shutdown: shutdown.clone(),
     };
     let plugins = PluginRegistry::start(&host, factories).await?;
-    Ok(Core::new(CoreParts {
-        config,
-        plugins,
-        media,
-        services,
-        events,
-        log,
-        storage,
-        shutdown,
-    }))
+    Ok(Core::new(&host, plugins, log))
 }
 
 /// The bound listeners of the enabled APIs. Port 0 in the configuration binds an ephemeral

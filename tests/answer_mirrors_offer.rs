@@ -11,13 +11,13 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode};
 use bifrons::ids::Mid;
 use bifrons::media::{
-    DataMessage, Jsep, LocalCandidate, MediaEngine, MediaKind, OfferPlan, PeerListener,
-    RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+    DataMessage, Jsep, LocalCandidate, MediaKind, OfferPlan, PeerListener, RtcpFeedback, RtpPacket,
+    StreamInfo, StreamPlan,
 };
 use bifrons::plugins::echotest;
+use support::client::{client_peer, session_with_handle};
 use support::gateway::TestGateway;
 
 struct Connected(mpsc::UnboundedSender<()>);
@@ -75,18 +75,10 @@ fn reject_video(sdp: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echotest_answer_keeps_a_rejected_video_section_in_place() {
     let gw = TestGateway::start(&[echotest::factory]).await;
-    let session = gw.create_session().await;
-    let handle = gw.attach(session, "janus.plugin.echotest").await["data"]["id"]
-        .as_u64()
-        .unwrap();
-    let ice = IceConfig {
-        loopback: LoopbackMode::Always,
-        ..Default::default()
-    };
-    let engine = MediaEngine::new(&ice, &DtlsConfig::default(), Duration::from_secs(1), 0).unwrap();
+    let (session, handle) = session_with_handle(&gw, "janus.plugin.echotest").await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listener: Arc<dyn PeerListener> = Arc::new(Connected(tx));
-    let client = engine.create_peer(listener.clone()).await.unwrap();
+    let client = client_peer(listener.clone()).await;
     let plan = OfferPlan {
         audio: Some(StreamPlan::sendrecv()),
         video: Some(StreamPlan::sendrecv()),

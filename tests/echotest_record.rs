@@ -12,14 +12,14 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode};
 use bifrons::ids::Mid;
 use bifrons::media::{
-    Codec, DataMessage, Direction, Jsep, LocalCandidate, MediaEngine, MediaKind, OfferPlan,
-    PeerListener, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+    Codec, DataMessage, Direction, Jsep, LocalCandidate, MediaKind, OfferPlan, PeerListener,
+    RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
 };
 use bifrons::plugins::echotest;
 use bifrons::storage::{Page, RecordingFilter, RecordingKind};
+use support::client::{client_peer, session_with_handle};
 use support::gateway::TestGateway;
 use support::media::{ffprobe, sine_packets, FRAME};
 
@@ -81,19 +81,11 @@ fn opus(seq: u16, timestamp: u32, payload: &[u8]) -> RtpPacket {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_true_writes_an_ogg_opus_file_with_the_sent_duration_and_a_registry_row() {
     let gw = TestGateway::start(&[echotest::factory]).await;
-    let session = gw.create_session().await;
-    let handle = gw.attach(session, "janus.plugin.echotest").await["data"]["id"]
-        .as_u64()
-        .unwrap();
+    let (session, handle) = session_with_handle(&gw, "janus.plugin.echotest").await;
 
-    let ice = IceConfig {
-        loopback: LoopbackMode::Always,
-        ..Default::default()
-    };
-    let engine = MediaEngine::new(&ice, &DtlsConfig::default(), Duration::from_secs(1), 0).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listener: Arc<dyn PeerListener> = Arc::new(Client(tx));
-    let client = engine.create_peer(listener.clone()).await.unwrap();
+    let client = client_peer(listener.clone()).await;
     let plan = OfferPlan {
         audio: Some(StreamPlan::new(Direction::SendRecv, vec![Codec::Opus])),
         video: None,

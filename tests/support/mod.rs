@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod client;
 pub mod gateway;
 pub mod media;
 pub mod pg;
