@@ -349,3 +349,56 @@ async fn empty_stream_name_before_the_query_is_refused() {
     assert!(!ffmpeg.wait(Duration::from_secs(20)).await.success());
     assert!(server.stats().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crate_clients_with_query_urls_publish_and_play_the_bare_names() {
+    use bifrons_rtmp::client::{PublisherConfig, PublisherState, RtmpPlayer, RtmpPublisher};
+    use bifrons_rtmp::tag::Tag;
+
+    let (server, seen) = server_checking_token().await;
+    let addr = server.local_addr();
+    let publisher = RtmpPublisher::start(PublisherConfig::new(format!(
+        "rtmp://{addr}/live?tenant=acme/cam1?token=abc123"
+    )))
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        publisher.wait_for(|s| *s == PublisherState::Publishing),
+    )
+    .await
+    .expect("publisher never went live");
+    publisher.send_video_config(&avc_config(), 0).unwrap();
+    publisher.send_video(&keyframe(0)).unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            (seen[0].app.as_str(), seen[0].key.as_str()),
+            ("live", "cam1")
+        );
+        assert_eq!(seen[0].app_params.get("tenant"), Some("acme"));
+    }
+
+    let url = format!("rtmp://{addr}/live?tenant=acme/cam1?token=x");
+    let mut player = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(player) = RtmpPlayer::connect(&url).await {
+                return player;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("player of live?tenant=acme/cam1?token=x never started");
+    let keyframe_arrived = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(tag) = player.next().await {
+            if matches!(tag, Tag::Video { .. }) && tag.is_keyframe() && !tag.is_sequence_header() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("no keyframe");
+    assert!(keyframe_arrived);
+    assert_eq!(server.stats()[0].players, 1);
+}
