@@ -4,8 +4,11 @@
 //! cargo run -p bifrons-rtmp --example relay -- --listen 127.0.0.1:1935 [--key KEY]... [--replace]
 //! ffmpeg -re -i input.mp4 -c copy -f flv rtmp://127.0.0.1:1935/live/KEY
 //! ffplay rtmp://127.0.0.1:1935/live/KEY
+//! ffmpeg -re -i input.mp4 -c copy -f flv 'rtmp://127.0.0.1:1935/live/cam1?key=KEY'
+//! ffplay rtmp://127.0.0.1:1935/live/cam1
 //! ```
-//! Without `--key`, any key may publish. Events and per-stream bitrates are printed to stdout.
+//! A key is accepted as the stream name or as a `key`/`token` parameter; without `--key`, any
+//! stream may publish. Events and per-stream bitrates are printed to stdout.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +43,13 @@ async fn main() {
     let allowed = keys.clone();
     let server = match RtmpServer::bind(config, move |req: PublishRequest| {
         let allowed = allowed.clone();
-        async move { allowed.is_empty() || allowed.contains(&req.key) }
+        let given = [Some(req.key.as_str()), req.param("key"), req.param("token")];
+        let ok = allowed.is_empty()
+            || given
+                .into_iter()
+                .flatten()
+                .any(|key| allowed.iter().any(|a| a == key));
+        async move { ok }
     })
     .await
     {

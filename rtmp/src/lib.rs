@@ -14,6 +14,7 @@ pub mod flv;
 pub mod gop;
 mod handshake;
 pub mod media;
+pub mod name;
 pub mod rtp;
 pub mod server;
 pub mod tag;

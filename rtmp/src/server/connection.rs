@@ -26,6 +26,7 @@ use super::{DuplicatePublisher, Shared};
 use crate::error::RtmpError;
 use crate::flv::check_supported_codec;
 use crate::handshake::handshake;
+use crate::name::StreamName;
 use crate::tag::Tag;
 
 struct Publishing {
@@ -243,7 +244,9 @@ impl Connection {
                 request_id,
                 app_name,
             } => {
-                debug!(peer = %self.peer, app = %app_name, "rtmp connect");
+                // Only the name: the query may hold credentials.
+                let app = StreamName::parse_app(&app_name);
+                debug!(peer = %self.peer, app = %app.name, params = app.params.len(), "rtmp connect");
                 self.accept(request_id)?;
             }
             ServerSessionEvent::PublishStreamRequested {
@@ -294,12 +297,21 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
+    /// `app` and `key` as the peer sent them, query strings included (`live?x=y`,
+    /// `cam1?token=abc123`): the stream goes live under the names without them.
     async fn on_publish(
         &mut self,
         request_id: u32,
         app: String,
         key: String,
     ) -> Result<Flow, RtmpError> {
+        let app = StreamName::parse_app(&app);
+        let key = StreamName::parse(&key);
+        let (app_params, params) = (app.params, key.params);
+        let (app, key) = (app.name, key.name);
+        if key.is_empty() {
+            return self.refuse_publish(app, key, "NetStream.Publish.BadName", "empty stream name");
+        }
         if self.publishing.is_some() || self.playing.is_some() {
             return self.refuse_publish(
                 app,
@@ -311,6 +323,8 @@ impl Connection {
         let request = PublishRequest {
             app: app.clone(),
             key: key.clone(),
+            params,
+            app_params,
             peer: self.peer,
         };
         if !self.shared.authorizer.authorize(request).await {
@@ -385,6 +399,8 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
+    /// `app` and `key` as the player sent them: `live/cam1?token=x` plays `live`/`cam1`. Play
+    /// parameters are not checked (there is no play authorizer).
     fn on_play(
         &mut self,
         request_id: u32,
@@ -392,6 +408,8 @@ impl Connection {
         key: String,
         stream_id: u32,
     ) -> Result<Flow, RtmpError> {
+        let app = StreamName::parse_app(&app).name;
+        let key = StreamName::parse(&key).name;
         let live = if self.publishing.is_none() && self.playing.is_none() {
             self.shared.hub.get(&app, &key)
         } else {

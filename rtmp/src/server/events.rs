@@ -1,17 +1,37 @@
 use std::net::SocketAddr;
 
+use crate::name::QueryParams;
+
 /// A publisher asking to go live, handed to the [`super::PublishAuthorizer`].
+///
+/// For `rtmp://host/live?tenant=acme/cam1?token=abc123` (app `live?tenant=acme` in `connect`,
+/// stream `cam1?token=abc123` in `publish`): `app` is `live`, `key` is `cam1`, `params` holds
+/// `token=abc123` and `app_params` holds `tenant=acme`. Names are split by
+/// [`crate::name::StreamName`]; the stream goes live, and is played, under `app`/`key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishRequest {
-    /// RTMP application name (`live` in `rtmp://host/live/key`).
+    /// RTMP application name without its query (`live` in `rtmp://host/live/key`).
     pub app: String,
-    /// Stream key.
+    /// Stream key without its query (`cam1` in `rtmp://host/live/cam1?token=abc123`).
     pub key: String,
+    /// Parameters of the stream name's query string (`token=abc123`), percent-decoded.
+    pub params: QueryParams,
+    /// Parameters of the app's query string (`connect` app `live?tenant=acme`).
+    pub app_params: QueryParams,
     /// Encoder address.
     pub peer: SocketAddr,
 }
 
-/// Something that happened on the server. `app`/`key` name the stream, `peer` the remote end.
+impl PublishRequest {
+    /// The first value of parameter `name`, from the stream name's query, else from the app's
+    /// (`Some("")` for an empty value).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).or_else(|| self.app_params.get(name))
+    }
+}
+
+/// Something that happened on the server. `app`/`key` name the stream (without query strings,
+/// which may carry secrets), `peer` the remote end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
     /// A publisher went live on `app`/`key`.

@@ -27,6 +27,8 @@ pub use events::{PublishRequest, ServerEvent};
 pub use hub::StreamStats;
 pub use subscription::{StreamEvent, StreamSubscription};
 
+pub use crate::name::QueryParams;
+
 use crate::error::RtmpError;
 use hub::Hub;
 
@@ -34,6 +36,10 @@ use hub::Hub;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Decides whether an `app`/`key` may publish (the stream-key registry implements this).
+///
+/// The request carries the names without their query strings and the parsed parameters
+/// ([`PublishRequest::params`], [`PublishRequest::app_params`]), so a key may be checked as the
+/// stream name (`live/KEY`) or as a parameter (`live/cam1?token=KEY`, `live/cam1?key=KEY`).
 pub trait PublishAuthorizer: Send + Sync + 'static {
     /// Resolves to `true` to let the publisher in.
     fn authorize(&self, request: PublishRequest) -> BoxFuture<bool>;
