@@ -245,28 +245,7 @@ async fn resolve(uri: &str) -> Result<SocketAddr, SipError> {
 
 /// Splits comma-separated header lists (Record-Route, Route) outside `<...>` and quotes.
 fn split_list(values: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for v in values {
-        let (mut depth, mut quoted, mut cur) = (0, false, String::new());
-        for c in v.chars() {
-            match c {
-                '"' => quoted = !quoted,
-                '<' if !quoted => depth += 1,
-                '>' if !quoted => depth -= 1,
-                ',' if !quoted && depth == 0 => {
-                    out.push(cur.trim().to_string());
-                    cur.clear();
-                    continue;
-                }
-                _ => {}
-            }
-            cur.push(c);
-        }
-        if !cur.trim().is_empty() {
-            out.push(cur.trim().to_string());
-        }
-    }
-    out
+    values.iter().flat_map(|v| m::split_commas(v)).collect()
 }
 
 fn reason_of(resp: &rsip::Response) -> String {
