@@ -97,6 +97,11 @@ impl Peer {
 
     /// A request in the peer's dialog (or starting it when `ua_tag` is empty).
     fn request_bytes(&mut self, method: &str, body: Option<String>) -> Vec<u8> {
+        self.request_typed(method, body.map(|b| ("application/sdp".to_string(), b)))
+    }
+
+    /// Like `request_bytes`, with the body's Content-Type given.
+    fn request_typed(&mut self, method: &str, body: Option<(String, String)>) -> Vec<u8> {
         if method != "ACK" {
             self.cseq += 1;
         }
@@ -107,8 +112,8 @@ impl Peer {
             format!(";tag={}", self.ua_tag)
         };
         let (ctype, body) = match body {
-            Some(b) => ("Content-Type: application/sdp\r\n", b),
-            None => ("", String::new()),
+            Some((t, b)) => (format!("Content-Type: {t}\r\n"), b),
+            None => (String::new(), String::new()),
         };
         format!(
             "{method} sip:ua@{ua} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{method}{cseq}{rnd};rport\r\nMax-Forwards: 70\r\nFrom: <sip:peer@127.0.0.1>;tag={tag}\r\nTo: <sip:ua@127.0.0.1>{to_tag}\r\nCall-ID: rsdp-{rnd}\r\nCSeq: {cseq} {method}\r\nContact: <sip:peer@{local}>\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
@@ -123,11 +128,22 @@ impl Peer {
 
     /// A response to the UA's request, with our tag and optionally an SDP.
     fn reply(&self, req: &rsip::Request, code: u16, tag: &str, body: Option<String>) -> Vec<u8> {
+        self.reply_typed(req, code, tag, body.map(|b| ("application/sdp".into(), b)))
+    }
+
+    /// Like `reply`, with the body's Content-Type given.
+    fn reply_typed(
+        &self,
+        req: &rsip::Request,
+        code: u16,
+        tag: &str,
+        body: Option<(String, String)>,
+    ) -> Vec<u8> {
         let mut resp = m::response_to(req, code, Some(tag));
         resp.headers
             .push(header("Contact", format!("<sip:peer@{}>", self.addr())));
-        if let Some(b) = body {
-            resp.headers.push(header("Content-Type", "application/sdp"));
+        if let Some((t, b)) = body {
+            resp.headers.push(header("Content-Type", t));
             resp.body = b.into_bytes();
         }
         m::to_bytes(&SipMessage::Response(resp))
@@ -314,5 +330,60 @@ async fn answer_to_our_reinvite_moves_rtp() {
     peer.send(&ok).await;
     peer.request("ACK").await;
     hold.await.unwrap().unwrap();
+    media_follows_b(&peer, &ep).await;
+}
+
+/// `sdp` wrapped as the first part of a `multipart/mixed` body next to an ISUP part.
+fn multipart(sdp: String) -> (String, String) {
+    (
+        "multipart/mixed;boundary=bnd".into(),
+        format!(
+            "--bnd\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--bnd\r\nContent-Type: application/isup\r\n\r\nIAM\r\n--bnd--\r\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_reinvite_moves_rtp_and_is_answered_with_plain_sdp() {
+    let (_ua, mut peer, call) = inbound_call(true).await;
+    let ack = peer.request_bytes("ACK", None);
+    peer.send(&ack).await;
+    let ep = call.rtp().unwrap().clone();
+    latch_on_a(&peer, &ep).await;
+    let reinvite = peer.request_typed("INVITE", Some(multipart(sdp(peer.port_b(), "sendrecv"))));
+    peer.send(&reinvite).await;
+    let ok = peer.response(200).await;
+    assert!(bifrons_sip::Sdp::parse(&ok.body).is_ok());
+    let ack = peer.request_bytes("ACK", None);
+    peer.send(&ack).await;
+    media_follows_b(&peer, &ep).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_final_answer_moves_rtp() {
+    let (ua, _ev) = Ua::start(UaConfig::default()).await.unwrap();
+    let peer = Peer::new(ua.local_addr()).await;
+    let call = ua
+        .call(&format!("sip:peer@{}", peer.addr()), None)
+        .await
+        .unwrap();
+    let invite = peer.request("INVITE").await;
+    let ep = call.rtp().unwrap().clone();
+    let early = peer.reply_typed(
+        &invite,
+        183,
+        "t1",
+        Some(multipart(sdp(peer.port_a(), "sendrecv"))),
+    );
+    peer.send(&early).await;
+    latch_on_a(&peer, &ep).await;
+    let ok = peer.reply_typed(
+        &invite,
+        200,
+        "t1",
+        Some(multipart(sdp(peer.port_b(), "sendrecv"))),
+    );
+    peer.send(&ok).await;
+    peer.request("ACK").await;
     media_follows_b(&peer, &ep).await;
 }

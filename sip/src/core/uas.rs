@@ -274,6 +274,24 @@ impl Core {
             .await;
             return;
         }
+        let mut req = req;
+        if matches!(req.method, Method::Invite | Method::Update | Method::Ack) {
+            // Offer/answer reads SDP only: take it out of a multipart body (RFC 5621).
+            if let Err(e) = session_body(&mut req.headers, &mut req.body) {
+                tracing::info!(error = %e, method = %req.method, "no usable session description");
+                let (code, extra) = match e {
+                    BodyError::Unsupported(_) => (415, vec![header("Accept", body::SDP)]),
+                    BodyError::Malformed(_) => (400, vec![]),
+                };
+                if req.method == Method::Ack {
+                    // An ACK cannot be refused: go on as if it had no body.
+                    req.body.clear();
+                } else {
+                    self.respond(&req, code, source, t, extra, None).await;
+                    return;
+                }
+            }
+        }
         match req.method {
             Method::Invite if to_tag.is_none() => {
                 self.incoming_invite(req, source, t, call_id).await
