@@ -110,8 +110,8 @@ struct RecvState {
     latched: Option<SocketAddr>,
     /// The address of the latest remote SDP ([`RtpEndpoint::configure`]).
     signalled: Option<SocketAddr>,
-    /// Where the peer's media came from before the SDP moved it: packets still in flight
-    /// from there must not take the re-armed latch.
+    /// Where the peer's media (RTP and RTCP) came from before the SDP moved it: packets
+    /// still in flight from there must not take the re-armed latches.
     stale: Vec<SocketAddr>,
     rtcp_latched: Option<SocketAddr>,
     ssrc: Option<u32>,
@@ -256,6 +256,7 @@ impl RtpEndpoint {
                     .signalled
                     .into_iter()
                     .chain(r.latched)
+                    .chain(r.rtcp_latched)
                     .filter(|a| *a != remote)
                     .collect();
                 r.stale = previous;
@@ -525,7 +526,7 @@ async fn recv_rtcp(shared: Arc<Shared>) {
         let stale = r
             .stale
             .iter()
-            .any(|a| a.ip() == src.ip() && a.port().wrapping_add(1) == src.port());
+            .any(|a| *a == src || (a.ip() == src.ip() && a.port().wrapping_add(1) == src.port()));
         if !stale {
             r.rtcp_latched.get_or_insert(src);
         }
@@ -587,18 +588,22 @@ fn rtcp_report(shared: &Shared) -> Vec<u8> {
     out
 }
 
+/// Where RTCP goes: the source RTCP came from since the last SDP change, else the port
+/// above the RTP destination (RFC 3550 §11).
+fn rtcp_dest(shared: &Shared) -> Option<SocketAddr> {
+    let r = lock(&shared.recv);
+    r.rtcp_latched
+        .or_else(|| lock(&shared.remote).map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
+}
+
 async fn send_rtcp(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     loop {
         tick.tick().await;
-        let dest = {
-            let r = lock(&shared.recv);
-            r.rtcp_latched.or_else(|| {
-                lock(&shared.remote).map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
-            })
+        let Some(dest) = rtcp_dest(&shared) else {
+            continue;
         };
-        let Some(dest) = dest else { continue };
         let pkt = rtcp_report(&shared);
         if shared.rtcp.send_to(&pkt, dest).await.is_ok() {
             shared.stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
@@ -811,5 +816,40 @@ mod tests {
         send_from(&nat, &ep, 1, 2).await;
         assert!(hears(&ep).await);
         assert_eq!(ep.remote(), Some(addr(&nat)));
+    }
+
+    /// Waits until `ep` has received `n` RTCP packets.
+    async fn rtcp_received(ep: &RtpEndpoint, n: u64) {
+        for _ in 0..100 {
+            if ep.stats().rtcp_received.load(Ordering::Relaxed) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("RTCP not received");
+    }
+
+    #[tokio::test]
+    async fn rtcp_follows_the_sdp_change_and_ignores_the_old_source() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let ep = RtpEndpoint::bind(lo, 38000..=38999).await.unwrap();
+        let (a_rtp, a_rtcp, b_rtp) = (peer().await, peer().await, peer().await);
+        let ep_rtcp = SocketAddr::new(lo, ep.local_addr().unwrap().port() + 1);
+        // An empty receiver report (RFC 3550 §6.4.2).
+        let rr = [0x80, 201, 0, 1, 0, 0, 0, 7];
+        ep.configure(addr(&a_rtp), params());
+        a_rtcp.send_to(&rr, ep_rtcp).await.unwrap();
+        rtcp_received(&ep, 1).await;
+        assert_eq!(rtcp_dest(&ep.shared), Some(addr(&a_rtcp)));
+        ep.configure(addr(&b_rtp), params());
+        let b_rtcp = SocketAddr::new(lo, addr(&b_rtp).port() + 1);
+        assert_eq!(rtcp_dest(&ep.shared), Some(b_rtcp));
+        a_rtcp.send_to(&rr, ep_rtcp).await.unwrap();
+        rtcp_received(&ep, 2).await;
+        assert_eq!(
+            rtcp_dest(&ep.shared),
+            Some(b_rtcp),
+            "the old RTCP source is stale"
+        );
     }
 }
