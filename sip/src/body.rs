@@ -64,25 +64,39 @@ fn find_sdp<'a>(content_type: &str, body: &'a [u8], depth: usize) -> Result<&'a 
         .filter(|b| !b.is_empty())
         .ok_or(BodyError::Malformed("no boundary"))?;
     let parts = split_parts(body, &boundary).ok_or(BodyError::Malformed("no delimiter"))?;
-    let found: Vec<&[u8]> = parts
-        .into_iter()
-        .filter_map(|part| {
-            let (headers, content) = split_part(part);
-            // RFC 2046 §5.1: a part without Content-Type is text/plain.
-            let ct = headers
-                .iter()
-                .find(|(n, _)| n == "content-type")
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("text/plain");
-            find_sdp(ct, content, depth + 1).ok()
-        })
-        .collect();
+    let mut found: Vec<&[u8]> = Vec::new();
+    for part in parts {
+        let (headers, content) = split_part(part);
+        // RFC 2046 §5.1: a part without Content-Type is text/plain.
+        let ct = headers
+            .iter()
+            .find(|(n, _)| n == "content-type")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("text/plain");
+        match find_sdp(ct, content, depth + 1) {
+            Ok(sdp) => found.push(sdp),
+            Err(e) if required(&headers) => return Err(e),
+            Err(_) => {}
+        }
+    }
     let pick = if media == "multipart/alternative" {
         found.last()
     } else {
         found.first()
     };
     pick.copied().ok_or(BodyError::Unsupported(media))
+}
+
+/// Whether a part says it must be understood (`Content-Disposition: ...;handling=required`,
+/// RFC 3261 §20.11, RFC 5621 §3.2): one we cannot read then refuses the whole body. RFC 3261
+/// makes `required` the default, but gateways commonly send ISUP without any disposition, so
+/// only an explicit `handling=required` counts.
+fn required(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .filter(|(n, _)| n == "content-disposition")
+        .flat_map(|(_, v)| media_type(v).1)
+        .any(|(k, v)| k == "handling" && v.eq_ignore_ascii_case("required"))
 }
 
 /// `type/subtype` in lower case and the parameters (names lower case, values unquoted).
@@ -342,6 +356,24 @@ mod tests {
         );
         assert_eq!(
             sdp(Some("multipart/related;boundary=out"), body.as_bytes()),
+            Ok(Some(SDP_BODY.as_bytes().to_vec()))
+        );
+    }
+
+    #[test]
+    fn a_part_we_cannot_read_marked_handling_required_refuses_the_body() {
+        let body = sdp_and_isup("b", "\r\n");
+        let strict =
+            String::from_utf8_lossy(&body).replace("handling=optional", "HANDLING=Required");
+        assert_eq!(
+            sdp(Some("multipart/mixed;boundary=b"), strict.as_bytes()),
+            Err(BodyError::Unsupported("application/isup".into()))
+        );
+        // Without a disposition the ISUP part is ignored, as gateways expect.
+        let bare = String::from_utf8_lossy(&body)
+            .replace("Content-Disposition: signal;handling=optional\r\n", "");
+        assert_eq!(
+            sdp(Some("multipart/mixed;boundary=b"), bare.as_bytes()),
             Ok(Some(SDP_BODY.as_bytes().to_vec()))
         );
     }
