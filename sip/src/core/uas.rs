@@ -534,8 +534,11 @@ impl Core {
         let session = c.local_sdp.as_ref().map(|s| s.session_id).unwrap_or(1);
         let (mut ans, _) = Sdp::answer(&offer, &codecs, addr, local_dir, session)?;
         ans.version = c.local_sdp.as_ref().map(|s| s.version + 1).unwrap_or(2);
-        c.local_sdp = Some(ans.clone());
+        // Only a usable offer changes the session: a 488 leaves the previous one in place.
         self.apply_remote_sdp(call_id, body)?;
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.local_sdp = Some(ans.clone());
+        }
         Ok((Some(ans), offer.audio().map(|m| m.direction)))
     }
 
