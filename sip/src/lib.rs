@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod body;
 mod core;
 pub mod digest;
 pub mod dtmf;

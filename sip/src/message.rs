@@ -38,22 +38,52 @@ pub enum ParseError {
     MissingHeader(&'static str),
 }
 
+/// Compact header forms and their long names: RFC 3261 §7.3.3 and §20, RFC 3265 (`o`, `u`),
+/// RFC 3515 (`r`), RFC 3841 (`a`, `j`, `d`), RFC 3892 (`b`), RFC 4028 (`x`), RFC 4474
+/// (`y`, `n`).
+const COMPACT: &[(&str, &str)] = &[
+    ("a", "Accept-Contact"),
+    ("b", "Referred-By"),
+    ("c", "Content-Type"),
+    ("d", "Request-Disposition"),
+    ("e", "Content-Encoding"),
+    ("f", "From"),
+    ("i", "Call-ID"),
+    ("j", "Reject-Contact"),
+    ("k", "Supported"),
+    ("l", "Content-Length"),
+    ("m", "Contact"),
+    ("n", "Identity-Info"),
+    ("o", "Event"),
+    ("r", "Refer-To"),
+    ("s", "Subject"),
+    ("t", "To"),
+    ("u", "Allow-Events"),
+    ("v", "Via"),
+    ("x", "Session-Expires"),
+    ("y", "Identity"),
+];
+
+/// Headers whose comma-separated values are split into one header line each on input
+/// (RFC 3261 §7.3.1), so that "the top Via" or "the first Route" means the first value
+/// whether the peer wrote `Via: a, b` or two Via lines. Other list headers (Allow, Supported)
+/// are read as a whole; challenges and credentials contain commas that are not separators.
+const SPLIT_LISTS: &[&str] = &["via", "route", "record-route", "contact"];
+
+/// The long form of a compact header name (`i` → `Call-ID`), any case.
+fn long_form(name: &str) -> Option<&'static str> {
+    COMPACT
+        .iter()
+        .find(|(c, _)| name.eq_ignore_ascii_case(c))
+        .map(|(_, long)| *long)
+}
+
 /// Canonical lower-case long name of a header, expanding compact forms (RFC 3261 §7.3.3).
 pub fn canonical_name(name: &str) -> String {
-    let lower = name.trim().to_ascii_lowercase();
-    match lower.as_str() {
-        "v" => "via".into(),
-        "f" => "from".into(),
-        "t" => "to".into(),
-        "i" => "call-id".into(),
-        "m" => "contact".into(),
-        "l" => "content-length".into(),
-        "c" => "content-type".into(),
-        "k" => "supported".into(),
-        "s" => "subject".into(),
-        "e" => "content-encoding".into(),
-        "r" => "refer-to".into(),
-        _ => lower,
+    let name = name.trim();
+    match long_form(name) {
+        Some(long) => long.to_ascii_lowercase(),
+        None => name.to_ascii_lowercase(),
     }
 }
 
@@ -108,15 +138,107 @@ pub fn header(name: &str, value: impl Into<String>) -> Header {
 }
 
 /// Header lines of a raw message, without relying on `rsip`: used to answer a message that
-/// `rsip` refused with a 400 carrying the request's own Via/From/To/Call-ID/CSeq.
+/// `rsip` refused with a 400 carrying the request's own Via/From/To/Call-ID/CSeq, and to frame
+/// TCP. Folded lines are joined and names canonical, as in [`parse`].
 pub fn raw_header_lines(bytes: &[u8]) -> Vec<(String, String)> {
     let end = find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
     let text = String::from_utf8_lossy(&bytes[..end]);
-    text.split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (canonical_name(n), v.trim().to_string()))
+    unfold(&text)
+        .into_iter()
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (canonical_name(n), v.trim().to_string()))
+        })
         .collect()
+}
+
+/// The header lines of a header section (start line and terminating empty line excluded),
+/// with folding undone (RFC 3261 §7.3.1): a line starting with SP or HT continues the
+/// previous one, and the line break with the whitespace around it becomes one space.
+fn unfold(head: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in head.split("\r\n").skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let continued = line.trim_start_matches([' ', '\t']);
+        match out.last_mut() {
+            Some(prev) if continued.len() < line.len() => {
+                let keep = prev.trim_end_matches([' ', '\t']).len();
+                prev.truncate(keep);
+                if !continued.is_empty() {
+                    prev.push(' ');
+                    prev.push_str(continued);
+                }
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    out
+}
+
+/// Splits a header value at the commas that separate list elements (RFC 3261 §7.3.1),
+/// ignoring commas inside quoted strings and `<...>`; elements are trimmed, empty ones dropped.
+pub fn split_commas(value: &str) -> Vec<String> {
+    let (mut out, mut cur) = (Vec::new(), String::new());
+    let (mut depth, mut quoted, mut escaped) = (0u32, false, false);
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                if !cur.trim().is_empty() {
+                    out.push(cur.trim().to_string());
+                }
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// Rewrites a header section (start line to the empty line) into the plain form `rsip` and
+/// the accessors expect, accepting the RFC 3261 §7.3 / §25 grammar: folded lines joined,
+/// whitespace around the colon dropped, compact names written in their long form, and
+/// comma-separated Via/Route/Record-Route/Contact values split into one line each.
+/// Lines without a colon are kept as they are, for `rsip` to refuse.
+fn normalize_head(head: &str) -> String {
+    let start = head.split("\r\n").next().unwrap_or("");
+    let mut out = String::with_capacity(head.len() + 16);
+    out.push_str(start);
+    out.push_str("\r\n");
+    for line in unfold(head) {
+        let Some((name, value)) = line.split_once(':') else {
+            out.push_str(&line);
+            out.push_str("\r\n");
+            continue;
+        };
+        let name = name.trim_matches([' ', '\t']);
+        let name = long_form(name).unwrap_or(name);
+        let value = value.trim_matches([' ', '\t']);
+        let values = if SPLIT_LISTS.contains(&canonical_name(name).as_str()) {
+            split_commas(value)
+        } else {
+            vec![value.to_string()]
+        };
+        for v in values {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(&v);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// Position of `needle` in `hay`.
@@ -179,13 +301,24 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         }
         None => rest.len(),
     };
-    let mut framed = head.to_vec();
-    framed.extend_from_slice(&rest[..body_len]);
     // rsip's tokenizer works on text; a NUL or invalid UTF-8 in the header section is refused
     // here so that every header value we later read is well-formed text.
-    if std::str::from_utf8(head).is_err() || head.contains(&0) {
+    let Ok(head_text) = std::str::from_utf8(head) else {
+        return Err(ParseError::Malformed("non-text header section".into()));
+    };
+    if head.contains(&0) {
         return Err(ParseError::Malformed("non-text header section".into()));
     }
+    let normalized = normalize_head(head_text);
+    if let Some(long) = normalized
+        .split("\r\n")
+        .map(str::len)
+        .find(|&n| n > MAX_HEADER_LINE)
+    {
+        return Err(ParseError::HeaderTooLong(long));
+    }
+    let mut framed = normalized.into_bytes();
+    framed.extend_from_slice(&rest[..body_len]);
     let msg = SipMessage::try_from(framed.as_slice())
         .map_err(|e| ParseError::Malformed(e.to_string()))?;
     check_mandatory(&msg)?;
@@ -452,5 +585,242 @@ mod tests {
         assert_eq!(stream_frame_len(&m[..m.len() - 6]).unwrap(), None);
         let full = stream_frame_len(m).unwrap().unwrap();
         assert_eq!(full, m.len() - 4);
+    }
+
+    /// A request whose header lines are `lines` (CRLF added), with an optional body.
+    fn request_with(lines: &[&str], body: &str) -> String {
+        let mut m = String::from("INVITE sip:bob@example.com SIP/2.0\r\n");
+        for l in lines {
+            m.push_str(l);
+            m.push_str("\r\n");
+        }
+        m.push_str("\r\n");
+        m.push_str(body);
+        m
+    }
+
+    // RFC 3261 §7.3.1: a header value may continue on lines starting with SP or HT; the
+    // folding (CRLF plus leading whitespace) is equivalent to a single space.
+    #[test]
+    fn folded_www_authenticate_is_joined_with_single_spaces() {
+        let raw = "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\nFrom: <sip:a@example.com>;tag=a\r\nTo: <sip:a@example.com>;tag=r\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nWWW-Authenticate: Digest realm=\"example.com\",\r\n  nonce=\"abc\",\r\n\talgorithm=MD5,\r\n \t qop=\"auth\"\r\nContent-Length: 0\r\n\r\n";
+        let m = parse(raw.as_bytes()).expect("folded header parses");
+        assert_eq!(
+            header_value(m.headers(), "www-authenticate").as_deref(),
+            Some("Digest realm=\"example.com\", nonce=\"abc\", algorithm=MD5, qop=\"auth\"")
+        );
+    }
+
+    #[test]
+    fn folding_is_accepted_in_any_header_and_before_the_value() {
+        let raw = request_with(
+            &[
+                "Via: SIP/2.0/UDP 10.0.0.1:5060",
+                " ;branch=z9hG4bK1",
+                "From:",
+                "\t<sip:alice@example.com>;tag=a",
+                "To: <sip:bob@example.com>",
+                "Call-ID: c1",
+                "CSeq: 1",
+                "  INVITE",
+                "Subject: a long",
+                "   subject",
+            ],
+            "",
+        );
+        let m = parse(raw.as_bytes()).expect("parse");
+        assert_eq!(top_via_branch(m.headers()).as_deref(), Some("z9hG4bK1"));
+        assert_eq!(
+            header_value(m.headers(), "from").as_deref(),
+            Some("<sip:alice@example.com>;tag=a")
+        );
+        assert_eq!(
+            header_value(m.headers(), "subject").as_deref(),
+            Some("a long subject")
+        );
+        // The 400 path and TCP framing read raw lines: they unfold too.
+        let lines = raw_header_lines(raw.as_bytes());
+        assert!(
+            lines.contains(&("cseq".into(), "1 INVITE".into())),
+            "{lines:?}"
+        );
+    }
+
+    // RFC 3261 §7.3.3 and the registry of compact forms (§20, RFC 3265, 3515, 3841, 3892,
+    // 4028, 4474).
+    #[test]
+    fn compact_header_forms_are_understood() {
+        let raw = request_with(
+            &[
+                "v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1",
+                "f: <sip:alice@example.com>;tag=a",
+                "t: <sip:bob@example.com>",
+                "i: c1",
+                "CSeq: 1 INVITE",
+                "m: <sip:alice@10.0.0.1>",
+                "c: application/sdp",
+                "k: timer",
+                "s: hello",
+                "e: gzip",
+                "o: refer",
+                "u: refer",
+                "r: <sip:carol@example.com>",
+                "b: <sip:dave@example.com>",
+                "x: 1800",
+                "a: *;audio",
+                "j: *;video",
+                "d: proxy",
+                "y: abc",
+                "n: <https://example.com/cert>",
+                "l: 4",
+            ],
+            "v=0\nJUNK",
+        );
+        let m = parse(raw.as_bytes()).expect("compact forms parse");
+        assert_eq!(m.body(), b"v=0\n", "l: frames the body");
+        let h = m.headers();
+        for (name, want) in [
+            ("Via", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1"),
+            ("From", "<sip:alice@example.com>;tag=a"),
+            ("To", "<sip:bob@example.com>"),
+            ("Call-ID", "c1"),
+            ("Contact", "<sip:alice@10.0.0.1>"),
+            ("Content-Type", "application/sdp"),
+            ("Supported", "timer"),
+            ("Subject", "hello"),
+            ("Content-Encoding", "gzip"),
+            ("Event", "refer"),
+            ("Allow-Events", "refer"),
+            ("Refer-To", "<sip:carol@example.com>"),
+            ("Referred-By", "<sip:dave@example.com>"),
+            ("Session-Expires", "1800"),
+            ("Accept-Contact", "*;audio"),
+            ("Reject-Contact", "*;video"),
+            ("Request-Disposition", "proxy"),
+            ("Identity", "abc"),
+            ("Identity-Info", "<https://example.com/cert>"),
+        ] {
+            assert_eq!(header_value(h, name).as_deref(), Some(want), "{name}");
+        }
+        assert_eq!(top_via_branch(h).as_deref(), Some("z9hG4bK1"));
+    }
+
+    // RFC 3261 §7.3.1: `Via: a, b` is the same as two Via lines, in that order; both forms may
+    // be mixed.
+    #[test]
+    fn comma_separated_values_are_the_same_as_repeated_lines() {
+        let raw = request_with(
+            &[
+                "Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bK1, SIP/2.0/UDP p2.example.com;branch=z9hG4bK2",
+                "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK3",
+                "From: \"Smith, Alice\" <sip:alice@example.com>;tag=a",
+                "To: <sip:bob@example.com>",
+                "Call-ID: c1",
+                "CSeq: 1 INVITE",
+                "Route: <sip:p1.example.com;lr>,<sip:p2.example.com;lr>",
+                "Record-Route: <sip:p3.example.com;lr>, <sip:p4.example.com;lr>",
+                "Contact: \"Bob, Jr\" <sip:bob@10.0.0.2>;q=0.5, <sip:bob@10.0.0.3>;q=1",
+                "m: <sip:bob@10.0.0.4>",
+            ],
+            "",
+        );
+        let m = parse(raw.as_bytes()).expect("parse");
+        let h = m.headers();
+        assert_eq!(
+            header_values(h, "via"),
+            [
+                "SIP/2.0/UDP p1.example.com;branch=z9hG4bK1",
+                "SIP/2.0/UDP p2.example.com;branch=z9hG4bK2",
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK3",
+            ]
+        );
+        assert_eq!(top_via_branch(h).as_deref(), Some("z9hG4bK1"));
+        assert_eq!(
+            header_values(h, "route"),
+            ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
+        );
+        assert_eq!(
+            header_values(h, "record-route"),
+            ["<sip:p3.example.com;lr>", "<sip:p4.example.com;lr>"]
+        );
+        assert_eq!(
+            header_values(h, "contact"),
+            [
+                "\"Bob, Jr\" <sip:bob@10.0.0.2>;q=0.5",
+                "<sip:bob@10.0.0.3>;q=1",
+                "<sip:bob@10.0.0.4>",
+            ]
+        );
+        // A comma inside a quoted display name is not a separator.
+        assert_eq!(
+            header_value(h, "from").as_deref(),
+            Some("\"Smith, Alice\" <sip:alice@example.com>;tag=a")
+        );
+        // A response copies every Via, in order (§8.2.6.2).
+        let SipMessage::Request(req) = m else {
+            panic!("request")
+        };
+        let resp = response_to(&req, 200, Some("t"));
+        assert_eq!(header_values(&resp.headers, "via").len(), 3);
+        assert_eq!(top_via_branch(&resp.headers).as_deref(), Some("z9hG4bK1"));
+    }
+
+    // RFC 3261 §7.3.1: field names are case-insensitive.
+    #[test]
+    fn header_names_are_case_insensitive() {
+        let raw = request_with(
+            &[
+                "vIA: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1",
+                "FROM: <sip:alice@example.com>;tag=a",
+                "to: <sip:bob@example.com>",
+                "CALL-id: c1",
+                "cseq: 1 INVITE",
+                "CONTENT-length: 4",
+                "content-TYPE: application/sdp",
+            ],
+            "v=0\nJUNK",
+        );
+        let m = parse(raw.as_bytes()).expect("parse");
+        assert_eq!(m.body(), b"v=0\n");
+        assert_eq!(header_value(m.headers(), "Call-ID").as_deref(), Some("c1"));
+        assert_eq!(
+            header_value(m.headers(), "Content-Type").as_deref(),
+            Some("application/sdp")
+        );
+    }
+
+    // RFC 3261 §7.3.1 and §25.1: HCOLON is *( SP / HTAB ) ":" SWS, COMMA is SWS "," SWS.
+    #[test]
+    fn whitespace_around_colons_and_commas_is_allowed() {
+        let raw = request_with(
+            &[
+                "Via  \t:  SIP/2.0/UDP p1.example.com;branch=z9hG4bK1 ,  SIP/2.0/UDP p2.example.com;branch=z9hG4bK2",
+                "From\t: <sip:alice@example.com>;tag=a",
+                "To :<sip:bob@example.com>",
+                "Call-ID:c1",
+                "CSeq :   1   INVITE",
+                "Contact : <sip:a@10.0.0.1> ,<sip:b@10.0.0.1>",
+                "Content-Length :  4",
+            ],
+            "v=0\nJUNK",
+        );
+        let m = parse(raw.as_bytes()).expect("parse");
+        let h = m.headers();
+        assert_eq!(m.body(), b"v=0\n");
+        assert_eq!(header_values(h, "via").len(), 2);
+        assert_eq!(top_via_branch(h).as_deref(), Some("z9hG4bK1"));
+        assert_eq!(header_value(h, "call-id").as_deref(), Some("c1"));
+        assert_eq!(
+            header_value(h, "to").as_deref(),
+            Some("<sip:bob@example.com>")
+        );
+        assert_eq!(
+            header_values(h, "contact"),
+            ["<sip:a@10.0.0.1>", "<sip:b@10.0.0.1>"]
+        );
+        assert_eq!(
+            header_value(h, "cseq").and_then(|v| parse_cseq(&v)),
+            Some((1, "INVITE".into()))
+        );
     }
 }

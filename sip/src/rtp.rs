@@ -86,7 +86,8 @@ pub struct RtpStats {
     pub rtcp_sent: AtomicU64,
     /// RTCP packets received.
     pub rtcp_received: AtomicU64,
-    /// Packets dropped because they came from an address other than the latched one.
+    /// Packets dropped because they came from an address other than the latched or signalled
+    /// one, or from where the peer sent before the last SDP change.
     pub foreign: AtomicU64,
     /// Packets missing from received RTP, from sequence-number gaps.
     pub lost: AtomicU64,
@@ -105,7 +106,13 @@ struct SendState {
 
 #[derive(Default)]
 struct RecvState {
+    /// The source media is taken from and sent to; `None` while the latch is armed.
     latched: Option<SocketAddr>,
+    /// The address of the latest remote SDP ([`RtpEndpoint::configure`]).
+    signalled: Option<SocketAddr>,
+    /// Where the peer's media (RTP and RTCP) came from before the SDP moved it: packets
+    /// still in flight from there must not take the re-armed latches.
+    stale: Vec<SocketAddr>,
     rtcp_latched: Option<SocketAddr>,
     ssrc: Option<u32>,
     highest: Option<u16>,
@@ -232,11 +239,36 @@ impl RtpEndpoint {
         Ok(self.shared.rtp.local_addr()?)
     }
 
-    /// Sets where to send (the SDP's `c=`/`m=` address) and with which payload types. Once
-    /// the peer's first packet arrived, its source address (latching) takes precedence.
+    /// Applies a remote SDP (RFC 3264): where to send (its `c=`/`m=` address) and with which
+    /// payload types. Call it for every remote description (answer, re-offer, UPDATE, a 2xx
+    /// after an early answer): the signalled address replaces the current one at once.
+    ///
+    /// Symmetric RTP (RFC 4961) is kept only as a NAT fallback and is re-armed here: a packet
+    /// from the signalled address is always accepted and pins sending to it; until one arrives,
+    /// the first other source is latched (a peer behind NAT whose SDP names a private
+    /// address). When the address changed, packets from the previous one are dropped as
+    /// stale; when it did not (hold, unhold), a NATed source stays acceptable.
     pub fn configure(&self, remote: SocketAddr, params: RtpParams) {
-        let latched = lock(&self.shared.recv).latched;
-        *lock(&self.shared.remote) = Some(latched.unwrap_or(remote));
+        {
+            let mut r = lock(&self.shared.recv);
+            if r.signalled != Some(remote) {
+                let previous: Vec<SocketAddr> = r
+                    .signalled
+                    .into_iter()
+                    .chain(r.latched)
+                    .chain(r.rtcp_latched)
+                    .filter(|a| *a != remote)
+                    .collect();
+                r.stale = previous;
+                if r.latched.is_some() || r.signalled.is_some() {
+                    tracing::debug!(%remote, "remote media moved by SDP; latch re-armed");
+                }
+                r.rtcp_latched = None;
+            }
+            r.signalled = Some(remote);
+            r.latched = None;
+        }
+        *lock(&self.shared.remote) = Some(remote);
         lock(&self.shared.send).params = params;
     }
 
@@ -394,18 +426,14 @@ async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
         };
         let event = {
             let mut r = lock(&shared.recv);
-            match r.latched {
-                None => {
-                    // Symmetric RTP: the peer may sit behind NAT, so reply where it sends from.
-                    r.latched = Some(src);
-                    *lock(&shared.remote) = Some(src);
-                    tracing::debug!(%src, "rtp latched");
-                }
-                Some(l) if l != src => {
-                    shared.stats.foreign.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                _ => {}
+            if !accept_source(&mut r, src) {
+                shared.stats.foreign.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if r.latched != Some(src) {
+                r.latched = Some(src);
+                *lock(&shared.remote) = Some(src);
+                tracing::debug!(%src, "rtp latched");
             }
             let seq: u16 = pkt.sequence_number().into();
             if r.ssrc != Some(pkt.ssrc()) {
@@ -456,6 +484,21 @@ async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
     }
 }
 
+/// Whether a packet from `src` is media of the current remote description (see
+/// [`RtpEndpoint::configure`]). The signalled address always wins; stale sources never do;
+/// otherwise the armed latch takes the first source (NAT fallback) and keeps it.
+fn accept_source(r: &mut RecvState, src: SocketAddr) -> bool {
+    if r.signalled == Some(src) || r.latched == Some(src) {
+        return true;
+    }
+    if r.stale.contains(&src) {
+        return false;
+    }
+    // Armed: nothing latched yet, or only a fallback source that is not the signalled one
+    // (a latch on the signalled address is final until the next SDP).
+    r.latched.is_none()
+}
+
 /// The socket side of sending: writes what `send_audio` and `send_dtmf` queued, in order.
 async fn send_rtp(shared: Arc<Shared>, mut queued: mpsc::Receiver<Outgoing>) {
     while let Some(Outgoing { packet, to }) = queued.recv().await {
@@ -479,7 +522,14 @@ async fn recv_rtcp(shared: Arc<Shared>) {
         }
         shared.stats.rtcp_received.fetch_add(1, Ordering::Relaxed);
         let mut r = lock(&shared.recv);
-        r.rtcp_latched.get_or_insert(src);
+        // RTCP from next to a stale RTP port belongs to media the SDP already moved away.
+        let stale = r
+            .stale
+            .iter()
+            .any(|a| *a == src || (a.ip() == src.ip() && a.port().wrapping_add(1) == src.port()));
+        if !stale {
+            r.rtcp_latched.get_or_insert(src);
+        }
         if buf[1] == 200 && n >= 20 {
             // Middle 32 bits of the SR's NTP timestamp, echoed as LSR in our reports.
             r.last_sr = u32::from_be_bytes([buf[10], buf[11], buf[12], buf[13]]);
@@ -538,18 +588,22 @@ fn rtcp_report(shared: &Shared) -> Vec<u8> {
     out
 }
 
+/// Where RTCP goes: the source RTCP came from since the last SDP change, else the port
+/// above the RTP destination (RFC 3550 §11).
+fn rtcp_dest(shared: &Shared) -> Option<SocketAddr> {
+    let r = lock(&shared.recv);
+    r.rtcp_latched
+        .or_else(|| lock(&shared.remote).map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))))
+}
+
 async fn send_rtcp(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     loop {
         tick.tick().await;
-        let dest = {
-            let r = lock(&shared.recv);
-            r.rtcp_latched.or_else(|| {
-                lock(&shared.remote).map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
-            })
+        let Some(dest) = rtcp_dest(&shared) else {
+            continue;
         };
-        let Some(dest) = dest else { continue };
         let pkt = rtcp_report(&shared);
         if shared.rtcp.send_to(&pkt, dest).await.is_ok() {
             shared.stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
@@ -657,5 +711,145 @@ mod tests {
         assert_eq!(seq, last.0.wrapping_add(1));
         assert_eq!(ts, last.1.wrapping_add(160 * (EXTRA as u32 + 1)));
         assert_eq!(a.stats().dropped.load(Ordering::Relaxed), EXTRA as u64);
+    }
+
+    /// A plain UDP socket standing in for one media port of the far end.
+    async fn peer() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    /// Sends one PCMU packet with the given SSRC and sequence number from `from` to `ep`.
+    async fn send_from(from: &UdpSocket, ep: &RtpEndpoint, ssrc: u32, seq: u16) {
+        let pkt = build(0, ssrc, seq, seq as u32 * 160, false, &[0x55; 160]);
+        from.send_to(&pkt, ep.local_addr().unwrap()).await.unwrap();
+    }
+
+    /// Whether `ep` reports an audio packet within 300 ms.
+    async fn hears(ep: &RtpEndpoint) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_millis(300), ep.recv()).await,
+            Ok(Some(RtpEvent::Audio { .. }))
+        )
+    }
+
+    /// Whether `sock` receives a datagram within 300 ms.
+    async fn gets(sock: &UdpSocket) -> bool {
+        let mut buf = [0u8; 2048];
+        tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf))
+            .await
+            .is_ok()
+    }
+
+    fn addr(s: &UdpSocket) -> SocketAddr {
+        s.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn new_remote_sdp_moves_media_to_the_new_port_after_latching() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let ep = RtpEndpoint::bind(lo, 34000..=34999).await.unwrap();
+        let (a, b) = (peer().await, peer().await);
+        ep.configure(addr(&a), params());
+        send_from(&a, &ep, 1, 1).await;
+        assert!(hears(&ep).await);
+        // The far end's re-INVITE moves its media from A to B.
+        ep.configure(addr(&b), params());
+        assert_eq!(ep.remote(), Some(addr(&b)), "sends follow the SDP at once");
+        ep.send_audio(&[0; 160], 160).unwrap();
+        assert!(gets(&b).await, "our RTP reaches the new port");
+        assert!(!gets(&a).await, "nothing goes to the old port");
+        send_from(&b, &ep, 2, 1).await;
+        assert!(hears(&ep).await, "the new port's packets are accepted");
+        // A packet still in flight from the old port must not steal the latch back.
+        send_from(&a, &ep, 1, 2).await;
+        assert!(!hears(&ep).await);
+        assert_eq!(ep.remote(), Some(addr(&b)));
+    }
+
+    #[tokio::test]
+    async fn latching_is_a_nat_fallback_rearmed_by_each_sdp_change() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let ep = RtpEndpoint::bind(lo, 35000..=35999).await.unwrap();
+        // The SDP names an address nobody sends from (a private address behind NAT).
+        let (nat1, nat2) = (peer().await, peer().await);
+        ep.configure("127.0.0.1:9".parse().unwrap(), params());
+        send_from(&nat1, &ep, 1, 1).await;
+        assert!(hears(&ep).await);
+        assert_eq!(ep.remote(), Some(addr(&nat1)), "latched to the real source");
+        // A new SDP with a new address: the latch is reset and armed again.
+        ep.configure("127.0.0.1:11".parse().unwrap(), params());
+        assert_eq!(ep.remote(), Some("127.0.0.1:11".parse().unwrap()));
+        send_from(&nat2, &ep, 2, 1).await;
+        assert!(
+            hears(&ep).await,
+            "the re-armed latch accepts the new source"
+        );
+        assert_eq!(ep.remote(), Some(addr(&nat2)));
+    }
+
+    #[tokio::test]
+    async fn the_signalled_address_wins_over_a_fallback_latch() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let ep = RtpEndpoint::bind(lo, 36000..=36999).await.unwrap();
+        let (other, signalled) = (peer().await, peer().await);
+        ep.configure(addr(&signalled), params());
+        // Something else speaks first (a relay, a late fork): the fallback takes it...
+        send_from(&other, &ep, 1, 1).await;
+        assert!(hears(&ep).await);
+        // ...but once the address from the SDP is heard, media goes there.
+        send_from(&signalled, &ep, 2, 1).await;
+        assert!(hears(&ep).await);
+        assert_eq!(ep.remote(), Some(addr(&signalled)));
+    }
+
+    #[tokio::test]
+    async fn an_sdp_with_the_same_address_keeps_the_nat_latch_working() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let ep = RtpEndpoint::bind(lo, 37000..=37999).await.unwrap();
+        let nat = peer().await;
+        let private: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        ep.configure(private, params());
+        send_from(&nat, &ep, 1, 1).await;
+        assert!(hears(&ep).await);
+        // Hold/unhold re-offers repeat the same address: the NATed source stays usable.
+        ep.configure(private, params());
+        send_from(&nat, &ep, 1, 2).await;
+        assert!(hears(&ep).await);
+        assert_eq!(ep.remote(), Some(addr(&nat)));
+    }
+
+    /// Waits until `ep` has received `n` RTCP packets.
+    async fn rtcp_received(ep: &RtpEndpoint, n: u64) {
+        for _ in 0..100 {
+            if ep.stats().rtcp_received.load(Ordering::Relaxed) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("RTCP not received");
+    }
+
+    #[tokio::test]
+    async fn rtcp_follows_the_sdp_change_and_ignores_the_old_source() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let ep = RtpEndpoint::bind(lo, 38000..=38999).await.unwrap();
+        let (a_rtp, a_rtcp, b_rtp) = (peer().await, peer().await, peer().await);
+        let ep_rtcp = SocketAddr::new(lo, ep.local_addr().unwrap().port() + 1);
+        // An empty receiver report (RFC 3550 §6.4.2).
+        let rr = [0x80, 201, 0, 1, 0, 0, 0, 7];
+        ep.configure(addr(&a_rtp), params());
+        a_rtcp.send_to(&rr, ep_rtcp).await.unwrap();
+        rtcp_received(&ep, 1).await;
+        assert_eq!(rtcp_dest(&ep.shared), Some(addr(&a_rtcp)));
+        ep.configure(addr(&b_rtp), params());
+        let b_rtcp = SocketAddr::new(lo, addr(&b_rtp).port() + 1);
+        assert_eq!(rtcp_dest(&ep.shared), Some(b_rtcp));
+        a_rtcp.send_to(&rr, ep_rtcp).await.unwrap();
+        rtcp_received(&ep, 2).await;
+        assert_eq!(
+            rtcp_dest(&ep.shared),
+            Some(b_rtcp),
+            "the old RTCP source is stale"
+        );
     }
 }

@@ -178,3 +178,83 @@ async fn udp_keepalive_sends_options_to_the_registrar() {
     // One probe came from the test harness's readiness check.
     assert!(n >= 3, "expected keep-alive OPTIONS, kamailio saw {n}");
 }
+
+/// `key="value"` or `key=value` from a digest header value.
+fn digest_param(v: &str, key: &str) -> Option<String> {
+    v.trim_start_matches("Digest").split(',').find_map(|p| {
+        let (k, val) = p.split_once('=')?;
+        (k.trim() == key).then(|| val.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The next request on a raw registrar socket, and its source.
+async fn recv_request(sock: &tokio::net::UdpSocket) -> (rsip::Request, std::net::SocketAddr) {
+    let mut buf = vec![0u8; 8192];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("REGISTER from the UA")
+        .unwrap();
+    match bifrons_sip::message::parse(&buf[..n]).expect("parsable REGISTER") {
+        rsip::SipMessage::Request(r) => (r, from),
+        other => panic!("expected a request: {other}"),
+    }
+}
+
+// RFC 3261 §7.3.1: a registrar may fold its challenge over several lines. The UA must join
+// them, answer the challenge and register.
+#[tokio::test]
+async fn register_answers_a_401_whose_challenge_is_folded_over_lines() {
+    use bifrons_sip::digest::{authorization, Challenge};
+    use bifrons_sip::message::{self as m, header};
+    let registrar = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = registrar.local_addr().unwrap();
+    let (ua, _ev) = Ua::start(UaConfig::default()).await.unwrap();
+    let account = Account {
+        registrar: format!("sip:{addr}"),
+        user: "alice".into(),
+        password: "alicepw".into(),
+        domain: Some("example.com".into()),
+        expires: 60,
+    };
+    let register = tokio::spawn(async move {
+        let r = ua.register(account).await;
+        (ua, r)
+    });
+    let (first, from) = recv_request(&registrar).await;
+    assert!(m::header_value(&first.headers, "authorization").is_none());
+    let mut challenge = String::from_utf8(m::to_bytes(&rsip::SipMessage::Response(
+        m::response_to(&first, 401, Some("reg")),
+    )))
+    .unwrap();
+    // Folded with a space, a tab and both, as RFC 3261 §7.3.1 allows.
+    challenge = challenge.replacen(
+        "\r\n\r\n",
+        "\r\nWWW-Authenticate: Digest realm=\"example.com\",\r\n  nonce=\"f0ld3d\",\r\n\topaque=\"op\",\r\n \talgorithm=MD5, qop=\"auth\"\r\n\r\n",
+        1,
+    );
+    registrar.send_to(challenge.as_bytes(), from).await.unwrap();
+    let (second, from) = recv_request(&registrar).await;
+    let auth = m::header_value(&second.headers, "authorization").expect("challenge answered");
+    let ch = Challenge::parse(
+        "Digest realm=\"example.com\", nonce=\"f0ld3d\", opaque=\"op\", algorithm=MD5, qop=\"auth\"",
+    )
+    .unwrap();
+    let uri = digest_param(&auth, "uri").unwrap();
+    let cnonce = digest_param(&auth, "cnonce").unwrap();
+    assert_eq!(
+        auth,
+        authorization(&ch, "alice", "alicepw", "REGISTER", &uri, &cnonce, 1),
+        "the digest answers the joined challenge"
+    );
+    let mut ok = m::response_to(&second, 200, Some("reg"));
+    for c in m::header_values(&second.headers, "contact") {
+        ok.headers
+            .push(header("Contact", format!("{c};expires=60")));
+    }
+    registrar
+        .send_to(&m::to_bytes(&rsip::SipMessage::Response(ok)), from)
+        .await
+        .unwrap();
+    let (_ua, result) = register.await.unwrap();
+    assert_eq!(result.expect("registered"), 60);
+}

@@ -7,6 +7,7 @@ mod responses;
 mod uac;
 mod uas;
 
+use crate::body::{self, BodyError};
 use crate::digest::{self, Challenge};
 use crate::dtmf::parse_dtmf_relay;
 use crate::error::{AuthFailure, SipError};
@@ -244,29 +245,25 @@ async fn resolve(uri: &str) -> Result<SocketAddr, SipError> {
 }
 
 /// Splits comma-separated header lists (Record-Route, Route) outside `<...>` and quotes.
+/// Replaces a body that carries SDP among other parts (RFC 5621 multipart) by the SDP part
+/// alone, with `Content-Type: application/sdp`, so that every offer/answer path reads plain
+/// SDP. An SDP or empty body is left as it is.
+///
+/// Errors: see [`body::sdp_of`]; headers and body are then unchanged.
+fn session_body(headers: &mut Headers, body: &mut Vec<u8>) -> Result<(), BodyError> {
+    let ct = header_value(headers, "content-type");
+    let sdp = match body::sdp_of(ct.as_deref(), body)? {
+        Some(sdp) if sdp.len() != body.len() => sdp.into_owned(),
+        _ => return Ok(()),
+    };
+    *body = sdp;
+    headers.retain(|h| m::name_value(h).0 != "content-type");
+    headers.push(header("Content-Type", body::SDP));
+    Ok(())
+}
+
 fn split_list(values: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for v in values {
-        let (mut depth, mut quoted, mut cur) = (0, false, String::new());
-        for c in v.chars() {
-            match c {
-                '"' => quoted = !quoted,
-                '<' if !quoted => depth += 1,
-                '>' if !quoted => depth -= 1,
-                ',' if !quoted && depth == 0 => {
-                    out.push(cur.trim().to_string());
-                    cur.clear();
-                    continue;
-                }
-                _ => {}
-            }
-            cur.push(c);
-        }
-        if !cur.trim().is_empty() {
-            out.push(cur.trim().to_string());
-        }
-    }
-    out
+    values.iter().flat_map(|v| m::split_commas(v)).collect()
 }
 
 fn reason_of(resp: &rsip::Response) -> String {

@@ -13,6 +13,14 @@ impl Core {
             return;
         };
         let key = (branch, method.to_ascii_uppercase());
+        let mut resp = resp;
+        if matches!(key.1.as_str(), "INVITE" | "UPDATE") {
+            if let Err(e) = session_body(&mut resp.headers, &mut resp.body) {
+                // An answer we cannot read is no answer; the dialog itself still stands.
+                tracing::info!(error = %e, "no usable SDP in response");
+                resp.body.clear();
+            }
+        }
         let code = m::status(&resp);
         let now = Instant::now();
         let Some(entry) = self.clients.get_mut(&key) else {

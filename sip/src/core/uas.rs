@@ -274,6 +274,24 @@ impl Core {
             .await;
             return;
         }
+        let mut req = req;
+        if matches!(req.method, Method::Invite | Method::Update | Method::Ack) {
+            // Offer/answer reads SDP only: take it out of a multipart body (RFC 5621).
+            if let Err(e) = session_body(&mut req.headers, &mut req.body) {
+                tracing::info!(error = %e, method = %req.method, "no usable session description");
+                let (code, extra) = match e {
+                    BodyError::Unsupported(_) => (415, vec![header("Accept", body::SDP)]),
+                    BodyError::Malformed(_) => (400, vec![]),
+                };
+                if req.method == Method::Ack {
+                    // An ACK cannot be refused: go on as if it had no body.
+                    req.body.clear();
+                } else {
+                    self.respond(&req, code, source, t, extra, None).await;
+                    return;
+                }
+            }
+        }
         match req.method {
             Method::Invite if to_tag.is_none() => {
                 self.incoming_invite(req, source, t, call_id).await
@@ -362,6 +380,20 @@ impl Core {
                         self.emit(&call_id, CallEvent::Refer { target });
                     }
                     None => self.respond(&req, 400, source, t, vec![], None).await,
+                }
+            }
+            Method::Update if !req.body.is_empty() && self.calls.contains_key(&call_id) => {
+                // An offer in UPDATE (RFC 3311 §5.2) moves media like a re-INVITE does.
+                match self.answer_in_dialog_offer(&call_id, &req.body) {
+                    Ok((Some(answer), _)) => {
+                        let body = Some(("application/sdp", answer.to_bytes()));
+                        self.respond(&req, 200, source, t, vec![], body).await;
+                    }
+                    Ok((None, _)) => self.respond(&req, 200, source, t, vec![], None).await,
+                    Err(e) => {
+                        tracing::info!(error = %e, "refusing UPDATE offer");
+                        self.respond(&req, 488, source, t, vec![], None).await;
+                    }
                 }
             }
             Method::Update | Method::Notify => {
@@ -468,6 +500,48 @@ impl Core {
         let _ = self.events.try_send(UaEvent::IncomingCall(call));
     }
 
+    /// Answers an offer received inside a dialog (re-INVITE, RFC 3261 §14.2, or UPDATE,
+    /// RFC 3311 §5.2) and applies it to the call's endpoint, so that media follows the new
+    /// remote address. An empty `body` keeps the current session: the answer is the last
+    /// local SDP. Returns the answer and the offer's audio direction.
+    ///
+    /// Errors: the offer does not parse or has no usable codec (the caller answers 488).
+    pub(super) fn answer_in_dialog_offer(
+        &mut self,
+        call_id: &str,
+        body: &[u8],
+    ) -> Result<(Option<Sdp>, Option<Direction>), SipError> {
+        let codecs = self.cfg.codecs.clone();
+        let c = self
+            .calls
+            .get_mut(call_id)
+            .ok_or(SipError::InvalidState("no such call"))?;
+        if body.is_empty() {
+            return Ok((c.local_sdp.clone(), None));
+        }
+        let offer = Sdp::parse(body)?;
+        let addr = c
+            .rtp
+            .as_ref()
+            .and_then(|e| e.local_addr().ok())
+            .or_else(|| c.local_sdp.as_ref().and_then(|s| s.audio_addr().ok()))
+            .ok_or(crate::sdp::SdpError::NoConnection)?;
+        let local_dir = if c.local_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        let session = c.local_sdp.as_ref().map(|s| s.session_id).unwrap_or(1);
+        let (mut ans, _) = Sdp::answer(&offer, &codecs, addr, local_dir, session)?;
+        ans.version = c.local_sdp.as_ref().map(|s| s.version + 1).unwrap_or(2);
+        // Only a usable offer changes the session: a 488 leaves the previous one in place.
+        self.apply_remote_sdp(call_id, body)?;
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.local_sdp = Some(ans.clone());
+        }
+        Ok((Some(ans), offer.audio().map(|m| m.direction)))
+    }
+
     pub(super) async fn incoming_reinvite(
         &mut self,
         req: rsip::Request,
@@ -475,7 +549,6 @@ impl Core {
         t: Transport,
         call_id: String,
     ) {
-        let codecs = self.cfg.codecs.clone();
         let contact = self.contact(&self.user());
         let Some(c) = self.calls.get_mut(&call_id) else {
             self.respond(&req, 481, source, t, vec![], None).await;
@@ -494,45 +567,14 @@ impl Core {
         if let Some(ct) = split_list(&header_values(&req.headers, "contact")).first() {
             c.remote_target = m::addr_uri(ct);
         }
-        let mut answer = c.local_sdp.clone();
-        let mut remote_dir = None;
-        if !req.body.is_empty() {
-            let parsed = Sdp::parse(&req.body).and_then(|offer| {
-                let addr = c
-                    .rtp
-                    .as_ref()
-                    .and_then(|e| e.local_addr().ok())
-                    .or_else(|| c.local_sdp.as_ref().and_then(|s| s.audio_addr().ok()));
-                let addr = addr.ok_or(crate::sdp::SdpError::NoConnection)?;
-                let local_dir = if c.local_hold {
-                    Direction::SendOnly
-                } else {
-                    Direction::SendRecv
-                };
-                let session = c.local_sdp.as_ref().map(|s| s.session_id).unwrap_or(1);
-                let (mut ans, _) = Sdp::answer(&offer, &codecs, addr, local_dir, session)?;
-                ans.version = c.local_sdp.as_ref().map(|s| s.version + 1).unwrap_or(2);
-                Ok((ans, offer.audio().map(|m| m.direction)))
-            });
-            match parsed {
-                Ok((ans, dir)) => {
-                    answer = Some(ans);
-                    remote_dir = dir;
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, "refusing re-offer");
-                    self.respond(&req, 488, source, t, vec![], None).await;
-                    return;
-                }
+        let (answer, remote_dir) = match self.answer_in_dialog_offer(&call_id, &req.body) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(error = %e, "refusing re-offer");
+                self.respond(&req, 488, source, t, vec![], None).await;
+                return;
             }
-        }
-        let c = self.calls.get_mut(&call_id);
-        if let (Some(c), Some(a)) = (c, &answer) {
-            c.local_sdp = Some(a.clone());
-        }
-        if !req.body.is_empty() {
-            let _ = self.apply_remote_sdp(&call_id, &req.body);
-        }
+        };
         let body = answer.map(|a| a.to_bytes());
         let mut resp = m::response_to(&req, 200, None);
         resp.headers.push(header("Contact", contact));
