@@ -11,6 +11,7 @@ use crate::auth::secrets_match;
 use crate::core::Core;
 use crate::ids::{HandleId, SessionId};
 use crate::logging::{janus_level_filter, janus_level_of};
+use crate::plugins::registry::AdminReply;
 use crate::session::{Handle, Session};
 
 /// Handles one Admin API request; ids may come from the HTTP path.
@@ -213,17 +214,21 @@ async fn global(core: &Arc<Core>, request: &str, fields: &Fields<'_>) -> Result<
         "message_plugin" => {
             let package = fields.string("plugin")?;
             let request = fields.object("request")?;
-            let response = core
+            // Codes and texts as Janus' janus_admin_handle_request has them.
+            match core
                 .plugins
                 .admin_message(package, Value::Object(request.clone()))
                 .await
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::PluginNotFound,
-                        format!("No such plugin '{package}'"),
-                    )
-                })?;
-            Ok(success(json!({ "response": response })))
+            {
+                AdminReply::Response(response) => Ok(success(json!({ "response": response }))),
+                AdminReply::NoSuchPlugin => {
+                    Err(ApiError::new(ErrorCode::PluginNotFound, "Invalid plugin"))
+                }
+                AdminReply::Unsupported => Err(ApiError::new(
+                    ErrorCode::Unknown,
+                    "Plugin doesn't support Admin API messages",
+                )),
+            }
         }
         other => Err(ApiError::unhandled_at_path(other)),
     }
