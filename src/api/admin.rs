@@ -11,6 +11,8 @@ use crate::auth::secrets_match;
 use crate::core::Core;
 use crate::ids::{HandleId, SessionId};
 use crate::logging::{janus_level_filter, janus_level_of};
+use crate::media::{Counters, DtlsState, PeerStats, StreamType};
+use crate::plugins::registry::AdminReply;
 use crate::session::{Handle, Session};
 
 /// Handles one Admin API request; ids may come from the HTTP path.
@@ -213,17 +215,21 @@ async fn global(core: &Arc<Core>, request: &str, fields: &Fields<'_>) -> Result<
         "message_plugin" => {
             let package = fields.string("plugin")?;
             let request = fields.object("request")?;
-            let response = core
+            // Codes and texts as Janus' janus_admin_handle_request has them.
+            match core
                 .plugins
                 .admin_message(package, Value::Object(request.clone()))
                 .await
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::PluginNotFound,
-                        format!("No such plugin '{package}'"),
-                    )
-                })?;
-            Ok(success(json!({ "response": response })))
+            {
+                AdminReply::Response(response) => Ok(success(json!({ "response": response }))),
+                AdminReply::NoSuchPlugin => {
+                    Err(ApiError::new(ErrorCode::PluginNotFound, "Invalid plugin"))
+                }
+                AdminReply::Unsupported => Err(ApiError::new(
+                    ErrorCode::Unknown,
+                    "Plugin doesn't support Admin API messages",
+                )),
+            }
         }
         other => Err(ApiError::unhandled_at_path(other)),
     }
@@ -326,8 +332,84 @@ async fn handle_info(
         let (ice, pc, signaling) = peer.state_summary();
         let (local, remote) = peer.sdps().await;
         info["sdps"] = json!({ "profile": "UDP/TLS/RTP/SAVPF", "local": local, "remote": remote });
-        info["webrtc"] =
-            json!({ "ice": { "state": ice }, "peer_connection": pc, "signaling": signaling });
+        let mut webrtc = webrtc_summary(&ice, &peer.stats().await);
+        // Not in Janus: W3C states of the PeerConnection, useful beside ICE's and DTLS'.
+        webrtc["peer_connection"] = json!(pc);
+        webrtc["signaling"] = json!(signaling);
+        info["webrtc"] = webrtc;
     }
     info
+}
+
+/// `handle_info`'s `webrtc` object, shaped like Janus' `janus_admin_peerconnection_summary`
+/// (`ice`, `dtls`, `media` keyed by mid, each with `stats.in`/`stats.out`). Where it differs:
+/// candidates are listed as `addr:port [type,transport]` (the agent's view, peer-reflexive ones
+/// included) rather than as SDP `candidate` lines; `dtls` has no `dtls-role`,
+/// `srtp-profile` or handshake times, and `media` entries no `bytes_lastsec`, codecs or
+/// direction, which webrtc-rs does not report; `rtcp.main` carries only `rtt` (ms) and
+/// `lost-by-remote`, the figures receiver reports give.
+fn webrtc_summary(ice_state: &str, stats: &PeerStats) -> Value {
+    let mut ice = json!({
+        "state": ice_state,
+        "local-candidates": stats.local_candidates.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "remote-candidates": stats.remote_candidates.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    });
+    if let Some(pair) = &stats.selected_pair {
+        ice["selected-pair"] = json!(pair.to_string());
+        if let Some(rtt) = pair.rtt_ms {
+            ice["rtt"] = json!(rtt.round() as u64);
+        }
+    }
+    let up = stats.dtls_state == DtlsState::Connected;
+    let mut dtls = json!({
+        "dtls-state": stats.dtls_state.janus_name(),
+        "valid": up,
+        "ready": up,
+    });
+    // Janus shows the fingerprint's value alone (its hash is always sha-256).
+    if let Some(value) = stats
+        .fingerprints
+        .first()
+        .and_then(|f| f.split_once(' ').map(|(_, v)| v))
+    {
+        dtls["fingerprint"] = json!(value);
+    }
+    let mut media = Map::new();
+    for stream in &stats.streams {
+        let mut m = json!({
+            "type": stream.stream_type.as_str(),
+            "mid": stream.mid.0,
+        });
+        let direction = |c: &Counters| {
+            let mut d = json!({ "packets": c.packets, "bytes": c.bytes });
+            if stream.stream_type != StreamType::Data {
+                d["nacks"] = json!(c.nacks);
+            }
+            d
+        };
+        m["stats"] =
+            json!({ "in": direction(&stream.inbound), "out": direction(&stream.outbound) });
+        if stream.stream_type != StreamType::Data {
+            let mut ssrc = Map::new();
+            if let Some(s) = stream.ssrc {
+                ssrc.insert("ssrc".into(), json!(s));
+            }
+            if let Some(s) = stream.ssrc_peer {
+                ssrc.insert("ssrc-peer".into(), json!(s));
+            }
+            m["ssrc"] = Value::Object(ssrc);
+            let mut main = Map::new();
+            if let Some(rtt) = stream.rtt_ms {
+                main.insert("rtt".into(), json!(rtt.round() as u64));
+            }
+            if let Some(lost) = stream.lost_by_remote {
+                main.insert("lost-by-remote".into(), json!(lost));
+            }
+            if !main.is_empty() {
+                m["rtcp"] = json!({ "main": main });
+            }
+        }
+        media.insert(stream.mid.0.clone(), m);
+    }
+    json!({ "ice": ice, "dtls": dtls, "media": media })
 }

@@ -59,7 +59,7 @@ pub fn server_info(core: &Core, transaction: Option<&str>) -> Value {
         "reclaim-session-timeout": general.reclaim_session_timeout,
         "candidates-timeout": general.candidates_timeout,
         "server-name": general.server_name,
-        "ipv6": false,
+        "ipv6": core.media.offers_ipv6(),
         "ice-lite": core.config.ice.ice_lite,
         "ice-tcp": false,
         "full-trickle": core.config.ice.full_trickle,

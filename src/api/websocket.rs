@@ -11,7 +11,7 @@ use axum::routing::any;
 use axum::Router;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::admin::handle_admin;
 use super::error::{ApiError, ErrorCode};
@@ -21,6 +21,9 @@ use super::WEBSOCKET_TRANSPORT;
 use crate::core::Core;
 use crate::events::Event;
 use crate::session::{Session, Sink};
+
+/// How long a closing connection may take to send what is queued and its Close frame.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
 /// The Janus API over WebSocket; any URL path is accepted, like Janus.
 pub fn janus_router(core: Arc<Core>) -> Router {
@@ -79,11 +82,24 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
     // an `ack` queued before its request's work started always precedes that work's events.
     let (tx, mut replies) = mpsc::unbounded_channel::<Value>();
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    // The reader tells the writer, which owns the sending half, whether the peer sent a Close
+    // frame (rather than just going away): answering it completes the closing handshake
+    // (RFC 6455 §5.5.1), so a client closing with 1000 sees 1000 back, not 1006.
+    let (close_tx, mut close_rx) = oneshot::channel::<bool>();
     let writer = tokio::spawn(async move {
         loop {
             let message = tokio::select! {
                 biased;
                 Some(reply) = replies.recv() => reply,
+                close = &mut close_rx => {
+                    if close == Ok(true) {
+                        // The socket queued the echo of the peer's frame (same code) when it
+                        // read it, but writes nothing more by itself: closing the sink
+                        // flushes that echo (sending a Close message would be refused now).
+                        let _ = sender.close().await;
+                    }
+                    break;
+                }
                 Some(event) = events.recv() => janus_json::event(&event),
                 else => break,
             };
@@ -105,11 +121,15 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
         path_session: None,
         path_handle: None,
     };
+    let mut peer_closed = false;
     while let Some(Ok(frame)) = receiver.next().await {
         let text = match frame {
             Message::Text(t) => t.to_string(),
             Message::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
-            Message::Close(_) => break,
+            Message::Close(_) => {
+                peer_closed = true;
+                break;
+            }
             _ => continue,
         };
         for request in frame_requests(&text) {
@@ -137,7 +157,13 @@ async fn serve(core: Arc<Core>, socket: WebSocket, admin: bool) {
     if !admin {
         connection_closed(&core, connection);
     }
-    writer.abort();
+    // Replies already queued go out first (the writer serves them before the close), then
+    // the Close answer; a peer that stopped reading does not hold the task for long.
+    let _ = close_tx.send(peer_closed);
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
+        abort.abort();
+    }
     tracing::debug!(connection, "WebSocket closed");
 }
 

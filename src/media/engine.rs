@@ -1,6 +1,7 @@
 //! The media engine: one webrtc-rs API object (codecs, interceptors, ICE settings) and one
 //! DTLS certificate, shared by every PeerConnection of the process.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +38,7 @@ pub struct MediaEngine {
     ice_servers: Vec<RTCIceServer>,
     certificate: RTCCertificate,
     settings: PeerSettings,
+    host_addresses: Vec<IpAddr>,
 }
 
 impl MediaEngine {
@@ -98,7 +100,9 @@ impl MediaEngine {
             settings.set_nat_1to1_ips(ips, RTCIceCandidateType::Host);
         }
         settings.set_lite(ice.ice_lite);
-        tracing::info!(loopback, addresses = ?addresses, "ICE host candidates");
+        let host_addresses =
+            interfaces::gathered_addresses(&addresses, loopback, &ice.bind_addresses);
+        tracing::info!(loopback, addresses = ?host_addresses, "ICE host candidates");
 
         let api = APIBuilder::new()
             .with_media_engine(media)
@@ -129,7 +133,20 @@ impl MediaEngine {
                 full_trickle: ice.full_trickle,
                 slowlink_threshold,
             },
+            host_addresses,
         })
+    }
+
+    /// The local addresses host candidates are gathered on (before any `nat_1_1_mapping`),
+    /// as read at start.
+    pub fn host_addresses(&self) -> &[IpAddr] {
+        &self.host_addresses
+    }
+
+    /// Whether IPv6 host candidates are offered: `server_info`'s `ipv6`, which Janus sets
+    /// when it gathers on IPv6.
+    pub fn offers_ipv6(&self) -> bool {
+        self.host_addresses.iter().any(IpAddr::is_ipv6)
     }
 
     /// A new PeerConnection whose events go to `listener`.

@@ -12,6 +12,7 @@ mod negotiated;
 mod peer;
 mod plan;
 mod sender;
+mod stats;
 mod types;
 
 pub use engine::MediaEngine;
@@ -20,6 +21,9 @@ pub use negotiated::{Negotiated, NegotiatedStream, StreamInfo};
 pub use peer::{Peer, PeerListener, DATA_CHANNEL_LABEL};
 pub use plan::{AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
 pub use sender::{DetachedReceiver, MediaSender};
+pub use stats::{
+    CandidatePair, CandidateSummary, Counters, DtlsState, PeerStats, StreamStats, StreamType,
+};
 pub use types::*;
 
 /// Checks that an SDP parses, so a broken offer is refused before any plugin sees it.

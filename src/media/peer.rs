@@ -35,6 +35,7 @@ use super::mirror::mirror_offer;
 use super::negotiated::{Negotiated, StreamInfo};
 use super::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
 use super::sender::{MediaSender, Outbound, OUTBOUND_QUEUE};
+use super::stats::PeerStats;
 use super::types::*;
 use crate::ids::{Mid, Pt};
 use crate::rtp::LossWindow;
@@ -526,6 +527,16 @@ impl Peer {
             self.pc.local_description().await.map(|d| d.sdp),
             self.pc.remote_description().await.map(|d| d.sdp),
         )
+    }
+
+    /// A snapshot of the transport (DTLS state, selected pair, candidates) and of every
+    /// stream's counters, for the Admin API's `handle_info`.
+    pub async fn stats(&self) -> PeerStats {
+        let data_mid = match self.pc.local_description().await {
+            Some(d) => super::stats::data_mid(&d.sdp),
+            None => None,
+        };
+        super::stats::collect(&self.pc, data_mid).await
     }
 
     /// Closes the PeerConnection; no listener call follows.

@@ -16,7 +16,7 @@ pub(crate) trait DynPlugin: Send + Sync {
     fn descriptor(&self) -> &PluginDescriptor;
     /// Creates the handle's state and binds it to the plugin.
     fn bind(self: Arc<Self>, ctx: &HandleCtx) -> Result<Arc<dyn BoundHandle>, AttachError>;
-    fn handle_admin_message(&self, request: Value) -> BoxFuture<'_, Value>;
+    fn handle_admin_message(&self, request: Value) -> BoxFuture<'_, Option<Value>>;
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
@@ -52,7 +52,7 @@ impl<P: Plugin> DynPlugin for Erased<P> {
         }))
     }
 
-    fn handle_admin_message(&self, request: Value) -> BoxFuture<'_, Value> {
+    fn handle_admin_message(&self, request: Value) -> BoxFuture<'_, Option<Value>> {
         self.0.handle_admin_message(request)
     }
 

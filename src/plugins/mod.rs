@@ -190,9 +190,12 @@ pub trait Plugin: Send + Sync + 'static {
         Value::Object(Default::default())
     }
 
-    /// Admin API `message_plugin`.
-    async fn handle_admin_message(&self, request: Value) -> Value {
-        request
+    /// Admin API `message_plugin`: the `request` object; `Some` is the reply's `response`.
+    /// `None` (the default) says the plugin takes no Admin API messages, and the client gets
+    /// Janus' answer for a plugin without the hook: error 490 "Plugin doesn't support Admin
+    /// API messages".
+    async fn handle_admin_message(&self, _request: Value) -> Option<Value> {
+        None
     }
 
     /// The gateway is stopping: every handle was destroyed already.

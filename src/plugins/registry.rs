@@ -10,6 +10,18 @@ use super::erased::DynPlugin;
 use super::host::RegisteredPlugin;
 use super::{echotest, PluginDescriptor, PluginFactory, PluginHost};
 
+/// What a plugin made of an Admin API `message_plugin`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdminReply {
+    /// No plugin has that package (Janus: 460 "Invalid plugin").
+    NoSuchPlugin,
+    /// The plugin takes no Admin API messages (Janus: 490 "Plugin doesn't support Admin API
+    /// messages").
+    Unsupported,
+    /// The plugin's answer, the reply's `response`.
+    Response(Value),
+}
+
 /// Plugins available for `attach`, keyed by package name.
 #[derive(Clone, Default)]
 pub struct PluginRegistry {
@@ -54,10 +66,15 @@ impl PluginRegistry {
         self.plugins.values().map(|p| p.descriptor())
     }
 
-    /// Admin API `message_plugin`; `None` when no plugin has that package.
-    pub async fn admin_message(&self, package: &str, request: Value) -> Option<Value> {
-        let plugin = self.get(package)?;
-        Some(plugin.handle_admin_message(request).await)
+    /// Admin API `message_plugin`: what the plugin of `package` answers to `request`.
+    pub async fn admin_message(&self, package: &str, request: Value) -> AdminReply {
+        let Some(plugin) = self.get(package) else {
+            return AdminReply::NoSuchPlugin;
+        };
+        match plugin.handle_admin_message(request).await {
+            Some(response) => AdminReply::Response(response),
+            None => AdminReply::Unsupported,
+        }
     }
 
     /// Tells every plugin the gateway stops (after every handle was destroyed).

@@ -54,6 +54,17 @@ describe('echo test in Chromium with janus.js', () => {
   let site;
   let browser;
 
+  /** Admin API `handle_info` over HTTP: the `info` object. */
+  async function handleInfo(sessionId, handleId) {
+    const res = await fetch(`${gw.adminHttpUrl}/${sessionId}/${handleId}`, {
+      method: 'POST',
+      body: JSON.stringify({ janus: 'handle_info', transaction: 'hi', admin_secret: gw.adminSecret }),
+    });
+    const reply = await res.json();
+    assert.equal(reply.janus, 'success', JSON.stringify(reply));
+    return reply.info;
+  }
+
   before(async () => {
     gw = await startGateway({ name: 'browser' });
     site = await startStaticServer();
@@ -120,6 +131,21 @@ describe('echo test in Chromium with janus.js', () => {
         // Janus' EchoTest answers "Janus EchoTest here! You wrote: <text>"; a verbatim echo is fine too.
         const back = await waitInPage(page, () => window.e2e.dataIn, (d) => d.some((m) => String(m).includes(text)), 'data-channel echo');
         assert.ok(back.some((m) => m === text || m === `Janus EchoTest here! You wrote: ${text}`), JSON.stringify(back));
+
+        // Admin handle_info on the live PeerConnection: the parts Janus and Bifrons share.
+        const info = await handleInfo(ids.sessionId, ids.handleId);
+        const webrtc = info.webrtc;
+        assert.ok(['connected', 'ready'].includes(webrtc?.ice?.state), JSON.stringify(webrtc?.ice));
+        assert.match(String(webrtc.ice['selected-pair']), / <-> /, JSON.stringify(webrtc.ice));
+        assert.ok(webrtc.ice['local-candidates']?.length > 0 && webrtc.ice['remote-candidates']?.length > 0);
+        assert.equal(webrtc.dtls['dtls-state'], 'connected', JSON.stringify(webrtc.dtls));
+        const media = Object.values(webrtc.media ?? {});
+        for (const type of ['audio', 'video', 'data']) {
+          const m = media.find((x) => x.type === type);
+          assert.ok(m, `${type} medium in ${JSON.stringify(webrtc.media)}`);
+          assert.ok(m.stats.in.packets > 0 && m.stats.in.bytes > 0, `${type} in: ${JSON.stringify(m.stats)}`);
+          assert.ok(m.stats.out.packets > 0 && m.stats.out.bytes > 0, `${type} out: ${JSON.stringify(m.stats)}`);
+        }
 
         const final = await page.evaluate(() => window.e2e);
         assert.ok(final.remoteTracks.some((t) => t.kind === 'video' && t.on));

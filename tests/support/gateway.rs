@@ -26,6 +26,12 @@ pub struct TestGateway {
     pub core: Arc<Core>,
     /// Janus API over HTTP.
     pub http: SocketAddr,
+    /// Janus API over WebSocket.
+    pub ws: SocketAddr,
+    /// Admin API over HTTP (`/admin`).
+    pub admin_http: SocketAddr,
+    /// Admin API over WebSocket.
+    pub admin_ws: SocketAddr,
     /// Where recordings and the registry live.
     pub dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -57,7 +63,11 @@ impl TestGateway {
         tweak(&mut config);
         let storage = Storage::open(&config.database.url).await.expect("registry");
         let listeners = Listeners::bind(&config).await.expect("listeners");
-        let http = listeners.addresses().janus_http.expect("HTTP listener");
+        let addresses = listeners.addresses();
+        let http = addresses.janus_http.expect("HTTP listener");
+        let ws = addresses.janus_ws.expect("WebSocket listener");
+        let admin_http = addresses.admin_http.expect("Admin HTTP listener");
+        let admin_ws = addresses.admin_ws.expect("Admin WebSocket listener");
         let log = LogControl::detached(tracing::level_filters::LevelFilter::INFO);
         let core = build_core_with(config, log, storage, factories)
             .await
@@ -69,6 +79,9 @@ impl TestGateway {
         Self {
             core,
             http,
+            ws,
+            admin_http,
+            admin_ws,
             dir,
             stop: Some(stop),
             task: Some(task),
@@ -104,22 +117,13 @@ impl TestGateway {
         self.request("GET", path, None).await
     }
 
+    /// An Admin API request over HTTP (`POST /admin`); the JSON reply.
+    pub async fn admin(&self, body: &Value) -> Value {
+        request(self.admin_http, "POST", "/admin", Some(body)).await
+    }
+
     async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut stream = TcpStream::connect(self.http).await.expect("connect");
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.http,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(body.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+        request(self.http, method, path, body).await
     }
 
     /// `create`: a new session's id.
@@ -186,4 +190,22 @@ impl TestGateway {
             }
         }
     }
+}
+
+/// One HTTP request to `addr` on its own connection; the JSON reply (status 200 expected).
+async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }

@@ -237,6 +237,12 @@ impl Plugin for EchoTest {
         }
     }
 
+    /// As Janus' echo test does (its `handle_admin_message` is a proof of concept with nothing
+    /// to configure): the request comes back as the response.
+    async fn handle_admin_message(&self, request: Value) -> Option<Value> {
+        Some(request)
+    }
+
     fn query_handle(&self, state: &EchoState) -> Value {
         json!({
             "audio_active": state.audio.load(Ordering::Relaxed),
