@@ -163,7 +163,7 @@ pub fn main() -> ExitCode {
         return check::run(&url);
     }
     let Some(command) = cli.command else {
-        return serve::run(config, url);
+        return serve::run(config, url, cli.config.as_deref());
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
