@@ -2,6 +2,8 @@
 //! value came from, `--check-config` checks the database URL, `--help` says what no subcommand
 //! does, and `user add` says where it wrote.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -169,4 +171,17 @@ fn db_check_on_a_missing_file_says_so_once() {
         text(&out)
     );
     assert!(!dir.path().join("missing.db").exists());
+}
+
+#[test]
+fn check_config_connects_to_postgres() {
+    let pg = support::pg::PgServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = check_config(dir.path(), &[("BIFRONS_DATABASE_URL", pg.url().as_str())]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("(connected, PostgreSQL "),
+        "{}",
+        text(&out)
+    );
 }
