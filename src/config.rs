@@ -28,7 +28,9 @@ pub enum ConfigError {
     /// (e.g. `ice.port_min` above `ice.port_max`).
     #[error("{origin}: {message}")]
     Invalid {
-        /// Where the text came from: the file's path, or `defaults` when no file was given.
+        /// Where the text came from: the file's path, [`DEFAULTS_ORIGIN`] when no file was
+        /// given, `environment variable BIFRONS_…` for an override, or the file followed by
+        /// the overrides applied when the values contradict each other.
         origin: String,
         /// What is wrong, naming the section and key.
         message: String,
@@ -327,8 +329,9 @@ impl Default for WebConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordingsConfig {
-    /// Directory of recording files, created at start if missing; relative paths are taken
-    /// from the working directory.
+    /// Directory of recording files, created at start if missing; a relative path is taken
+    /// from the configuration file's folder (from the working directory when it comes from
+    /// `BIFRONS_RECORDINGS_DIR` or no file is given).
     pub dir: PathBuf,
 }
 
@@ -364,23 +367,52 @@ const SECTIONS: &[&str] = &[
     "workers",
 ];
 
+/// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
+/// its configuration, and are therefore not checked: `BIFRONS_BIN` (the binary the end-to-end
+/// suite runs), `BIFRONS_PG_*` (the PostgreSQL the tests start) and `BIFRONS_TEST_*`.
+pub const TOOL_VARIABLES: &[&str] = &["BIN", "PG_", "TEST_"];
+
+/// What `origin` is called when no configuration file is given.
+pub const DEFAULTS_ORIGIN: &str = "built-in defaults";
+
 impl Config {
-    /// Loads `path` (when given) and applies the process environment's overrides.
+    /// Loads `path` (when given) and applies the process environment's overrides, then makes
+    /// every relative path absolute (see [`Config::resolve_paths`]): paths written in the file
+    /// are taken from the file's folder, paths from environment variables (and every path when
+    /// no file is given) from the working directory.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let (text, origin) = match path {
+        let cwd = std::env::current_dir().map_err(|source| ConfigError::Read {
+            path: "the working directory".into(),
+            source,
+        })?;
+        let (text, origin, file_base) = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                     path: p.display().to_string(),
                     source,
                 })?;
-                (text, p.display().to_string())
+                let absolute = normalize(&cwd.join(p));
+                let base = absolute
+                    .parent()
+                    .map_or_else(|| cwd.clone(), Path::to_path_buf);
+                (text, p.display().to_string(), base)
             }
-            None => (String::new(), "defaults".to_string()),
+            None => (String::new(), DEFAULTS_ORIGIN.to_string(), cwd.clone()),
         };
-        Self::from_sources(&text, &origin, std::env::vars())
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let mut config = Self::from_sources(&text, &origin, env.iter().cloned())?;
+        let from_env = |section: &str, key: &str| {
+            let name = format!("{ENV_PREFIX}{section}_{key}").to_ascii_uppercase();
+            env.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name))
+        };
+        config.resolve_paths(&file_base, &cwd, from_env);
+        Ok(config)
     }
 
-    /// Builds a configuration from TOML text and `(name, value)` environment pairs.
+    /// Builds a configuration from TOML text and `(name, value)` environment pairs. Errors name
+    /// their source: `origin` for the text, `environment variable BIFRONS_…` for an override
+    /// (an unknown section or key, a value of the wrong type), both for values that contradict
+    /// each other. Paths are left as written.
     pub fn from_sources(
         text: &str,
         origin: &str,
@@ -392,31 +424,95 @@ impl Config {
         };
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        // The file alone first, so that its mistakes are blamed on it.
+        toml::Value::Table(table.clone())
+            .try_into::<Config>()
+            .map_err(|e| invalid(origin, e.to_string()))?;
         let overrides: BTreeMap<String, String> = env.into_iter().collect();
-        for (name, value) in &overrides {
+        let mut applied = Vec::new();
+        for (name, raw) in &overrides {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            let rest = rest.to_ascii_lowercase();
-            let Some((section, key)) = rest.split_once('_') else {
-                continue;
-            };
-            if !SECTIONS.contains(&section) {
+            if TOOL_VARIABLES
+                .iter()
+                .any(|t| rest == t.trim_end_matches('_') || rest.starts_with(t))
+            {
                 continue;
             }
+            let source = format!("environment variable {name}");
+            let lower = rest.to_ascii_lowercase();
+            let Some((section, key)) = lower.split_once('_').filter(|(_, k)| !k.is_empty()) else {
+                return Err(invalid(
+                    &source,
+                    format!("not a configuration key; expected {ENV_PREFIX}<SECTION>_<KEY>"),
+                ));
+            };
+            if !SECTIONS.contains(&section) {
+                return Err(invalid(
+                    &source,
+                    format!(
+                        "unknown section '{section}' (sections: {})",
+                        SECTIONS.join(", ")
+                    ),
+                ));
+            }
+            // toml ends its messages with a line naming the key; one line reads better.
+            let value = env_value::<Config>(section, key, raw).map_err(|e| {
+                let message = e.to_string();
+                invalid(
+                    &source,
+                    message.split_whitespace().collect::<Vec<_>>().join(" "),
+                )
+            })?;
             let entry = table
                 .entry(section.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let Some(section_table) = entry.as_table_mut() else {
                 return Err(invalid(origin, format!("[{section}] must be a table")));
             };
-            section_table.insert(key.to_string(), env_value(value));
+            section_table.insert(key.to_string(), value);
+            applied.push(name.as_str());
         }
+        let merged = match applied.as_slice() {
+            [] => origin.to_string(),
+            names => format!("{origin} with {}", names.join(", ")),
+        };
         let config: Config = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| invalid(origin, e.to_string()))?;
-        config.validate().map_err(|m| invalid(origin, m))?;
+            .map_err(|e: toml::de::Error| invalid(&merged, e.to_string()))?;
+        config.validate().map_err(|m| invalid(&merged, m))?;
         Ok(config)
+    }
+
+    /// Makes the configuration's relative paths absolute: the SQLite database of
+    /// `database.url`, `recordings.dir`, `web.janus_js`, `web.adapter_js`, `dtls.cert_pem` and
+    /// `dtls.key_pem`. A path is taken from `cwd` when `from_env(section, key)` says an
+    /// environment variable gave it, from `file_base` otherwise. Empty paths stay empty.
+    pub fn resolve_paths(
+        &mut self,
+        file_base: &Path,
+        cwd: &Path,
+        from_env: impl Fn(&str, &str) -> bool,
+    ) {
+        let base = |section: &str, key: &str| {
+            if from_env(section, key) {
+                cwd
+            } else {
+                file_base
+            }
+        };
+        let file = |value: &mut String, base: &Path| {
+            if !value.is_empty() {
+                *value = absolute(base, Path::new(value)).display().to_string();
+            }
+        };
+        self.database.url = resolve_sqlite_url(&self.database.url, base("database", "url"));
+        self.recordings.dir = absolute(base("recordings", "dir"), &self.recordings.dir);
+        file(&mut self.web.janus_js, base("web", "janus_js"));
+        file(&mut self.web.adapter_js, base("web", "adapter_js"));
+        file(&mut self.dtls.cert_pem, base("dtls", "cert_pem"));
+        file(&mut self.dtls.key_pem, base("dtls", "key_pem"));
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -471,13 +567,84 @@ impl Config {
     }
 }
 
-/// Environment values are typed like TOML literals (numbers, booleans, arrays) and are strings otherwise.
-fn env_value(raw: &str) -> toml::Value {
+/// Environment values are typed like TOML literals (numbers, booleans, arrays) and are strings
+/// otherwise, or when the key wants a string (a numeric `api_secret` stays a secret). Checked
+/// alone, so that an unknown key or a wrong type is blamed on the variable.
+fn env_value<T: serde::de::DeserializeOwned>(
+    section: &str,
+    key: &str,
+    raw: &str,
+) -> Result<toml::Value, toml::de::Error> {
+    let check = |value: &toml::Value| {
+        let mut inner = toml::Table::new();
+        inner.insert(key.to_string(), value.clone());
+        let mut outer = toml::Table::new();
+        outer.insert(section.to_string(), toml::Value::Table(inner));
+        toml::Value::Table(outer).try_into::<T>().map(drop)
+    };
     let parsed: Result<toml::Table, _> = toml::from_str(&format!("v = {raw}"));
+    let string = toml::Value::String(raw.to_string());
     match parsed.ok().and_then(|mut t| t.remove("v")) {
-        Some(value) => value,
-        None => toml::Value::String(raw.to_string()),
+        Some(typed) => match check(&typed) {
+            Ok(()) => Ok(typed),
+            Err(e) => check(&string).map(|()| string).map_err(|_| e),
+        },
+        None => check(&string).map(|()| string),
     }
+}
+
+/// The URL with a relative SQLite path made absolute from `base` (`sqlite://data/x.db` →
+/// `sqlite:///srv/bifrons/data/x.db`, query kept); other URLs, `:memory:` and absolute paths
+/// unchanged.
+pub fn resolve_sqlite_url(url: &str, base: &Path) -> String {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_string();
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, format!("?{q}")),
+        None => (rest, String::new()),
+    };
+    if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
+        return url.to_string();
+    }
+    format!(
+        "sqlite://{}{query}",
+        absolute(base, Path::new(path)).display()
+    )
+}
+
+/// The file path of a `sqlite:` URL (`None` for other schemes and `:memory:`).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
+/// `path` made absolute from `base`, with `.` and `..` removed lexically.
+fn absolute(base: &Path, path: &Path) -> PathBuf {
+    normalize(&base.join(path))
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(part);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -574,5 +741,101 @@ mod tests {
                 .is_err()
         );
         assert!(Config::from_sources("[general]\nlog_level = \"loud\"\n", "t", env(&[])).is_err());
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable_not_the_file() {
+        let err = Config::from_sources(
+            "",
+            "conf/bifrons.toml",
+            env(&[("BIFRONS_HTTP_PORT", "abc")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("environment variable BIFRONS_HTTP_PORT:"),
+            "{err}"
+        );
+        assert!(!err.contains("bifrons.toml"), "{err}");
+        let err =
+            Config::from_sources("", "conf/bifrons.toml", env(&[("BIFRONS_HTTP_PROT", "80")]))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("environment variable BIFRONS_HTTP_PROT:"),
+            "{err}"
+        );
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn unknown_environment_section_is_refused_but_tool_variables_are_not_config() {
+        let err = Config::from_sources("", "t", env(&[("BIFRONS_FOO_BAR", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BIFRONS_FOO_BAR"), "{err}");
+        assert!(err.contains("unknown section 'foo'"), "{err}");
+        assert!(Config::from_sources("", "t", env(&[("BIFRONS_PORT", "1")])).is_err());
+        Config::from_sources(
+            "",
+            "t",
+            env(&[
+                ("BIFRONS_BIN", "/x/bifrons"),
+                ("BIFRONS_PG_BINDIR", "/usr/lib/postgresql/15/bin"),
+                ("BIFRONS_TEST_CHILD_URL", "sqlite://x"),
+            ]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn contradictions_name_the_file_and_the_overrides() {
+        let err = Config::from_sources(
+            "[ice]\nport_max = 10000\n",
+            "my.toml",
+            env(&[("BIFRONS_ICE_PORT_MIN", "20000")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("my.toml with BIFRONS_ICE_PORT_MIN:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numeric_secret_from_the_environment_stays_a_string() {
+        let c = Config::from_sources("", "t", env(&[("BIFRONS_ADMIN_SECRET", "123456")])).unwrap();
+        assert_eq!(c.admin.secret, "123456");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file_folder_or_cwd_for_env() {
+        let mut c = Config::from_sources(
+            "[database]\nurl = \"sqlite://../data/b.db?mode=rwc\"\n\
+             [recordings]\ndir = \"rec\"\n\
+             [web]\njanus_js = \"./js/janus.js\"\nadapter_js = \"/abs/adapter.js\"\n\
+             [dtls]\ncert_pem = \"tls/c.pem\"\nkey_pem = \"tls/k.pem\"\n",
+            "t",
+            env(&[]),
+        )
+        .unwrap();
+        c.resolve_paths(Path::new("/etc/bifrons"), Path::new("/home/me"), |s, k| {
+            (s, k) == ("dtls", "key_pem")
+        });
+        assert_eq!(c.database.url, "sqlite:///etc/data/b.db?mode=rwc");
+        assert_eq!(c.recordings.dir, PathBuf::from("/etc/bifrons/rec"));
+        assert_eq!(c.web.janus_js, "/etc/bifrons/js/janus.js");
+        assert_eq!(c.web.adapter_js, "/abs/adapter.js");
+        assert_eq!(c.dtls.cert_pem, "/etc/bifrons/tls/c.pem");
+        assert_eq!(c.dtls.key_pem, "/home/me/tls/k.pem");
+        for unchanged in ["sqlite::memory:", "sqlite:///var/b.db", "postgres://u@h/db"] {
+            assert_eq!(resolve_sqlite_url(unchanged, Path::new("/x")), unchanged);
+        }
+        assert_eq!(
+            sqlite_path("sqlite:///var/b.db?mode=rwc"),
+            Some(PathBuf::from("/var/b.db"))
+        );
+        assert_eq!(sqlite_path("postgres://h/db"), None);
     }
 }

@@ -41,6 +41,53 @@ pub fn janus_level_of(filter: LevelFilter) -> u64 {
     }
 }
 
+/// Targets of the webrtc-rs crates (and the protocol crates they log through; webrtc-rs 0.17
+/// names its DTLS crate `dtls`, later lines `webrtc_dtls`). They report
+/// ordinary events of a healthy call at WARN (`pingAllCandidates called with no candidate
+/// pairs` while gathering, `could not listen udp fe80::…` for link-local addresses, `mux: no
+/// endpoint for packet starting with …` for a packet arriving before DTLS is set up), so their
+/// WARN and INFO count as our DEBUG and their DEBUG as our TRACE; their ERROR always shows.
+pub const WEBRTC_TARGETS: &[&str] = &[
+    "webrtc",
+    "webrtc_ice",
+    "webrtc_dtls",
+    "dtls",
+    "webrtc_sctp",
+    "webrtc_srtp",
+    "webrtc_mdns",
+    "webrtc_data",
+    "webrtc_media",
+    "webrtc_util",
+    "interceptor",
+    "rtcp",
+    "rtp",
+    "sdp",
+    "stun",
+    "turn",
+];
+
+/// The level webrtc-rs targets get when ours is `level`: one step quieter than ours, and never
+/// quieter than ERROR unless logging is off (see [`WEBRTC_TARGETS`]).
+pub fn webrtc_level(level: LevelFilter) -> LevelFilter {
+    match level {
+        LevelFilter::OFF => LevelFilter::OFF,
+        LevelFilter::TRACE => LevelFilter::DEBUG,
+        LevelFilter::DEBUG => LevelFilter::INFO,
+        _ => LevelFilter::ERROR,
+    }
+}
+
+/// The `EnvFilter` directive for our level `level`: `level` for every target, and
+/// [`webrtc_level`] for the webrtc-rs ones, e.g. `info,webrtc=error,webrtc_ice=error,…`.
+pub fn filter_directive(level: LevelFilter) -> String {
+    let quiet = webrtc_level(level);
+    let mut directive = level.to_string();
+    for target in WEBRTC_TARGETS {
+        directive.push_str(&format!(",{target}={quiet}"));
+    }
+    directive
+}
+
 /// Changes the global log level at run time.
 #[derive(Clone)]
 pub struct LogControl {
@@ -62,7 +109,7 @@ impl LogControl {
         *self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sets the level for every target.
+    /// Sets the level for every target (the webrtc-rs ones following [`webrtc_level`]).
     pub fn set_level(&self, level: LevelFilter) {
         if let Some(handle) = &self.handle {
             let _ = handle.modify(|f| *f = filter_for(level));
@@ -72,19 +119,29 @@ impl LogControl {
 }
 
 fn filter_for(level: LevelFilter) -> EnvFilter {
-    // webrtc-rs logs every ICE check at debug: keep its chatter one level quieter than ours.
-    EnvFilter::new(format!(
-        "{level},webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn,webrtc_sctp=warn,webrtc_srtp=warn"
-    ))
+    EnvFilter::new(filter_directive(level))
+}
+
+/// The reloadable filter layer and the control that changes it; `RUST_LOG`, when given, is
+/// the initial filter instead of [`filter_directive`].
+fn reloadable(
+    level: LevelFilter,
+    rust_log: Option<String>,
+) -> (reload::Layer<EnvFilter, Registry>, LogControl) {
+    let filter = rust_log
+        .map(EnvFilter::new)
+        .unwrap_or_else(|| filter_for(level));
+    let (layer, handle) = reload::Layer::new(filter);
+    let control = LogControl {
+        handle: Some(handle),
+        current: Arc::new(Mutex::new(level)),
+    };
+    (layer, control)
 }
 
 /// Installs the global subscriber; `RUST_LOG`, when set, wins over the configured level.
 pub fn init(level: LevelFilter) -> LogControl {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .map(EnvFilter::new)
-        .unwrap_or_else(|| filter_for(level));
-    let (filter, handle) = reload::Layer::new(filter);
+    let (filter, control) = reloadable(level, std::env::var("RUST_LOG").ok());
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(
@@ -93,8 +150,82 @@ pub fn init(level: LevelFilter) -> LogControl {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
         )
         .try_init();
-    LogControl {
-        handle: Some(handle),
-        current: Arc::new(Mutex::new(level)),
+    control
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::layer::{Context, Layer};
+
+    /// Counts the events that pass the filter.
+    struct Count(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn filter_directive_names_every_webrtc_crate() {
+        assert_eq!(
+            filter_directive(LevelFilter::INFO),
+            "info,webrtc=error,webrtc_ice=error,webrtc_dtls=error,dtls=error,\
+             webrtc_sctp=error,webrtc_srtp=error,webrtc_mdns=error,webrtc_data=error,webrtc_media=error,\
+             webrtc_util=error,interceptor=error,rtcp=error,rtp=error,sdp=error,stun=error,\
+             turn=error"
+        );
+        assert!(filter_directive(LevelFilter::DEBUG).contains(",webrtc_ice=info,"));
+        assert!(filter_directive(LevelFilter::TRACE).contains(",webrtc_ice=debug,"));
+        assert!(filter_directive(LevelFilter::OFF).starts_with("off,webrtc=off,"));
+        // Every level gives a directive EnvFilter accepts.
+        for level in [
+            LevelFilter::OFF,
+            LevelFilter::ERROR,
+            LevelFilter::WARN,
+            LevelFilter::INFO,
+            LevelFilter::DEBUG,
+            LevelFilter::TRACE,
+        ] {
+            EnvFilter::try_new(filter_directive(level)).unwrap();
+        }
+    }
+
+    #[test]
+    fn webrtc_warnings_are_debug_but_errors_stay_and_set_level_still_works() {
+        let (filter, control) = reloadable(LevelFilter::INFO, None);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(Count(seen.clone()));
+        let count = |f: &dyn Fn()| {
+            let before = seen.load(Ordering::SeqCst);
+            f();
+            seen.load(Ordering::SeqCst) - before
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let chatter = || {
+                tracing::warn!(target: "webrtc_ice::agent::agent_internal", "pingAllCandidates called with no candidate pairs");
+                tracing::warn!(target: "webrtc::mux", "mux: no endpoint for packet starting with 0");
+                tracing::info!(target: "webrtc_mdns::conn", "mdns up");
+            };
+            let fault = || tracing::error!(target: "dtls::conn", "handshake failed");
+            let ours = || tracing::info!(target: "bifrons::server", "listening");
+
+            assert_eq!(count(&chatter), 0, "webrtc-rs WARN/INFO hidden at info");
+            assert_eq!(count(&fault), 1, "webrtc-rs ERROR shown at info");
+            assert_eq!(count(&ours), 1);
+
+            control.set_level(LevelFilter::DEBUG);
+            assert_eq!(control.level(), LevelFilter::DEBUG);
+            assert_eq!(count(&chatter), 3, "shown once our level is debug");
+
+            control.set_level(LevelFilter::WARN);
+            assert_eq!(count(&ours), 0, "set_level lowers ours too");
+            assert_eq!(count(&chatter), 0);
+            assert_eq!(count(&fault), 1);
+        });
     }
 }

@@ -83,6 +83,18 @@ async fn users_crud_and_login(s: &Storage) {
         users
             .create(
                 &NewUser {
+                    username: "a b/c".into(),
+                    role: Role::Viewer,
+                },
+                "whatever1",
+            )
+            .await,
+        "username",
+    );
+    assert_invalid(
+        users
+            .create(
+                &NewUser {
                     username: "bob".into(),
                     role: Role::Viewer,
                 },

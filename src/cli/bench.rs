@@ -6,7 +6,6 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use bifrons::storage::{NewRecording, Page, RecordingFilter, RecordingKind, Storage, Timestamp};
 
 fn row(owner: &str, i: u64) -> NewRecording {
@@ -31,7 +30,7 @@ fn per_second(n: u64, start: Instant) -> f64 {
 pub async fn run(url: &str, rows: u64) -> anyhow::Result<ExitCode> {
     let storage = Storage::open(url)
         .await
-        .with_context(|| format!("cannot open {url}"))?;
+        .map_err(|e| super::open_error(url, e))?;
     let owner = format!("bench-{}", Timestamp::now().as_millis());
     let recordings = storage.recordings();
 

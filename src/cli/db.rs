@@ -2,14 +2,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use bifrons::storage::Storage;
+
+use super::open_error;
 
 /// Reports schema state, the engine's consistency check and row counts. Never migrates.
 pub async fn check(url: &str) -> anyhow::Result<ExitCode> {
     let storage = Storage::connect_existing(url)
         .await
-        .with_context(|| format!("cannot open {url}"))?;
+        .map_err(|e| open_error(url, e))?;
     let report = storage.health().await?;
     storage.close().await;
     let s = &report.schema;

@@ -2,14 +2,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use bifrons::storage::Storage;
 
 /// Connects to `url` and applies pending migrations.
 pub async fn run(url: &str) -> anyhow::Result<ExitCode> {
     let storage = Storage::connect(url)
         .await
-        .with_context(|| format!("cannot open {url}"))?;
+        .map_err(|e| super::open_error(url, e))?;
     let applied = storage.migrate().await?;
     let status = storage.schema_status().await?;
     println!(

@@ -2,6 +2,7 @@
 //! file and takes the database URL as a parameter, so the config loader can decide it.
 
 mod bench;
+mod check;
 mod db;
 mod migrate;
 mod serve;
@@ -14,17 +15,26 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use bifrons::config::Config;
-use bifrons::storage::{Role, DATABASE_URL_ENV};
+use bifrons::storage::{Role, StorageError, DATABASE_URL_ENV};
 
 /// Bifrons: a WebRTC gateway speaking the Janus API.
 #[derive(Debug, Parser)]
-#[command(name = "bifrons", version, about)]
+#[command(
+    name = "bifrons",
+    version,
+    about,
+    after_help = "Without a subcommand, bifrons starts the gateway (with --config FILE, or the \
+                  built-in defaults) and serves until Ctrl-C or SIGTERM.\n\
+                  Relative paths in a configuration file are taken from that file's folder; \
+                  without a file, from the working directory."
+)]
 pub struct Cli {
     /// Configuration file (TOML); `BIFRONS_<SECTION>_<KEY>` variables override it.
     #[arg(long, short, global = true)]
     pub config: Option<PathBuf>,
 
-    /// Validate the configuration and exit.
+    /// Validate the configuration (and that the database URL is usable: the SQLite folder
+    /// writable, the PostgreSQL server reachable) and exit.
     #[arg(long)]
     pub check_config: bool,
 
@@ -32,7 +42,7 @@ pub struct Cli {
     #[arg(long, global = true, env = DATABASE_URL_ENV)]
     pub database_url: Option<String>,
 
-    /// What to do; `None` runs the gateway.
+    /// What to do; none starts the gateway.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -68,11 +78,11 @@ pub enum Command {
 pub enum UserCommand {
     /// Create a user; the password is read from stdin, or prompted for on a terminal.
     Add {
-        /// Login name.
+        /// Login name: 1 to 64 of A-Z a-z 0-9 . _ -
         name: String,
-        /// Role of the new user.
-        #[arg(long, value_parser = parse_role, default_value = "viewer")]
-        role: Role,
+        /// Role of the new user: admin (manages everything) or viewer (reads only).
+        #[arg(long, value_enum, default_value_t = RoleArg::Viewer)]
+        role: RoleArg,
     },
     /// List users.
     List,
@@ -86,16 +96,56 @@ pub enum DbCommand {
     Check,
 }
 
-fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not a role (admin or viewer)"))
+/// The roles `user add --role` takes, listed by `--help` and in its error message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Manages everything.
+    Admin,
+    /// Reads only.
+    Viewer,
 }
 
-/// The database URL in effect: command line / environment, then the configuration file.
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Viewer => Role::Viewer,
+        }
+    }
+}
+
+/// The database URL in effect: command line / environment (a relative SQLite path taken from
+/// the working directory), then the configuration file (already resolved by
+/// [`Config::load`]).
 pub fn database_url(cli: &Cli, config: &Config) -> String {
-    cli.database_url
-        .clone()
-        .unwrap_or_else(|| config.database.url.clone())
+    match &cli.database_url {
+        Some(url) => match std::env::current_dir() {
+            Ok(cwd) => bifrons::config::resolve_sqlite_url(url, &cwd),
+            Err(_) => url.clone(),
+        },
+        None => config.database.url.clone(),
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn display_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The error for a registry that cannot be opened. A storage error's text already ends with
+/// its cause, so the cause is not chained a second time.
+pub fn open_error(url: &str, e: StorageError) -> anyhow::Error {
+    anyhow::anyhow!("cannot open {}: {e}", display_url(url))
 }
 
 /// Parses arguments, runs the subcommand and maps the outcome to an exit code.
@@ -108,13 +158,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.check_config {
-        println!("configuration OK");
-        return ExitCode::SUCCESS;
-    }
     let url = database_url(&cli, &config);
+    if cli.check_config {
+        return check::run(&url);
+    }
     let Some(command) = cli.command else {
-        return serve::run(config, url);
+        return serve::run(config, url, cli.config.as_deref());
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -127,7 +176,7 @@ pub fn main() -> ExitCode {
         match command {
             Command::User {
                 action: UserCommand::Add { name, role },
-            } => user::add(&url, &name, role).await,
+            } => user::add(&url, &name, role.into()).await,
             Command::User {
                 action: UserCommand::List,
             } => user::list(&url).await,
@@ -144,5 +193,20 @@ pub fn main() -> ExitCode {
             eprintln!("bifrons: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_url_hides_the_password_only() {
+        assert_eq!(
+            display_url("postgres://bifrons:pw@db.internal:5432/bifrons"),
+            "postgres://bifrons:***@db.internal:5432/bifrons"
+        );
+        assert_eq!(display_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(display_url("sqlite:///a/b.db"), "sqlite:///a/b.db");
     }
 }

@@ -4,14 +4,17 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bifrons::storage::{NewUser, Page, Role, Storage, StorageError};
+use bifrons::storage::{validate, NewUser, Page, Role, Storage, StorageError};
 
 /// Creates a user; the password comes from stdin (first line) or a hidden prompt on a terminal.
+/// The name is checked before the password is asked for; the message names the database
+/// written to, so that a user added to the wrong one is noticed at once.
 pub async fn add(url: &str, name: &str, role: Role) -> anyhow::Result<ExitCode> {
+    validate::username(name)?;
     let password = read_password()?;
     let storage = Storage::open(url)
         .await
-        .with_context(|| format!("cannot open {url}"))?;
+        .map_err(|e| super::open_error(url, e))?;
     let result = storage
         .users()
         .create(
@@ -26,8 +29,11 @@ pub async fn add(url: &str, name: &str, role: Role) -> anyhow::Result<ExitCode> 
     match result {
         Ok(user) => {
             println!(
-                "created {} user {:?} (id {})",
-                user.role, user.username, user.id
+                "created {} user {:?} (id {}) in {}",
+                user.role,
+                user.username,
+                user.id,
+                super::display_url(url)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -61,7 +67,7 @@ fn read_password() -> anyhow::Result<String> {
 pub async fn list(url: &str) -> anyhow::Result<ExitCode> {
     let storage = Storage::open(url)
         .await
-        .with_context(|| format!("cannot open {url}"))?;
+        .map_err(|e| super::open_error(url, e))?;
     println!(
         "{:>6}  {:<24} {:<7} {:<24} last login",
         "id", "username", "role", "created"

@@ -91,7 +91,7 @@ impl<'a> Users<'a> {
     /// password outside 8..=256 characters or holding control characters, `AlreadyExists`
     /// when the username is taken.
     pub async fn create(&self, new: &NewUser, password: &str) -> Result<User> {
-        validate::name("username", &new.username)?;
+        validate::username(&new.username)?;
         check_password(password)?;
         let hash = password::hash(password).await?;
         let sql = format!(

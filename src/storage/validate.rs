@@ -33,6 +33,28 @@ pub fn name(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A login name: 1..=64 of `A-Z a-z 0-9 . _ -`, so that it is typed the same on every
+/// keyboard, needs no quoting in a shell or a URL, and cannot pass for another name.
+pub fn username(value: &str) -> Result<()> {
+    const FIELD: &str = "username";
+    if value.is_empty() || value.len() > MAX_NAME_LEN {
+        return Err(invalid(
+            FIELD,
+            format!("{value:?}: 1 to {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid(
+            FIELD,
+            format!("{value:?}: only letters A-Z a-z, digits and . _ - are allowed"),
+        ));
+    }
+    Ok(())
+}
+
 /// Free text with a length limit and no control characters (may be empty).
 pub fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<()> {
     let len = value.chars().count();
@@ -241,6 +263,34 @@ mod tests {
         assert!(name("n", "tab\there").is_err());
     }
 
+    #[test]
+    fn usernames_are_plain_ascii() {
+        for ok in ["alice", "a", "Bob.Smith_2-x", &"a".repeat(64)] {
+            assert!(username(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b/c",
+            "a b",
+            "x/y",
+            "é",
+            "tab\t",
+            "a@b",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(
+                    username(bad),
+                    Err(StorageError::Invalid {
+                        field: "username",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn validators_never_panic(s in "\\PC*") {
@@ -248,6 +298,7 @@ mod tests {
             let _ = rtmp_url("u", &s);
             let _ = relative_path("p", &s);
             let _ = name("n", &s);
+            let _ = username(&s);
             let _ = codec("c", &s);
             let _ = pin(&s);
         }
