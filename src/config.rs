@@ -308,9 +308,13 @@ pub struct WebConfig {
     /// Serve the demo pages (`/`, `/demos/...`) on the HTTP port, for paths outside
     /// `http.base_path`. Default `true`.
     pub demos: bool,
-    /// janus.js as an ES module (npm `janus-gateway`, `npm/dist/janus.es.js`).
+    /// Optional replacement for the built-in janus.js (npm `janus-gateway` 1.4.2,
+    /// `npm/dist/janus.es.js`), an ES module served as `/demos/janus.js` and read on each
+    /// request. Default empty: the copy compiled into the binary.
     pub janus_js: String,
-    /// webrtc-adapter's browser build, which janus.js expects as `window.adapter`.
+    /// Optional replacement for the built-in webrtc-adapter 9.0.6 browser build (which
+    /// janus.js expects as `window.adapter`), served as `/demos/adapter.js`. Default empty:
+    /// the copy compiled into the binary.
     pub adapter_js: String,
 }
 
@@ -318,8 +322,8 @@ impl Default for WebConfig {
     fn default() -> Self {
         Self {
             demos: true,
-            janus_js: "tests/e2e/node_modules/janus-gateway/npm/dist/janus.es.js".into(),
-            adapter_js: "tests/e2e/node_modules/webrtc-adapter/out/adapter.js".into(),
+            janus_js: String::new(),
+            adapter_js: String::new(),
         }
     }
 }

@@ -72,7 +72,7 @@ async fn janus_entry(
     } else if let Some(parts) = components(uri.path(), &config.base_path) {
         janus_http(&core, &method, &parts, &query, &body).await
     } else if core.config.web.demos {
-        crate::web::demos::serve(&core.config.web, uri.path()).await
+        crate::web::demos::serve(&core.config, uri.path()).await
     } else {
         StatusCode::NOT_FOUND.into_response()
     };
