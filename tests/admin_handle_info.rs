@@ -11,13 +11,12 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode};
 use bifrons::ids::Mid;
 use bifrons::media::{
-    Codec, DataMessage, Direction, Jsep, LocalCandidate, MediaEngine, MediaKind, OfferPlan,
-    PeerListener, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+    DataMessage, LocalCandidate, MediaKind, PeerListener, RtcpFeedback, RtpPacket, StreamInfo,
 };
 use bifrons::plugins::echotest;
+use support::client::echotest_audio_call;
 use support::gateway::TestGateway;
 
 #[derive(Debug, PartialEq)]
@@ -73,38 +72,9 @@ async fn handle_info(gw: &TestGateway, session: u64, handle: u64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handle_info_reports_dtls_selected_pair_candidates_and_stream_counters() {
     let gw = TestGateway::start(&[echotest::factory]).await;
-    let session = gw.create_session().await;
-    let handle = gw.attach(session, "janus.plugin.echotest").await["data"]["id"]
-        .as_u64()
-        .unwrap();
-
-    let ice = IceConfig {
-        loopback: LoopbackMode::Always,
-        ..Default::default()
-    };
-    let engine = MediaEngine::new(&ice, &DtlsConfig::default(), Duration::from_secs(1), 0).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listener: Arc<dyn PeerListener> = Arc::new(Client(tx));
-    let client = engine.create_peer(listener.clone()).await.unwrap();
-    let plan = OfferPlan {
-        audio: Some(StreamPlan::new(Direction::SendRecv, vec![Codec::Opus])),
-        video: None,
-        data: false,
-    };
-    let offer = client.offer(&plan, false).await.unwrap();
-    let r = gw
-        .message_jsep(
-            session,
-            handle,
-            "o",
-            json!({"audio": true}),
-            offer.to_json(),
-        )
-        .await;
-    assert_eq!(r["janus"], "ack", "{r}");
-    let event = gw.wait_event(session, |e| e["transaction"] == "o").await;
-    let answer = Jsep::answer(event["jsep"]["sdp"].as_str().unwrap().to_string());
-    client.accept_answer(&answer).await.unwrap();
+    let (session, handle, client) = echotest_audio_call(&gw, listener.clone()).await;
     wait_for(&mut rx, Seen::Connected).await;
 
     // Audio both ways, so that the counters move.

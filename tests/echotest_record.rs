@@ -14,12 +14,11 @@ use tokio::sync::mpsc;
 
 use bifrons::ids::Mid;
 use bifrons::media::{
-    Codec, DataMessage, Direction, Jsep, LocalCandidate, MediaKind, OfferPlan, PeerListener,
-    RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+    DataMessage, LocalCandidate, MediaKind, PeerListener, RtcpFeedback, RtpPacket, StreamInfo,
 };
 use bifrons::plugins::echotest;
 use bifrons::storage::{Page, RecordingFilter, RecordingKind};
-use support::client::{client_peer, session_with_handle};
+use support::client::echotest_audio_call;
 use support::gateway::TestGateway;
 use support::media::{ffprobe, sine_packets, FRAME};
 
@@ -81,37 +80,9 @@ fn opus(seq: u16, timestamp: u32, payload: &[u8]) -> RtpPacket {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_true_writes_an_ogg_opus_file_with_the_sent_duration_and_a_registry_row() {
     let gw = TestGateway::start(&[echotest::factory]).await;
-    let (session, handle) = session_with_handle(&gw, "janus.plugin.echotest").await;
-
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listener: Arc<dyn PeerListener> = Arc::new(Client(tx));
-    let client = client_peer(listener.clone()).await;
-    let plan = OfferPlan {
-        audio: Some(StreamPlan::new(Direction::SendRecv, vec![Codec::Opus])),
-        video: None,
-        data: false,
-    };
-    let offer = client.offer(&plan, false).await.unwrap();
-    let r = gw
-        .message_jsep(
-            session,
-            handle,
-            "offer",
-            json!({"audio": true}),
-            offer.to_json(),
-        )
-        .await;
-    assert_eq!(r["janus"], "ack", "{r}");
-    let event = gw
-        .wait_event(session, |e| e["transaction"] == "offer")
-        .await;
-    let answer = Jsep::answer(
-        event["jsep"]["sdp"]
-            .as_str()
-            .expect("answer SDP")
-            .to_string(),
-    );
-    client.accept_answer(&answer).await.unwrap();
+    let (session, handle, client) = echotest_audio_call(&gw, listener.clone()).await;
     wait_for(&mut rx, |s| *s == Seen::Connected).await;
 
     // Warm up until audio comes back: from then on the path is up and nothing is lost to

@@ -4,8 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
+
 use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode};
-use bifrons::media::{MediaEngine, Peer, PeerListener};
+use bifrons::media::{
+    Codec, Direction, Jsep, MediaEngine, OfferPlan, Peer, PeerListener, StreamPlan,
+};
 
 use super::gateway::TestGateway;
 
@@ -31,4 +35,42 @@ pub async fn session_with_handle(gw: &TestGateway, plugin: &str) -> (u64, u64) {
         .as_u64()
         .unwrap_or_else(|| panic!("attach to {plugin}: {attached}"));
     (session, handle)
+}
+
+/// An echo-test call carrying Opus audio from a client PeerConnection that reports to
+/// `listener`: attaches, sends the offer with `{"audio": true}`, applies the answer. Returns
+/// (session id, handle id, client); the caller waits for the connection through its listener.
+pub async fn echotest_audio_call(
+    gw: &TestGateway,
+    listener: Arc<dyn PeerListener>,
+) -> (u64, u64, Arc<Peer>) {
+    let (session, handle) = session_with_handle(gw, "janus.plugin.echotest").await;
+    let client = client_peer(listener).await;
+    let plan = OfferPlan {
+        audio: Some(StreamPlan::new(Direction::SendRecv, vec![Codec::Opus])),
+        video: None,
+        data: false,
+    };
+    let offer = client.offer(&plan, false).await.expect("client offer");
+    let r = gw
+        .message_jsep(
+            session,
+            handle,
+            "offer",
+            json!({"audio": true}),
+            offer.to_json(),
+        )
+        .await;
+    assert_eq!(r["janus"], "ack", "{r}");
+    let event = gw
+        .wait_event(session, |e| e["transaction"] == "offer")
+        .await;
+    let sdp = event["jsep"]["sdp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no answer in {event}"));
+    client
+        .accept_answer(&Jsep::answer(sdp.to_string()))
+        .await
+        .expect("client accepts the answer");
+    (session, handle, client)
 }
