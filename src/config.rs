@@ -61,6 +61,8 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     /// `[workers]`: the codec worker threads.
     pub workers: WorkersConfig,
+    /// `[panel]`: the web admin panel on the admin HTTP listener.
+    pub panel: PanelConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -355,6 +357,46 @@ pub struct WorkersConfig {
     pub threads: usize,
 }
 
+/// `[panel]`: the web admin panel (pages at `/panel/`, REST API under `/panel/api/v1/`) on the
+/// admin HTTP listener. Users log in with the registry's admin users (`bifrons user add`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PanelConfig {
+    /// Serve the panel on the admin HTTP listener. Default `true`.
+    pub enabled: bool,
+    /// Always mark the session cookie `Secure`. Default `false`: it is marked `Secure` only
+    /// when the request says it came over HTTPS (`X-Forwarded-Proto: https` from a TLS
+    /// reverse proxy); set it when the panel is only reached over HTTPS.
+    pub secure_cookie: bool,
+    /// Minutes a panel session may stay idle before it must log in again. Default 60.
+    pub session_idle_minutes: u64,
+    /// Failed logins for one username, within `lockout_seconds`, that lock it. Default 5.
+    pub max_failed_logins: u32,
+    /// How long a locked username is refused, in seconds (and the window failures are
+    /// counted in). Default 300.
+    pub lockout_seconds: u64,
+    /// RTMP URL shown with a new stream key (the encoder's "server"); `{host}` is replaced by
+    /// the host name the panel was opened with. Default `rtmp://{host}:1935/live`.
+    pub rtmp_url: String,
+    /// WHIP endpoint shown with a new stream key, `{host}` replaced as for `rtmp_url`, the key
+    /// appended as the last path segment. Default empty: no WHIP URL is shown.
+    pub whip_url: String,
+}
+
+impl Default for PanelConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secure_cookie: false,
+            session_idle_minutes: 60,
+            max_failed_logins: 5,
+            lockout_seconds: 300,
+            rtmp_url: "rtmp://{host}:1935/live".into(),
+            whip_url: String::new(),
+        }
+    }
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -369,6 +411,7 @@ const SECTIONS: &[&str] = &[
     "web",
     "recordings",
     "workers",
+    "panel",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to

@@ -167,7 +167,7 @@ pub async fn run(
             http::janus_router as fn(Arc<Core>) -> Router,
         ),
         (listeners.janus_ws, websocket::janus_router),
-        (listeners.admin_http, http::admin_router),
+        (listeners.admin_http, admin_http_router),
         (listeners.admin_ws, websocket::admin_router),
     ]
     .into_iter()
@@ -195,6 +195,11 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }
     Ok(())
+}
+
+/// The admin HTTP listener: the admin panel (`/panel/...`) beside the Admin API.
+fn admin_http_router(core: Arc<Core>) -> Router {
+    crate::api::admin::panel_router(&core).merge(http::admin_router(core))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

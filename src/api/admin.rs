@@ -413,3 +413,88 @@ fn webrtc_summary(ice_state: &str, stats: &PeerStats) -> Value {
     }
     json!({ "ice": ice, "dtls": dtls, "media": media })
 }
+
+/// The admin panel's view of the core's Janus sessions (the panel sits below the core and
+/// reads them through this): per handle its plugin, ICE/DTLS/PeerConnection states and the
+/// counters `handle_info` shows.
+struct PanelSessions(Arc<Core>);
+
+impl crate::web::panel::status::SessionSource for PanelSessions {
+    fn sessions(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Vec<crate::web::panel::status::LiveSession>> {
+        use crate::web::panel::status::{LiveHandle, LiveMedia, LiveSession};
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let mut sessions = self.0.sessions.all();
+            sessions.sort_by_key(|s| s.id.0);
+            for session in sessions {
+                let mut handles = Vec::new();
+                let mut ids = session.handle_ids();
+                ids.sort_by_key(|h| h.0);
+                for id in ids {
+                    let Some(handle) = session.handle(id) else {
+                        continue;
+                    };
+                    let mut live = LiveHandle {
+                        id: handle.id.0,
+                        plugin: handle.plugin().to_owned(),
+                        opaque_id: handle.opaque_id.clone(),
+                        ice_state: None,
+                        dtls_state: None,
+                        peer_connection: None,
+                        selected_pair: None,
+                        media: Vec::new(),
+                    };
+                    if let Some(peer) = handle.ctx.peer() {
+                        let (ice, pc, _) = peer.state_summary();
+                        let stats = peer.stats().await;
+                        live.ice_state = Some(ice);
+                        live.peer_connection = Some(pc);
+                        live.dtls_state = Some(stats.dtls_state.janus_name().to_owned());
+                        live.selected_pair = stats.selected_pair.as_ref().map(ToString::to_string);
+                        live.media = stats
+                            .streams
+                            .iter()
+                            .map(|s| LiveMedia {
+                                mid: s.mid.0.clone(),
+                                kind: s.stream_type.as_str().to_owned(),
+                                packets_in: s.inbound.packets,
+                                packets_out: s.outbound.packets,
+                                bytes_in: s.inbound.bytes,
+                                bytes_out: s.outbound.bytes,
+                                kbps_in: None,
+                                kbps_out: None,
+                            })
+                            .collect();
+                    }
+                    handles.push(live);
+                }
+                out.push(LiveSession {
+                    id: session.id.0,
+                    transport: session.transport().to_owned(),
+                    handles,
+                });
+            }
+            out
+        })
+    }
+}
+
+/// The admin panel's routes (`/panel/...`) over this core, or an empty router when
+/// `[panel] enabled = false`. SIP registrations and publishers appear once the services that
+/// own them feed the returned panel's status board.
+pub fn panel_router(core: &Arc<Core>) -> axum::Router {
+    use crate::web::panel::{router, status::StatusBoard, PanelContext};
+    if !core.config.panel.enabled {
+        return axum::Router::new();
+    }
+    router(PanelContext {
+        storage: core.storage.clone(),
+        recordings_dir: core.config.recordings.dir.clone(),
+        config: core.config.panel.clone(),
+        sessions: Arc::new(PanelSessions(core.clone())),
+        board: StatusBoard::new(),
+        shutdown: core.shutdown.clone(),
+    })
+}

@@ -22,7 +22,7 @@ pub use accounts::{Account, AccountSpec, Accounts};
 pub use error::{Result, StorageError};
 pub use migrate::SchemaStatus;
 pub use pool::{backend_of, Backend};
-pub use recordings::{NewRecording, Recording, RecordingFilter, Recordings};
+pub use recordings::{CreatedRange, NewRecording, Recording, RecordingFilter, Recordings};
 pub use stream_keys::{EgressTarget, NewStreamKey, StreamKey, StreamKeys};
 pub use trunks::{Trunk, TrunkSpec, Trunks};
 pub use types::{

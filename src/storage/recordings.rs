@@ -113,20 +113,37 @@ const COLUMNS: &str =
 const INSERT: &str = "INSERT INTO recordings (kind, owner, caller, file_path, codec, duration_ms, \
     size_bytes, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
+/// A half-open range of creation times, `from <= created < to`; `None` bounds are open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreatedRange {
+    /// Earliest creation time included.
+    pub from: Option<Timestamp>,
+    /// First creation time excluded.
+    pub to: Option<Timestamp>,
+}
+
 impl RecordingFilter {
     /// `WHERE` clause naming only the filters that are set, with placeholders `$1..`: an
     /// always-present `($1 IS NULL OR col = $1)` form would stop both engines from using the
     /// `(owner, id)` index. At most eight statement texts exist, so prepared-statement caching
     /// still works.
     fn where_clause(&self) -> (String, usize) {
+        self.where_clause_in(CreatedRange::default())
+    }
+
+    /// [`RecordingFilter::where_clause`] plus the set bounds of `range` (bound after the
+    /// filter's own values, `from` before `to`).
+    fn where_clause_in(&self, range: CreatedRange) -> (String, usize) {
         let mut clauses = Vec::new();
-        for (set, column) in [
-            (self.kind.is_some(), "kind"),
-            (self.owner.is_some(), "owner"),
-            (self.heard.is_some(), "heard"),
+        for (set, column, op) in [
+            (self.kind.is_some(), "kind", "="),
+            (self.owner.is_some(), "owner", "="),
+            (self.heard.is_some(), "heard", "="),
+            (range.from.is_some(), "created_at_ms", ">="),
+            (range.to.is_some(), "created_at_ms", "<"),
         ] {
             if set {
-                clauses.push(format!("{column} = ${}", clauses.len() + 1));
+                clauses.push(format!("{column} {op} ${}", clauses.len() + 1));
             }
         }
         let n = clauses.len();
@@ -136,6 +153,20 @@ impl RecordingFilter {
             (format!("WHERE {}", clauses.join(" AND ")), n)
         }
     }
+}
+
+/// Binds the set bounds of a [`CreatedRange`] after [`bind_filter!`]'s values.
+macro_rules! bind_range {
+    ($q:expr, $r:expr) => {{
+        let mut q = $q;
+        if let Some(from) = $r.from {
+            q = q.bind(from.0);
+        }
+        if let Some(to) = $r.to {
+            q = q.bind(to.0);
+        }
+        q
+    }};
 }
 
 /// Binds the set fields of a [`RecordingFilter`] in [`RecordingFilter::where_clause`] order.
@@ -303,6 +334,41 @@ impl<'a> Recordings<'a> {
                 .await
         })?;
         Ok(n)
+    }
+
+    /// Recordings matching `filter` and created within `range`, newest first, and how many
+    /// match in all (for paging): what the admin panel's recordings page lists.
+    pub async fn search(
+        &self,
+        filter: &RecordingFilter,
+        range: CreatedRange,
+        page: Page,
+    ) -> Result<(Vec<Recording>, i64)> {
+        let (limit, offset) = page.sql_bounds();
+        let (clause, n) = filter.where_clause_in(range);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM recordings {clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let count_sql = format!("SELECT count(*) FROM recordings {clause}");
+        let (rows, total): (Vec<Row>, i64) = with_pool!(self.pool, p => {
+            let rows = bind_range!(bind_filter!(sqlx::query_as(&sql), filter), range)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(p)
+                .await
+                .map_err(StorageError::classify(ENTITY))?;
+            let total = bind_range!(bind_filter!(sqlx::query_scalar(&count_sql), filter), range)
+                .fetch_one(p)
+                .await?;
+            (rows, total)
+        });
+        let rows = rows
+            .into_iter()
+            .map(Recording::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((rows, total))
     }
 
     /// Marks a recording heard or unheard.

@@ -1,3 +1,4 @@
-//! Web pages served by the gateway itself: the demos (the admin panel comes later).
+//! Web pages served by the gateway itself: the demos and the admin panel.
 
 pub mod demos;
+pub mod panel;

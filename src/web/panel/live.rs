@@ -1,0 +1,171 @@
+//! `GET /live` (one snapshot) and `GET /live/events` (a snapshot every second over
+//! Server-Sent Events, `event: snapshot`). Bitrates are computed here from the byte counters
+//! of consecutive samples.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures::Stream;
+use tokio::time::Instant;
+
+use super::auth::Viewer;
+use super::error::ErrorBody;
+use super::status::{LiveSession, LiveSnapshot};
+use super::PanelState;
+use crate::storage::Timestamp;
+
+/// How often `/live/events` pushes a snapshot.
+pub const PUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+type MediaKey = (u64, u64, String);
+
+/// Byte counters of the previous sample of each medium.
+#[derive(Debug, Default)]
+pub struct RateTracker {
+    previous: Mutex<HashMap<MediaKey, (Instant, u64, u64)>>,
+}
+
+fn kbps(bytes_now: u64, bytes_then: u64, seconds: f64) -> Option<f64> {
+    (seconds > 0.05 && bytes_now >= bytes_then)
+        .then(|| ((bytes_now - bytes_then) as f64 * 8.0 / 1000.0 / seconds * 10.0).round() / 10.0)
+}
+
+impl RateTracker {
+    /// Fills `kbps_in`/`kbps_out` from the previous sample and remembers this one; media no
+    /// longer present are forgotten.
+    pub fn annotate(&self, sessions: &mut [LiveSession], now: Instant) {
+        let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = HashMap::new();
+        for s in sessions.iter_mut() {
+            for h in &mut s.handles {
+                for m in &mut h.media {
+                    let key = (s.id, h.id, m.mid.clone());
+                    match previous.get(&key) {
+                        Some(&(at, bin, bout))
+                            if now.saturating_duration_since(at) >= Duration::from_millis(200) =>
+                        {
+                            let secs = now.saturating_duration_since(at).as_secs_f64();
+                            m.kbps_in = kbps(m.bytes_in, bin, secs);
+                            m.kbps_out = kbps(m.bytes_out, bout, secs);
+                            next.insert(key, (now, m.bytes_in, m.bytes_out));
+                        }
+                        Some(&old) => {
+                            // Too close to the previous sample for a meaningful rate: keep
+                            // the older baseline.
+                            next.insert(key, old);
+                        }
+                        None => {
+                            next.insert(key, (now, m.bytes_in, m.bytes_out));
+                        }
+                    }
+                }
+            }
+        }
+        *previous = next;
+    }
+}
+
+/// Takes a snapshot: sessions from the core, the rest from the status board.
+pub async fn snapshot(state: &PanelState) -> LiveSnapshot {
+    let mut sessions = state.sessions_source().sessions().await;
+    state.rates().annotate(&mut sessions, Instant::now());
+    let (sip_registrations, publishers, feeds) = state.board().read_all();
+    LiveSnapshot {
+        generated_ms: Timestamp::now().0,
+        sessions,
+        sip_registrations,
+        publishers,
+        feeds,
+    }
+}
+
+/// What is live now.
+#[utoipa::path(get, path = "/live", tag = "live",
+    responses((status = 200, body = LiveSnapshot), (status = 401, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn live(State(state): State<PanelState>, _viewer: Viewer) -> Json<LiveSnapshot> {
+    Json(snapshot(&state).await)
+}
+
+/// A [`LiveSnapshot`] as JSON in an `event: snapshot` every second, until the client goes
+/// away or the gateway stops.
+#[utoipa::path(get, path = "/live/events", tag = "live",
+    responses(
+        (status = 200, description = "`text/event-stream` of `snapshot` events, each a LiveSnapshot", content_type = "text/event-stream", body = LiveSnapshot),
+        (status = 401, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn live_events(
+    State(state): State<PanelState>,
+    viewer: Viewer,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    tracing::debug!(user = %viewer.user.username, "panel: live view opened");
+    let stop = state.shutdown_token();
+    let stream = futures::stream::unfold((state, true), move |(state, first)| {
+        let stop = stop.clone();
+        async move {
+            if !first {
+                tokio::select! {
+                    _ = tokio::time::sleep(PUSH_INTERVAL) => {}
+                    _ = stop.cancelled() => return None,
+                }
+            }
+            let snap = snapshot(&state).await;
+            let event = Event::default()
+                .event("snapshot")
+                .json_data(&snap)
+                .unwrap_or_else(|_| Event::default().event("error").data("serialization"));
+            Some((Ok(event), (state, false)))
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::{LiveHandle, LiveMedia};
+    use super::*;
+
+    fn session(bytes_in: u64, bytes_out: u64) -> Vec<LiveSession> {
+        vec![LiveSession {
+            id: 1,
+            transport: "t".into(),
+            handles: vec![LiveHandle {
+                id: 2,
+                plugin: "p".into(),
+                opaque_id: None,
+                ice_state: None,
+                dtls_state: None,
+                peer_connection: None,
+                selected_pair: None,
+                media: vec![LiveMedia {
+                    mid: "0".into(),
+                    kind: "audio".into(),
+                    packets_in: 0,
+                    packets_out: 0,
+                    bytes_in,
+                    bytes_out,
+                    kbps_in: None,
+                    kbps_out: None,
+                }],
+            }],
+        }]
+    }
+
+    #[test]
+    fn bitrates_come_from_byte_deltas_over_time() {
+        let t = RateTracker::default();
+        let t0 = Instant::now();
+        let mut a = session(0, 0);
+        t.annotate(&mut a, t0);
+        assert_eq!(a[0].handles[0].media[0].kbps_in, None);
+        let mut b = session(8000, 4000);
+        t.annotate(&mut b, t0 + Duration::from_secs(2));
+        assert_eq!(b[0].handles[0].media[0].kbps_in, Some(32.0));
+        assert_eq!(b[0].handles[0].media[0].kbps_out, Some(16.0));
+    }
+}
