@@ -15,7 +15,9 @@ const LAYERS: &[&[&str]] = &[
     &["services"],
     &["events"],
     &["media"],
-    &["rtp", "web", "storage"],
+    // The admin panel's pages manage the registry, so web sits above storage.
+    &["web"],
+    &["rtp", "storage"],
     &["config"],
     &["auth", "ids", "logging"],
 ];
