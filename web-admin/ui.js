@@ -74,6 +74,7 @@ export function form(title, fields, submitLabel, onSubmit, extra) {
     submit.disabled = true;
     try {
       await onSubmit(values);
+      el.reset();
     } catch (e) {
       error.textContent = errorText(e);
       error.hidden = false;
@@ -97,7 +98,8 @@ export function fmtTime(ms) {
 }
 
 export function fmtDuration(ms) {
-  const s = Math.round(ms / 1000);
+  // Whole seconds elapsed, as media players count.
+  const s = Math.floor(ms / 1000);
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 

@@ -48,8 +48,14 @@ export async function render(root, ctx) {
     audio.addEventListener('ended', async () => {
       audio.dataset.ended = 'true';
       if (ctx.admin && !r.heard) {
-        try { await api('PATCH', `/recordings/${r.id}`, { heard: true }); r.heard = true; }
-        catch (e) { notify(errorText(e), 'error'); }
+        try {
+          await api('PATCH', `/recordings/${r.id}`, { heard: true });
+          r.heard = true;
+          const cell = root.querySelector(`[data-heard="${r.id}"]`);
+          if (cell) cell.replaceChildren('yes');
+          const mark = root.querySelector(`[data-mark="${r.id}"]`);
+          if (mark) mark.textContent = 'Mark new';
+        } catch (e) { notify(errorText(e), 'error'); }
       }
     });
     player.replaceChildren(h('div', { class: 'card' },
@@ -68,14 +74,14 @@ export async function render(root, ctx) {
     { label: 'Caller', cell: r => r.caller || '—' },
     { label: 'Length', cell: r => fmtDuration(r.duration_ms) },
     { label: 'Size', cell: r => fmtBytes(r.size_bytes) },
-    { label: 'Heard', cell: r => r.heard ? 'yes' : h('strong', {}, 'new') },
+    { label: 'Heard', cell: r => h('span', { 'data-heard': String(r.id) }, r.heard ? 'yes' : h('strong', {}, 'new')) },
     { label: 'Actions', class: 'row-actions', cell: r => h('span', {},
       button('Play', () => play(r)),
       h('a', { class: 'button secondary', href: r.file_url + '?download=true', download: '' }, 'Download'),
-      ctx.admin ? button(r.heard ? 'Mark new' : 'Mark heard', async () => {
+      ctx.admin ? h('button', { type: 'button', class: 'secondary', 'data-mark': String(r.id), onclick: async () => {
         try { await api('PATCH', `/recordings/${r.id}`, { heard: !r.heard }); ctx.rerender(); }
         catch (e) { notify(errorText(e), 'error'); }
-      }, 'secondary') : null,
+      } }, r.heard ? 'Mark new' : 'Mark heard') : null,
       ctx.admin ? button('Delete', async () => {
         if (!confirm(`Delete recording ${r.id} (${r.kind} of ${r.owner})? The file is removed.`)) return;
         try { await api('DELETE', `/recordings/${r.id}`); notify(`Recording ${r.id} deleted.`); ctx.rerender(); }
@@ -97,6 +103,6 @@ export async function render(root, ctx) {
     filterForm,
     player,
     table('Recordings', columns, data.recordings, filtered ? 'No recording matches these filters.' : 'No recordings yet.'),
-    data.total > PAGE ? pager : null,
   );
+  if (data.total > PAGE) root.append(pager);
 }

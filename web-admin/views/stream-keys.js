@@ -12,7 +12,8 @@ function copyButton(text) {
 }
 
 export async function render(root, ctx) {
-  const list = await api('GET', '/stream-keys');
+  let list = await api('GET', '/stream-keys');
+  const tableSlot = h('div');
   const secretSlot = h('div', { 'aria-live': 'polite' });
   const showCreated = r => {
     const row = (label, value, name) => h('div', { class: 'secret-row' },
@@ -48,11 +49,14 @@ export async function render(root, ctx) {
         catch (e) { notify(errorText(e), 'error'); }
       }, 'danger')) });
   }
+  const showTable = () => tableSlot.replaceChildren(
+    table('Stream keys', columns, list, 'No stream keys yet.' + (ctx.admin ? ' Create one below to hand a streamer.' : '')));
+  showTable();
   root.append(
     h('h1', {}, 'Stream keys'),
     h('p', { class: 'lead' }, 'Keys encoders publish with over RTMP; each key is shown once, when it is created.'),
     secretSlot,
-    table('Stream keys', columns, list, 'No stream keys yet.' + (ctx.admin ? ' Create one below to hand a streamer.' : '')),
+    tableSlot,
   );
   if (ctx.admin) {
     root.append(form('New stream key', [
@@ -60,6 +64,8 @@ export async function render(root, ctx) {
       { name: 'owner', label: 'Owner', placeholder: ctx.user.username },
     ], 'Create stream key', async v => {
       const r = await api('POST', '/stream-keys', { name: v.name.trim(), owner: v.owner.trim() || null });
+      list = await api('GET', '/stream-keys');
+      showTable();
       showCreated(r);
       notify(`Stream key ${r.stream_key.name} created.`);
     }));
