@@ -246,6 +246,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/panel/api/v1/stream-keys"),
     ("patch", "/panel/api/v1/stream-keys/{id}"),
     ("delete", "/panel/api/v1/stream-keys/{id}"),
+    ("put", "/panel/api/v1/stream-keys/{id}/egress"),
     ("get", "/panel/api/v1/recordings"),
     ("get", "/panel/api/v1/recordings/{id}"),
     ("patch", "/panel/api/v1/recordings/{id}"),
@@ -890,6 +891,101 @@ async fn a_stream_key_is_shown_once_with_its_rtmp_url_and_can_be_revoked() {
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn egress_targets_are_replaced_as_a_whole_and_their_keys_stay_write_only() {
+    let gw = gateway().await;
+    let c = Client::login(gw.admin_http, "root", ADMIN_PASSWORD).await;
+    let created = c
+        .write(
+            "POST",
+            "/panel/api/v1/stream-keys",
+            Some(json!({"name": "show"})),
+        )
+        .await
+        .json();
+    let id = created["stream_key"]["id"].as_i64().unwrap();
+    let path = format!("/panel/api/v1/stream-keys/{id}/egress");
+    let yt_key = "yt-Egress-Key-Narwhal";
+    let r = c
+        .write(
+            "PUT",
+            &path,
+            Some(json!({"targets": [
+                {"mountpoint": "show", "url": "rtmp://a.rtmp.youtube.com/live2", "key": yt_key},
+                {"mountpoint": "show", "url": "rtmps://live.example.net/app"}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains(yt_key));
+    let egress = r.json()["egress"].clone();
+    assert_eq!(egress[0]["has_key"], true);
+    assert_eq!(egress[1]["has_key"], false);
+    assert_eq!(egress[1]["url"], "rtmps://live.example.net/app");
+    let list = c.get("/panel/api/v1/stream-keys").await;
+    assert_eq!(list.json()[0]["egress"].as_array().unwrap().len(), 2);
+    assert!(!list.text().contains(yt_key));
+
+    // Sending the list again without keys keeps the stored key of the same target.
+    let r = c
+        .write(
+            "PUT",
+            &path,
+            Some(json!({"targets": [{"mountpoint": "show", "url": "rtmp://a.rtmp.youtube.com/live2"}]})),
+        )
+        .await;
+    assert_eq!(r.json()["egress"][0]["has_key"], true);
+    let stored = gw
+        .core
+        .storage
+        .stream_keys()
+        .get(bifrons::storage::StreamKeyId(id))
+        .await
+        .unwrap();
+    assert_eq!(stored.egress.len(), 1);
+    assert_eq!(stored.egress[0].key.as_ref().unwrap().expose(), yt_key);
+
+    // A bad URL changes nothing; "" removes the key; an empty list removes every target.
+    let r = c
+        .write(
+            "PUT",
+            &path,
+            Some(json!({"targets": [{"mountpoint": "show", "url": "http://nope"}]})),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_input"));
+    assert_eq!(
+        gw.core
+            .storage
+            .stream_keys()
+            .get(stored.id)
+            .await
+            .unwrap()
+            .egress
+            .len(),
+        1
+    );
+    let r = c
+        .write(
+            "PUT",
+            &path,
+            Some(json!({"targets": [{"mountpoint": "show", "url": "rtmp://a.rtmp.youtube.com/live2", "key": ""}]})),
+        )
+        .await;
+    assert_eq!(r.json()["egress"][0]["has_key"], false);
+    let r = c.write("PUT", &path, Some(json!({"targets": []}))).await;
+    assert_eq!(r.json()["egress"], json!([]));
+    let r = c
+        .write(
+            "PUT",
+            "/panel/api/v1/stream-keys/999/egress",
+            Some(json!({"targets": []})),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
+    gw.stop().await;
+}
+
 /// Registers a recording whose file holds `bytes`.
 async fn add_recording(
     gw: &TestGateway,
@@ -1286,6 +1382,13 @@ async fn secrets_never_reach_the_log_nor_later_answers() {
         .as_str()
         .unwrap()
         .to_owned();
+    let key_id = c.get("/panel/api/v1/stream-keys").await.json()[0]["id"].clone();
+    c.write(
+        "PUT",
+        &format!("/panel/api/v1/stream-keys/{key_id}/egress"),
+        Some(json!({"targets": [{"mountpoint": "k1", "url": "rtmp://x.example/app", "key": "Egress-Key-Heron-5"}]})),
+    )
+    .await;
     let account = c
         .write(
             "POST",
@@ -1336,6 +1439,7 @@ async fn secrets_never_reach_the_log_nor_later_answers() {
     );
     assert!(logged.contains("panel: failed login"));
     assert!(logged.contains("panel: stream key created"));
+    assert!(logged.contains("panel: egress targets set"));
     for secret in [
         ADMIN_PASSWORD,
         wrong,
@@ -1345,6 +1449,7 @@ async fn secrets_never_reach_the_log_nor_later_answers() {
         token.as_str(),
         "987123",
         "User-Pass-Otter-77",
+        "Egress-Key-Heron-5",
         c.csrf.as_str(),
         c.cookie.trim_start_matches("bifrons_panel="),
     ] {

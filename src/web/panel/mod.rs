@@ -166,6 +166,7 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
             stream_keys::update_stream_key,
             stream_keys::revoke_stream_key
         ))
+        .routes(routes!(stream_keys::set_egress))
         .routes(routes!(recordings::list_recordings))
         .routes(routes!(
             recordings::get_recording,

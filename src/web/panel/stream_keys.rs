@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::auth::{AdminUser, JsonBody, Viewer};
 use super::error::{ErrorBody, PanelResult};
 use super::PanelState;
-use crate::storage::{NewStreamKey, Page, StreamKey, StreamKeyId};
+use crate::storage::{EgressTarget, NewStreamKey, Page, Secret, StreamKey, StreamKeyId};
 
 /// An RTMP egress target (its key is never returned).
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,6 +85,27 @@ pub struct StreamKeyUpdate {
     pub owner: Option<String>,
     /// Allow or refuse publishing.
     pub enabled: Option<bool>,
+}
+
+/// One egress target of `PUT /stream-keys/{id}/egress`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressInput {
+    /// Mountpoint whose media is re-published.
+    pub mountpoint: String,
+    /// `rtmp://`/`rtmps://` destination application URL.
+    pub url: String,
+    /// The destination's stream key. Absent or `null` keeps the key stored for the same
+    /// mountpoint and URL (if any); `""` stores none.
+    pub key: Option<String>,
+}
+
+/// `PUT /stream-keys/{id}/egress` body: the complete new list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressList {
+    /// Targets, in order (at most 32).
+    pub targets: Vec<EgressInput>,
 }
 
 /// A new stream key: the only answer that carries the key.
@@ -207,6 +228,48 @@ pub async fn update_stream_key(
         )
         .await?;
     tracing::info!(by = %admin.user.username, name = %updated.name, enabled = updated.enabled, "panel: stream key updated");
+    Ok(Json(updated.into()))
+}
+
+/// Replaces the RTMP egress targets of a stream key (all or nothing). Destination keys are
+/// write-only: answers say `has_key`.
+#[utoipa::path(put, path = "/stream-keys/{id}/egress", tag = "stream keys", request_body = EgressList,
+    params(("id" = i64, Path, description = "Stream key id")),
+    responses((status = 200, body = StreamKeyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "A target listed twice", body = ErrorBody)),
+    security(("session" = [], "csrf" = [])))]
+pub async fn set_egress(
+    State(state): State<PanelState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<EgressList>,
+) -> PanelResult<Json<StreamKeyView>> {
+    let keys = state.storage().stream_keys();
+    let old = keys.get(StreamKeyId(id)).await?;
+    let targets: Vec<EgressTarget> = body
+        .targets
+        .into_iter()
+        .map(|t| {
+            let mountpoint = t.mountpoint.trim().to_owned();
+            let url = t.url.trim().to_owned();
+            let key = match t.key {
+                Some(k) if k.is_empty() => None,
+                Some(k) => Some(Secret::new(k)),
+                None => old
+                    .egress
+                    .iter()
+                    .find(|o| o.mountpoint == mountpoint && o.url == url)
+                    .and_then(|o| o.key.clone()),
+            };
+            EgressTarget {
+                mountpoint,
+                url,
+                key,
+            }
+        })
+        .collect();
+    let updated = keys.set_egress(old.id, &targets).await?;
+    tracing::info!(by = %admin.user.username, name = %updated.name, targets = updated.egress.len(), "panel: egress targets set");
     Ok(Json(updated.into()))
 }
 
