@@ -1095,6 +1095,7 @@ async fn recordings_filter_download_with_ranges_mark_heard_and_delete_file_and_r
     assert_eq!(full.header("content-type"), Some("audio/ogg"));
     assert_eq!(full.header("content-length"), Some("10000"));
     assert_eq!(full.header("accept-ranges"), Some("bytes"));
+    assert_eq!(full.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(full.body, bytes);
     let part = c.get_with(&url, &[("Range", "bytes=100-199")]).await;
     assert_eq!(part.status, 206);

@@ -38,6 +38,10 @@ function signedIn(info) {
   route();
 }
 
+// Set by a navigation (hash change): the new page's heading then takes the focus, so keyboard
+// and screen-reader users land on it; a re-render after an edit leaves the focus alone.
+let navigated = false;
+
 async function route() {
   if (!me) return;
   let name = (location.hash.replace(/^#\/?/, '') || 'live').split('?')[0];
@@ -64,11 +68,17 @@ async function route() {
     }
   }
   document.title = `${VIEWS[name].title} · Bifrons admin`;
+  const heading = view.querySelector('h1');
+  if (navigated && heading) {
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+  navigated = false;
 }
 
 whenUnauthenticated(() => showLogin('Your session ended; log in again.'));
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => { navigated = true; route(); });
 
 document.addEventListener('DOMContentLoaded', async () => {
   $('login-form').addEventListener('submit', async ev => {

@@ -142,6 +142,11 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
     assert.equal(session.httpOnly, true);
     assert.equal(session.sameSite, 'Strict');
     assert.equal(await page.evaluate(() => document.cookie), '', 'no script can read the session');
+    // Following a navigation link with the keyboard puts the focus on the new page's heading.
+    await page.focus('#nav a[data-view="trunks"]');
+    await page.keyboard.press('Enter');
+    await eventually(() => page.evaluate(() => document.activeElement.tagName === 'H1'
+      && document.activeElement.textContent === 'SIP trunks'), 'focus on the Trunks heading', 5000);
   }));
 
   it('creates a trunk and an account through the forms', () => step(async () => {
