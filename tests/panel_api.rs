@@ -564,6 +564,19 @@ async fn users_are_managed_by_admins_and_the_last_admin_stays() {
     );
     let ops_session = Client::login(gw.admin_http, "ops", "ops-password-2").await;
 
+    // Changing one's own password keeps this session and ends the others.
+    let second = Client::login(gw.admin_http, "ops", "ops-password-2").await;
+    let r = ops_session
+        .write(
+            "PATCH",
+            &format!("/panel/api/v1/users/{ops_id}"),
+            Some(json!({"password": "ops-password-3"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(ops_session.get("/panel/api/v1/me").await.status, 200);
+    assert_eq!(second.get("/panel/api/v1/me").await.status, 401);
+
     // Demoting a user takes effect on its next request.
     c.write(
         "PATCH",

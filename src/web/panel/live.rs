@@ -24,14 +24,28 @@ pub const PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 type MediaKey = (u64, u64, String);
 
+/// What was measured at the previous sample of one medium.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    kbps_in: Option<f64>,
+    kbps_out: Option<f64>,
+}
+
 /// Byte counters of the previous sample of each medium.
 #[derive(Debug, Default)]
 pub struct RateTracker {
-    previous: Mutex<HashMap<MediaKey, (Instant, u64, u64)>>,
+    previous: Mutex<HashMap<MediaKey, Sample>>,
 }
 
+/// Samples closer than this to the previous one repeat its rates instead of measuring over a
+/// span too short to mean anything (several live views sample at their own moments).
+const MIN_SPAN: Duration = Duration::from_millis(200);
+
 fn kbps(bytes_now: u64, bytes_then: u64, seconds: f64) -> Option<f64> {
-    (seconds > 0.05 && bytes_now >= bytes_then)
+    (seconds > 0.0 && bytes_now >= bytes_then)
         .then(|| ((bytes_now - bytes_then) as f64 * 8.0 / 1000.0 / seconds * 10.0).round() / 10.0)
 }
 
@@ -45,24 +59,33 @@ impl RateTracker {
             for h in &mut s.handles {
                 for m in &mut h.media {
                     let key = (s.id, h.id, m.mid.clone());
-                    match previous.get(&key) {
-                        Some(&(at, bin, bout))
-                            if now.saturating_duration_since(at) >= Duration::from_millis(200) =>
-                        {
-                            let secs = now.saturating_duration_since(at).as_secs_f64();
-                            m.kbps_in = kbps(m.bytes_in, bin, secs);
-                            m.kbps_out = kbps(m.bytes_out, bout, secs);
-                            next.insert(key, (now, m.bytes_in, m.bytes_out));
+                    let sample = match previous.get(&key) {
+                        Some(old) if now.saturating_duration_since(old.at) < MIN_SPAN => {
+                            m.kbps_in = old.kbps_in;
+                            m.kbps_out = old.kbps_out;
+                            *old
                         }
-                        Some(&old) => {
-                            // Too close to the previous sample for a meaningful rate: keep
-                            // the older baseline.
-                            next.insert(key, old);
+                        Some(old) => {
+                            let secs = now.saturating_duration_since(old.at).as_secs_f64();
+                            m.kbps_in = kbps(m.bytes_in, old.bytes_in, secs);
+                            m.kbps_out = kbps(m.bytes_out, old.bytes_out, secs);
+                            Sample {
+                                at: now,
+                                bytes_in: m.bytes_in,
+                                bytes_out: m.bytes_out,
+                                kbps_in: m.kbps_in,
+                                kbps_out: m.kbps_out,
+                            }
                         }
-                        None => {
-                            next.insert(key, (now, m.bytes_in, m.bytes_out));
-                        }
-                    }
+                        None => Sample {
+                            at: now,
+                            bytes_in: m.bytes_in,
+                            bytes_out: m.bytes_out,
+                            kbps_in: None,
+                            kbps_out: None,
+                        },
+                    };
+                    next.insert(key, sample);
                 }
             }
         }
@@ -167,5 +190,14 @@ mod tests {
         t.annotate(&mut b, t0 + Duration::from_secs(2));
         assert_eq!(b[0].handles[0].media[0].kbps_in, Some(32.0));
         assert_eq!(b[0].handles[0].media[0].kbps_out, Some(16.0));
+        // A second viewer sampling 100 ms later sees the same rates, not a blank.
+        let mut c = session(8100, 4000);
+        t.annotate(&mut c, t0 + Duration::from_millis(2100));
+        assert_eq!(c[0].handles[0].media[0].kbps_in, Some(32.0));
+        // The next real sample measures from the 2 s one.
+        let mut d = session(16000, 4000);
+        t.annotate(&mut d, t0 + Duration::from_secs(4));
+        assert_eq!(d[0].handles[0].media[0].kbps_in, Some(32.0));
+        assert_eq!(d[0].handles[0].media[0].kbps_out, Some(0.0));
     }
 }

@@ -106,6 +106,13 @@ impl SessionStore {
         self.lock().retain(|_, s| s.user_id != user_id);
     }
 
+    /// Ends every session of `user_id` but the one of cookie value `keep` (a user who changed
+    /// their own password stays logged in where they did it).
+    pub fn close_user_except(&self, user_id: UserId, keep: &str) {
+        self.lock()
+            .retain(|id, s| s.user_id != user_id || id == keep);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PanelSession>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }

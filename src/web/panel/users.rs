@@ -85,7 +85,7 @@ pub struct NewUserRequest {
 pub struct UserUpdate {
     /// New role.
     pub role: Option<RoleName>,
-    /// New password (ends the user's other sessions).
+    /// New password (ends the user's sessions, except the one making the change).
     pub password: Option<String>,
 }
 
@@ -166,9 +166,9 @@ pub async fn update_user(
     }
     if let Some(password) = body.password {
         users.set_password(user.id, &password).await?;
-        if user.id != admin.user.id {
-            state.sessions().close_user(user.id);
-        }
+        state
+            .sessions()
+            .close_user_except(user.id, &admin.session_id);
         tracing::info!(by = %admin.user.username, user = %user.username, "panel: password changed");
     }
     Ok(Json(user.into()))
