@@ -319,10 +319,14 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
       await phone.fill('#login-password', ADMIN.password);
       await phone.press('#login-password', 'Enter');
       await phone.locator('#top').waitFor({ state: 'visible' });
-      await phone.goto(panel + '#/accounts');
+      for (const view of ['live', 'trunks', 'stream-keys', 'recordings', 'users', 'accounts']) {
+        await phone.goto(panel + '#/' + view);
+        await eventually(() => phone.evaluate((v) => document.getElementById('view').dataset.view === v
+          && !!document.querySelector('#view h1'), view), `${view} rendered`, 10000);
+        const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${view}: no horizontal scrolling (${overflow} px too wide)`);
+      }
       await phone.getByText('Front desk').waitFor();
-      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `no horizontal scrolling (${overflow} px too wide)`);
       await shot('phone-accounts', phone);
     } finally {
       await ctx.close();
