@@ -386,6 +386,12 @@ async fn me_and_logout_end_the_session() {
 
 #[tokio::test]
 async fn wrong_passwords_lock_the_username_for_the_lockout_time() {
+    let log = Captured::default();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(log.clone())
+        .init();
     let gw = gateway_with(|c| {
         c.panel.max_failed_logins = 3;
         c.panel.lockout_seconds = 60;
@@ -425,6 +431,16 @@ async fn wrong_passwords_lock_the_username_for_the_lockout_time() {
     .await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_body"));
     gw.stop().await;
+    let logged = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    assert_eq!(logged.matches("panel: failed login").count(), 3, "{logged}");
+    assert!(logged.contains("panel: username locked after failed logins"));
+    assert_eq!(
+        logged
+            .matches("panel: login refused, username locked")
+            .count(),
+        2
+    );
+    assert!(!logged.contains("not the password"));
 }
 
 #[tokio::test]
@@ -1126,6 +1142,10 @@ async fn recordings_filter_download_with_ranges_mark_heard_and_delete_file_and_r
         (416, "range_not_satisfiable")
     );
     assert_eq!(past.header("content-range"), Some("bytes */10000"));
+    let head = send(gw.admin_http, "HEAD", &url, &[("Cookie", &c.cookie)], None).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("10000"));
+    assert!(head.body.is_empty());
     let save = c.get(&format!("{url}?download=true")).await;
     assert!(save
         .header("content-disposition")
@@ -1483,5 +1503,88 @@ async fn trunk_rows_made_elsewhere_show_up_without_their_password() {
     assert_eq!(r.json()[0]["name"], "cli-made");
     assert_eq!(r.json()[0]["has_password"], true);
     assert!(!r.text().contains("cli-secret-pass"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_works_the_same_on_a_postgresql_registry() {
+    let pg = support::pg::PgServer::start();
+    let url = pg.url();
+    let gw = gateway_with(move |c| c.database.url = url).await;
+    let c = Client::login(gw.admin_http, "root", ADMIN_PASSWORD).await;
+    let trunk = c
+        .write(
+            "POST",
+            "/panel/api/v1/trunks",
+            Some(json!({"name": "pg-trunk", "registrar_uri": "sip:pg.example", "password": "pg-secret-1"})),
+        )
+        .await;
+    assert_eq!(trunk.status, 201, "{}", trunk.text());
+    let trunk_id = trunk.json()["id"].as_i64().unwrap();
+    let account = c
+        .write(
+            "POST",
+            "/panel/api/v1/accounts",
+            Some(json!({"extension": "3001", "sip_uri": "sip:3001@pg.example", "trunk_id": trunk_id})),
+        )
+        .await;
+    assert_eq!(account.status, 201, "{}", account.text());
+    let r = c
+        .write("DELETE", &format!("/panel/api/v1/trunks/{trunk_id}"), None)
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "in_use"));
+    let key = c
+        .write(
+            "POST",
+            "/panel/api/v1/stream-keys",
+            Some(json!({"name": "pg-key"})),
+        )
+        .await;
+    assert_eq!(key.status, 201);
+    add_recording(
+        &gw,
+        RecordingKind::Stream,
+        "pg-key",
+        "s/1.ogg",
+        b"OggS-pg",
+        5_000,
+    )
+    .await;
+    add_recording(
+        &gw,
+        RecordingKind::Stream,
+        "pg-key",
+        "s/2.ogg",
+        b"OggS-pg",
+        9_000,
+    )
+    .await;
+    let r = c
+        .get("/panel/api/v1/recordings?kind=stream&owner=pg-key&from_ms=6000&heard=false")
+        .await
+        .json();
+    assert_eq!(r["total"], 1);
+    let id = r["recordings"][0]["id"].as_i64().unwrap();
+    let part = c
+        .get_with(
+            &format!("/panel/api/v1/recordings/{id}/file"),
+            &[("Range", "bytes=0-3")],
+        )
+        .await;
+    assert_eq!((part.status, part.body.as_slice()), (206, &b"OggS"[..]));
+    let r = c
+        .write("DELETE", &format!("/panel/api/v1/recordings/{id}"), None)
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(c.get("/panel/api/v1/recordings").await.json()["total"], 1);
+    assert_eq!(
+        c.get("/panel/api/v1/users")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     gw.stop().await;
 }
