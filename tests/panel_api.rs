@@ -1588,3 +1588,109 @@ async fn the_api_works_the_same_on_a_postgresql_registry() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn what_services_put_on_the_status_board_shows_in_the_live_view() {
+    use bifrons::web::panel::status::{
+        NoSessions, Publisher, RegistrationState, SipRegistration, StatusBoard,
+    };
+    use bifrons::web::panel::{router, PanelContext};
+
+    // The panel alone, as a service would see it: a board it feeds, no Janus sessions.
+    let dir = tempfile::tempdir().unwrap();
+    let storage =
+        bifrons::storage::Storage::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
+            .await
+            .unwrap();
+    storage
+        .users()
+        .create(
+            &NewUser {
+                username: "root".into(),
+                role: Role::Admin,
+            },
+            ADMIN_PASSWORD,
+        )
+        .await
+        .unwrap();
+    let board = StatusBoard::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = router(PanelContext {
+        storage,
+        recordings_dir: dir.path().join("rec"),
+        config: Config::default().panel,
+        sessions: Arc::new(NoSessions),
+        board: board.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    let c = Client::login(addr, "root", ADMIN_PASSWORD).await;
+    let snap = c.get("/panel/api/v1/live").await.json();
+    assert_eq!(snap["feeds"], json!({"sip": false, "publishers": false}));
+
+    board.attach_sip();
+    board.attach_publishers();
+    board.set_registration(SipRegistration {
+        trunk: "carrier".into(),
+        account: None,
+        state: RegistrationState::Registered,
+        detail: Some("200 OK".into()),
+        expires_s: Some(600),
+        updated_ms: 0,
+    });
+    board.set_publisher(Publisher {
+        protocol: "rtmp".into(),
+        stream_key: "studio-a".into(),
+        mountpoint: "studio-a".into(),
+        remote: Some("127.0.0.1:50000".into()),
+        viewers: 3,
+        kbps: Some(2500.0),
+        since_ms: 1,
+    });
+    let snap = c.get("/panel/api/v1/live").await.json();
+    assert_eq!(snap["feeds"], json!({"sip": true, "publishers": true}));
+    assert_eq!(snap["sip_registrations"][0]["trunk"], "carrier");
+    assert_eq!(snap["sip_registrations"][0]["state"], "registered");
+    assert_eq!(snap["sip_registrations"][0]["detail"], "200 OK");
+    assert_eq!(snap["publishers"][0]["viewers"], 3);
+    assert_eq!(snap["publishers"][0]["stream_key"], "studio-a");
+    assert_eq!(snap["sessions"], json!([]));
+
+    board.remove_publisher("studio-a");
+    board.set_registration(SipRegistration {
+        trunk: "carrier".into(),
+        account: None,
+        state: RegistrationState::Failed,
+        detail: Some("403 Forbidden".into()),
+        expires_s: None,
+        updated_ms: 0,
+    });
+    let snap = c.get("/panel/api/v1/live").await.json();
+    assert_eq!(snap["publishers"], json!([]));
+    assert_eq!(snap["sip_registrations"].as_array().unwrap().len(), 1);
+    assert_eq!(snap["sip_registrations"][0]["state"], "failed");
+
+    // Cancelling the token ends the SSE streams, so the server stops promptly.
+    let mut sse = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /panel/api/v1/live/events HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\r\n",
+        c.cookie
+    );
+    sse.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = sse.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops within 5 s with a live stream open")
+        .unwrap()
+        .unwrap();
+}
