@@ -1295,6 +1295,22 @@ async fn live_view_lists_janus_sessions_and_pushes_snapshots_over_sse() {
         .to_ascii_lowercase()
         .contains("content-type: text/event-stream"));
     assert!(seen.contains(&format!("\"id\":{session}")), "{seen}");
+    // Logging out ends the open stream (the terminating chunk, then the connection closes).
+    assert_eq!(
+        c.write("POST", "/panel/api/v1/logout", None).await.status,
+        204
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if n == 0 || seen.ends_with("0\r\n\r\n") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the session");
     gw.stop().await;
 }
 

@@ -310,6 +310,30 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
     }
   }));
 
+  it('sends the live view back to the login form when its session ends elsewhere', () => step(async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const watcher = await ctx.newPage();
+    try {
+      await watcher.goto(panel);
+      await watcher.fill('#login-username', VIEWER.username);
+      await watcher.fill('#login-password', VIEWER.password);
+      await watcher.press('#login-password', 'Enter');
+      await watcher.locator('.live-status.up').waitFor();
+      // Another tab of the same browser logs out.
+      const other = await ctx.newPage();
+      await other.goto(panel + 'index.html#/trunks');
+      const out = await other.evaluate(async () => {
+        const me = await (await fetch('/panel/api/v1/me')).json();
+        return (await fetch('/panel/api/v1/logout', { method: 'POST', headers: { 'X-CSRF-Token': me.csrf_token } })).status;
+      });
+      assert.equal(out, 204);
+      await watcher.locator('#login').waitFor({ state: 'visible', timeout: 15000 });
+      assert.equal(await watcher.locator('#top').isHidden(), true);
+    } finally {
+      await ctx.close();
+    }
+  }));
+
   it('fits a phone screen', () => step(async () => {
     const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1 });
     const phone = await ctx.newPage();

@@ -1,6 +1,6 @@
 // Live view: Janus sessions and handles with ICE/DTLS state and bitrates, SIP registrations
 // and publishers, pushed by the gateway every second over Server-Sent Events.
-import { apiUrl } from '../api.js';
+import { api, apiUrl } from '../api.js';
 import { h, table, fmtTime } from '../ui.js';
 
 export const title = 'Live';
@@ -55,16 +55,32 @@ export async function render(root) {
   const status = h('p', { class: 'live-status', role: 'status' }, 'Connecting…');
   const slot = h('div', { id: 'live-data' });
   root.append(h('h1', {}, 'Live'), status, slot);
-  const source = new EventSource(apiUrl('/live/events'));
-  source.addEventListener('snapshot', ev => {
-    const snap = JSON.parse(ev.data);
-    status.textContent = `Live · updated ${fmtTime(snap.generated_ms)}`;
-    status.className = 'live-status up';
-    renderSnapshot(slot, snap);
-  });
-  source.addEventListener('error', () => {
-    status.textContent = 'Disconnected from the gateway; retrying…';
-    status.className = 'live-status down';
-  });
-  return () => source.close();
+  let source = null;
+  let retry = null;
+  let stopped = false;
+  const connect = () => {
+    source = new EventSource(apiUrl('/live/events'));
+    source.addEventListener('snapshot', ev => {
+      const snap = JSON.parse(ev.data);
+      status.textContent = `Live · updated ${fmtTime(snap.generated_ms)}`;
+      status.className = 'live-status up';
+      renderSnapshot(slot, snap);
+    });
+    source.addEventListener('error', async () => {
+      status.textContent = 'Disconnected from the gateway; retrying…';
+      status.className = 'live-status down';
+      // The browser retries a dropped stream by itself, but gives up on an error answer (the
+      // session ended, the gateway restarted): then ask who we are, which shows the login
+      // form on 401, and otherwise reconnect a little later.
+      if (source.readyState !== EventSource.CLOSED || stopped) return;
+      try {
+        await api('GET', '/me');
+        if (!stopped) retry = setTimeout(connect, 2000);
+      } catch (e) {
+        if (e.status !== 401 && !stopped) retry = setTimeout(connect, 2000);
+      }
+    });
+  };
+  connect();
+  return () => { stopped = true; clearTimeout(retry); source.close(); };
 }

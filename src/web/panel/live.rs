@@ -116,7 +116,8 @@ pub async fn live(State(state): State<PanelState>, _viewer: Viewer) -> Json<Live
 }
 
 /// A [`LiveSnapshot`] as JSON in an `event: snapshot` every second, until the client goes
-/// away or the gateway stops.
+/// away, its session ends (logout, password change, user deleted: checked before each event,
+/// which also keeps a watched session from going idle) or the gateway stops.
 #[utoipa::path(get, path = "/live/events", tag = "live",
     responses(
         (status = 200, description = "`text/event-stream` of `snapshot` events, each a LiveSnapshot", content_type = "text/event-stream", body = LiveSnapshot),
@@ -128,8 +129,10 @@ pub async fn live_events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     tracing::debug!(user = %viewer.user.username, "panel: live view opened");
     let stop = state.shutdown_token();
+    let session_id = viewer.session_id;
     let stream = futures::stream::unfold((state, true), move |(state, first)| {
         let stop = stop.clone();
+        let session_id = session_id.clone();
         async move {
             if !first {
                 tokio::select! {
@@ -137,6 +140,7 @@ pub async fn live_events(
                     _ = stop.cancelled() => return None,
                 }
             }
+            state.sessions().touch(&session_id, Instant::now())?;
             let snap = snapshot(&state).await;
             let event = Event::default()
                 .event("snapshot")
