@@ -357,6 +357,12 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
     }
   }));
 
+  it('ran every page without a script error or a Content-Security-Policy violation', () => {
+    const bad = page.consoleLines.filter((l) => l.startsWith('pageerror:')
+      || /Content Security Policy|Refused to (load|execute|apply)/i.test(l));
+    assert.deepEqual(bad, []);
+  });
+
   it('serves a valid OpenAPI document listing every route the pages use', async () => {
     const res = await fetch(`http://127.0.0.1:${gw.ports.adminHttp}/panel/api/openapi.json`);
     assert.equal(res.status, 200);
