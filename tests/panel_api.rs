@@ -1490,6 +1490,10 @@ async fn secrets_never_reach_the_log_nor_later_answers() {
     assert!(logged.contains("panel: failed login"));
     assert!(logged.contains("panel: stream key created"));
     assert!(logged.contains("panel: egress targets set"));
+    assert!(
+        logged.contains("panel: request refused") && logged.contains("path=/panel/api/v1/login"),
+        "a refused request is logged with its path"
+    );
     for secret in [
         ADMIN_PASSWORD,
         wrong,

@@ -183,8 +183,19 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
-/// `Cache-Control: no-store` on every API answer: they carry registry data and tokens.
-async fn no_store(mut response: Response) -> Response {
+/// Every API answer gets `Cache-Control: no-store` (they carry registry data and tokens);
+/// refused requests get a log line with method, path (never the query or body, which may hold
+/// secrets) and status. Server errors were logged with their cause where they arose.
+async fn api_layer(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if status == axum::http::StatusCode::UNAUTHORIZED {
+        tracing::debug!(%method, %path, status = status.as_u16(), "panel: request refused");
+    } else if status.is_client_error() {
+        tracing::info!(%method, %path, status = status.as_u16(), "panel: request refused");
+    }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -214,7 +225,7 @@ pub fn router(ctx: PanelContext) -> Router {
             }),
         )
         .route("/panel/api/{*rest}", axum::routing::any(api_not_found))
-        .layer(axum::middleware::map_response(no_store));
+        .layer(axum::middleware::from_fn(api_layer));
     Router::new()
         .route("/panel", get(assets::redirect_to_index))
         .route("/panel/", get(assets::index))
