@@ -482,10 +482,10 @@ impl crate::web::panel::status::SessionSource for PanelSessions {
 }
 
 /// The admin panel's routes (`/panel/...`) over this core, or an empty router when
-/// `[panel] enabled = false`. SIP registrations and publishers appear once the services that
-/// own them feed the returned panel's status board.
+/// `[panel] enabled = false`. SIP registrations and publishers come from the status board the
+/// services feed ([`crate::services::Services::status`]).
 pub fn panel_router(core: &Arc<Core>) -> axum::Router {
-    use crate::web::panel::{router, status::StatusBoard, PanelContext};
+    use crate::web::panel::{router, PanelContext};
     if !core.config.panel.enabled {
         return axum::Router::new();
     }
@@ -494,7 +494,7 @@ pub fn panel_router(core: &Arc<Core>) -> axum::Router {
         recordings_dir: core.config.recordings.dir.clone(),
         config: core.config.panel.clone(),
         sessions: Arc::new(PanelSessions(core.clone())),
-        board: StatusBoard::new(),
+        board: core.services.status.clone(),
         shutdown: core.shutdown.clone(),
     })
 }

@@ -20,6 +20,8 @@
 //!   plugin).
 //! - [`streams`]: the mountpoint hub (sources feed, sinks read).
 //! - [`sinks`]: the traits every media destination implements.
+//! - `status`: the board where services report SIP registrations and publishers for the admin
+//!   panel's live view ([`crate::web::panel::status::StatusBoard`]).
 
 pub mod recording;
 pub mod sinks;
@@ -33,6 +35,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::storage::Storage;
+use crate::web::panel::status::StatusBoard;
 
 /// The services a plugin can reach through its host.
 #[derive(Clone)]
@@ -45,6 +48,8 @@ pub struct Services {
     pub sip: Arc<sip::SipService>,
     /// The mountpoint hub.
     pub streams: Arc<streams::MountpointHub>,
+    /// Where services report SIP registrations and RTMP/WHIP publishers for the live view.
+    pub status: StatusBoard,
 }
 
 impl Services {
@@ -63,6 +68,7 @@ impl Services {
             recording,
             sip: Arc::new(sip::SipService::new()),
             streams: Arc::new(streams::MountpointHub::new()),
+            status: StatusBoard::new(),
         })
     }
 
