@@ -61,6 +61,8 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     /// `[workers]`: the codec worker threads.
     pub workers: WorkersConfig,
+    /// `[rtmp]`: the RTMP ingest server feeding the streaming plugin's mountpoints.
+    pub rtmp: RtmpConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -355,6 +357,40 @@ pub struct WorkersConfig {
     pub threads: usize,
 }
 
+/// `[rtmp]`: the RTMP ingest server (OBS, ffmpeg) whose publishes feed the streaming plugin's
+/// mountpoints; a publish is accepted only for a stream key of the registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Whether the RTMP server is started. Default `false` in the built-in defaults (so that
+    /// several gateways can run side by side); `conf/bifrons.toml` turns it on.
+    pub enabled: bool,
+    /// Address the listener binds to. Default `0.0.0.0`.
+    pub bind: IpAddr,
+    /// TCP port. Default 1935 (RTMP's); 0 binds an ephemeral port.
+    pub port: u16,
+    /// Application name publishers use: `rtmp://HOST/<app>/<stream key>`. Default `live`.
+    pub app: String,
+    /// A second publisher on a live key: `refuse` (default) or `replace` (the newcomer takes
+    /// over).
+    pub duplicate_publisher: String,
+    /// Host name written in the URLs `bifrons key add` prints. Default `localhost`.
+    pub public_host: String,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 1935,
+            app: "live".into(),
+            duplicate_publisher: "refuse".into(),
+            public_host: "localhost".into(),
+        }
+    }
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -369,6 +405,7 @@ const SECTIONS: &[&str] = &[
     "web",
     "recordings",
     "workers",
+    "rtmp",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
@@ -540,6 +577,12 @@ impl Config {
         }
         if self.recordings.dir.as_os_str().is_empty() {
             return Err("recordings.dir must not be empty".into());
+        }
+        if !matches!(self.rtmp.duplicate_publisher.as_str(), "refuse" | "replace") {
+            return Err("rtmp.duplicate_publisher: 'refuse' or 'replace'".into());
+        }
+        if self.rtmp.app.is_empty() || self.rtmp.app.contains(['/', '?']) {
+            return Err("rtmp.app: a name without '/' or '?'".into());
         }
         if self.workers.threads > MAX_WORKER_THREADS {
             return Err(format!(
