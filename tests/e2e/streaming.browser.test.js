@@ -83,4 +83,59 @@ describe('streaming: RTMP publish watched in Chromium', () => {
       assert.notEqual((await p.exited).code, 0, `${bad}: ${p.stderr()}`);
     }
   });
+
+  for (const [what, opts, expect] of [
+    ['B-frames (x264 -bf 2)', { bframes: 2 }, {}],
+    ['audio only', { video: false }, { video: false }],
+    ['video only', { audio: false }, { audio: false }],
+  ]) {
+    it(`${what} plays`, async () => {
+      const { page } = await publishAndWatch(`pub-${what.replace(/[^a-z0-9]+/gi, '-')}`, opts);
+      const { stats } = await expectPlaying(page, expect);
+      console.log(`# ${what}: video ${JSON.stringify(stats.video)} audio ${JSON.stringify(stats.audio)}`);
+      await page.evaluate(() => window.hangup());
+      await page.close();
+    });
+  }
+
+  it('a second publisher on a live key is refused', async () => {
+    const key = addKey(gw, 'busy-key');
+    const first = publish(key.url);
+    publishers.push(first);
+    await waitLive(gw, key.mountpoint);
+    const second = publish(key.url, { seconds: 5 });
+    publishers.push(second);
+    assert.notEqual((await second.exited).code, 0, second.stderr());
+    const info = await adminStreaming(gw, { request: 'info', id: key.mountpoint });
+    assert.equal(info.info.live, true, 'the first publisher goes on');
+    await first.stop();
+  });
+
+  it('publisher dropped and restarted: stopped, started, frames keep decoding on the same PeerConnection', async () => {
+    const { page, key, pub } = await publishAndWatch('drop-resume');
+    await expectPlaying(page);
+    const before = await page.evaluate(() => window.inboundStats());
+    await pub.stop();
+    await waitInPage(page, () => window.e2e.statuses, (s) => s.includes('stopped'), 'stopped event', 10000);
+    const paused = await page.evaluate(() => window.inboundStats());
+    const again = publish(key.url);
+    publishers.push(again);
+    await waitInPage(page, () => window.e2e.statuses, (s) => s.lastIndexOf('started') > s.indexOf('stopped'), 'started event after stopped', 15000);
+    const after = await waitInPage(
+      page,
+      () => window.inboundStats(),
+      (s) => s.video?.framesDecoded > paused.video.framesDecoded + 30 && s.audio?.packetsReceived > paused.audio.packetsReceived + 50,
+      'frames decoded and audio received after the publisher came back',
+      20000,
+    );
+    const st = await page.evaluate(() => window.e2e);
+    assert.equal(st.offers, 1, 'no new offer');
+    assert.equal(after.pcId, before.pcId, 'same PeerConnection');
+    assert.equal(after.video.ssrc, before.video.ssrc, 'same SSRC for the browser');
+    assert.equal(after.video.frameWidth, 640);
+    console.log(`# resume: frames ${before.video.framesDecoded} -> ${paused.video.framesDecoded} (publisher gone) -> ${after.video.framesDecoded}; statuses ${st.statuses.join(',')}`);
+    await page.evaluate(() => window.hangup());
+    await page.close();
+    await again.stop();
+  });
 });

@@ -241,7 +241,9 @@ async fn ingest(
             StreamEvent::Video(frame) => {
                 frames += 1;
                 packets.clear();
-                packetizer.packetize(&frame, &mut packets);
+                // WebRTC receivers drop frames older than the last decoded one: B-frames go out
+                // in decode order, stamped with their decode time.
+                packetizer.packetize_decode_order(&frame, &mut packets);
                 entry
                     .last_packet_ms
                     .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
