@@ -304,11 +304,15 @@ pub async fn create(
         "is_private": is_private,
     });
     if kind == "rtp" {
+        for p in &ports {
+            let field = format!("{}_port", p["type"].as_str().unwrap_or_default());
+            stream[field] = p["port"].clone();
+        }
         stream["ports"] = json!(ports);
     }
     Ok(json!({
         "streaming": "created",
-        "create": name,
+        "created": name,
         "permanent": false,
         "stream": stream,
     }))

@@ -181,7 +181,7 @@ impl Streaming {
                 ctx.close_pc();
             }
         }
-        Ok(json!({ "streaming": "destroyed", "id": mp.id }))
+        Ok(json!({ "streaming": "destroyed", "destroyed": mp.id }))
     }
 
     async fn enable(&self, body: &Map<String, Value>, on: bool) -> Result<Value, StreamingError> {
