@@ -6,6 +6,8 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import StreamingPlugin from 'janode/plugins/streaming';
+import { connect } from './lib/janode.js';
 import {
   startStreamingGateway, addKey, publish, startViewerSite, launchChromium, openViewer, waitInPage,
   waitLive, adminStreaming,
@@ -137,5 +139,80 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     await page.evaluate(() => window.hangup());
     await page.close();
     await again.stop();
+  });
+
+  it('30 malformed requests get their exact codes while a viewer keeps watching', async () => {
+    const { page, key } = await publishAndWatch('malformed');
+    await expectPlaying(page);
+    const mp = key.mountpoint;
+    const before = await page.evaluate(() => window.inboundStats());
+    const conn = await connect(gw.wsUrl);
+    const session = await conn.create();
+    const handle = await session.attach(StreamingPlugin);
+    const media = [{ type: 'audio', mid: 'a', port: 0, pt: 111, codec: 'opus' }];
+    const table = [
+      [{ request: 'info' }, 453],
+      [{ request: 'info', id: '1' }, 454],
+      [{ request: 'info', id: -5 }, 454],
+      [{ request: 'info', id: 1.5 }, 454],
+      [{ request: 'info', id: 987654 }, 455],
+      [{ request: 'destroy' }, 453],
+      [{ request: 'create', type: 'rtp', id: mp, media }, 456],
+      [{ request: 'create', type: 5 }, 454],
+      [{ request: 'create', type: 'rtp', media: 'x' }, 454],
+      [{ request: 'create', type: 'rtp', media: [{ type: 'audio', port: 0 }] }, 453],
+      [{ request: 'create', type: 'rtp', media: [{ type: 'text', port: 0, codec: 'opus' }] }, 456],
+      [{ request: 'create', type: 'rtp', media: [{ type: 'audio', port: 70000, codec: 'opus' }] }, 454],
+      [{ request: 'create', type: 'rtp', media: [{ type: 'audio', port: 0, codec: 'mp3' }] }, 456],
+      [{ request: 'create', type: 'rtp', is_private: 'yes', media }, 454],
+      [{ request: 'create', type: 'rtp', secret: 5, media }, 454],
+      [{ request: 'create', type: 'rtp', audio: true }, 453],
+      [{ request: 'create', type: 'rtp', permanent: true, media }, 470],
+      [{ request: 'create', type: 'rtsp', media }, 454],
+      [{ request: 'enable', id: 987654 }, 455],
+      [{ request: 7 }, 454],
+      [{ request: 'bogus' }, 452],
+      [{ request: 'watch' }, 453],
+      [{ request: 'watch', id: 987654 }, 455],
+      [{ request: 'watch', id: mp, pin: 5 }, 454],
+      [{ request: 'watch', id: mp, media: [1] }, 454],
+      [{ request: 'watch', id: mp, offer_audio: false, offer_video: false }, 452],
+      [{ request: 'start' }, 455],
+      [{ request: 'pause' }, 455],
+      [{ request: 'configure', audio: false }, 455],
+      [{ request: 'switch', id: mp }, 455],
+    ];
+    assert.ok(table.length >= 20);
+    const got = [];
+    for (const [body, code] of table) {
+      let answer;
+      try {
+        const reply = await handle.message(body);
+        answer = reply?.plugindata?.data?.error_code ?? 'ok';
+      } catch (err) {
+        answer = Number(/^(\d+) /.exec(String(err.message))?.[1] ?? String(err.message));
+      }
+      got.push([JSON.stringify(body), answer, code]);
+    }
+    const wrong = got.filter(([, answer, code]) => answer !== code);
+    assert.deepEqual(wrong, [], `requests answered with the wrong code: ${JSON.stringify(wrong)}`);
+    // The watching handle itself: a second watch is refused, the viewer goes on.
+    await page.evaluate((id) => window.request({ request: 'watch', id }), mp);
+    await waitInPage(page, () => window.e2e.events, (ev) => ev.some((e) => e.error_code === 460), '460 for a second watch', 5000);
+    const after = await waitInPage(
+      page,
+      () => window.inboundStats(),
+      (s) => s.video?.framesDecoded > before.video.framesDecoded + 30,
+      'the viewer still decoding',
+      10000,
+    );
+    assert.equal(after.pcId, before.pcId);
+    assert.ok((await handle.list()).list.some((m) => m.id === mp), 'the session still works');
+    console.log(`# ${table.length} malformed requests; viewer frames ${before.video.framesDecoded} -> ${after.video.framesDecoded}`);
+    await handle.detach().catch(() => {});
+    await session.destroy().catch(() => {});
+    await conn.close().catch(() => {});
+    await page.evaluate(() => window.hangup());
+    await page.close();
   });
 });
