@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bifrons_rtmp::rtp::H264Packetizer;
+use bifrons_rtmp::rtp::{slice, sps, H264Packetizer};
 use bifrons_rtmp::server::{
     DuplicatePublisher, PublishRequest, RtmpServer, ServerConfig, ServerEvent, StreamEvent,
 };
@@ -225,6 +225,7 @@ async fn ingest(
     }
     let cancel = entry.cancel.clone();
     let mut frames = 0u64;
+    let mut b_frames = 0u64;
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -232,14 +233,41 @@ async fn ingest(
         };
         let Some(event) = event else { break };
         match event {
-            StreamEvent::VideoConfig(config) => {
+            StreamEvent::VideoConfig(mut config) => {
+                // A WebRTC decoder must output every picture at once: an SPS announcing
+                // reordering (B-frames) is rewritten to announce none.
+                for sps in config.sps.iter_mut() {
+                    if let Some(rewritten) = sps::without_reordering(sps) {
+                        tracing::info!(
+                            mountpoint = entry.id,
+                            "SPS reordering bound set to 0 for WebRTC"
+                        );
+                        *sps = rewritten;
+                    }
+                }
                 let plid = profile_level_id(&config);
                 tracing::info!(mountpoint = entry.id, profile_level_id = %plid, "H.264 configuration");
                 entry.set_h264_profile(&plid);
                 packetizer.set_config(&config);
             }
-            StreamEvent::Video(frame) => {
+            StreamEvent::Video(mut frame) => {
                 frames += 1;
+                // WebRTC decoders cannot hold a picture back for reordering: B-frames are
+                // left out (the viewer gets the I and P pictures, in order).
+                if frame.nalus.iter().any(|n| slice::is_b_slice(n)) {
+                    b_frames += 1;
+                    if b_frames == 1 {
+                        tracing::warn!(mountpoint = entry.id, "publisher sends B-frames: they are not relayed to WebRTC viewers (set the encoder to no B-frames)");
+                    }
+                    continue;
+                }
+                for nalu in frame.nalus.iter_mut() {
+                    if nalu.first().is_some_and(|h| h & 0x1f == 7) {
+                        if let Some(rewritten) = sps::without_reordering(nalu) {
+                            *nalu = rewritten;
+                        }
+                    }
+                }
                 packets.clear();
                 // WebRTC receivers drop frames older than the last decoded one: B-frames go out
                 // in decode order, stamped with their decode time.
@@ -304,7 +332,12 @@ async fn ingest(
         handle.stop();
     }
     entry.hub.source_gone();
-    tracing::info!(mountpoint = entry.id, frames, "RTMP publish ended");
+    tracing::info!(
+        mountpoint = entry.id,
+        frames,
+        b_frames,
+        "RTMP publish ended"
+    );
     if entry.set_live(false) {
         entry.notify_viewers(json!({ "status": "stopped", "id": entry.id }));
     }
