@@ -10,7 +10,7 @@ import StreamingPlugin from 'janode/plugins/streaming';
 import { connect } from './lib/janode.js';
 import {
   startStreamingGateway, addKey, publish, startViewerSite, launchChromium, openViewer, waitInPage,
-  waitLive, adminStreaming,
+  waitLive, adminStreaming, spawnProcess,
 } from './lib/streaming.js';
 
 describe('streaming: RTMP publish watched in Chromium', () => {
@@ -223,5 +223,53 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     await conn.close().catch(() => {});
     await page.evaluate(() => window.hangup());
     await page.close();
+  });
+
+  it('an RTP mountpoint fed by ffmpeg (VP8 + Opus) plays', async () => {
+    const created = await adminStreaming(gw, {
+      request: 'create', type: 'rtp', id: 7000, description: 'ffmpeg RTP',
+      media: [
+        { type: 'audio', mid: 'a', port: 0, pt: 111, codec: 'opus' },
+        { type: 'video', mid: 'v', port: 0, pt: 100, codec: 'vp8' },
+      ],
+    });
+    assert.equal(created.streaming, 'created', JSON.stringify(created));
+    const port = (t) => created.stream.ports.find((p) => p.type === t).port;
+    const ff = spawnProcess('ffmpeg', [
+      '-hide_banner', '-loglevel', 'error', '-re',
+      '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+      '-map', '0:v', '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '800k', '-g', '60',
+      '-payload_type', '100', '-f', 'rtp', `rtp://127.0.0.1:${port('video')}?pkt_size=1200`,
+      '-map', '1:a', '-c:a', 'libopus', '-b:a', '64k', '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${port('audio')}`,
+    ]);
+    publishers.push(ff);
+    await waitLive(gw, 7000);
+    const page = await openViewer(browser, site, gw.wsUrl, 7000);
+    const { stats } = await expectPlaying(page);
+    assert.ok(stats.codecs.some((c) => /VP8/.test(c)), JSON.stringify(stats.codecs));
+    console.log(`# RTP VP8+Opus: video ${JSON.stringify(stats.video)} audio ${JSON.stringify(stats.audio)}`);
+    await page.evaluate(() => window.hangup());
+    await page.close();
+    await ff.stop();
+  });
+
+  it('the demo page lists the mountpoints and plays one', async () => {
+    const key = addKey(gw, 'demo-page');
+    const pub = publish(key.url);
+    publishers.push(pub);
+    await waitLive(gw, key.mountpoint);
+    const page = await browser.newPage();
+    await page.goto(gw.httpUrl.replace(/\/janus$/, '/demos/streaming.html'));
+    await waitInPage(page, () => window.demo, (d) => d.list.some((m) => m.id), 'mountpoint list', 10000);
+    await page.selectOption('#list', String(key.mountpoint));
+    await page.click('#watch');
+    const demo = await waitInPage(page, () => window.demo, (d) => d.stats?.framesDecoded > 30 && d.stats.kbps > 0, 'frames decoded and a bitrate on the demo page', 20000);
+    assert.match(demo.stats.videoCodec, /H264/);
+    assert.match(demo.stats.audioCodec, /opus/);
+    assert.ok(demo.stats.kbps > 0);
+    assert.equal(demo.stats.width, 640);
+    await page.click('#stop');
+    await page.close();
+    await pub.stop();
   });
 });
