@@ -63,6 +63,8 @@ pub struct Config {
     pub workers: WorkersConfig,
     /// `[rtmp]`: the RTMP ingest server feeding the streaming plugin's mountpoints.
     pub rtmp: RtmpConfig,
+    /// `[whep]`: WHEP playback of the streaming plugin's mountpoints.
+    pub whep: WhepConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -391,6 +393,30 @@ impl Default for RtmpConfig {
     }
 }
 
+/// `[whep]`: WHEP playback (`POST /whep/<mountpoint>` with an SDP offer) of the streaming
+/// plugin's mountpoints, on a listener of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhepConfig {
+    /// Whether the WHEP listener is started. Default `false` in the built-in defaults;
+    /// `conf/bifrons.toml` turns it on.
+    pub enabled: bool,
+    /// Address the listener binds to. Default `0.0.0.0`.
+    pub bind: IpAddr,
+    /// TCP port. Default 8089; 0 binds an ephemeral port.
+    pub port: u16,
+}
+
+impl Default for WhepConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 8089,
+        }
+    }
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -406,6 +432,7 @@ const SECTIONS: &[&str] = &[
     "recordings",
     "workers",
     "rtmp",
+    "whep",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to

@@ -18,6 +18,7 @@ mod rtp_header;
 mod rtp_source;
 mod secret;
 mod viewer;
+mod whep;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -68,6 +69,21 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                     host.config.rtmp.port
                 )
             })?;
+        }
+        if host.config.whep.enabled {
+            let addr = std::net::SocketAddr::new(host.config.whep.bind, host.config.whep.port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("WHEP listener on {addr}: {e}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "WHEP listening");
+            let backend = Arc::new(whep::Whep::new(mountpoints.clone(), host.media.clone()));
+            let router = crate::web::whep::router(backend);
+            let stop = host.shutdown.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+            });
         }
         Ok(RegisteredPlugin::new(Streaming {
             descriptor: PluginDescriptor {
