@@ -61,13 +61,14 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     }
     if (audio) assert.ok(stats.audio.totalAudioEnergy > 0, JSON.stringify(stats.audio));
     await waitInPage(page, () => window.e2e.statuses, (s) => s.includes('started'), 'started event', 5000);
-    return { stats, firstFrameMs: (await page.evaluate(() => window.e2e)).firstFrameMs };
+    const final = await page.evaluate(() => window.e2e);
+    return { stats, firstFrameMs: final.firstFrameMs, webrtcupMs: final.webrtcupMs };
   }
 
   it('H.264 + AAC plays: frames at the published size, audio not silent', async () => {
     const { page } = await publishAndWatch('obs-like');
-    const { stats, firstFrameMs } = await expectPlaying(page);
-    console.log(`# first frame ${firstFrameMs} ms after watch; video ${JSON.stringify(stats.video)} audio ${JSON.stringify(stats.audio)} codecs ${JSON.stringify(stats.codecs)}`);
+    const { stats, firstFrameMs, webrtcupMs } = await expectPlaying(page);
+    console.log(`# webrtcup ${webrtcupMs} ms, first frame ${firstFrameMs} ms after watch; video ${JSON.stringify(stats.video)} audio ${JSON.stringify(stats.audio)} codecs ${JSON.stringify(stats.codecs)}`);
     assert.ok(stats.codecs.some((c) => /H264/.test(c)), JSON.stringify(stats.codecs));
     assert.ok(stats.codecs.some((c) => /opus/.test(c)), JSON.stringify(stats.codecs));
     await page.evaluate(() => window.hangup());

@@ -134,7 +134,7 @@ window.watch = (server, id, extra) => new Promise((resolve, reject) => {
             error: (e) => { fail('watch', e); reject(new Error('watch: ' + e)); } });
         },
         error: (e) => { fail('attach', e); reject(new Error('attach: ' + e)); },
-        webrtcState: (on, reason) => { if (on) state.webrtcup = true; else state.hangup = reason || 'down'; },
+        webrtcState: (on, reason) => { if (on) { state.webrtcup = true; state.webrtcupMs = Math.round(performance.now() - state.watchAt); } else state.hangup = reason || 'down'; },
         onmessage: (msg, jsep) => {
           state.events.push(msg);
           if (msg.result && msg.result.status) state.statuses.push(msg.result.status);
