@@ -100,7 +100,7 @@ pub enum UserCommand {
 pub enum KeyCommand {
     /// Create a stream key and print it once, with the RTMP URL to paste into OBS.
     Add {
-        /// Name of the key: 1 to 64 of A-Z a-z 0-9 . _ -
+        /// Name of the key: 1 to 64 characters, no leading or trailing spaces
         name: String,
         /// Mountpoint the key feeds (default: the mountpoint numbered like the key's id,
         /// created on the first publish).
