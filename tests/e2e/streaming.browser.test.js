@@ -273,4 +273,44 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     await page.close();
     await pub.stop();
   });
+
+  it('pause, start and switch to another mountpoint on the same PeerConnection', async () => {
+    const { page, key } = await publishAndWatch('switch-a');
+    await expectPlaying(page);
+    const other = addKey(gw, 'switch-b');
+    const pubB = publish(other.url, { size: '320x240' });
+    publishers.push(pubB);
+    await waitLive(gw, other.mountpoint);
+
+    await page.evaluate(() => window.request({ request: 'pause' }));
+    await waitInPage(page, () => window.e2e.statuses, (s) => s.includes('pausing'), 'pausing', 5000);
+    await new Promise((r) => setTimeout(r, 500));
+    const paused = await page.evaluate(() => window.inboundStats());
+    await new Promise((r) => setTimeout(r, 1500));
+    const stillPaused = await page.evaluate(() => window.inboundStats());
+    assert.ok(stillPaused.video.packetsReceived - paused.video.packetsReceived < 10, 'no media while paused');
+    await page.evaluate(() => window.request({ request: 'start' }));
+    await waitInPage(page, () => window.inboundStats(), (s) => s.video.framesDecoded > stillPaused.video.framesDecoded + 15, 'decoding after start', 10000);
+
+    await page.evaluate((id) => window.request({ request: 'switch', id }), other.mountpoint);
+    await waitInPage(page, () => window.e2e.events, (ev) => ev.some((e) => e.result?.switched === 'ok' && e.result.id === other.mountpoint), 'switched event', 5000);
+    const switched = await waitInPage(
+      page,
+      () => window.inboundStats(),
+      (s) => s.video?.frameWidth === 320 && s.video.frameHeight === 240,
+      'frames of the other mountpoint (320x240)',
+      10000,
+    );
+    const later = await waitInPage(page, () => window.inboundStats(), (s) => s.video.framesDecoded > switched.video.framesDecoded + 30, 'decoding after the switch', 10000);
+    const st = await page.evaluate(() => window.e2e);
+    assert.equal(st.offers, 1, 'no renegotiation');
+    assert.equal(later.pcId, switched.pcId);
+    const infoA = (await adminStreaming(gw, { request: 'info', id: key.mountpoint })).info;
+    const infoB = (await adminStreaming(gw, { request: 'info', id: other.mountpoint })).info;
+    assert.equal(infoA.viewers, 0);
+    assert.equal(infoB.viewers, 1);
+    await page.evaluate(() => window.hangup());
+    await page.close();
+    await pubB.stop();
+  });
 });
