@@ -86,4 +86,41 @@ describe('WHEP playback in Chromium', () => {
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
   });
+
+  it('a browser without H.264 gets VP8 transcoded once for the mountpoint', async () => {
+    const key = addKey(gw, 'whep-vp8');
+    const pub = publish(key.url);
+    publishers.push(pub);
+    await waitLive(gw, key.mountpoint);
+    const page = await browser.newPage();
+    // Play a browser that cannot decode H.264: its offer lists VP8 only.
+    await page.addInitScript(() => {
+      const add = RTCPeerConnection.prototype.addTransceiver;
+      RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
+        const t = add.call(this, kind, init);
+        if (kind === 'video') {
+          t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8'));
+        }
+        return t;
+      };
+    });
+    await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whep.html?id=${key.mountpoint}`));
+    await waitInPage(page, () => window.demo.state, (s) => s === 'idle' || s === 'broken', 'page ready', 10000);
+    await page.click('#play');
+    const demo = await waitInPage(
+      page,
+      () => window.demo,
+      (d) => d.stats?.framesDecoded > 30 && d.stats.audioPackets > 50,
+      'VP8 frames decoded and audio',
+      20000,
+    );
+    assert.equal(demo.status, 201);
+    assert.match(demo.stats.videoCodec, /VP8/);
+    assert.equal(demo.stats.width, 640);
+    assert.equal(demo.stats.height, 360);
+    console.log(`# WHEP VP8: ${JSON.stringify(demo.stats)}`);
+    await page.click('#stop');
+    await waitInPage(page, () => window.demo.deleted, (s) => s === 200, 'DELETE answered', 5000);
+    await page.close();
+  });
 });

@@ -18,6 +18,7 @@ mod rtp_header;
 mod rtp_source;
 mod secret;
 mod viewer;
+mod vp8;
 mod whep;
 
 use std::net::IpAddr;
@@ -52,7 +53,10 @@ pub struct Streaming {
 /// Starts the plugin: the mountpoint table, and the RTMP server when `[rtmp] enabled`.
 pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlugin>> {
     Box::pin(async move {
-        let mountpoints = Arc::new(Mountpoints::new(host.services.streams.clone()));
+        let mountpoints = Arc::new(Mountpoints::new(
+            host.services.streams.clone(),
+            host.services.workers.clone(),
+        ));
         if host.config.rtmp.enabled {
             rtmp_ingest::start(
                 &host.config.rtmp,
@@ -239,11 +243,15 @@ impl Streaming {
 type Outcome = Result<(Value, Option<crate::media::Jsep>), StreamingError>;
 
 /// The codecs to offer for one stream: H.264 with the publisher's profile, then constrained
-/// baseline (what every browser lists) in case the browser lacks that profile.
+/// baseline (what every browser lists) in case the browser lacks that profile, then VP8.
 fn offer_codecs(codec: &Codec) -> Vec<Codec> {
     let mut codecs = vec![codec.clone()];
-    if matches!(codec, Codec::H264 { .. }) && *codec != Codec::h264_baseline() {
-        codecs.push(Codec::h264_baseline());
+    if matches!(codec, Codec::H264 { .. }) {
+        if *codec != Codec::h264_baseline() {
+            codecs.push(Codec::h264_baseline());
+        }
+        // For a browser without H.264: transcoded, once per mountpoint.
+        codecs.push(Codec::Vp8);
     }
     codecs
 }
@@ -390,20 +398,37 @@ async fn watch(
 /// started), which starts it at the last keyframe; tells the viewer `started`.
 fn attach(viewer: &Viewer, ctx: &HandleCtx) {
     let mut st = viewer.lock();
-    if st.sink_id.is_some() || !st.started {
+    if st.attached.is_some() || !st.started {
         return;
     }
     let (Some(mp), Some(sink)) = (st.mountpoint.clone(), st.sink.clone()) else {
         return;
     };
+    let mut vp8 = false;
     if let Some(n) = ctx.negotiated() {
         for kind in MediaKind::ALL {
             if let Some(s) = n.first(kind) {
                 sink.set_pt(kind, s.pt.0);
+                vp8 |= kind == MediaKind::Video && s.codec == Some(Codec::Vp8);
             }
         }
     }
-    st.sink_id = Some(mp.hub.add_stream_sink(sink));
+    match mp.attach_sink(sink, vp8) {
+        Ok(a) => st.attached = Some(a),
+        Err(e) => {
+            drop(st);
+            tracing::warn!(mountpoint = mp.id, error = %e, "viewer not attached");
+            ctx.push_event(
+                None,
+                error(StreamingError::new(
+                    errors::UNKNOWN_ERROR,
+                    format!("Can't transcode for this viewer: {e}"),
+                )),
+                None,
+            );
+            return;
+        }
+    }
     drop(st);
     ctx.push_event(None, event(json!({ "status": "started" })), None);
 }
@@ -422,7 +447,7 @@ fn start(viewer: &Viewer, ctx: &HandleCtx) -> Outcome {
         }
         let was = st.started;
         st.started = true;
-        (was, st.sink_id.is_some())
+        (was, st.attached.is_some())
     };
     if !attached && ctx.media_status().1 {
         attach(viewer, ctx);
@@ -508,8 +533,8 @@ fn configure(viewer: &Viewer, body: &Map<String, Value>) -> Outcome {
         let was = sink.enabled(kind);
         sink.set_enabled(kind, on);
         if kind == MediaKind::Video && on && !was {
-            if let Some(id) = st.sink_id {
-                mp.hub.request_keyframe(id);
+            if let Some(a) = &st.attached {
+                a.request_keyframe(mp);
             }
         }
     }
@@ -543,11 +568,20 @@ fn switch(
             "Can't switch: target has a different media configuration",
         ));
     }
-    if let Some(sink_id) = st.sink_id.take() {
-        old.hub.remove_sink(sink_id);
+    if st.attached.as_ref().is_some_and(|a| a.vp8.is_some()) {
+        return Err(StreamingError::new(
+            errors::CANT_SWITCH,
+            "Can't switch: this viewer gets transcoded VP8",
+        ));
+    }
+    if let Some(a) = st.attached.take() {
+        old.detach_sink(a);
         sink.restart(MediaKind::Audio);
         sink.restart(MediaKind::Video);
-        st.sink_id = Some(target.hub.add_stream_sink(sink));
+        st.attached =
+            Some(target.attach_sink(sink, false).map_err(|e| {
+                StreamingError::new(errors::CANT_SWITCH, format!("Can't switch: {e}"))
+            })?);
     }
     old.remove_viewer(ctx.handle_id());
     target.add_viewer(ctx.weak());
@@ -637,9 +671,9 @@ impl Plugin for Streaming {
             return;
         }
         let st = viewer.lock();
-        if let (Some(mp), Some(sink), Some(id)) = (&st.mountpoint, &st.sink, st.sink_id) {
+        if let (Some(mp), Some(sink), Some(a)) = (&st.mountpoint, &st.sink, &st.attached) {
             if sink.keyframe_request_due() {
-                mp.hub.request_keyframe(id);
+                a.request_keyframe(mp);
             }
         }
     }
@@ -664,7 +698,8 @@ impl Plugin for Streaming {
         json!({
             "mountpoint": st.mountpoint.as_ref().map(|m| m.id),
             "started": st.started,
-            "attached": st.sink_id.is_some(),
+            "attached": st.attached.is_some(),
+            "transcoded_vp8": st.attached.as_ref().is_some_and(|a| a.vp8.is_some()),
             "paused": st.sink.as_ref().is_some_and(|s| s.paused()),
             "audio_packets_sent": sent(MediaKind::Audio),
             "video_packets_sent": sent(MediaKind::Video),

@@ -9,10 +9,13 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::secret::HashedSecret;
+use super::vp8::{KindFilter, Vp8Variant};
 use crate::ids::HandleId;
 use crate::media::{Codec, MediaKind};
 use crate::plugins::HandleRef;
 use crate::services::streams::{Mountpoint, MountpointHub, VideoFormat};
+use crate::services::streams::{SinkId, StreamSink};
+use crate::services::workers::WorkerPool;
 
 /// Where a mountpoint's media comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +93,30 @@ pub struct MountpointEntry {
     pub last_packet_ms: AtomicU64,
     /// Cancelled when the mountpoint is destroyed: its source tasks end.
     pub cancel: CancellationToken,
+    /// The VP8 rendition, while viewers without H.264 watch.
+    vp8: Mutex<Option<Arc<Vp8Variant>>>,
+    hubs: Arc<MountpointHub>,
+    workers: Arc<WorkerPool>,
+}
+
+/// Where a viewer's sink sits: the main fan-out, and for a VP8 viewer of an H.264
+/// mountpoint also the VP8 rendition's (for its video).
+pub struct Attached {
+    /// Id in the main fan-out.
+    pub main: SinkId,
+    /// The VP8 rendition and the id in its fan-out.
+    pub vp8: Option<(Arc<Vp8Variant>, SinkId)>,
+}
+
+impl Attached {
+    /// Asks for a keyframe for this viewer: from the keyframe cache of the fan-out its video
+    /// comes from.
+    pub fn request_keyframe(&self, mp: &MountpointEntry) {
+        match &self.vp8 {
+            Some((v, id)) => v.hub.request_keyframe(*id),
+            None => mp.hub.request_keyframe(self.main),
+        }
+    }
 }
 
 /// What `create` (or an RTMP publish) gives a new mountpoint.
@@ -133,6 +160,80 @@ impl MountpointEntry {
             } = &mut s.codec
             {
                 *p = Some(profile_level_id.to_string());
+            }
+        }
+    }
+
+    /// The VP8 rendition, if VP8 viewers watch (read once per frame by the ingest).
+    pub fn vp8(&self) -> Option<Arc<Vp8Variant>> {
+        self.vp8.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the video offered is H.264 (a VP8 viewer then needs the transcoder).
+    pub fn video_is_h264(&self) -> bool {
+        self.streams()
+            .iter()
+            .any(|s| matches!(s.codec, Codec::H264 { .. }))
+    }
+
+    /// Puts a viewer's sink into the fan-out. `vp8`: the viewer negotiated VP8 while the
+    /// mountpoint carries H.264: its video then comes from the VP8 rendition, started for the
+    /// first such viewer. Errors when the transcoder cannot start.
+    pub fn attach_sink(&self, sink: Arc<dyn StreamSink>, vp8: bool) -> Result<Attached, String> {
+        if !(vp8 && self.video_is_h264()) {
+            return Ok(Attached {
+                main: self.hub.add_stream_sink(sink),
+                vp8: None,
+            });
+        }
+        let variant = {
+            let mut slot = self.vp8.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(v) => v.clone(),
+                None => {
+                    let name = format!("streaming/{}/vp8", self.id);
+                    self.hubs.remove(&name);
+                    let hub = self.hubs.create(&name).map_err(|e| e.to_string())?;
+                    hub.set_video_format(Some(VideoFormat::Vp8));
+                    let v = Arc::new(Vp8Variant::start(hub, &self.workers)?);
+                    tracing::info!(mountpoint = self.id, "VP8 rendition started");
+                    *slot = Some(v.clone());
+                    v
+                }
+            }
+        };
+        variant.viewers.fetch_add(1, Ordering::AcqRel);
+        variant.request_keyframe();
+        let main = self.hub.add_stream_sink(Arc::new(KindFilter {
+            inner: sink.clone(),
+            kind: MediaKind::Audio,
+        }));
+        let id = variant.hub.add_stream_sink(Arc::new(KindFilter {
+            inner: sink,
+            kind: MediaKind::Video,
+        }));
+        Ok(Attached {
+            main,
+            vp8: Some((variant, id)),
+        })
+    }
+
+    /// Takes a viewer's sink out; the VP8 rendition stops with its last viewer.
+    pub fn detach_sink(&self, attached: Attached) {
+        self.hub.remove_sink(attached.main);
+        let Some((variant, id)) = attached.vp8 else {
+            return;
+        };
+        variant.hub.remove_sink(id);
+        if variant.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let mut slot = self.vp8.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|v| Arc::ptr_eq(v, &variant))
+                && variant.viewers.load(Ordering::Acquire) == 0
+            {
+                *slot = None;
+                variant.stop();
+                self.hubs.remove(&format!("streaming/{}/vp8", self.id));
+                tracing::info!(mountpoint = self.id, "VP8 rendition stopped");
             }
         }
     }
@@ -298,6 +399,7 @@ pub fn now_ms() -> u64 {
 pub struct Mountpoints {
     table: RwLock<BTreeMap<u64, Arc<MountpointEntry>>>,
     hub: Arc<MountpointHub>,
+    workers: Arc<WorkerPool>,
 }
 
 /// Why a mountpoint could not be added.
@@ -305,11 +407,12 @@ pub struct Mountpoints {
 pub struct IdTaken;
 
 impl Mountpoints {
-    /// An empty set whose media go through `hub`.
-    pub fn new(hub: Arc<MountpointHub>) -> Self {
+    /// An empty set whose media go through `hub`; transcoding runs on `workers`.
+    pub fn new(hub: Arc<MountpointHub>, workers: Arc<WorkerPool>) -> Self {
         Self {
             table: RwLock::new(BTreeMap::new()),
             hub,
+            workers,
         }
     }
 
@@ -376,6 +479,9 @@ impl Mountpoints {
             live: AtomicBool::new(false),
             last_packet_ms: AtomicU64::new(0),
             cancel: CancellationToken::new(),
+            vp8: Mutex::new(None),
+            hubs: self.hub.clone(),
+            workers: self.workers.clone(),
         });
         table.insert(entry.id, entry.clone());
         Ok(entry)
@@ -390,6 +496,10 @@ impl Mountpoints {
             .remove(&id)?;
         entry.cancel.cancel();
         self.hub.remove(&format!("streaming/{id}"));
+        if let Some(v) = entry.vp8.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            v.stop();
+            self.hub.remove(&format!("streaming/{id}/vp8"));
+        }
         Some(entry)
     }
 }

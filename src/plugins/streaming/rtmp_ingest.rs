@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bifrons_rtmp::rtp::{slice, sps, H264Packetizer};
+use bifrons_rtmp::rtp::{flv_ms_to_rtp, slice, sps, H264Packetizer};
 use bifrons_rtmp::server::{
     DuplicatePublisher, PublishRequest, RtmpServer, ServerConfig, ServerEvent, StreamEvent,
 };
@@ -18,6 +18,7 @@ use super::h264_profile::profile_level_id;
 use super::mountpoints::{
     now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
 };
+use super::vp8::{annex_b, AccessUnit};
 use crate::config::RtmpConfig;
 use crate::media::{Codec, MediaKind, RtpPacket};
 use crate::services::workers::{input_queue, WorkerPool};
@@ -226,6 +227,7 @@ async fn ingest(
     let cancel = entry.cancel.clone();
     let mut frames = 0u64;
     let mut b_frames = 0u64;
+    let mut params: (Vec<Bytes>, Vec<Bytes>) = (Vec::new(), Vec::new());
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -249,6 +251,7 @@ async fn ingest(
                 tracing::info!(mountpoint = entry.id, profile_level_id = %plid, "H.264 configuration");
                 entry.set_h264_profile(&plid);
                 packetizer.set_config(&config);
+                params = (config.sps.clone(), config.pps.clone());
             }
             StreamEvent::Video(mut frame) => {
                 frames += 1;
@@ -272,6 +275,12 @@ async fn ingest(
                 // WebRTC receivers drop frames older than the last decoded one: B-frames go out
                 // in decode order, stamped with their decode time.
                 packetizer.packetize_decode_order(&frame, &mut packets);
+                if let Some(vp8) = entry.vp8() {
+                    vp8.push(AccessUnit {
+                        annex_b: annex_b(&frame.nalus, frame.keyframe, &params.0, &params.1),
+                        timestamp: flv_ms_to_rtp(frame.dts_ms).wrapping_add(ts_base),
+                    });
+                }
                 entry
                     .last_packet_ms
                     .store(now_ms(), std::sync::atomic::Ordering::Relaxed);

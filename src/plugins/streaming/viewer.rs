@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::mountpoints::MountpointEntry;
+use super::mountpoints::{Attached, MountpointEntry};
 use crate::ids::Ssrc;
 use crate::media::{MediaKind, MediaSender, RtpPacket};
 use crate::rtp::{RtpHeader, RtpRewriter};
-use crate::services::streams::{SinkId, StreamSink};
+use crate::services::streams::StreamSink;
 
 /// Keyframe requests from one viewer closer together than this are served once.
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
@@ -161,8 +161,8 @@ pub struct Watching {
     pub mountpoint: Option<Arc<MountpointEntry>>,
     /// The sink, once the PeerConnection exists.
     pub sink: Option<Arc<ViewerSink>>,
-    /// The sink's id in the mountpoint's fan-out, once media flows.
-    pub sink_id: Option<SinkId>,
+    /// Where the sink sits in the mountpoint's fan-out, once media flows.
+    pub attached: Option<Attached>,
     /// `start` was received (the answer applied).
     pub started: bool,
 }
@@ -184,8 +184,8 @@ impl Viewer {
     pub fn leave(&self, handle: crate::ids::HandleId) -> Option<Arc<MountpointEntry>> {
         let mut st = self.lock();
         let mp = st.mountpoint.take()?;
-        if let Some(id) = st.sink_id.take() {
-            mp.hub.remove_sink(id);
+        if let Some(a) = st.attached.take() {
+            mp.detach_sink(a);
         }
         st.sink = None;
         st.started = false;

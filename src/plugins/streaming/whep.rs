@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use futures::future::BoxFuture;
 
-use super::mountpoints::{MountpointEntry, Mountpoints};
+use super::mountpoints::{Attached, MountpointEntry, Mountpoints};
 use super::offer_codecs;
 use super::viewer::ViewerSink;
 use crate::ids::Mid;
@@ -15,7 +15,6 @@ use crate::media::{
     AnswerPlan, DataMessage, Direction, Jsep, LocalCandidate, MediaEngine, MediaKind, Peer,
     PeerListener, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
 };
-use crate::services::streams::SinkId;
 use crate::web::whep::{WhepBackend, WhepError, WhepSession};
 
 /// One WHEP viewer.
@@ -23,20 +22,21 @@ struct Session {
     id: String,
     mountpoint: Arc<MountpointEntry>,
     sink: OnceLock<Arc<ViewerSink>>,
-    sink_id: Mutex<Option<SinkId>>,
+    attached: Mutex<Option<Attached>>,
+    vp8: std::sync::atomic::AtomicBool,
     peer: OnceLock<Arc<Peer>>,
     sessions: Weak<Mutex<HashMap<String, Arc<Session>>>>,
 }
 
 impl Session {
     fn detach(&self) {
-        if let Some(id) = self
-            .sink_id
+        let attached = self
+            .attached
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            self.mountpoint.hub.remove_sink(id);
+            .take();
+        if let Some(a) = attached {
+            self.mountpoint.detach_sink(a);
         }
     }
 
@@ -51,10 +51,17 @@ impl Session {
 impl PeerListener for Session {
     fn on_connected(&self) {
         let Some(sink) = self.sink.get() else { return };
-        let mut id = self.sink_id.lock().unwrap_or_else(|e| e.into_inner());
-        if id.is_none() {
-            *id = Some(self.mountpoint.hub.add_stream_sink(sink.clone()));
-            tracing::info!(mountpoint = self.mountpoint.id, session = %self.id, "WHEP viewer playing");
+        let mut attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        if attached.is_none() {
+            let vp8 = self.vp8.load(std::sync::atomic::Ordering::Relaxed);
+            match self.mountpoint.attach_sink(sink.clone(), vp8) {
+                Ok(a) => *attached = Some(a),
+                Err(e) => {
+                    tracing::warn!(mountpoint = self.mountpoint.id, error = %e, "WHEP viewer not attached");
+                    return;
+                }
+            }
+            tracing::info!(mountpoint = self.mountpoint.id, session = %self.id, vp8, "WHEP viewer playing");
         }
     }
 
@@ -66,10 +73,10 @@ impl PeerListener for Session {
         if kind != MediaKind::Video || feedback != RtcpFeedback::KeyframeRequest {
             return;
         }
-        let id = *self.sink_id.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some(id), Some(sink)) = (id, self.sink.get()) {
+        let attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(a), Some(sink)) = (&*attached, self.sink.get()) {
             if sink.keyframe_request_due() {
-                self.mountpoint.hub.request_keyframe(id);
+                a.request_keyframe(&self.mountpoint);
             }
         }
     }
@@ -141,7 +148,8 @@ impl Whep {
             id: format!("{:016x}", rand::random::<u64>()),
             mountpoint: mp.clone(),
             sink: OnceLock::new(),
-            sink_id: Mutex::new(None),
+            attached: Mutex::new(None),
+            vp8: std::sync::atomic::AtomicBool::new(false),
             peer: OnceLock::new(),
             sessions: Arc::downgrade(&self.sessions),
         });
@@ -175,6 +183,11 @@ impl Whep {
         for kind in MediaKind::ALL {
             if let Some(s) = negotiated.first(kind) {
                 sink.set_pt(kind, s.pt.0);
+                if kind == MediaKind::Video && s.codec == Some(crate::media::Codec::Vp8) {
+                    session
+                        .vp8
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
         let _ = session.sink.set(sink);
