@@ -22,6 +22,8 @@ pub const CANT_CREATE: u16 = 456;
 pub const UNAUTHORIZED: u16 = 457;
 /// `switch` between mountpoints whose media differ.
 pub const CANT_SWITCH: u16 = 458;
+/// A recording could not be started.
+pub const CANT_RECORD: u16 = 459;
 /// Not in a state where the request can be served.
 pub const INVALID_STATE: u16 = 460;
 /// The SDP could not be used.

@@ -13,6 +13,7 @@ mod create;
 pub mod errors;
 mod h264_profile;
 mod mountpoints;
+mod recording;
 mod rtmp_ingest;
 mod rtp_header;
 mod rtp_source;
@@ -48,6 +49,10 @@ pub struct Streaming {
     mountpoints: Arc<Mountpoints>,
     /// Address RTP mountpoints bind their ports on.
     rtp_iface: IpAddr,
+    /// Where recordings go.
+    recording: crate::services::recording::RecordingService,
+    /// Open recordings, by mountpoint.
+    recordings: recording::Recordings,
 }
 
 /// Starts the plugin: the mountpoint table, and the RTMP server when `[rtmp] enabled`.
@@ -100,6 +105,8 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             },
             mountpoints,
             rtp_iface: IpAddr::from([0, 0, 0, 0]),
+            recording: host.services.recording.clone(),
+            recordings: recording::Recordings::default(),
         }))
     })
 }
@@ -155,6 +162,7 @@ impl Streaming {
             "create" => create::create(body, &self.mountpoints, self.rtp_iface).await,
             "destroy" => self.destroy(body).await,
             "enable" | "disable" => self.enable(body, request == "enable").await,
+            "recording" => self.record(body).await,
             _ => return None,
         };
         Some(outcome.unwrap_or_else(error))
@@ -194,6 +202,7 @@ impl Streaming {
         let Some(mp) = self.mountpoints.remove(mp.id) else {
             return Err(no_such(mp.id));
         };
+        self.recordings.close(&mp).await;
         tracing::info!(mountpoint = mp.id, "mountpoint destroyed");
         for v in mp.viewers() {
             if let Some(ctx) = v.upgrade() {
@@ -202,6 +211,12 @@ impl Streaming {
             }
         }
         Ok(json!({ "streaming": "destroyed", "destroyed": mp.id }))
+    }
+
+    async fn record(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
+        let mp = self.lookup(body)?;
+        check_secret(&mp.secret, body, "secret").await?;
+        self.recordings.request(&self.recording, &mp, body).await
     }
 
     async fn enable(&self, body: &Map<String, Value>, on: bool) -> Result<Value, StreamingError> {

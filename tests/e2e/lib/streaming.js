@@ -20,6 +20,7 @@ export async function startStreamingGateway(name = 'streaming', extraEnv = {}) {
   const [rtmpPort] = await freePorts(1);
   const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-streaming-db-'));
   const dbUrl = `sqlite://${path.join(dbDir, 'registry.db')}`;
+  const recordingsDir = path.join(dbDir, 'recordings');
   const gw = await startGateway({
     name,
     env: {
@@ -28,6 +29,7 @@ export async function startStreamingGateway(name = 'streaming', extraEnv = {}) {
       BIFRONS_RTMP_BIND: '127.0.0.1',
       BIFRONS_RTMP_PORT: String(rtmpPort),
       BIFRONS_RTMP_PUBLIC_HOST: '127.0.0.1',
+      BIFRONS_RECORDINGS_DIR: recordingsDir,
       ...extraEnv,
     },
   });
@@ -35,6 +37,7 @@ export async function startStreamingGateway(name = 'streaming', extraEnv = {}) {
   return {
     ...gw,
     dbUrl,
+    recordingsDir,
     rtmpPort,
     rtmpBase: `rtmp://127.0.0.1:${rtmpPort}/live`,
     stop: async () => {
