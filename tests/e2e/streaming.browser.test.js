@@ -313,4 +313,19 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     await page.close();
     await pubB.stop();
   });
+
+  it('kick_all and destroy hang the viewers up', async () => {
+    const { page, key } = await publishAndWatch('kick-destroy');
+    await expectPlaying(page);
+    const kicked = await adminStreaming(gw, { request: 'kick_all', id: key.mountpoint });
+    assert.equal(kicked.streaming, 'kicked_all');
+    await waitInPage(page, () => window.e2e, (st) => st.statuses.includes('kicked_all') && st.hangup, 'kicked_all then hangup', 5000);
+    await page.close();
+    const second = await openViewer(browser, site, gw.wsUrl, key.mountpoint);
+    await expectPlaying(second);
+    const destroyed = await adminStreaming(gw, { request: 'destroy', id: key.mountpoint });
+    assert.equal(destroyed.destroyed, key.mountpoint);
+    await waitInPage(second, () => window.e2e, (st) => st.statuses.includes('stopped') && st.hangup, 'stopped then hangup', 5000);
+    await second.close();
+  });
 });

@@ -106,4 +106,13 @@ describe('streaming plugin through janode', () => {
     await rejectsWithCode(handle.message({ request: 'nope' }), 452);
     await rejectsWithCode(handle.message({ request: 'create', type: 'rtp' }), 456);
   });
+
+  it('kick_all needs the secret', async () => {
+    await handle.createRtpMountpoint({ id: 88, secret: 'k', media });
+    await rejectsWithCode(handle.message({ request: 'kick_all', id: 88, secret: 'no' }), 457);
+    await rejectsWithCode(handle.message({ request: 'kick_all', id: 89 }), 455);
+    const reply = await handle.message({ request: 'kick_all', id: 88, secret: 'k' });
+    assert.equal(reply.plugindata.data.streaming, 'kicked_all');
+    await handle.destroyMountpoint({ id: 88, secret: 'k' });
+  });
 });

@@ -163,6 +163,7 @@ impl Streaming {
             "destroy" => self.destroy(body).await,
             "enable" | "disable" => self.enable(body, request == "enable").await,
             "recording" => self.record(body).await,
+            "kick_all" => self.kick_all(body).await,
             _ => return None,
         };
         Some(outcome.unwrap_or_else(error))
@@ -211,6 +212,24 @@ impl Streaming {
             }
         }
         Ok(json!({ "streaming": "destroyed", "destroyed": mp.id }))
+    }
+
+    async fn kick_all(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
+        let mp = self.lookup(body)?;
+        check_secret(&mp.secret, body, "secret").await?;
+        let viewers = mp.viewers();
+        for v in &viewers {
+            if let Some(ctx) = v.upgrade() {
+                ctx.push_event(None, event(json!({ "status": "kicked_all" })), None);
+                ctx.close_pc();
+            }
+        }
+        tracing::info!(
+            mountpoint = mp.id,
+            viewers = viewers.len(),
+            "viewers kicked"
+        );
+        Ok(json!({ "streaming": "kicked_all" }))
     }
 
     async fn record(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
