@@ -115,4 +115,21 @@ describe('streaming plugin through janode', () => {
     assert.equal(reply.plugindata.data.streaming, 'kicked_all');
     await handle.destroyMountpoint({ id: 88, secret: 'k' });
   });
+
+  it('edit changes description, secret, PIN and privacy', async () => {
+    await handle.createRtpMountpoint({ id: 99, description: 'before', secret: 'old', media });
+    await rejectsWithCode(handle.message({ request: 'edit', id: 99, new_description: 'x' }), 453);
+    await rejectsWithCode(handle.message({ request: 'edit', id: 99, secret: 'bad', new_description: 'x' }), 457);
+    await rejectsWithCode(handle.message({ request: 'edit', id: 99, secret: 'old', new_is_private: 'yes' }), 454);
+    const reply = await handle.message({
+      request: 'edit', id: 99, secret: 'old', new_description: 'after', new_secret: 'new', new_pin: '42', new_is_private: true,
+    });
+    assert.deepEqual(reply.plugindata.data, { streaming: 'edited', id: 99, permanent: false });
+    assert.deepEqual((await handle.list()).list.map((m) => m.id), [], 'now private');
+    const info = await handle.info({ id: 99, secret: 'new' });
+    assert.equal(info.description, 'after');
+    assert.equal(info.pin_required, true);
+    await rejectsWithCode(handle.destroyMountpoint({ id: 99, secret: 'old' }), 457);
+    await handle.destroyMountpoint({ id: 99, secret: 'new' });
+  });
 });

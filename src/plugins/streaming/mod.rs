@@ -164,6 +164,7 @@ impl Streaming {
             "enable" | "disable" => self.enable(body, request == "enable").await,
             "recording" => self.record(body).await,
             "kick_all" => self.kick_all(body).await,
+            "edit" => self.edit(body).await,
             _ => return None,
         };
         Some(outcome.unwrap_or_else(error))
@@ -174,7 +175,7 @@ impl Streaming {
             .mountpoints
             .all()
             .iter()
-            .filter(|m| !m.is_private)
+            .filter(|m| !m.settings().is_private)
             .map(|m| m.list_json())
             .collect();
         json!({ "streaming": "list", "list": list })
@@ -182,7 +183,10 @@ impl Streaming {
 
     async fn info(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
-        let admin = match (&mp.secret, body.get("secret").and_then(Value::as_str)) {
+        let admin = match (
+            &mp.settings().secret,
+            body.get("secret").and_then(Value::as_str),
+        ) {
             (None, _) => true,
             (Some(s), Some(given)) => s.matches(given).await,
             (Some(_), None) => false,
@@ -193,7 +197,7 @@ impl Streaming {
     async fn destroy(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
         validate(body, &[("permanent", Kind::Boolean, false)])?;
-        check_secret(&mp.secret, body, "secret").await?;
+        check_secret(&mp.settings().secret, body, "secret").await?;
         if boolean(body, "permanent").unwrap_or(false) {
             return Err(StreamingError::new(
                 errors::UNKNOWN_ERROR,
@@ -214,9 +218,80 @@ impl Streaming {
         Ok(json!({ "streaming": "destroyed", "destroyed": mp.id }))
     }
 
+    /// `edit`: description, metadata, secret, PIN (`""` removes either) and privacy.
+    async fn edit(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
+        let mp = self.lookup(body)?;
+        validate(
+            body,
+            &[
+                ("new_description", Kind::String, false),
+                ("new_metadata", Kind::String, false),
+                ("new_secret", Kind::String, false),
+                ("new_pin", Kind::String, false),
+                ("new_is_private", Kind::Boolean, false),
+                ("permanent", Kind::Boolean, false),
+                ("edited_event", Kind::Boolean, false),
+            ],
+        )?;
+        check_secret(&mp.settings().secret, body, "secret").await?;
+        if boolean(body, "permanent").unwrap_or(false) {
+            return Err(StreamingError::new(
+                errors::UNKNOWN_ERROR,
+                "No configuration file, can't edit mountpoint permanently",
+            ));
+        }
+        let hash = |field: &str| {
+            let value = errors::string(body, field);
+            async move {
+                match value {
+                    None => Ok(None),
+                    Some(v) if v.is_empty() => Ok(Some(None)),
+                    Some(v) => HashedSecret::new(&v)
+                        .await
+                        .map(|h| Some(Some(h)))
+                        .ok_or_else(|| {
+                            StreamingError::new(errors::UNKNOWN_ERROR, "Error hashing the secret")
+                        }),
+                }
+            }
+        };
+        let new_secret = hash("new_secret").await?;
+        let new_pin = hash("new_pin").await?;
+        mp.edit(|s| {
+            if let Some(d) = errors::string(body, "new_description") {
+                s.description = d;
+            }
+            if let Some(m) = errors::string(body, "new_metadata") {
+                s.metadata = (!m.is_empty()).then_some(m);
+            }
+            if let Some(secret) = new_secret {
+                s.secret = secret;
+            }
+            if let Some(pin) = new_pin {
+                s.pin = pin;
+            }
+            if let Some(p) = boolean(body, "new_is_private") {
+                s.is_private = p;
+            }
+        });
+        if boolean(body, "edited_event").unwrap_or(false) {
+            let mut edited = json!({ "streaming": "edited", "id": mp.id });
+            if let Some(m) = mp.settings().metadata {
+                edited["metadata"] = json!(m);
+            }
+            for v in mp.viewers() {
+                if let Some(ctx) = v.upgrade() {
+                    ctx.push_event(None, edited.clone(), None);
+                }
+            }
+        }
+        tracing::info!(mountpoint = mp.id, "mountpoint edited");
+        Ok(json!({ "streaming": "edited", "id": mp.id, "permanent": false }))
+    }
+
     async fn kick_all(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
-        check_secret(&mp.secret, body, "secret").await?;
+        check_secret(&mp.settings().secret, body, "secret").await?;
         let viewers = mp.viewers();
         for v in &viewers {
             if let Some(ctx) = v.upgrade() {
@@ -234,13 +309,13 @@ impl Streaming {
 
     async fn record(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
-        check_secret(&mp.secret, body, "secret").await?;
+        check_secret(&mp.settings().secret, body, "secret").await?;
         self.recordings.request(&self.recording, &mp, body).await
     }
 
     async fn enable(&self, body: &Map<String, Value>, on: bool) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
-        check_secret(&mp.secret, body, "secret").await?;
+        check_secret(&mp.settings().secret, body, "secret").await?;
         mp.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
         Ok(json!({ "streaming": "ok" }))
     }
@@ -357,7 +432,7 @@ async fn watch(
         ));
     }
     let mp = mountpoints.get(id).ok_or_else(|| no_such(id))?;
-    check_secret(&mp.pin, body, "pin").await?;
+    check_secret(&mp.settings().pin, body, "pin").await?;
     if !mp.enabled.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(StreamingError::new(
             errors::INVALID_STATE,
@@ -590,7 +665,7 @@ fn switch(
         ));
     };
     let target = mountpoints.get(id).ok_or_else(|| no_such(id))?;
-    if target.pin.is_some() {
+    if target.settings().pin.is_some() {
         return Err(StreamingError::new(
             errors::CANT_SWITCH,
             "Can't switch: target needs a PIN (watch it instead)",

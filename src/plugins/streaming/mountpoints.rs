@@ -67,16 +67,8 @@ pub struct MountpointEntry {
     pub id: u64,
     /// Name (defaults to the id).
     pub name: String,
-    /// Description shown in `list`.
-    pub description: String,
-    /// Free-form metadata shown in `list`/`info`.
-    pub metadata: Option<String>,
-    /// Needed to edit or destroy it (and to see everything in `info`).
-    pub secret: Option<HashedSecret>,
-    /// Needed to watch it.
-    pub pin: Option<HashedSecret>,
-    /// Hidden from `list`.
-    pub is_private: bool,
+    /// What `edit` changes: description, metadata, secret, PIN, privacy.
+    settings: RwLock<Settings>,
     /// Whether viewers may watch.
     pub enabled: AtomicBool,
     /// Where media comes from.
@@ -119,6 +111,21 @@ impl Attached {
     }
 }
 
+/// The settings of a mountpoint that `edit` changes.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Description shown in `list`.
+    pub description: String,
+    /// Free-form metadata shown in `list`/`info`.
+    pub metadata: Option<String>,
+    /// Needed to edit or destroy it (and to see everything in `info`).
+    pub secret: Option<HashedSecret>,
+    /// Needed to watch it.
+    pub pin: Option<HashedSecret>,
+    /// Hidden from `list`.
+    pub is_private: bool,
+}
+
 /// What `create` (or an RTMP publish) gives a new mountpoint.
 pub struct NewMountpoint {
     /// Janus id.
@@ -142,6 +149,19 @@ pub struct NewMountpoint {
 }
 
 impl MountpointEntry {
+    /// The current settings (a copy).
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the settings (`edit`).
+    pub fn edit(&self, change: impl FnOnce(&mut Settings)) {
+        change(&mut self.settings.write().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// The streams offered to viewers now.
     pub fn streams(&self) -> Vec<MediaStream> {
         self.streams
@@ -331,15 +351,16 @@ impl MountpointEntry {
 
     /// The `list` entry.
     pub fn list_json(&self) -> Value {
+        let settings = self.settings();
         let mut v = json!({
             "id": self.id,
             "type": "live",
-            "description": self.description,
+            "description": settings.description,
             "enabled": self.enabled.load(Ordering::Relaxed),
             "media": self.media_json(false),
             "viewers": self.viewer_count(),
         });
-        if let Some(m) = &self.metadata {
+        if let Some(m) = &settings.metadata {
             v["metadata"] = json!(m);
         }
         v
@@ -348,25 +369,26 @@ impl MountpointEntry {
     /// The `info` object; `admin` (the right secret, or none set) adds the name, viewers and
     /// source details. Secrets and PINs are never sent back.
     pub fn info_json(&self, admin: bool) -> Value {
+        let settings = self.settings();
         let mut v = json!({
             "id": self.id,
-            "description": self.description,
+            "description": settings.description,
             "enabled": self.enabled.load(Ordering::Relaxed),
             "type": "live",
             "source": self.source.name(),
             "live": self.is_live(),
             "media": self.media_json(true),
         });
-        if let Some(m) = &self.metadata {
+        if let Some(m) = &settings.metadata {
             v["metadata"] = json!(m);
         }
         if admin {
             v["name"] = json!(self.name);
             v["viewers"] = json!(self.viewer_count());
-            if self.is_private {
+            if settings.is_private {
                 v["is_private"] = json!(true);
             }
-            if self.pin.is_some() {
+            if settings.pin.is_some() {
                 v["pin_required"] = json!(true);
             }
             if let Source::Rtp {
@@ -466,11 +488,13 @@ impl Mountpoints {
         let entry = Arc::new(MountpointEntry {
             id: new.id,
             name: new.name,
-            description: new.description,
-            metadata: new.metadata,
-            secret: new.secret,
-            pin: new.pin,
-            is_private: new.is_private,
+            settings: RwLock::new(Settings {
+                description: new.description,
+                metadata: new.metadata,
+                secret: new.secret,
+                pin: new.pin,
+                is_private: new.is_private,
+            }),
             enabled: AtomicBool::new(true),
             source: new.source,
             streams: RwLock::new(new.streams),

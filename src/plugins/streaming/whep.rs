@@ -127,7 +127,7 @@ impl Whep {
     ) -> Result<WhepSession, WhepError> {
         let id: u64 = mountpoint.parse().map_err(|_| WhepError::NotFound)?;
         let mp = self.mountpoints.get(id).ok_or(WhepError::NotFound)?;
-        if let Some(pin) = &mp.pin {
+        if let Some(pin) = &mp.settings().pin {
             match token {
                 Some(t) if pin.matches(&t).await => {}
                 _ => return Err(WhepError::Unauthorized),
