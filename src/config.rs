@@ -63,6 +63,10 @@ pub struct Config {
     pub workers: WorkersConfig,
     /// `[panel]`: the web admin panel on the admin HTTP listener.
     pub panel: PanelConfig,
+    /// `[rtmp]`: the RTMP ingest server feeding the streaming plugin's mountpoints.
+    pub rtmp: RtmpConfig,
+    /// `[whep]`: WHEP playback of the streaming plugin's mountpoints.
+    pub whep: WhepConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -397,6 +401,64 @@ impl Default for PanelConfig {
     }
 }
 
+/// `[rtmp]`: the RTMP ingest server (OBS, ffmpeg) whose publishes feed the streaming plugin's
+/// mountpoints; a publish is accepted only for a stream key of the registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Whether the RTMP server is started. Default `false` in the built-in defaults (so that
+    /// several gateways can run side by side); `conf/bifrons.toml` turns it on.
+    pub enabled: bool,
+    /// Address the listener binds to. Default `0.0.0.0`.
+    pub bind: IpAddr,
+    /// TCP port. Default 1935 (RTMP's); 0 binds an ephemeral port.
+    pub port: u16,
+    /// Application name publishers use: `rtmp://HOST/<app>/<stream key>`. Default `live`.
+    pub app: String,
+    /// A second publisher on a live key: `refuse` (default) or `replace` (the newcomer takes
+    /// over).
+    pub duplicate_publisher: String,
+    /// Host name written in the URLs `bifrons key add` prints. Default `localhost`.
+    pub public_host: String,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 1935,
+            app: "live".into(),
+            duplicate_publisher: "refuse".into(),
+            public_host: "localhost".into(),
+        }
+    }
+}
+
+/// `[whep]`: WHEP playback (`POST /whep/<mountpoint>` with an SDP offer) of the streaming
+/// plugin's mountpoints, on a listener of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhepConfig {
+    /// Whether the WHEP listener is started. Default `false` in the built-in defaults;
+    /// `conf/bifrons.toml` turns it on.
+    pub enabled: bool,
+    /// Address the listener binds to. Default `0.0.0.0`.
+    pub bind: IpAddr,
+    /// TCP port. Default 8089; 0 binds an ephemeral port.
+    pub port: u16,
+}
+
+impl Default for WhepConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 8089,
+        }
+    }
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -412,6 +474,8 @@ const SECTIONS: &[&str] = &[
     "recordings",
     "workers",
     "panel",
+    "rtmp",
+    "whep",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
@@ -583,6 +647,12 @@ impl Config {
         }
         if self.recordings.dir.as_os_str().is_empty() {
             return Err("recordings.dir must not be empty".into());
+        }
+        if !matches!(self.rtmp.duplicate_publisher.as_str(), "refuse" | "replace") {
+            return Err("rtmp.duplicate_publisher: 'refuse' or 'replace'".into());
+        }
+        if self.rtmp.app.is_empty() || self.rtmp.app.contains(['/', '?']) {
+            return Err("rtmp.app: a name without '/' or '?'".into());
         }
         if self.workers.threads > MAX_WORKER_THREADS {
             return Err(format!(

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod db;
+mod key;
 mod migrate;
 mod serve;
 mod user;
@@ -56,6 +57,12 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Manage RTMP stream keys (each feeds one streaming mountpoint).
+    Key {
+        /// Which stream-key operation.
+        #[command(subcommand)]
+        action: KeyCommand,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Inspect the database.
@@ -86,6 +93,27 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+}
+
+/// `bifrons key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a stream key and print it once, with the RTMP URL to paste into OBS.
+    Add {
+        /// Name of the key: 1 to 64 characters, no leading or trailing spaces
+        name: String,
+        /// Mountpoint the key feeds (default: the mountpoint numbered like the key's id,
+        /// created on the first publish).
+        #[arg(long)]
+        mountpoint: Option<u64>,
+    },
+    /// List stream keys (never their secrets).
+    List,
+    /// Delete a stream key: publishes with it are refused from then on.
+    Revoke {
+        /// Name of the key.
+        name: String,
+    },
 }
 
 /// `bifrons db ...`
@@ -180,6 +208,15 @@ pub fn main() -> ExitCode {
             Command::User {
                 action: UserCommand::List,
             } => user::list(&url).await,
+            Command::Key {
+                action: KeyCommand::Add { name, mountpoint },
+            } => key::add(&url, &config.rtmp, &name, mountpoint).await,
+            Command::Key {
+                action: KeyCommand::List,
+            } => key::list(&url).await,
+            Command::Key {
+                action: KeyCommand::Revoke { name },
+            } => key::revoke(&url, &name).await,
             Command::Migrate => migrate::run(&url).await,
             Command::Db {
                 action: DbCommand::Check,

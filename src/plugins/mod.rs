@@ -58,6 +58,7 @@ mod erased;
 mod handle_ctx;
 mod host;
 pub mod registry;
+pub mod streaming;
 
 use std::sync::Arc;
 

@@ -71,6 +71,17 @@ pub struct StreamKey {
     pub last_used: Option<Timestamp>,
     /// Re-publishing destinations, in insertion order.
     pub egress: Vec<EgressTarget>,
+    /// The streaming mountpoint a publish with this key feeds; `None`: the mountpoint whose id
+    /// is the key's own id (see [`StreamKey::mountpoint_id`]).
+    pub mountpoint: Option<u64>,
+}
+
+impl StreamKey {
+    /// The id of the streaming mountpoint this key feeds: the one set with
+    /// [`StreamKeys::set_mountpoint`], else the key's own row id.
+    pub fn mountpoint_id(&self) -> u64 {
+        self.mountpoint.unwrap_or(self.id.0.max(0) as u64)
+    }
 }
 
 #[derive(FromRow)]
@@ -82,6 +93,7 @@ struct Row {
     enabled: bool,
     created_at_ms: i64,
     last_used_ms: Option<i64>,
+    mountpoint_id: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -103,6 +115,7 @@ impl Row {
             created: Timestamp(self.created_at_ms),
             last_used: self.last_used_ms.map(Timestamp),
             egress,
+            mountpoint: self.mountpoint_id.and_then(|m| u64::try_from(m).ok()),
         }
     }
 }
@@ -117,7 +130,8 @@ impl From<TargetRow> for EgressTarget {
     }
 }
 
-const COLUMNS: &str = "id, stream_key, name, owner, enabled, created_at_ms, last_used_ms";
+const COLUMNS: &str =
+    "id, stream_key, name, owner, enabled, created_at_ms, last_used_ms, mountpoint_id";
 
 fn validate_fields(name: &str, owner: &str, egress: &[EgressTarget]) -> Result<()> {
     validate::name("stream key name", name)?;
@@ -306,6 +320,34 @@ impl<'a> StreamKeys<'a> {
             tx.commit().await?;
         });
         self.get(id).await
+    }
+
+    /// Binds the key to the streaming mountpoint `mountpoint` (`None`: the mountpoint whose id is
+    /// the key's own). `Invalid` for 0 or an id above 2^63 - 1, `NotFound` when the key does not
+    /// exist.
+    pub async fn set_mountpoint(&self, id: StreamKeyId, mountpoint: Option<u64>) -> Result<()> {
+        let value = match mountpoint {
+            None => None,
+            Some(m) => Some(i64::try_from(m).ok().filter(|m| *m > 0).ok_or_else(|| {
+                StorageError::Invalid {
+                    field: "mountpoint",
+                    reason: "an id from 1 to 2^63 - 1".into(),
+                }
+            })?),
+        };
+        let done = with_pool!(self.pool, p => {
+            sqlx::query("UPDATE stream_keys SET mountpoint_id = $1 WHERE id = $2")
+                .bind(value)
+                .bind(id.0)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        if done == 0 {
+            return Err(StorageError::NotFound { entity: ENTITY });
+        }
+        Ok(())
     }
 
     /// Records that an encoder published with the key at `at`; `NotFound` when the key does

@@ -14,6 +14,8 @@ use crate::config::Config;
 
 const INDEX: &str = include_str!("pages/index.html");
 const ECHOTEST: &str = include_str!("pages/echotest.html");
+const STREAMING: &str = include_str!("pages/streaming.html");
+const WHEP: &str = include_str!("pages/whep.html");
 
 /// janus.js 1.4.2 as shipped on npm (`janus-gateway`, `npm/dist/janus.es.js`), MIT.
 pub const EMBEDDED_JANUS_JS: &[u8] = include_bytes!("assets/janus.es.js");
@@ -50,7 +52,7 @@ async fn script(override_path: &str, key: &str, embedded: &'static [u8]) -> Resp
 /// names the browser used.
 ///
 /// Shape: `{"http": {"enabled", "port", "path"}, "websocket": {"enabled", "port", "path",
-/// "protocol"}}`; a port of 0 means an ephemeral port was configured (unknown here).
+/// "protocol"}, "whep": {"enabled", "port", "path"}}`; a port of 0 means an ephemeral port was configured (unknown here).
 pub fn client_config(config: &Config) -> serde_json::Value {
     json!({
         "http": {
@@ -64,6 +66,11 @@ pub fn client_config(config: &Config) -> serde_json::Value {
             "path": "/",
             "protocol": "janus-protocol",
         },
+        "whep": {
+            "enabled": config.whep.enabled,
+            "port": config.whep.port,
+            "path": "/whep",
+        },
     })
 }
 
@@ -75,6 +82,8 @@ pub async fn serve(config: &Config, path: &str) -> Response {
     match path {
         "/" | "/demos" | "/demos/" | "/demos/index.html" => html(INDEX),
         "/demos/echotest.html" => html(ECHOTEST),
+        "/demos/streaming.html" => html(STREAMING),
+        "/demos/whep.html" => html(WHEP),
         "/demos/config.json" => (
             [
                 (header::CONTENT_TYPE, "application/json"),

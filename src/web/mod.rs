@@ -2,3 +2,4 @@
 
 pub mod demos;
 pub mod panel;
+pub mod whep;

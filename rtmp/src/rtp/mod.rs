@@ -7,6 +7,8 @@
 
 mod depacketizer;
 mod packetizer;
+pub mod slice;
+pub mod sps;
 
 pub use depacketizer::{DepacketizedFrame, H264Depacketizer};
 pub use packetizer::H264Packetizer;

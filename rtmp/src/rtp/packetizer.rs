@@ -46,7 +46,18 @@ impl H264Packetizer {
     /// Packetizes one access unit, appending its packets to `out`. The RTP timestamp is the
     /// presentation time on the 90 kHz clock; the last packet carries the marker bit.
     pub fn packetize(&mut self, frame: &VideoFrame, out: &mut Vec<H264RtpPacket>) {
-        let timestamp = flv_ms_to_rtp(frame.pts_ms());
+        self.packetize_at(frame, flv_ms_to_rtp(frame.pts_ms()), out);
+    }
+
+    /// Like [`H264Packetizer::packetize`], but the RTP timestamp is the decode time: for
+    /// receivers that need timestamps in decode order, as WebRTC's (a frame older than the
+    /// last decoded one is dropped there, which B-frames in presentation time would be).
+    /// With B-frames, pictures are then shown up to the composition offset early or late.
+    pub fn packetize_decode_order(&mut self, frame: &VideoFrame, out: &mut Vec<H264RtpPacket>) {
+        self.packetize_at(frame, flv_ms_to_rtp(frame.dts_ms), out);
+    }
+
+    fn packetize_at(&mut self, frame: &VideoFrame, timestamp: u32, out: &mut Vec<H264RtpPacket>) {
         let mut nalus: Vec<Bytes> = Vec::with_capacity(frame.nalus.len() + 2);
         let has_sps = frame
             .nalus
@@ -181,6 +192,17 @@ mod tests {
             vec![65534, 65535, 0, 1]
         );
         assert!(out.iter().all(|p| p.timestamp == 1040 * 90));
+    }
+
+    #[test]
+    fn decode_order_timestamps_ignore_the_composition_offset() {
+        let mut p = H264Packetizer::new(1200, 0);
+        let mut out = Vec::new();
+        p.packetize_decode_order(&frame(false, vec![vec![0x41, 1]]), &mut out);
+        assert_eq!(out[0].timestamp, 1000 * 90);
+        p.packetize(&frame(false, vec![vec![0x41, 1]]), &mut out);
+        assert_eq!(out[1].timestamp, 1040 * 90);
+        assert_eq!(out[1].seq, 1);
     }
 
     #[test]

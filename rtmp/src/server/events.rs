@@ -102,3 +102,62 @@ pub enum ServerEvent {
         error: String,
     },
 }
+
+impl ServerEvent {
+    /// The event's name (`PublishStarted`...), for logs that must not show the stream key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerEvent::PublishStarted { .. } => "PublishStarted",
+            ServerEvent::PublishStopped { .. } => "PublishStopped",
+            ServerEvent::PublishRefused { .. } => "PublishRefused",
+            ServerEvent::UnsupportedCodec { .. } => "UnsupportedCodec",
+            ServerEvent::PlayStarted { .. } => "PlayStarted",
+            ServerEvent::PlayStopped { .. } => "PlayStopped",
+            ServerEvent::ConnectionFailed { .. } => "ConnectionFailed",
+        }
+    }
+
+    /// The RTMP application, when the event concerns a stream.
+    pub fn app(&self) -> Option<&str> {
+        match self {
+            ServerEvent::PublishStarted { app, .. }
+            | ServerEvent::PublishStopped { app, .. }
+            | ServerEvent::PublishRefused { app, .. }
+            | ServerEvent::UnsupportedCodec { app, .. }
+            | ServerEvent::PlayStarted { app, .. }
+            | ServerEvent::PlayStopped { app, .. } => Some(app),
+            ServerEvent::ConnectionFailed { .. } => None,
+        }
+    }
+
+    /// The remote address.
+    pub fn peer(&self) -> SocketAddr {
+        match self {
+            ServerEvent::PublishStarted { peer, .. }
+            | ServerEvent::PublishStopped { peer, .. }
+            | ServerEvent::PublishRefused { peer, .. }
+            | ServerEvent::UnsupportedCodec { peer, .. }
+            | ServerEvent::PlayStarted { peer, .. }
+            | ServerEvent::PlayStopped { peer, .. }
+            | ServerEvent::ConnectionFailed { peer, .. } => *peer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_fields_leave_the_key_out() {
+        let e = ServerEvent::PublishRefused {
+            app: "live".into(),
+            key: "secret-key".into(),
+            peer: SocketAddr::from(([127, 0, 0, 1], 9)),
+            reason: "no".into(),
+        };
+        let shown = format!("{} {:?} {}", e.kind(), e.app(), e.peer());
+        assert!(!shown.contains("secret-key"));
+        assert_eq!(e.app(), Some("live"));
+    }
+}

@@ -66,7 +66,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn emit(&self, event: ServerEvent) {
-        info!(?event, "rtmp server event");
+        // Stream keys are secrets: the log names the event, app and peer, never the key.
+        info!(event = event.kind(), app = event.app().unwrap_or(""), peer = %event.peer(), "rtmp server event");
         let _ = self.events.send(event);
     }
 }

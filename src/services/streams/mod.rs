@@ -2,12 +2,15 @@
 //! mountpoint (RTMP publish, RTP ports, WHIP, a room's mix); sinks read it (WebRTC viewers,
 //! WHEP, RTMP egress, SIP listeners), all through [`super::sinks::MediaSink`].
 //!
-//! Today: named mountpoints with a fan-out task each. The streaming issue adds RTMP and RTP
-//! ingest, the keyframe cache, per-sink SSRC/sequence/timestamp rewriting and egress.
+//! Named mountpoints with a fan-out task each and a keyframe cache ([`keyframe`] tells which
+//! packets start a keyframe); the sources (RTMP and RTP ingest) and the sinks (viewers, with
+//! their SSRC/sequence/timestamp rewriting) live with the streaming plugin.
 
+pub mod keyframe;
 mod mountpoint;
 
-pub use mountpoint::{Mountpoint, MountpointStats, SinkId};
+pub use keyframe::VideoFormat;
+pub use mountpoint::{Mountpoint, MountpointStats, SinkId, StreamSink, MAX_CACHED_PACKETS};
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,0 +1,340 @@
+//! `create`: a mountpoint of type `rtp` (UDP ports, Janus' media description, both the
+//! `media` array and the older `audio`/`video` fields) or `rtmp` (fed by a stream key).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::errors::{self, boolean, string, validate, Kind, Result, StreamingError};
+use super::mountpoints::{MediaStream, Mountpoints, NewMountpoint, Source};
+use super::rtmp_ingest::rtmp_streams;
+use super::rtp_source;
+use super::secret::HashedSecret;
+use crate::media::{Codec, MediaKind};
+
+/// One RTP stream asked for.
+struct RtpStream {
+    kind: MediaKind,
+    port: u16,
+    pt: Option<u8>,
+    codec: Codec,
+}
+
+/// A codec from Janus' `codec` name or `rtpmap` (`opus/48000/2`, `VP8/90000`...).
+fn codec_of(kind: MediaKind, name: &str) -> Option<Codec> {
+    let mut parts = name.split('/');
+    let encoding = parts.next()?.trim();
+    let rate = parts.next().and_then(|r| r.parse().ok());
+    let default_rate = match encoding.to_ascii_lowercase().as_str() {
+        "opus" => 48_000,
+        "pcmu" | "pcma" | "g722" => 8_000,
+        _ => 90_000,
+    };
+    let codec = Codec::from_sdp(encoding, rate.unwrap_or(default_rate), "")?;
+    let codec = match codec {
+        Codec::H264 { .. } => Codec::h264_baseline(),
+        c => c,
+    };
+    (codec.kind() == kind && !matches!(codec, Codec::TelephoneEvent { .. })).then_some(codec)
+}
+
+fn invalid(message: impl Into<String>) -> StreamingError {
+    StreamingError::new(errors::INVALID_ELEMENT, message)
+}
+
+fn cant_create(message: impl Into<String>) -> StreamingError {
+    StreamingError::new(errors::CANT_CREATE, message)
+}
+
+/// Reads one stream of the legacy fields (`audioport`, `audiopt`, `audiortpmap`...).
+fn legacy_stream(body: &Map<String, Value>, kind: MediaKind) -> Result<Option<RtpStream>> {
+    let prefix = kind.as_str();
+    if !boolean(body, prefix).unwrap_or(false) {
+        return Ok(None);
+    }
+    let port = format!("{prefix}port");
+    let pt = format!("{prefix}pt");
+    let rtpmap = format!("{prefix}rtpmap");
+    validate(
+        body,
+        &[
+            (port.as_str(), Kind::PositiveInteger, true),
+            (pt.as_str(), Kind::PositiveInteger, false),
+            (rtpmap.as_str(), Kind::String, kind == MediaKind::Video),
+        ],
+    )?;
+    let port_value = body.get(&port).and_then(Value::as_u64).unwrap_or(0);
+    let port_value = u16::try_from(port_value)
+        .map_err(|_| invalid(format!("Invalid element ({port} out of range)")))?;
+    let pt_value = body
+        .get(&pt)
+        .and_then(Value::as_u64)
+        .map(|p| {
+            u8::try_from(p)
+                .ok()
+                .filter(|p| *p < 128)
+                .ok_or_else(|| invalid(format!("Invalid element ({pt} out of range)")))
+        })
+        .transpose()?;
+    let name = string(body, &rtpmap).unwrap_or_else(|| "opus/48000/2".into());
+    let codec = codec_of(kind, &name)
+        .ok_or_else(|| cant_create(format!("Unsupported {prefix} codec '{name}'")))?;
+    Ok(Some(RtpStream {
+        kind,
+        port: port_value,
+        pt: pt_value,
+        codec,
+    }))
+}
+
+/// Reads the `media` array.
+fn media_streams(media: &[Value]) -> Result<Vec<RtpStream>> {
+    let mut out: Vec<RtpStream> = Vec::new();
+    for m in media {
+        let Some(m) = m.as_object() else {
+            return Err(invalid("Invalid element (media items must be objects)"));
+        };
+        validate(
+            m,
+            &[
+                ("type", Kind::String, true),
+                ("port", Kind::PositiveInteger, true),
+                ("pt", Kind::PositiveInteger, false),
+                ("codec", Kind::String, false),
+                ("rtpmap", Kind::String, false),
+            ],
+        )?;
+        let kind = match m.get("type").and_then(Value::as_str) {
+            Some("audio") => MediaKind::Audio,
+            Some("video") => MediaKind::Video,
+            _ => return Err(cant_create("Unsupported media type in media stream")),
+        };
+        if out.iter().any(|s| s.kind == kind) {
+            return Err(cant_create(format!(
+                "Only one {} stream per mountpoint is supported",
+                kind.as_str()
+            )));
+        }
+        let name = string(m, "rtpmap")
+            .or_else(|| string(m, "codec"))
+            .ok_or_else(|| {
+                StreamingError::new(errors::MISSING_ELEMENT, "Missing element (codec)")
+            })?;
+        let codec = codec_of(kind, &name)
+            .ok_or_else(|| cant_create(format!("Unsupported {} codec '{name}'", kind.as_str())))?;
+        let port = u16::try_from(m.get("port").and_then(Value::as_u64).unwrap_or(0))
+            .map_err(|_| invalid("Invalid element (port out of range)"))?;
+        let pt = match m.get("pt").and_then(Value::as_u64) {
+            None => None,
+            Some(p) if p < 128 => Some(p as u8),
+            Some(_) => return Err(invalid("Invalid element (pt out of range)")),
+        };
+        out.push(RtpStream {
+            kind,
+            port,
+            pt,
+            codec,
+        });
+    }
+    Ok(out)
+}
+
+/// Handles `create`; the reply's plugin data or the error.
+pub async fn create(
+    body: &Map<String, Value>,
+    mountpoints: &Arc<Mountpoints>,
+    iface: IpAddr,
+) -> Result<Value> {
+    validate(
+        body,
+        &[
+            ("name", Kind::String, false),
+            ("description", Kind::String, false),
+            ("metadata", Kind::String, false),
+            ("is_private", Kind::Boolean, false),
+            ("type", Kind::String, true),
+            ("secret", Kind::String, false),
+            ("pin", Kind::String, false),
+            ("media", Kind::Array, false),
+            ("permanent", Kind::Boolean, false),
+            ("audio", Kind::Boolean, false),
+            ("video", Kind::Boolean, false),
+            ("id", Kind::PositiveInteger, false),
+        ],
+    )?;
+    if boolean(body, "permanent").unwrap_or(false) {
+        return Err(StreamingError::new(
+            errors::UNKNOWN_ERROR,
+            "No configuration file, can't create permanent mountpoint",
+        ));
+    }
+    let id = match body.get("id").and_then(Value::as_u64) {
+        Some(0) | None => mountpoints.free_id(),
+        Some(id) => id,
+    };
+    if mountpoints.get(id).is_some() {
+        return Err(cant_create("A stream with the provided ID already exists"));
+    }
+    let kind = string(body, "type").unwrap_or_default();
+    let (source_streams, rtp) = match kind.as_str() {
+        "rtmp" => {
+            let audio = boolean(body, "audio").unwrap_or(true);
+            let video = boolean(body, "video").unwrap_or(true);
+            let streams: Vec<MediaStream> = rtmp_streams()
+                .into_iter()
+                .filter(|s| match s.kind {
+                    MediaKind::Audio => audio,
+                    MediaKind::Video => video,
+                })
+                .collect();
+            if streams.is_empty() {
+                return Err(cant_create(
+                    "Can't add 'rtmp' stream, no audio or video have to be streamed...",
+                ));
+            }
+            (streams, Vec::new())
+        }
+        "rtp" => {
+            let rtp = match body.get("media").and_then(Value::as_array) {
+                Some(media) => media_streams(media)?,
+                None => {
+                    let mut v = Vec::new();
+                    v.extend(legacy_stream(body, MediaKind::Audio)?);
+                    v.extend(legacy_stream(body, MediaKind::Video)?);
+                    v
+                }
+            };
+            if rtp.is_empty() {
+                return Err(cant_create(
+                    "Can't add 'rtp' stream, no audio or video have to be streamed...",
+                ));
+            }
+            let streams = rtp
+                .iter()
+                .map(|s| MediaStream {
+                    mid: if s.kind == MediaKind::Audio { "a" } else { "v" },
+                    kind: s.kind,
+                    codec: s.codec.clone(),
+                })
+                .collect();
+            (streams, rtp)
+        }
+        other => return Err(invalid(format!("Unknown stream type '{other}'..."))),
+    };
+    // Bind the ports before anything is registered, so a port in use fails cleanly.
+    let mut sockets = Vec::new();
+    for s in &rtp {
+        match rtp_source::bind(iface, s.port).await {
+            Ok(sock) => sockets.push((sock, s.kind, s.pt)),
+            Err(e) => {
+                tracing::warn!(port = s.port, error = %e, "RTP port not bound");
+                return Err(cant_create(format!(
+                    "Can't add 'rtp' stream, error creating {} source stream",
+                    s.kind.as_str()
+                )));
+            }
+        }
+    }
+    let port_of = |k: MediaKind| {
+        sockets
+            .iter()
+            .find(|(_, kind, _)| *kind == k)
+            .and_then(|(s, _, _)| s.local_addr().ok())
+            .map(|a| a.port())
+    };
+    let source = if kind == "rtmp" {
+        Source::Rtmp
+    } else {
+        Source::Rtp {
+            audio_port: port_of(MediaKind::Audio),
+            video_port: port_of(MediaKind::Video),
+        }
+    };
+    let hash = |field: &str| {
+        let value = string(body, field);
+        async move {
+            match value {
+                Some(v) if !v.is_empty() => {
+                    HashedSecret::new(&v).await.map(Some).ok_or_else(|| {
+                        StreamingError::new(errors::UNKNOWN_ERROR, "Error hashing the secret")
+                    })
+                }
+                _ => Ok(None),
+            }
+        }
+    };
+    let secret = hash("secret").await?;
+    let pin = hash("pin").await?;
+    let name = string(body, "name").unwrap_or_else(|| id.to_string());
+    let description = string(body, "description").unwrap_or_else(|| name.clone());
+    let is_private = boolean(body, "is_private").unwrap_or(false);
+    let entry = mountpoints
+        .add(NewMountpoint {
+            id,
+            name: name.clone(),
+            description: description.clone(),
+            metadata: string(body, "metadata"),
+            secret,
+            pin,
+            is_private,
+            source: source.clone(),
+            streams: source_streams,
+        })
+        .map_err(|_| cant_create("A stream with the provided ID already exists"))?;
+    let mut ports = Vec::new();
+    for (socket, kind, pt) in sockets {
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        ports.push(json!({
+            "type": kind.as_str(),
+            "mid": if kind == MediaKind::Audio { "a" } else { "v" },
+            "port": port,
+        }));
+        tokio::spawn(rtp_source::run(socket, kind, pt, entry.clone()));
+    }
+    tracing::info!(
+        mountpoint = id,
+        source = source.name(),
+        "mountpoint created"
+    );
+    let mut stream = json!({
+        "id": id,
+        "type": "live",
+        "description": description,
+        "is_private": is_private,
+    });
+    if kind == "rtp" {
+        for p in &ports {
+            let field = format!("{}_port", p["type"].as_str().unwrap_or_default());
+            stream[field] = p["port"].clone();
+        }
+        stream["ports"] = json!(ports);
+    }
+    Ok(json!({
+        "streaming": "created",
+        "created": name,
+        "permanent": false,
+        "stream": stream,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs_from_janus_names() {
+        assert_eq!(
+            codec_of(MediaKind::Audio, "opus/48000/2"),
+            Some(Codec::Opus)
+        );
+        assert_eq!(codec_of(MediaKind::Audio, "opus"), Some(Codec::Opus));
+        assert_eq!(codec_of(MediaKind::Video, "VP8/90000"), Some(Codec::Vp8));
+        assert_eq!(
+            codec_of(MediaKind::Video, "h264"),
+            Some(Codec::h264_baseline())
+        );
+        assert_eq!(codec_of(MediaKind::Video, "opus/48000/2"), None);
+        assert_eq!(codec_of(MediaKind::Audio, "mp3"), None);
+    }
+}

@@ -1,0 +1,368 @@
+//! RTMP mountpoints: the gateway's RTMP server (`[rtmp]`), the stream-key check against the
+//! registry, and one ingest task per publish that feeds the key's mountpoint: H.264
+//! repacketized to RTP (RFC 6184, no transcoding), AAC handed to a codec worker for Opus.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bifrons_rtmp::rtp::{flv_ms_to_rtp, slice, sps, H264Packetizer};
+use bifrons_rtmp::server::{
+    DuplicatePublisher, PublishRequest, RtmpServer, ServerConfig, ServerEvent, StreamEvent,
+};
+use bytes::Bytes;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::audio_job::{AacInput, AacToOpusJob};
+use super::h264_profile::profile_level_id;
+use super::mountpoints::{
+    now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
+};
+use super::vp8::{annex_b, AccessUnit};
+use crate::config::RtmpConfig;
+use crate::media::{Codec, MediaKind, RtpPacket};
+use crate::services::workers::{input_queue, WorkerPool};
+use crate::storage::Storage;
+
+/// RTP payload budget of repacketized H.264 (fits a 1280-byte SRTP packet with headers).
+const MAX_PAYLOAD: usize = 1200;
+/// Payload type of H.264 inside the mountpoint (viewers' own is set by their sink).
+const H264_PT: u8 = 96;
+/// AAC frames queued for the worker (about 1.3 s at 48 kHz).
+const AAC_QUEUE: usize = 64;
+
+/// Whether `key` looks like a registry key: 32 to 128 hex digits. Anything else (a path, a
+/// query, a traversal) is refused before the registry is asked.
+pub fn plausible_key(key: &str) -> bool {
+    (32..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The streams an RTMP mountpoint offers: Opus audio and H.264 video (profile from the SPS
+/// once a publisher sent one; constrained baseline until then).
+pub fn rtmp_streams() -> Vec<MediaStream> {
+    vec![
+        MediaStream {
+            mid: "a",
+            kind: MediaKind::Audio,
+            codec: Codec::Opus,
+        },
+        MediaStream {
+            mid: "v",
+            kind: MediaKind::Video,
+            codec: Codec::h264_baseline(),
+        },
+    ]
+}
+
+/// Decides on a publish: the app must be the configured one, the key a registry key that is
+/// enabled, without query parameters, and its mountpoint (if it exists) an RTMP one.
+async fn authorize(
+    request: PublishRequest,
+    app: String,
+    storage: Storage,
+    mountpoints: Arc<Mountpoints>,
+) -> bool {
+    if request.app != app {
+        tracing::warn!(app = %request.app, peer = %request.peer, "RTMP publish to an unknown app refused");
+        return false;
+    }
+    if !request.params.is_empty() || !request.app_params.is_empty() || !plausible_key(&request.key)
+    {
+        tracing::warn!(peer = %request.peer, "RTMP publish with a malformed stream key refused");
+        return false;
+    }
+    let key = match storage.stream_keys().get_by_key(&request.key).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(peer = %request.peer, error = %e, "RTMP publish with an unknown stream key refused");
+            return false;
+        }
+    };
+    if !key.enabled {
+        tracing::warn!(peer = %request.peer, key = %key.name, "RTMP publish with a disabled stream key refused");
+        return false;
+    }
+    match mountpoints.get(key.mountpoint_id()) {
+        Some(mp) if mp.source != Source::Rtmp => {
+            tracing::warn!(key = %key.name, mountpoint = mp.id, "stream key bound to a non-RTMP mountpoint");
+            false
+        }
+        _ => {
+            let _ = storage
+                .stream_keys()
+                .touch(key.id, crate::storage::Timestamp::now())
+                .await;
+            true
+        }
+    }
+}
+
+/// Starts the RTMP server and the task that turns its publishes into mountpoint sources.
+/// Returns the bound address.
+pub async fn start(
+    config: &RtmpConfig,
+    storage: Storage,
+    mountpoints: Arc<Mountpoints>,
+    workers: Arc<WorkerPool>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let server_config = ServerConfig {
+        listen: SocketAddr::new(config.bind, config.port),
+        duplicate_publisher: if config.duplicate_publisher == "replace" {
+            DuplicatePublisher::Replace
+        } else {
+            DuplicatePublisher::Refuse
+        },
+        ..ServerConfig::default()
+    };
+    let app = config.app.clone();
+    let auth_storage = storage.clone();
+    let auth_mountpoints = mountpoints.clone();
+    let server = RtmpServer::bind(server_config, move |request: PublishRequest| {
+        authorize(
+            request,
+            app.clone(),
+            auth_storage.clone(),
+            auth_mountpoints.clone(),
+        )
+    })
+    .await?;
+    let addr = server.local_addr();
+    tracing::info!(%addr, app = %config.app, "RTMP ingest listening");
+    let server = Arc::new(server);
+    let mut events = server.events();
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                e = events.recv() => e,
+            };
+            match event {
+                Ok(ServerEvent::PublishStarted { app, key, peer }) => {
+                    on_publish(&server, &storage, &mountpoints, &workers, &app, &key, peer).await;
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "RTMP server events missed");
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    Ok(addr)
+}
+
+/// A publisher went live: find or create the key's mountpoint and feed it.
+async fn on_publish(
+    server: &Arc<RtmpServer>,
+    storage: &Storage,
+    mountpoints: &Arc<Mountpoints>,
+    workers: &Arc<WorkerPool>,
+    app: &str,
+    key: &str,
+    peer: SocketAddr,
+) {
+    let stream_key = match storage.stream_keys().get_by_key(key).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "stream key gone before the publish started");
+            return;
+        }
+    };
+    let id = stream_key.mountpoint_id();
+    let entry = match mountpoints.get(id) {
+        Some(e) => e,
+        None => {
+            let new = NewMountpoint {
+                id,
+                name: stream_key.name.clone(),
+                description: stream_key.name.clone(),
+                metadata: None,
+                secret: None,
+                pin: None,
+                is_private: false,
+                source: Source::Rtmp,
+                streams: rtmp_streams(),
+            };
+            match mountpoints.add(new) {
+                Ok(e) => {
+                    tracing::info!(mountpoint = id, key = %stream_key.name, "RTMP mountpoint created on publish");
+                    e
+                }
+                Err(_) => match mountpoints.get(id) {
+                    Some(e) => e,
+                    None => return,
+                },
+            }
+        }
+    };
+    if entry.source != Source::Rtmp {
+        return;
+    }
+    let Some(subscription) = server.subscribe(app, key) else {
+        tracing::warn!(%peer, mountpoint = id, "RTMP publisher left before its media was read");
+        return;
+    };
+    tracing::info!(%peer, mountpoint = id, key = %stream_key.name, "RTMP publisher feeds mountpoint");
+    let workers = workers.clone();
+    tokio::spawn(ingest(subscription, entry, workers));
+}
+
+/// Reads one publish until it ends, feeding `entry`.
+async fn ingest(
+    mut subscription: bifrons_rtmp::server::StreamSubscription,
+    entry: Arc<MountpointEntry>,
+    workers: Arc<WorkerPool>,
+) {
+    let video_ssrc: u32 = rand::random();
+    let audio_ssrc: u32 = rand::random::<u32>() ^ 0x5a5a_5a5a;
+    let mut packetizer = H264Packetizer::new(MAX_PAYLOAD, rand::random());
+    let mut packets = Vec::with_capacity(64);
+    // RTP timestamps of this publish start at a random point (RFC 3550 §5.1).
+    let ts_base: u32 = rand::random();
+    let mut audio: Option<(crate::services::workers::JobHandle, _)> = None;
+    if entry.set_live(true) {
+        entry.notify_viewers(json!({ "status": "started", "id": entry.id }));
+    }
+    let cancel = entry.cancel.clone();
+    let mut frames = 0u64;
+    let mut b_frames = 0u64;
+    let mut params: (Vec<Bytes>, Vec<Bytes>) = (Vec::new(), Vec::new());
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => break,
+            e = subscription.next() => e,
+        };
+        let Some(event) = event else { break };
+        match event {
+            StreamEvent::VideoConfig(mut config) => {
+                // A WebRTC decoder must output every picture at once: an SPS announcing
+                // reordering (B-frames) is rewritten to announce none.
+                for sps in config.sps.iter_mut() {
+                    if let Some(rewritten) = sps::without_reordering(sps) {
+                        tracing::info!(
+                            mountpoint = entry.id,
+                            "SPS reordering bound set to 0 for WebRTC"
+                        );
+                        *sps = rewritten;
+                    }
+                }
+                let plid = profile_level_id(&config);
+                tracing::info!(mountpoint = entry.id, profile_level_id = %plid, "H.264 configuration");
+                entry.set_h264_profile(&plid);
+                packetizer.set_config(&config);
+                params = (config.sps.clone(), config.pps.clone());
+            }
+            StreamEvent::Video(mut frame) => {
+                frames += 1;
+                // WebRTC decoders cannot hold a picture back for reordering: B-frames are
+                // left out (the viewer gets the I and P pictures, in order).
+                if frame.nalus.iter().any(|n| slice::is_b_slice(n)) {
+                    b_frames += 1;
+                    if b_frames == 1 {
+                        tracing::warn!(mountpoint = entry.id, "publisher sends B-frames: they are not relayed to WebRTC viewers (set the encoder to no B-frames)");
+                    }
+                    continue;
+                }
+                for nalu in frame.nalus.iter_mut() {
+                    if nalu.first().is_some_and(|h| h & 0x1f == 7) {
+                        if let Some(rewritten) = sps::without_reordering(nalu) {
+                            *nalu = rewritten;
+                        }
+                    }
+                }
+                packets.clear();
+                // WebRTC receivers drop frames older than the last decoded one: B-frames go out
+                // in decode order, stamped with their decode time.
+                packetizer.packetize_decode_order(&frame, &mut packets);
+                if let Some(vp8) = entry.vp8() {
+                    vp8.push(AccessUnit {
+                        annex_b: annex_b(&frame.nalus, frame.keyframe, &params.0, &params.1),
+                        timestamp: flv_ms_to_rtp(frame.dts_ms).wrapping_add(ts_base),
+                    });
+                }
+                entry
+                    .last_packet_ms
+                    .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+                for p in packets.drain(..) {
+                    entry.hub.publish(
+                        MediaKind::Video,
+                        RtpPacket {
+                            payload_type: H264_PT,
+                            sequence_number: p.seq,
+                            timestamp: p.timestamp.wrapping_add(ts_base),
+                            ssrc: video_ssrc,
+                            marker: p.marker,
+                            payload: p.payload,
+                        },
+                    );
+                }
+            }
+            StreamEvent::AudioConfig(config) => {
+                if audio.is_none() {
+                    let (tx, rx) = input_queue(AAC_QUEUE);
+                    match workers.submit(AacToOpusJob::new(rx, entry.hub.clone(), audio_ssrc)) {
+                        Ok(handle) => audio = Some((handle, tx)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "no codec worker for the AAC audio");
+                            continue;
+                        }
+                    }
+                }
+                if let Some((_, tx)) = &audio {
+                    let _ = tx.try_push(AacInput::Config {
+                        asc: Bytes::clone(&config.raw),
+                        sample_rate: config.sample_rate,
+                        channels: config.channels,
+                    });
+                }
+            }
+            StreamEvent::Audio(frame) => {
+                entry
+                    .last_packet_ms
+                    .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+                if let Some((_, tx)) = &audio {
+                    let _ = tx.try_push(AacInput::Frame {
+                        data: frame.data,
+                        timestamp_ms: frame.timestamp_ms,
+                    });
+                }
+            }
+            StreamEvent::Skipped(why) => {
+                tracing::debug!(mountpoint = entry.id, %why, "RTMP tag skipped");
+            }
+            StreamEvent::Lagged(n) => {
+                tracing::warn!(mountpoint = entry.id, lost = n, "RTMP ingest fell behind");
+            }
+            StreamEvent::Metadata(_) | StreamEvent::VideoEndOfSequence => {}
+        }
+    }
+    if let Some((handle, _)) = audio.take() {
+        handle.stop();
+    }
+    entry.hub.source_gone();
+    tracing::info!(
+        mountpoint = entry.id,
+        frames,
+        b_frames,
+        "RTMP publish ended"
+    );
+    if entry.set_live(false) {
+        entry.notify_viewers(json!({ "status": "stopped", "id": entry.id }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hex_keys_of_sane_length_reach_the_registry() {
+        assert!(plausible_key(&"ab".repeat(32)));
+        assert!(!plausible_key("../../etc/passwd"));
+        assert!(!plausible_key(&format!("{}?x=1", "ab".repeat(32))));
+        assert!(!plausible_key(&format!("../{}", "ab".repeat(32))));
+        assert!(!plausible_key("abc"));
+        assert!(!plausible_key(&"a".repeat(200)));
+    }
+}

@@ -1,0 +1,237 @@
+//! WHEP viewers of mountpoints: the [`WhepBackend`] of `src/web/whep.rs`. Each session is a
+//! PeerConnection answering the player's offer with the mountpoint's streams (send-only), fed
+//! by the same fan-out and [`ViewerSink`] as a janus.js viewer, from the last keyframe on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use futures::future::BoxFuture;
+
+use super::mountpoints::{Attached, MountpointEntry, Mountpoints};
+use super::offer_codecs;
+use super::viewer::ViewerSink;
+use crate::ids::Mid;
+use crate::media::{
+    AnswerPlan, DataMessage, Direction, Jsep, LocalCandidate, MediaEngine, MediaKind, Peer,
+    PeerListener, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+};
+use crate::web::whep::{WhepBackend, WhepError, WhepSession};
+
+/// One WHEP viewer.
+struct Session {
+    id: String,
+    mountpoint: Arc<MountpointEntry>,
+    sink: OnceLock<Arc<ViewerSink>>,
+    attached: Mutex<Option<Attached>>,
+    vp8: std::sync::atomic::AtomicBool,
+    peer: OnceLock<Arc<Peer>>,
+    sessions: Weak<Mutex<HashMap<String, Arc<Session>>>>,
+}
+
+impl Session {
+    fn detach(&self) {
+        let attached = self
+            .attached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(a) = attached {
+            self.mountpoint.detach_sink(a);
+        }
+    }
+
+    async fn close(&self) {
+        self.detach();
+        if let Some(peer) = self.peer.get() {
+            peer.close().await;
+        }
+    }
+}
+
+impl PeerListener for Session {
+    fn on_connected(&self) {
+        let Some(sink) = self.sink.get() else { return };
+        let mut attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        if attached.is_none() {
+            let vp8 = self.vp8.load(std::sync::atomic::Ordering::Relaxed);
+            match self.mountpoint.attach_sink(sink.clone(), vp8) {
+                Ok(a) => *attached = Some(a),
+                Err(e) => {
+                    tracing::warn!(mountpoint = self.mountpoint.id, error = %e, "WHEP viewer not attached");
+                    return;
+                }
+            }
+            tracing::info!(mountpoint = self.mountpoint.id, session = %self.id, vp8, "WHEP viewer playing");
+        }
+    }
+
+    fn on_media(&self, _kind: MediaKind, _mid: &Mid, _receiving: bool) {}
+
+    fn on_rtp(&self, _stream: &StreamInfo, _packet: RtpPacket) {}
+
+    fn on_rtcp(&self, kind: MediaKind, feedback: RtcpFeedback) {
+        if kind != MediaKind::Video || feedback != RtcpFeedback::KeyframeRequest {
+            return;
+        }
+        let attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(a), Some(sink)) = (&*attached, self.sink.get()) {
+            if sink.keyframe_request_due() {
+                a.request_keyframe(&self.mountpoint);
+            }
+        }
+    }
+
+    fn on_data(&self, _label: &str, _message: DataMessage) {}
+
+    fn on_local_candidate(&self, _candidate: LocalCandidate) {}
+
+    fn on_slowlink(&self, _kind: MediaKind, _mid: &Mid, _uplink: bool, _lost: u64) {}
+
+    fn on_failed(&self, reason: &'static str) {
+        tracing::info!(mountpoint = self.mountpoint.id, session = %self.id, reason, "WHEP viewer gone");
+        self.detach();
+        if let Some(sessions) = self.sessions.upgrade() {
+            let removed = sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.id);
+            if let Some(s) = removed {
+                tokio::spawn(async move { s.close().await });
+            }
+        }
+    }
+}
+
+/// The WHEP backend over the plugin's mountpoints.
+pub struct Whep {
+    mountpoints: Arc<Mountpoints>,
+    media: Arc<MediaEngine>,
+    sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+}
+
+impl Whep {
+    /// A backend playing `mountpoints` through `media`.
+    pub fn new(mountpoints: Arc<Mountpoints>, media: Arc<MediaEngine>) -> Self {
+        Self {
+            mountpoints,
+            media,
+            sessions: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    async fn start(
+        &self,
+        mountpoint: &str,
+        offer: String,
+        token: Option<String>,
+    ) -> Result<WhepSession, WhepError> {
+        let id: u64 = mountpoint.parse().map_err(|_| WhepError::NotFound)?;
+        let mp = self.mountpoints.get(id).ok_or(WhepError::NotFound)?;
+        if let Some(pin) = &mp.settings().pin {
+            match token {
+                Some(t) if pin.matches(&t).await => {}
+                _ => return Err(WhepError::Unauthorized),
+            }
+        }
+        if !mp.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(WhepError::Unavailable("mountpoint disabled".into()));
+        }
+        let mut plan = AnswerPlan::default();
+        for s in mp.streams() {
+            let stream = Some(StreamPlan::new(Direction::SendOnly, offer_codecs(&s.codec)));
+            match s.kind {
+                MediaKind::Audio => plan.audio = stream,
+                MediaKind::Video => plan.video = stream,
+            }
+        }
+        let session = Arc::new(Session {
+            id: format!("{:016x}", rand::random::<u64>()),
+            mountpoint: mp.clone(),
+            sink: OnceLock::new(),
+            attached: Mutex::new(None),
+            vp8: std::sync::atomic::AtomicBool::new(false),
+            peer: OnceLock::new(),
+            sessions: Arc::downgrade(&self.sessions),
+        });
+        let peer = self
+            .media
+            .create_peer(session.clone())
+            .await
+            .map_err(|e| WhepError::Unavailable(e.to_string()))?;
+        let _ = session.peer.set(peer.clone());
+        let (answer, negotiated) = match peer.answer(&Jsep::offer(offer), &plan).await {
+            Ok(a) => a,
+            Err(e) => {
+                peer.close().await;
+                return Err(WhepError::BadOffer(e.to_string()));
+            }
+        };
+        let sends = negotiated
+            .streams
+            .iter()
+            .any(|s| s.codec.is_some() && s.direction.sends());
+        if !sends {
+            peer.close().await;
+            return Err(WhepError::BadOffer(
+                "the offer has no audio or video this mountpoint can send".into(),
+            ));
+        }
+        let sink = Arc::new(ViewerSink::new(peer.sender(), 111, 96));
+        for s in mp.streams() {
+            sink.set_clock(s.kind, s.codec.clock_rate());
+        }
+        for kind in MediaKind::ALL {
+            if let Some(s) = negotiated.first(kind) {
+                sink.set_pt(kind, s.pt.0);
+                if kind == MediaKind::Video && s.codec == Some(crate::media::Codec::Vp8) {
+                    session
+                        .vp8
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        let _ = session.sink.set(sink);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session.id.clone(), session.clone());
+        tracing::info!(mountpoint = id, session = %session.id, "WHEP session answered");
+        Ok(WhepSession {
+            id: session.id.clone(),
+            answer: answer.sdp,
+        })
+    }
+}
+
+impl WhepBackend for Whep {
+    fn play(
+        &self,
+        mountpoint: String,
+        offer: String,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<WhepSession, WhepError>> {
+        Box::pin(async move { self.start(&mountpoint, offer, token).await })
+    }
+
+    fn stop(&self, mountpoint: String, session: String) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let removed = {
+                let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                match sessions.get(&session) {
+                    Some(s) if s.mountpoint.id.to_string() == mountpoint => {
+                        sessions.remove(&session)
+                    }
+                    _ => None,
+                }
+            };
+            match removed {
+                Some(s) => {
+                    s.close().await;
+                    tracing::info!(mountpoint = %mountpoint, session = %session, "WHEP session deleted");
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+}
