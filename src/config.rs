@@ -380,7 +380,8 @@ pub struct PanelConfig {
     /// counted in). Default 300.
     pub lockout_seconds: u64,
     /// RTMP URL shown with a new stream key (the encoder's "server"); `{host}` is replaced by
-    /// the host name the panel was opened with. Default `rtmp://{host}:1935/live`.
+    /// the host name the panel was opened with. Default empty: `rtmp://{host}:PORT/APP` from
+    /// the `[rtmp]` section.
     pub rtmp_url: String,
     /// WHIP endpoint shown with a new stream key, `{host}` replaced as for `rtmp_url`, the key
     /// appended as the last path segment. Default empty: no WHIP URL is shown.
@@ -395,7 +396,7 @@ impl Default for PanelConfig {
             session_idle_minutes: 60,
             max_failed_logins: 5,
             lockout_seconds: 300,
-            rtmp_url: "rtmp://{host}:1935/live".into(),
+            rtmp_url: String::new(),
             whip_url: String::new(),
         }
     }

@@ -489,10 +489,15 @@ pub fn panel_router(core: &Arc<Core>) -> axum::Router {
     if !core.config.panel.enabled {
         return axum::Router::new();
     }
+    let mut config = core.config.panel.clone();
+    if config.rtmp_url.is_empty() {
+        let rtmp = &core.config.rtmp;
+        config.rtmp_url = format!("rtmp://{{host}}:{}/{}", rtmp.port, rtmp.app);
+    }
     router(PanelContext {
         storage: core.storage.clone(),
         recordings_dir: core.config.recordings.dir.clone(),
-        config: core.config.panel.clone(),
+        config,
         sessions: Arc::new(PanelSessions(core.clone())),
         board: core.services.status.clone(),
         shutdown: core.shutdown.clone(),

@@ -8,6 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import StreamingPlugin from 'janode/plugins/streaming';
 import { connect } from './lib/janode.js';
+import { addUser } from './lib/panel.js';
 import {
   startStreamingGateway, addKey, publish, startViewerSite, launchChromium, openViewer, waitInPage,
   waitLive, adminStreaming, spawnProcess,
@@ -71,6 +72,36 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     console.log(`# webrtcup ${webrtcupMs} ms, first frame ${firstFrameMs} ms after watch; video ${JSON.stringify(stats.video)} audio ${JSON.stringify(stats.audio)} codecs ${JSON.stringify(stats.codecs)}`);
     assert.ok(stats.codecs.some((c) => /H264/.test(c)), JSON.stringify(stats.codecs));
     assert.ok(stats.codecs.some((c) => /opus/.test(c)), JSON.stringify(stats.codecs));
+    await page.evaluate(() => window.hangup());
+    await page.close();
+  });
+
+  it("the admin panel's live view lists the RTMP publisher with its viewer count", async () => {
+    await addUser(gw.dbUrl, 'admin', 'admin', 'e2e-admin-password');
+    const panel = `${gw.adminHttpUrl.replace(/\/admin$/, '')}/panel/api/v1`;
+    const login = await fetch(`${panel}/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: 'e2e-admin-password' }),
+    });
+    assert.equal(login.status, 200);
+    const cookie = login.headers.get('set-cookie').split(';')[0];
+    const { page, key } = await publishAndWatch('panel-live');
+    await expectPlaying(page, { audio: false });
+    let snapshot;
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      snapshot = await (await fetch(`${panel}/live`, { headers: { Cookie: cookie } })).json();
+      const p = snapshot.publishers.find((x) => x.mountpoint === String(key.mountpoint));
+      if (p?.viewers === 1 && p.kbps > 0) break;
+      if (Date.now() > deadline) assert.fail(`publisher not live in the panel: ${JSON.stringify(snapshot)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(snapshot.feeds.publishers, true);
+    const p = snapshot.publishers.find((x) => x.mountpoint === String(key.mountpoint));
+    assert.equal(p.protocol, 'rtmp');
+    assert.equal(p.stream_key, 'panel-live');
+    assert.ok(!JSON.stringify(snapshot).includes(key.url.split('/').pop()), 'the key itself is never shown');
     await page.evaluate(() => window.hangup());
     await page.close();
   });

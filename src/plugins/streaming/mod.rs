@@ -68,6 +68,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                 host.storage.clone(),
                 mountpoints.clone(),
                 host.services.workers.clone(),
+                host.services.status.clone(),
                 host.shutdown.clone(),
             )
             .await

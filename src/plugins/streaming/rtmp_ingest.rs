@@ -22,7 +22,8 @@ use super::vp8::{annex_b, AccessUnit};
 use crate::config::RtmpConfig;
 use crate::media::{Codec, MediaKind, RtpPacket};
 use crate::services::workers::{input_queue, WorkerPool};
-use crate::storage::Storage;
+use crate::storage::{Storage, Timestamp};
+use crate::web::panel::status::{Publisher, StatusBoard};
 
 /// RTP payload budget of repacketized H.264 (fits a 1280-byte SRTP packet with headers).
 const MAX_PAYLOAD: usize = 1200;
@@ -104,8 +105,10 @@ pub async fn start(
     storage: Storage,
     mountpoints: Arc<Mountpoints>,
     workers: Arc<WorkerPool>,
+    status: StatusBoard,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
+    status.attach_publishers();
     let server_config = ServerConfig {
         listen: SocketAddr::new(config.bind, config.port),
         duplicate_publisher: if config.duplicate_publisher == "replace" {
@@ -139,7 +142,11 @@ pub async fn start(
             };
             match event {
                 Ok(ServerEvent::PublishStarted { app, key, peer }) => {
-                    on_publish(&server, &storage, &mountpoints, &workers, &app, &key, peer).await;
+                    let feed = PublisherFeed {
+                        status: status.clone(),
+                        peer,
+                    };
+                    on_publish(&server, &storage, &mountpoints, &workers, feed, &app, &key).await;
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -158,10 +165,11 @@ async fn on_publish(
     storage: &Storage,
     mountpoints: &Arc<Mountpoints>,
     workers: &Arc<WorkerPool>,
+    feed: PublisherFeed,
     app: &str,
     key: &str,
-    peer: SocketAddr,
 ) {
+    let peer = feed.peer;
     let stream_key = match storage.stream_keys().get_by_key(key).await {
         Ok(k) => k,
         Err(e) => {
@@ -205,7 +213,56 @@ async fn on_publish(
     };
     tracing::info!(%peer, mountpoint = id, key = %stream_key.name, "RTMP publisher feeds mountpoint");
     let workers = workers.clone();
-    tokio::spawn(ingest(subscription, entry, workers));
+    let mut board = feed.start(&stream_key.name, id);
+    tokio::spawn(async move {
+        ingest(subscription, entry, workers, &mut board).await;
+        board.end();
+    });
+}
+
+/// Where a publish is reported for the admin panel's live view.
+struct PublisherFeed {
+    status: StatusBoard,
+    peer: SocketAddr,
+}
+
+impl PublisherFeed {
+    fn start(self, key_name: &str, mountpoint: u64) -> LivePublisher {
+        let publisher = Publisher {
+            protocol: "rtmp".into(),
+            stream_key: key_name.to_owned(),
+            mountpoint: mountpoint.to_string(),
+            remote: Some(self.peer.to_string()),
+            viewers: 0,
+            kbps: None,
+            since_ms: Timestamp::now().0,
+        };
+        self.status.set_publisher(publisher.clone());
+        LivePublisher {
+            status: self.status,
+            publisher,
+        }
+    }
+}
+
+/// A live publish on the status board: refreshed once a second, removed when it ends.
+struct LivePublisher {
+    status: StatusBoard,
+    publisher: Publisher,
+}
+
+impl LivePublisher {
+    /// Updates the viewer count and the ingest bitrate (`bytes` over `seconds`).
+    fn refresh(&mut self, viewers: usize, bytes: u64, seconds: f64) {
+        let p = &mut self.publisher;
+        p.viewers = u32::try_from(viewers).unwrap_or(u32::MAX);
+        p.kbps = (seconds > 0.0).then(|| bytes as f64 * 8.0 / 1000.0 / seconds);
+        self.status.set_publisher(p.clone());
+    }
+
+    fn end(&self) {
+        self.status.remove_publisher(&self.publisher.mountpoint);
+    }
 }
 
 /// Reads one publish until it ends, feeding `entry`.
@@ -213,7 +270,12 @@ async fn ingest(
     mut subscription: bifrons_rtmp::server::StreamSubscription,
     entry: Arc<MountpointEntry>,
     workers: Arc<WorkerPool>,
+    board: &mut LivePublisher,
 ) {
+    // Bytes of media since the last refresh of the live view.
+    let mut bytes = 0u64;
+    let mut refresh = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut last_refresh = tokio::time::Instant::now();
     let video_ssrc: u32 = rand::random();
     let audio_ssrc: u32 = rand::random::<u32>() ^ 0x5a5a_5a5a;
     let mut packetizer = H264Packetizer::new(MAX_PAYLOAD, rand::random());
@@ -231,6 +293,12 @@ async fn ingest(
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = refresh.tick() => {
+                let now = tokio::time::Instant::now();
+                board.refresh(entry.viewers().len(), bytes, (now - last_refresh).as_secs_f64());
+                (bytes, last_refresh) = (0, now);
+                continue;
+            }
             e = subscription.next() => e,
         };
         let Some(event) = event else { break };
@@ -255,6 +323,7 @@ async fn ingest(
             }
             StreamEvent::Video(mut frame) => {
                 frames += 1;
+                bytes += frame.nalus.iter().map(|n| n.len() as u64).sum::<u64>();
                 // WebRTC decoders cannot hold a picture back for reordering: B-frames are
                 // left out (the viewer gets the I and P pictures, in order).
                 if frame.nalus.iter().any(|n| slice::is_b_slice(n)) {
@@ -318,6 +387,7 @@ async fn ingest(
                 }
             }
             StreamEvent::Audio(frame) => {
+                bytes += frame.data.len() as u64;
                 entry
                     .last_packet_ms
                     .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
