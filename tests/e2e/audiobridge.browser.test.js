@@ -1,0 +1,152 @@
+// The audio bridge with real peers: three janus.js participants in two headless Chromium
+// processes (two over WebSocket, one over HTTP long poll), each sending its own tone from an
+// OscillatorNode, in a room created with janode's audiobridge plugin. Checks: alone a
+// participant hears nothing; together each hears the others' tones and not its own
+// (mix-minus); talking events; the mix forwarded as PCMU to a UDP socket carries all three
+// tones; mute silences one; kick removes one; destroy tells everybody.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import AudioBridgePlugin from 'janode/plugins/audiobridge';
+import { startGateway } from './lib/gateway.js';
+import { connect } from './lib/janode.js';
+import {
+  startPageServer, launchChromium, waitInPage, joinPage, startRtpReceiver, toneShare,
+} from './lib/audiobridge.js';
+
+const ROOM = 4321;
+const SECRET = 'mod-secret';
+const TONES = [440, 1000, 2500];
+
+/** Waits for the participant's analyser to report, then returns what it hears. */
+function hearing(p) {
+  return waitInPage(p.page, (f) => window.hearing(f), (h) => h !== null, `${p.display} hearing`, TONES);
+}
+
+/** The participant's level (dB) at its own tone and the quietest of the others' tones. */
+async function ownAndOthers(p, present) {
+  const h = await hearing(p);
+  const own = h.levels[p.freq];
+  const others = present.filter((f) => f !== p.freq).map((f) => h.levels[f]);
+  return { h, own, othersMin: Math.min(...others) };
+}
+
+describe('audio bridge with Chromium + janus.js participants', () => {
+  let gw;
+  let site;
+  let browsers = [];
+  let conn;
+  let mod;
+  let rtp;
+
+  before(async () => {
+    gw = await startGateway({ name: 'audiobridge-browser' });
+    site = await startPageServer();
+    browsers = [await launchChromium(), await launchChromium()];
+    conn = await connect(gw.wsUrl);
+    const session = await conn.create();
+    mod = await session.attach(AudioBridgePlugin);
+    rtp = await startRtpReceiver();
+  });
+  after(async () => {
+    await rtp?.close();
+    await conn?.close().catch(() => {});
+    for (const b of browsers) await b?.close();
+    await site?.close();
+    await gw?.stop();
+  });
+
+  it('mixes three participants, each hearing the others but not itself', async () => {
+    const created = await mod.create({
+      room: ROOM, description: 'e2e', secret: SECRET, sampling_rate: 16000,
+      talking_events: true, talking_packets_threshold: 10, talking_level_threshold: 50,
+    });
+    assert.equal(created.room, ROOM);
+    assert.equal((await mod.exists({ room: ROOM })).exists, true);
+
+    // Alone: the first participant receives packets, but nothing of itself.
+    const a = await joinPage(browsers[0], site.url, gw.wsUrl, ROOM, 'alice', TONES[0]);
+    await waitInPage(a.page, () => window.e2e, (s) => s.webrtcup || s.errors.length > 0, 'alice webrtcup');
+    assert.deepEqual((await a.page.evaluate(() => window.e2e)).errors, []);
+    const before1 = await waitInPage(a.page, () => window.inboundAudio(), (s) => s?.packetsReceived > 0, 'alice packets');
+    await sleep(3000);
+    const after1 = await a.page.evaluate(() => window.inboundAudio());
+    assert.ok(after1.packetsReceived - before1.packetsReceived > 100, `alice alone gets the room's packets: ${JSON.stringify([before1, after1])}`);
+    const alone = await hearing(a);
+    assert.ok(alone.rms < 0.003, `alone, alice hears (nearly) nothing: rms ${alone.rms}`);
+
+    // Together.
+    const b = await joinPage(browsers[1], site.url, gw.httpUrl, ROOM, 'bob', TONES[1]);
+    const c = await joinPage(browsers[0], site.url, gw.wsUrl, ROOM, 'carol', TONES[2]);
+    const all = [a, b, c];
+    for (const p of all) {
+      await waitInPage(p.page, () => window.e2e, (s) => s.webrtcup || s.errors.length > 0, `${p.display} webrtcup`);
+      assert.deepEqual((await p.page.evaluate(() => window.e2e)).errors, [], p.display);
+    }
+    const start = await Promise.all(all.map((p) => p.page.evaluate(() => window.inboundAudio())));
+    await sleep(3000);
+    for (const [i, p] of all.entries()) {
+      const now = await p.page.evaluate(() => window.inboundAudio());
+      assert.ok(now.packetsReceived - (start[i]?.packetsReceived ?? 0) > 50, `${p.display} received ${JSON.stringify([start[i], now])}`);
+      const { h, own, othersMin } = await ownAndOthers(p, TONES);
+      assert.ok(h.rms > 0.01, `${p.display} hears the room: rms ${h.rms}`);
+      assert.ok(othersMin > own + 20, `${p.display} hears the others (${othersMin} dB) well above itself (${own} dB): ${JSON.stringify(h)}`);
+      assert.notEqual(Math.abs(h.dominantHz - p.freq) < 15, true, `${p.display}'s dominant ${h.dominantHz} Hz is not its own tone`);
+    }
+
+    // listparticipants: three, set up; the ids the joins reported.
+    const list = await mod.listParticipants({ room: ROOM, secret: SECRET });
+    assert.deepEqual(list.participants.map((p) => p.feed).sort(), all.map((p) => p.ids.id).sort());
+    assert.ok(list.participants.every((p) => p.setup === true), JSON.stringify(list.participants));
+
+    // Talking events: alice, there first, saw each talker start; everyone saw itself.
+    for (const p of all) {
+      const st = await p.page.evaluate(() => window.e2e);
+      const talkers = new Set(st.messages.filter((m) => m.audiobridge === 'talking' && m.room === ROOM).map((m) => m.id));
+      const expected = p === a ? all : [p];
+      for (const q of expected) assert.ok(talkers.has(q.ids.id), `${p.display} saw ${q.display} talking: ${JSON.stringify([...talkers])}`);
+    }
+
+    // The room mix forwarded as PCMU: all three tones, RTP numbered per packet.
+    const fwd = await mod.startForward({ room: ROOM, secret: SECRET, host: '127.0.0.1', audio_port: rtp.port, codec: 'pcmu', ptype: 0 });
+    assert.ok(fwd.forwarder.audio_stream > 0, JSON.stringify(fwd));
+    await sleep(2500);
+    const st = rtp.state;
+    assert.ok(st.packets > 100, `forwarded packets: ${st.packets}`);
+    assert.deepEqual([...st.pts], [0]);
+    assert.equal(st.seqGaps, 0);
+    assert.equal(st.tsSteps.get(160) > 100, true, `timestamps step by 160: ${JSON.stringify([...st.tsSteps])}`);
+    const mix = st.pcm.flat();
+    for (const f of TONES) assert.ok(toneShare(mix, f, 8000) > 0.1, `${f} Hz in the forwarded mix: ${toneShare(mix, f, 8000)}`);
+    const fl = await mod.listForward({ room: ROOM, secret: SECRET });
+    assert.equal(fl.forwarders.length, 1);
+    await mod.stopForward({ room: ROOM, stream: fwd.forwarder.audio_stream, secret: SECRET });
+    assert.equal((await mod.listForward({ room: ROOM, secret: SECRET })).forwarders.length, 0);
+
+    // Mute bob: alice stops hearing 1000 Hz and still hears carol.
+    await mod.mute({ room: ROOM, feed: b.ids.id, secret: SECRET });
+    await sleep(1500);
+    const muted = await hearing(a);
+    assert.ok(muted.levels[TONES[1]] < muted.levels[TONES[2]] - 20, `bob muted: ${JSON.stringify(muted.levels)}`);
+    // Muted, bob stops talking for the room (10 quiet packets).
+    await waitInPage(a.page, () => window.e2e.messages, (ms) => ms.some((m) => m.audiobridge === 'stopped-talking' && m.id === b.ids.id), 'bob stopped talking');
+    const aState = await a.page.evaluate(() => window.e2e);
+    assert.ok(aState.messages.some((m) => m.audiobridge === 'event' && m.participants?.some((p) => p.id === b.ids.id && p.muted === true)), 'alice told bob is muted');
+    await mod.unmute({ room: ROOM, feed: b.ids.id, secret: SECRET });
+
+    // Kick carol: she is told, the others see her leave.
+    await mod.kick({ room: ROOM, feed: c.ids.id, secret: SECRET });
+    await waitInPage(c.page, () => window.e2e.messages, (ms) => ms.some((m) => m.kicked === c.ids.id), 'carol kicked');
+    await waitInPage(a.page, () => window.e2e.messages, (ms) => ms.some((m) => m.leaving === c.ids.id), 'alice sees carol leave');
+    assert.equal((await mod.listParticipants({ room: ROOM, secret: SECRET })).participants.length, 2);
+
+    // Destroy: both remaining participants are told; the room is gone.
+    await mod.destroy({ room: ROOM, secret: SECRET });
+    for (const p of [a, b]) {
+      await waitInPage(p.page, () => window.e2e.messages, (ms) => ms.some((m) => m.audiobridge === 'destroyed' && m.room === ROOM), `${p.display} destroyed`);
+    }
+    assert.equal((await mod.exists({ room: ROOM })).exists, false);
+    for (const p of all) await p.page.close();
+  });
+});
