@@ -1,6 +1,6 @@
 // The audio bridge with real peers: three janus.js participants in two headless Chromium
 // processes (two over WebSocket, one over HTTP long poll), each sending its own tone from an
-// OscillatorNode, in a room created with janode's audiobridge plugin. Checks: alone a
+// OscillatorNode (one in Opus, one in PCMU, one in PCMA), in a room created with janode's audiobridge plugin. Checks: alone a
 // participant hears nothing; together each hears the others' tones and not its own
 // (mix-minus); talking events; the mix forwarded as PCMU to a UDP socket carries all three
 // tones; mute silences one; kick removes one; destroy tells everybody.
@@ -77,8 +77,9 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     assert.ok(alone.rms < 0.003, `alone, alice hears (nearly) nothing: rms ${alone.rms}`);
 
     // Together.
-    const b = await joinPage(browsers[1], site.url, gw.httpUrl, ROOM, 'bob', TONES[1]);
-    const c = await joinPage(browsers[0], site.url, gw.wsUrl, ROOM, 'carol', TONES[2]);
+    // Bob speaks G.711 μ-law, carol A-law: transcoded into the room's 16 kHz and back.
+    const b = await joinPage(browsers[1], site.url, gw.httpUrl, ROOM, 'bob', TONES[1], 'pcmu');
+    const c = await joinPage(browsers[0], site.url, gw.wsUrl, ROOM, 'carol', TONES[2], 'pcma');
     const all = [a, b, c];
     for (const p of all) {
       await waitInPage(p.page, () => window.e2e, (s) => s.webrtcup || s.errors.length > 0, `${p.display} webrtcup`);
@@ -89,6 +90,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     for (const [i, p] of all.entries()) {
       const now = await p.page.evaluate(() => window.inboundAudio());
       assert.ok(now.packetsReceived - (start[i]?.packetsReceived ?? 0) > 50, `${p.display} received ${JSON.stringify([start[i], now])}`);
+      assert.match(now.mimeType, p === a ? /opus/i : p === b ? /PCMU/i : /PCMA/i, `${p.display}'s codec`);
       const { h, own, othersMin } = await ownAndOthers(p, TONES);
       assert.ok(h.rms > 0.01, `${p.display} hears the room: rms ${h.rms}`);
       assert.ok(othersMin > own + 20, `${p.display} hears the others (${othersMin} dB) well above itself (${own} dB): ${JSON.stringify(h)}`);

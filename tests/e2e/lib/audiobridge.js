@@ -68,15 +68,15 @@ export async function waitInPage(page, fn, check, what, arg = undefined, timeout
   }
 }
 
-/** Opens a page that joins `room` as `display` sending a `freq` Hz tone. */
-export async function joinPage(browser, siteUrl, server, room, display, freq) {
+/** Opens a page that joins `room` as `display` sending a `freq` Hz tone (in `codec` if given). */
+export async function joinPage(browser, siteUrl, server, room, display, freq, codec = undefined) {
   const page = await browser.newPage();
   const log = [];
   page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
   await page.goto(siteUrl);
   await page.waitForFunction(() => typeof window.joinRoom === 'function');
-  const ids = await page.evaluate(([s, r, d, f]) => window.joinRoom(s, r, d, f), [server, room, display, freq]);
+  const ids = await page.evaluate(([s, r, d, f, c]) => window.joinRoom(s, r, d, f, c), [server, room, display, freq, codec]);
   return { page, ids, log, freq, display };
 }
 

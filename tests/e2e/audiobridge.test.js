@@ -1,0 +1,163 @@
+// The audio bridge's API through janode's audiobridge plugin (WebSocket): create / list /
+// exists / join / listparticipants / destroy round trip, then a table of malformed or refused
+// requests, each answered with Janus' error code and text, while a room keeps mixing (its mix,
+// forwarded as PCMU to a UDP socket here, keeps flowing with no sequence gap).
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import AudioBridgePlugin from 'janode/plugins/audiobridge';
+import { startGateway } from './lib/gateway.js';
+import { connect } from './lib/janode.js';
+import { startRtpReceiver } from './lib/audiobridge.js';
+
+const ROOM = 777;
+const SECRET = 'adm1n';
+const PIN = '1234';
+
+/** Asserts `promise` rejects with Janus audiobridge error `code` (and text matching `text`). */
+async function rejectsWith(promise, code, text) {
+  await assert.rejects(promise, (err) => {
+    assert.match(err.message, new RegExp(`^${code}\\b`), `expected ${code}, got "${err.message}"`);
+    if (text) assert.ok(err.message.includes(text), `expected "${text}" in "${err.message}"`);
+    return true;
+  });
+}
+
+describe('audio bridge API with janode', () => {
+  let gw;
+  let conn;
+  let session;
+  let mod;
+
+  before(async () => {
+    gw = await startGateway({ name: 'audiobridge-api' });
+    conn = await connect(gw.wsUrl);
+    session = await conn.create();
+    mod = await session.attach(AudioBridgePlugin);
+  });
+  after(async () => {
+    await conn?.close().catch(() => {});
+    await gw?.stop();
+  });
+
+  it('create, list, exists, join, listparticipants, destroy round trip', async () => {
+    const created = await mod.create({ room: ROOM, description: 'Round trip', secret: SECRET, pin: PIN, sampling_rate: 48000 });
+    assert.equal(created.room, ROOM);
+    assert.equal(created.permanent, false);
+    const hidden = await mod.create({ room: ROOM + 1, is_private: true });
+    assert.equal(hidden.room, ROOM + 1);
+    // No room id: the bridge picks one (a JavaScript-safe integer).
+    const picked = await mod.create({ description: 'picked' });
+    assert.ok(Number.isSafeInteger(picked.room) && picked.room > 0, JSON.stringify(picked));
+
+    const { list } = await mod.list();
+    const mine = list.find((r) => r.room === ROOM);
+    assert.deepEqual(mine, {
+      room: ROOM, description: 'Round trip', sampling_rate: 48000, spatial_audio: false,
+      pin_required: true, record: false, muted: false, num_participants: 0,
+    });
+    assert.ok(!list.some((r) => r.room === ROOM + 1), 'private rooms are not listed');
+    assert.ok(list.some((r) => r.room === picked.room && r.description === 'picked'));
+    assert.equal((await mod.exists({ room: ROOM })).exists, true);
+    assert.equal((await mod.exists({ room: 5 })).exists, false);
+
+    // A participant without media: listed, not set up.
+    const guest = await session.attach(AudioBridgePlugin);
+    const joined = await guest.join({ room: ROOM, pin: PIN, display: 'guest', muted: true });
+    assert.equal(joined.room, ROOM);
+    assert.deepEqual(joined.participants, []);
+    const parts = await mod.listParticipants({ room: ROOM });
+    assert.deepEqual(parts.participants, [{ feed: joined.feed, display: 'guest', muted: true, setup: false }]);
+    assert.equal((await mod.list()).list.find((r) => r.room === ROOM).num_participants, 1);
+
+    // Configure (display) and leave.
+    await guest.configure({ display: 'renamed' });
+    assert.equal((await mod.listParticipants({ room: ROOM })).participants[0].display, 'renamed');
+    const left = await guest.leave();
+    assert.equal(left.feed, joined.feed);
+    assert.equal((await mod.listParticipants({ room: ROOM })).participants.length, 0);
+
+    const destroyed = await mod.destroy({ room: ROOM + 1 });
+    assert.equal(destroyed.room, ROOM + 1);
+    assert.equal((await mod.exists({ room: ROOM + 1 })).exists, false);
+    await guest.detach();
+  });
+
+  it('answers 40 malformed or refused requests with Janus codes while a room keeps mixing', async () => {
+    const rtp = await startRtpReceiver();
+    try {
+      // The room of the previous test (secret + PIN) gets a forwarder: its mix must keep flowing.
+      const fwd = await mod.startForward({ room: ROOM, secret: SECRET, host: '127.0.0.1', audio_port: rtp.port, codec: 'pcmu', ptype: 0 });
+      assert.ok(fwd.forwarder.audio_stream > 0);
+      const member = await session.attach(AudioBridgePlugin);
+      const m = await member.join({ room: ROOM, pin: PIN, display: 'member' });
+      await sleep(500);
+      const before = rtp.state.packets;
+      assert.ok(before > 5, `the mix flows: ${before} packets`);
+
+      const other = await session.attach(AudioBridgePlugin);
+      const cases = [
+        [{}, 483, 'Missing mandatory element (request)'],
+        [{ request: 5 }, 484, 'Invalid element type (request should be a string)'],
+        [{ request: 'nope' }, 482, "Unknown request 'nope'"],
+        [{ request: 'create', room: 'abc' }, 484, 'Invalid element type (room should be a positive integer)'],
+        [{ request: 'create', room: -3 }, 484, 'room should be a positive integer'],
+        [{ request: 'create', room: ROOM }, 486, `Room ${ROOM} already exists`],
+        [{ request: 'create', sampling_rate: 44100 }, 499, 'Unsupported sampling rate 44100'],
+        [{ request: 'create', description: 7 }, 484, 'Invalid element type (description should be a string)'],
+        [{ request: 'create', is_private: 'yes' }, 484, 'Invalid element type (is_private should be a boolean)'],
+        [{ request: 'create', allowed: [1] }, 484, 'Invalid element in the allowed array (not a string)'],
+        [{ request: 'create', permanent: true }, 499, "can't create permanent room"],
+        [{ request: 'exists' }, 483, 'Missing mandatory element (room)'],
+        [{ request: 'exists', room: 'x' }, 484, 'room should be a positive integer'],
+        [{ request: 'destroy', room: 999999 }, 485, 'No such room (999999)'],
+        [{ request: 'destroy', room: ROOM }, 483, 'Missing mandatory element (secret)'],
+        [{ request: 'destroy', room: ROOM, secret: 'wrong' }, 489, 'Unauthorized (wrong secret)'],
+        [{ request: 'destroy', room: ROOM, secret: 5 }, 484, 'Invalid element type (secret should be a string)'],
+        [{ request: 'edit', room: ROOM, secret: 'wrong', new_description: 'x' }, 489, 'Unauthorized (wrong secret)'],
+        [{ request: 'listparticipants', room: 999999 }, 485, 'No such room (999999)'],
+        [{ request: 'kick', room: ROOM, secret: SECRET }, 483, 'Missing mandatory element (id)'],
+        [{ request: 'kick', room: ROOM, secret: SECRET, id: 12345 }, 492, `No such user 12345 in room ${ROOM}`],
+        [{ request: 'mute', room: ROOM, id: m.feed }, 483, 'Missing mandatory element (secret)'],
+        [{ request: 'rtp_forward', room: ROOM, secret: SECRET, host: '127.0.0.1' }, 483, 'Missing mandatory element (port)'],
+        [{ request: 'rtp_forward', room: ROOM, secret: SECRET, host: '127.0.0.1', port: 5000, codec: 'g722' }, 484, 'Unsupported codec (g722)'],
+        [{ request: 'rtp_forward', room: ROOM, secret: SECRET, host: '127.0.0.1', port: 0 }, 484, 'Invalid port number (0)'],
+        [{ request: 'stop_rtp_forward', room: ROOM }, 483, 'Missing mandatory element (stream_id)'],
+        [{ request: 'listforwarders', room: ROOM, secret: 'bad' }, 489, 'Unauthorized (wrong secret)'],
+        [{ request: 'play_file', room: ROOM, filename: '/tmp/x.opus' }, 482, 'Playing files unsupported in this instance'],
+        // Asynchronous requests: the error comes in the event after the ack.
+        [{ request: 'join', room: 999999 }, 485, 'No such room (999999)'],
+        [{ request: 'join', room: ROOM }, 483, 'Missing mandatory element (pin)'],
+        [{ request: 'join', room: ROOM, pin: 'bad' }, 489, 'Unauthorized (wrong pin)'],
+        [{ request: 'join', room: ROOM, pin: PIN, codec: 'g729' }, 484, 'Invalid element (codec must opus, pcmu or pcma)'],
+        [{ request: 'join', room: ROOM, pin: PIN, quality: 11 }, 484, 'quality should be a positive integer between 1 and 10'],
+        [{ request: 'join', room: ROOM, pin: PIN, expected_loss: 30 }, 484, 'expected_loss should be a positive integer between 0 and 20'],
+        [{ request: 'join', room: ROOM, pin: PIN, id: m.feed }, 490, `User ID ${m.feed} already exists`],
+        [{ request: 'configure', muted: true }, 487, "Can't configure (not in a room)"],
+        [{ request: 'leave' }, 487, "Can't leave (not in a room)"],
+        [{ request: 'changeroom', room: ROOM }, 487, "Can't change room (not in a room in the first place)"],
+      ];
+      for (const [body, code, text] of cases) {
+        await rejectsWith(other.message(body), code, text);
+      }
+      // The joined member cannot join twice, nor change to its own room.
+      await rejectsWith(member.message({ request: 'join', room: ROOM, pin: PIN }), 491, 'Already in a room');
+      await rejectsWith(member.message({ request: 'changeroom', room: ROOM, pin: PIN }), 491, 'Already in this room');
+
+      // The room kept mixing throughout: packets every 20 ms, no sequence gap, and it still works.
+      const after = rtp.state.packets;
+      assert.ok(after > before + 10, `the mix kept flowing: ${before} → ${after}`);
+      assert.equal(rtp.state.seqGaps, 0);
+      const parts = await mod.listParticipants({ room: ROOM });
+      assert.deepEqual(parts.participants.map((p) => p.feed), [m.feed]);
+      await mod.kick({ room: ROOM, feed: m.feed, secret: SECRET });
+      assert.equal((await mod.listParticipants({ room: ROOM })).participants.length, 0);
+      await mod.destroy({ room: ROOM, secret: SECRET });
+      assert.equal((await mod.exists({ room: ROOM })).exists, false);
+      await rejectsWith(mod.destroy({ room: ROOM, secret: SECRET }), 485, `No such room (${ROOM})`);
+    } finally {
+      await rtp.close();
+    }
+  });
+});
