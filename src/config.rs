@@ -61,6 +61,8 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     /// `[workers]`: the codec worker threads.
     pub workers: WorkersConfig,
+    /// `[audiobridge]`: the audio bridge plugin.
+    pub audiobridge: AudioBridgeConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -355,6 +357,14 @@ pub struct WorkersConfig {
     pub threads: usize,
 }
 
+/// `[audiobridge]`: the audio bridge plugin (`janus.plugin.audiobridge`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioBridgeConfig {
+    /// Room and participant ids are strings instead of integers (Janus' `string_ids`).
+    pub string_ids: bool,
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -369,6 +379,7 @@ const SECTIONS: &[&str] = &[
     "web",
     "recordings",
     "workers",
+    "audiobridge",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to

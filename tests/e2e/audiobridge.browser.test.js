@@ -3,11 +3,15 @@
 // OscillatorNode (one in Opus, one in PCMU, one in PCMA), in a room created with janode's audiobridge plugin. Checks: alone a
 // participant hears nothing; together each hears the others' tones and not its own
 // (mix-minus); talking events; the mix forwarded as PCMU to a UDP socket carries all three
-// tones; mute silences one; kick removes one; destroy tells everybody.
+// tones; a recording of the mix decodes with ffmpeg and holds the three tones; mute silences one; kick removes one; destroy tells everybody.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import AudioBridgePlugin from 'janode/plugins/audiobridge';
 import { startGateway } from './lib/gateway.js';
 import { connect } from './lib/janode.js';
@@ -39,9 +43,10 @@ describe('audio bridge with Chromium + janus.js participants', () => {
   let conn;
   let mod;
   let rtp;
+  const recDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-ab-rec-'));
 
   before(async () => {
-    gw = await startGateway({ name: 'audiobridge-browser' });
+    gw = await startGateway({ name: 'audiobridge-browser', env: { BIFRONS_RECORDINGS_DIR: recDir } });
     site = await startPageServer();
     browsers = [await launchChromium(), await launchChromium()];
     conn = await connect(gw.wsUrl);
@@ -55,6 +60,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     for (const b of browsers) await b?.close();
     await site?.close();
     await gw?.stop();
+    fs.rmSync(recDir, { recursive: true, force: true });
   });
 
   it('mixes three participants, each hearing the others but not itself', async () => {
@@ -125,6 +131,22 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     assert.equal(fl.forwarders.length, 1);
     await mod.stopForward({ room: ROOM, stream: fwd.forwarder.audio_stream, secret: SECRET });
     assert.equal((await mod.listForward({ room: ROOM, secret: SECRET })).forwarders.length, 0);
+
+    // Recording of the mix to Ogg/Opus: the file decodes, lasts as long as it ran, holds all tones.
+    const recStarted = Date.now();
+    assert.equal((await mod.enableRecording({ room: ROOM, record: true, filename: 'e2e-mix', secret: SECRET })).record, true);
+    assert.equal((await mod.list()).list.find((r) => r.room === ROOM).record, true);
+    await sleep(3000);
+    assert.equal((await mod.enableRecording({ room: ROOM, record: false, secret: SECRET })).record, false);
+    const recMs = Date.now() - recStarted;
+    const file = path.join(recDir, 'audiobridge', 'e2e-mix.opus');
+    const probed = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration:stream=codec_name,sample_rate', '-of', 'json', file]));
+    assert.equal(probed.streams[0].codec_name, 'opus');
+    const seconds = Number(probed.format.duration);
+    assert.ok(Math.abs(seconds * 1000 - recMs) < recMs * 0.1, `recording lasts ${seconds} s for ${recMs} ms of recording`);
+    const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 's16le', '-ac', '1', '-ar', '16000', '-']);
+    const pcm = Array.from(new Int16Array(raw.buffer, raw.byteOffset, Math.floor(raw.length / 2)));
+    for (const f of TONES) assert.ok(toneShare(pcm, f, 16000) > 0.1, `${f} Hz in the recording: ${toneShare(pcm, f, 16000)}`);
 
     // Mute bob: alice stops hearing 1000 Hz and still hears carol.
     await mod.mute({ room: ROOM, feed: b.ids.id, secret: SECRET });

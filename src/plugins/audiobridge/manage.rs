@@ -14,10 +14,12 @@ use serde_json::{json, Map, Value};
 use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, Kind};
 use super::forwarders::{ForwarderInfo, UdpRtpSink};
-use super::room::{Room, RoomAudio, RoomSettings};
+use super::room::{Room, RoomAudio, RoomRecording, RoomSettings};
 use super::secrets::Hashed;
 use super::{AbSession, Bridge};
+use crate::services::recording::RecordingError;
 use crate::services::rooms::{MixCodec, MixEvent, MixSettings, OutSink, RoomMix};
+use crate::storage::{RecordingKind, StorageError};
 
 type Body = Map<String, Value>;
 
@@ -77,6 +79,13 @@ const RTP_FORWARD: &[Field] = &[
     ("always_on", Kind::Bool, false),
 ];
 const STOP_RTP_FORWARD: &[Field] = &[("stream_id", Kind::UInt, true)];
+const RECORD: &[Field] = &[
+    ("record", Kind::Bool, true),
+    ("record_file", Kind::Str, false),
+    ("record_dir", Kind::Str, false),
+];
+/// Forwarder id of a room's recording inside its mix: above every 32-bit RTP forwarder id.
+const RECORDING_FORWARD: u64 = 1 << 32;
 /// Mixing rates Janus accepts.
 const RATES: [u64; 5] = [8_000, 12_000, 16_000, 24_000, 48_000];
 
@@ -117,6 +126,7 @@ pub async fn process(
             None => Err(AbError::new(NOT_JOINED, "Can't reset (not in a room)")),
         },
         "rtp_forward" => rtp_forward(bridge, body).await,
+        "enable_recording" => enable_recording(bridge, body).await,
         "stop_rtp_forward" => stop_rtp_forward(bridge, body).await,
         "listforwarders" => {
             validate(body, SECRET)?;
@@ -308,6 +318,21 @@ async fn create(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         room
     };
     tokio::spawn(talking_events(Arc::downgrade(&room), events));
+    if bool_of(body, "record") == Some(true) {
+        let started = start_recording(
+            bridge,
+            &room,
+            str_of(body, "record_file"),
+            str_of(body, "record_dir"),
+        )
+        .await;
+        if let Err(e) = started {
+            bridge.rooms().remove(&room.id);
+            room.destroyed.store(true, Ordering::Release);
+            room.mix.stop();
+            return Err(e);
+        }
+    }
     tracing::info!(room = %room.id, sampling_rate, "audiobridge room created");
     Ok(json!({"audiobridge": "created", "room": room.id.to_json(), "permanent": false}))
 }
@@ -422,6 +447,7 @@ async fn destroy(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
             ctx.close_pc();
         }
     }
+    stop_recording(&room).await;
     room.mix.stop();
     tracing::info!(room = %id, "audiobridge room destroyed");
     Ok(json!({"audiobridge": "destroyed", "room": id.to_json(), "permanent": false}))
@@ -648,4 +674,98 @@ async fn stop_rtp_forward(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> 
         let _ = room.mix.remove_forward(stream_id);
     }
     Ok(json!({"audiobridge": "success", "room": room_id.to_json(), "stream_id": stream_id}))
+}
+
+/// Starts recording the room's whole mix to Ogg/Opus, as
+/// `audiobridge/[<record_dir>/]<record_file | room-<id>-<ms>.opus>` under the recordings
+/// directory, with its row in the registry. A recording already running is kept.
+pub async fn start_recording(
+    bridge: &Bridge,
+    room: &Arc<Room>,
+    file: Option<&str>,
+    dir: Option<&str>,
+) -> AbResult<()> {
+    let mut slot = room.recording.lock().await;
+    if slot.is_some() {
+        return Ok(());
+    }
+    let file = match file {
+        Some(f) if f.ends_with(".opus") || f.ends_with(".ogg") => f.to_owned(),
+        Some(f) => format!("{f}.opus"),
+        None => {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            format!("room-{}-{ms}.opus", room.id)
+        }
+    };
+    let name = match dir.filter(|d| !d.is_empty()) {
+        Some(d) => format!("audiobridge/{}/{file}", d.trim_end_matches('/')),
+        None => format!("audiobridge/{file}"),
+    };
+    let owner = format!("room-{}", room.id);
+    let owner: String = owner.chars().take(64).collect();
+    let recorder = bridge
+        .recording
+        .start_opus(RecordingKind::Room, &owner, &name)
+        .await
+        .map_err(|e| match e {
+            RecordingError::Storage(invalid @ StorageError::Invalid { .. }) => AbError::new(
+                INVALID_ELEMENT,
+                format!("Invalid recording path ({invalid})"),
+            ),
+            other => AbError::new(UNKNOWN_ERROR, format!("Error starting recorder: {other}")),
+        })?;
+    let sink = OutSink::random(Arc::new(recorder.sink()), 111);
+    room.mix
+        .add_forward(RECORDING_FORWARD, MixCodec::Opus, sink)
+        .map_err(|e| AbError::new(UNKNOWN_ERROR, e.to_string()))?;
+    tracing::info!(room = %room.id, file = %recorder.row().meta.file_path, "audiobridge room recording");
+    *slot = Some(RoomRecording {
+        forward_id: RECORDING_FORWARD,
+        recorder,
+    });
+    room.settings().record = true;
+    Ok(())
+}
+
+/// Stops the room's recording, if any: the file gets its last page and the row its size.
+pub async fn stop_recording(room: &Room) {
+    let Some(rec) = room.recording.lock().await.take() else {
+        return;
+    };
+    let _ = room.mix.remove_forward(rec.forward_id);
+    room.settings().record = false;
+    match rec.recorder.finish().await {
+        Ok(row) => tracing::info!(
+            room = %room.id,
+            file = %row.meta.file_path,
+            duration_ms = row.meta.duration_ms,
+            "audiobridge room recording saved"
+        ),
+        Err(e) => {
+            tracing::warn!(room = %room.id, error = %e, "audiobridge room recording not saved")
+        }
+    }
+}
+
+async fn enable_recording(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
+    validate(body, RECORD)?;
+    validate(body, SECRET)?;
+    let room_id = bridge.ids.require(body, "room")?;
+    let room = bridge.room(&room_id)?;
+    check_room_secret(&room, body).await?;
+    let record = bool_of(body, "record").unwrap_or(false);
+    if record {
+        start_recording(
+            bridge,
+            &room,
+            str_of(body, "record_file"),
+            str_of(body, "record_dir"),
+        )
+        .await?;
+    } else {
+        stop_recording(&room).await;
+    }
+    Ok(json!({"audiobridge": "success", "record": record}))
 }

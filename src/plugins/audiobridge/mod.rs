@@ -35,6 +35,7 @@ use super::{
     AttachError, HandleCtx, Plugin, PluginDescriptor, PluginHost, PluginMessage, PluginResult,
 };
 use crate::media::{MediaKind, RtpPacket, StreamInfo};
+use crate::services::recording::RecordingService;
 use crate::services::rooms::{AudioPacket, ParticipantInput};
 use crate::services::workers::WorkerPool;
 
@@ -42,6 +43,7 @@ use crate::services::workers::WorkerPool;
 pub struct Bridge {
     rooms: Mutex<BTreeMap<Id, Arc<Room>>>,
     workers: Arc<WorkerPool>,
+    recording: RecordingService,
     ids: IdMode,
 }
 
@@ -112,14 +114,18 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
     Box::pin(async {
         Ok(RegisteredPlugin::new(AudioBridge::new(
             host.services.workers.clone(),
-            IdMode { string_ids: false },
+            host.services.recording.clone(),
+            IdMode {
+                string_ids: host.config.audiobridge.string_ids,
+            },
         )))
     })
 }
 
 impl AudioBridge {
-    /// The plugin, mixing on `workers`, with numeric or string ids.
-    pub fn new(workers: Arc<WorkerPool>, ids: IdMode) -> Self {
+    /// The plugin, mixing on `workers`, recording through `recording`, with numeric or
+    /// string ids.
+    pub fn new(workers: Arc<WorkerPool>, recording: RecordingService, ids: IdMode) -> Self {
         Self {
             descriptor: PluginDescriptor {
                 package: "janus.plugin.audiobridge",
@@ -132,6 +138,7 @@ impl AudioBridge {
             bridge: Arc::new(Bridge {
                 rooms: Mutex::new(BTreeMap::new()),
                 workers,
+                recording,
                 ids,
             }),
         }
@@ -268,6 +275,7 @@ impl Plugin for AudioBridge {
             .into_values()
             .collect();
         for room in rooms {
+            manage::stop_recording(&room).await;
             room.mix.stop();
         }
     }

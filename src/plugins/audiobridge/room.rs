@@ -11,6 +11,7 @@ use super::fields::Id;
 use super::forwarders::Forwarders;
 use super::secrets::Hashed;
 use crate::plugins::HandleRef;
+use crate::services::recording::OpusRecorder;
 use crate::services::rooms::{MixCodec, ParticipantInput, RoomMix};
 
 /// What `create` set and `edit` may change.
@@ -126,7 +127,17 @@ pub struct Room {
     pub destroyed: AtomicBool,
     /// RTP forwarders of the mix.
     pub forwarders: Forwarders,
+    /// The recording of the mix, while `record` is on.
+    pub recording: tokio::sync::Mutex<Option<RoomRecording>>,
     next_mix_id: AtomicU64,
+}
+
+/// A room's open recording: the recorder, fed as a forwarder of the mix.
+pub struct RoomRecording {
+    /// Forwarder id of the recording inside the mix.
+    pub forward_id: u64,
+    /// The open file and its registry row.
+    pub recorder: OpusRecorder,
 }
 
 impl Room {
@@ -141,6 +152,7 @@ impl Room {
             muted: AtomicBool::new(false),
             destroyed: AtomicBool::new(false),
             forwarders: Forwarders::default(),
+            recording: tokio::sync::Mutex::new(None),
             next_mix_id: AtomicU64::new(1),
         }
     }

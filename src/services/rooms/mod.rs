@@ -30,6 +30,7 @@ pub use codec::{EncoderSettings, MixCodec};
 pub use jitter::AudioPacket;
 pub use job::PRIVATE_HOLD_TICKS;
 
+use super::recording::RecorderSink;
 use super::sinks::AudioSink;
 use super::workers::{input_queue, InputSender, JobHandle, PushError, WorkerPool, WorkersError};
 
@@ -295,5 +296,13 @@ impl RoomMix {
 impl Drop for RoomMix {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A recording as a sink of the room's whole mix: the Opus payloads go to the recording
+/// service's writer thread with their RTP timestamps (never blocking the mixing thread).
+impl AudioSink for RecorderSink {
+    fn send_audio(&self, packet: crate::media::RtpPacket) -> bool {
+        self.push(packet.payload, packet.timestamp)
     }
 }

@@ -210,7 +210,10 @@ fn non_contributors_hear_exactly_the_full_mix_that_they_can_share() {
     assert!(m.output(ParticipantId(1)).unwrap().iter().all(|&s| s == 0));
     // Below the limiter's knee the mix is the input (to one step of the float round trip).
     for (&got, &sent) in m.full_mix().iter().zip(a.iter()) {
-        assert!((i32::from(got) - i32::from(sent)).abs() <= 1, "{got} vs {sent}");
+        assert!(
+            (i32::from(got) - i32::from(sent)).abs() <= 1,
+            "{got} vs {sent}"
+        );
     }
     // Next tick only 2 speaks: now 1 shares the full mix.
     m.mix(&[(ParticipantId(2), &b)]);
