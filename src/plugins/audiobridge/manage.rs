@@ -122,7 +122,13 @@ pub async fn process(
         "mute" | "unmute" => mute(bridge, body, request == "mute").await,
         "mute_room" | "unmute_room" => mute_room(bridge, body, request == "mute_room").await,
         "resetdecoder" => match session.and_then(|s| s.joined()) {
-            Some(_) => Ok(json!({"audiobridge": "success"})),
+            Some(j) => {
+                j.room
+                    .mix
+                    .reset_decoder(j.participant.mix_id)
+                    .map_err(|e| AbError::new(UNKNOWN_ERROR, e.to_string()))?;
+                Ok(json!({"audiobridge": "success"}))
+            }
             None => Err(AbError::new(NOT_JOINED, "Can't reset (not in a room)")),
         },
         "rtp_forward" => rtp_forward(bridge, body).await,

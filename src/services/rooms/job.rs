@@ -191,6 +191,17 @@ impl MixJob {
                 self.forwards.remove(&id);
             }
             Command::TalkEvents(on) => self.talk_events = on,
+            Command::ResetDecoder(id) => {
+                if let Some(s) = self.slots.get_mut(&id) {
+                    match Decoder::new(s.codec, self.room_rate) {
+                        Ok(d) => {
+                            s.decoder = d;
+                            s.jitter.clear();
+                        }
+                        Err(e) => tracing::warn!(error = %e, "room: cannot reset decoder"),
+                    }
+                }
+            }
             Command::Stop => {}
         }
     }

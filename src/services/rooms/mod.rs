@@ -151,6 +151,7 @@ pub(crate) enum Command {
     AddForward(u64, MixCodec, OutSink),
     RemoveForward(u64),
     TalkEvents(bool),
+    ResetDecoder(u64),
     Stop,
 }
 
@@ -269,6 +270,11 @@ impl RoomMix {
     /// Stops forwarder `id`.
     pub fn remove_forward(&self, id: u64) -> Result<(), RoomMixError> {
         self.send(Command::RemoveForward(id))
+    }
+
+    /// Starts a participant's decoder and jitter buffer afresh (Janus' `resetdecoder`).
+    pub fn reset_decoder(&self, id: u64) -> Result<(), RoomMixError> {
+        self.send(Command::ResetDecoder(id))
     }
 
     /// Turns talking events on or off.
