@@ -161,3 +161,93 @@ describe('audio bridge API with janode', () => {
     }
   });
 });
+
+describe('plain-RTP participants', () => {
+  let gw;
+  let conn;
+  let session;
+  let mod;
+
+  before(async () => {
+    gw = await startGateway({ name: 'audiobridge-rtp' });
+    conn = await connect(gw.wsUrl);
+    session = await conn.create();
+    mod = await session.attach(AudioBridgePlugin);
+  });
+  after(async () => {
+    await conn?.close().catch(() => {});
+    await gw?.stop();
+  });
+
+  it('a PCMU tone sent over plain RTP reaches the other participant, not itself', async () => {
+    const room = 31;
+    await rejectsWith(
+      (await session.attach(AudioBridgePlugin)).join({ room: 999, rtp_participant: { ip: '127.0.0.1', port: 4000 } }),
+      485,
+    );
+    await mod.create({ room, sampling_rate: 8000 });
+    await rejectsWith(
+      (await session.attach(AudioBridgePlugin)).join({ room, codec: 'pcmu', rtp_participant: { ip: '127.0.0.1', port: 4000 } }),
+      489, 'Plain RTP participants not allowed in this room',
+    );
+    await mod.destroy({ room });
+    await mod.create({ room, sampling_rate: 8000, allow_rtp: true });
+
+    const speaker = await startRtpReceiver();
+    const listener = await startRtpReceiver();
+    const s = await (await session.attach(AudioBridgePlugin)).join({ room, display: 'speaker', codec: 'pcmu', rtp_participant: { ip: '127.0.0.1', port: speaker.port, payload_type: 0 } });
+    const l = await (await session.attach(AudioBridgePlugin)).join({ room, display: 'listener', codec: 'pcmu', rtp_participant: { ip: '127.0.0.1', port: listener.port, payload_type: 0 } });
+    assert.equal(s.rtp_participant.payload_type, 0);
+    assert.equal(s.rtp_participant.ip, '127.0.0.1');
+    assert.ok(s.rtp_participant.port > 0 && l.rtp_participant.port !== s.rtp_participant.port);
+    assert.ok((await mod.listParticipants({ room })).participants.every((p) => p.setup === true));
+
+    // The speaker sends 3 s of a 600 Hz tone as PCMU, 20 ms per packet, from its own port.
+    const tone = [];
+    for (let i = 0; i < 160 * 150; i++) tone.push(Math.round(8000 * Math.sin((2 * Math.PI * 600 * i) / 8000)));
+    const ulawEncode = (x) => {
+      const sign = x < 0 ? 0x80 : 0;
+      let m = Math.min(Math.abs(x), 32635) + 0x84;
+      let e = 7;
+      for (let mask = 0x4000; (m & mask) === 0 && e > 0; mask >>= 1) e--;
+      return ~(sign | (e << 4) | ((m >> (e + 3)) & 0x0f)) & 0xff;
+    };
+    const dgram = await import('node:dgram');
+    const out = dgram.createSocket('udp4');
+    for (let k = 0; k < 150; k++) {
+      const pkt = Buffer.alloc(12 + 160);
+      pkt[0] = 0x80;
+      pkt[1] = 0;
+      pkt.writeUInt16BE(k, 2);
+      pkt.writeUInt32BE(k * 160, 4);
+      pkt.writeUInt32BE(0x1234, 8);
+      for (let i = 0; i < 160; i++) pkt[12 + i] = ulawEncode(tone[k * 160 + i]);
+      out.send(pkt, s.rtp_participant.port, '127.0.0.1');
+      await sleep(20);
+    }
+    out.close();
+    await sleep(200);
+    const heard = listener.state.pcm.flat();
+    const self = speaker.state.pcm.flat();
+    const share = (pcm, f) => {
+      const w = (2 * Math.PI * f) / 8000;
+      const c = 2 * Math.cos(w);
+      let s1 = 0; let s2 = 0; let total = 0;
+      for (const x of pcm) { const s0 = x + c * s1 - s2; s2 = s1; s1 = s0; total += x * x; }
+      return total === 0 ? 0 : (2 * (s1 * s1 + s2 * s2 - c * s1 * s2)) / pcm.length / total;
+    };
+    const rms = (pcm) => Math.sqrt(pcm.reduce((a, x) => a + x * x, 0) / Math.max(1, pcm.length));
+    assert.ok(listener.state.packets > 100 && speaker.state.packets > 100, `mix packets: ${listener.state.packets}, ${speaker.state.packets}`);
+    assert.equal(listener.state.seqGaps, 0);
+    assert.ok(share(heard, 600) > 0.5, `the listener hears 600 Hz: ${share(heard, 600)}, rms ${rms(heard)}`);
+    assert.ok(rms(heard) > 1000, `the listener's mix has energy: ${rms(heard)}`);
+    assert.ok(rms(self) < 100, `the speaker hears nothing of itself: rms ${rms(self)}`);
+
+    await mod.destroy({ room });
+    const after = listener.state.packets;
+    await sleep(300);
+    assert.ok(listener.state.packets <= after + 1, 'no mix after the room is destroyed');
+    await speaker.close();
+    await listener.close();
+  });
+});

@@ -41,6 +41,17 @@ impl UdpRtpSink {
         })
     }
 
+    /// A sink sending from `socket` (non-blocking, already bound) to `dest`: a plain-RTP
+    /// participant's mix leaves from the port it sends to (symmetric RTP).
+    pub fn from_socket(socket: UdpSocket, dest: SocketAddr) -> Self {
+        Self {
+            socket,
+            dest,
+            sent: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
     /// Packets sent so far.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)

@@ -448,6 +448,7 @@ async fn destroy(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         .into_values()
         .collect();
     for p in participants {
+        p.close_media();
         if let Some(ctx) = p.handle.upgrade() {
             ctx.push_event(None, event.clone(), None);
             ctx.close_pc();
@@ -537,6 +538,7 @@ async fn kick_all(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         .collect();
     for p in all {
         let _ = room.mix.remove(p.mix_id);
+        p.close_media();
         if let Some(ctx) = p.handle.upgrade() {
             let event = json!({"audiobridge": "event", "room": room_id.to_json(), "kicked_all": p.id.to_json()});
             ctx.push_event(None, event, None);

@@ -18,6 +18,7 @@ pub mod fields;
 pub mod forwarders;
 mod manage;
 mod participant;
+pub mod plain_rtp;
 pub mod room;
 mod secrets;
 

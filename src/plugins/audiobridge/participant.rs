@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, Kind};
 use super::manage::{check_secret, vad_of};
+use super::plain_rtp::{self, RtpRequest};
 use super::room::{Participant, ParticipantState, Room};
 use super::{AbSession, Bridge, Joined};
 use crate::media::{AnswerPlan, Codec, Direction, JsepType, MediaKind, StreamPlan};
@@ -99,6 +100,7 @@ struct JoinRequest {
     settings: EncoderSettings,
     volume: u32,
     vad: Option<bifrons_transcoding::mixer::VadConfig>,
+    rtp: Option<RtpRequest>,
 }
 
 async fn read_join(bridge: &Bridge, body: &Body) -> AbResult<JoinRequest> {
@@ -119,12 +121,6 @@ async fn read_join(bridge: &Bridge, body: &Body) -> AbResult<JoinRequest> {
         return Err(AbError::new(
             UNAUTHORIZED,
             "Plain RTP participants not allowed in this room",
-        ));
-    }
-    if body.contains_key("rtp") {
-        return Err(AbError::new(
-            INVALID_ELEMENT,
-            "Plain RTP participants are not supported",
         ));
     }
     check_secret(pin, body, "pin").await?;
@@ -164,6 +160,10 @@ async fn read_join(bridge: &Bridge, body: &Body) -> AbResult<JoinRequest> {
             )
         })?,
     };
+    let rtp = match body.get("rtp").and_then(Value::as_object) {
+        Some(obj) => Some(plain_rtp::read(obj, codec)?),
+        None => None,
+    };
     let bitrate = match u64_of(body, "bitrate") {
         Some(b) if (500..=512_000).contains(&b) => b as i32,
         _ => room.audio.default_bitrate as i32,
@@ -195,6 +195,7 @@ async fn read_join(bridge: &Bridge, body: &Body) -> AbResult<JoinRequest> {
         },
         volume: u64_of(body, "volume").unwrap_or(100).min(10_000) as u32,
         vad,
+        rtp,
     })
 }
 
@@ -213,6 +214,14 @@ fn enter(
     entry.muted = req.muted || room.muted.load(Ordering::Relaxed);
     entry.gain = req.volume as f32 / 100.0;
     entry.vad = req.vad;
+    let plain = match &req.rtp {
+        Some(r) => {
+            let (plain, sink) = plain_rtp::open(ctx, r, input.clone())?;
+            entry.sink = sink;
+            Some(plain)
+        }
+        None => None,
+    };
     let participant = {
         let mut list = room.participants();
         if room.destroyed.load(Ordering::Acquire) {
@@ -250,7 +259,12 @@ fn enter(
             setup: Default::default(),
             talking: Default::default(),
             has_sink: Default::default(),
+            plain,
         });
+        if p.plain.is_some() {
+            // No PeerConnection to wait for: its media is as set up as it will be.
+            p.setup.store(true, Ordering::Relaxed);
+        }
         room.mix
             .add(entry)
             .map_err(|e| AbError::new(UNKNOWN_ERROR, e.to_string()))?;
@@ -296,6 +310,11 @@ async fn join(
         "id": joined.participant.id.to_json(),
         "participants": others,
     });
+    let mut event = event;
+    if let Some(plain) = &joined.participant.plain {
+        event["rtp"] = plain.to_json();
+        return Ok((event, None));
+    }
     let jsep = negotiate(&joined, ctx, message).await?;
     Ok((event, jsep))
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::fields::Id;
 use super::forwarders::Forwarders;
+use super::plain_rtp::PlainRtp;
 use super::secrets::Hashed;
 use crate::plugins::HandleRef;
 use crate::services::recording::OpusRecorder;
@@ -72,6 +73,8 @@ pub struct Participant {
     pub talking: AtomicBool,
     /// Whether its mix goes to its PeerConnection already.
     pub has_sink: AtomicBool,
+    /// Its UDP port, when it is a plain-RTP participant.
+    pub plain: Option<PlainRtp>,
 }
 
 /// What `configure` changes.
@@ -86,6 +89,13 @@ pub struct ParticipantState {
 }
 
 impl Participant {
+    /// Releases what it holds outside the mix (a plain-RTP port): it left the room.
+    pub fn close_media(&self) {
+        if let Some(p) = &self.plain {
+            p.close();
+        }
+    }
+
     /// Its state, poison-tolerant.
     pub fn state(&self) -> MutexGuard<'_, ParticipantState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -212,6 +222,7 @@ impl Room {
     pub fn remove(&self, id: &Id) -> Option<Arc<Participant>> {
         let removed = self.participants().remove(id)?;
         let _ = self.mix.remove(removed.mix_id);
+        removed.close_media();
         let event = json!({
             "audiobridge": "event",
             "room": self.id.to_json(),
