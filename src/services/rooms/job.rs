@@ -382,18 +382,18 @@ fn shared_payload(
     if let Some(p) = done.get(&codec) {
         return Some(p.clone());
     }
-    if !encoders.contains_key(&codec) {
-        match Encoder::new(codec, room_rate, EncoderSettings::default()) {
-            Ok(e) => {
-                encoders.insert(codec, e);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "room: no shared encoder");
-                return None;
+    let encoder = match encoders.entry(codec) {
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::btree_map::Entry::Vacant(v) => {
+            match Encoder::new(codec, room_rate, EncoderSettings::default()) {
+                Ok(e) => v.insert(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "room: no shared encoder");
+                    return None;
+                }
             }
         }
-    }
-    let encoder = encoders.get_mut(&codec)?;
+    };
     let payload = Bytes::copy_from_slice(encoder.encode(full).ok()?);
     stats.shared_encodes.fetch_add(1, Relaxed);
     done.insert(codec, payload.clone());

@@ -283,7 +283,7 @@ fn talking_events_follow_voice_activity() {
 #[test]
 fn lost_packets_are_concealed_and_garbage_does_not_stop_the_mix() {
     let mut room = room(false);
-    let mut peers = vec![room.join(1, 440.0, false), room.join(2, 1000.0, false)];
+    let mut peers = [room.join(1, 440.0, false), room.join(2, 1000.0, false)];
     for t in 0..60 {
         if t % 7 == 3 {
             // Lost on the way: the sequence number is used, nothing arrives.
