@@ -251,3 +251,43 @@ describe('plain-RTP participants', () => {
     await listener.close();
   });
 });
+
+describe('string room and participant ids ([audiobridge] string_ids)', () => {
+  let gw;
+  let conn;
+  let session;
+  let mod;
+
+  before(async () => {
+    gw = await startGateway({ name: 'audiobridge-strings', env: { BIFRONS_AUDIOBRIDGE_STRING_IDS: 'true' } });
+    conn = await connect(gw.wsUrl);
+    session = await conn.create();
+    mod = await session.attach(AudioBridgePlugin);
+  });
+  after(async () => {
+    await conn?.close().catch(() => {});
+    await gw?.stop();
+  });
+
+  it('rooms and participants are named by strings, numbers are refused', async () => {
+    assert.equal((await mod.create({ room: 'lobby', description: 'Lobby' })).room, 'lobby');
+    const picked = await mod.create({});
+    assert.equal(typeof picked.room, 'string');
+    await rejectsWith(mod.create({ room: 'lobby' }), 486, 'Room lobby already exists');
+    await rejectsWith(mod.exists({ room: 12 }), 484, 'Invalid element type (room should be a string)');
+    assert.equal((await mod.exists({ room: 'lobby' })).exists, true);
+    const guest = await session.attach(AudioBridgePlugin);
+    const joined = await guest.join({ room: 'lobby', feed: 'ann', display: 'Ann' });
+    assert.equal(joined.feed, 'ann');
+    const second = await session.attach(AudioBridgePlugin);
+    await rejectsWith(second.join({ room: 'lobby', feed: 'ann' }), 490, 'User ID ann already exists');
+    await rejectsWith(second.join({ room: 'lobby', feed: 7 }), 484, 'Invalid element type (id should be a string)');
+    const auto = await second.join({ room: 'lobby' });
+    assert.equal(typeof auto.feed, 'string');
+    assert.deepEqual((await mod.listParticipants({ room: 'lobby' })).participants.map((p) => p.feed).sort(), ['ann', auto.feed].sort());
+    await mod.kick({ room: 'lobby', feed: 'ann' });
+    assert.deepEqual((await mod.listParticipants({ room: 'lobby' })).participants.map((p) => p.feed), [auto.feed]);
+    assert.equal((await mod.destroy({ room: 'lobby' })).room, 'lobby');
+    assert.equal((await mod.exists({ room: 'lobby' })).exists, false);
+  });
+});
