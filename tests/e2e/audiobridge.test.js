@@ -9,7 +9,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import AudioBridgePlugin from 'janode/plugins/audiobridge';
 import { startGateway } from './lib/gateway.js';
 import { connect } from './lib/janode.js';
-import { startRtpReceiver } from './lib/audiobridge.js';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startRtpReceiver, toneShare } from './lib/audiobridge.js';
 
 const ROOM = 777;
 const SECRET = 'adm1n';
@@ -84,7 +88,7 @@ describe('audio bridge API with janode', () => {
     await guest.detach();
   });
 
-  it('answers 40 malformed or refused requests with Janus codes while a room keeps mixing', async () => {
+  it('answers 41 malformed or refused requests with Janus codes while a room keeps mixing', async () => {
     const rtp = await startRtpReceiver();
     try {
       // The room of the previous test (secret + PIN) gets a forwarder: its mix must keep flowing.
@@ -125,7 +129,8 @@ describe('audio bridge API with janode', () => {
         [{ request: 'rtp_forward', room: ROOM, secret: SECRET, host: '127.0.0.1', port: 0 }, 484, 'Invalid port number (0)'],
         [{ request: 'stop_rtp_forward', room: ROOM }, 483, 'Missing mandatory element (stream_id)'],
         [{ request: 'listforwarders', room: ROOM, secret: 'bad' }, 489, 'Unauthorized (wrong secret)'],
-        [{ request: 'play_file', room: ROOM, filename: '/tmp/x.opus' }, 482, 'Playing files unsupported in this instance'],
+        [{ request: 'play_file', room: ROOM, secret: SECRET }, 483, 'Missing mandatory element (filename)'],
+        [{ request: 'stop_file', room: ROOM, secret: SECRET, file_id: 'none' }, 484, 'No such file_id (none)'],
         // Asynchronous requests: the error comes in the event after the ack.
         [{ request: 'join', room: 999999 }, 485, 'No such room (999999)'],
         [{ request: 'join', room: ROOM }, 483, 'Missing mandatory element (pin)'],
@@ -162,14 +167,15 @@ describe('audio bridge API with janode', () => {
   });
 });
 
-describe('plain-RTP participants', () => {
+describe('plain-RTP participants and announcements', () => {
   let gw;
   let conn;
   let session;
   let mod;
+  const recDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-ab-files-'));
 
   before(async () => {
-    gw = await startGateway({ name: 'audiobridge-rtp' });
+    gw = await startGateway({ name: 'audiobridge-rtp', env: { BIFRONS_RECORDINGS_DIR: recDir } });
     conn = await connect(gw.wsUrl);
     session = await conn.create();
     mod = await session.attach(AudioBridgePlugin);
@@ -177,6 +183,38 @@ describe('plain-RTP participants', () => {
   after(async () => {
     await conn?.close().catch(() => {});
     await gw?.stop();
+    fs.rmSync(recDir, { recursive: true, force: true });
+  });
+
+  it('an Ogg/Opus file played into the room is heard, then ends by itself', async () => {
+    execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=frequency=900:duration=1.5', '-c:a', 'libopus', '-ac', '1', path.join(recDir, 'greeting.opus')]);
+    const room = 41;
+    await mod.create({ room, sampling_rate: 16000, allow_rtp: true, secret: 's' });
+    const listener = await startRtpReceiver({ keep: 60 });
+    await (await session.attach(AudioBridgePlugin)).join({ room, codec: 'pcmu', rtp_participant: { ip: '127.0.0.1', port: listener.port } });
+    await rejectsWith(mod.playFile({ room, secret: 's', filename: '/etc/passwd' }), 484, 'filename must be inside the recordings directory');
+    await rejectsWith(mod.playFile({ room, secret: 's', filename: 'missing.opus' }), 499, 'Error opening file');
+    await rejectsWith(mod.playFile({ room, filename: 'greeting.opus' }), 483, 'Missing mandatory element (secret)');
+    const played = await mod.playFile({ room, secret: 's', filename: 'greeting.opus', file_id: 'hello' });
+    assert.equal(played.file_id, 'hello');
+    await rejectsWith(mod.playFile({ room, secret: 's', filename: 'greeting.opus', file_id: 'hello' }), 490, 'File ID exists (hello)');
+    assert.equal((await mod.isPlaying({ room, secret: 's', file_id: 'hello' })).playing, true);
+    const listed = await mod.listAnnouncements({ room, secret: 's' });
+    assert.deepEqual(listed.announcements, [{ file_id: 'hello', filename: 'greeting.opus', playing: true, loop: false }]);
+    await sleep(1000);
+    const heard = listener.state.pcm.flat();
+    assert.ok(toneShare(heard.slice(-8000), 900, 8000) > 0.5, `900 Hz heard: ${toneShare(heard.slice(-8000), 900, 8000)}`);
+    await sleep(1500);
+    assert.equal((await mod.isPlaying({ room, secret: 's', file_id: 'hello' })).playing, false, 'ended by itself');
+    // A looping one runs until stopped.
+    await mod.playFile({ room, secret: 's', filename: 'greeting.opus', file_id: 'loop', loop: true });
+    await sleep(2000);
+    assert.equal((await mod.isPlaying({ room, secret: 's', file_id: 'loop' })).playing, true);
+    const stopped = await mod.stopAllFiles({ room, secret: 's' });
+    assert.deepEqual(stopped.file_id_list, ['loop']);
+    assert.equal((await mod.isPlaying({ room, secret: 's', file_id: 'loop' })).playing, false);
+    await mod.destroy({ room, secret: 's' });
+    await listener.close();
   });
 
   it('a PCMU tone sent over plain RTP reaches the other participant, not itself', async () => {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use bifrons_transcoding::mixer::VadConfig;
 use serde_json::{json, Map, Value};
 
+use super::announcements;
 use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, Kind};
 use super::forwarders::{ForwarderInfo, UdpRtpSink};
@@ -145,16 +146,11 @@ pub async fn process(
                 "rtp_forwarders": room.forwarders.to_json(),
             }))
         }
-        // Janus built without libogg answers these so: announcements need Ogg/Opus playback,
-        // which this bridge does not have yet.
-        "play_file" | "is_playing" | "stop_file" | "stop_all_files" => Err(AbError::new(
-            INVALID_REQUEST,
-            "Playing files unsupported in this instance",
-        )),
-        "listannouncements" => Err(AbError::new(
-            INVALID_REQUEST,
-            "Listing announcements unsupported in this instance",
-        )),
+        "play_file" => announcements::play_file(bridge, body).await,
+        "is_playing" => announcements::is_playing(bridge, body).await,
+        "stop_file" => announcements::stop_file(bridge, body).await,
+        "stop_all_files" => announcements::stop_all_files(bridge, body).await,
+        "listannouncements" => announcements::list(bridge, body).await,
         other => Err(AbError::new(
             INVALID_REQUEST,
             format!("Unknown request '{other}'"),
@@ -185,7 +181,7 @@ pub async fn check_secret(
     }
 }
 
-async fn check_room_secret(room: &Room, body: &Body) -> AbResult<()> {
+pub(super) async fn check_room_secret(room: &Room, body: &Body) -> AbResult<()> {
     let stored = room.settings().secret.clone();
     check_secret(stored, body, "secret").await
 }
@@ -344,13 +340,21 @@ async fn create(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
 }
 
 /// Relays the mix's talking changes as `talking` / `stopped-talking` to every participant
-/// (the speaker included, as Janus does); ends with the room's mix.
+/// (the speaker included, as Janus does) and ended announcements as `announcement-stopped`;
+/// ends with the room's mix.
 async fn talking_events(
     room: Weak<Room>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<MixEvent>,
 ) {
-    while let Some(MixEvent::Talking { id, talking, .. }) = events.recv().await {
+    while let Some(event) = events.recv().await {
         let Some(room) = room.upgrade() else { break };
+        let (id, talking) = match event {
+            MixEvent::Talking { id, talking, .. } => (id, talking),
+            MixEvent::FileDone(id) => {
+                announcements::on_finished(&room, id);
+                continue;
+            }
+        };
         let Some(p) = room.by_mix_id(id) else {
             continue;
         };

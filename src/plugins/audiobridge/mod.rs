@@ -13,6 +13,7 @@
 //! Errors are Janus' 480–499 with Janus' wording ([`errors`]). Room secrets and PINs are kept
 //! as argon2 hashes only.
 
+mod announcements;
 pub mod errors;
 pub mod fields;
 pub mod forwarders;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
+use super::announcements::Announcements;
 use super::fields::Id;
 use super::forwarders::Forwarders;
 use super::plain_rtp::PlainRtp;
@@ -137,6 +138,8 @@ pub struct Room {
     pub destroyed: AtomicBool,
     /// RTP forwarders of the mix.
     pub forwarders: Forwarders,
+    /// Files playing into the mix.
+    pub announcements: Announcements,
     /// The recording of the mix, while `record` is on.
     pub recording: tokio::sync::Mutex<Option<RoomRecording>>,
     next_mix_id: AtomicU64,
@@ -163,6 +166,7 @@ impl Room {
             destroyed: AtomicBool::new(false),
             forwarders: Forwarders::default(),
             recording: tokio::sync::Mutex::new(None),
+            announcements: Announcements::default(),
             next_mix_id: AtomicU64::new(1),
         }
     }

@@ -89,6 +89,18 @@ struct Slot {
     decode_errors: u64,
 }
 
+/// An Ogg/Opus file played into the mix (Janus' announcements): a participant that only
+/// speaks.
+struct FilePlayer {
+    packets: Arc<Vec<Bytes>>,
+    next: usize,
+    looping: bool,
+    decoder: Decoder,
+    pcm: Vec<i16>,
+    fed: bool,
+    done: bool,
+}
+
 /// A forwarder of the room's whole mix (RTP to a UDP address, a recording...).
 struct Forward {
     codec: MixCodec,
@@ -104,6 +116,7 @@ pub struct MixJob {
     events: UnboundedSender<MixEvent>,
     slots: BTreeMap<u64, Slot>,
     forwards: BTreeMap<u64, Forward>,
+    files: BTreeMap<u64, FilePlayer>,
     /// The whole mix encoded once per codec, reused by every non-contributor.
     shared: BTreeMap<MixCodec, Encoder>,
     shared_payload: BTreeMap<MixCodec, Bytes>,
@@ -135,6 +148,7 @@ impl MixJob {
             events,
             slots: BTreeMap::new(),
             forwards: BTreeMap::new(),
+            files: BTreeMap::new(),
             shared: BTreeMap::new(),
             shared_payload: BTreeMap::new(),
             talk_events,
@@ -200,6 +214,31 @@ impl MixJob {
                         }
                         Err(e) => tracing::warn!(error = %e, "room: cannot reset decoder"),
                     }
+                }
+            }
+            Command::PlayFile(id, packets, looping) => {
+                match Decoder::new(MixCodec::Opus, self.room_rate) {
+                    Ok(decoder) => {
+                        self.mixer.add(ParticipantId(id));
+                        self.files.insert(
+                            id,
+                            FilePlayer {
+                                packets,
+                                next: 0,
+                                looping,
+                                decoder,
+                                pcm: vec![0; self.frame],
+                                fed: false,
+                                done: false,
+                            },
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "room: cannot play file"),
+                }
+            }
+            Command::StopFile(id) => {
+                if self.files.remove(&id).is_some() {
+                    self.mixer.remove(ParticipantId(id));
                 }
             }
             Command::Stop => {}
@@ -272,6 +311,32 @@ impl MixJob {
         }
     }
 
+    /// One frame of a file, decoding packets as needed; marks it done at its end.
+    fn pull_file(file: &mut FilePlayer) {
+        let need = file.pcm.len();
+        for _ in 0..8 {
+            if file.decoder.buffered() >= need {
+                break;
+            }
+            if file.next >= file.packets.len() {
+                if file.looping && !file.packets.is_empty() {
+                    file.next = 0;
+                } else {
+                    break;
+                }
+            }
+            let packet = &file.packets[file.next];
+            file.next += 1;
+            if file.decoder.decode(packet).is_err() {
+                let _ = file.decoder.conceal(None);
+            }
+        }
+        file.fed = file.decoder.take_frame(&mut file.pcm);
+        if !file.fed && file.next >= file.packets.len() && !file.looping {
+            file.done = true;
+        }
+    }
+
     fn tick_number(&mut self, now: Duration) -> u64 {
         let zero = *self.tick_zero.get_or_insert(now);
         ((now - zero).as_nanos() / TICK.as_nanos()) as u64
@@ -281,11 +346,31 @@ impl MixJob {
         for slot in self.slots.values_mut() {
             Self::pull(slot);
         }
+        for file in self.files.values_mut() {
+            Self::pull_file(file);
+        }
+        let finished: Vec<u64> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.done)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in finished {
+            self.files.remove(&id);
+            self.mixer.remove(ParticipantId(id));
+            let _ = self.events.send(MixEvent::FileDone(id));
+        }
         let inputs: Vec<(ParticipantId, &[i16])> = self
             .slots
             .iter()
             .filter(|(_, s)| s.fed)
             .map(|(&id, s)| (ParticipantId(id), s.pcm.as_slice()))
+            .chain(
+                self.files
+                    .iter()
+                    .filter(|(_, f)| f.fed)
+                    .map(|(&id, f)| (ParticipantId(id), f.pcm.as_slice())),
+            )
             .collect();
         let events = self.mixer.mix(&inputs);
         if self.talk_events {

@@ -139,6 +139,8 @@ pub enum MixEvent {
         /// The level that decided it, dBov.
         level_dbov: f32,
     },
+    /// A file played into the mix ended (not looping): its id.
+    FileDone(u64),
 }
 
 pub(crate) enum Command {
@@ -152,6 +154,8 @@ pub(crate) enum Command {
     RemoveForward(u64),
     TalkEvents(bool),
     ResetDecoder(u64),
+    PlayFile(u64, Arc<Vec<bytes::Bytes>>, bool),
+    StopFile(u64),
     Stop,
 }
 
@@ -275,6 +279,23 @@ impl RoomMix {
     /// Starts a participant's decoder and jitter buffer afresh (Janus' `resetdecoder`).
     pub fn reset_decoder(&self, id: u64) -> Result<(), RoomMixError> {
         self.send(Command::ResetDecoder(id))
+    }
+
+    /// Plays Opus `packets` (20 ms or any duration each, as read from an Ogg/Opus file) into
+    /// the mix under id `id` (unique among the room's participant ids), once or in a loop;
+    /// [`MixEvent::FileDone`] tells when a file that does not loop ended.
+    pub fn play_file(
+        &self,
+        id: u64,
+        packets: Arc<Vec<bytes::Bytes>>,
+        looping: bool,
+    ) -> Result<(), RoomMixError> {
+        self.send(Command::PlayFile(id, packets, looping))
+    }
+
+    /// Stops the file playing under `id`.
+    pub fn stop_file(&self, id: u64) -> Result<(), RoomMixError> {
+        self.send(Command::StopFile(id))
     }
 
     /// Turns talking events on or off.
