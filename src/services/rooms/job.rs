@@ -24,6 +24,10 @@ use crate::services::workers::{InputReceiver, JobStatus, MediaJob, QueueStats, T
 
 /// Ticks (20 ms each) a participant keeps its own encoder after it last contributed: 1 s.
 pub const PRIVATE_HOLD_TICKS: u64 = 50;
+/// Frames quieter than this (dBov) are not mixed: silence and faint room noise, far below the
+/// talking threshold, would otherwise make every participant a speaker needing its own
+/// encoding.
+const GATE_DBOV: f32 = -60.0;
 /// Packets buffered before playout starts (40 ms).
 const PREBUFFER: usize = 2;
 /// Packets queued before the oldest are shed (clock drift, bursts): 240 ms.
@@ -141,6 +145,7 @@ impl MixJob {
             mixer: Mixer::new(MixerConfig {
                 frame_samples: frame,
                 vad,
+                gate_dbov: Some(GATE_DBOV),
             }),
             room_rate,
             frame,
@@ -494,7 +499,10 @@ impl MediaJob for MixJob {
             self.apply(command);
         }
         let tick = self.tick_number(now);
+        let started = std::time::Instant::now();
         self.run_tick(tick);
+        self.stats
+            .record_tick(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
         JobStatus::Continue
     }
 

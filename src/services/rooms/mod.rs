@@ -16,6 +16,7 @@
 //! - **Control**: [`RoomMix`] methods queue commands that the job applies at its next tick;
 //!   talking changes come back as [`MixEvent`]s.
 
+pub mod bench;
 pub mod codec;
 pub mod jitter;
 mod job;
@@ -160,7 +161,7 @@ pub(crate) enum Command {
 }
 
 /// Counters of one room's job, readable from any thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MixStats {
     /// Ticks mixed.
     pub ticks: AtomicU64,
@@ -170,6 +171,56 @@ pub struct MixStats {
     pub private_encodes: AtomicU64,
     /// Encodings of the whole mix, each shared by every non-speaker of that codec.
     pub shared_encodes: AtomicU64,
+    /// Time spent in ticks, nanoseconds (thread time on the worker, wall clock).
+    pub tick_nanos: AtomicU64,
+    /// Ticks by duration: bucket `i` counts ticks of `i × 100 µs` up to the next bucket; the
+    /// last bucket takes everything from 20 ms (a whole period) up.
+    pub tick_histogram: [AtomicU64; TICK_BUCKETS],
+}
+
+impl Default for MixStats {
+    fn default() -> Self {
+        Self {
+            ticks: AtomicU64::new(0),
+            participants: AtomicU64::new(0),
+            private_encodes: AtomicU64::new(0),
+            shared_encodes: AtomicU64::new(0),
+            tick_nanos: AtomicU64::new(0),
+            tick_histogram: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Buckets of [`MixStats::tick_histogram`] (100 µs each, 0–20 ms).
+pub const TICK_BUCKETS: usize = 201;
+
+impl MixStats {
+    /// Counts one tick that took `nanos`.
+    pub(crate) fn record_tick(&self, nanos: u64) {
+        self.tick_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let bucket = ((nanos / 100_000) as usize).min(TICK_BUCKETS - 1);
+        self.tick_histogram[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The tick duration below which `q` (0..=1) of the ticks fell, in microseconds (the upper
+    /// edge of the histogram bucket).
+    pub fn tick_quantile_micros(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self
+            .tick_histogram
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        let wanted = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= wanted.max(1) {
+                return (i as u64 + 1) * 100;
+            }
+        }
+        TICK_BUCKETS as u64 * 100
+    }
 }
 
 /// Why a command did not reach the mix.
@@ -311,6 +362,11 @@ impl RoomMix {
     /// Ticks mixed so far.
     pub fn ticks(&self) -> u64 {
         self.stats.ticks.load(Ordering::Relaxed)
+    }
+
+    /// The job's scheduling counters (ticks, skipped periods, input drops).
+    pub fn job_counters(&self) -> super::workers::JobCounters {
+        self.job.counters()
     }
 
     /// Stops the job (also done on drop).

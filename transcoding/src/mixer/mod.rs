@@ -25,6 +25,9 @@ pub struct MixerConfig {
     pub frame_samples: usize,
     /// Voice-activity thresholds.
     pub vad: VadConfig,
+    /// Noise gate, dBov: a frame quieter than this is left out of the mix (its sender then
+    /// hears, and can share, the whole room's mix). `None` mixes every frame.
+    pub gate_dbov: Option<f32>,
 }
 
 impl Default for MixerConfig {
@@ -32,6 +35,7 @@ impl Default for MixerConfig {
         Self {
             frame_samples: 960,
             vad: VadConfig::default(),
+            gate_dbov: None,
         }
     }
 }
@@ -174,6 +178,13 @@ impl Mixer {
                 });
             }
             if p.muted || p.gain == 0.0 {
+                continue;
+            }
+            if self
+                .config
+                .gate_dbov
+                .is_some_and(|gate| p.vad.level_dbov() < gate)
+            {
                 continue;
             }
             p.contributed = true;

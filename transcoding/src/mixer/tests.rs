@@ -240,3 +240,24 @@ fn per_participant_vad_thresholds_apply() {
     assert!(ev[0].talking);
     assert!(m.set_vad(ParticipantId(7), VadConfig::default()).is_err());
 }
+
+#[test]
+fn frames_below_the_gate_stay_out_of_the_mix() {
+    let mut m = Mixer::new(MixerConfig {
+        gate_dbov: Some(-60.0),
+        ..MixerConfig::default()
+    });
+    m.add(ParticipantId(1));
+    m.add(ParticipantId(2));
+    let loud = sine(440.0, RATE, 0.2, 0, N);
+    // About -80 dBov: room noise, not speech.
+    let faint = sine(1000.0, RATE, 0.0001, 0, N);
+    m.mix(&[(ParticipantId(1), &loud), (ParticipantId(2), &faint)]);
+    assert_eq!(m.contributed(ParticipantId(1)), Some(true));
+    assert_eq!(m.contributed(ParticipantId(2)), Some(false), "gated");
+    assert_eq!(m.output(ParticipantId(2)).unwrap(), m.full_mix());
+    assert!(
+        m.output(ParticipantId(1)).unwrap().iter().all(|&s| s == 0),
+        "1 hears nothing of 2"
+    );
+}
