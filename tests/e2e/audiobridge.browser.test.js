@@ -63,7 +63,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     fs.rmSync(recDir, { recursive: true, force: true });
   });
 
-  it('mixes three participants, each hearing the others but not itself', async () => {
+  it('mixes three participants, each hearing the others but not itself', async (t) => {
     const created = await mod.create({
       room: ROOM, description: 'e2e', secret: SECRET, sampling_rate: 16000,
       talking_events: true, talking_packets_threshold: 10, talking_level_threshold: 50,
@@ -80,6 +80,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     const after1 = await a.page.evaluate(() => window.inboundAudio());
     assert.ok(after1.packetsReceived - before1.packetsReceived > 100, `alice alone gets the room's packets: ${JSON.stringify([before1, after1])}`);
     const alone = await hearing(a);
+    t.diagnostic(`alone: alice received ${after1.packetsReceived - before1.packetsReceived} packets in 3 s, rms ${alone.rms.toFixed(5)}`);
     assert.ok(alone.rms < 0.003, `alone, alice hears (nearly) nothing: rms ${alone.rms}`);
 
     // Together.
@@ -98,6 +99,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
       assert.ok(now.packetsReceived - (start[i]?.packetsReceived ?? 0) > 50, `${p.display} received ${JSON.stringify([start[i], now])}`);
       assert.match(now.mimeType, p === a ? /opus/i : p === b ? /PCMU/i : /PCMA/i, `${p.display}'s codec`);
       const { h, own, othersMin } = await ownAndOthers(p, TONES);
+      t.diagnostic(`${p.display} (${p.freq} Hz, ${now.mimeType}): ${now.packetsReceived - (start[i]?.packetsReceived ?? 0)} packets in 3 s, rms ${h.rms.toFixed(4)}, own tone ${own.toFixed(1)} dB, others >= ${othersMin.toFixed(1)} dB, dominant ${h.dominantHz.toFixed(0)} Hz`);
       assert.ok(h.rms > 0.01, `${p.display} hears the room: rms ${h.rms}`);
       assert.ok(othersMin > own + 20, `${p.display} hears the others (${othersMin} dB) well above itself (${own} dB): ${JSON.stringify(h)}`);
       assert.notEqual(Math.abs(h.dominantHz - p.freq) < 15, true, `${p.display}'s dominant ${h.dominantHz} Hz is not its own tone`);
@@ -126,6 +128,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     assert.equal(st.seqGaps, 0);
     assert.equal(st.tsSteps.get(160) > 100, true, `timestamps step by 160: ${JSON.stringify([...st.tsSteps])}`);
     const mix = st.pcm.flat();
+    t.diagnostic(`forwarded PCMU: ${st.packets} packets, seq gaps ${st.seqGaps}, shares ${TONES.map((f) => `${f} Hz ${toneShare(mix, f, 8000).toFixed(2)}`).join(', ')}`);
     for (const f of TONES) assert.ok(toneShare(mix, f, 8000) > 0.1, `${f} Hz in the forwarded mix: ${toneShare(mix, f, 8000)}`);
     const fl = await mod.listForward({ room: ROOM, secret: SECRET });
     assert.equal(fl.forwarders.length, 1);
@@ -144,6 +147,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     assert.equal(probed.streams[0].codec_name, 'opus');
     const seconds = Number(probed.format.duration);
     assert.ok(Math.abs(seconds * 1000 - recMs) < recMs * 0.1, `recording lasts ${seconds} s for ${recMs} ms of recording`);
+    t.diagnostic(`recording: ${seconds.toFixed(2)} s in the file for ${recMs} ms recorded`);
     const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 's16le', '-ac', '1', '-ar', '16000', '-']);
     const pcm = Array.from(new Int16Array(raw.buffer, raw.byteOffset, Math.floor(raw.length / 2)));
     for (const f of TONES) assert.ok(toneShare(pcm, f, 16000) > 0.1, `${f} Hz in the recording: ${toneShare(pcm, f, 16000)}`);
@@ -152,6 +156,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     await mod.mute({ room: ROOM, feed: b.ids.id, secret: SECRET });
     await sleep(1500);
     const muted = await hearing(a);
+    t.diagnostic(`bob muted: alice hears 1000 Hz at ${muted.levels[TONES[1]].toFixed(1)} dB, 2500 Hz at ${muted.levels[TONES[2]].toFixed(1)} dB`);
     assert.ok(muted.levels[TONES[1]] < muted.levels[TONES[2]] - 20, `bob muted: ${JSON.stringify(muted.levels)}`);
     // Muted, bob stops talking for the room (10 quiet packets).
     await waitInPage(a.page, () => window.e2e.messages, (ms) => ms.some((m) => m.audiobridge === 'stopped-talking' && m.id === b.ids.id), 'bob stopped talking');
