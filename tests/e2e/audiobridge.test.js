@@ -82,6 +82,38 @@ describe('audio bridge API with janode', () => {
     assert.equal(left.feed, joined.feed);
     assert.equal((await mod.listParticipants({ room: ROOM })).participants.length, 0);
 
+    // edit: new description and PIN; the old PIN no longer opens the room.
+    const edited = (await mod.message({ request: 'edit', room: ROOM, secret: SECRET, new_description: 'Renamed', new_pin: '9999' })).plugindata.data;
+    assert.deepEqual(edited, { audiobridge: 'edited', room: ROOM, permanent: false });
+    assert.equal((await mod.list()).list.find((r) => r.room === ROOM).description, 'Renamed');
+    const late = await session.attach(AudioBridgePlugin);
+    await rejectsWith(late.join({ room: ROOM, pin: PIN }), 489, 'Unauthorized (wrong pin)');
+    // allowed: with the token list on, only listed tokens join.
+    const allowed = await mod.allow({ room: ROOM, action: 'enable', secret: SECRET });
+    assert.deepEqual(allowed.list, []);
+    await rejectsWith(late.join({ room: ROOM, pin: '9999', token: 'guest-1' }), 489, 'Unauthorized (not in the allowed list)');
+    assert.deepEqual((await mod.allow({ room: ROOM, action: 'add', list: ['guest-1'], secret: SECRET })).list, ['guest-1']);
+    await rejectsWith(mod.allow({ room: ROOM, action: 'grant', secret: SECRET }), 484, "Unsupported action 'grant' (allowed)");
+    const tokened = await late.join({ room: ROOM, pin: '9999', token: 'guest-1', display: 'late' });
+    // mute_room: everybody is told; kick_all empties the room.
+    const watcher = await session.attach(AudioBridgePlugin);
+    await mod.allow({ room: ROOM, action: 'disable', secret: SECRET });
+    await watcher.join({ room: ROOM, pin: '9999' });
+    const roomMuted = new Promise((resolve) => watcher.once(AudioBridgePlugin.EVENT.AUDIOBRIDGE_ROOM_MUTED, resolve));
+    // janode 1.8.0's muteRoom() sends unmute_room by mistake: the raw request instead.
+    await mod.message({ request: 'mute_room', room: ROOM, secret: SECRET });
+    const mutedEvent = await Promise.race([roomMuted, sleep(5000).then(() => ({ timeout: true }))]);
+    assert.equal(mutedEvent.muted, true, `room muted event: ${JSON.stringify(mutedEvent)}`);
+    assert.equal((await mod.list()).list.find((r) => r.room === ROOM).muted, true);
+    await mod.message({ request: 'unmute_room', room: ROOM, secret: SECRET });
+    assert.equal((await mod.list()).list.find((r) => r.room === ROOM).muted, false);
+    await mod.message({ request: 'kick_all', room: ROOM, secret: SECRET });
+    assert.equal((await mod.listParticipants({ room: ROOM })).participants.length, 0);
+    assert.ok(tokened.feed);
+    await late.detach();
+    await watcher.detach();
+    await mod.message({ request: 'edit', room: ROOM, secret: SECRET, new_pin: PIN });
+
     const destroyed = await mod.destroy({ room: ROOM + 1 });
     assert.equal(destroyed.room, ROOM + 1);
     assert.equal((await mod.exists({ room: ROOM + 1 })).exists, false);
