@@ -3,7 +3,7 @@
 // OscillatorNode (one in Opus, one in PCMU, one in PCMA), in a room created with janode's audiobridge plugin. Checks: alone a
 // participant hears nothing; together each hears the others' tones and not its own
 // (mix-minus); talking events; the mix forwarded as PCMU to a UDP socket carries all three
-// tones; a recording of the mix decodes with ffmpeg and holds the three tones; mute silences one; kick removes one; destroy tells everybody.
+// tones; a plain-RTP PCMU participant is heard in the browsers; a recording of the mix decodes with ffmpeg and holds the three tones; mute silences one; kick removes one; destroy tells everybody.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import AudioBridgePlugin from 'janode/plugins/audiobridge';
 import { startGateway } from './lib/gateway.js';
 import { connect } from './lib/janode.js';
 import {
-  startPageServer, launchChromium, waitInPage, joinPage, startRtpReceiver, toneShare,
+  startPageServer, launchChromium, waitInPage, joinPage, startRtpReceiver, toneShare, sendPcmuTone,
 } from './lib/audiobridge.js';
 
 const ROOM = 4321;
@@ -42,6 +42,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
   let browsers = [];
   let conn;
   let mod;
+  let session;
   let rtp;
   const recDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-ab-rec-'));
 
@@ -50,7 +51,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     site = await startPageServer();
     browsers = [await launchChromium(), await launchChromium()];
     conn = await connect(gw.wsUrl);
-    const session = await conn.create();
+    session = await conn.create();
     mod = await session.attach(AudioBridgePlugin);
     rtp = await startRtpReceiver();
   });
@@ -66,7 +67,7 @@ describe('audio bridge with Chromium + janus.js participants', () => {
   it('mixes three participants, each hearing the others but not itself', async (t) => {
     const created = await mod.create({
       room: ROOM, description: 'e2e', secret: SECRET, sampling_rate: 16000,
-      talking_events: true, talking_packets_threshold: 10, talking_level_threshold: 50,
+      talking_events: true, talking_packets_threshold: 10, talking_level_threshold: 50, allow_rtp: true,
     });
     assert.equal(created.room, ROOM);
     assert.equal((await mod.exists({ room: ROOM })).exists, true);
@@ -164,11 +165,25 @@ describe('audio bridge with Chromium + janus.js participants', () => {
     assert.ok(aState.messages.some((m) => m.audiobridge === 'event' && m.participants?.some((p) => p.id === b.ids.id && p.muted === true)), 'alice told bob is muted');
     await mod.unmute({ room: ROOM, feed: b.ids.id, secret: SECRET });
 
+    // A plain-RTP participant (PCMU from a UDP socket of this test) is heard in the browsers.
+    const rtpBack = await startRtpReceiver();
+    const plain = await (await session.attach(AudioBridgePlugin)).join({ room: ROOM, display: 'phone', codec: 'pcmu', rtp_participant: { ip: '127.0.0.1', port: rtpBack.port, payload_type: 0 } });
+    const quiet = (await waitInPage(a.page, (f) => window.hearing(f), (h) => h !== null, 'alice hearing', [700])).levels[700];
+    const sending = sendPcmuTone(plain.rtp_participant.port, 700, 3);
+    await sleep(2000);
+    const loudNow = (await waitInPage(a.page, (f) => window.hearing(f), (h) => h !== null, 'alice hearing', [700])).levels[700];
+    await sending;
+    t.diagnostic(`plain-RTP 700 Hz at alice: ${quiet.toFixed(1)} dB before, ${loudNow.toFixed(1)} dB while it sends`);
+    assert.ok(loudNow > quiet + 30 && loudNow > -45, `alice hears the phone's 700 Hz: ${quiet} → ${loudNow} dB`);
+    const back = rtpBack.state.pcm.flat();
+    assert.ok(toneShare(back, 440, 8000) > 0.05 && toneShare(back, 700, 8000) < 0.01, `the phone hears alice, not itself: ${toneShare(back, 440, 8000)}, ${toneShare(back, 700, 8000)}`);
+    await rtpBack.close();
+
     // Kick carol: she is told, the others see her leave.
     await mod.kick({ room: ROOM, feed: c.ids.id, secret: SECRET });
     await waitInPage(c.page, () => window.e2e.messages, (ms) => ms.some((m) => m.kicked === c.ids.id), 'carol kicked');
     await waitInPage(a.page, () => window.e2e.messages, (ms) => ms.some((m) => m.leaving === c.ids.id), 'alice sees carol leave');
-    assert.equal((await mod.listParticipants({ room: ROOM, secret: SECRET })).participants.length, 2);
+    assert.equal((await mod.listParticipants({ room: ROOM, secret: SECRET })).participants.length, 3, 'alice, bob and the phone');
 
     // Destroy: both remaining participants are told; the room is gone.
     await mod.destroy({ room: ROOM, secret: SECRET });

@@ -138,3 +138,31 @@ export function toneShare(pcm, freq, rate) {
   const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
   return (2 * power) / pcm.length / total;
 }
+
+// G.711 μ-law encoding (ITU-T G.711), for tones sent as a plain-RTP participant.
+function ulawEncode(x) {
+  const sign = x < 0 ? 0x80 : 0;
+  const m = Math.min(Math.abs(x), 32635) + 0x84;
+  let e = 7;
+  for (let mask = 0x4000; (m & mask) === 0 && e > 0; mask >>= 1) e--;
+  return ~(sign | (e << 4) | ((m >> (e + 3)) & 0x0f)) & 0xff;
+}
+
+/** Sends `seconds` of a `freq` Hz tone as PCMU RTP (20 ms packets, real time) to 127.0.0.1:`port`. */
+export async function sendPcmuTone(port, freq, seconds) {
+  const socket = dgram.createSocket('udp4');
+  const packets = Math.round(seconds * 50);
+  const start = Date.now();
+  for (let k = 0; k < packets; k++) {
+    const pkt = Buffer.alloc(12 + 160);
+    pkt[0] = 0x80;
+    pkt.writeUInt16BE(k & 0xffff, 2);
+    pkt.writeUInt32BE((k * 160) >>> 0, 4);
+    pkt.writeUInt32BE(0x5eed, 8);
+    for (let i = 0; i < 160; i++) pkt[12 + i] = ulawEncode(Math.round(8000 * Math.sin((2 * Math.PI * freq * (k * 160 + i)) / 8000)));
+    socket.send(pkt, port, '127.0.0.1');
+    const wait = start + (k + 1) * 20 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  socket.close();
+}
