@@ -67,6 +67,8 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     /// `[whep]`: WHEP playback of the streaming plugin's mountpoints.
     pub whep: WhepConfig,
+    /// `[audiobridge]`: the audio bridge plugin.
+    pub audiobridge: AudioBridgeConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -460,6 +462,14 @@ impl Default for WhepConfig {
     }
 }
 
+/// `[audiobridge]`: the audio bridge plugin (`janus.plugin.audiobridge`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioBridgeConfig {
+    /// Room and participant ids are strings instead of integers (Janus' `string_ids`).
+    pub string_ids: bool,
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -477,6 +487,7 @@ const SECTIONS: &[&str] = &[
     "panel",
     "rtmp",
     "whep",
+    "audiobridge",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to

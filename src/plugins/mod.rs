@@ -53,6 +53,7 @@
 //! the real HTTP API with the in-process harness. Implement the trait with
 //! `#[async_trait::async_trait]`; the media types a plugin needs are re-exported here.
 
+pub mod audiobridge;
 pub mod echotest;
 mod erased;
 mod handle_ctx;

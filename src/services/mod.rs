@@ -19,11 +19,14 @@
 //! - [`sip`]: the inbound router (extension → targets; the user-agent pool comes with the SIP
 //!   plugin).
 //! - [`streams`]: the mountpoint hub (sources feed, sinks read).
+//! - [`rooms`]: audio rooms mixed on the workers (jitter buffers, decoders, mix-minus,
+//!   shared encodings), the engine of the audio bridge.
 //! - [`sinks`]: the traits every media destination implements.
 //! - `status`: the board where services report SIP registrations and publishers for the admin
 //!   panel's live view ([`crate::web::panel::status::StatusBoard`]).
 
 pub mod recording;
+pub mod rooms;
 pub mod sinks;
 pub mod sip;
 pub mod streams;

@@ -25,6 +25,9 @@ pub struct MixerConfig {
     pub frame_samples: usize,
     /// Voice-activity thresholds.
     pub vad: VadConfig,
+    /// Noise gate, dBov: a frame quieter than this is left out of the mix (its sender then
+    /// hears, and can share, the whole room's mix). `None` mixes every frame.
+    pub gate_dbov: Option<f32>,
 }
 
 impl Default for MixerConfig {
@@ -32,6 +35,7 @@ impl Default for MixerConfig {
         Self {
             frame_samples: 960,
             vad: VadConfig::default(),
+            gate_dbov: None,
         }
     }
 }
@@ -45,6 +49,9 @@ struct Participant {
     output: Vec<i16>,
     /// Whether a frame was taken from this participant in the current tick.
     fed: bool,
+    /// Whether this tick's frame went into the mix (fed, not muted, gain above 0): when
+    /// false the participant's mix is the whole room's, shared with every other such listener.
+    contributed: bool,
 }
 
 /// Mix-minus mixer for one room.
@@ -52,6 +59,8 @@ pub struct Mixer {
     config: MixerConfig,
     participants: BTreeMap<ParticipantId, Participant>,
     total: Vec<f32>,
+    /// The whole room's mix of the last tick, clipped: what every non-contributor hears.
+    full: Vec<i16>,
     events: Vec<VadEvent>,
 }
 
@@ -60,6 +69,7 @@ impl Mixer {
     pub fn new(config: MixerConfig) -> Self {
         Self {
             total: vec![0.0; config.frame_samples],
+            full: vec![0; config.frame_samples],
             config,
             participants: BTreeMap::new(),
             events: Vec::new(),
@@ -81,6 +91,7 @@ impl Mixer {
             contribution: vec![0.0; n],
             output: vec![0; n],
             fed: false,
+            contributed: false,
         });
     }
 
@@ -112,6 +123,13 @@ impl Mixer {
         Ok(())
     }
 
+    /// Replaces a participant's voice-activity thresholds (Janus' per-participant
+    /// `audio_active_packets` / `audio_level_average`); its talking state starts over.
+    pub fn set_vad(&mut self, id: ParticipantId, vad: VadConfig) -> Result<()> {
+        self.get_mut(id)?.vad = VoiceActivity::new(vad);
+        Ok(())
+    }
+
     fn get_mut(&mut self, id: ParticipantId) -> Result<&mut Participant> {
         self.participants
             .get_mut(&id)
@@ -129,6 +147,7 @@ impl Mixer {
         for p in self.participants.values_mut() {
             p.contribution.iter_mut().for_each(|s| *s = 0.0);
             p.fed = false;
+            p.contributed = false;
         }
         for (id, pcm) in inputs {
             let Some(p) = self.participants.get_mut(id) else {
@@ -161,6 +180,14 @@ impl Mixer {
             if p.muted || p.gain == 0.0 {
                 continue;
             }
+            if self
+                .config
+                .gate_dbov
+                .is_some_and(|gate| p.vad.level_dbov() < gate)
+            {
+                continue;
+            }
+            p.contributed = true;
             let gain = p.gain / 32768.0;
             for ((c, t), &s) in p
                 .contribution
@@ -193,7 +220,24 @@ impl Mixer {
                 *o = limiter::soft_clip(t - c);
             }
         }
+        for (f, &t) in self.full.iter_mut().zip(self.total.iter()) {
+            *f = limiter::soft_clip(t);
+        }
         &self.events
+    }
+
+    /// The whole room's mix of the last tick (everybody, nobody subtracted): what each
+    /// participant who did not contribute to this tick hears, and what forwarders and
+    /// recordings of the room take.
+    pub fn full_mix(&self) -> &[i16] {
+        &self.full
+    }
+
+    /// Whether `id`'s frame went into the last tick's mix. When false, its
+    /// [`output`](Self::output) equals [`full_mix`](Self::full_mix), so it can share the
+    /// encoding of the whole room's mix with every other such listener.
+    pub fn contributed(&self, id: ParticipantId) -> Option<bool> {
+        self.participants.get(&id).map(|p| p.contributed)
     }
 
     /// The mix for `id` from the last tick (everybody but `id`).

@@ -191,3 +191,73 @@ fn talker_who_stops_sending_is_reported_stopped() {
         vec![true, false]
     );
 }
+
+#[test]
+fn non_contributors_hear_exactly_the_full_mix_that_they_can_share() {
+    let mut m = room(&[1, 2, 3]);
+    m.set_muted(ParticipantId(3), true).unwrap();
+    let a = sine(440.0, RATE, 0.2, 0, N);
+    let b = sine(1000.0, RATE, 0.2, 0, N);
+    let c = sine(2000.0, RATE, 0.2, 0, N);
+    // 1 and 3 send (3 muted), 2 sends nothing this tick.
+    m.mix(&[(ParticipantId(1), &a), (ParticipantId(3), &c)]);
+    assert_eq!(m.contributed(ParticipantId(1)), Some(true));
+    assert_eq!(m.contributed(ParticipantId(2)), Some(false));
+    assert_eq!(m.contributed(ParticipantId(3)), Some(false), "muted");
+    assert_eq!(m.contributed(ParticipantId(9)), None);
+    assert_eq!(m.output(ParticipantId(2)).unwrap(), m.full_mix());
+    assert_eq!(m.output(ParticipantId(3)).unwrap(), m.full_mix());
+    assert!(m.output(ParticipantId(1)).unwrap().iter().all(|&s| s == 0));
+    // Below the limiter's knee the mix is the input (to one step of the float round trip).
+    for (&got, &sent) in m.full_mix().iter().zip(a.iter()) {
+        assert!(
+            (i32::from(got) - i32::from(sent)).abs() <= 1,
+            "{got} vs {sent}"
+        );
+    }
+    // Next tick only 2 speaks: now 1 shares the full mix.
+    m.mix(&[(ParticipantId(2), &b)]);
+    assert_eq!(m.contributed(ParticipantId(1)), Some(false));
+    assert_eq!(m.output(ParticipantId(1)).unwrap(), m.full_mix());
+}
+
+#[test]
+fn per_participant_vad_thresholds_apply() {
+    let mut m = room(&[1]);
+    // Talking after 2 voiced ticks instead of the default 5.
+    m.set_vad(
+        ParticipantId(1),
+        VadConfig {
+            talk_ticks: 2,
+            ..VadConfig::default()
+        },
+    )
+    .unwrap();
+    let loud = sine(440.0, RATE, 0.3, 0, N);
+    assert!(m.mix(&[(ParticipantId(1), &loud)]).is_empty());
+    let ev = m.mix(&[(ParticipantId(1), &loud)]).to_vec();
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].talking);
+    assert!(m.set_vad(ParticipantId(7), VadConfig::default()).is_err());
+}
+
+#[test]
+fn frames_below_the_gate_stay_out_of_the_mix() {
+    let mut m = Mixer::new(MixerConfig {
+        gate_dbov: Some(-60.0),
+        ..MixerConfig::default()
+    });
+    m.add(ParticipantId(1));
+    m.add(ParticipantId(2));
+    let loud = sine(440.0, RATE, 0.2, 0, N);
+    // About -80 dBov: room noise, not speech.
+    let faint = sine(1000.0, RATE, 0.0001, 0, N);
+    m.mix(&[(ParticipantId(1), &loud), (ParticipantId(2), &faint)]);
+    assert_eq!(m.contributed(ParticipantId(1)), Some(true));
+    assert_eq!(m.contributed(ParticipantId(2)), Some(false), "gated");
+    assert_eq!(m.output(ParticipantId(2)).unwrap(), m.full_mix());
+    assert!(
+        m.output(ParticipantId(1)).unwrap().iter().all(|&s| s == 0),
+        "1 hears nothing of 2"
+    );
+}
