@@ -1,4 +1,9 @@
-//! API secret and stored-token authentication (Janus `api_secret`, `token_auth`).
+//! API secret and stored-token authentication (Janus `api_secret`, `token_auth`), and the
+//! argon2 [`HashedSecret`] every stored password, secret and PIN is kept as.
+
+mod hashed;
+
+pub use hashed::HashedSecret;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

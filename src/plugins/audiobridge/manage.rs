@@ -16,7 +16,7 @@ use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, Kind};
 use super::forwarders::{ForwarderInfo, UdpRtpSink};
 use super::room::{Room, RoomAudio, RoomRecording, RoomSettings};
-use super::secrets::Hashed;
+use crate::auth::HashedSecret;
 use super::{AbSession, Bridge};
 use crate::services::recording::RecordingError;
 use crate::services::rooms::{MixCodec, MixEvent, MixSettings, OutSink, RoomMix};
@@ -160,7 +160,7 @@ pub async fn process(
 
 /// Janus' `JANUS_CHECK_SECRET`: when `stored` is set, `member` must be a string that matches.
 pub async fn check_secret(
-    stored: Option<Hashed>,
+    stored: Option<HashedSecret>,
     body: &Body,
     member: &'static str,
 ) -> AbResult<()> {
@@ -215,10 +215,10 @@ pub fn vad_of(active_packets: u32, level_average: u32) -> VadConfig {
     }
 }
 
-async fn hash_opt(body: &Body, name: &str) -> AbResult<Option<Hashed>> {
+async fn hash_opt(body: &Body, name: &str) -> AbResult<Option<HashedSecret>> {
     match str_of(body, name) {
         None => Ok(None),
-        Some(s) => Hashed::new(s)
+        Some(s) => HashedSecret::new(s)
             .await
             .map(Some)
             .ok_or_else(|| AbError::new(UNKNOWN_ERROR, "Error hashing the secret")),

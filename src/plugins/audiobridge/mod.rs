@@ -21,7 +21,6 @@ mod manage;
 mod participant;
 pub mod plain_rtp;
 pub mod room;
-mod secrets;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};

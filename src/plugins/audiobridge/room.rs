@@ -11,7 +11,7 @@ use super::announcements::Announcements;
 use super::fields::Id;
 use super::forwarders::Forwarders;
 use super::plain_rtp::PlainRtp;
-use super::secrets::Hashed;
+use crate::auth::HashedSecret;
 use crate::plugins::HandleRef;
 use crate::services::recording::OpusRecorder;
 use crate::services::rooms::{MixCodec, ParticipantInput, RoomMix};
@@ -22,9 +22,9 @@ pub struct RoomSettings {
     /// Shown in `list`.
     pub description: String,
     /// Needed for `edit`, `destroy`, `kick`, `mute`... when set.
-    pub secret: Option<Hashed>,
+    pub secret: Option<HashedSecret>,
     /// Needed to `join` when set.
-    pub pin: Option<Hashed>,
+    pub pin: Option<HashedSecret>,
     /// Hidden from `list`.
     pub is_private: bool,
     /// Tokens allowed to join, when the list is enforced.

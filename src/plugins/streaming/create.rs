@@ -10,7 +10,7 @@ use super::errors::{self, boolean, string, validate, Kind, Result, StreamingErro
 use super::mountpoints::{MediaStream, Mountpoints, NewMountpoint, Source};
 use super::rtmp_ingest::rtmp_streams;
 use super::rtp_source;
-use super::secret::HashedSecret;
+use crate::auth::HashedSecret;
 use crate::media::{Codec, MediaKind};
 
 /// One RTP stream asked for.

@@ -17,7 +17,6 @@ mod recording;
 mod rtmp_ingest;
 mod rtp_header;
 mod rtp_source;
-mod secret;
 mod viewer;
 mod vp8;
 mod whep;
@@ -30,7 +29,7 @@ use serde_json::{json, Map, Value};
 
 use self::errors::{boolean, validate, Kind, StreamingError};
 use self::mountpoints::{media_signature, MountpointEntry, Mountpoints};
-use self::secret::HashedSecret;
+use crate::auth::HashedSecret;
 use self::viewer::{Viewer, ViewerSink};
 use super::host::RegisteredPlugin;
 use super::{

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::secret::HashedSecret;
+use crate::auth::HashedSecret;
 use super::vp8::{KindFilter, Vp8Variant};
 use crate::ids::HandleId;
 use crate::media::{Codec, MediaKind};
