@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.js';
 import { startGateway, TARGET } from './lib/gateway.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SHOTS = process.env.E2E_SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-shots-'));
 
 /** Polls `fn` in the page until `check` accepts its value; the deadline is a hang guard only. */
@@ -51,21 +50,7 @@ describe('demo pages served by the gateway alone', { skip: TARGET !== 'bifrons' 
     // Empty overrides: the built-in copies, whatever the environment says.
     gw = await startGateway({ name: 'demos', env: { BIFRONS_WEB_JANUS_JS: '', BIFRONS_WEB_ADAPTER_JS: '' } });
     base = `http://127.0.0.1:${gw.ports.http}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless=new',
-        '--no-sandbox',
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
-        '--allow-loopback-in-peer-connection',
-        '--disable-background-networking',
-        '--disable-features=WebRtcHideLocalIpsWithMdns',
-        '--disable-gpu',
-      ],
-      ignoreDefaultArgs: ['--mute-audio'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

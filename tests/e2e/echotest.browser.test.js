@@ -8,11 +8,10 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.js';
 import { startGateway } from './lib/gateway.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const FILES = {
   '/': ['pages/echotest.html', 'text/html'],
   '/adapter.js': ['node_modules/webrtc-adapter/out/adapter.js', 'text/javascript'],
@@ -68,21 +67,7 @@ describe('echo test in Chromium with janus.js', () => {
   before(async () => {
     gw = await startGateway({ name: 'browser' });
     site = await startStaticServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless=new',
-        '--no-sandbox',
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
-        '--allow-loopback-in-peer-connection',
-        '--disable-background-networking',
-        '--disable-features=WebRtcHideLocalIpsWithMdns',
-        '--disable-gpu',
-      ],
-      ignoreDefaultArgs: ['--mute-audio'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

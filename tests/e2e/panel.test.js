@@ -10,12 +10,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.js';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { startGateway, TARGET } from './lib/gateway.js';
 import { addUser, startEchotestRecording, stopRecording, hangup } from './lib/panel.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SHOTS = process.env.E2E_SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-shots-'));
 const ADMIN = { username: 'admin', password: 'e2e-admin-password' };
 const VIEWER = { username: 'viewer', password: 'e2e-viewer-password' };
@@ -61,22 +60,7 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
     });
     panel = `http://127.0.0.1:${gw.ports.adminHttp}/panel/`;
     janusBase = `http://127.0.0.1:${gw.ports.http}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless=new',
-        '--no-sandbox',
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
-        '--allow-loopback-in-peer-connection',
-        '--disable-background-networking',
-        '--disable-features=WebRtcHideLocalIpsWithMdns',
-        '--disable-gpu',
-        '--autoplay-policy=no-user-gesture-required',
-      ],
-      ignoreDefaultArgs: ['--mute-audio'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const lines = [];
     page.on('console', (m) => lines.push(`${m.type()}: ${m.text()}`));

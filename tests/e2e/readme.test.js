@@ -18,13 +18,12 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.js';
 import { startGateway, REPO_ROOT, TARGET } from './lib/gateway.js';
 
 const run = promisify(execFile);
 const E2E_DIR = path.join(REPO_ROOT, 'tests', 'e2e');
 const README = path.join(REPO_ROOT, 'README.md');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const JANUS_JS = path.join(E2E_DIR, 'node_modules/janus-gateway/npm/dist/janus.es.js');
 const ADAPTER_JS = path.join(E2E_DIR, 'node_modules/webrtc-adapter/out/adapter.js');
 const RUN_KINDS = ['readme-browser', 'readme-node', 'readme-shell'];
@@ -155,22 +154,9 @@ await connection.close();
 
   for (const block of of('readme-browser')) {
     it(`runs the janus.js example at README.md:${block.line} in Chromium`, async () => {
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--headless=new',
-          '--no-sandbox',
-          '--use-fake-device-for-media-stream',
-          '--use-fake-ui-for-media-stream',
-          '--allow-loopback-in-peer-connection',
-          '--disable-background-networking',
-          // A page handed over by page.route has no address of its own, so Chromium would treat
-          // it as public and refuse its connections to 127.0.0.1 (Local Network Access).
-          '--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks',
-          '--disable-gpu',
-        ],
-      });
+      // A page handed over by page.route has no address of its own, so Chromium would treat it
+      // as public and refuse its connections to 127.0.0.1 (Local Network Access).
+      const browser = await launchChromium({ features: ['LocalNetworkAccessChecks'] });
       const consoleLines = [];
       try {
         const page = await browser.newPage();

@@ -7,11 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const FILES = {
   '/': ['pages/audiobridge.html', 'text/html'],
   '/adapter.js': ['node_modules/webrtc-adapter/out/adapter.js', 'text/javascript'],
@@ -33,25 +31,7 @@ export async function startPageServer() {
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
 }
 
-/** A headless Debian Chromium (its own process) with the house flags. */
-export function launchChromium() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection',
-      '--disable-background-networking',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      '--autoplay-policy=no-user-gesture-required',
-      '--disable-gpu',
-    ],
-    ignoreDefaultArgs: ['--mute-audio'],
-  });
-}
+export { launchChromium } from './browser.js';
 
 /** Polls `fn(arg)` in the page until `check` accepts its value; the deadline is a hang guard. */
 export async function waitInPage(page, fn, check, what, arg = undefined, timeoutMs = 60000) {

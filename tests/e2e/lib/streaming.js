@@ -8,11 +8,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startGateway, freePorts, REPO_ROOT } from './gateway.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const BIN = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
 
 /** Starts the gateway with `[rtmp]` on, on a free loopback port; `rtmpBase` is rtmp://…/live. */
@@ -209,17 +207,7 @@ export async function startViewerSite() {
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
 }
 
-/** Headless Chromium with the house flags. */
-export function launchChromium() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless=new', '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--disable-background-networking',
-      '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
-    ignoreDefaultArgs: ['--mute-audio'],
-  });
-}
+export { launchChromium } from './browser.js';
 
 /** Polls `fn` in the page until `check` accepts its value (the deadline is the assertion). */
 export async function waitInPage(page, fn, check, what, timeoutMs = 20000) {
