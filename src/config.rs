@@ -61,6 +61,8 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     /// `[workers]`: the codec worker threads.
     pub workers: WorkersConfig,
+    /// `[sip]`: the SIP plugin (addresses, RTP ports, registration, unanswered calls).
+    pub sip: SipConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -355,6 +357,44 @@ pub struct WorkersConfig {
     pub threads: usize,
 }
 
+/// `[sip]`: the SIP plugin (`janus.plugin.sip`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address SIP and RTP sockets bind to and SDP advertises to PBXs. Default `127.0.0.1`:
+    /// set the host's address facing the PBX.
+    pub local_ip: IpAddr,
+    /// Lowest RTP port of the SIP legs (even). Default 20000.
+    pub rtp_port_min: u16,
+    /// Highest RTP port of the SIP legs. Default 40000.
+    pub rtp_port_max: u16,
+    /// `User-Agent` of the gateway's SIP requests. Default `Bifrons`.
+    pub user_agent: String,
+    /// Registration lifetime asked for when a request or trunk names none, seconds.
+    /// Default 3600.
+    pub register_ttl: u32,
+    /// SIP status answered to an inbound call nobody takes (nobody registered, every handle
+    /// declined, or the ring timeout passed): 480 (Temporarily Unavailable, the default) or
+    /// 486 (Busy Here).
+    pub unanswered_code: u16,
+    /// Seconds an inbound call rings before it counts as unanswered. Default 60.
+    pub ring_timeout: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            local_ip: IpAddr::from([127, 0, 0, 1]),
+            rtp_port_min: 20000,
+            rtp_port_max: 40000,
+            user_agent: "Bifrons".into(),
+            register_ttl: 3600,
+            unanswered_code: 480,
+            ring_timeout: 60,
+        }
+    }
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -369,6 +409,7 @@ const SECTIONS: &[&str] = &[
     "web",
     "recordings",
     "workers",
+    "sip",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
@@ -540,6 +581,12 @@ impl Config {
         }
         if self.recordings.dir.as_os_str().is_empty() {
             return Err("recordings.dir must not be empty".into());
+        }
+        if self.sip.rtp_port_min > self.sip.rtp_port_max || self.sip.rtp_port_min == 0 {
+            return Err("sip.rtp_port_min must be set and not exceed sip.rtp_port_max".into());
+        }
+        if ![480, 486].contains(&self.sip.unanswered_code) {
+            return Err("sip.unanswered_code: 480 or 486".into());
         }
         if self.workers.threads > MAX_WORKER_THREADS {
             return Err(format!(

@@ -293,6 +293,16 @@ impl Ua {
     }
 }
 
+/// The event stream of one [`Call`], taken with [`Call::take_events`].
+pub struct CallEvents(mpsc::Receiver<CallEvent>);
+
+impl CallEvents {
+    /// Next call event; `None` once the call is gone.
+    pub async fn next(&mut self) -> Option<CallEvent> {
+        self.0.recv().await
+    }
+}
+
 /// One call (dialog with its media).
 pub struct Call {
     pub(crate) id: String,
@@ -330,9 +340,17 @@ impl Call {
         self.rtp.as_ref()
     }
 
-    /// Next call event; `None` once the call is gone.
+    /// Next call event; `None` once the call is gone (or after [`Call::take_events`]).
     pub async fn next_event(&mut self) -> Option<CallEvent> {
         self.events.recv().await
+    }
+
+    /// Moves the call's event stream out, so one task can read events while others share the
+    /// `Call` (behind an `Arc`) to answer, hold or hang up. Later calls of
+    /// [`next_event`](Self::next_event) on this `Call` return `None` at once.
+    pub fn take_events(&mut self) -> CallEvents {
+        let (_, closed) = mpsc::channel(1);
+        CallEvents(std::mem::replace(&mut self.events, closed))
     }
 
     async fn ask<T>(

@@ -58,6 +58,7 @@ mod erased;
 mod handle_ctx;
 mod host;
 pub mod registry;
+pub mod sip;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::erased::DynPlugin;
 use super::host::RegisteredPlugin;
-use super::{echotest, PluginDescriptor, PluginFactory, PluginHost};
+use super::{echotest, sip, PluginDescriptor, PluginFactory, PluginHost};
 
 /// What a plugin made of an Admin API `message_plugin`.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,7 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// The factories of every plugin of this build, in start order.
     pub fn builtin() -> Vec<PluginFactory> {
-        vec![echotest::factory]
+        vec![echotest::factory, sip::factory]
     }
 
     /// Starts each plugin with `host`; the first failure stops the boot, naming the plugin.

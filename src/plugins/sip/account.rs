@@ -1,0 +1,200 @@
+//! `register` with `type: account`: a browser registers for a registry account with the
+//! account's web secret (never the SIP password, which stays on the server). The account's one
+//! line (user agent + registration through its trunk) is shared by all its handles, and its
+//! inbound calls ring every one of them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bifrons_sip::UaConfig;
+use serde_json::json;
+
+use super::handle::{Registered, SipHandle};
+use super::register::{failure_status, SIP_CODECS};
+use super::requests::{SipError, SipUri, ERROR_INVALID_ELEMENT, ERROR_UNKNOWN, ERROR_WRONG_STATE};
+use super::{events, incoming, Op, Shared};
+use crate::plugins::HandleRef;
+use crate::services::sip::{
+    CallTarget, InboundCall, LineRouting, LineSpec, RingingCall, TargetKind,
+};
+
+/// The same answer for an unknown account and a wrong secret, so accounts cannot be probed.
+fn unauthorized() -> SipError {
+    SipError::new(
+        ERROR_INVALID_ELEMENT,
+        "Unauthorized (wrong account or secret)",
+    )
+}
+
+/// A handle in its account's ring group.
+struct HandleTarget {
+    shared: Arc<Shared>,
+    handle: Weak<SipHandle>,
+    ctx: HandleRef,
+}
+
+impl CallTarget for HandleTarget {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Handle
+    }
+
+    fn offer(&self, call: &InboundCall) {
+        tracing::debug!(call_id = %call.call_id, "call offered without a SIP dialog: ignored");
+    }
+
+    fn ring(&self, _call: &InboundCall, ringing: &Arc<RingingCall>) {
+        let (Some(handle), Some(ctx)) = (self.handle.upgrade(), self.ctx.upgrade()) else {
+            return;
+        };
+        let op = Op {
+            shared: self.shared.clone(),
+            handle,
+            ctx,
+        };
+        incoming::ring(&op, ringing.clone());
+    }
+}
+
+pub(super) async fn register(
+    op: &Op,
+    extension: &str,
+    secret: &str,
+    tx: Option<&str>,
+) -> Result<Option<Registered>, SipError> {
+    let storage = &op.shared.storage;
+    let account = storage
+        .accounts()
+        .authenticate_web(extension, secret)
+        .await
+        .map_err(|e| SipError::new(ERROR_UNKNOWN, format!("Registry error: {e}")))?;
+    let Some(account) = account else {
+        tracing::warn!(account = %extension, "sip register for an account refused: unknown account or wrong secret");
+        return Err(unauthorized());
+    };
+    let trunk = storage
+        .trunks()
+        .get(account.spec.trunk_id)
+        .await
+        .map_err(|e| SipError::new(ERROR_UNKNOWN, format!("Registry error: {e}")))?;
+    if !trunk.spec.enabled {
+        return Err(SipError::new(
+            ERROR_WRONG_STATE,
+            format!("Wrong state (trunk {} is disabled)", trunk.spec.name),
+        ));
+    }
+    let aor = SipUri::parse(&account.spec.sip_uri)
+        .ok_or_else(|| SipError::new(ERROR_UNKNOWN, "The account's SIP URI is not usable"))?;
+    let domain = aor
+        .hostport
+        .rsplit_once(':')
+        .filter(|(_, p)| p.parse::<u16>().is_ok())
+        .map_or(aor.hostport.as_str(), |(h, _)| h)
+        .to_string();
+    let proxy = trunk
+        .spec
+        .outbound_proxy
+        .clone()
+        .unwrap_or_else(|| trunk.spec.registrar_uri.clone());
+    let registration = trunk.spec.register.then(|| bifrons_sip::Account {
+        registrar: proxy.clone(),
+        user: trunk
+            .spec
+            .auth_username
+            .clone()
+            .or_else(|| trunk.spec.username.clone())
+            .or_else(|| aor.user.clone())
+            .unwrap_or_default(),
+        password: trunk
+            .spec
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default(),
+        domain: Some(domain),
+        expires: trunk.spec.register_expiry_s,
+    });
+    let register_sent = registration.is_some();
+    if register_sent {
+        op.event(tx, events::result(None, "registering", json!({})), None);
+    }
+    let config = &op.shared.config;
+    let ua_config = UaConfig {
+        bind: SocketAddr::new(config.local_ip, 0),
+        rtp_ip: config.local_ip,
+        rtp_ports: config.rtp_port_min..=config.rtp_port_max,
+        codecs: SIP_CODECS.to_vec(),
+        user_agent: config.user_agent.clone(),
+        transport: match trunk.spec.transport {
+            crate::storage::Transport::Tcp => bifrons_sip::Transport::Tcp,
+            _ => bifrons_sip::Transport::Udp,
+        },
+        ..UaConfig::default()
+    };
+    let routing = LineRouting {
+        router: op.shared.service.router.clone(),
+        unanswered_code: config.unanswered_code,
+        ring_timeout: Duration::from_secs(config.ring_timeout),
+    };
+    let spec = LineSpec {
+        extension: account.spec.extension.clone(),
+        aor: account.spec.sip_uri.clone(),
+        registration,
+        proxy: proxy.clone(),
+    };
+    let line = match op.shared.service.lines.open(spec, ua_config, routing).await {
+        Ok(line) => line,
+        Err(e) => {
+            let (code, reason) = failure_status(&e);
+            tracing::warn!(account = %extension, trunk = %trunk.spec.name, code, %reason, "account registration failed");
+            op.event(
+                tx,
+                events::result(
+                    None,
+                    "registration_failed",
+                    json!({ "code": code, "reason": reason }),
+                ),
+                None,
+            );
+            return Ok(None);
+        }
+    };
+    let target = Arc::new(HandleTarget {
+        shared: op.shared.clone(),
+        handle: Arc::downgrade(&op.handle),
+        ctx: op.ctx.weak(),
+    });
+    let route = op
+        .shared
+        .service
+        .router
+        .register(&account.spec.extension, target);
+    tracing::info!(account = %extension, trunk = %trunk.spec.name, "browser registered for account");
+    op.event(
+        tx,
+        events::result(
+            None,
+            "registered",
+            json!({
+                "username": account.spec.sip_uri,
+                "register_sent": register_sent,
+                "account": account.spec.extension,
+                "displayname": account.spec.display_name,
+            }),
+        ),
+        None,
+    );
+    let via_trunk = (!register_sent)
+        .then(|| SipUri::parse(&proxy).map(|p| p.hostport))
+        .flatten();
+    Ok(Some(Registered {
+        username: account.spec.sip_uri,
+        register_sent,
+        ua: line.ua.clone(),
+        account: Some(account.spec.extension),
+        via_trunk,
+        _line: Some(line),
+        _events: None,
+        _route: Some(route),
+    }))
+}

@@ -1,0 +1,201 @@
+// The SIP plugin with real peers: Chromium + janus.js (fake microphone) ⇄ Bifrons ⇄ baresip,
+// with kamailio (digest auth) as registrar and proxy. Audio is checked at both ends: the
+// browser's inbound audio energy, and what baresip recorded of the browser.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+import { startGateway } from './lib/gateway.js';
+import { startKamailio, startBaresip, analyze } from './lib/sip.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const FILES = {
+  '/': ['pages/sip.html', 'text/html'],
+  '/adapter.js': ['node_modules/webrtc-adapter/out/adapter.js', 'text/javascript'],
+  '/janus.js': ['node_modules/janus-gateway/npm/dist/janus.es.js', 'text/javascript'],
+};
+
+async function startStaticServer() {
+  const server = http.createServer((req, res) => {
+    const entry = FILES[new URL(req.url, 'http://x').pathname];
+    if (!entry) { res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end(); return; }
+    res.writeHead(200, { 'Content-Type': entry[1], 'Cache-Control': 'no-store' });
+    res.end(fs.readFileSync(path.join(here, entry[0])));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** Polls `fn(arg)` in the page until `check` accepts it; the deadline is a hang guard only. */
+async function waitInPage(page, fn, arg, check, what, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await page.evaluate(fn, arg);
+    if (check(last)) return last;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last ${JSON.stringify(last)}`);
+    await sleep(200);
+  }
+}
+
+/** Waits for phone `name`'s event named `event` (or an error); returns it. */
+async function waitEvent(page, name, event, timeoutMs = 30000, from = 0) {
+  const events = await waitInPage(page, (n) => window.eventsOf(n), name,
+    (evs) => evs.slice(from).some((e) => e.event === event || e.error_code), `${name}: ${event}`, timeoutMs);
+  const got = events.slice(from).find((e) => e.event === event || e.error_code);
+  assert.equal(got.event, event, `expected ${event}, got ${JSON.stringify(got)}; all: ${JSON.stringify(events)}`);
+  return got;
+}
+
+describe('SIP plugin with Chromium, baresip and kamailio', () => {
+  let gw;
+  let site;
+  let browser;
+  let kamailio;
+  let bob; // G.711 only, answers automatically, plays 440 Hz
+  let carol; // Opus only, answers automatically, plays 660 Hz
+  let page;
+
+  async function handleInfo(sessionId, handleId) {
+    const res = await fetch(`${gw.adminHttpUrl}/${sessionId}/${handleId}`, {
+      method: 'POST',
+      body: JSON.stringify({ janus: 'handle_info', transaction: 'hi', admin_secret: gw.adminSecret }),
+    });
+    const reply = await res.json();
+    assert.equal(reply.janus, 'success', JSON.stringify(reply));
+    return reply.info;
+  }
+
+  before(async () => {
+    kamailio = await startKamailio();
+    bob = await startBaresip({ kamailio, user: 'bob', toneHz: 440, codecs: 'PCMU' });
+    carol = await startBaresip({ kamailio, user: 'carol', toneHz: 660, codecs: 'opus' });
+    gw = await startGateway({ name: 'sip' });
+    site = await startStaticServer();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless=new', '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+        '--allow-loopback-in-peer-connection', '--disable-background-networking',
+        '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
+      ],
+      ignoreDefaultArgs: ['--mute-audio'],
+    });
+    page = await browser.newPage();
+    page.on('pageerror', (e) => console.log(`pageerror: ${e.message}`));
+    await page.goto(site.url);
+    await page.waitForFunction(() => typeof window.connect === 'function');
+    await page.evaluate((s) => window.connect(s), gw.wsUrl);
+  });
+
+  after(async () => {
+    await page?.evaluate(() => window.disconnect()).catch(() => {});
+    await browser?.close();
+    await site?.close();
+    await gw?.stop();
+    await bob?.stop();
+    await carol?.stop();
+    await kamailio?.stop();
+  });
+
+  it('guest call to a G.711-only baresip is transcoded both ways; bad requests on another handle get their codes meanwhile', async () => {
+    const ids = await page.evaluate(() => window.attachPhone('guest'));
+    await page.evaluate(() => window.sendRequest('guest', { request: 'register', type: 'guest' }));
+    await waitEvent(page, 'guest', 'registered');
+    await page.evaluate((uri) => window.call('guest', uri), bob.directUri);
+    await waitEvent(page, 'guest', 'calling');
+    const accepted = await waitEvent(page, 'guest', 'accepted');
+    assert.equal(accepted.jsep, 'answer', 'accepted carries the answer');
+    assert.ok(accepted.call_id, 'call_id on call events');
+
+    const stats = await waitInPage(page, (n) => window.audioStats(n), 'guest',
+      (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears baresip');
+    console.log(`# G.711 call: browser inbound ${JSON.stringify(stats.inbound)}`);
+
+    const info = await handleInfo(ids.sessionId, ids.handleId);
+    const sip = info.plugin_specific;
+    assert.equal(sip.media?.leg, 'opus<->pcmu', JSON.stringify(sip));
+    assert.equal(sip.transcoded_legs, 1);
+    assert.equal(sip.passthrough_legs, 0);
+    assert.ok(sip.media.packets_to_sip > 50 && sip.media.packets_to_browser > 50, JSON.stringify(sip.media));
+
+    // Bad input on a second handle while the call is live: each gets its plugin error code.
+    await page.evaluate(() => window.attachPhone('bad'));
+    const offerless = { type: 'offer', sdp: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\na=mid:0\r\na=sendrecv\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=setup:actpass\r\n' };
+    const cases = [
+      [{}, 443],
+      [{ request: 42 }, 444],
+      [{ request: 'fly' }, 442],
+      [{ request: 'call', uri: bob.directUri }, 447], // not registered yet
+      [{ request: 'hangup' }, 447],
+      [{ request: 'accept' }, 447],
+      [{ request: 'decline' }, 447],
+      [{ request: 'hold' }, 447],
+      [{ request: 'unhold' }, 447],
+      [{ request: 'dtmf_info', digit: '5' }, 447],
+      [{ request: 'unregister' }, 447],
+      [{ request: 'register' }, 443],
+      [{ request: 'register', username: 'sip:x@127.0.0.1' }, 443],
+      [{ request: 'register', username: 'not a uri', secret: 'x' }, 446],
+      [{ request: 'register', username: 5, secret: 'x' }, 444],
+      [{ request: 'register', type: 'robot' }, 444],
+      [{ request: 'register', type: 'account', account: 'nobody', secret: 'whatever-secret' }, 444],
+      [{ request: 'register', type: 'account', account: 'nobody' }, 443],
+      [{ request: 'register', type: 'guest', register_ttl: 'long' }, 444],
+      [{ request: 'register', type: 'guest' }, null], // now registered as a guest
+      [{ request: 'register', type: 'guest' }, 445],
+      [{ request: 'call' }, 443],
+      [{ request: 'call', uri: 7 }, 444],
+      [{ request: 'call', uri: 'bob' }, 446],
+      [{ request: 'call', uri: 'sip:bob@host:99999' }, 446],
+      [{ request: 'call', uri: bob.directUri }, 448], // no jsep
+      [{ request: 'call', uri: bob.directUri, jsep: offerless }, 448], // SDP with no audio
+      [{ request: 'call', uri: bob.directUri, autoaccept_reinvites: 'yes' }, 444],
+      [{ request: 'decline', code: 99 }, 444],
+      [{ request: 'dtmf_info', digit: 'xy' }, 444],
+      [{ request: 'dtmf_info' }, 443],
+      [{ request: 'hold', direction: 'sideways' }, 444],
+      [{ request: 'hangup' }, 447],
+      [{ request: 'accept' }, 447],
+    ];
+    const outcomes = [];
+    for (const [body, code] of cases) {
+      const before = (await page.evaluate(() => window.eventsOf('bad'))).length;
+      const { jsep, ...message } = body;
+      await page.evaluate(([m, j]) => window.sendRequest('bad', m, j), [message, jsep]);
+      const evs = await waitInPage(page, (n) => window.eventsOf(n), 'bad', (e) => e.length > before, `answer to ${JSON.stringify(body)}`, 10000);
+      const got = evs[before];
+      outcomes.push([JSON.stringify(message), got.error_code]);
+      if (code === null) assert.equal(got.event, 'registered', JSON.stringify(got));
+      else assert.equal(got.error_code, code, `${JSON.stringify(body)} → ${JSON.stringify(got)}`);
+    }
+    assert.ok(cases.length >= 30);
+
+    // The live call kept flowing all along.
+    const before = (await page.evaluate((n) => window.audioStats(n), 'guest')).inbound.packetsReceived;
+    await sleep(1000);
+    const afterStats = (await page.evaluate((n) => window.audioStats(n), 'guest')).inbound;
+    assert.ok(afterStats.packetsReceived > before + 25, `call still live: ${before} → ${afterStats.packetsReceived}`);
+
+    await sleep(1500);
+    await page.evaluate(() => window.sendRequest('guest', { request: 'hangup' }));
+    await waitEvent(page, 'guest', 'hangingup');
+    const hangup = await waitEvent(page, 'guest', 'hangup');
+    assert.equal(hangup.code, 200, JSON.stringify(hangup));
+
+    // What baresip heard of the browser: not silence.
+    await sleep(500);
+    const wav = bob.received();
+    assert.ok(wav, `baresip wrote no recording; log:\n${bob.log()}`);
+    const a = analyze(wav.samples, wav.rate);
+    console.log(`# baresip heard the browser: ${wav.samples.length} samples at ${wav.rate} Hz, peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
+    assert.ok(a.peak > 1000 && a.rms > 100, `baresip recording is silent: ${JSON.stringify(a)}`);
+  });
+});
