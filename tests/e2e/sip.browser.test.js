@@ -197,5 +197,72 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const a = analyze(wav.samples, wav.rate);
     console.log(`# baresip heard the browser: ${wav.samples.length} samples at ${wav.rate} Hz, peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
     assert.ok(a.peak > 1000 && a.rms > 100, `baresip recording is silent: ${JSON.stringify(a)}`);
+    assert.ok(a.hz > 300 && a.hz < 500, `the fake microphone's 400 Hz beep, got ${a.hz} Hz`);
+  });
+
+  it('Opus passthrough with an Opus baresip: no transcoding leg, audio both ways, baresip hangs up', async () => {
+    const ids = await page.evaluate(() => window.attachPhone('opus'));
+    await page.evaluate(() => window.sendRequest('opus', { request: 'register', type: 'guest', username: 'sip:web@127.0.0.1' }));
+    await waitEvent(page, 'opus', 'registered');
+    await page.evaluate((uri) => window.call('opus', uri), carol.directUri);
+    await waitEvent(page, 'opus', 'accepted');
+    const stats = await waitInPage(page, (n) => window.audioStats(n), 'opus',
+      (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears carol');
+    console.log(`# Opus call: browser inbound ${JSON.stringify(stats.inbound)}`);
+    await sleep(1000);
+    const sip = (await handleInfo(ids.sessionId, ids.handleId)).plugin_specific;
+    assert.equal(sip.media?.leg, 'passthrough', JSON.stringify(sip));
+    assert.equal(sip.transcoded_legs, 0, 'no transcoder leg');
+    assert.equal(sip.passthrough_legs, 1);
+    assert.ok(sip.media.packets_to_sip > 50 && sip.media.packets_to_browser > 50, JSON.stringify(sip.media));
+    await sleep(1500);
+    // Hang up from baresip's side: the browser gets `hangup`.
+    const from = (await page.evaluate(() => window.eventsOf('opus'))).length;
+    carol.command('hangup');
+    const hangup = await waitEvent(page, 'opus', 'hangup', 15000, from);
+    assert.equal(hangup.code, 200, JSON.stringify(hangup));
+    await sleep(500);
+    const wav = carol.received();
+    assert.ok(wav, `carol wrote no recording; log:\n${carol.log()}`);
+    const a = analyze(wav.samples, wav.rate);
+    console.log(`# carol heard the browser over Opus: ${wav.samples.length} samples at ${wav.rate} Hz, peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
+    assert.ok(a.peak > 1000 && a.rms > 100, `carol's recording is silent: ${JSON.stringify(a)}`);
+    assert.ok(a.hz > 300 && a.hz < 500, `the fake microphone's 400 Hz beep, got ${a.hz} Hz`);
+  });
+
+  it('baresip calls a browser registered with digest credentials through kamailio: incomingcall, accept, audio both ways', async () => {
+    await page.evaluate(() => window.attachPhone('alice'));
+    await page.evaluate(([u, p]) => window.sendRequest('alice', { request: 'register', username: u, secret: 'alicepw', proxy: p }),
+      [kamailio.uri('alice'), kamailio.registrar]);
+    await waitEvent(page, 'alice', 'registering');
+    await waitEvent(page, 'alice', 'registered');
+
+    // A wrong password is refused by kamailio: registration_failed with its status.
+    await page.evaluate(() => window.attachPhone('mallory'));
+    await page.evaluate(([u, p]) => window.sendRequest('mallory', { request: 'register', username: u, secret: 'wrong', proxy: p }),
+      [kamailio.uri('dave'), kamailio.registrar]);
+    const failed = await waitEvent(page, 'mallory', 'registration_failed');
+    assert.ok([401, 403, 407].includes(failed.code), JSON.stringify(failed));
+
+    const from = (await page.evaluate(() => window.eventsOf('alice'))).length;
+    bob.command('dial', kamailio.uri('alice'));
+    const incoming = await waitEvent(page, 'alice', 'incomingcall', 20000, from);
+    assert.equal(incoming.jsep, 'offer', 'incomingcall carries the gateway offer');
+    assert.match(String(incoming.result.username), /bob/);
+    await page.evaluate(() => window.accept('alice'));
+    await waitEvent(page, 'alice', 'accepted', 15000, from);
+    const stats = await waitInPage(page, (n) => window.audioStats(n), 'alice',
+      (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears bob');
+    console.log(`# inbound call: browser inbound ${JSON.stringify(stats.inbound)}`);
+    await sleep(1500);
+    bob.command('hangup');
+    const hangup = await waitEvent(page, 'alice', 'hangup', 15000, from);
+    assert.equal(hangup.code, 200);
+    await sleep(500);
+    const wav = bob.received();
+    const a = analyze(wav.samples, wav.rate);
+    console.log(`# bob heard the browser (inbound call): peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
+    assert.ok(a.peak > 1000 && a.rms > 100, `bob's recording is silent: ${JSON.stringify(a)}`);
+    assert.ok(a.hz > 300 && a.hz < 500, `the fake microphone's 400 Hz beep, got ${a.hz} Hz`);
   });
 });

@@ -147,20 +147,23 @@ ${pw}
     registrar: `sip:127.0.0.1:${port}`,
     uri: (user) => `sip:${user}@127.0.0.1:${port}`,
     log: proc.log,
-    stop: async () => { await proc.stop(); fs.rmSync(dir, { recursive: true, force: true }); },
+    stop: async () => { await proc.stop(); if (!process.env.E2E_KEEP) fs.rmSync(dir, { recursive: true, force: true }); },
   };
 }
 
-/** A mono 16-bit WAV of a `hz` sine at 8 kHz for `seconds`. */
-function toneWav(file, hz, seconds) {
-  const rate = 8000;
+/** A 16-bit WAV of a `hz` sine at `rate` Hz for `seconds`, on `ch` identical channels. */
+function toneWav(file, hz, seconds, rate, ch) {
   const n = rate * seconds;
-  const buf = Buffer.alloc(44 + 2 * n);
-  buf.write('RIFF', 0); buf.writeUInt32LE(36 + 2 * n, 4); buf.write('WAVE', 8);
-  buf.write('fmt ', 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
-  buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
-  buf.write('data', 36); buf.writeUInt32LE(2 * n, 40);
-  for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(0.3 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + 2 * i);
+  const bytes = 2 * ch * n;
+  const buf = Buffer.alloc(44 + bytes);
+  buf.write('RIFF', 0); buf.writeUInt32LE(36 + bytes, 4); buf.write('WAVE', 8);
+  buf.write('fmt ', 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(ch, 22);
+  buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2 * ch, 28); buf.writeUInt16LE(2 * ch, 32); buf.writeUInt16LE(16, 34);
+  buf.write('data', 36); buf.writeUInt32LE(bytes, 40);
+  for (let i = 0; i < n; i++) {
+    const v = Math.round(0.3 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate));
+    for (let c = 0; c < ch; c++) buf.writeInt16LE(v, 44 + 2 * (ch * i + c));
+  }
   fs.writeFileSync(file, buf);
 }
 
@@ -185,7 +188,10 @@ export function readWav(file) {
   return { rate, channels, samples: [] };
 }
 
-/** Peak, RMS and dominant frequency (DFT over 4096 samples in the middle, 20–4000 Hz). */
+/**
+ * Peak, RMS and dominant frequency (Hann-windowed DFT, 20–4000 Hz in 5 Hz steps, over the 4096
+ * loudest consecutive samples: the fake microphone beeps, with silence between beeps).
+ */
 export function analyze(samples, rate) {
   if (samples.length === 0) return { peak: 0, rms: 0, hz: 0 };
   let peak = 0;
@@ -193,7 +199,14 @@ export function analyze(samples, rate) {
   for (const s of samples) { peak = Math.max(peak, Math.abs(s)); sum += s * s; }
   const rms = Math.sqrt(sum / samples.length);
   const n = Math.min(4096, samples.length);
-  const start = Math.floor((samples.length - n) / 2);
+  let start = 0;
+  let energy = 0;
+  for (let i = 0; i < n; i++) energy += samples[i] * samples[i];
+  let best0 = energy;
+  for (let i = n; i < samples.length; i++) {
+    energy += samples[i] * samples[i] - samples[i - n] * samples[i - n];
+    if (energy > best0) { best0 = energy; start = i - n + 1; }
+  }
   let best = { hz: 0, mag: 0 };
   for (let hz = 20; hz <= Math.min(4000, rate / 2); hz += 5) {
     let re = 0;
@@ -218,13 +231,18 @@ export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto'
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bifrons-e2e-baresip-${user}-`));
   const sipPort = await freeSipPort();
   const ctrlPort = await freeSipPort();
-  toneWav(path.join(dir, 'tone.wav'), toneHz, 60);
+  // baresip's aufile wants the file in the audio format: 48 kHz stereo for Opus, 8 kHz mono
+  // for G.711.
+  const opus = /opus/i.test(codecs);
+  const rate = opus ? 48000 : 8000;
+  const ch = opus ? 2 : 1;
+  toneWav(path.join(dir, 'tone.wav'), toneHz, 60, rate, ch);
   const pass = SIP_USERS[user] || 'x';
   fs.writeFileSync(path.join(dir, 'accounts'),
     `<sip:${user}@127.0.0.1:${kamailio.port}>;auth_pass=${pass};regint=600;answermode=${mode};audio_codecs=${codecs};mediaenc=;medianat=${params}\n`);
   fs.writeFileSync(path.join(dir, 'config'), [
     'poll_method epoll', 'net_interface 127.0.0.1', `sip_listen 127.0.0.1:${sipPort}`, 'sip_trans_def udp',
-    'audio_player alsa,null', `audio_source aufile,${path.join(dir, 'tone.wav')}`, 'audio_alert alsa,null',
+    'audio_player alsa,null', `audio_srate ${rate}`, `audio_channels ${ch}`, `audio_source aufile,${path.join(dir, 'tone.wav')}`, 'audio_alert alsa,null',
     'rtp_ports 40000-49999', 'module_path /usr/lib/baresip/modules',
     'module g711.so', 'module opus.so', 'module aufile.so', 'module alsa.so', 'module sndfile.so',
     'module_app account.so', 'module_app menu.so', 'module_app ctrl_tcp.so',
@@ -268,6 +286,6 @@ export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto'
       const f = fs.readdirSync(dir).filter((n) => n.endsWith('-dec.wav')).sort().pop();
       return f ? readWav(path.join(dir, f)) : null;
     },
-    stop: async () => { await proc.stop(); fs.rmSync(dir, { recursive: true, force: true }); },
+    stop: async () => { await proc.stop(); if (!process.env.E2E_KEEP) fs.rmSync(dir, { recursive: true, force: true }); },
   };
 }
