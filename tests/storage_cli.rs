@@ -111,7 +111,7 @@ fn user_add_list_migrate_and_check() {
     let migrate = bifrons(dir.path(), &[&db[..], &["migrate"]].concat(), "");
     assert!(migrate.status.success(), "{}", text(&migrate));
     assert!(
-        text(&migrate).contains("2 migration(s) applied"),
+        text(&migrate).contains("3 migration(s) applied"),
         "{}",
         text(&migrate)
     );
@@ -202,7 +202,7 @@ fn db_check_fails_on_an_unmigrated_or_missing_database_and_env_url_is_honoured()
         !out.status.success(),
         "pending migrations make the check fail"
     );
-    assert!(text(&out).contains("2 pending"), "{}", text(&out));
+    assert!(text(&out).contains("3 pending"), "{}", text(&out));
     assert!(
         !dir.path().join("data").exists(),
         "the env URL was used, not the default"

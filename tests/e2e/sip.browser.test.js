@@ -6,11 +6,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
+import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
-import { startGateway } from './lib/gateway.js';
+import { startGateway, REPO_ROOT } from './lib/gateway.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -72,11 +74,36 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     return reply.info;
   }
 
+  /** Runs the gateway's CLI on the test registry; `input` goes to stdin (secrets). */
+  function cli(args, input = '') {
+    const bin = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
+    const r = spawnSync(bin, args, { input, env: { ...process.env, BIFRONS_DATABASE_URL: dbUrl }, encoding: 'utf8' });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  }
+  let dbDir;
+  let dbUrl;
+
   before(async () => {
     kamailio = await startKamailio();
     bob = await startBaresip({ kamailio, user: 'bob', toneHz: 440, codecs: 'PCMU' });
     carol = await startBaresip({ kamailio, user: 'carol', toneHz: 660, codecs: 'opus' });
-    gw = await startGateway({ name: 'sip' });
+    // The registry: a trunk to kamailio with dave's SIP password, one with a wrong password,
+    // an account on each, web secrets set through the CLI (secrets on stdin).
+    dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-sipdb-'));
+    dbUrl = `sqlite://${path.join(dbDir, 'registry.db')}`;
+    for (const [args, input] of [
+      [['trunk', 'add', 'kam', '--registrar', kamailio.registrar, '--username', 'dave', '--password'], 'davepw\n'],
+      [['trunk', 'add', 'kam-wrong', '--registrar', kamailio.registrar, '--username', 'dave', '--password'], 'not-the-password\n'],
+      [['account', 'add', '100', '--trunk', 'kam', '--uri', kamailio.uri('dave'), '--display-name', 'Dave'], ''],
+      [['account', 'add', '200', '--trunk', 'kam-wrong', '--uri', kamailio.uri('dave')], ''],
+      [['account', 'set-secret', '100'], 'web-secret-100\n'],
+      [['account', 'set-secret', '200'], 'web-secret-200\n'],
+    ]) {
+      const r = cli(args, input);
+      assert.equal(r.status, 0, `bifrons ${args.join(' ')}: ${r.out}`);
+    }
+    assert.match(cli(['account', 'list']).out, /100 .* set/);
+    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl } });
     site = await startStaticServer();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -103,6 +130,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     await bob?.stop();
     await carol?.stop();
     await kamailio?.stop();
+    if (dbDir) fs.rmSync(dbDir, { recursive: true, force: true });
   });
 
   it('guest call to a G.711-only baresip is transcoded both ways; bad requests on another handle get their codes meanwhile', async () => {
@@ -264,5 +292,57 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     console.log(`# bob heard the browser (inbound call): peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
     assert.ok(a.peak > 1000 && a.rms > 100, `bob's recording is silent: ${JSON.stringify(a)}`);
     assert.ok(a.hz > 300 && a.hz < 500, `the fake microphone's 400 Hz beep, got ${a.hz} Hz`);
+  });
+
+  it('registry account: one registration for two tabs, both ring, first accept wins, calls go out through the trunk', async () => {
+    const registersOf = () => kamailio.log().split('\n').filter((l) => /REQ REGISTER .* from dave /.test(l)).length;
+    const registersBefore = registersOf();
+    for (const tab of ['tab1', 'tab2']) {
+      await page.evaluate((t) => window.attachPhone(t), tab);
+      await page.evaluate((t) => window.sendRequest(t, { request: 'register', type: 'account', account: '100', secret: 'web-secret-100' }), tab);
+      const reg = await waitEvent(page, tab, 'registered');
+      assert.equal(reg.result.account, '100');
+      assert.equal(reg.result.register_sent, true);
+    }
+    assert.equal(registersOf() - registersBefore, 2, 'one REGISTER and its authenticated retry: one registration for both tabs');
+
+    // A wrong web secret is refused; a trunk with a wrong SIP password fails at kamailio.
+    await page.evaluate(() => window.attachPhone('tab3'));
+    await page.evaluate(() => window.sendRequest('tab3', { request: 'register', type: 'account', account: '100', secret: 'wrong-secret' }));
+    const refused = (await waitInPage(page, (n) => window.eventsOf(n), 'tab3', (e) => e.length > 0, 'tab3 answer'))[0];
+    assert.equal(refused.error_code, 444, JSON.stringify(refused));
+    await page.evaluate(() => window.sendRequest('tab3', { request: 'register', type: 'account', account: '200', secret: 'web-secret-200' }));
+    const failed = await waitEvent(page, 'tab3', 'registration_failed', 15000, 1);
+    assert.ok([401, 403].includes(failed.code), JSON.stringify(failed));
+
+    // bob calls the account: both tabs ring; tab1 takes it, tab2 hears it was taken elsewhere.
+    const from1 = (await page.evaluate(() => window.eventsOf('tab1'))).length;
+    const from2 = (await page.evaluate(() => window.eventsOf('tab2'))).length;
+    bob.command('dial', kamailio.uri('dave'));
+    await waitEvent(page, 'tab1', 'incomingcall', 20000, from1);
+    await waitEvent(page, 'tab2', 'incomingcall', 20000, from2);
+    await page.evaluate(() => window.accept('tab1'));
+    await waitEvent(page, 'tab1', 'accepted', 15000, from1);
+    const elsewhere = await waitEvent(page, 'tab2', 'hangup', 15000, from2);
+    assert.equal(elsewhere.reason, 'Call completed elsewhere');
+    const stats = await waitInPage(page, (n) => window.audioStats(n), 'tab1',
+      (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'tab1 hears bob');
+    console.log(`# account call: tab1 inbound ${JSON.stringify(stats.inbound)}`);
+    await sleep(1500);
+    bob.command('hangup');
+    await waitEvent(page, 'tab1', 'hangup', 15000, from1 + 2);
+    const wav = bob.received();
+    const a = analyze(wav.samples, wav.rate);
+    console.log(`# bob heard the account's browser: peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
+    assert.ok(a.peak > 1000 && a.hz > 300 && a.hz < 500, JSON.stringify(a));
+
+    // A call from the account goes out through its trunk (kamailio) to bob.
+    await sleep(500);
+    const from3 = (await page.evaluate(() => window.eventsOf('tab2'))).length;
+    await page.evaluate((uri) => window.call('tab2', uri), kamailio.uri('bob'));
+    await waitEvent(page, 'tab2', 'accepted', 20000, from3);
+    assert.ok(kamailio.log().split('\n').some((l) => /REQ INVITE sip:bob@.* from dave /.test(l)), 'INVITE through kamailio from the account');
+    await page.evaluate(() => window.sendRequest('tab2', { request: 'hangup' }));
+    await waitEvent(page, 'tab2', 'hangup', 15000, from3);
   });
 });

@@ -91,7 +91,7 @@ modparam("registrar", "min_expires", 2)
 modparam("registrar", "max_expires", 3600)
 modparam("rr", "append_fromtag", 1)
 request_route {
-    xlog("L_INFO", "REQ $rm $ru from $si:$sp\\n");
+    xlog("L_INFO", "REQ $rm $ru from $fU at $si:$sp\\n");
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
     if (has_totag()) {
         if (loose_route()) { t_relay(); exit; }
