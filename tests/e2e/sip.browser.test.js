@@ -103,7 +103,8 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       assert.equal(r.status, 0, `bifrons ${args.join(' ')}: ${r.out}`);
     }
     assert.match(cli(['account', 'list']).out, /100 .* set/);
-    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl } });
+    // Inbound calls ring 4 s before the unanswered policy (480) applies.
+    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '4', BIFRONS_SIP_UNANSWERED_CODE: '480' } });
     site = await startStaticServer();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -344,5 +345,78 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     assert.ok(kamailio.log().split('\n').some((l) => /REQ INVITE sip:bob@.* from dave /.test(l)), 'INVITE through kamailio from the account');
     await page.evaluate(() => window.sendRequest('tab2', { request: 'hangup' }));
     await waitEvent(page, 'tab2', 'hangup', 15000, from3);
+  });
+
+  it('hold/unhold, DTMF both ways (RFC 4733 from the browser, SIP INFO, RFC 4733 from baresip), decline and unanswered calls', async () => {
+    const ids = await page.evaluate(() => window.attachPhone('keys'));
+    await page.evaluate(() => window.sendRequest('keys', { request: 'register', type: 'guest' }));
+    await waitEvent(page, 'keys', 'registered');
+    const from = (await page.evaluate(() => window.eventsOf('keys'))).length;
+    // Through kamailio (record-routed), which logs the re-INVITEs' SDP.
+    await page.evaluate((uri) => window.call('keys', uri), kamailio.uri('bob'));
+    await waitEvent(page, 'keys', 'accepted', 20000, from);
+    await waitInPage(page, (n) => window.audioStats(n), 'keys', (s) => s.inbound?.packetsReceived > 25, 'media up');
+    const fromSip = async () => (await handleInfo(ids.sessionId, ids.handleId)).plugin_specific.media.packets_from_sip;
+
+    // Hold: a re-INVITE with a=sendonly; baresip answers recvonly and stops sending.
+    await page.evaluate(() => window.sendRequest('keys', { request: 'hold' }));
+    await waitEvent(page, 'keys', 'holding', 10000, from);
+    await sleep(800);
+    const h0 = await fromSip();
+    await sleep(1000);
+    const h1 = await fromSip();
+    assert.ok(h1 - h0 < 5, `baresip kept sending while held: ${h0} → ${h1}`);
+    const lastReinvite = () => kamailio.log().split('REINVITE-SDP').pop().split(/REQ |INFO: <script>/)[0];
+    assert.match(lastReinvite(), /a=sendonly/, 'the hold re-INVITE offered a=sendonly');
+    await page.evaluate(() => window.sendRequest('keys', { request: 'unhold' }));
+    await waitEvent(page, 'keys', 'resuming', 10000, from);
+    await sleep(800);
+    const u0 = await fromSip();
+    await sleep(1000);
+    const u1 = await fromSip();
+    assert.ok(u1 - u0 > 25, `media did not resume: ${u0} → ${u1}`);
+    assert.match(lastReinvite(), /a=sendrecv/, 'the unhold re-INVITE offered a=sendrecv');
+
+    // DTMF from the browser's RTP (RFC 4733) and as SIP INFO reach baresip.
+    await page.evaluate(() => window.sendDtmf('keys', '5'));
+    await page.evaluate(() => window.sendRequest('keys', { request: 'dtmf_info', digit: '7' }));
+    await waitEvent(page, 'keys', 'dtmfsent', 10000, from);
+    assert.ok(await bob.waitLog("'5'", 8000), `baresip did not get the RFC 4733 digit:\n${bob.log()}`);
+    assert.ok(await bob.waitLog("'7'", 8000), `baresip did not get the INFO digit:\n${bob.log()}`);
+
+    // DTMF from baresip (RFC 4733) is reported to the browser.
+    bob.command('sndcode', '3');
+    const dtmf = await waitEvent(page, 'keys', 'dtmf', 10000, from);
+    assert.equal(dtmf.result.signal, '3', JSON.stringify(dtmf));
+
+    await page.evaluate(() => window.sendRequest('keys', { request: 'hangup' }));
+    await waitEvent(page, 'keys', 'hangup', 10000, from);
+
+    // An inbound call the browser declines: bob hears the decline code. (alice's phone from
+    // the inbound-call test is still registered, and alone at kamailio as alice.)
+    const fromDecline = (await page.evaluate(() => window.eventsOf('alice'))).length;
+    bob.command('dial', kamailio.uri('alice'));
+    await waitEvent(page, 'alice', 'incomingcall', 20000, fromDecline);
+    await page.evaluate(() => window.sendRequest('alice', { request: 'decline', code: 603 }));
+    const declining = await waitEvent(page, 'alice', 'declining', 10000, fromDecline);
+    assert.equal(declining.result.code, 603);
+    assert.ok(await bob.waitLog(/603 Decline|call: .*603/, 8000), `bob did not see 603:\n${bob.log().slice(-2000)}`);
+
+    // Nobody answers: after the ring timeout the call is refused with the configured status
+    // (480) and the browser gets missed_call and hangup.
+    await sleep(500);
+    const fromMiss = (await page.evaluate(() => window.eventsOf('alice'))).length;
+    bob.command('dial', kamailio.uri('alice'));
+    await waitEvent(page, 'alice', 'incomingcall', 20000, fromMiss);
+    await waitEvent(page, 'alice', 'missed_call', 10000, fromMiss);
+    const unanswered = await waitEvent(page, 'alice', 'hangup', 10000, fromMiss);
+    assert.equal(unanswered.code, 480, JSON.stringify(unanswered));
+    assert.ok(await bob.waitLog(/480 Temporarily Unavailable/, 8000), `bob did not see 480:\n${bob.log().slice(-2000)}`);
+
+    // The account's tabs let go: the shared line unregisters once the last one leaves.
+    await page.evaluate(() => window.sendRequest('tab1', { request: 'unregister' }));
+    await page.evaluate(() => window.sendRequest('tab2', { request: 'unregister' }));
+    await waitEvent(page, 'tab1', 'unregistered');
+    await waitEvent(page, 'tab2', 'unregistered');
   });
 });

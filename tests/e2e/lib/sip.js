@@ -94,6 +94,8 @@ request_route {
     xlog("L_INFO", "REQ $rm $ru from $fU at $si:$sp\\n");
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
     if (has_totag()) {
+        # In-dialog offers are logged, so tests can see what a re-INVITE asked for (hold).
+        if (is_method("INVITE")) { xlog("L_INFO", "REINVITE-SDP from $fU: $(rb{s.escape.common})\\n"); }
         if (loose_route()) { t_relay(); exit; }
         if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
         sl_send_reply("404", "Not here");
