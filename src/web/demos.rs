@@ -14,6 +14,7 @@ use crate::config::Config;
 
 const INDEX: &str = include_str!("pages/index.html");
 const ECHOTEST: &str = include_str!("pages/echotest.html");
+const SIPTEST: &str = include_str!("pages/siptest.html");
 
 /// janus.js 1.4.2 as shipped on npm (`janus-gateway`, `npm/dist/janus.es.js`), MIT.
 pub const EMBEDDED_JANUS_JS: &[u8] = include_bytes!("assets/janus.es.js");
@@ -75,6 +76,7 @@ pub async fn serve(config: &Config, path: &str) -> Response {
     match path {
         "/" | "/demos" | "/demos/" | "/demos/index.html" => html(INDEX),
         "/demos/echotest.html" => html(ECHOTEST),
+        "/demos/siptest.html" => html(SIPTEST),
         "/demos/config.json" => (
             [
                 (header::CONTENT_TYPE, "application/json"),
