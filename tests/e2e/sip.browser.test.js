@@ -55,6 +55,20 @@ async function waitEvent(page, name, event, timeoutMs = 30000, from = 0) {
   return got;
 }
 
+/** CPU seconds (user + system) the process `pid` has used, from /proc (100 ticks/s). */
+function cpuSeconds(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The gateway's CPU share (percent of one core) over `ms` of wall time. */
+async function gatewayCpu(pid, ms = 3000) {
+  const c0 = cpuSeconds(pid);
+  const t0 = Date.now();
+  await sleep(ms);
+  return (100 * (cpuSeconds(pid) - c0)) / ((Date.now() - t0) / 1000);
+}
+
 describe('SIP plugin with Chromium, baresip and kamailio', () => {
   let gw;
   let site;
@@ -148,6 +162,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears baresip');
     console.log(`# G.711 call: browser inbound ${JSON.stringify(stats.inbound)}`);
 
+    console.log(`# gateway CPU during one transcoded call: ${(await gatewayCpu(gw.pid)).toFixed(1)} % of a core`);
     const info = await handleInfo(ids.sessionId, ids.handleId);
     const sip = info.plugin_specific;
     assert.equal(sip.media?.leg, 'opus<->pcmu', JSON.stringify(sip));
@@ -238,7 +253,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const stats = await waitInPage(page, (n) => window.audioStats(n), 'opus',
       (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears carol');
     console.log(`# Opus call: browser inbound ${JSON.stringify(stats.inbound)}`);
-    await sleep(1000);
+    console.log(`# gateway CPU during one Opus passthrough call: ${(await gatewayCpu(gw.pid)).toFixed(1)} % of a core`);
     const sip = (await handleInfo(ids.sessionId, ids.handleId)).plugin_specific;
     assert.equal(sip.media?.leg, 'passthrough', JSON.stringify(sip));
     assert.equal(sip.transcoded_legs, 0, 'no transcoder leg');
