@@ -112,6 +112,9 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       [['account', 'add', '200', '--trunk', 'kam-wrong', '--uri', kamailio.uri('dave')], ''],
       [['account', 'set-secret', '100'], 'web-secret-100\n'],
       [['account', 'set-secret', '200'], 'web-secret-200\n'],
+      [['trunk', 'add', 'kam-info', '--registrar', kamailio.registrar, '--username', 'dave', '--password', '--dtmf', 'info', '--codecs', 'PCMU,PCMA'], 'davepw\n'],
+      [['account', 'add', '300', '--trunk', 'kam-info', '--uri', kamailio.uri('dave')], ''],
+      [['account', 'set-secret', '300'], 'web-secret-300\n'],
     ]) {
       const r = cli(args, input);
       assert.equal(r.status, 0, `bifrons ${args.join(' ')}: ${r.out}`);
@@ -433,5 +436,28 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     await page.evaluate(() => window.sendRequest('tab2', { request: 'unregister' }));
     await waitEvent(page, 'tab1', 'unregistered');
     await waitEvent(page, 'tab2', 'unregistered');
+  });
+
+  it("an account's calls follow its trunk: its codec list (no Opus offered) and its DTMF mode (SIP INFO)", async () => {
+    // (the INVITE's SDP is read back from kamailio's log)
+    await page.evaluate(() => window.attachPhone('tab4'));
+    await page.evaluate(() => window.sendRequest('tab4', { request: 'register', type: 'account', account: '300', secret: 'web-secret-300' }));
+    await waitEvent(page, 'tab4', 'registered');
+    const from = (await page.evaluate(() => window.eventsOf('tab4'))).length;
+    await page.evaluate((uri) => window.call('tab4', uri), kamailio.uri('bob'));
+    await waitEvent(page, 'tab4', 'accepted', 20000, from);
+    await waitInPage(page, (n) => window.audioStats(n), 'tab4', (s) => s.inbound?.packetsReceived > 25, 'media up');
+    const infosBefore = kamailio.log().split('\n').filter((l) => /REQ INFO .* from dave /.test(l)).length;
+    await page.evaluate(() => window.sendDtmf('tab4', '4'));
+    assert.ok(await bob.waitLog("'4'", 8000), `bob did not get the digit:\n${bob.log().slice(-1500)}`);
+    const infosAfter = kamailio.log().split('\n').filter((l) => /REQ INFO .* from dave /.test(l)).length;
+    assert.equal(infosAfter - infosBefore, 1, 'the browser digit went out as one SIP INFO (trunk dtmf mode info)');
+    await page.evaluate(() => window.sendRequest('tab4', { request: 'hangup' }));
+    await waitEvent(page, 'tab4', 'hangup', 10000, from);
+
+    // The INVITE offered the trunk's codecs only: PCMU and PCMA, no Opus.
+    const offer = kamailio.log().split('NEWINVITE-SDP from dave:').pop().split(/REQ |INFO: <script>/)[0];
+    assert.match(offer, /m=audio \d+ RTP\/AVP 0 8 101/, offer);
+    assert.doesNotMatch(offer, /opus/i, offer);
   });
 });

@@ -184,6 +184,23 @@ pub(super) async fn register(
         ),
         None,
     );
+    // The trunk's codec list, in its order, limited to what the bridge handles.
+    let mut codecs: Vec<bifrons_sip::Codec> = trunk
+        .spec
+        .codecs
+        .iter()
+        .filter_map(|c| match c.to_ascii_lowercase().as_str() {
+            "opus" => Some(bifrons_sip::Codec::Opus),
+            "pcmu" => Some(bifrons_sip::Codec::Pcmu),
+            "pcma" => Some(bifrons_sip::Codec::Pcma),
+            _ => None,
+        })
+        .collect();
+    if codecs.is_empty() {
+        tracing::warn!(trunk = %trunk.spec.name, codecs = ?trunk.spec.codecs, "no bridgeable codec on the trunk: offering the defaults");
+        codecs = SIP_CODECS.to_vec();
+    }
+    let dtmf_info = trunk.spec.dtmf_mode == crate::storage::DtmfMode::Info;
     let via_trunk = (!register_sent)
         .then(|| SipUri::parse(&proxy).map(|p| p.hostport))
         .flatten();
@@ -193,6 +210,8 @@ pub(super) async fn register(
         ua: line.ua.clone(),
         account: Some(account.spec.extension),
         via_trunk,
+        codecs,
+        dtmf_info,
         _line: Some(line),
         _events: None,
         _route: Some(route),

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::handle::{ActiveCall, CallStatus, Registration};
 use super::media::{Bridge, BrowserAudio, LegPlan};
-use super::register::SIP_CODECS;
 use super::requests::{
     CallRequest, SipError, ERROR_INVALID_ADDRESS, ERROR_IO_ERROR, ERROR_MISSING_SDP,
     ERROR_SIP_STACK,
@@ -99,6 +98,7 @@ pub(super) async fn call(
         return Err(SipError::wrong_state("already in a call?"));
     }
     let ua = registered.ua.clone();
+    let (codecs, dtmf_info) = (registered.codecs.clone(), registered.dtmf_info);
     let target = match (&registered.via_trunk, &request.uri.user) {
         (Some(trunk), Some(user)) => format!("sip:{user}@{trunk}"),
         _ => request.uri.text.clone(),
@@ -129,7 +129,7 @@ pub(super) async fn call(
         .map_err(|e| SipError::new(ERROR_IO_ERROR, e.to_string()))?;
     let offer = Sdp::offer(
         local,
-        &SIP_CODECS,
+        &codecs,
         bifrons_sip::Direction::SendRecv,
         rand::random::<u32>().into(),
         1,
@@ -152,6 +152,8 @@ pub(super) async fn call(
         rtp: Some(rtp),
         answer: Some(answer),
         held: false,
+        codecs,
+        dtmf_info,
         stop: stop.clone(),
     });
     op.handle.summarize(&state);
@@ -187,7 +189,7 @@ fn start_bridge(
     } else {
         bifrons_sip::Direction::SendRecv
     };
-    let negotiated = negotiate(sdp, &SIP_CODECS, direction, false).map_err(|e| e.to_string())?;
+    let negotiated = negotiate(sdp, &call.codecs, direction, false).map_err(|e| e.to_string())?;
     if let Some(bridge) = op.handle.bridge() {
         // A later description (re-INVITE, hold): same codec family, new address or direction.
         bridge.rtp().configure(
@@ -205,11 +207,13 @@ fn start_bridge(
     let sender = op.ctx.media_sender().ok_or("no PeerConnection")?;
     let weak = op.ctx.weak();
     let call_id = call.id.clone();
+    let info = call.dtmf_info.then(|| call.call.clone());
     let bridge = Bridge::start(
         rtp,
         &negotiated,
         sender,
         browser,
+        info,
         &op.shared.workers,
         move |digit| {
             if let Some(ctx) = weak.upgrade() {

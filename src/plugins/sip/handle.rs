@@ -36,6 +36,11 @@ pub struct Registered {
     /// For an account on a trunk without registration: the trunk's `host:port`, where calls
     /// are sent (the dialled URI's host is replaced by it).
     pub via_trunk: Option<String>,
+    /// Codecs offered and accepted towards SIP, in preference order (the trunk's, for an
+    /// account).
+    pub codecs: Vec<bifrons_sip::Codec>,
+    /// Send the browser's DTMF as SIP INFO instead of RFC 4733 (a trunk in `info` mode).
+    pub dtmf_info: bool,
     /// The account's shared line, kept open while this handle is registered.
     pub _line: Option<Arc<crate::services::sip::AccountLine>>,
     /// Stops the handle's user-agent event task (own UA) when dropped.
@@ -86,6 +91,10 @@ pub struct ActiveCall {
     pub answer: Option<Jsep>,
     /// Put on hold by us.
     pub held: bool,
+    /// Codecs to negotiate with the SIP peer.
+    pub codecs: Vec<bifrons_sip::Codec>,
+    /// Browser DTMF goes out as SIP INFO.
+    pub dtmf_info: bool,
     /// Cancels the call's event task.
     pub stop: CancellationToken,
 }
@@ -110,6 +119,9 @@ pub struct SipHandle {
     pub transcoded_legs: AtomicU64,
     /// A snapshot for `handle_info` (no await there).
     pub summary: RwLock<Value>,
+    /// The SIP call to end if the PeerConnection goes away (read from `hangup_media`, which
+    /// cannot wait for the signalling lock); kept in step with `state` by [`Self::summarize`].
+    pub live_call: RwLock<Option<Arc<Call>>>,
 }
 
 impl SipHandle {
@@ -124,6 +136,7 @@ impl SipHandle {
             passthrough_legs: AtomicU64::new(0),
             transcoded_legs: AtomicU64::new(0),
             summary: RwLock::new(json!({ "registration": "none", "call": null })),
+            live_call: RwLock::new(None),
         }
     }
 
@@ -140,8 +153,14 @@ impl SipHandle {
         *self.bridge.write().unwrap_or_else(|e| e.into_inner()) = bridge;
     }
 
-    /// Refreshes the `handle_info` snapshot from `state`.
+    /// Refreshes the `handle_info` snapshot and the live call from `state`.
     pub fn summarize(&self, state: &State) {
+        *self.live_call.write().unwrap_or_else(|e| e.into_inner()) = state
+            .call
+            .as_ref()
+            // A call still ringing may ring other tabs too: only `decline` ends it.
+            .filter(|c| matches!(c.status, CallStatus::Calling | CallStatus::InCall))
+            .map(|c| c.call.clone());
         let registration = match &state.registration {
             Registration::None => json!("none"),
             Registration::Registering => json!("registering"),

@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::call::{bind_rtp, browser_audio, browser_plan, follow, EventSource};
-use super::handle::{ActiveCall, CallStatus};
+use super::handle::{ActiveCall, CallStatus, Registration};
 use super::media::{Bridge, LegPlan};
 use super::register::SIP_CODECS;
 use super::requests::{SipError, ERROR_IO_ERROR, ERROR_MISSING_SDP, ERROR_SIP_STACK};
@@ -59,6 +59,10 @@ async fn ring_task(
             ringing.decline(488).await;
             return;
         }
+        let (codecs, dtmf_info) = match &state.registration {
+            Registration::Registered(r) => (r.codecs.clone(), r.dtmf_info),
+            _ => (SIP_CODECS.to_vec(), false),
+        };
         state.call = Some(ActiveCall {
             id: id.clone(),
             call: ringing.call.clone(),
@@ -68,6 +72,8 @@ async fn ring_task(
             rtp: None,
             answer: None,
             held: false,
+            codecs,
+            dtmf_info,
             stop: stop.clone(),
         });
         op.handle.summarize(&state);
@@ -197,7 +203,7 @@ pub(super) async fn accept(
         .map_err(|e| SipError::new(ERROR_IO_ERROR, e.to_string()))?;
     let (answer, negotiated) = Sdp::answer(
         &offer,
-        &SIP_CODECS,
+        &call.codecs,
         local,
         Direction::SendRecv,
         rand::random::<u32>().into(),
@@ -224,11 +230,13 @@ pub(super) async fn accept(
     let weak = op.ctx.weak();
     let call_id = call.id.clone();
     let dtmf_id = call_id.clone();
+    let info = call.dtmf_info.then(|| call.call.clone());
     let bridge = Bridge::start(
         rtp.clone(),
         &negotiated,
         sender,
         browser,
+        info,
         &op.shared.workers,
         move |digit| {
             if let Some(ctx) = weak.upgrade() {

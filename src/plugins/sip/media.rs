@@ -103,6 +103,9 @@ pub struct Bridge {
     /// Passthrough: the last browser timestamp, to count samples per packet.
     last_ts: AtomicU32,
     have_ts: AtomicBool,
+    /// Browser DTMF goes out as SIP INFO in this call's dialog (a trunk in `info` mode)
+    /// instead of RFC 4733 on the RTP endpoint.
+    info: Option<Arc<bifrons_sip::Call>>,
     /// Timestamp of the last browser DTMF event already relayed (an event's end packet comes
     /// three times).
     last_dtmf: Mutex<Option<u32>>,
@@ -117,7 +120,8 @@ impl Drop for Bridge {
 impl Bridge {
     /// Starts the bridge: configures `rtp` towards the PBX's `negotiated` address and codec,
     /// submits the transcoding job when needed, and spawns the task that reads the PBX's RTP.
-    /// `on_dtmf` gets each RFC 4733 digit from the PBX.
+    /// `on_dtmf` gets each RFC 4733 digit from the PBX; with `info`, the browser's digits go
+    /// to the PBX as SIP INFO in that call's dialog instead of RFC 4733.
     ///
     /// Errors: a codec the bridge cannot handle, or a worker pool that is shut down.
     pub fn start(
@@ -125,6 +129,7 @@ impl Bridge {
         negotiated: &bifrons_sip::sdp::Negotiated,
         sender: MediaSender,
         browser: BrowserAudio,
+        info: Option<Arc<bifrons_sip::Call>>,
         workers: &WorkerPool,
         on_dtmf: impl Fn(char) + Send + Sync + 'static,
     ) -> Result<Arc<Self>, String> {
@@ -182,6 +187,7 @@ impl Bridge {
             stats,
             last_ts: AtomicU32::new(0),
             have_ts: AtomicBool::new(false),
+            info,
             last_dtmf: Mutex::new(None),
         }))
     }
@@ -257,6 +263,16 @@ impl Bridge {
             return;
         };
         let duration_ms = (u32::from(event.duration) / 48).clamp(40, 2000);
+        if let Some(call) = self.info.clone() {
+            tracing::info!(%digit, duration_ms, "browser DTMF relayed to the PBX as SIP INFO");
+            let body = bifrons_sip::dtmf::dtmf_relay_body(digit, duration_ms).into_bytes();
+            tokio::spawn(async move {
+                if let Err(e) = call.send_info("application/dtmf-relay", body).await {
+                    tracing::warn!(error = %e, "DTMF INFO not sent");
+                }
+            });
+            return;
+        }
         let rtp = self.rtp.clone();
         tracing::info!(%digit, duration_ms, "browser DTMF relayed to the PBX");
         tokio::spawn(async move {

@@ -184,17 +184,16 @@ impl Plugin for SipPlugin {
     fn hangup_media(&self, handle: &SipHandle, _ctx: &HandleCtx) {
         // Like Janus: the browser's PeerConnection going away ends the SIP call.
         handle.set_bridge(None);
-        let Ok(state) = handle.state.try_lock() else {
-            return;
-        };
-        if let Some(call) = state.call.as_ref() {
-            if call.status != handle::CallStatus::HangingUp {
-                let sip = call.call.clone();
-                tracing::info!(call_id = %call.id, "PeerConnection closed: hanging up the SIP call");
-                tokio::spawn(async move {
-                    let _ = sip.hangup().await;
-                });
-            }
+        let live = handle
+            .live_call
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(sip) = live {
+            tracing::info!(call_id = %sip.id(), "PeerConnection closed: hanging up the SIP call");
+            tokio::spawn(async move {
+                let _ = sip.hangup().await;
+            });
         }
     }
 
