@@ -444,10 +444,15 @@ impl TranscodeLeg {
         while let Some(f) = self.from_browser.try_recv() {
             self.batch.push(f);
         }
-        self.batch.sort_by_key(|f| {
-            self.next_browser_seq
-                .map_or(0, |n| f.seq.wrapping_sub(n) as i16 as i32)
-        });
+        // Order by distance from the next expected number (before the first packet, from a
+        // point safely before this batch), which survives the 16-bit wrap.
+        let anchor = match (self.next_browser_seq, self.batch.first()) {
+            (Some(next), _) => next,
+            (None, Some(first)) => first.seq.wrapping_sub(LEG_QUEUE as u16 * 2),
+            (None, None) => return,
+        };
+        self.batch
+            .sort_by_key(|f| f.seq.wrapping_sub(anchor) as i16 as i32);
         let batch = std::mem::take(&mut self.batch);
         for frame in &batch {
             if let Some(expected) = self.next_browser_seq {
@@ -538,6 +543,141 @@ mod tests {
         assert_eq!(t2.wrapping_sub(t1), 960);
         let (_, t3) = r.next(3_000_000_960);
         assert_eq!(t3.wrapping_sub(t2), 960);
+    }
+
+    fn tone(rate: u32, n: usize, start: usize) -> Vec<i16> {
+        (start..start + n)
+            .map(|i| {
+                ((i as f32 * 2.0 * std::f32::consts::PI * 400.0 / rate as f32).sin() * 8000.0)
+                    as i16
+            })
+            .collect()
+    }
+
+    /// Reads RTP (seq, ts) pairs from `socket` until `n` arrived or a second passed.
+    async fn rtp_from(socket: &tokio::net::UdpSocket, n: usize) -> Vec<(u8, u16, u32, usize)> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while out.len() < n {
+            let Ok(Ok(len)) =
+                tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await
+            else {
+                break;
+            };
+            if len < 12 {
+                continue;
+            }
+            let pt = buf[1] & 0x7f;
+            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            out.push((pt, seq, ts, len - 12));
+        }
+        out
+    }
+
+    /// The transcoding leg, ticked by hand: PCMU from the PBX becomes 20 ms Opus packets for
+    /// the browser with consecutive sequence numbers and 960-tick timestamps; Opus from the
+    /// browser becomes PCMU with 160-sample steps, and a lost browser packet is concealed so
+    /// the PBX still gets one packet per 20 ms.
+    #[tokio::test]
+    async fn transcoding_leg_keeps_both_clocks_and_conceals_a_loss() {
+        let pbx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let rtp = Arc::new(
+            RtpEndpoint::bind("127.0.0.1".parse().unwrap(), 41000..=41999)
+                .await
+                .unwrap(),
+        );
+        rtp.configure(
+            pbx.local_addr().unwrap(),
+            RtpParams {
+                pt: 0,
+                dtmf_pt: None,
+                clock_rate: 8000,
+                ptime: 20,
+            },
+        );
+        let (sender, mut to_browser) = MediaSender::detached(64);
+        let (browser_tx, from_browser) = input_queue(LEG_QUEUE);
+        let (sip_tx, from_sip) = input_queue(LEG_QUEUE);
+        let stats = Arc::new(BridgeStats::default());
+        let mut leg = TranscodeLeg::new(
+            G711Law::Mu,
+            from_browser,
+            from_sip,
+            rtp.clone(),
+            sender,
+            111,
+            42,
+            stats.clone(),
+        )
+        .unwrap();
+
+        // PBX → browser: five 20 ms PCMU frames.
+        for i in 0..5u32 {
+            let pcm = tone(8000, 160, (i * 160) as usize);
+            let payload: Vec<u8> = pcm
+                .iter()
+                .map(|&s| bifrons_sip::g711::ulaw_encode(s))
+                .collect();
+            sip_tx
+                .try_push(Frame {
+                    payload: Bytes::from(payload),
+                    timestamp: 1000 + i * 160,
+                    seq: i as u16,
+                })
+                .unwrap();
+        }
+        leg.tick(Duration::ZERO);
+        let (sent, _) = to_browser.drain();
+        assert!(sent.len() >= 4, "Opus packets out: {}", sent.len());
+        for pair in sent.windows(2) {
+            let (a, b) = (&pair[0].1, &pair[1].1);
+            assert_eq!(b.sequence_number, a.sequence_number.wrapping_add(1));
+            assert_eq!(b.timestamp.wrapping_sub(a.timestamp), 960);
+            assert_eq!((b.payload_type, b.ssrc), (111, 42));
+        }
+
+        // Browser → PBX: Opus packets 0, 1, 3 (2 lost) arrive in one tick, out of order.
+        let mut enc =
+            bifrons_transcoding::opus_codec::OpusEncoder::new(OpusEncoderConfig::default())
+                .unwrap();
+        let mut frames = Vec::new();
+        for i in 0..4u32 {
+            let frame = bifrons_transcoding::AudioFrame::new(
+                tone(48_000, 960, (i * 960) as usize),
+                48_000,
+                1,
+                i * 960,
+            )
+            .unwrap();
+            frames.push(Frame {
+                payload: Bytes::from(enc.encode(&frame).unwrap().to_vec()),
+                timestamp: 5000 + i * 960,
+                seq: 700 + i as u16,
+            });
+        }
+        let lost = frames.remove(2);
+        drop(lost);
+        frames.swap(0, 1);
+        for f in frames {
+            browser_tx.try_push(f).unwrap();
+        }
+        leg.tick(Duration::from_millis(20));
+        let got = rtp_from(&pbx, 4).await;
+        assert_eq!(stats.concealed.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            got.len(),
+            4,
+            "one PCMU packet per 20 ms, the lost one concealed: {got:?}"
+        );
+        for pair in got.windows(2) {
+            assert_eq!(pair[1].1, pair[0].1.wrapping_add(1), "sequence {got:?}");
+            assert_eq!(pair[1].2.wrapping_sub(pair[0].2), 160, "timestamps {got:?}");
+        }
+        assert!(
+            got.iter().all(|p| p.0 == 0 && p.3 == 160),
+            "PCMU, 160 bytes: {got:?}"
+        );
     }
 
     #[test]
