@@ -76,6 +76,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
   let kamailio;
   let bob; // G.711 only, answers automatically, plays 440 Hz
   let carol; // Opus only, answers automatically, plays 660 Hz
+  let early; // answers 183 with SDP first (baresip answermode=early), as 'erin'
   let page;
 
   async function handleInfo(sessionId, handleId) {
@@ -101,6 +102,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     kamailio = await startKamailio();
     bob = await startBaresip({ kamailio, user: 'bob', toneHz: 440, codecs: 'PCMU' });
     carol = await startBaresip({ kamailio, user: 'carol', toneHz: 660, codecs: 'opus' });
+    early = await startBaresip({ kamailio, user: 'erin', toneHz: 550, codecs: 'PCMU', mode: 'early' });
     // The registry: a trunk to kamailio with dave's SIP password, one with a wrong password,
     // an account on each, web secrets set through the CLI (secrets on stdin).
     dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-sipdb-'));
@@ -147,6 +149,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     await gw?.stop();
     await bob?.stop();
     await carol?.stop();
+    await early?.stop();
     await kamailio?.stop();
     if (dbDir) fs.rmSync(dbDir, { recursive: true, force: true });
   });
@@ -459,5 +462,25 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const offer = kamailio.log().split('NEWINVITE-SDP from dave:').pop().split(/REQ |INFO: <script>/)[0];
     assert.match(offer, /m=audio \d+ RTP\/AVP 0 8 101/, offer);
     assert.doesNotMatch(offer, /opus/i, offer);
+  });
+
+  it('a 183 with SDP gives progress with the answer, then accepted without a second one; a REFER from baresip gives transfer', async () => {
+    await page.evaluate(() => window.attachPhone('early'));
+    await page.evaluate(() => window.sendRequest('early', { request: 'register', type: 'guest' }));
+    await waitEvent(page, 'early', 'registered');
+    const from = (await page.evaluate(() => window.eventsOf('early'))).length;
+    await page.evaluate((uri) => window.call('early', uri), early.directUri);
+    const progress = await waitEvent(page, 'early', 'progress', 20000, from);
+    assert.equal(progress.jsep, 'answer', 'progress carries the answer');
+    early.command('accept');
+    const accepted = await waitEvent(page, 'early', 'accepted', 15000, from);
+    assert.equal(accepted.jsep, null, 'no second answer after progress');
+    await waitInPage(page, (n) => window.audioStats(n), 'early', (s) => s.inbound?.packetsReceived > 25 && s.inbound?.totalAudioEnergy > 0.01, 'media after accept');
+    // baresip asks us to transfer the call (REFER): the browser is told.
+    early.command('transfer', kamailio.uri('bob'));
+    const transfer = await waitEvent(page, 'early', 'transfer', 10000, from);
+    assert.match(String(transfer.result.refer_to), /bob/);
+    await page.evaluate(() => window.sendRequest('early', { request: 'hangup' }));
+    await waitEvent(page, 'early', 'hangup', 10000, from);
   });
 });

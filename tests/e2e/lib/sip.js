@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LOG_DIR } from './gateway.js';
 
 /** Users kamailio knows, with their digest passwords. */
-export const SIP_USERS = { alice: 'alicepw', bob: 'bobpw', carol: 'carolpw', dave: 'davepw' };
+export const SIP_USERS = { alice: 'alicepw', bob: 'bobpw', carol: 'carolpw', dave: 'davepw', erin: 'erinpw' };
 
 const children = new Set();
 process.once('exit', () => {
