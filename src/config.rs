@@ -379,6 +379,9 @@ pub struct SipConfig {
     pub unanswered_code: u16,
     /// Seconds an inbound call rings before it counts as unanswered. Default 60.
     pub ring_timeout: u64,
+    /// SIP timer T1 (RFC 3261 §17: round-trip estimate), milliseconds. Default 500; a PBX that
+    /// does not answer fails a REGISTER or an INVITE after 64 × T1 (32 s).
+    pub timer_t1_ms: u64,
 }
 
 impl Default for SipConfig {
@@ -391,6 +394,7 @@ impl Default for SipConfig {
             register_ttl: 3600,
             unanswered_code: 480,
             ring_timeout: 60,
+            timer_t1_ms: 500,
         }
     }
 }
@@ -584,6 +588,9 @@ impl Config {
         }
         if self.sip.rtp_port_min > self.sip.rtp_port_max || self.sip.rtp_port_min == 0 {
             return Err("sip.rtp_port_min must be set and not exceed sip.rtp_port_max".into());
+        }
+        if !(10..=10_000).contains(&self.sip.timer_t1_ms) {
+            return Err("sip.timer_t1_ms: 10 to 10000".into());
         }
         if ![480, 486].contains(&self.sip.unanswered_code) {
             return Err("sip.unanswered_code: 480 or 486".into());

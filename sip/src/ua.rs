@@ -34,6 +34,10 @@ pub struct UaConfig {
     pub timers: Timers,
     /// Keep-alive period towards the registrar (CRLF over TCP, OPTIONS over UDP); None = off.
     pub keepalive: Option<Duration>,
+    /// Who we are (`user`, `domain`) in `From` and `Contact` while no account is registered,
+    /// e.g. an extension on a trunk that authenticates by IP address. `None`: `bifrons` at
+    /// the local address.
+    pub identity: Option<(String, String)>,
 }
 
 impl Default for UaConfig {
@@ -47,6 +51,7 @@ impl Default for UaConfig {
             user_agent: "bifrons".into(),
             timers: Timers::default(),
             keepalive: None,
+            identity: None,
         }
     }
 }

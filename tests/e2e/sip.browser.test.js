@@ -117,13 +117,17 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       [['trunk', 'add', 'kam-info', '--registrar', kamailio.registrar, '--username', 'dave', '--password', '--dtmf', 'info', '--codecs', 'PCMU,PCMA'], 'davepw\n'],
       [['account', 'add', '300', '--trunk', 'kam-info', '--uri', kamailio.uri('dave')], ''],
       [['account', 'set-secret', '300'], 'web-secret-300\n'],
+      [['trunk', 'add', 'kam-ip', '--registrar', kamailio.registrar, '--register', 'false'], ''],
+      [['account', 'add', '400', '--trunk', 'kam-ip', '--uri', 'sip:frontdesk@127.0.0.1'], ''],
+      [['account', 'set-secret', '400'], 'web-secret-400\n'],
     ]) {
       const r = cli(args, input);
       assert.equal(r.status, 0, `bifrons ${args.join(' ')}: ${r.out}`);
     }
     assert.match(cli(['account', 'list']).out, /100 .* set/);
-    // Inbound calls ring 4 s before the unanswered policy (480) applies.
-    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '4', BIFRONS_SIP_UNANSWERED_CODE: '480' } });
+    // Inbound calls ring 4 s before the unanswered policy (480) applies; T1 = 100 ms makes an
+    // unreachable PBX fail in 6.4 s (64 × T1) instead of 32 s.
+    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '4', BIFRONS_SIP_UNANSWERED_CODE: '480', BIFRONS_SIP_TIMER_T1_MS: '100' } });
     site = await startStaticServer();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -482,5 +486,44 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     assert.match(String(transfer.result.refer_to), /bob/);
     await page.evaluate(() => window.sendRequest('early', { request: 'hangup' }));
     await waitEvent(page, 'early', 'hangup', 10000, from);
+  });
+
+  it('an unreachable PBX fails within the SIP timers and the handle stays usable; an IP-authenticated trunk needs no REGISTER', async () => {
+    const dead = 'sip:nobody@127.0.0.1:9'; // discard port: nothing answers SIP there
+    await page.evaluate(() => window.attachPhone('lost'));
+    const t0 = Date.now();
+    await page.evaluate((u) => window.sendRequest('lost', { request: 'register', username: u, secret: 'x', proxy: 'sip:127.0.0.1:9' }), dead);
+    const failed = await waitEvent(page, 'lost', 'registration_failed', 20000);
+    const took = (Date.now() - t0) / 1000;
+    console.log(`# unreachable registrar: registration_failed ${failed.code} after ${took.toFixed(1)} s`);
+    assert.equal(failed.code, 408, JSON.stringify(failed));
+    assert.ok(took < 12, `within the SIP timers (64 × T1 = 6.4 s), took ${took} s`);
+
+    // Same handle: register as a guest, a call to nowhere times out, then a real call works.
+    await page.evaluate(() => window.sendRequest('lost', { request: 'register', type: 'guest' }));
+    await waitEvent(page, 'lost', 'registered');
+    let from = (await page.evaluate(() => window.eventsOf('lost'))).length;
+    await page.evaluate((uri) => window.call('lost', uri), dead);
+    const timeout = await waitEvent(page, 'lost', 'hangup', 20000, from);
+    assert.equal(timeout.code, 408, JSON.stringify(timeout));
+    await sleep(500);
+    from = (await page.evaluate(() => window.eventsOf('lost'))).length;
+    await page.evaluate((uri) => window.call('lost', uri), bob.directUri);
+    await waitEvent(page, 'lost', 'accepted', 20000, from);
+    await page.evaluate(() => window.sendRequest('lost', { request: 'hangup' }));
+    await waitEvent(page, 'lost', 'hangup', 10000, from);
+
+    // Account 400 is on a trunk without registration: registered at once, and its calls go to
+    // the trunk's proxy whatever host the dialled URI names.
+    await page.evaluate(() => window.attachPhone('ip'));
+    await page.evaluate(() => window.sendRequest('ip', { request: 'register', type: 'account', account: '400', secret: 'web-secret-400' }));
+    const reg = await waitEvent(page, 'ip', 'registered');
+    assert.equal(reg.result.register_sent, false);
+    from = (await page.evaluate(() => window.eventsOf('ip'))).length;
+    await page.evaluate(() => window.call('ip', 'sip:bob@pbx.invalid'));
+    await waitEvent(page, 'ip', 'accepted', 20000, from);
+    assert.ok(kamailio.log().split('\n').some((l) => /REQ INVITE sip:bob@127\.0\.0\.1:\d+ from frontdesk /.test(l)), 'INVITE sent to the trunk');
+    await page.evaluate(() => window.sendRequest('ip', { request: 'hangup' }));
+    await waitEvent(page, 'ip', 'hangup', 10000, from);
   });
 });

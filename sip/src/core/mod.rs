@@ -337,6 +337,7 @@ impl Core {
         self.account
             .as_ref()
             .map(|a| a.user.clone())
+            .or_else(|| self.cfg.identity.as_ref().map(|(user, _)| user.clone()))
             .unwrap_or_else(|| "bifrons".into())
     }
 
@@ -347,7 +348,10 @@ impl Core {
                 .clone()
                 .or_else(|| uri_hostport(&a.registrar).map(|(h, _)| h))
                 .unwrap_or_default(),
-            None => self.local.ip().to_string(),
+            None => match &self.cfg.identity {
+                Some((_, domain)) => domain.clone(),
+                None => self.local.ip().to_string(),
+            },
         }
     }
 

@@ -111,7 +111,7 @@ pub(super) async fn register(
             .as_ref()
             .map(|p| p.expose().to_string())
             .unwrap_or_default(),
-        domain: Some(domain),
+        domain: Some(domain.clone()),
         expires: trunk.spec.register_expiry_s,
     });
     let register_sent = registration.is_some();
@@ -125,6 +125,9 @@ pub(super) async fn register(
         rtp_ports: config.rtp_port_min..=config.rtp_port_max,
         codecs: SIP_CODECS.to_vec(),
         user_agent: config.user_agent.clone(),
+        timers: super::register::timers(&op.shared),
+        // Caller id on a trunk without registration: the account's own address of record.
+        identity: aor.user.clone().map(|user| (user, domain.clone())),
         transport: match trunk.spec.transport {
             crate::storage::Transport::Tcp => bifrons_sip::Transport::Tcp,
             _ => bifrons_sip::Transport::Udp,

@@ -28,6 +28,7 @@ pub async fn start_ua(shared: &Shared) -> Result<(Ua, UaEvents), SipError> {
         rtp_ports: shared.config.rtp_port_min..=shared.config.rtp_port_max,
         codecs: SIP_CODECS.to_vec(),
         user_agent: shared.config.user_agent.clone(),
+        timers: timers(shared),
         ..UaConfig::default()
     };
     Ua::start(config).await.map_err(|e| {
@@ -36,6 +37,14 @@ pub async fn start_ua(shared: &Shared) -> Result<(Ua, UaEvents), SipError> {
             format!("Could not start the SIP stack: {e}"),
         )
     })
+}
+
+/// SIP transaction timers from `[sip] timer_t1_ms` (T2 and T4 keep their RFC 3261 values).
+pub fn timers(shared: &Shared) -> bifrons_sip::transaction::Timers {
+    bifrons_sip::transaction::Timers {
+        t1: Duration::from_millis(shared.config.timer_t1_ms),
+        ..Default::default()
+    }
 }
 
 /// The SIP status and reason of a failed registration, for `registration_failed`.

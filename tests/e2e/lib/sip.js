@@ -193,7 +193,7 @@ export function readWav(file) {
 }
 
 /**
- * Peak, RMS and dominant frequency (Hann-windowed DFT, 20–4000 Hz in 5 Hz steps, over the 4096
+ * Peak, RMS and dominant frequency (Hann-windowed DFT, 150–4000 Hz in 5 Hz steps, over the 4096
  * loudest consecutive samples: the fake microphone beeps, with silence between beeps).
  */
 export function analyze(samples, rate) {
@@ -212,7 +212,7 @@ export function analyze(samples, rate) {
     if (energy > best0) { best0 = energy; start = i - n + 1; }
   }
   let best = { hz: 0, mag: 0 };
-  for (let hz = 20; hz <= Math.min(4000, rate / 2); hz += 5) {
+  for (let hz = 150; hz <= Math.min(4000, rate / 2); hz += 5) {
     let re = 0;
     let im = 0;
     const w = (2 * Math.PI * hz) / rate;
