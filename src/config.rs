@@ -382,6 +382,9 @@ pub struct SipConfig {
     /// SIP timer T1 (RFC 3261 §17: round-trip estimate), milliseconds. Default 500; a PBX that
     /// does not answer fails a REGISTER or an INVITE after 64 × T1 (32 s).
     pub timer_t1_ms: u64,
+    /// Seconds between checks of the registry for edited trunks and accounts whose line is
+    /// open (a changed registration is sent again at once). Default 30; 0 = never.
+    pub registry_poll: u64,
 }
 
 impl Default for SipConfig {
@@ -395,6 +398,7 @@ impl Default for SipConfig {
             unanswered_code: 480,
             ring_timeout: 60,
             timer_t1_ms: 500,
+            registry_poll: 30,
         }
     }
 }

@@ -127,7 +127,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     assert.match(cli(['account', 'list']).out, /100 .* set/);
     // Inbound calls ring 4 s before the unanswered policy (480) applies; T1 = 100 ms makes an
     // unreachable PBX fail in 6.4 s (64 × T1) instead of 32 s.
-    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '4', BIFRONS_SIP_UNANSWERED_CODE: '480', BIFRONS_SIP_TIMER_T1_MS: '100' } });
+    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '4', BIFRONS_SIP_UNANSWERED_CODE: '480', BIFRONS_SIP_TIMER_T1_MS: '100', BIFRONS_SIP_REGISTRY_POLL: '1' } });
     site = await startStaticServer();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -370,6 +370,15 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     assert.ok(kamailio.log().split('\n').some((l) => /REQ INVITE sip:bob@.* from dave /.test(l)), 'INVITE through kamailio from the account');
     await page.evaluate(() => window.sendRequest('tab2', { request: 'hangup' }));
     await waitEvent(page, 'tab2', 'hangup', 15000, from3);
+
+    // An admin edits the trunk: the open line registers again with the new settings, without
+    // the browsers doing anything.
+    const beforeEdit = registersOf();
+    const edited = cli(['trunk', 'edit', 'kam', '--expiry', '120']);
+    assert.equal(edited.status, 0, edited.out);
+    const deadline = Date.now() + 10000;
+    while (registersOf() === beforeEdit && Date.now() < deadline) await sleep(200);
+    assert.ok(registersOf() > beforeEdit, 'a new REGISTER after the trunk edit');
   });
 
   it('hold/unhold, DTMF both ways (RFC 4733 from the browser, SIP INFO, RFC 4733 from baresip), decline and unanswered calls', async () => {

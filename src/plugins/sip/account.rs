@@ -56,35 +56,24 @@ impl CallTarget for HandleTarget {
     }
 }
 
-pub(super) async fn register(
-    op: &Op,
-    extension: &str,
-    secret: &str,
-    tx: Option<&str>,
-) -> Result<Option<Registered>, SipError> {
-    let storage = &op.shared.storage;
-    let account = storage
-        .accounts()
-        .authenticate_web(extension, secret)
-        .await
-        .map_err(|e| SipError::new(ERROR_UNKNOWN, format!("Registry error: {e}")))?;
-    let Some(account) = account else {
-        tracing::warn!(account = %extension, "sip register for an account refused: unknown account or wrong secret");
-        return Err(unauthorized());
-    };
-    let trunk = storage
-        .trunks()
-        .get(account.spec.trunk_id)
-        .await
-        .map_err(|e| SipError::new(ERROR_UNKNOWN, format!("Registry error: {e}")))?;
-    if !trunk.spec.enabled {
-        return Err(SipError::new(
-            ERROR_WRONG_STATE,
-            format!("Wrong state (trunk {} is disabled)", trunk.spec.name),
-        ));
-    }
-    let aor = SipUri::parse(&account.spec.sip_uri)
-        .ok_or_else(|| SipError::new(ERROR_UNKNOWN, "The account's SIP URI is not usable"))?;
+/// What an account's line is made of, from the account and its trunk.
+pub(super) struct LineSettings {
+    /// The account's address of record.
+    pub aor: SipUri,
+    /// Its domain (host without port).
+    pub domain: String,
+    /// Where calls and REGISTERs go: the trunk's outbound proxy, else its registrar.
+    pub proxy: String,
+    /// The registration to keep; `None` for a trunk authenticated by IP address.
+    pub registration: Option<bifrons_sip::Account>,
+}
+
+/// The line settings of `account` on `trunk`; `None` when the account's URI is unusable.
+pub(super) fn line_settings(
+    account: &crate::storage::Account,
+    trunk: &crate::storage::Trunk,
+) -> Option<LineSettings> {
+    let aor = SipUri::parse(&account.spec.sip_uri)?;
     let domain = aor
         .hostport
         .rsplit_once(':')
@@ -114,6 +103,92 @@ pub(super) async fn register(
         domain: Some(domain.clone()),
         expires: trunk.spec.register_expiry_s,
     });
+    Some(LineSettings {
+        aor,
+        domain,
+        proxy,
+        registration,
+    })
+}
+
+/// Every `every`, re-reads the account and trunk of each open line and re-registers a line
+/// whose registration changed (registrar, user, password, expiry, or registration switched
+/// off or on), so an admin's edit reaches the PBX without browsers registering again. Ends
+/// with `shutdown`.
+pub(super) async fn watch_registry(
+    shared: std::sync::Arc<Shared>,
+    every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for line in shared.service.lines.open().await {
+            let extension = line.spec.extension.clone();
+            let account = match shared.storage.accounts().get_by_extension(&extension).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(%extension, error = %e, "account of an open line unreadable");
+                    continue;
+                }
+            };
+            let Ok(trunk) = shared.storage.trunks().get(account.spec.trunk_id).await else {
+                continue;
+            };
+            let Some(settings) = line_settings(&account, &trunk) else {
+                continue;
+            };
+            match line.refresh(settings.registration).await {
+                Ok(true) => {
+                    tracing::info!(%extension, trunk = %trunk.spec.name, "account line re-registered after a registry change")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(%extension, trunk = %trunk.spec.name, error = %e, "re-registration after a registry change failed")
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn register(
+    op: &Op,
+    extension: &str,
+    secret: &str,
+    tx: Option<&str>,
+) -> Result<Option<Registered>, SipError> {
+    let storage = &op.shared.storage;
+    let account = storage
+        .accounts()
+        .authenticate_web(extension, secret)
+        .await
+        .map_err(|e| SipError::new(ERROR_UNKNOWN, format!("Registry error: {e}")))?;
+    let Some(account) = account else {
+        tracing::warn!(account = %extension, "sip register for an account refused: unknown account or wrong secret");
+        return Err(unauthorized());
+    };
+    let trunk = storage
+        .trunks()
+        .get(account.spec.trunk_id)
+        .await
+        .map_err(|e| SipError::new(ERROR_UNKNOWN, format!("Registry error: {e}")))?;
+    if !trunk.spec.enabled {
+        return Err(SipError::new(
+            ERROR_WRONG_STATE,
+            format!("Wrong state (trunk {} is disabled)", trunk.spec.name),
+        ));
+    }
+    let LineSettings {
+        aor,
+        domain,
+        proxy,
+        registration,
+    } = line_settings(&account, &trunk)
+        .ok_or_else(|| SipError::new(ERROR_UNKNOWN, "The account's SIP URI is not usable"))?;
     let register_sent = registration.is_some();
     if register_sent {
         op.event(tx, events::result(None, "registering", json!({})), None);
@@ -145,7 +220,13 @@ pub(super) async fn register(
         registration,
         proxy: proxy.clone(),
     };
-    let line = match op.shared.service.lines.open(spec, ua_config, routing).await {
+    let line = match op
+        .shared
+        .service
+        .lines
+        .open_line(spec, ua_config, routing)
+        .await
+    {
         Ok(line) => line,
         Err(e) => {
             let (code, reason) = failure_status(&e);

@@ -65,6 +65,13 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             storage: host.storage.clone(),
             service: host.services.sip.clone(),
         });
+        if shared.config.registry_poll > 0 {
+            tokio::spawn(account::watch_registry(
+                shared.clone(),
+                std::time::Duration::from_secs(shared.config.registry_poll),
+                host.shutdown.clone(),
+            ));
+        }
         Ok(RegisteredPlugin::new(SipPlugin {
             descriptor: PluginDescriptor {
                 package: "janus.plugin.sip",

@@ -35,7 +35,43 @@ pub struct AccountLine {
     pub spec: LineSpec,
     /// The user agent calls go out through.
     pub ua: Arc<Ua>,
+    /// The registration kept now (changes with [`AccountLine::refresh`]).
+    registration: tokio::sync::Mutex<Option<Account>>,
     _events: DropGuard,
+}
+
+fn same_registration(a: &Option<Account>, b: &Option<Account>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.registrar == b.registrar
+                && a.user == b.user
+                && a.password == b.password
+                && a.domain == b.domain
+                && a.expires == b.expires
+        }
+        _ => false,
+    }
+}
+
+impl AccountLine {
+    /// Applies the registry's current `registration` for this account: re-registers (or
+    /// unregisters) when it differs from the one kept. `Ok(true)` when something was sent.
+    ///
+    /// Errors: the registrar refused the new registration (the old one is forgotten; the next
+    /// refresh retries).
+    pub async fn refresh(&self, registration: Option<Account>) -> Result<bool, SipError> {
+        let mut current = self.registration.lock().await;
+        if same_registration(&current, &registration) {
+            return Ok(false);
+        }
+        let outcome = match &registration {
+            Some(account) => self.ua.register(account.clone()).await.map(|_| ()),
+            None => self.ua.unregister().await,
+        };
+        *current = registration;
+        outcome.map(|()| true)
+    }
 }
 
 impl Drop for AccountLine {
@@ -76,7 +112,7 @@ impl LinePool {
     ///
     /// Errors: the user agent cannot start, or the registrar refused (the caller reports the
     /// status as `registration_failed`).
-    pub async fn open(
+    pub async fn open_line(
         &self,
         spec: LineSpec,
         config: UaConfig,
@@ -99,6 +135,7 @@ impl LinePool {
             stop.clone(),
         ));
         let line = Arc::new(AccountLine {
+            registration: tokio::sync::Mutex::new(spec.registration.clone()),
             spec,
             ua: Arc::new(ua),
             _events: stop.drop_guard(),
@@ -106,6 +143,12 @@ impl LinePool {
         lines.retain(|_, l| l.strong_count() > 0);
         lines.insert(line.spec.extension.clone(), Arc::downgrade(&line));
         Ok(line)
+    }
+
+    /// The open lines.
+    pub async fn open(&self) -> Vec<Arc<AccountLine>> {
+        let lines = self.lines.lock().await;
+        lines.values().filter_map(Weak::upgrade).collect()
     }
 
     /// Extensions with an open line (the live view).
