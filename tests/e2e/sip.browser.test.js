@@ -187,6 +187,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       [{}, 443],
       [{ request: 42 }, 444],
       [{ request: 'fly' }, 442],
+      [{ request: 'recording', action: 'start' }, 442], // not implemented yet, said so
       [{ request: 'call', uri: bob.directUri }, 447], // not registered yet
       [{ request: 'hangup' }, 447],
       [{ request: 'accept' }, 447],
@@ -231,6 +232,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       else assert.equal(got.error_code, code, `${JSON.stringify(body)} → ${JSON.stringify(got)}`);
     }
     assert.ok(cases.length >= 30);
+    console.log(`# bad requests answered by code while a call was live: ${cases.length}`);
 
     // The live call kept flowing all along.
     const before = (await page.evaluate((n) => window.audioStats(n), 'guest')).inbound.packetsReceived;
