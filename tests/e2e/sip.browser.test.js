@@ -97,6 +97,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
   }
   let dbDir;
   let dbUrl;
+  let recDir;
 
   before(async () => {
     kamailio = await startKamailio();
@@ -107,6 +108,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     // an account on each, web secrets set through the CLI (secrets on stdin).
     dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-sipdb-'));
     dbUrl = `sqlite://${path.join(dbDir, 'registry.db')}`;
+    recDir = path.join(dbDir, 'recordings');
     for (const [args, input] of [
       [['trunk', 'add', 'kam', '--registrar', kamailio.registrar, '--username', 'dave', '--password'], 'davepw\n'],
       [['trunk', 'add', 'kam-wrong', '--registrar', kamailio.registrar, '--username', 'dave', '--password'], 'not-the-password\n'],
@@ -127,7 +129,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     assert.match(cli(['account', 'list']).out, /100 .* set/);
     // Inbound calls ring 4 s before the unanswered policy (480) applies; T1 = 100 ms makes an
     // unreachable PBX fail in 6.4 s (64 × T1) instead of 32 s.
-    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '4', BIFRONS_SIP_UNANSWERED_CODE: '480', BIFRONS_SIP_TIMER_T1_MS: '100', BIFRONS_SIP_REGISTRY_POLL: '1' } });
+    gw = await startGateway({ name: 'sip', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '4', BIFRONS_SIP_UNANSWERED_CODE: '480', BIFRONS_SIP_TIMER_T1_MS: '100', BIFRONS_SIP_REGISTRY_POLL: '1', BIFRONS_RECORDINGS_DIR: recDir } });
     site = await startStaticServer();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -187,7 +189,10 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       [{}, 443],
       [{ request: 42 }, 444],
       [{ request: 'fly' }, 442],
-      [{ request: 'recording', action: 'start' }, 442], // not implemented yet, said so
+      [{ request: 'transfer', uri: bob.directUri }, 442], // not implemented yet, said so
+      [{ request: 'recording', action: 'start' }, 444], // nothing to record
+      [{ request: 'recording', action: 'jump', audio: true }, 444],
+      [{ request: 'recording', action: 'start', audio: true }, 447], // no call
       [{ request: 'call', uri: bob.directUri }, 447], // not registered yet
       [{ request: 'hangup' }, 447],
       [{ request: 'accept' }, 447],
@@ -240,7 +245,34 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const afterStats = (await page.evaluate((n) => window.audioStats(n), 'guest')).inbound;
     assert.ok(afterStats.packetsReceived > before + 25, `call still live: ${before} → ${afterStats.packetsReceived}`);
 
-    await sleep(1500);
+    // Record both sides for about 3 s: two Ogg/Opus files that decode, and their rows.
+    let from = (await page.evaluate(() => window.eventsOf('guest'))).length;
+    await page.evaluate(() => window.sendRequest('guest', { request: 'recording', action: 'start', audio: true, peer_audio: true }));
+    await waitEvent(page, 'guest', 'recordingupdated', 10000, from);
+    const recStart = Date.now();
+    await sleep(3000);
+    from = (await page.evaluate(() => window.eventsOf('guest'))).length;
+    await page.evaluate(() => window.sendRequest('guest', { request: 'recording', action: 'stop' }));
+    await waitEvent(page, 'guest', 'recordingupdated', 10000, from);
+    const recSeconds = (Date.now() - recStart) / 1000;
+    const rows = spawnSync('sqlite3', [path.join(dbDir, 'registry.db'),
+      "SELECT file_path || '|' || duration_ms || '|' || size_bytes || '|' || owner FROM recordings WHERE kind = 'call'"], { encoding: 'utf8' });
+    const lines = rows.stdout.trim().split('\n').filter(Boolean);
+    assert.equal(lines.length, 2, `two call recordings in the registry: ${rows.stdout}${rows.stderr}`);
+    for (const line of lines) {
+      const [file, durationMs, size, owner] = line.split('|');
+      assert.equal(owner, 'sip');
+      assert.ok(Number(size) > 1000, line);
+      const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration:stream=codec_name', '-of', 'json', path.join(recDir, file)], { encoding: 'utf8' });
+      const info = JSON.parse(probe.stdout || '{}');
+      const duration = Number(info.format?.duration);
+      console.log(`# recording ${file}: ffprobe ${info.streams?.[0]?.codec_name} ${duration.toFixed(2)} s, row ${durationMs} ms, ${size} bytes; recorded for ${recSeconds.toFixed(2)} s`);
+      assert.equal(info.streams?.[0]?.codec_name, 'opus', probe.stdout + probe.stderr);
+      assert.ok(Math.abs(duration - recSeconds) / recSeconds < 0.1, `duration ${duration} s vs ${recSeconds} s`);
+      assert.ok(Math.abs(Number(durationMs) / 1000 - recSeconds) / recSeconds < 0.1, `row ${durationMs} ms vs ${recSeconds} s`);
+    }
+
+    await sleep(500);
     await page.evaluate(() => window.sendRequest('guest', { request: 'hangup' }));
     await waitEvent(page, 'guest', 'hangingup');
     const hangup = await waitEvent(page, 'guest', 'hangup');

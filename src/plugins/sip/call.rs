@@ -368,9 +368,11 @@ pub(super) async fn finish(op: &Op, id: &str, tx: Option<&str>, code: u16, reaso
         return;
     }
     let call = state.call.take();
-    op.handle.set_bridge(None);
     op.handle.summarize(&state);
     drop(state);
+    // Recordings close before the bridge goes (its peer side feeds one).
+    super::recording::stop(&op.handle).await;
+    op.handle.set_bridge(None);
     if let Some(c) = call {
         c.stop.cancel();
     }

@@ -119,6 +119,10 @@ pub struct SipHandle {
     pub transcoded_legs: AtomicU64,
     /// A snapshot for `handle_info` (no await there).
     pub summary: RwLock<Value>,
+    /// Where the browser's audio is recorded, while a `recording` with `audio` runs.
+    pub user_recorder: RwLock<Option<crate::services::recording::RecorderSink>>,
+    /// Open recordings of the call (browser side, peer side), to close on stop or hangup.
+    pub recordings: tokio::sync::Mutex<Vec<crate::services::recording::OpusRecorder>>,
     /// The SIP call to end if the PeerConnection goes away (read from `hangup_media`, which
     /// cannot wait for the signalling lock); kept in step with `state` by [`Self::summarize`].
     pub live_call: RwLock<Option<Arc<Call>>>,
@@ -137,6 +141,8 @@ impl SipHandle {
             transcoded_legs: AtomicU64::new(0),
             summary: RwLock::new(json!({ "registration": "none", "call": null })),
             live_call: RwLock::new(None),
+            user_recorder: RwLock::new(None),
+            recordings: tokio::sync::Mutex::new(Vec::new()),
         }
     }
 

@@ -91,8 +91,20 @@ pub struct BrowserAudio {
     pub dtmf_pt: Option<u8>,
 }
 
+/// Where the peer's audio is recorded (Opus as sent to the browser), shared by the bridge's
+/// receive task and its transcoding leg; `None` while not recording.
+pub type PeerRecorder = Arc<std::sync::RwLock<Option<crate::services::recording::RecorderSink>>>;
+
+fn record(recorder: &PeerRecorder, payload: &Bytes, timestamp: u32) {
+    if let Some(sink) = &*recorder.read().unwrap_or_else(|e| e.into_inner()) {
+        sink.push(payload.clone(), timestamp);
+    }
+}
+
 /// The running bridge of one call. Dropping it stops its tasks and its worker job.
 pub struct Bridge {
+    /// Records the peer's audio while set.
+    pub peer_recorder: PeerRecorder,
     plan: LegPlan,
     rtp: Arc<RtpEndpoint>,
     browser: BrowserAudio,
@@ -146,6 +158,7 @@ impl Bridge {
         );
         rtp.set_sending(negotiated.direction.flags().0);
         let stats = Arc::new(BridgeStats::default());
+        let peer_recorder = PeerRecorder::default();
         let stop = CancellationToken::new();
         let ssrc: u32 = rand::random();
         let (to_leg, job, from_sip) = match plan {
@@ -162,7 +175,8 @@ impl Bridge {
                     browser.opus_pt,
                     ssrc,
                     stats.clone(),
-                )?;
+                )?
+                .with_recorder(peer_recorder.clone());
                 let job = workers.submit(leg).map_err(|e| e.to_string())?;
                 (Some(to_leg), Some(job), Some(from_sip_tx))
             }
@@ -175,9 +189,11 @@ impl Bridge {
             browser.opus_pt,
             ssrc,
             stats.clone(),
+            peer_recorder.clone(),
             on_dtmf,
         ));
         Ok(Arc::new(Self {
+            peer_recorder,
             plan,
             rtp,
             browser,
@@ -190,6 +206,11 @@ impl Bridge {
             info,
             last_dtmf: Mutex::new(None),
         }))
+    }
+
+    /// The payload type of Opus from the browser.
+    pub fn browser_opus_pt(&self) -> u8 {
+        self.browser.opus_pt
     }
 
     /// Passthrough or which transcoding.
@@ -294,6 +315,7 @@ async fn receive_sip(
     opus_pt: u8,
     ssrc: u32,
     stats: Arc<BridgeStats>,
+    recorder: PeerRecorder,
     on_dtmf: impl Fn(char) + Send + Sync + 'static,
 ) {
     let mut rewrite = Rewriter::default();
@@ -322,6 +344,8 @@ async fn receive_sip(
                     }
                     None => {
                         let (sequence_number, timestamp) = rewrite.next(timestamp);
+                        let payload = Bytes::from(payload);
+                        record(&recorder, &payload, timestamp);
                         let sent = sender.send_rtp(
                             MediaKind::Audio,
                             RtpPacket {
@@ -330,7 +354,7 @@ async fn receive_sip(
                                 timestamp,
                                 ssrc,
                                 marker: false,
-                                payload: Bytes::from(payload),
+                                payload,
                             },
                         );
                         if sent {
@@ -397,6 +421,7 @@ pub struct TranscodeLeg {
     next_browser_seq: Option<u16>,
     stats: Arc<BridgeStats>,
     batch: Vec<Frame>,
+    recorder: PeerRecorder,
 }
 
 impl TranscodeLeg {
@@ -428,7 +453,13 @@ impl TranscodeLeg {
             next_browser_seq: None,
             stats,
             batch: Vec::with_capacity(LEG_QUEUE),
+            recorder: PeerRecorder::default(),
         })
+    }
+
+    fn with_recorder(mut self, recorder: PeerRecorder) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     fn send_sip(&self, payload: &[u8]) {
@@ -489,6 +520,8 @@ impl TranscodeLeg {
             };
             for p in packets {
                 self.seq = self.seq.wrapping_add(1);
+                let payload = Bytes::from(p.payload);
+                record(&self.recorder, &payload, p.timestamp);
                 let sent = self.sender.send_rtp(
                     MediaKind::Audio,
                     RtpPacket {
@@ -497,7 +530,7 @@ impl TranscodeLeg {
                         timestamp: p.timestamp,
                         ssrc: self.ssrc,
                         marker: false,
-                        payload: Bytes::from(p.payload),
+                        payload,
                     },
                 );
                 if sent {

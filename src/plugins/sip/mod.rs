@@ -18,6 +18,7 @@ pub mod events;
 pub mod handle;
 mod incoming;
 pub mod media;
+mod recording;
 mod register;
 pub mod requests;
 
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub storage: Storage,
     /// The SIP service (account lines, inbound routing).
     pub service: Arc<SipService>,
+    /// Call recordings (Ogg/Opus files with their registry rows).
+    pub recording: crate::services::recording::RecordingService,
 }
 
 /// The SIP plugin.
@@ -64,6 +67,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             workers: host.services.workers.clone(),
             storage: host.storage.clone(),
             service: host.services.sip.clone(),
+            recording: host.services.recording.clone(),
         });
         if shared.config.registry_poll > 0 {
             tokio::spawn(account::watch_registry(
@@ -123,6 +127,11 @@ impl Op {
             SipRequest::Hangup => call::hangup(&self, tx).await,
             SipRequest::Hold(_) => call::hold(&self, true, tx).await,
             SipRequest::Unhold => call::hold(&self, false, tx).await,
+            SipRequest::Recording {
+                start,
+                audio,
+                peer_audio,
+            } => recording::recording(&self, start, audio, peer_audio, tx).await,
             SipRequest::DtmfInfo { digit, duration_ms } => {
                 call::dtmf_info(&self, digit, duration_ms, tx).await
             }
@@ -184,6 +193,15 @@ impl Plugin for SipPlugin {
             return;
         }
         if let Some(bridge) = handle.bridge() {
+            if let Some(sink) = &*handle
+                .user_recorder
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+            {
+                if packet.payload_type == bridge.browser_opus_pt() {
+                    sink.push(packet.payload.clone(), packet.timestamp);
+                }
+            }
             bridge.from_browser(packet);
         }
     }
@@ -205,6 +223,7 @@ impl Plugin for SipPlugin {
     }
 
     async fn destroy_handle(&self, handle: &Arc<SipHandle>, _ctx: &HandleCtx) {
+        recording::stop(handle).await;
         handle.set_bridge(None);
         let mut state = handle.state.lock().await;
         if let Some(call) = state.call.take() {

@@ -142,6 +142,15 @@ pub enum SipRequest {
     Hold(HoldDirection),
     /// `unhold`.
     Unhold,
+    /// `recording`: start or stop recording the call's audio (Ogg/Opus files).
+    Recording {
+        /// `action`: `start` (true) or `stop` (false).
+        start: bool,
+        /// `audio`: the browser's audio.
+        audio: bool,
+        /// `peer_audio`: the SIP peer's audio.
+        peer_audio: bool,
+    },
     /// `dtmf_info`: one digit sent as SIP INFO `application/dtmf-relay`.
     DtmfInfo {
         /// The digit (`0-9`, `*`, `#`, `A-D`).
@@ -218,7 +227,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "message",
     "info",
     "transfer",
-    "recording",
     "progress",
     "send_ringing",
     "subscribe",
@@ -320,6 +328,41 @@ impl SipRequest {
                 Ok(SipRequest::Hold(direction))
             }
             "unhold" => Ok(SipRequest::Unhold),
+            "recording" => {
+                let start = match required(map, "action")? {
+                    "start" => true,
+                    "stop" => false,
+                    _ => {
+                        return Err(SipError::new(
+                            ERROR_INVALID_ELEMENT,
+                            "Invalid action (should be start|stop)",
+                        ))
+                    }
+                };
+                let flag = |key: &str| match map.get(key) {
+                    None | Some(Value::Null) => Ok(false),
+                    Some(Value::Bool(b)) => Ok(*b),
+                    Some(_) => Err(SipError::invalid_type(key, "a boolean")),
+                };
+                let (audio, peer_audio) = (flag("audio")?, flag("peer_audio")?);
+                if map.contains_key("video") || map.contains_key("peer_video") {
+                    return Err(SipError::new(
+                        ERROR_INVALID_ELEMENT,
+                        "Invalid element (video: audio-only calls)",
+                    ));
+                }
+                if start && !audio && !peer_audio {
+                    return Err(SipError::new(
+                        ERROR_INVALID_ELEMENT,
+                        "Invalid element (nothing to record: set audio and/or peer_audio)",
+                    ));
+                }
+                Ok(SipRequest::Recording {
+                    start,
+                    audio,
+                    peer_audio,
+                })
+            }
             "dtmf_info" => {
                 let digit = required(map, "digit")?;
                 let mut chars = digit.chars();
@@ -420,7 +463,7 @@ mod tests {
         assert_eq!(code(json!({})), ERROR_MISSING_ELEMENT);
         assert_eq!(code(json!({"request": 3})), ERROR_INVALID_ELEMENT);
         assert_eq!(code(json!({"request": "dance"})), ERROR_INVALID_REQUEST);
-        let refused = SipRequest::parse(&json!({"request": "recording"})).unwrap_err();
+        let refused = SipRequest::parse(&json!({"request": "transfer"})).unwrap_err();
         assert_eq!(refused.code, ERROR_INVALID_REQUEST);
         assert!(
             refused.message.contains("not implemented"),
