@@ -2,21 +2,25 @@
 //!
 //! The Janus face of SIP (Janus' `plugins/janus_sip.c` API): `register` (`guest`, digest
 //! credentials, or a registry `account`), `unregister`, `call`, `accept`, `decline`, `hangup`,
-//! `hold`/`unhold`, `dtmf_info`, with Janus' event names and its 440–455 error codes. Every
+//! `hold`/`unhold`, `dtmf_info`, `recording`, with Janus' event names and its 440–455 error
+//! codes. Every
 //! request is asynchronous: `ack`, then an event carrying the request's transaction.
 //!
 //! - [`requests`]: the typed requests and their refusals.
 //! - [`events`]: the event JSON.
 //! - [`handle`]: per-handle state (registration, call, media bridge).
-//! - `register`, `call`, `incoming`: the flows.
+//! - `register` (guest and digest, a user agent per handle), `account` (registry accounts on
+//!   the SIP service's shared lines, and the registry watcher), `call` (outgoing calls and
+//!   in-call requests), `incoming` (ringing, `accept`, `decline`), `recording`: the flows.
 //! - [`media`]: the bridge between the browser's Opus and the PBX's RTP (passthrough when the
-//!   PBX answers Opus, a transcoding job on `services::workers` for G.711).
+//!   PBX answers Opus), and `leg`, the transcoding job on `services::workers` for G.711.
 
 mod account;
 mod call;
 pub mod events;
 pub mod handle;
 mod incoming;
+mod leg;
 pub mod media;
 mod recording;
 mod register;
