@@ -3,7 +3,7 @@
 //!
 //! - **Passthrough** when the PBX answered Opus: packets are relayed without decoding, with
 //!   this leg's own sequence numbers and a timestamp offset towards the browser.
-//! - **Transcoding** otherwise: a [`TranscodeLeg`] job on `services::workers` decodes and
+//! - **Transcoding** otherwise: a `TranscodeLeg` job (`leg.rs`) on `services::workers` decodes and
 //!   encodes Opus ⇄ PCMU/PCMA every 20 ms. `incoming_rtp` and the SIP receive task only push
 //!   payloads into its bounded queues; nothing codec-related runs on the async runtime.
 //!
