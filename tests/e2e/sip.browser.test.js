@@ -173,6 +173,8 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const stats = await waitInPage(page, (n) => window.audioStats(n), 'guest',
       (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears baresip');
     console.log(`# G.711 call: browser inbound ${JSON.stringify(stats.inbound)}`);
+    const heard = await waitInPage(page, (n) => window.dominantHz(n), 'guest', (d) => Math.abs(d.hz - 440) < 30, "browser hears bob's 440 Hz");
+    console.log(`# the browser hears bob through the transcoder at ${heard.hz.toFixed(0)} Hz (${heard.db.toFixed(0)} dB)`);
 
     console.log(`# gateway CPU during one transcoded call: ${(await gatewayCpu(gw.pid)).toFixed(1)} % of a core`);
     const info = await handleInfo(ids.sessionId, ids.handleId);
@@ -297,6 +299,8 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const stats = await waitInPage(page, (n) => window.audioStats(n), 'opus',
       (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears carol');
     console.log(`# Opus call: browser inbound ${JSON.stringify(stats.inbound)}`);
+    const heard = await waitInPage(page, (n) => window.dominantHz(n), 'opus', (d) => Math.abs(d.hz - 660) < 30, "browser hears carol's 660 Hz");
+    console.log(`# the browser hears carol over Opus passthrough at ${heard.hz.toFixed(0)} Hz (${heard.db.toFixed(0)} dB)`);
     console.log(`# gateway CPU during one Opus passthrough call: ${(await gatewayCpu(gw.pid)).toFixed(1)} % of a core`);
     const sip = (await handleInfo(ids.sessionId, ids.handleId)).plugin_specific;
     assert.equal(sip.media?.leg, 'passthrough', JSON.stringify(sip));
@@ -342,6 +346,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const stats = await waitInPage(page, (n) => window.audioStats(n), 'alice',
       (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'browser hears bob');
     console.log(`# inbound call: browser inbound ${JSON.stringify(stats.inbound)}`);
+    await waitInPage(page, (n) => window.dominantHz(n), 'alice', (d) => Math.abs(d.hz - 440) < 30, "browser hears bob's 440 Hz (inbound call)");
     await sleep(1500);
     bob.command('hangup');
     const hangup = await waitEvent(page, 'alice', 'hangup', 15000, from);
