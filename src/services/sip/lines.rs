@@ -104,6 +104,9 @@ pub struct LineRouting {
 #[derive(Default)]
 pub struct LinePool {
     lines: tokio::sync::Mutex<HashMap<String, Weak<AccountLine>>>,
+    /// One lock per extension being opened, so that a slow registrar holds up only the
+    /// handles of its own account, never other accounts.
+    opening: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl LinePool {
@@ -118,8 +121,21 @@ impl LinePool {
         config: UaConfig,
         routing: LineRouting,
     ) -> Result<Arc<AccountLine>, SipError> {
-        let mut lines = self.lines.lock().await;
-        if let Some(line) = lines.get(&spec.extension).and_then(Weak::upgrade) {
+        let gate = self
+            .opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(spec.extension.clone())
+            .or_default()
+            .clone();
+        let _opening = gate.lock().await;
+        if let Some(line) = self
+            .lines
+            .lock()
+            .await
+            .get(&spec.extension)
+            .and_then(Weak::upgrade)
+        {
             return Ok(line);
         }
         let (ua, events) = Ua::start(config).await?;
@@ -140,8 +156,14 @@ impl LinePool {
             ua: Arc::new(ua),
             _events: stop.drop_guard(),
         });
+        let mut lines = self.lines.lock().await;
         lines.retain(|_, l| l.strong_count() > 0);
         lines.insert(line.spec.extension.clone(), Arc::downgrade(&line));
+        drop(lines);
+        self.opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, g| Arc::strong_count(g) > 1);
         Ok(line)
     }
 
