@@ -393,9 +393,21 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     const stats = await waitInPage(page, (n) => window.audioStats(n), 'tab1',
       (s) => s.inbound?.packetsReceived > 50 && s.inbound?.totalAudioEnergy > 0.01, 'tab1 hears bob');
     console.log(`# account call: tab1 inbound ${JSON.stringify(stats.inbound)}`);
+
+    // A second call to the account meanwhile: busy tab1 reports missed_call, idle tab2 rings
+    // and declines; with every target out, the caller gets the unanswered status.
+    const busy1 = (await page.evaluate(() => window.eventsOf('tab1'))).length;
+    const idle2 = (await page.evaluate(() => window.eventsOf('tab2'))).length;
+    carol.command('dial', kamailio.uri('dave'));
+    const missed = await waitEvent(page, 'tab1', 'missed_call', 20000, busy1);
+    assert.match(String(missed.result.caller), /carol/);
+    await waitEvent(page, 'tab2', 'incomingcall', 20000, idle2);
+    await page.evaluate(() => window.sendRequest('tab2', { request: 'decline' }));
+    await waitEvent(page, 'tab2', 'declining', 10000, idle2);
+    assert.ok(await carol.waitLog(/480 Temporarily Unavailable/, 8000), `carol did not see 480:\n${carol.log().slice(-1500)}`);
     await sleep(1500);
     bob.command('hangup');
-    await waitEvent(page, 'tab1', 'hangup', 15000, from1 + 2);
+    await waitEvent(page, 'tab1', 'hangup', 15000, busy1);
     const wav = bob.received();
     const a = analyze(wav.samples, wav.rate);
     console.log(`# bob heard the account's browser: peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
