@@ -255,8 +255,29 @@ impl Ua {
     /// Errors: [`SipError::InvalidUri`], [`SipError::Rtp`] when no RTP port is free,
     /// [`SipError::Closed`].
     pub async fn call(&self, uri: &str, sdp: Option<Sdp>) -> Result<Call, SipError> {
+        self.call_with_headers(uri, sdp, Vec::new()).await
+    }
+
+    /// Like [`Ua::call`], adding `headers` (name, value) to the INVITE and its retries, e.g.
+    /// `X-` headers a PBX routes on. The caller keeps them well-formed: a name of token
+    /// characters, a value without CR or LF, and none of the headers the dialog owns (Via,
+    /// From, To, Call-ID, CSeq, Contact, Content-*).
+    ///
+    /// Errors: as [`Ua::call`].
+    pub async fn call_with_headers(
+        &self,
+        uri: &str,
+        sdp: Option<Sdp>,
+        headers: Vec<(String, String)>,
+    ) -> Result<Call, SipError> {
         let uri = uri.to_string();
-        self.ask(|reply| Command::Call { uri, sdp, reply }).await
+        self.ask(|reply| Command::Call {
+            uri,
+            sdp,
+            headers,
+            reply,
+        })
+        .await
     }
 
     /// Sends a MESSAGE (RFC 3428) with `body` of type `content_type`; returns the final

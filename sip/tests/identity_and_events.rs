@@ -1,7 +1,8 @@
 //! What the gateway's SIP plugin relies on beyond plain calls: a user agent without a
 //! registration can still call as a given identity (an extension on a trunk authenticated by
 //! IP address), and a call's event stream can be moved out to one task while the `Call` is
-//! shared by others. Against a raw UDP socket peer that answers by hand.
+//! shared by others, and the application's own headers go out with the INVITE. Against a raw
+//! UDP socket peer that answers by hand.
 
 use bifrons_sip::{CallEvent, Codec, Direction, Sdp, Ua, UaConfig};
 use std::net::UdpSocket;
@@ -17,7 +18,7 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unregistered_ua_calls_as_its_identity_and_events_can_be_taken() {
+async fn unregistered_ua_calls_as_its_identity_with_custom_headers_and_events_can_be_taken() {
     let (ua, _ev) = Ua::start(UaConfig {
         identity: Some(("frontdesk".into(), "example.org".into())),
         ..UaConfig::default()
@@ -34,7 +35,14 @@ async fn unregistered_ua_calls_as_its_identity_and_events_can_be_taken() {
         1,
         1,
     );
-    let mut call = ua.call(&target, Some(offer)).await.unwrap();
+    let mut call = ua
+        .call_with_headers(
+            &target,
+            Some(offer),
+            vec![("X-Campaign".into(), "42".into())],
+        )
+        .await
+        .unwrap();
     let mut events = call.take_events();
     // The Call itself no longer yields events; the taken stream does.
     assert_eq!(
@@ -53,6 +61,7 @@ async fn unregistered_ua_calls_as_its_identity_and_events_can_be_taken() {
         from_header.contains("<sip:frontdesk@example.org>"),
         "From names the identity: {from_header}"
     );
+    assert_eq!(header(&invite, "X-Campaign"), Some("42"), "{invite}");
     let contact = header(&invite, "Contact").expect("Contact");
     assert!(contact.contains("sip:frontdesk@"), "Contact: {contact}");
 

@@ -220,6 +220,8 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       [{ request: 'call', uri: bob.directUri }, 448], // no jsep
       [{ request: 'call', uri: bob.directUri, jsep: offerless }, 448], // SDP with no audio
       [{ request: 'call', uri: bob.directUri, autoaccept_reinvites: 'yes' }, 444],
+      [{ request: 'call', uri: bob.directUri, headers: { 'X-Evil': 'a\r\nBYE sip:x SIP/2.0' } }, 444], // header injection
+      [{ request: 'call', uri: bob.directUri, headers: { Via: 'SIP/2.0/UDP 10.0.0.1' } }, 444], // owned by the dialog
       [{ request: 'decline', code: 99 }, 444],
       [{ request: 'dtmf_info', digit: 'xy' }, 444],
       [{ request: 'dtmf_info' }, 443],
@@ -511,7 +513,7 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     await page.evaluate(() => window.sendRequest('tab4', { request: 'register', type: 'account', account: '300', secret: 'web-secret-300' }));
     await waitEvent(page, 'tab4', 'registered');
     const from = (await page.evaluate(() => window.eventsOf('tab4'))).length;
-    await page.evaluate((uri) => window.call('tab4', uri), kamailio.uri('bob'));
+    await page.evaluate(([uri, extra]) => window.call('tab4', uri, extra), [kamailio.uri('bob'), { headers: { 'X-Bifrons-Test': 'campaign-42' } }]);
     await waitEvent(page, 'tab4', 'accepted', 20000, from);
     await waitInPage(page, (n) => window.audioStats(n), 'tab4', (s) => s.inbound?.packetsReceived > 25, 'media up');
     const infosBefore = kamailio.log().split('\n').filter((l) => /REQ INFO .* from dave /.test(l)).length;
@@ -523,7 +525,8 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     await waitEvent(page, 'tab4', 'hangup', 10000, from);
 
     // The INVITE offered the trunk's codecs only: PCMU and PCMA, no Opus.
-    const offer = kamailio.log().split('NEWINVITE-SDP from dave:').pop().split(/REQ |INFO: <script>/)[0];
+    assert.match(kamailio.log(), /NEWINVITE-SDP from dave x-bifrons-test=campaign-42:/, 'the custom header reached the PBX');
+    const offer = kamailio.log().split('NEWINVITE-SDP from dave x-bifrons-test=campaign-42:').pop().split(/REQ |INFO: <script>/)[0];
     assert.match(offer, /m=audio \d+ RTP\/AVP 0 8 101/, offer);
     assert.doesNotMatch(offer, /opus/i, offer);
   });

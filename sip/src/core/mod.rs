@@ -43,6 +43,7 @@ pub(crate) enum Command {
     Call {
         uri: String,
         sdp: Option<Sdp>,
+        headers: Vec<(String, String)>,
         reply: Reply<Call>,
     },
     OutOfDialog {
@@ -167,6 +168,8 @@ struct CallState {
     last_ack: Option<(Vec<u8>, SocketAddr)>,
     local_hold: bool,
     remote_hold: bool,
+    /// UAC: headers of the application's own added to the INVITE (and its retries).
+    extra_headers: Vec<(String, String)>,
 }
 
 struct Registration {
@@ -454,8 +457,13 @@ impl Core {
         match c {
             Command::Register { account, reply } => self.start_register(account, reply).await,
             Command::Unregister { reply } => self.unregister(reply).await,
-            Command::Call { uri, sdp, reply } => {
-                let r = self.start_call(uri, sdp).await;
+            Command::Call {
+                uri,
+                sdp,
+                headers,
+                reply,
+            } => {
+                let r = self.start_call(uri, sdp, headers).await;
                 let _ = reply.send(r);
             }
             Command::OutOfDialog {

@@ -134,12 +134,15 @@ pub(super) async fn call(
         rand::random::<u32>().into(),
         1,
     );
-    let mut sip_call = ua.call(&target, Some(offer)).await.map_err(|e| match e {
-        bifrons_sip::SipError::InvalidUri(u) => {
-            SipError::new(ERROR_INVALID_ADDRESS, format!("Invalid user address {u}"))
-        }
-        other => SipError::new(ERROR_SIP_STACK, format!("Error placing the call: {other}")),
-    })?;
+    let mut sip_call = ua
+        .call_with_headers(&target, Some(offer), request.headers.clone())
+        .await
+        .map_err(|e| match e {
+            bifrons_sip::SipError::InvalidUri(u) => {
+                SipError::new(ERROR_INVALID_ADDRESS, format!("Invalid user address {u}"))
+            }
+            other => SipError::new(ERROR_SIP_STACK, format!("Error placing the call: {other}")),
+        })?;
     let events = sip_call.take_events();
     let id = sip_call.id().to_string();
     let stop = CancellationToken::new();

@@ -107,6 +107,66 @@ pub struct Register {
 pub struct CallRequest {
     /// `uri`: whom to call.
     pub uri: SipUri,
+    /// `headers`: extra headers for the INVITE (name → value), checked by [`custom_headers`].
+    pub headers: Vec<(String, String)>,
+}
+
+/// Headers the dialog owns: a client may not set them through `headers`.
+const RESERVED_HEADERS: &[&str] = &[
+    "via",
+    "from",
+    "to",
+    "call-id",
+    "cseq",
+    "contact",
+    "max-forwards",
+    "route",
+    "record-route",
+    "content-type",
+    "content-length",
+    "authorization",
+    "proxy-authorization",
+];
+
+/// The `headers` object of a request: names of RFC 3261 token characters (not one the dialog
+/// owns), string values without CR, LF or NUL (no header injection), at most 16.
+pub fn custom_headers(value: Option<&Value>) -> Result<Vec<(String, String)>, SipError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Some(map) = value.as_object() else {
+        return Err(SipError::invalid_type("headers", "an object"));
+    };
+    if map.len() > 16 {
+        return Err(SipError::new(
+            ERROR_INVALID_ELEMENT,
+            "Invalid element (headers: at most 16)",
+        ));
+    }
+    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+    map.iter()
+        .map(|(name, v)| {
+            let Some(text) = v.as_str() else {
+                return Err(SipError::invalid_type("headers", "an object of strings"));
+            };
+            if name.is_empty()
+                || !name.chars().all(token)
+                || RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+            {
+                return Err(SipError::new(
+                    ERROR_INVALID_ELEMENT,
+                    format!("Invalid element (header name {name:?})"),
+                ));
+            }
+            if text.len() > 512 || text.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
+                return Err(SipError::new(
+                    ERROR_INVALID_ELEMENT,
+                    format!("Invalid element (value of header {name})"),
+                ));
+            }
+            Ok((name.clone(), text.to_string()))
+        })
+        .collect()
 }
 
 /// `hold` direction, as Janus takes it.
@@ -294,12 +354,8 @@ impl SipRequest {
                         return Err(SipError::invalid_type("autoaccept_reinvites", "a boolean"));
                     }
                 }
-                if let Some(v) = map.get("headers") {
-                    if !v.is_object() {
-                        return Err(SipError::invalid_type("headers", "an object"));
-                    }
-                }
-                Ok(SipRequest::Call(CallRequest { uri }))
+                let headers = custom_headers(map.get("headers"))?;
+                Ok(SipRequest::Call(CallRequest { uri, headers }))
             }
             "accept" => Ok(SipRequest::Accept),
             "decline" => {
@@ -507,6 +563,23 @@ mod tests {
         assert_eq!(
             code(json!({"request": "hold", "direction": "up"})),
             ERROR_INVALID_ELEMENT
+        );
+        let call =
+            |headers: Value| code(json!({"request": "call", "uri": "sip:a@b", "headers": headers}));
+        assert_eq!(call(json!("x")), ERROR_INVALID_ELEMENT);
+        assert_eq!(call(json!({"X-A": 1})), ERROR_INVALID_ELEMENT);
+        assert_eq!(call(json!({"Via": "x"})), ERROR_INVALID_ELEMENT);
+        assert_eq!(call(json!({"X A": "x"})), ERROR_INVALID_ELEMENT);
+        assert_eq!(call(json!({"X-A": "x\r\nBYE: y"})), ERROR_INVALID_ELEMENT);
+        let SipRequest::Call(ok) = SipRequest::parse(
+            &json!({"request": "call", "uri": "sip:a@b", "headers": {"X-Campaign": "42"}}),
+        )
+        .unwrap() else {
+            panic!("call")
+        };
+        assert_eq!(
+            ok.headers,
+            vec![("X-Campaign".to_string(), "42".to_string())]
         );
     }
 

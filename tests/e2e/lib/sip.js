@@ -103,7 +103,7 @@ request_route {
     }
     if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
     # New offers are logged too, so tests can see which codecs a call offered.
-    if (is_method("INVITE")) { xlog("L_INFO", "NEWINVITE-SDP from $fU: $rb\\n"); }
+    if (is_method("INVITE")) { xlog("L_INFO", "NEWINVITE-SDP from $fU x-bifrons-test=$hdr(X-Bifrons-Test): $rb\\n"); }
     if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
     t_check_trans();
     if (is_method("OPTIONS") && uri==myself && $rU==$null) { sl_send_reply("200", "Keepalive"); exit; }
