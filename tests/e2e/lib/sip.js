@@ -14,11 +14,14 @@ import { LOG_DIR } from './gateway.js';
 /** Users kamailio knows, with their digest passwords. */
 export const SIP_USERS = { alice: 'alicepw', bob: 'bobpw', carol: 'carolpw', dave: 'davepw', erin: 'erinpw' };
 
+// Each peer runs in its own process group (kamailio forks workers), signalled as a group, so
+// no worker outlives its test, also when the main process has to be killed.
 const children = new Set();
+function signalGroup(child, signal) {
+  try { process.kill(-child.pid, signal); } catch { /* gone */ }
+}
 process.once('exit', () => {
-  for (const c of children) {
-    try { c.kill('SIGKILL'); } catch { /* gone */ }
-  }
+  for (const c of children) signalGroup(c, 'SIGKILL');
 });
 
 /** An even port free for both UDP and TCP on 127.0.0.1 (best effort). */
@@ -42,16 +45,18 @@ function startChild(name, cmd, args, dir) {
   fs.mkdirSync(LOG_DIR, { recursive: true });
   const logFile = path.join(dir, `${name}.log`);
   const fd = fs.openSync(logFile, 'w');
-  const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', fd, fd] });
+  const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', fd, fd], detached: true });
   fs.closeSync(fd);
   children.add(child);
   const exited = new Promise((resolve) => child.once('exit', () => { children.delete(child); resolve(); }));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
+      signalGroup(child, 'SIGTERM');
       const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
-      if (!done) { child.kill('SIGKILL'); await exited; }
+      if (!done) { signalGroup(child, 'SIGKILL'); await exited; }
     }
+    // Workers still in the group after their main process ended.
+    signalGroup(child, 'SIGKILL');
     // Keep the peer's log beside the gateway's for diagnosis.
     try { fs.copyFileSync(logFile, path.join(LOG_DIR, `${name}-${process.pid}-${Date.now()}.log`)); } catch { /* none */ }
   };
