@@ -69,6 +69,8 @@ pub struct Config {
     pub whep: WhepConfig,
     /// `[audiobridge]`: the audio bridge plugin.
     pub audiobridge: AudioBridgeConfig,
+    /// `[sip]`: the SIP plugin (addresses, RTP ports, registration, unanswered calls).
+    pub sip: SipConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -404,6 +406,52 @@ impl Default for PanelConfig {
     }
 }
 
+/// `[sip]`: the SIP plugin (`janus.plugin.sip`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address SIP and RTP sockets bind to and SDP advertises to PBXs. Default `127.0.0.1`:
+    /// set the host's address facing the PBX.
+    pub local_ip: IpAddr,
+    /// Lowest RTP port of the SIP legs (even). Default 20000.
+    pub rtp_port_min: u16,
+    /// Highest RTP port of the SIP legs. Default 40000.
+    pub rtp_port_max: u16,
+    /// `User-Agent` of the gateway's SIP requests. Default `Bifrons`.
+    pub user_agent: String,
+    /// Registration lifetime asked for when a request or trunk names none, seconds.
+    /// Default 3600.
+    pub register_ttl: u32,
+    /// SIP status answered to an inbound call nobody takes (nobody registered, every handle
+    /// declined, or the ring timeout passed): 480 (Temporarily Unavailable, the default) or
+    /// 486 (Busy Here).
+    pub unanswered_code: u16,
+    /// Seconds an inbound call rings before it counts as unanswered. Default 60.
+    pub ring_timeout: u64,
+    /// SIP timer T1 (RFC 3261 §17: round-trip estimate), milliseconds. Default 500; a PBX that
+    /// does not answer fails a REGISTER or an INVITE after 64 × T1 (32 s).
+    pub timer_t1_ms: u64,
+    /// Seconds between checks of the registry for edited trunks and accounts whose line is
+    /// open (a changed registration is sent again at once). Default 30; 0 = never.
+    pub registry_poll: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            local_ip: IpAddr::from([127, 0, 0, 1]),
+            rtp_port_min: 20000,
+            rtp_port_max: 40000,
+            user_agent: "Bifrons".into(),
+            register_ttl: 3600,
+            unanswered_code: 480,
+            ring_timeout: 60,
+            timer_t1_ms: 500,
+            registry_poll: 30,
+        }
+    }
+}
+
 /// `[rtmp]`: the RTMP ingest server (OBS, ffmpeg) whose publishes feed the streaming plugin's
 /// mountpoints; a publish is accepted only for a stream key of the registry.
 #[derive(Debug, Clone, Deserialize)]
@@ -488,6 +536,7 @@ const SECTIONS: &[&str] = &[
     "rtmp",
     "whep",
     "audiobridge",
+    "sip",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
@@ -665,6 +714,14 @@ impl Config {
         }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains(['/', '?']) {
             return Err("rtmp.app: a name without '/' or '?'".into());
+        if self.sip.rtp_port_min > self.sip.rtp_port_max || self.sip.rtp_port_min == 0 {
+            return Err("sip.rtp_port_min must be set and not exceed sip.rtp_port_max".into());
+        }
+        if !(10..=10_000).contains(&self.sip.timer_t1_ms) {
+            return Err("sip.timer_t1_ms: 10 to 10000".into());
+        }
+        if ![480, 486].contains(&self.sip.unanswered_code) {
+            return Err("sip.unanswered_code: 480 or 486".into());
         }
         if self.workers.threads > MAX_WORKER_THREADS {
             return Err(format!(

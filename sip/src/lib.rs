@@ -28,6 +28,6 @@ pub use error::{AuthFailure, SipError};
 pub use sdp::{Codec, Direction, Sdp};
 pub use transport::Transport;
 pub use ua::{
-    Account, Call, CallEvent, DtmfVia, EndReason, RegistrationEvent, Ua, UaConfig, UaEvent,
-    UaEvents,
+    Account, Call, CallEvent, CallEvents, DtmfVia, EndReason, RegistrationEvent, Ua, UaConfig,
+    UaEvent, UaEvents,
 };

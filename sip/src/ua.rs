@@ -34,6 +34,10 @@ pub struct UaConfig {
     pub timers: Timers,
     /// Keep-alive period towards the registrar (CRLF over TCP, OPTIONS over UDP); None = off.
     pub keepalive: Option<Duration>,
+    /// Who we are (`user`, `domain`) in `From` and `Contact` while no account is registered,
+    /// e.g. an extension on a trunk that authenticates by IP address. `None`: `bifrons` at
+    /// the local address.
+    pub identity: Option<(String, String)>,
 }
 
 impl Default for UaConfig {
@@ -47,6 +51,7 @@ impl Default for UaConfig {
             user_agent: "bifrons".into(),
             timers: Timers::default(),
             keepalive: None,
+            identity: None,
         }
     }
 }
@@ -250,8 +255,29 @@ impl Ua {
     /// Errors: [`SipError::InvalidUri`], [`SipError::Rtp`] when no RTP port is free,
     /// [`SipError::Closed`].
     pub async fn call(&self, uri: &str, sdp: Option<Sdp>) -> Result<Call, SipError> {
+        self.call_with_headers(uri, sdp, Vec::new()).await
+    }
+
+    /// Like [`Ua::call`], adding `headers` (name, value) to the INVITE and its retries, e.g.
+    /// `X-` headers a PBX routes on. The caller keeps them well-formed: a name of token
+    /// characters, a value without CR or LF, and none of the headers the dialog owns (Via,
+    /// From, To, Call-ID, CSeq, Contact, Content-*).
+    ///
+    /// Errors: as [`Ua::call`].
+    pub async fn call_with_headers(
+        &self,
+        uri: &str,
+        sdp: Option<Sdp>,
+        headers: Vec<(String, String)>,
+    ) -> Result<Call, SipError> {
         let uri = uri.to_string();
-        self.ask(|reply| Command::Call { uri, sdp, reply }).await
+        self.ask(|reply| Command::Call {
+            uri,
+            sdp,
+            headers,
+            reply,
+        })
+        .await
     }
 
     /// Sends a MESSAGE (RFC 3428) with `body` of type `content_type`; returns the final
@@ -293,6 +319,16 @@ impl Ua {
     }
 }
 
+/// The event stream of one [`Call`], taken with [`Call::take_events`].
+pub struct CallEvents(mpsc::Receiver<CallEvent>);
+
+impl CallEvents {
+    /// Next call event; `None` once the call is gone.
+    pub async fn next(&mut self) -> Option<CallEvent> {
+        self.0.recv().await
+    }
+}
+
 /// One call (dialog with its media).
 pub struct Call {
     pub(crate) id: String,
@@ -330,9 +366,17 @@ impl Call {
         self.rtp.as_ref()
     }
 
-    /// Next call event; `None` once the call is gone.
+    /// Next call event; `None` once the call is gone (or after [`Call::take_events`]).
     pub async fn next_event(&mut self) -> Option<CallEvent> {
         self.events.recv().await
+    }
+
+    /// Moves the call's event stream out, so one task can read events while others share the
+    /// `Call` (behind an `Arc`) to answer, hold or hang up. Later calls of
+    /// [`next_event`](Self::next_event) on this `Call` return `None` at once.
+    pub fn take_events(&mut self) -> CallEvents {
+        let (_, closed) = mpsc::channel(1);
+        CallEvents(std::mem::replace(&mut self.events, closed))
     }
 
     async fn ask<T>(

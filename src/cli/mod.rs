@@ -1,12 +1,14 @@
 //! Command-line interface: argument definitions and dispatch. Each subcommand lives in its own
 //! file and takes the database URL as a parameter, so the config loader can decide it.
 
+mod account;
 mod bench;
 mod check;
 mod db;
 mod key;
 mod migrate;
 mod serve;
+mod trunk;
 mod user;
 
 use std::process::ExitCode;
@@ -70,6 +72,18 @@ pub enum Command {
         /// Which inspection.
         #[command(subcommand)]
         action: DbCommand,
+    },
+    /// Manage SIP trunks (where accounts' calls go, with the SIP credentials).
+    Trunk {
+        /// Which trunk operation.
+        #[command(subcommand)]
+        action: trunk::TrunkCommand,
+    },
+    /// Manage SIP accounts (what browsers register for, with a web secret).
+    Account {
+        /// Which account operation.
+        #[command(subcommand)]
+        action: account::AccountCommand,
     },
     /// Measure recordings insert/list throughput against the database (writes throw-away rows
     /// and removes them afterwards).
@@ -268,6 +282,8 @@ pub fn main() -> ExitCode {
                 println!("{report:#?}");
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Trunk { action } => trunk::run(&url, action).await,
+            Command::Account { action } => account::run(&url, action).await,
         }
     });
     match outcome {

@@ -60,6 +60,7 @@ mod handle_ctx;
 mod host;
 pub mod registry;
 pub mod streaming;
+pub mod sip;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::erased::DynPlugin;
 use super::host::RegisteredPlugin;
-use super::{audiobridge, echotest, streaming, PluginDescriptor, PluginFactory, PluginHost};
+use super::{audiobridge, echotest, sip, streaming, PluginDescriptor, PluginFactory, PluginHost};
 
 /// What a plugin made of an Admin API `message_plugin`.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,12 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// The factories of every plugin of this build, in start order.
     pub fn builtin() -> Vec<PluginFactory> {
-        vec![echotest::factory, streaming::factory, audiobridge::factory]
+        vec![
+            echotest::factory,
+            sip::factory,
+            streaming::factory,
+            audiobridge::factory,
+        ]
     }
 
     /// Starts each plugin with `host`; the first failure stops the boot, naming the plugin.

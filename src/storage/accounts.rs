@@ -9,6 +9,11 @@ use super::{password, validate};
 
 const ENTITY: &str = "sip account";
 
+/// Shortest web secret accepted, characters.
+pub const MIN_WEB_SECRET_LEN: usize = 8;
+/// Longest web secret accepted, characters.
+pub const MAX_WEB_SECRET_LEN: usize = 256;
+
 /// Everything an operator sets on an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountSpec {
@@ -53,6 +58,9 @@ pub struct Account {
     pub spec: AccountSpec,
     /// Whether a voicemail PIN is set (the PIN itself is only stored hashed).
     pub has_voicemail_pin: bool,
+    /// Whether a web secret is set (browsers register for the account with it; only its
+    /// argon2 hash is stored).
+    pub has_web_secret: bool,
     /// When it was created.
     pub created: Timestamp,
 }
@@ -68,6 +76,7 @@ struct Row {
     access_token: Option<String>,
     voicemail_enabled: bool,
     has_pin: bool,
+    has_web_secret: bool,
     created_at_ms: i64,
 }
 
@@ -85,13 +94,15 @@ impl From<Row> for Account {
                 voicemail_enabled: r.voicemail_enabled,
             },
             has_voicemail_pin: r.has_pin,
+            has_web_secret: r.has_web_secret,
             created: Timestamp(r.created_at_ms),
         }
     }
 }
 
 const COLUMNS: &str = "id, extension, display_name, sip_uri, trunk_id, user_id, access_token, \
-    voicemail_enabled, (voicemail_pin_hash IS NOT NULL) AS has_pin, created_at_ms";
+    voicemail_enabled, (voicemail_pin_hash IS NOT NULL) AS has_pin, \
+    (web_secret_hash IS NOT NULL) AS has_web_secret, created_at_ms";
 
 /// Repository of SIP accounts.
 pub struct Accounts<'a> {
@@ -220,6 +231,76 @@ impl<'a> Accounts<'a> {
             Some(h) => password::verify(pin, &h).await,
             None => false,
         })
+    }
+
+    /// Sets (8 to 256 characters) or clears the account's web secret, the one a browser gives
+    /// to register for the account through the SIP plugin; only an argon2 hash is stored.
+    /// `Invalid` for a secret of the wrong length, `NotFound` when the account does not exist.
+    pub async fn set_web_secret(&self, id: AccountId, secret: Option<&str>) -> Result<()> {
+        let hash = match secret {
+            Some(secret) => {
+                let chars = secret.chars().count();
+                if !(MIN_WEB_SECRET_LEN..=MAX_WEB_SECRET_LEN).contains(&chars) {
+                    return Err(StorageError::Invalid {
+                        field: "web secret",
+                        reason: format!(
+                            "must be {MIN_WEB_SECRET_LEN} to {MAX_WEB_SECRET_LEN} characters"
+                        ),
+                    });
+                }
+                Some(password::hash(secret).await?)
+            }
+            None => None,
+        };
+        let done = with_pool!(self.pool, p => {
+            sqlx::query("UPDATE sip_accounts SET web_secret_hash = $1 WHERE id = $2")
+                .bind(&hash)
+                .bind(id.0)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StorageError::NotFound { entity: ENTITY });
+        }
+        Ok(())
+    }
+
+    /// Whether `secret` is the account's web secret (argon2, constant-time comparison; false
+    /// when none is set); `NotFound` when the account does not exist.
+    pub async fn verify_web_secret(&self, id: AccountId, secret: &str) -> Result<bool> {
+        let hash: Option<String> = with_pool!(self.pool, p => {
+            sqlx::query_scalar("SELECT web_secret_hash FROM sip_accounts WHERE id = $1")
+                .bind(id.0)
+                .fetch_one(p)
+                .await
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        Ok(match hash {
+            Some(h) => password::verify(secret, &h).await,
+            None => false,
+        })
+    }
+
+    /// The account of `extension` if `secret` is its web secret; `None` for a wrong secret, no
+    /// secret set, or no such account. An unknown extension costs the same hash check as a
+    /// known one, so the answer's timing does not tell which accounts exist.
+    pub async fn authenticate_web(&self, extension: &str, secret: &str) -> Result<Option<Account>> {
+        static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        match self.get_by_extension(extension).await {
+            Ok(account) => Ok(self
+                .verify_web_secret(account.id, secret)
+                .await?
+                .then_some(account)),
+            Err(StorageError::NotFound { .. }) => {
+                let decoy = DECOY
+                    .get_or_try_init(|| password::hash("decoy web secret"))
+                    .await?;
+                let _ = password::verify(secret, decoy).await;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes an account; `NotFound` when there is none.

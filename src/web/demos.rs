@@ -17,6 +17,7 @@ const ECHOTEST: &str = include_str!("pages/echotest.html");
 const STREAMING: &str = include_str!("pages/streaming.html");
 const WHEP: &str = include_str!("pages/whep.html");
 const AUDIOBRIDGE: &str = include_str!("pages/audiobridge.html");
+const SIPTEST: &str = include_str!("pages/siptest.html");
 
 /// janus.js 1.4.2 as shipped on npm (`janus-gateway`, `npm/dist/janus.es.js`), MIT.
 pub const EMBEDDED_JANUS_JS: &[u8] = include_bytes!("assets/janus.es.js");
@@ -86,6 +87,7 @@ pub async fn serve(config: &Config, path: &str) -> Response {
         "/demos/streaming.html" => html(STREAMING),
         "/demos/whep.html" => html(WHEP),
         "/demos/audiobridge.html" => html(AUDIOBRIDGE),
+        "/demos/siptest.html" => html(SIPTEST),
         "/demos/config.json" => (
             [
                 (header::CONTENT_TYPE, "application/json"),

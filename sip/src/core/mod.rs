@@ -43,6 +43,7 @@ pub(crate) enum Command {
     Call {
         uri: String,
         sdp: Option<Sdp>,
+        headers: Vec<(String, String)>,
         reply: Reply<Call>,
     },
     OutOfDialog {
@@ -167,6 +168,8 @@ struct CallState {
     last_ack: Option<(Vec<u8>, SocketAddr)>,
     local_hold: bool,
     remote_hold: bool,
+    /// UAC: headers of the application's own added to the INVITE (and its retries).
+    extra_headers: Vec<(String, String)>,
 }
 
 struct Registration {
@@ -337,6 +340,7 @@ impl Core {
         self.account
             .as_ref()
             .map(|a| a.user.clone())
+            .or_else(|| self.cfg.identity.as_ref().map(|(user, _)| user.clone()))
             .unwrap_or_else(|| "bifrons".into())
     }
 
@@ -347,7 +351,10 @@ impl Core {
                 .clone()
                 .or_else(|| uri_hostport(&a.registrar).map(|(h, _)| h))
                 .unwrap_or_default(),
-            None => self.local.ip().to_string(),
+            None => match &self.cfg.identity {
+                Some((_, domain)) => domain.clone(),
+                None => self.local.ip().to_string(),
+            },
         }
     }
 
@@ -450,8 +457,13 @@ impl Core {
         match c {
             Command::Register { account, reply } => self.start_register(account, reply).await,
             Command::Unregister { reply } => self.unregister(reply).await,
-            Command::Call { uri, sdp, reply } => {
-                let r = self.start_call(uri, sdp).await;
+            Command::Call {
+                uri,
+                sdp,
+                headers,
+                reply,
+            } => {
+                let r = self.start_call(uri, sdp, headers).await;
                 let _ = reply.send(r);
             }
             Command::OutOfDialog {

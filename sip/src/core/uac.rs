@@ -8,6 +8,7 @@ impl Core {
         &mut self,
         uri: String,
         sdp: Option<Sdp>,
+        extra_headers: Vec<(String, String)>,
     ) -> Result<Call, SipError> {
         let call_id = rand_token(24);
         let (rtp, offer) = match sdp {
@@ -56,6 +57,7 @@ impl Core {
             last_ack: None,
             local_hold: false,
             remote_hold: false,
+            extra_headers,
         };
         self.calls.insert(call_id.clone(), state);
         if let Err(e) = self.send_invite(&call_id, &uri).await {
@@ -91,11 +93,16 @@ impl Core {
         let from = format!("<{}>;tag={}", c.local_uri, c.local_tag);
         let cseq = c.local_cseq;
         let t = c.transport;
-        let extra = vec![
+        let mut extra = vec![
             header("Contact", contact),
             header("Allow", ALLOW),
             header("Content-Type", "application/sdp"),
         ];
+        extra.extend(
+            c.extra_headers
+                .iter()
+                .map(|(name, value)| header(name, value.clone())),
+        );
         let req = self.build_request(
             Method::Invite,
             uri,

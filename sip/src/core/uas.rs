@@ -476,6 +476,7 @@ impl Core {
             last_ack: None,
             local_hold: false,
             remote_hold: false,
+            extra_headers: Vec::new(),
         };
         let remote = state.remote_uri.clone();
         self.calls.insert(call_id.clone(), state);

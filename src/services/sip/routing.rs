@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use super::ringing::RingingCall;
+
 /// An incoming call as the router sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundCall {
@@ -40,6 +42,13 @@ pub trait CallTarget: Send + Sync {
     /// Offers the call (ring the browser, join the room...). Must not block: the answer, if
     /// any, comes later through the SIP service's call API.
     fn offer(&self, call: &InboundCall);
+
+    /// Offers a live SIP call ringing its targets: a target that can take it subscribes to
+    /// `ringing` (before this returns) and claims it on accept. Default: [`CallTarget::offer`].
+    fn ring(&self, call: &InboundCall, ringing: &Arc<RingingCall>) {
+        let _ = ringing;
+        self.offer(call);
+    }
 }
 
 /// Where a call to an extension goes.
@@ -145,6 +154,24 @@ impl InboundRouter {
             }
             Some(Route::Fallback(t)) => {
                 t.offer(call);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// Like [`InboundRouter::dispatch`] for a live SIP call: each target gets
+    /// [`CallTarget::ring`] with the ringing call.
+    pub fn dispatch_ringing(&self, call: &InboundCall, ringing: &Arc<RingingCall>) -> usize {
+        match self.route(&call.extension) {
+            Some(Route::Ring(targets)) => {
+                for t in &targets {
+                    t.ring(call, ringing);
+                }
+                targets.len()
+            }
+            Some(Route::Fallback(t)) => {
+                t.ring(call, ringing);
                 1
             }
             None => 0,

@@ -1,0 +1,190 @@
+//! `bifrons account add|list|edit|rm|set-secret`: SIP accounts in the registry. The web
+//! secret (what a browser gives to register for the account) is read from stdin or a hidden
+//! prompt, never from the command line, and stored as an argon2 hash only.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use bifrons::storage::{Account, AccountSpec, Page, Storage, StorageError};
+use clap::Args;
+
+use super::trunk::read_secret;
+
+/// Account settings `add` and `edit` take; on `edit`, an option left out keeps its value.
+#[derive(Debug, Args)]
+pub struct AccountOptions {
+    /// Trunk its calls go through (by name).
+    #[arg(long)]
+    pub trunk: Option<String>,
+    /// The account's SIP URI (address of record), e.g. sip:100@pbx.example.com.
+    #[arg(long)]
+    pub uri: Option<String>,
+    /// Display name shown to callees.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Whether unanswered calls go to voicemail.
+    #[arg(long)]
+    pub voicemail: Option<bool>,
+}
+
+/// `bifrons account ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountCommand {
+    /// Create an account on a trunk (then give it a web secret with `set-secret`).
+    Add {
+        /// Extension: 1 to 64 of A-Z a-z 0-9 . _ -
+        extension: String,
+        /// Its settings; --trunk and --uri are required.
+        #[command(flatten)]
+        options: AccountOptions,
+    },
+    /// List accounts (secrets are never shown, only whether one is set).
+    List,
+    /// Change an account's settings.
+    Edit {
+        /// Extension.
+        extension: String,
+        /// What to change.
+        #[command(flatten)]
+        options: AccountOptions,
+    },
+    /// Delete an account.
+    Rm {
+        /// Extension.
+        extension: String,
+    },
+    /// Set the account's web secret (8 to 256 characters) from stdin or a prompt, or clear
+    /// it with --clear (browsers can then no longer register for it).
+    SetSecret {
+        /// Extension.
+        extension: String,
+        /// Remove the secret instead of setting one.
+        #[arg(long)]
+        clear: bool,
+    },
+}
+
+/// Runs an `account` subcommand against the registry at `url`.
+pub async fn run(url: &str, command: AccountCommand) -> anyhow::Result<ExitCode> {
+    // Read the secret before touching the database, so a typo costs no connection.
+    let secret = match &command {
+        AccountCommand::SetSecret { clear: false, .. } => Some(read_secret("Web secret")?),
+        _ => None,
+    };
+    let storage = Storage::open(url)
+        .await
+        .map_err(|e| super::open_error(url, e))?;
+    let outcome = run_on(&storage, command, secret).await;
+    storage.close().await;
+    outcome
+}
+
+async fn trunk_id(storage: &Storage, name: &str) -> anyhow::Result<bifrons::storage::TrunkId> {
+    match storage.trunks().get_by_name(name).await {
+        Ok(t) => Ok(t.id),
+        Err(StorageError::NotFound { .. }) => bail!("no trunk named {name:?}"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn find(storage: &Storage, extension: &str) -> anyhow::Result<Account> {
+    match storage.accounts().get_by_extension(extension).await {
+        Ok(a) => Ok(a),
+        Err(StorageError::NotFound { .. }) => bail!("no account with extension {extension:?}"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run_on(
+    storage: &Storage,
+    command: AccountCommand,
+    secret: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        AccountCommand::Add { extension, options } => {
+            let (Some(trunk), Some(uri)) = (&options.trunk, &options.uri) else {
+                bail!("--trunk and --uri are required");
+            };
+            let spec = AccountSpec {
+                extension: extension.clone(),
+                display_name: options.display_name.clone().unwrap_or_default(),
+                sip_uri: uri.clone(),
+                trunk_id: trunk_id(storage, trunk).await?,
+                user_id: None,
+                access_token: None,
+                voicemail_enabled: options.voicemail.unwrap_or(false),
+            };
+            match storage.accounts().create(&spec).await {
+                Ok(a) => println!(
+                    "created account {:?} (id {}) on trunk {trunk:?}",
+                    a.spec.extension, a.id
+                ),
+                Err(StorageError::AlreadyExists { .. }) => {
+                    bail!("an account with extension {extension:?} already exists")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        AccountCommand::List => {
+            println!(
+                "{:>5}  {:<12} {:<36} {:<20} {:<6} {:<9} web secret",
+                "id", "extension", "uri", "display name", "trunk", "voicemail"
+            );
+            let mut page = Page::first(Page::MAX_LIMIT);
+            loop {
+                let accounts = storage.accounts().list(page).await?;
+                for a in &accounts {
+                    println!(
+                        "{:>5}  {:<12} {:<36} {:<20} {:<6} {:<9} {}",
+                        a.id,
+                        a.spec.extension,
+                        a.spec.sip_uri,
+                        a.spec.display_name,
+                        a.spec.trunk_id,
+                        a.spec.voicemail_enabled,
+                        if a.has_web_secret { "set" } else { "-" }
+                    );
+                }
+                if accounts.len() < page.limit as usize {
+                    break;
+                }
+                page.offset += u64::from(page.limit);
+            }
+        }
+        AccountCommand::Edit { extension, options } => {
+            let account = find(storage, &extension).await?;
+            let mut spec = account.spec.clone();
+            if let Some(t) = &options.trunk {
+                spec.trunk_id = trunk_id(storage, t).await?;
+            }
+            if let Some(u) = &options.uri {
+                spec.sip_uri = u.clone();
+            }
+            if let Some(d) = &options.display_name {
+                spec.display_name = d.clone();
+            }
+            if let Some(v) = options.voicemail {
+                spec.voicemail_enabled = v;
+            }
+            storage.accounts().update(account.id, &spec).await?;
+            println!("updated account {extension:?}");
+        }
+        AccountCommand::Rm { extension } => {
+            let account = find(storage, &extension).await?;
+            storage.accounts().delete(account.id).await?;
+            println!("deleted account {extension:?}");
+        }
+        AccountCommand::SetSecret { extension, .. } => {
+            let account = find(storage, &extension).await?;
+            storage
+                .accounts()
+                .set_web_secret(account.id, secret.as_deref())
+                .await?;
+            match secret {
+                Some(_) => println!("web secret of account {extension:?} set"),
+                None => println!("web secret of account {extension:?} cleared"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,229 @@
+//! Account lines: one user agent (and one registration) per registry account, shared by every
+//! handle registered for it, however many browser tabs that is.
+//!
+//! A line starts when the first handle asks for its account, registers through the account's
+//! trunk (the user agent refreshes the registration before it expires), and stops when the last
+//! handle lets go of it. Inbound calls to the line are offered through the [`InboundRouter`]
+//! to every target registered for the account's extension, as one [`RingingCall`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bifrons_sip::{Account, SipError, Ua, UaConfig, UaEvent, UaEvents};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::ringing::RingingCall;
+use super::routing::{InboundCall, InboundRouter};
+
+/// How to reach a line's registrar, from the account and its trunk.
+#[derive(Debug, Clone)]
+pub struct LineSpec {
+    /// The account's extension (the router key).
+    pub extension: String,
+    /// The account's address of record (`sip:user@domain`).
+    pub aor: String,
+    /// The registration to keep, `None` for a trunk authenticated by IP address.
+    pub registration: Option<Account>,
+    /// The trunk's registrar or proxy (`sip:host:port`), where calls go.
+    pub proxy: String,
+}
+
+/// One account's user agent, shared by its handles.
+pub struct AccountLine {
+    /// What the line was started with.
+    pub spec: LineSpec,
+    /// The user agent calls go out through.
+    pub ua: Arc<Ua>,
+    /// The registration kept now (changes with [`AccountLine::refresh`]).
+    registration: tokio::sync::Mutex<Option<Account>>,
+    _events: DropGuard,
+}
+
+fn same_registration(a: &Option<Account>, b: &Option<Account>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.registrar == b.registrar
+                && a.user == b.user
+                && a.password == b.password
+                && a.domain == b.domain
+                && a.expires == b.expires
+        }
+        _ => false,
+    }
+}
+
+impl AccountLine {
+    /// Applies the registry's current `registration` for this account: re-registers (or
+    /// unregisters) when it differs from the one kept. `Ok(true)` when something was sent.
+    ///
+    /// Errors: the registrar refused the new registration (the old one is forgotten; the next
+    /// refresh retries).
+    pub async fn refresh(&self, registration: Option<Account>) -> Result<bool, SipError> {
+        let mut current = self.registration.lock().await;
+        if same_registration(&current, &registration) {
+            return Ok(false);
+        }
+        let outcome = match &registration {
+            Some(account) => self.ua.register(account.clone()).await.map(|_| ()),
+            None => self.ua.unregister().await,
+        };
+        *current = registration;
+        outcome.map(|()| true)
+    }
+}
+
+impl Drop for AccountLine {
+    fn drop(&mut self) {
+        if self.spec.registration.is_some() {
+            let ua = self.ua.clone();
+            let extension = self.spec.extension.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(3), ua.unregister()).await;
+                    tracing::info!(%extension, "account line closed");
+                });
+            }
+        }
+    }
+}
+
+/// What inbound calls on a line need: the router, and what to answer when nobody takes it.
+#[derive(Clone)]
+pub struct LineRouting {
+    /// Where calls to the extension go.
+    pub router: Arc<InboundRouter>,
+    /// Status for unanswered calls (480 or 486).
+    pub unanswered_code: u16,
+    /// How long a call rings.
+    pub ring_timeout: Duration,
+}
+
+/// The open lines, by extension.
+#[derive(Default)]
+pub struct LinePool {
+    lines: tokio::sync::Mutex<HashMap<String, Weak<AccountLine>>>,
+    /// One lock per extension being opened, so that a slow registrar holds up only the
+    /// handles of its own account, never other accounts.
+    opening: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl LinePool {
+    /// The line of `spec.extension`: the open one, or a new user agent registered with
+    /// `spec.registration`. Concurrent callers for one account share one registration.
+    ///
+    /// Errors: the user agent cannot start, or the registrar refused (the caller reports the
+    /// status as `registration_failed`).
+    pub async fn open_line(
+        &self,
+        spec: LineSpec,
+        config: UaConfig,
+        routing: LineRouting,
+    ) -> Result<Arc<AccountLine>, SipError> {
+        let gate = self
+            .opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(spec.extension.clone())
+            .or_default()
+            .clone();
+        let _opening = gate.lock().await;
+        if let Some(line) = self
+            .lines
+            .lock()
+            .await
+            .get(&spec.extension)
+            .and_then(Weak::upgrade)
+        {
+            return Ok(line);
+        }
+        let (ua, events) = Ua::start(config).await?;
+        if let Some(account) = spec.registration.clone() {
+            let expires = ua.register(account).await?;
+            tracing::info!(extension = %spec.extension, expires, "account line registered");
+        }
+        let stop = CancellationToken::new();
+        tokio::spawn(route_calls(
+            events,
+            spec.extension.clone(),
+            routing,
+            stop.clone(),
+        ));
+        let line = Arc::new(AccountLine {
+            registration: tokio::sync::Mutex::new(spec.registration.clone()),
+            spec,
+            ua: Arc::new(ua),
+            _events: stop.drop_guard(),
+        });
+        let mut lines = self.lines.lock().await;
+        lines.retain(|_, l| l.strong_count() > 0);
+        lines.insert(line.spec.extension.clone(), Arc::downgrade(&line));
+        drop(lines);
+        self.opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, g| Arc::strong_count(g) > 1);
+        Ok(line)
+    }
+
+    /// The open lines.
+    pub async fn open(&self) -> Vec<Arc<AccountLine>> {
+        let lines = self.lines.lock().await;
+        lines.values().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Extensions with an open line (the live view).
+    pub async fn open_lines(&self) -> Vec<String> {
+        let lines = self.lines.lock().await;
+        let mut open: Vec<_> = lines
+            .iter()
+            .filter(|(_, l)| l.strong_count() > 0)
+            .map(|(e, _)| e.clone())
+            .collect();
+        open.sort();
+        open
+    }
+}
+
+/// Offers a line's inbound calls to its extension's targets; a call nobody is registered for
+/// is answered with the unanswered status at once.
+async fn route_calls(
+    mut events: UaEvents,
+    extension: String,
+    routing: LineRouting,
+    stop: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => return,
+            e = events.next() => e,
+        };
+        match event {
+            None => return,
+            Some(UaEvent::IncomingCall(call)) => {
+                let ringing = RingingCall::new(call, &extension, routing.unanswered_code);
+                let offered = routing.router.dispatch_ringing(
+                    &InboundCall {
+                        extension: extension.clone(),
+                        caller: ringing.caller.clone(),
+                        call_id: ringing.id().to_string(),
+                    },
+                    &ringing,
+                );
+                if offered == 0 {
+                    tracing::info!(%extension, caller = %ringing.caller, code = routing.unanswered_code, "inbound call unanswered: nobody registered");
+                    let _ = ringing.call.reject(routing.unanswered_code).await;
+                    continue;
+                }
+                tokio::spawn(ringing.pump(routing.ring_timeout));
+            }
+            Some(UaEvent::Registration(e)) => {
+                tracing::info!(%extension, event = ?e, "account line registration");
+            }
+            Some(UaEvent::Message { from, .. }) => {
+                tracing::info!(%extension, %from, "MESSAGE on an account line ignored");
+            }
+        }
+    }
+}
