@@ -714,6 +714,7 @@ impl Config {
         }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains(['/', '?']) {
             return Err("rtmp.app: a name without '/' or '?'".into());
+        }
         if self.sip.rtp_port_min > self.sip.rtp_port_max || self.sip.rtp_port_min == 0 {
             return Err("sip.rtp_port_min must be set and not exceed sip.rtp_port_max".into());
         }

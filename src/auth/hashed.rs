@@ -77,6 +77,10 @@ mod tests {
         assert!(!format!("{s:?}").contains("argon2"));
         let stored = HashedSecret::from_phc(s.clone().into_phc());
         assert!(stored.matches("s3cret").await);
-        assert!(!HashedSecret::from_phc("not a hash".into()).matches("").await);
+        assert!(
+            !HashedSecret::from_phc("not a hash".into())
+                .matches("")
+                .await
+        );
     }
 }

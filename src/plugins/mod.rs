@@ -59,8 +59,8 @@ mod erased;
 mod handle_ctx;
 mod host;
 pub mod registry;
-pub mod streaming;
 pub mod sip;
+pub mod streaming;
 
 use std::sync::Arc;
 

@@ -66,12 +66,13 @@ impl Services {
                 format!("starting recordings in {}", config.recordings.dir.display())
             })?;
         tracing::info!(threads = workers.threads(), recordings = %config.recordings.dir.display(), "services started");
+        let status = StatusBoard::new();
         Ok(Self {
             workers: Arc::new(workers),
             recording,
-            sip: Arc::new(sip::SipService::new()),
+            sip: Arc::new(sip::SipService::new(status.clone())),
             streams: Arc::new(streams::MountpointHub::new()),
-            status: StatusBoard::new(),
+            status,
         })
     }
 

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 import { startGateway, REPO_ROOT } from './lib/gateway.js';
+import { addUser } from './lib/panel.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -381,6 +382,26 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     await page.evaluate(() => window.sendRequest('tab3', { request: 'register', type: 'account', account: '200', secret: 'web-secret-200' }));
     const failed = await waitEvent(page, 'tab3', 'registration_failed', 15000, 1);
     assert.ok([401, 403].includes(failed.code), JSON.stringify(failed));
+
+    // The admin panel's live view shows the account line registered on its trunk, and the
+    // refused one failed with the registrar's answer.
+    await addUser(dbUrl, 'admin', 'admin', 'e2e-admin-password');
+    const panel = `${gw.adminHttpUrl.replace(/\/admin$/, '')}/panel/api/v1`;
+    const login = await fetch(`${panel}/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: 'e2e-admin-password' }),
+    });
+    assert.equal(login.status, 200);
+    const live = await (await fetch(`${panel}/live`, { headers: { Cookie: login.headers.get('set-cookie').split(';')[0] } })).json();
+    assert.equal(live.feeds.sip, true);
+    const line = live.sip_registrations.find((r) => r.account === '100');
+    assert.equal(line?.state, 'registered', JSON.stringify(live.sip_registrations));
+    assert.equal(line.trunk, 'kam');
+    assert.ok(line.expires_s > 0, JSON.stringify(line));
+    const refusedLine = live.sip_registrations.find((r) => r.account === '200');
+    assert.equal(refusedLine?.state, 'failed', JSON.stringify(live.sip_registrations));
+    assert.ok(!JSON.stringify(live).includes('web-secret'), 'no secret in the live view');
 
     // bob calls the account: both tabs ring; tab1 takes it, tab2 hears it was taken elsewhere.
     const from1 = (await page.evaluate(() => window.eventsOf('tab1'))).length;

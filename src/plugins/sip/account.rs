@@ -219,6 +219,7 @@ pub(super) async fn register(
         aor: account.spec.sip_uri.clone(),
         registration,
         proxy: proxy.clone(),
+        trunk: trunk.spec.name.clone(),
     };
     let line = match op
         .shared

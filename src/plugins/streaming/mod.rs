@@ -29,12 +29,12 @@ use serde_json::{json, Map, Value};
 
 use self::errors::{boolean, validate, Kind, StreamingError};
 use self::mountpoints::{media_signature, MountpointEntry, Mountpoints};
-use crate::auth::HashedSecret;
 use self::viewer::{Viewer, ViewerSink};
 use super::host::RegisteredPlugin;
 use super::{
     AttachError, HandleCtx, Plugin, PluginDescriptor, PluginHost, PluginMessage, PluginResult,
 };
+use crate::auth::HashedSecret;
 use crate::media::{
     AnswerPlan, Codec, Direction, JsepType, MediaKind, OfferPlan, RtcpFeedback, StreamPlan,
 };

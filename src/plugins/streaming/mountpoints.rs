@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::HashedSecret;
 use super::vp8::{KindFilter, Vp8Variant};
+use crate::auth::HashedSecret;
 use crate::ids::HandleId;
 use crate::media::{Codec, MediaKind};
 use crate::plugins::HandleRef;

@@ -15,6 +15,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::ringing::RingingCall;
 use super::routing::{InboundCall, InboundRouter};
+use crate::storage::Timestamp;
+use crate::web::panel::status::{RegistrationState, SipRegistration, StatusBoard};
 
 /// How to reach a line's registrar, from the account and its trunk.
 #[derive(Debug, Clone)]
@@ -27,6 +29,28 @@ pub struct LineSpec {
     pub registration: Option<Account>,
     /// The trunk's registrar or proxy (`sip:host:port`), where calls go.
     pub proxy: String,
+    /// The trunk's name in the registry (the live view groups registrations by it).
+    pub trunk: String,
+}
+
+impl LineSpec {
+    /// Reports this line's registration on the live view's status board.
+    fn report(
+        &self,
+        status: &StatusBoard,
+        state: RegistrationState,
+        detail: Option<String>,
+        expires_s: Option<u32>,
+    ) {
+        status.set_registration(SipRegistration {
+            trunk: self.trunk.clone(),
+            account: Some(self.extension.clone()),
+            state,
+            detail,
+            expires_s,
+            updated_ms: Timestamp::now().0,
+        });
+    }
 }
 
 /// One account's user agent, shared by its handles.
@@ -37,6 +61,8 @@ pub struct AccountLine {
     pub ua: Arc<Ua>,
     /// The registration kept now (changes with [`AccountLine::refresh`]).
     registration: tokio::sync::Mutex<Option<Account>>,
+    /// Where the registration's state is reported.
+    status: StatusBoard,
     _events: DropGuard,
 }
 
@@ -66,16 +92,39 @@ impl AccountLine {
             return Ok(false);
         }
         let outcome = match &registration {
-            Some(account) => self.ua.register(account.clone()).await.map(|_| ()),
-            None => self.ua.unregister().await,
+            Some(account) => {
+                self.spec
+                    .report(&self.status, RegistrationState::Registering, None, None);
+                self.ua.register(account.clone()).await.map(Some)
+            }
+            None => self.ua.unregister().await.map(|()| None),
         };
+        match &outcome {
+            Ok(Some(expires)) => self.spec.report(
+                &self.status,
+                RegistrationState::Registered,
+                None,
+                Some(*expires),
+            ),
+            Ok(None) => self
+                .spec
+                .report(&self.status, RegistrationState::Unregistered, None, None),
+            Err(e) => self.spec.report(
+                &self.status,
+                RegistrationState::Failed,
+                Some(e.to_string()),
+                None,
+            ),
+        }
         *current = registration;
-        outcome.map(|()| true)
+        outcome.map(|_| true)
     }
 }
 
 impl Drop for AccountLine {
     fn drop(&mut self) {
+        self.status
+            .remove_registration(&self.spec.trunk, Some(&self.spec.extension));
         if self.spec.registration.is_some() {
             let ua = self.ua.clone();
             let extension = self.spec.extension.clone();
@@ -104,12 +153,23 @@ pub struct LineRouting {
 #[derive(Default)]
 pub struct LinePool {
     lines: tokio::sync::Mutex<HashMap<String, Weak<AccountLine>>>,
+    /// Where registrations are reported for the admin panel's live view.
+    status: StatusBoard,
     /// One lock per extension being opened, so that a slow registrar holds up only the
     /// handles of its own account, never other accounts.
     opening: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl LinePool {
+    /// A pool reporting its registrations on `status`.
+    pub fn new(status: StatusBoard) -> Self {
+        status.attach_sip();
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+
     /// The line of `spec.extension`: the open one, or a new user agent registered with
     /// `spec.registration`. Concurrent callers for one account share one registration.
     ///
@@ -140,7 +200,25 @@ impl LinePool {
         }
         let (ua, events) = Ua::start(config).await?;
         if let Some(account) = spec.registration.clone() {
-            let expires = ua.register(account).await?;
+            spec.report(&self.status, RegistrationState::Registering, None, None);
+            let expires = match ua.register(account).await {
+                Ok(expires) => expires,
+                Err(e) => {
+                    spec.report(
+                        &self.status,
+                        RegistrationState::Failed,
+                        Some(e.to_string()),
+                        None,
+                    );
+                    return Err(e);
+                }
+            };
+            spec.report(
+                &self.status,
+                RegistrationState::Registered,
+                None,
+                Some(expires),
+            );
             tracing::info!(extension = %spec.extension, expires, "account line registered");
         }
         let stop = CancellationToken::new();
@@ -152,6 +230,7 @@ impl LinePool {
         ));
         let line = Arc::new(AccountLine {
             registration: tokio::sync::Mutex::new(spec.registration.clone()),
+            status: self.status.clone(),
             spec,
             ua: Arc::new(ua),
             _events: stop.drop_guard(),

@@ -11,8 +11,10 @@ mod lines;
 mod ringing;
 mod routing;
 
+use crate::web::panel::status::StatusBoard;
 pub use lines::{AccountLine, LinePool, LineRouting, LineSpec};
 pub use ringing::{RingState, RingingCall, Unanswered};
+
 pub use routing::{CallTarget, InboundCall, InboundRouter, Route, RouteGuard, TargetKind};
 
 /// The SIP service, started once at boot.
@@ -25,8 +27,11 @@ pub struct SipService {
 }
 
 impl SipService {
-    /// A service with an empty routing table.
-    pub fn new() -> Self {
-        Self::default()
+    /// A service with an empty routing table, reporting account registrations on `status`.
+    pub fn new(status: StatusBoard) -> Self {
+        Self {
+            router: Default::default(),
+            lines: LinePool::new(status),
+        }
     }
 }
