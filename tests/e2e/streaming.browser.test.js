@@ -11,7 +11,7 @@ import { connect } from './lib/janode.js';
 import { addUser } from './lib/panel.js';
 import {
   startStreamingGateway, addKey, publish, startViewerSite, launchChromium, openViewer, waitInPage,
-  waitLive, adminStreaming, spawnProcess,
+  waitLive, adminStreaming, spawnProcess, keyCli,
 } from './lib/streaming.js';
 
 describe('streaming: RTMP publish watched in Chromium', () => {
@@ -102,6 +102,21 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     assert.equal(p.protocol, 'rtmp');
     assert.equal(p.stream_key, 'panel-live');
     assert.ok(!JSON.stringify(snapshot).includes(key.url.split('/').pop()), 'the key itself is never shown');
+    await page.evaluate(() => window.hangup());
+    await page.close();
+  });
+
+  it('revoking a live key drops its publisher: ffmpeg is disconnected, viewers get stopped', async () => {
+    const { page, pub } = await publishAndWatch('revoked-live');
+    await expectPlaying(page, { audio: false });
+    keyCli(gw, ['revoke', 'revoked-live']);
+    // The key is checked every 5 s while live.
+    const { code } = await Promise.race([
+      pub.exited,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`ffmpeg still publishing: ${pub.stderr()}`)), 15000)),
+    ]);
+    assert.notEqual(code, 0, 'ffmpeg saw the server close its publish');
+    await waitInPage(page, () => window.e2e.statuses, (st) => st.includes('stopped'), 'stopped event', 10000);
     await page.evaluate(() => window.hangup());
     await page.close();
   });

@@ -31,7 +31,7 @@ use crate::tag::Tag;
 
 struct Publishing {
     stream: Arc<LiveStream>,
-    kicked: oneshot::Receiver<()>,
+    kicked: oneshot::Receiver<&'static str>,
 }
 
 struct Playing {
@@ -128,12 +128,11 @@ async fn next_played(playing: &mut Option<Playing>) -> Result<HubMessage, RecvEr
     }
 }
 
-/// Resolves when another publisher took over this connection's key.
-async fn replaced(publishing: &mut Option<Publishing>) {
+/// Resolves, with the reason, when the server drops this connection's publish (another
+/// publisher took over its key, or the key was revoked).
+async fn kicked(publishing: &mut Option<Publishing>) -> &'static str {
     match publishing {
-        Some(p) => {
-            let _ = (&mut p.kicked).await;
-        }
+        Some(p) => (&mut p.kicked).await.unwrap_or("dropped by the server"),
         None => std::future::pending().await,
     }
 }
@@ -169,8 +168,8 @@ impl Connection {
                     flow = self.input(&buf[..n]).await?;
                 }
                 message = next_played(&mut self.playing) => flow = self.forward(message)?,
-                _ = replaced(&mut self.publishing) => {
-                    self.stop_reason = "replaced by a new publisher".into();
+                reason = kicked(&mut self.publishing) => {
+                    self.stop_reason = reason.into();
                     flow = Flow::Close;
                 }
                 _ = shutdown.changed() => {

@@ -32,7 +32,8 @@ pub(crate) struct LiveStream {
     pub players: AtomicUsize,
     tx: broadcast::Sender<HubMessage>,
     gop: Mutex<GopCache>,
-    kick: Mutex<Option<oneshot::Sender<()>>>,
+    /// Tells the publisher's connection to close, with the reason it logs.
+    kick: Mutex<Option<oneshot::Sender<&'static str>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,6 +42,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LiveStream {
+    /// Closes the publisher's connection with `reason` and ends the stream for its players.
+    fn kick(&self, reason: &'static str) {
+        if let Some(kick) = lock(&self.kick).take() {
+            let _ = kick.send(reason);
+        }
+        self.end();
+    }
+
     /// Pushes a tag to the GOP cache and every subscriber.
     pub fn publish(&self, tag: Tag) {
         self.bytes.fetch_add(tag.len() as u64, Ordering::Relaxed);
@@ -67,7 +76,7 @@ impl LiveStream {
 pub(crate) enum Claim {
     Granted {
         stream: Arc<LiveStream>,
-        kicked: oneshot::Receiver<()>,
+        kicked: oneshot::Receiver<&'static str>,
     },
     Busy,
 }
@@ -113,10 +122,7 @@ impl Hub {
             if !replace {
                 return Claim::Busy;
             }
-            if let Some(kick) = lock(&old.kick).take() {
-                let _ = kick.send(());
-            }
-            old.end();
+            old.kick("replaced by a new publisher");
         }
         let (kick_tx, kicked) = oneshot::channel();
         let (tx, _) = broadcast::channel(self.channel_capacity);
@@ -133,6 +139,13 @@ impl Hub {
         });
         streams.insert(name, stream.clone());
         Claim::Granted { stream, kicked }
+    }
+
+    /// Closes the publisher of `app`/`key`, if any, with `reason` (its log line); returns
+    /// whether there was one. Players get `Ended`.
+    pub fn drop_publisher(&self, app: &str, key: &str, reason: &'static str) -> bool {
+        let removed = lock(&self.streams).remove(&(app.to_string(), key.to_string()));
+        removed.map(|stream| stream.kick(reason)).is_some()
     }
 
     /// Ends `stream` if it still owns its key; returns whether it did.

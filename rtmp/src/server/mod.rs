@@ -126,6 +126,12 @@ impl RtmpServer {
             .map(|stream| StreamSubscription::new(&stream))
     }
 
+    /// Disconnects the publisher of `app`/`key` (e.g. its stream key was revoked), logging
+    /// `reason`; its players see the stream end. Returns whether anybody was publishing there.
+    pub fn drop_publisher(&self, app: &str, key: &str, reason: &'static str) -> bool {
+        self.shared.hub.drop_publisher(app, key, reason)
+    }
+
     /// Statistics of every live stream, sorted by app and key.
     pub fn stats(&self) -> Vec<StreamStats> {
         self.shared.hub.stats()

@@ -22,7 +22,7 @@ use super::vp8::{annex_b, AccessUnit};
 use crate::config::RtmpConfig;
 use crate::media::{Codec, MediaKind, RtpPacket};
 use crate::services::workers::{input_queue, WorkerPool};
-use crate::storage::{Storage, Timestamp};
+use crate::storage::{Storage, StorageError, Timestamp};
 use crate::web::panel::status::{Publisher, StatusBoard};
 
 /// RTP payload budget of repacketized H.264 (fits a 1280-byte SRTP packet with headers).
@@ -214,10 +214,51 @@ async fn on_publish(
     tracing::info!(%peer, mountpoint = id, key = %stream_key.name, "RTMP publisher feeds mountpoint");
     let workers = workers.clone();
     let mut board = feed.start(&stream_key.name, id);
+    let key_watch = KeyWatch {
+        server: server.clone(),
+        storage: storage.clone(),
+        app: app.to_owned(),
+        key: key.to_owned(),
+    };
     tokio::spawn(async move {
-        ingest(subscription, entry, workers, &mut board).await;
+        ingest(subscription, entry, workers, &mut board, &key_watch).await;
         board.end();
     });
+}
+
+/// Seconds between checks that a live publisher's stream key is still in the registry and
+/// enabled (revoking or disabling a key drops its publisher within this time).
+const KEY_CHECK_SECONDS: u64 = 5;
+
+/// A live publish's stream key, checked against the registry while it lasts.
+struct KeyWatch {
+    server: Arc<RtmpServer>,
+    storage: Storage,
+    app: String,
+    key: String,
+}
+
+impl KeyWatch {
+    /// Drops the publisher when its key was revoked or disabled; a registry error keeps it
+    /// (checked again next time).
+    async fn check(&self, mountpoint: u64) {
+        let revoked = match self.storage.stream_keys().get_by_key(&self.key).await {
+            Ok(k) => !k.enabled,
+            Err(StorageError::NotFound { .. }) => true,
+            Err(e) => {
+                tracing::warn!(mountpoint, error = %e, "stream key check failed; publisher kept");
+                false
+            }
+        };
+        if revoked {
+            tracing::info!(
+                mountpoint,
+                "stream key revoked or disabled: publisher dropped"
+            );
+            self.server
+                .drop_publisher(&self.app, &self.key, "stream key revoked");
+        }
+    }
 }
 
 /// Where a publish is reported for the admin panel's live view.
@@ -271,7 +312,9 @@ async fn ingest(
     entry: Arc<MountpointEntry>,
     workers: Arc<WorkerPool>,
     board: &mut LivePublisher,
+    key_watch: &KeyWatch,
 ) {
+    let mut ticks = 0u64;
     // Bytes of media since the last refresh of the live view.
     let mut bytes = 0u64;
     let mut refresh = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -297,6 +340,10 @@ async fn ingest(
                 let now = tokio::time::Instant::now();
                 board.refresh(entry.viewers().len(), bytes, (now - last_refresh).as_secs_f64());
                 (bytes, last_refresh) = (0, now);
+                ticks += 1;
+                if ticks % KEY_CHECK_SECONDS == 0 {
+                    key_watch.check(entry.id).await;
+                }
                 continue;
             }
             e = subscription.next() => e,
