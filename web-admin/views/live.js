@@ -36,7 +36,7 @@ function renderSnapshot(slot, s) {
         { label: 'Answer', cell: r => r.detail || '—' },
         { label: 'Since', cell: r => fmtTime(r.updated_ms) },
       ], s.sip_registrations, 'No registrations.')
-      : h('p', { class: 'empty' }, 'No SIP service reports registrations in this build yet.'),
+      : h('p', { class: 'empty' }, 'No SIP service reports registrations on this gateway.'),
     h('h2', {}, 'Publishers'),
     s.feeds.publishers
       ? table('RTMP and WHIP publishers', [
@@ -47,7 +47,7 @@ function renderSnapshot(slot, s) {
         { label: 'Bitrate', cell: r => rate(r.kbps) },
         { label: 'Since', cell: r => fmtTime(r.since_ms) },
       ], s.publishers, 'Nobody is publishing.')
-      : h('p', { class: 'empty' }, 'No streaming service reports publishers in this build yet.'),
+      : h('p', { class: 'empty' }, 'RTMP ingest is off on this gateway ([rtmp] enabled = false).'),
   );
 }
 
