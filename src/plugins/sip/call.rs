@@ -408,13 +408,7 @@ pub(super) async fn hangup(op: &Op, tx: Option<&str>) -> Result<(), SipError> {
 
 pub(super) async fn hold(op: &Op, hold: bool, tx: Option<&str>) -> Result<(), SipError> {
     let mut state = op.handle.state.lock().await;
-    let Some(call) = state
-        .call
-        .as_mut()
-        .filter(|c| c.status == CallStatus::InCall)
-    else {
-        return Err(SipError::wrong_state("not in a call?"));
-    };
+    let call = state.call_in(CallStatus::InCall)?;
     let (sip, id) = (call.call.clone(), call.id.clone());
     call.held = hold;
     op.handle.summarize(&state);
@@ -438,14 +432,8 @@ pub(super) async fn dtmf_info(
     duration_ms: u32,
     tx: Option<&str>,
 ) -> Result<(), SipError> {
-    let state = op.handle.state.lock().await;
-    let Some(call) = state
-        .call
-        .as_ref()
-        .filter(|c| c.status == CallStatus::InCall)
-    else {
-        return Err(SipError::wrong_state("not in a call?"));
-    };
+    let mut state = op.handle.state.lock().await;
+    let call = state.call_in(CallStatus::InCall)?;
     let (sip, id) = (call.call.clone(), call.id.clone());
     drop(state);
     let body = bifrons_sip::dtmf::dtmf_relay_body(digit, duration_ms).into_bytes();

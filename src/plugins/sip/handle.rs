@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::media::Bridge;
+use super::requests::SipError;
 use crate::media::Jsep;
 use crate::services::sip::{RingingCall, RouteGuard};
 
@@ -105,6 +106,21 @@ pub struct State {
     pub registration: Registration,
     /// The one call.
     pub call: Option<ActiveCall>,
+}
+
+impl State {
+    /// The call, if it is in `status`; else Janus' "wrong state" error (447) with what was
+    /// expected: "not in a call?" or "not invited?", as `janus_sip.c` words it.
+    pub fn call_in(&mut self, status: CallStatus) -> Result<&mut ActiveCall, SipError> {
+        let expected = match status {
+            CallStatus::Incoming => "not invited?",
+            _ => "not in a call?",
+        };
+        self.call
+            .as_mut()
+            .filter(|c| c.status == status)
+            .ok_or_else(|| SipError::wrong_state(expected))
+    }
 }
 
 /// The per-handle state of `janus.plugin.sip`.

@@ -173,13 +173,7 @@ pub(super) async fn accept(
     tx: Option<&str>,
 ) -> Result<(), SipError> {
     let mut state = op.handle.state.lock().await;
-    let Some(call) = state
-        .call
-        .as_mut()
-        .filter(|c| c.status == CallStatus::Incoming)
-    else {
-        return Err(SipError::wrong_state("not invited?"));
-    };
+    let call = state.call_in(CallStatus::Incoming)?;
     if jsep.as_ref().is_none_or(|j| j.kind != JsepType::Answer) {
         return Err(SipError::new(ERROR_MISSING_SDP, "Missing SDP"));
     }
@@ -276,13 +270,7 @@ pub(super) async fn accept(
 
 pub(super) async fn decline(op: &Op, code: u16, tx: Option<&str>) -> Result<(), SipError> {
     let mut state = op.handle.state.lock().await;
-    let Some(call) = state
-        .call
-        .as_ref()
-        .filter(|c| c.status == CallStatus::Incoming)
-    else {
-        return Err(SipError::wrong_state("not invited?"));
-    };
+    let call = state.call_in(CallStatus::Incoming)?;
     let ringing = call.ringing.clone();
     let id = call.id.clone();
     call.stop.cancel();

@@ -21,14 +21,8 @@ pub(super) async fn recording(
     peer_audio: bool,
     tx: Option<&str>,
 ) -> Result<(), SipError> {
-    let state = op.handle.state.lock().await;
-    let Some(call) = state
-        .call
-        .as_ref()
-        .filter(|c| c.status == CallStatus::InCall)
-    else {
-        return Err(SipError::wrong_state("not in a call?"));
-    };
+    let mut state = op.handle.state.lock().await;
+    let call = state.call_in(CallStatus::InCall)?;
     let id = call.id.clone();
     let owner = match &state.registration {
         Registration::Registered(r) => r.account.clone(),
