@@ -9,6 +9,22 @@ use super::{password, validate};
 
 const ENTITY: &str = "sip account";
 
+/// The argon2 hash columns of `sip_accounts`.
+#[derive(Clone, Copy)]
+enum HashColumn {
+    VoicemailPin,
+    WebSecret,
+}
+
+impl HashColumn {
+    fn name(self) -> &'static str {
+        match self {
+            HashColumn::VoicemailPin => "voicemail_pin_hash",
+            HashColumn::WebSecret => "web_secret_hash",
+        }
+    }
+}
+
 /// Shortest web secret accepted, characters.
 pub const MIN_WEB_SECRET_LEN: usize = 8;
 /// Longest web secret accepted, characters.
@@ -193,18 +209,20 @@ impl<'a> Accounts<'a> {
         Ok(row.into())
     }
 
-    /// Sets (4 to 12 digits) or clears the voicemail PIN; only an argon2 hash is stored.
-    /// `Invalid` for a malformed PIN, `NotFound` when the account does not exist.
-    pub async fn set_voicemail_pin(&self, id: AccountId, pin: Option<&str>) -> Result<()> {
-        let hash = match pin {
-            Some(pin) => {
-                validate::pin(pin)?;
-                Some(password::hash(pin).await?)
-            }
-            None => None,
-        };
+    /// Stores `hash` (an argon2 PHC string, or none) in `column`; `NotFound` when the account
+    /// does not exist.
+    async fn set_hash(
+        &self,
+        id: AccountId,
+        column: HashColumn,
+        hash: Option<String>,
+    ) -> Result<()> {
+        let sql = format!(
+            "UPDATE sip_accounts SET {} = $1 WHERE id = $2",
+            column.name()
+        );
         let done = with_pool!(self.pool, p => {
-            sqlx::query("UPDATE sip_accounts SET voicemail_pin_hash = $1 WHERE id = $2")
+            sqlx::query(&sql)
                 .bind(&hash)
                 .bind(id.0)
                 .execute(p)
@@ -217,20 +235,42 @@ impl<'a> Accounts<'a> {
         Ok(())
     }
 
-    /// Whether `pin` opens the account's mailbox (false when no PIN is set); `NotFound` when
-    /// the account does not exist.
-    pub async fn verify_voicemail_pin(&self, id: AccountId, pin: &str) -> Result<bool> {
+    /// Whether `candidate` matches the hash in `column` (false when none is set); `NotFound`
+    /// when the account does not exist.
+    async fn verify_hash(
+        &self,
+        id: AccountId,
+        column: HashColumn,
+        candidate: &str,
+    ) -> Result<bool> {
+        let sql = format!("SELECT {} FROM sip_accounts WHERE id = $1", column.name());
         let hash: Option<String> = with_pool!(self.pool, p => {
-            sqlx::query_scalar("SELECT voicemail_pin_hash FROM sip_accounts WHERE id = $1")
-                .bind(id.0)
-                .fetch_one(p)
-                .await
+            sqlx::query_scalar(&sql).bind(id.0).fetch_one(p).await
         })
         .map_err(StorageError::classify(ENTITY))?;
         Ok(match hash {
-            Some(h) => password::verify(pin, &h).await,
+            Some(h) => password::verify(candidate, &h).await,
             None => false,
         })
+    }
+
+    /// Sets (4 to 12 digits) or clears the voicemail PIN; only an argon2 hash is stored.
+    /// `Invalid` for a malformed PIN, `NotFound` when the account does not exist.
+    pub async fn set_voicemail_pin(&self, id: AccountId, pin: Option<&str>) -> Result<()> {
+        let hash = match pin {
+            Some(pin) => {
+                validate::pin(pin)?;
+                Some(password::hash(pin).await?)
+            }
+            None => None,
+        };
+        self.set_hash(id, HashColumn::VoicemailPin, hash).await
+    }
+
+    /// Whether `pin` opens the account's mailbox (false when no PIN is set); `NotFound` when
+    /// the account does not exist.
+    pub async fn verify_voicemail_pin(&self, id: AccountId, pin: &str) -> Result<bool> {
+        self.verify_hash(id, HashColumn::VoicemailPin, pin).await
     }
 
     /// Sets (8 to 256 characters) or clears the account's web secret, the one a browser gives
@@ -252,34 +292,13 @@ impl<'a> Accounts<'a> {
             }
             None => None,
         };
-        let done = with_pool!(self.pool, p => {
-            sqlx::query("UPDATE sip_accounts SET web_secret_hash = $1 WHERE id = $2")
-                .bind(&hash)
-                .bind(id.0)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        if done == 0 {
-            return Err(StorageError::NotFound { entity: ENTITY });
-        }
-        Ok(())
+        self.set_hash(id, HashColumn::WebSecret, hash).await
     }
 
     /// Whether `secret` is the account's web secret (argon2, constant-time comparison; false
     /// when none is set); `NotFound` when the account does not exist.
     pub async fn verify_web_secret(&self, id: AccountId, secret: &str) -> Result<bool> {
-        let hash: Option<String> = with_pool!(self.pool, p => {
-            sqlx::query_scalar("SELECT web_secret_hash FROM sip_accounts WHERE id = $1")
-                .bind(id.0)
-                .fetch_one(p)
-                .await
-        })
-        .map_err(StorageError::classify(ENTITY))?;
-        Ok(match hash {
-            Some(h) => password::verify(secret, &h).await,
-            None => false,
-        })
+        self.verify_hash(id, HashColumn::WebSecret, secret).await
     }
 
     /// The account of `extension` if `secret` is its web secret; `None` for a wrong secret, no
