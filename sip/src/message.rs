@@ -395,6 +395,31 @@ pub fn addr_uri(value: &str) -> String {
     value.split(';').next().unwrap_or("").trim().to_string()
 }
 
+/// The display name of a name-addr (`"Alice Liddell" <sip:a@b>` → `Alice Liddell`,
+/// `Bob <sip:b@c>` → `Bob`), unquoted and unescaped (RFC 3261 §25.1 quoted-pair); `None` for
+/// an addr-spec or an empty name.
+pub fn display_name(value: &str) -> Option<String> {
+    let lt = value.find('<')?;
+    let head = value[..lt].trim();
+    let name = match head.strip_prefix('"') {
+        Some(quoted) => {
+            let mut out = String::new();
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => out.extend(chars.next()),
+                    '"' => break,
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        None => head.to_string(),
+    };
+    let name = name.trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
 /// Branch and sent-by of the top Via.
 pub fn top_via_branch(headers: &Headers) -> Option<String> {
     header_value(headers, "via").and_then(|v| param(&v, "branch"))
@@ -524,6 +549,18 @@ mod tests {
     use super::*;
 
     const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 4\r\n\r\nv=0\nJUNK";
+
+    #[test]
+    fn display_names_of_name_addrs() {
+        assert_eq!(
+            display_name(r#""Alice \"A\" L" <sip:a@b>;tag=1"#).as_deref(),
+            Some(r#"Alice "A" L"#)
+        );
+        assert_eq!(display_name("Bob <sip:b@c>").as_deref(), Some("Bob"));
+        assert_eq!(display_name("<sip:b@c>;tag=x"), None);
+        assert_eq!(display_name("sip:b@c"), None);
+        assert_eq!(display_name(r#""" <sip:b@c>"#), None);
+    }
 
     #[test]
     fn parses_request_and_frames_body_by_content_length() {

@@ -154,6 +154,30 @@ pub enum CallEvent {
         /// Refer-To URI.
         target: String,
     },
+    /// A MESSAGE (RFC 3428) arrived inside this call's dialog (answered 200).
+    Message {
+        /// From URI.
+        from: String,
+        /// From display name, if any.
+        display_name: Option<String>,
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// A NOTIFY arrived inside this call's dialog (answered 200), e.g. the progress of a
+    /// transfer we asked for with [`Call::refer`] (RFC 3515 §2.4.5: `Event: refer`, a
+    /// `message/sipfrag` body such as `SIP/2.0 180 Ringing`).
+    Notify {
+        /// Event package of the `Event` header, without parameters (`refer`).
+        event: String,
+        /// Subscription-State value without parameters (`active`, `terminated`...).
+        substate: String,
+        /// Content-Type (empty without body).
+        content_type: String,
+        /// Body.
+        body: Vec<u8>,
+    },
     /// The call failed before being answered.
     Failed {
         /// Final status code (408 on timeout).
@@ -177,6 +201,8 @@ pub enum UaEvent {
     Message {
         /// From URI.
         from: String,
+        /// From display name, if any.
+        display_name: Option<String>,
         /// Content-Type.
         content_type: String,
         /// Body.
@@ -291,12 +317,29 @@ impl Ua {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<u16, SipError> {
+        self.message_with_headers(uri, content_type, body, Vec::new())
+            .await
+            .map(|(code, _)| code)
+    }
+
+    /// Like [`Ua::message`], adding `headers` (name, value; the caller keeps them well-formed
+    /// as for [`Ua::call_with_headers`]). Returns the final status code and its reason phrase.
+    ///
+    /// Errors: as [`Ua::message`].
+    pub async fn message_with_headers(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+    ) -> Result<(u16, String), SipError> {
         let (uri, content_type) = (uri.to_string(), content_type.to_string());
         self.ask(|reply| Command::OutOfDialog {
             method: rsip::Method::Message,
             uri,
             content_type: Some(content_type),
             body,
+            headers,
             reply,
         })
         .await
@@ -313,9 +356,11 @@ impl Ua {
             uri,
             content_type: None,
             body: vec![],
+            headers: Vec::new(),
             reply,
         })
         .await
+        .map(|(code, _)| code)
     }
 }
 
@@ -464,11 +509,83 @@ impl Call {
 
     /// Sends an INFO in the dialog; returns the final status code.
     pub async fn send_info(&self, content_type: &str, body: Vec<u8>) -> Result<u16, SipError> {
-        let content_type = content_type.to_string();
-        self.ask(|call_id, reply| Command::Info {
+        self.request(rsip::Method::Info, Some(content_type), body, Vec::new())
+            .await
+            .map(|(code, _)| code)
+    }
+
+    /// Sends `method` (INFO, MESSAGE, REFER...) inside the confirmed dialog, with a body of
+    /// `content_type` if given and the application's `headers` (well-formed, as for
+    /// [`Ua::call_with_headers`]); returns the final status code and reason phrase. A 481 or
+    /// 408 ends the call (RFC 3261 §12.2.1.2).
+    ///
+    /// Errors: [`SipError::InvalidState`] before the dialog is confirmed or after it ended,
+    /// [`SipError::Timeout`] (timer F), [`SipError::Auth`], [`SipError::Closed`].
+    pub async fn request(
+        &self,
+        method: rsip::Method,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+    ) -> Result<(u16, String), SipError> {
+        let content_type = content_type.map(str::to_string);
+        self.ask(|call_id, reply| Command::InDialog {
             call_id,
+            method,
             content_type,
             body,
+            headers,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a MESSAGE (RFC 3428) in the dialog; returns the final status code and reason.
+    ///
+    /// Errors: as [`Call::request`].
+    pub async fn send_message(
+        &self,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+    ) -> Result<(u16, String), SipError> {
+        self.request(rsip::Method::Message, Some(content_type), body, headers)
+            .await
+    }
+
+    /// Asks the peer to call `target` (a blind transfer: REFER with `Refer-To`, RFC 3515 §2.4),
+    /// and returns its final status (202 Accepted when it takes it on). The peer then reports
+    /// how its new call goes in NOTIFYs, delivered as [`CallEvent::Notify`].
+    ///
+    /// Errors: [`SipError::InvalidUri`] for a target that is not a SIP URI, else as
+    /// [`Call::request`].
+    pub async fn refer(&self, target: &str) -> Result<(u16, String), SipError> {
+        let well_formed = (target.starts_with("sip:") || target.starts_with("sips:"))
+            && !target
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'))
+            && rsip::Uri::try_from(target).is_ok();
+        if !well_formed {
+            return Err(SipError::InvalidUri(target.to_string()));
+        }
+        let headers = vec![("Refer-To".to_string(), format!("<{target}>"))];
+        self.request(rsip::Method::Refer, None, Vec::new(), headers)
+            .await
+    }
+
+    /// Sends a re-INVITE (RFC 3261 §14.1) offering `sdp`, or the current local description
+    /// again (version incremented) when `None`, e.g. to refresh the session after the other
+    /// leg renegotiated. Returns the peer's answer, also applied like any remote description
+    /// (UA-managed media is reconfigured, an application-managed call gets
+    /// [`CallEvent::RemoteSdp`]).
+    ///
+    /// Errors: [`SipError::Rejected`] for a non-2xx final answer (the session goes on as it
+    /// was, §14.1), [`SipError::InvalidState`] outside a confirmed dialog, [`SipError::Timeout`],
+    /// [`SipError::Closed`].
+    pub async fn reoffer(&self, sdp: Option<Sdp>) -> Result<Option<Sdp>, SipError> {
+        self.ask(|call_id, reply| Command::Reoffer {
+            call_id,
+            sdp,
             reply,
         })
         .await

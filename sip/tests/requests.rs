@@ -24,6 +24,7 @@ async fn message_is_delivered_between_two_uas_and_options_reach_baresip() {
                 from,
                 content_type,
                 body,
+                ..
             })) => break (from, content_type, body),
             Ok(Some(_)) => continue,
             other => panic!("no MESSAGE event: {other:?}"),

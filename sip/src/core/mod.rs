@@ -51,7 +51,8 @@ pub(crate) enum Command {
         uri: String,
         content_type: Option<String>,
         body: Vec<u8>,
-        reply: Reply<u16>,
+        headers: Vec<(String, String)>,
+        reply: Reply<(u16, String)>,
     },
     Answer {
         call_id: String,
@@ -72,11 +73,18 @@ pub(crate) enum Command {
         hold: bool,
         reply: Reply<()>,
     },
-    Info {
+    InDialog {
         call_id: String,
-        content_type: String,
+        method: Method,
+        content_type: Option<String>,
         body: Vec<u8>,
-        reply: Reply<u16>,
+        headers: Vec<(String, String)>,
+        reply: Reply<(u16, String)>,
+    },
+    Reoffer {
+        call_id: String,
+        sdp: Option<Sdp>,
+        reply: Reply<Option<Sdp>>,
     },
 }
 
@@ -91,9 +99,14 @@ enum Owner {
         hold: bool,
         reply: Option<Reply<()>>,
     },
+    /// A re-INVITE with an application's (or the current) offer.
+    Reoffer {
+        call_id: String,
+        reply: Option<Reply<Option<Sdp>>>,
+    },
     Cancel,
     Status {
-        reply: Option<Reply<u16>>,
+        reply: Option<Reply<(u16, String)>>,
         call_id: Option<String>,
         bye: bool,
     },
@@ -471,9 +484,12 @@ impl Core {
                 uri,
                 content_type,
                 body,
+                headers,
                 reply,
             } => {
-                let r = self.out_of_dialog(method, &uri, content_type, body).await;
+                let r = self
+                    .out_of_dialog(method, &uri, content_type, body, headers)
+                    .await;
                 match r {
                     Ok((req, dest)) => {
                         self.send_request(
@@ -519,14 +535,27 @@ impl Core {
                 hold,
                 reply,
             } => self.reinvite(&call_id, hold, reply).await,
-            Command::Info {
+            Command::Reoffer {
                 call_id,
+                sdp,
+                reply,
+            } => self.reoffer(&call_id, sdp, reply).await,
+            Command::InDialog {
+                call_id,
+                method,
                 content_type,
                 body,
+                headers,
                 reply,
             } => {
-                let extra = vec![header("Content-Type", content_type)];
-                match self.in_dialog_request(&call_id, Method::Info, extra, body) {
+                let mut extra: Vec<rsip::Header> = headers
+                    .into_iter()
+                    .map(|(name, value)| header(&name, value))
+                    .collect();
+                if let Some(ct) = content_type {
+                    extra.push(header("Content-Type", ct));
+                }
+                match self.in_dialog_request(&call_id, method, extra, body) {
                     Ok((req, dest, t)) => {
                         self.send_request(
                             req,
@@ -555,6 +584,7 @@ impl Core {
         uri: &str,
         content_type: Option<String>,
         body: Vec<u8>,
+        headers: Vec<(String, String)>,
     ) -> Result<(rsip::Request, SocketAddr), SipError> {
         let dest = match &self.account {
             Some(a) => resolve(&a.registrar).await?,
@@ -567,6 +597,11 @@ impl Core {
             rand_token(10)
         );
         let mut extra = vec![header("Contact", self.contact(&self.user()))];
+        extra.extend(
+            headers
+                .into_iter()
+                .map(|(name, value)| header(&name, value)),
+        );
         if let Some(ct) = content_type {
             extra.push(header("Content-Type", ct));
         }
@@ -685,7 +720,7 @@ impl Core {
                     Transport::Udp => {
                         let uri = reg.registrar_uri.clone();
                         if let Ok((req, d)) = self
-                            .out_of_dialog(Method::Options, &uri, None, vec![])
+                            .out_of_dialog(Method::Options, &uri, None, vec![], vec![])
                             .await
                         {
                             self.send_request(req, d, Transport::Udp, Owner::Keepalive, 0)
@@ -712,6 +747,11 @@ impl Core {
                 },
             ),
             Owner::ReInvite { reply, .. } => {
+                if let Some(r) = reply {
+                    let _ = r.send(Err(SipError::Timeout));
+                }
+            }
+            Owner::Reoffer { reply, .. } => {
                 if let Some(r) = reply {
                     let _ = r.send(Err(SipError::Timeout));
                 }

@@ -83,13 +83,16 @@ impl Core {
                 hold,
                 reply,
             } => self.on_reinvite_response(&call_id, hold, reply, resp).await,
+            Owner::Reoffer { call_id, reply } => {
+                self.on_reoffer_response(&call_id, reply, resp).await
+            }
             Owner::Status {
                 reply,
                 call_id,
                 bye,
             } => {
                 if let Some(r) = reply {
-                    let _ = r.send(Ok(code));
+                    let _ = r.send(Ok((code, reason_of(&resp))));
                 }
                 // 481/408 to an in-dialog request ends the dialog (§12.2.1.2).
                 if let (Some(cid), false, true) = (call_id, bye, code == 481 || code == 408) {
@@ -144,6 +147,9 @@ impl Core {
                     },
                 ),
                 Owner::ReInvite { reply: Some(r), .. } => {
+                    let _ = r.send(Err(err));
+                }
+                Owner::Reoffer { reply: Some(r), .. } => {
                     let _ = r.send(Err(err));
                 }
                 Owner::Status { reply: Some(r), .. } => {
@@ -207,6 +213,7 @@ impl Core {
             }
             Owner::Invite { call_id }
             | Owner::ReInvite { call_id, .. }
+            | Owner::Reoffer { call_id, .. }
             | Owner::Status {
                 call_id: Some(call_id),
                 ..

@@ -447,7 +447,8 @@ impl Core {
             .map(|r| m::addr_uri(r))
             .unwrap_or_else(|| c.remote_target.clone());
         let (target, routes, t) = (c.remote_target.clone(), c.route_set.clone(), c.transport);
-        if matches!(method, Method::Invite) {
+        // Target-refresh requests carry our Contact (§12.2.1.1; REFER, RFC 3515 §2.4.1).
+        if matches!(method, Method::Invite | Method::Refer) {
             extra.push(header("Contact", contact));
         }
         let (h, p) =
@@ -539,6 +540,99 @@ impl Core {
                 code,
                 reason: reason_of(&resp),
             }));
+        }
+    }
+
+    /// Sends a re-INVITE offering `sdp` (or the current local SDP again), version bumped.
+    pub(super) async fn reoffer(
+        &mut self,
+        call_id: &str,
+        sdp: Option<Sdp>,
+        reply: Reply<Option<Sdp>>,
+    ) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            let _ = reply.send(Err(SipError::InvalidState("no such call")));
+            return;
+        };
+        let Some(current) = c.local_sdp.clone() else {
+            let _ = reply.send(Err(SipError::InvalidState("no local SDP")));
+            return;
+        };
+        // Same origin, next version (RFC 3264 §8): a new offer in the same session.
+        let mut offer = sdp.unwrap_or_else(|| current.clone());
+        offer.session_id = current.session_id;
+        offer.version = current.version + 1;
+        let body = offer.to_bytes();
+        let extra = vec![header("Content-Type", "application/sdp")];
+        match self.in_dialog_request(call_id, Method::Invite, extra, body) {
+            Ok((req, dest, t)) => {
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.local_sdp = Some(offer);
+                }
+                self.send_request(
+                    req,
+                    dest,
+                    t,
+                    Owner::Reoffer {
+                        call_id: call_id.to_string(),
+                        reply: Some(reply),
+                    },
+                    0,
+                )
+                .await
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    pub(super) async fn on_reoffer_response(
+        &mut self,
+        call_id: &str,
+        reply: Option<Reply<Option<Sdp>>>,
+        resp: rsip::Response,
+    ) {
+        let code = m::status(&resp);
+        if code < 200 {
+            return;
+        }
+        let cseq = header_value(&resp.headers, "cseq")
+            .and_then(|v| parse_cseq(&v))
+            .map(|x| x.0);
+        if code >= 300 {
+            if let Some(r) = reply {
+                let _ = r.send(Err(SipError::Rejected {
+                    code,
+                    reason: reason_of(&resp),
+                }));
+            }
+            return;
+        }
+        if let Ok((ack, dest, t)) =
+            self.in_dialog_request_cseq(call_id, Method::Ack, vec![], vec![], cseq)
+        {
+            let bytes = to_bytes(&SipMessage::Request(ack));
+            self.send_raw(t, dest, bytes).await;
+        }
+        let answer = if resp.body.is_empty() {
+            None
+        } else {
+            match Sdp::parse(&resp.body) {
+                Ok(sdp) => {
+                    if let Err(e) = self.apply_remote_sdp(call_id, &resp.body) {
+                        tracing::warn!(error = %e, "unusable SDP in re-INVITE answer");
+                    }
+                    Some(sdp)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unparsable SDP in re-INVITE answer");
+                    None
+                }
+            }
+        };
+        if let Some(r) = reply {
+            let _ = r.send(Ok(answer));
         }
     }
 }

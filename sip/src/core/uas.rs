@@ -347,16 +347,33 @@ impl Core {
                 self.emit(&call_id, ev);
             }
             Method::Message => {
-                let from = header_value(&req.headers, "from")
-                    .map(|f| m::addr_uri(&f))
-                    .unwrap_or_default();
+                let from_header = header_value(&req.headers, "from").unwrap_or_default();
+                let from = m::addr_uri(&from_header);
+                let display_name = m::display_name(&from_header);
                 let content_type = header_value(&req.headers, "content-type").unwrap_or_default();
+                // In a dialog (To tag of one of our calls) it belongs to that call (RFC 3428 §4).
+                let in_dialog = to_tag.is_some() && self.calls.contains_key(&call_id);
+                if to_tag.is_some() && !in_dialog {
+                    self.respond(&req, 481, source, t, vec![], None).await;
+                    return;
+                }
                 self.respond(&req, 200, source, t, vec![], None).await;
-                let _ = self.events.try_send(UaEvent::Message {
-                    from,
-                    content_type,
-                    body: req.body.clone(),
-                });
+                if in_dialog {
+                    let ev = CallEvent::Message {
+                        from,
+                        display_name,
+                        content_type,
+                        body: req.body.clone(),
+                    };
+                    self.emit(&call_id, ev);
+                } else {
+                    let _ = self.events.try_send(UaEvent::Message {
+                        from,
+                        display_name,
+                        content_type,
+                        body: req.body.clone(),
+                    });
+                }
             }
             Method::Options => {
                 let extra = vec![
@@ -396,8 +413,28 @@ impl Core {
                     }
                 }
             }
+            Method::Notify if self.calls.contains_key(&call_id) => {
+                // The progress of a transfer we asked for (RFC 3515 §2.4.5), or another
+                // in-dialog event package: accepted and handed to the call.
+                self.respond(&req, 200, source, t, vec![], None).await;
+                let before_params =
+                    |v: String| v.split(';').next().unwrap_or("").trim().to_string();
+                let ev = CallEvent::Notify {
+                    event: header_value(&req.headers, "event")
+                        .or_else(|| header_value(&req.headers, "o"))
+                        .map(before_params)
+                        .unwrap_or_default(),
+                    substate: header_value(&req.headers, "subscription-state")
+                        .map(before_params)
+                        .unwrap_or_default(),
+                    content_type: header_value(&req.headers, "content-type").unwrap_or_default(),
+                    body: req.body.clone(),
+                };
+                self.emit(&call_id, ev);
+            }
             Method::Update | Method::Notify => {
-                // UPDATE without SDP (session timers) and NOTIFY (REFER progress) are accepted.
+                // UPDATE without SDP (session timers) is accepted; a NOTIFY outside our
+                // dialogs is not ours.
                 let code = if self.calls.contains_key(&call_id) {
                     200
                 } else {
