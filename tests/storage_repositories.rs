@@ -724,6 +724,37 @@ async fn recordings_started_then_finished(s: &Storage) {
     );
 }
 
+async fn call_recordings_carry_caller_and_callee(s: &Storage) {
+    let recs = s.recordings();
+    let started = recs
+        .create(&recording("1001", 40, RecordingKind::Call))
+        .await
+        .unwrap();
+    assert_eq!(started.callee, None);
+    let set = recs
+        .set_parties(started.id, Some("sip:alice@pbx"), Some("sip:bob@pbx"))
+        .await
+        .unwrap();
+    assert_eq!(set.meta.caller.as_deref(), Some("sip:alice@pbx"));
+    assert_eq!(set.callee.as_deref(), Some("sip:bob@pbx"));
+    let done = recs.finish(started.id, 1000, 8000).await.unwrap();
+    assert_eq!(
+        done.callee.as_deref(),
+        Some("sip:bob@pbx"),
+        "finish keeps them"
+    );
+    assert_eq!(recs.get(started.id).await.unwrap(), done);
+    assert_invalid(
+        recs.set_parties(started.id, None, Some(&"x".repeat(300)))
+            .await,
+        "callee",
+    );
+    assert_not_found(
+        recs.set_parties(bifrons::storage::RecordingId(9999), None, None)
+            .await,
+    );
+}
+
 async fn health_reports_a_current_schema(s: &Storage) {
     let h = s.health().await.unwrap();
     assert_eq!(h.integrity, "ok");
@@ -739,5 +770,6 @@ on_both_backends!(
     stream_keys_crud_and_egress,
     recordings_crud_filters_and_batches,
     recordings_started_then_finished,
+    call_recordings_carry_caller_and_callee,
     health_reports_a_current_schema,
 );

@@ -129,6 +129,14 @@ pub enum CallEvent {
     },
     /// 2xx received (outbound) or sent and acknowledged (inbound).
     Answered,
+    /// The peer sent a new offer in the dialog (re-INVITE, or UPDATE with SDP) and the UA
+    /// answered it with 200 OK; `sdp` is that offer (already applied: an application-managed
+    /// call got it as [`CallEvent::RemoteSdp`] first). Not sent for answers to our own
+    /// re-INVITEs.
+    Reinvited {
+        /// The peer's offer.
+        sdp: Sdp,
+    },
     /// The peer put us on hold (`sendonly`/`inactive` re-offer).
     RemoteHold,
     /// The peer resumed.
@@ -538,6 +546,20 @@ impl Call {
             reply,
         })
         .await
+    }
+
+    /// Sends an INFO (RFC 6086) with a body of `content_type` and the application's `headers`
+    /// in the dialog; returns the final status code and reason.
+    ///
+    /// Errors: as [`Call::request`].
+    pub async fn info(
+        &self,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+    ) -> Result<(u16, String), SipError> {
+        self.request(rsip::Method::Info, Some(content_type), body, headers)
+            .await
     }
 
     /// Sends a MESSAGE (RFC 3428) in the dialog; returns the final status code and reason.

@@ -90,6 +90,10 @@ async fn message_info_and_reoffer_inside_a_call() {
     // A re-INVITE with the current offer: carol answers, the session goes on.
     let answer = call.reoffer(None).await.unwrap().expect("SDP answer");
     assert!(answer.audio().is_some(), "{answer:?}");
+    until(&mut incoming, "Reinvited", |e| {
+        matches!(e, CallEvent::Reinvited { .. }).then_some(())
+    })
+    .await;
     assert!(k.log().contains("REQ MESSAGE"));
     call.hangup().await.unwrap();
 }

@@ -52,6 +52,8 @@ pub struct Recording {
     pub meta: NewRecording,
     /// Whether the owner has listened to it (voicemail's "new message" flag).
     pub heard: bool,
+    /// Who was called, for a call recording (see [`Recordings::set_parties`]).
+    pub callee: Option<String>,
 }
 
 /// Which recordings a list or count covers; `None` fields match everything.
@@ -77,6 +79,7 @@ struct Row {
     size_bytes: i64,
     created_at_ms: i64,
     heard: bool,
+    callee: Option<String>,
 }
 
 fn corrupt(e: impl ToString) -> StorageError {
@@ -103,12 +106,13 @@ impl TryFrom<Row> for Recording {
                 created: Timestamp(r.created_at_ms),
             },
             heard: r.heard,
+            callee: r.callee,
         })
     }
 }
 
-const COLUMNS: &str =
-    "id, kind, owner, caller, file_path, codec, duration_ms, size_bytes, created_at_ms, heard";
+const COLUMNS: &str = "id, kind, owner, caller, file_path, codec, duration_ms, size_bytes, \
+    created_at_ms, heard, callee";
 
 const INSERT: &str = "INSERT INTO recordings (kind, owner, caller, file_path, codec, duration_ms, \
     size_bytes, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -398,6 +402,31 @@ impl<'a> Recordings<'a> {
         );
         let row: Row = with_pool!(self.pool, p => {
             sqlx::query_as(&sql).bind(dur).bind(size).bind(id.0).fetch_one(p).await
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        row.try_into()
+    }
+
+    /// Records who called whom on a call recording (`caller` and `callee`, SIP URIs or numbers,
+    /// each at most `MAX_TEXT_LEN` characters; `None` leaves a column empty).
+    ///
+    /// Errors: `Invalid` for a text too long, `NotFound` for an unknown id.
+    pub async fn set_parties(
+        &self,
+        id: RecordingId,
+        caller: Option<&str>,
+        callee: Option<&str>,
+    ) -> Result<Recording> {
+        for (field, text) in [("caller", caller), ("callee", callee)] {
+            if let Some(t) = text {
+                validate::bounded_text(field, t, validate::MAX_TEXT_LEN)?;
+            }
+        }
+        let sql = format!(
+            "UPDATE recordings SET caller = $1, callee = $2 WHERE id = $3 RETURNING {COLUMNS}"
+        );
+        let row: Row = with_pool!(self.pool, p => {
+            sqlx::query_as(&sql).bind(caller).bind(callee).bind(id.0).fetch_one(p).await
         })
         .map_err(StorageError::classify(ENTITY))?;
         row.try_into()

@@ -72,6 +72,7 @@ export async function render(root, ctx) {
     { label: 'Kind', cell: r => r.kind },
     { label: 'Owner', cell: r => r.owner },
     { label: 'Caller', cell: r => r.caller || '—' },
+    { label: 'Callee', cell: r => r.callee || '—' },
     { label: 'Length', cell: r => fmtDuration(r.duration_ms) },
     { label: 'Size', cell: r => fmtBytes(r.size_bytes) },
     { label: 'Heard', cell: r => h('span', { 'data-heard': String(r.id) }, r.heard ? 'yes' : h('strong', {}, 'new')) },

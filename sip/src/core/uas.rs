@@ -405,6 +405,9 @@ impl Core {
                     Ok((Some(answer), _)) => {
                         let body = Some(("application/sdp", answer.to_bytes()));
                         self.respond(&req, 200, source, t, vec![], body).await;
+                        if let Ok(sdp) = Sdp::parse(&req.body) {
+                            self.emit(&call_id, CallEvent::Reinvited { sdp });
+                        }
                     }
                     Ok((None, _)) => self.respond(&req, 200, source, t, vec![], None).await,
                     Err(e) => {
@@ -639,6 +642,9 @@ impl Core {
             "INVITE".to_string(),
         );
         self.server_respond(&key, 200, bytes, source, t).await;
+        if let Ok(sdp) = Sdp::parse(&req.body) {
+            self.emit(&call_id, CallEvent::Reinvited { sdp });
+        }
         if let (Some(dir), Some(c)) = (remote_dir, self.calls.get_mut(&call_id)) {
             let held = !dir.flags().0;
             if held != c.remote_hold {

@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::handle::{ActiveCall, CallStatus, Registration};
 use super::media::{Bridge, BrowserAudio, LegPlan};
 use super::requests::{
-    CallRequest, SipError, ERROR_INVALID_ADDRESS, ERROR_IO_ERROR, ERROR_MISSING_SDP,
+    CallRequest, SipError, SipUri, ERROR_INVALID_ADDRESS, ERROR_IO_ERROR, ERROR_MISSING_SDP,
     ERROR_SIP_STACK,
 };
 use super::{events, Op};
 use crate::media::{
-    AnswerPlan, Codec, Direction, Jsep, JsepType, MediaKind, Negotiated, StreamPlan,
+    AnswerPlan, Codec, Direction, Jsep, JsepType, MediaKind, Negotiated, OfferPlan, StreamPlan,
 };
 
 /// Where a call's SIP events come from: the call itself (outgoing), or the ring group's
@@ -79,6 +79,15 @@ pub(super) async fn bind_rtp(op: &Op) -> Result<Arc<RtpEndpoint>, SipError> {
         })
 }
 
+/// Where a request for `uri` goes: the URI itself, or for an account on a trunk without
+/// registration the same user at the trunk's address.
+pub(super) fn target_of(registered: &super::handle::Registered, uri: &SipUri) -> String {
+    match (&registered.via_trunk, &uri.user) {
+        (Some(trunk), Some(user)) => format!("sip:{user}@{trunk}"),
+        _ => uri.text.clone(),
+    }
+}
+
 fn sdp_has_audio(sdp: &str) -> bool {
     sdp.lines()
         .any(|l| l.starts_with("m=audio ") && !l.starts_with("m=audio 0 "))
@@ -98,11 +107,9 @@ pub(super) async fn call(
         return Err(SipError::wrong_state("already in a call?"));
     }
     let ua = registered.ua.clone();
+    let caller = registered.username.clone();
     let (codecs, dtmf_info) = (registered.codecs.clone(), registered.dtmf_info);
-    let target = match (&registered.via_trunk, &request.uri.user) {
-        (Some(trunk), Some(user)) => format!("sip:{user}@{trunk}"),
-        _ => request.uri.text.clone(),
-    };
+    let target = target_of(registered, &request.uri);
     let jsep = jsep
         .filter(|j| j.kind == JsepType::Offer)
         .ok_or_else(|| SipError::new(ERROR_MISSING_SDP, "Missing SDP"))?;
@@ -158,6 +165,10 @@ pub(super) async fn call(
         codecs,
         dtmf_info,
         stop: stop.clone(),
+        caller,
+        callee: request.uri.text.clone(),
+        autoaccept_reinvites: request.autoaccept_reinvites,
+        update_pending: false,
     });
     op.handle.summarize(&state);
     drop(state);
@@ -350,6 +361,50 @@ pub(super) async fn follow(
                 ),
                 None,
             ),
+            CallEvent::Message {
+                from,
+                display_name,
+                content_type,
+                body,
+            } => {
+                drop(state);
+                op.event(
+                    None,
+                    message_event(Some(&id), from, display_name, content_type, &body),
+                    None,
+                )
+            }
+            CallEvent::Notify {
+                event,
+                substate,
+                content_type,
+                body,
+            } => {
+                tracing::info!(call_id = %id, %event, %substate, "sip NOTIFY");
+                op.event(
+                    tx,
+                    events::result(
+                        Some(&id),
+                        "notify",
+                        json!({
+                            "notify": event,
+                            "substate": substate,
+                            "content-type": content_type,
+                            "content": String::from_utf8_lossy(&body),
+                        }),
+                    ),
+                    None,
+                )
+            }
+            CallEvent::Reinvited { sdp } => {
+                let direction = sdp.audio().map(|m| m.direction);
+                tracing::info!(call_id = %id, ?direction, autoaccept = call.autoaccept_reinvites, "PBX re-INVITE answered by the gateway");
+                if call.autoaccept_reinvites || call.status != CallStatus::InCall {
+                    continue;
+                }
+                drop(state);
+                offer_update(&op, &id, &peer).await;
+            }
             CallEvent::Refer { target } => op.event(
                 None,
                 events::result(Some(&id), "transfer", json!({ "refer_to": target })),
@@ -359,6 +414,54 @@ pub(super) async fn follow(
                 let held = matches!(event, CallEvent::RemoteHold);
                 tracing::info!(call_id = %id, held, "PBX changed the call's direction");
             }
+        }
+    }
+}
+
+/// The `message` event of an incoming MESSAGE (Janus' fields).
+pub(super) fn message_event(
+    call_id: Option<&str>,
+    from: String,
+    display_name: Option<String>,
+    content_type: String,
+    body: &[u8],
+) -> serde_json::Value {
+    let mut fields = json!({
+        "sender": from,
+        "content_type": content_type,
+        "content": String::from_utf8_lossy(body),
+    });
+    if let Some(name) = display_name {
+        fields["displayname"] = json!(name);
+    }
+    events::result(call_id, "message", fields)
+}
+
+/// `autoaccept_reinvites: false`: after the gateway answered a PBX re-INVITE, offers the
+/// browser a renegotiation of its own leg (`updatingcall` with a gateway offer); the answer
+/// comes back in an `update`.
+async fn offer_update(op: &Op, id: &str, peer: &str) {
+    let plan = OfferPlan {
+        audio: Some(browser_plan()),
+        video: None,
+        data: false,
+    };
+    match op.ctx.create_offer(&plan).await {
+        Ok(offer) => {
+            let mut state = op.handle.state.lock().await;
+            let Some(call) = state.call.as_mut().filter(|c| c.id == id) else {
+                return;
+            };
+            call.update_pending = true;
+            drop(state);
+            op.event(
+                None,
+                events::result(Some(id), "updatingcall", json!({ "username": peer })),
+                Some(offer),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(call_id = %id, error = %e, "cannot offer the browser the PBX's update")
         }
     }
 }

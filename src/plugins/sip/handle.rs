@@ -98,6 +98,15 @@ pub struct ActiveCall {
     pub dtmf_info: bool,
     /// Cancels the call's event task.
     pub stop: CancellationToken,
+    /// Who called (a SIP URI): the handle's identity for outgoing calls, `From` for incoming.
+    pub caller: String,
+    /// Who was called: the dialled URI, or the inbound call's `To`.
+    pub callee: String,
+    /// Answer the PBX's re-INVITEs without the browser (`autoaccept_reinvites`, default
+    /// true); false also sends the browser `updatingcall`.
+    pub autoaccept_reinvites: bool,
+    /// An `updatingcall` offer waits for the browser's answer in an `update`.
+    pub update_pending: bool,
 }
 
 /// Signalling state, behind the handle's own async lock (never held on the packet path).

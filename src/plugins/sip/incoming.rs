@@ -75,6 +75,10 @@ async fn ring_task(
             codecs,
             dtmf_info,
             stop: stop.clone(),
+            caller: ringing.caller.clone(),
+            callee: ringing.callee.clone(),
+            autoaccept_reinvites: true,
+            update_pending: false,
         });
         op.handle.summarize(&state);
     }
@@ -170,6 +174,7 @@ async fn drop_call(op: &Op, id: &str) -> bool {
 pub(super) async fn accept(
     op: &Op,
     jsep: Option<crate::media::Jsep>,
+    autoaccept_reinvites: bool,
     tx: Option<&str>,
 ) -> Result<(), SipError> {
     let mut state = op.handle.state.lock().await;
@@ -255,6 +260,7 @@ pub(super) async fn accept(
     tracing::info!(call_id = %call_id, leg = bridge.plan().name(), "inbound call accepted");
     op.handle.set_bridge(Some(bridge));
     call.status = CallStatus::InCall;
+    call.autoaccept_reinvites = autoaccept_reinvites;
     call.rtp = Some(rtp);
     call.transaction = tx.map(str::to_string);
     let caller = ringing.caller.clone();

@@ -17,6 +17,7 @@
 
 mod account;
 mod call;
+mod dialog;
 pub mod events;
 pub mod handle;
 mod incoming;
@@ -126,7 +127,9 @@ impl Op {
             SipRequest::Register(r) => register::register(&self, r, tx).await,
             SipRequest::Unregister => register::unregister(&self, tx).await,
             SipRequest::Call(c) => call::call(&self, c, jsep, tx).await,
-            SipRequest::Accept => incoming::accept(&self, jsep, tx).await,
+            SipRequest::Accept {
+                autoaccept_reinvites,
+            } => incoming::accept(&self, jsep, autoaccept_reinvites, tx).await,
             SipRequest::Decline { code } => incoming::decline(&self, code, tx).await,
             SipRequest::Hangup => call::hangup(&self, tx).await,
             SipRequest::Hold(_) => call::hold(&self, true, tx).await,
@@ -136,6 +139,14 @@ impl Op {
                 audio,
                 peer_audio,
             } => recording::recording(&self, start, audio, peer_audio, tx).await,
+            SipRequest::Message(m) => dialog::message(&self, m, tx).await,
+            SipRequest::Info {
+                content_type,
+                content,
+                headers,
+            } => dialog::info(&self, content_type, content, headers, tx).await,
+            SipRequest::Transfer { uri } => dialog::transfer(&self, uri, tx).await,
+            SipRequest::Update => dialog::update(&self, jsep, tx).await,
             SipRequest::DtmfInfo { digit, duration_ms } => {
                 call::dtmf_info(&self, digit, duration_ms, tx).await
             }

@@ -1,7 +1,8 @@
 //! `recording`: the call's audio to Ogg/Opus files through `services::recording` (pages
 //! flushed as written, one registry row per file, kind `call`): the browser's audio
 //! (`audio`) and the SIP peer's (`peer_audio`, as the browser hears it) in separate files,
-//! `sip/<call-id>-user.opus` and `sip/<call-id>-peer.opus`.
+//! `sip/<call-id>-user.opus` and `sip/<call-id>-peer.opus`. Rows carry the call's caller and
+//! callee (SIP URIs).
 
 use serde_json::json;
 
@@ -9,7 +10,6 @@ use super::handle::{CallStatus, Registration, SipHandle};
 use super::requests::{SipError, ERROR_UNKNOWN};
 use super::{events, Op};
 use crate::services::recording::OpusRecorder;
-use crate::storage::RecordingKind;
 
 /// Owner of recordings of calls not made on a registry account.
 const GUEST_OWNER: &str = "sip";
@@ -24,6 +24,7 @@ pub(super) async fn recording(
     let mut state = op.handle.state.lock().await;
     let call = state.call_in(CallStatus::InCall)?;
     let id = call.id.clone();
+    let (caller, callee) = (call.caller.clone(), call.callee.clone());
     let owner = match &state.registration {
         Registration::Registered(r) => r.account.clone(),
         _ => None,
@@ -66,7 +67,7 @@ pub(super) async fn recording(
         match op
             .shared
             .recording
-            .start_opus(RecordingKind::Call, &owner, &name)
+            .start_call_opus(&owner, &name, &caller, &callee)
             .await
         {
             Ok(r) => {

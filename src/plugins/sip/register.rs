@@ -258,21 +258,17 @@ fn follow_ua(op: &Op, mut ua_events: UaEvents, username: String) -> Cancellation
                 Some(UaEvent::Registration(_)) => {}
                 Some(UaEvent::Message {
                     from,
+                    display_name,
                     content_type,
                     body,
-                }) => op.event(
-                    None,
-                    events::result(
+                }) => {
+                    tracing::info!(sender = %from, %content_type, "sip MESSAGE received");
+                    op.event(
                         None,
-                        "message",
-                        json!({
-                            "sender": from,
-                            "content_type": content_type,
-                            "content": String::from_utf8_lossy(&body),
-                        }),
-                    ),
-                    None,
-                ),
+                        super::call::message_event(None, from, display_name, content_type, &body),
+                        None,
+                    )
+                }
             }
         }
     });

@@ -25,6 +25,8 @@ pub const ERROR_MISSING_SDP: u16 = 448;
 pub const ERROR_SIP_STACK: u16 = 449;
 /// Sockets or ports could not be allocated.
 pub const ERROR_IO_ERROR: u16 = 450;
+/// `transfer` with `replace`: no call with that Call-ID.
+pub const ERROR_NO_SUCH_CALLID: u16 = 454;
 /// Anything else (e.g. the registry could not be read).
 pub const ERROR_UNKNOWN: u16 = 499;
 
@@ -109,6 +111,26 @@ pub struct CallRequest {
     pub uri: SipUri,
     /// `headers`: extra headers for the INVITE (name → value), checked by [`custom_headers`].
     pub headers: Vec<(String, String)>,
+    /// `autoaccept_reinvites` (default true): the gateway answers the PBX's re-INVITEs alone;
+    /// false also offers the browser the change (`updatingcall`).
+    pub autoaccept_reinvites: bool,
+}
+
+/// Longest `content` of a `message` or `info`, bytes (a SIP request over UDP must stay
+/// well under the path MTU; RFC 3428 §8 asks for short MESSAGEs).
+pub const MAX_CONTENT_LEN: usize = 8 * 1024;
+
+/// A `message` request (RFC 3428 MESSAGE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRequest {
+    /// `content`: the body.
+    pub content: String,
+    /// `content_type` (default `text/plain`).
+    pub content_type: String,
+    /// `uri`: out of dialog to this address; in the current call's dialog when absent.
+    pub uri: Option<SipUri>,
+    /// `headers`, checked by [`custom_headers`].
+    pub headers: Vec<(String, String)>,
 }
 
 /// Headers the dialog owns: a client may not set them through `headers`.
@@ -124,6 +146,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "record-route",
     "content-type",
     "content-length",
+    "refer-to",
+    "event",
+    "subscription-state",
     "authorization",
     "proxy-authorization",
 ];
@@ -190,7 +215,10 @@ pub enum SipRequest {
     /// `call` (needs a JSEP offer).
     Call(CallRequest),
     /// `accept` (needs a JSEP answer to the gateway's `incomingcall` offer).
-    Accept,
+    Accept {
+        /// `autoaccept_reinvites` (default true), as for `call`.
+        autoaccept_reinvites: bool,
+    },
     /// `decline`, with the SIP status to reject with (default 486).
     Decline {
         /// SIP status code (400–699).
@@ -211,6 +239,25 @@ pub enum SipRequest {
         /// `peer_audio`: the SIP peer's audio.
         peer_audio: bool,
     },
+    /// `message`: a SIP MESSAGE in the call's dialog, or to `uri` out of dialog.
+    Message(MessageRequest),
+    /// `info`: a SIP INFO in the call's dialog.
+    Info {
+        /// `type`: the Content-Type.
+        content_type: String,
+        /// `content`: the body.
+        content: String,
+        /// `headers`, checked by [`custom_headers`].
+        headers: Vec<(String, String)>,
+    },
+    /// `transfer`: a blind transfer (REFER) of the peer to `uri`.
+    Transfer {
+        /// `uri`: where the peer should call.
+        uri: SipUri,
+    },
+    /// `update`: a JSEP offer (the browser renegotiates, e.g. an ICE restart) or the answer
+    /// to an `updatingcall` offer.
+    Update,
     /// `dtmf_info`: one digit sent as SIP INFO `application/dtmf-relay`.
     DtmfInfo {
         /// The digit (`0-9`, `*`, `#`, `A-D`).
@@ -283,10 +330,6 @@ impl SipUri {
 /// Requests of Janus' SIP plugin this one does not offer yet: refused by name, so a client
 /// learns why rather than reading "unknown".
 const NOT_IMPLEMENTED: &[&str] = &[
-    "update",
-    "message",
-    "info",
-    "transfer",
     "progress",
     "send_ringing",
     "subscribe",
@@ -320,6 +363,57 @@ fn uint(map: &Map<String, Value>, key: &str) -> Result<Option<u64>, SipError> {
     }
 }
 
+fn flag(map: &Map<String, Value>, key: &str, default: bool) -> Result<bool, SipError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(SipError::invalid_type(key, "a boolean")),
+    }
+}
+
+/// A media type for a Content-Type header: `type/subtype` of RFC 3261 token characters, with
+/// optional `;param=value` parts, no CR, LF or other control character, at most 128 bytes.
+fn media_type(map: &Map<String, Value>, key: &str) -> Result<Option<String>, SipError> {
+    let Some(text) = string(map, key)? else {
+        return Ok(None);
+    };
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
+    };
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let ok = text.len() <= 128
+        && !text.chars().any(|c| c.is_control())
+        && essence
+            .split_once('/')
+            .is_some_and(|(t, s)| token(t) && token(s))
+        && parts.all(|p| {
+            p.split_once('=')
+                .is_some_and(|(k, v)| token(k.trim()) && !v.trim().is_empty())
+        });
+    if !ok {
+        return Err(SipError::new(
+            ERROR_INVALID_ELEMENT,
+            format!("Invalid element ({key}: not a media type)"),
+        ));
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The `content` of a `message` or `info`: a string of at most [`MAX_CONTENT_LEN`] bytes.
+fn content(map: &Map<String, Value>) -> Result<String, SipError> {
+    let text = required(map, "content")?;
+    if text.len() > MAX_CONTENT_LEN {
+        return Err(SipError::new(
+            ERROR_INVALID_ELEMENT,
+            format!("Invalid element (content: at most {MAX_CONTENT_LEN} bytes)"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
 fn uri(map: &Map<String, Value>, key: &str, what: &str) -> Result<Option<SipUri>, SipError> {
     match string(map, key)? {
         None => Ok(None),
@@ -349,15 +443,53 @@ impl SipRequest {
             "call" => {
                 let uri =
                     uri(map, "uri", "user address")?.ok_or_else(|| SipError::missing("uri"))?;
-                if let Some(v) = map.get("autoaccept_reinvites") {
-                    if !v.is_boolean() {
-                        return Err(SipError::invalid_type("autoaccept_reinvites", "a boolean"));
-                    }
-                }
+                let autoaccept_reinvites = flag(map, "autoaccept_reinvites", true)?;
                 let headers = custom_headers(map.get("headers"))?;
-                Ok(SipRequest::Call(CallRequest { uri, headers }))
+                Ok(SipRequest::Call(CallRequest {
+                    uri,
+                    headers,
+                    autoaccept_reinvites,
+                }))
             }
-            "accept" => Ok(SipRequest::Accept),
+            "accept" => Ok(SipRequest::Accept {
+                autoaccept_reinvites: flag(map, "autoaccept_reinvites", true)?,
+            }),
+            "message" => {
+                let content = content(map)?;
+                let content_type =
+                    media_type(map, "content_type")?.unwrap_or_else(|| "text/plain".into());
+                let uri = uri(map, "uri", "user address")?;
+                let headers = custom_headers(map.get("headers"))?;
+                Ok(SipRequest::Message(MessageRequest {
+                    content,
+                    content_type,
+                    uri,
+                    headers,
+                }))
+            }
+            "info" => {
+                let content_type =
+                    media_type(map, "type")?.ok_or_else(|| SipError::missing("type"))?;
+                let content = content(map)?;
+                let headers = custom_headers(map.get("headers"))?;
+                Ok(SipRequest::Info {
+                    content_type,
+                    content,
+                    headers,
+                })
+            }
+            "transfer" => {
+                let uri =
+                    uri(map, "uri", "user address")?.ok_or_else(|| SipError::missing("uri"))?;
+                if string(map, "replace")?.is_some() {
+                    return Err(SipError::new(
+                        ERROR_INVALID_ELEMENT,
+                        "Invalid element (replace: attended transfer is not supported, only blind)",
+                    ));
+                }
+                Ok(SipRequest::Transfer { uri })
+            }
+            "update" => Ok(SipRequest::Update),
             "decline" => {
                 let code = uint(map, "code")?.unwrap_or(486);
                 if !(400..700).contains(&code) {
@@ -519,7 +651,7 @@ mod tests {
         assert_eq!(code(json!({})), ERROR_MISSING_ELEMENT);
         assert_eq!(code(json!({"request": 3})), ERROR_INVALID_ELEMENT);
         assert_eq!(code(json!({"request": "dance"})), ERROR_INVALID_REQUEST);
-        let refused = SipRequest::parse(&json!({"request": "transfer"})).unwrap_err();
+        let refused = SipRequest::parse(&json!({"request": "subscribe"})).unwrap_err();
         assert_eq!(refused.code, ERROR_INVALID_REQUEST);
         assert!(
             refused.message.contains("not implemented"),
@@ -580,6 +712,88 @@ mod tests {
         assert_eq!(
             ok.headers,
             vec![("X-Campaign".to_string(), "42".to_string())]
+        );
+    }
+
+    #[test]
+    fn message_info_transfer_and_update_refusals() {
+        assert_eq!(code(json!({"request": "message"})), ERROR_MISSING_ELEMENT);
+        assert_eq!(
+            code(json!({"request": "message", "content": 1})),
+            ERROR_INVALID_ELEMENT
+        );
+        assert_eq!(
+            code(json!({"request": "message", "content": "x", "uri": "nobody"})),
+            ERROR_INVALID_ADDRESS
+        );
+        for bad in [
+            "text",
+            "text/",
+            "text/plain\r\nX: y",
+            "a b/c",
+            "text/plain;charset",
+        ] {
+            assert_eq!(
+                code(json!({"request": "message", "content": "x", "content_type": bad})),
+                ERROR_INVALID_ELEMENT,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            code(json!({"request": "message", "content": "x".repeat(MAX_CONTENT_LEN + 1)})),
+            ERROR_INVALID_ELEMENT
+        );
+        assert_eq!(
+            code(json!({"request": "message", "content": "x", "headers": {"X-A": "1\r\nBYE: x"}})),
+            ERROR_INVALID_ELEMENT
+        );
+        assert_eq!(
+            code(json!({"request": "info", "content": "x"})),
+            ERROR_MISSING_ELEMENT
+        );
+        assert_eq!(
+            code(json!({"request": "info", "type": "a/b"})),
+            ERROR_MISSING_ELEMENT
+        );
+        assert_eq!(
+            code(json!({"request": "info", "type": 3, "content": "x"})),
+            ERROR_INVALID_ELEMENT
+        );
+        assert_eq!(code(json!({"request": "transfer"})), ERROR_MISSING_ELEMENT);
+        assert_eq!(
+            code(json!({"request": "transfer", "uri": "x"})),
+            ERROR_INVALID_ADDRESS
+        );
+        assert_eq!(
+            code(json!({"request": "transfer", "uri": "sip:a@b", "replace": "c1"})),
+            ERROR_INVALID_ELEMENT
+        );
+        assert_eq!(
+            code(json!({"request": "accept", "autoaccept_reinvites": 1})),
+            ERROR_INVALID_ELEMENT
+        );
+        let SipRequest::Message(m) =
+            SipRequest::parse(&json!({"request": "message", "content": "hi"})).unwrap()
+        else {
+            panic!("message")
+        };
+        assert_eq!((m.content_type.as_str(), m.uri), ("text/plain", None));
+        let SipRequest::Call(c) =
+            SipRequest::parse(&json!({"request": "call", "uri": "sip:a@b"})).unwrap()
+        else {
+            panic!("call")
+        };
+        assert!(c.autoaccept_reinvites, "default true, as Janus");
+        assert_eq!(
+            SipRequest::parse(
+                &json!({"request": "info", "type": "application/x-a; v=1", "content": "c"})
+            )
+            .unwrap(),
+            SipRequest::Info {
+                content_type: "application/x-a; v=1".into(),
+                content: "c".into(),
+                headers: vec![]
+            }
         );
     }
 

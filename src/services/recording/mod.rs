@@ -214,6 +214,35 @@ impl RecordingService {
         ))
     }
 
+    /// [`RecordingService::start_opus`] for one side of a call (kind `call`), with who called
+    /// whom in the row's `caller` and `callee` (texts longer than the registry takes are cut).
+    /// A row whose parties cannot be written keeps the recording going (a log line says so).
+    ///
+    /// Errors: as [`RecordingService::start_opus`].
+    pub async fn start_call_opus(
+        &self,
+        owner: &str,
+        relative_name: &str,
+        caller: &str,
+        callee: &str,
+    ) -> Result<OpusRecorder, RecordingError> {
+        let recorder = self
+            .start_opus(RecordingKind::Call, owner, relative_name)
+            .await?;
+        let cut = |t: &str| -> String { t.chars().take(validate::MAX_TEXT_LEN).collect() };
+        let id = recorder.row().id;
+        if let Err(e) = self
+            .inner
+            .storage
+            .recordings()
+            .set_parties(id, Some(&cut(caller)), Some(&cut(callee)))
+            .await
+        {
+            tracing::warn!(recording = %id, error = %e, "call recording without its parties");
+        }
+        Ok(recorder)
+    }
+
     /// Counters now.
     pub fn stats(&self) -> RecordingStats {
         let s = &self.inner.shared;

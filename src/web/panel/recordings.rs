@@ -78,6 +78,8 @@ pub struct RecordingView {
     pub owner: String,
     /// Caller or publisher.
     pub caller: Option<String>,
+    /// Who was called (call recordings).
+    pub callee: Option<String>,
     /// Codec, e.g. `opus`.
     pub codec: String,
     /// Length, ms.
@@ -103,6 +105,7 @@ impl From<Recording> for RecordingView {
             kind: r.meta.kind.into(),
             owner: r.meta.owner,
             caller: r.meta.caller,
+            callee: r.callee,
             codec: r.meta.codec,
             duration_ms: r.meta.duration_ms,
             size_bytes: r.meta.size_bytes,
