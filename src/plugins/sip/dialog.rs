@@ -131,10 +131,10 @@ pub(super) async fn transfer(op: &Op, uri: SipUri, tx: Option<&str>) -> Result<(
 /// once the PBX replied. With an answer: the reply to our `updatingcall` offer (the core
 /// applied it already): `updated`.
 pub(super) async fn update(op: &Op, jsep: Option<Jsep>, tx: Option<&str>) -> Result<(), SipError> {
-    let jsep = jsep.ok_or_else(|| SipError::new(ERROR_MISSING_SDP, "Missing SDP update"))?;
     let mut state = op.handle.state.lock().await;
     let call = state.call_in(CallStatus::InCall)?;
     let id = call.id.clone();
+    let jsep = jsep.ok_or_else(|| SipError::new(ERROR_MISSING_SDP, "Missing SDP update"))?;
     if jsep.kind == JsepType::Answer {
         if !std::mem::take(&mut call.update_pending) {
             return Err(SipError::new(

@@ -98,6 +98,8 @@ modparam("rr", "append_fromtag", 1)
 request_route {
     xlog("L_INFO", "REQ $rm $ru from $fU at $si:$sp\\n");
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    # MESSAGE bodies are logged, so tests can see what was sent (in or out of dialog).
+    if (is_method("MESSAGE")) { xlog("L_INFO", "MESSAGE-BODY from $fU to $tU: $rb\n"); }
     if (has_totag()) {
         # In-dialog offers are logged, so tests can see what a re-INVITE asked for (hold).
         if (is_method("INVITE")) { xlog("L_INFO", "REINVITE-SDP from $fU: $(rb{s.escape.common})\\n"); }
@@ -235,8 +237,10 @@ export function analyze(samples, rate) {
 /**
  * Starts baresip registered at `kamailio` as `user`, playing a `toneHz` sine and recording what
  * it receives (sndfile). `mode`: 'auto' or 'manual' answering; `codecs`: 'PCMU' or 'opus'...
+ * `contact`: a SIP URI made baresip's current contact (contact module), the peer its
+ * `message TEXT` command sends a SIP MESSAGE to.
  */
-export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto', codecs = 'PCMU', params = '' }) {
+export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto', codecs = 'PCMU', params = '', contact = null }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bifrons-e2e-baresip-${user}-`));
   const sipPort = await freeSipPort();
   const ctrlPort = await freeSipPort();
@@ -246,6 +250,10 @@ export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto'
   const rate = opus ? 48000 : 8000;
   const ch = opus ? 2 : 1;
   toneWav(path.join(dir, 'tone.wav'), toneHz, 60, rate, ch);
+  if (contact) {
+    fs.writeFileSync(path.join(dir, 'contacts'), `"peer" <${contact}>\n`);
+    fs.writeFileSync(path.join(dir, 'current_contact'), contact);
+  }
   const pass = SIP_USERS[user] || 'x';
   fs.writeFileSync(path.join(dir, 'accounts'),
     `<sip:${user}@127.0.0.1:${kamailio.port}>;auth_pass=${pass};regint=600;answermode=${mode};audio_codecs=${codecs};mediaenc=;medianat=${params}\n`);
@@ -254,7 +262,7 @@ export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto'
     'audio_player alsa,null', `audio_srate ${rate}`, `audio_channels ${ch}`, `audio_source aufile,${path.join(dir, 'tone.wav')}`, 'audio_alert alsa,null',
     'rtp_ports 40000-49999', 'module_path /usr/lib/baresip/modules',
     'module g711.so', 'module opus.so', 'module aufile.so', 'module alsa.so', 'module sndfile.so',
-    'module_app account.so', 'module_app menu.so', 'module_app ctrl_tcp.so',
+    'module_app account.so', 'module_app menu.so', 'module_app ctrl_tcp.so', ...(contact ? ['module_app contact.so'] : []),
     `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`, `snd_path ${dir}`, '',
   ].join('\n'));
   const proc = startChild(`baresip-${user}`, 'baresip', ['-f', dir, '-v'], dir);
