@@ -192,7 +192,26 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       [{}, 443],
       [{ request: 42 }, 444],
       [{ request: 'fly' }, 442],
-      [{ request: 'transfer', uri: bob.directUri }, 442], // not implemented yet, said so
+      [{ request: 'subscribe', event: 'message-summary' }, 442], // not implemented yet, said so
+      [{ request: 'transfer', uri: bob.directUri }, 447], // no call
+      [{ request: 'transfer' }, 443],
+      [{ request: 'transfer', uri: 'nobody' }, 446],
+      [{ request: 'transfer', uri: 42 }, 444],
+      [{ request: 'transfer', uri: bob.directUri, replace: 'some-call-id' }, 444], // attended: not offered
+      [{ request: 'message' }, 443],
+      [{ request: 'message', content: 5 }, 444],
+      [{ request: 'message', content: 'hi' }, 447], // no call to send it in
+      [{ request: 'message', content: 'hi', uri: bob.directUri }, 447], // not registered
+      [{ request: 'message', content: 'hi', uri: 'bob' }, 446],
+      [{ request: 'message', content: 'hi', content_type: 'text/plain\r\nX-Evil: 1' }, 444], // header injection
+      [{ request: 'message', content: 'hi', headers: { 'X-A': 'a\r\nBYE sip:x SIP/2.0' } }, 444], // header injection
+      [{ request: 'message', content: 'x'.repeat(9000) }, 444], // too long
+      [{ request: 'info', content: 'x' }, 443],
+      [{ request: 'info', type: 'application/x-a' }, 443],
+      [{ request: 'info', type: 'not a type', content: 'x' }, 444],
+      [{ request: 'info', type: 'application/x-a', content: 'x' }, 447], // no call
+      [{ request: 'update' }, 447], // no call
+      [{ request: 'update', jsep: offerless }, 447], // no call
       [{ request: 'recording', action: 'start' }, 444], // nothing to record
       [{ request: 'recording', action: 'jump', audio: true }, 444],
       [{ request: 'recording', action: 'start', audio: true }, 447], // no call
@@ -221,6 +240,8 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
       [{ request: 'call', uri: bob.directUri }, 448], // no jsep
       [{ request: 'call', uri: bob.directUri, jsep: offerless }, 448], // SDP with no audio
       [{ request: 'call', uri: bob.directUri, autoaccept_reinvites: 'yes' }, 444],
+      [{ request: 'accept', autoaccept_reinvites: 1 }, 444],
+      [{ request: 'message', content: 'hi' }, 447], // registered, still no call
       [{ request: 'call', uri: bob.directUri, headers: { 'X-Evil': 'a\r\nBYE sip:x SIP/2.0' } }, 444], // header injection
       [{ request: 'call', uri: bob.directUri, headers: { Via: 'SIP/2.0/UDP 10.0.0.1' } }, 444], // owned by the dialog
       [{ request: 'decline', code: 99 }, 444],

@@ -16,7 +16,7 @@ use super::requests::{SipError, SipUri, ERROR_INVALID_ELEMENT, ERROR_UNKNOWN, ER
 use super::{events, incoming, Op, Shared};
 use crate::plugins::HandleRef;
 use crate::services::sip::{
-    CallTarget, InboundCall, LineRouting, LineSpec, RingingCall, TargetKind,
+    CallTarget, InboundCall, InboundMessage, LineRouting, LineSpec, RingingCall, TargetKind,
 };
 
 /// The same answer for an unknown account and a wrong secret, so accounts cannot be probed.
@@ -41,6 +41,24 @@ impl CallTarget for HandleTarget {
 
     fn offer(&self, call: &InboundCall) {
         tracing::debug!(call_id = %call.call_id, "call offered without a SIP dialog: ignored");
+    }
+
+    fn message(&self, message: &InboundMessage) -> bool {
+        let Some(ctx) = self.ctx.upgrade() else {
+            return false;
+        };
+        ctx.push_event(
+            None,
+            super::call::message_event(
+                None,
+                message.from.clone(),
+                message.display_name.clone(),
+                message.content_type.clone(),
+                &message.body,
+            ),
+            None,
+        );
+        true
     }
 
     fn ring(&self, _call: &InboundCall, ringing: &Arc<RingingCall>) {

@@ -14,7 +14,7 @@ use bifrons_sip::{Account, SipError, Ua, UaConfig, UaEvent, UaEvents};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::ringing::RingingCall;
-use super::routing::{InboundCall, InboundRouter};
+use super::routing::{InboundCall, InboundMessage, InboundRouter};
 use crate::storage::Timestamp;
 use crate::web::panel::status::{RegistrationState, SipRegistration, StatusBoard};
 
@@ -300,8 +300,21 @@ async fn route_calls(
             Some(UaEvent::Registration(e)) => {
                 tracing::info!(%extension, event = ?e, "account line registration");
             }
-            Some(UaEvent::Message { from, .. }) => {
-                tracing::info!(%extension, %from, "MESSAGE on an account line ignored");
+            Some(UaEvent::Message {
+                from,
+                display_name,
+                content_type,
+                body,
+            }) => {
+                let message = InboundMessage {
+                    extension: extension.clone(),
+                    from,
+                    display_name,
+                    content_type,
+                    body,
+                };
+                let taken = routing.router.dispatch_message(&message);
+                tracing::info!(%extension, from = %message.from, taken, "MESSAGE on an account line");
             }
         }
     }

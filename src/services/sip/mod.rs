@@ -15,7 +15,9 @@ use crate::web::panel::status::StatusBoard;
 pub use lines::{AccountLine, LinePool, LineRouting, LineSpec};
 pub use ringing::{RingState, RingingCall, Unanswered};
 
-pub use routing::{CallTarget, InboundCall, InboundRouter, Route, RouteGuard, TargetKind};
+pub use routing::{
+    CallTarget, InboundCall, InboundMessage, InboundRouter, Route, RouteGuard, TargetKind,
+};
 
 /// The SIP service, started once at boot.
 #[derive(Default)]

@@ -22,6 +22,21 @@ pub struct InboundCall {
     pub call_id: String,
 }
 
+/// A SIP MESSAGE (RFC 3428) that arrived on an account's line, outside any call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// The account's extension it came in for.
+    pub extension: String,
+    /// The sender's URI (`From`).
+    pub from: String,
+    /// The sender's display name, if any.
+    pub display_name: Option<String>,
+    /// Its Content-Type.
+    pub content_type: String,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
 /// What kind of feature a target is, for the Admin API and the panel's live view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
@@ -48,6 +63,13 @@ pub trait CallTarget: Send + Sync {
     fn ring(&self, call: &InboundCall, ringing: &Arc<RingingCall>) {
         let _ = ringing;
         self.offer(call);
+    }
+
+    /// Delivers a MESSAGE for the extension; returns whether this target took it. Must not
+    /// block. Default: not taken (rooms and mountpoints have no use for text).
+    fn message(&self, message: &InboundMessage) -> bool {
+        let _ = message;
+        false
     }
 }
 
@@ -178,6 +200,15 @@ impl InboundRouter {
         }
     }
 
+    /// Hands `message` to every target registered for its extension (not the fallback: a
+    /// mailbox takes calls, not text); returns how many took it.
+    pub fn dispatch_message(&self, message: &InboundMessage) -> usize {
+        match self.route(&message.extension) {
+            Some(Route::Ring(targets)) => targets.iter().filter(|t| t.message(message)).count(),
+            _ => 0,
+        }
+    }
+
     /// Registered extensions and how many targets each has (for the live view).
     pub fn extensions(&self) -> Vec<(String, usize)> {
         let mut list: Vec<_> = self
@@ -213,6 +244,58 @@ mod tests {
             caller: "sip:alice@127.0.0.1".into(),
             call_id: id.into(),
         }
+    }
+
+    /// Takes MESSAGEs (a browser tab) and counts them.
+    struct Texter(Mutex<Vec<String>>);
+
+    impl CallTarget for Texter {
+        fn kind(&self) -> TargetKind {
+            TargetKind::Handle
+        }
+        fn offer(&self, _call: &InboundCall) {}
+        fn message(&self, message: &InboundMessage) -> bool {
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&message.body).into_owned());
+            true
+        }
+    }
+
+    #[test]
+    fn messages_reach_every_registered_tab_but_never_the_fallback() {
+        let router = InboundRouter::default();
+        let mailbox = Arc::new(Recorder(TargetKind::Mailbox, Mutex::default()));
+        router.set_fallback(Some(mailbox.clone()));
+        let message = InboundMessage {
+            extension: "100".into(),
+            from: "sip:bob@pbx".into(),
+            display_name: Some("Bob".into()),
+            content_type: "text/plain".into(),
+            body: b"hi".to_vec(),
+        };
+        assert_eq!(
+            router.dispatch_message(&message),
+            0,
+            "nobody: the mailbox takes no text"
+        );
+        let tab1 = Arc::new(Texter(Mutex::default()));
+        let tab2 = Arc::new(Texter(Mutex::default()));
+        let room = Arc::new(Recorder(TargetKind::Room, Mutex::default()));
+        let _g = [
+            router.register("100", tab1.clone()),
+            router.register("100", tab2.clone()),
+            router.register("100", room.clone()),
+        ];
+        assert_eq!(
+            router.dispatch_message(&message),
+            2,
+            "both tabs, not the room"
+        );
+        assert_eq!(*tab1.0.lock().unwrap(), vec!["hi".to_string()]);
+        assert_eq!(*tab2.0.lock().unwrap(), vec!["hi".to_string()]);
+        assert!(mailbox.1.lock().unwrap().is_empty());
     }
 
     #[test]
