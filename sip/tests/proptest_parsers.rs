@@ -16,6 +16,15 @@ fn valid(user: &str, call_id: &str, cseq: u32, body: &str) -> Vec<u8> {
 
 proptest! {
     #[test]
+    fn display_names_never_panic_and_quoted_ones_round_trip(raw in ".{0,80}", name in "[A-Za-z0-9 \"\\\\]{1,30}") {
+        let _ = message::display_name(&raw);
+        let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+        let got = message::display_name(&format!("\"{quoted}\" <sip:a@b>;tag=1"));
+        let want = name.trim();
+        prop_assert_eq!(got.as_deref(), (!want.is_empty()).then_some(want));
+    }
+
+    #[test]
     fn sip_parser_never_panics_on_bytes(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = message::parse(&data);
         let _ = message::stream_frame_len(&data);

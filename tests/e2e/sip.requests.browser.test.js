@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
-import { startGateway } from './lib/gateway.js';
+import { startGateway, REPO_ROOT } from './lib/gateway.js';
 import { startKamailio, startBaresip } from './lib/sip.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -74,10 +74,21 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
   before(async () => {
     kamailio = await startKamailio();
     bob = await startBaresip({ kamailio, user: 'bob', toneHz: 440, codecs: 'PCMU', contact: kamailio.uri('alice') });
-    carol = await startBaresip({ kamailio, user: 'carol', toneHz: 660, codecs: 'PCMU' });
+    carol = await startBaresip({ kamailio, user: 'carol', toneHz: 660, codecs: 'PCMU', contact: kamailio.uri('dave') });
     dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-sipreq-'));
     recDir = path.join(dbDir, 'recordings');
-    gw = await startGateway({ name: 'sip-requests', env: { BIFRONS_DATABASE_URL: `sqlite://${path.join(dbDir, 'registry.db')}`, BIFRONS_SIP_TIMER_T1_MS: '100', BIFRONS_RECORDINGS_DIR: recDir } });
+    const dbUrl = `sqlite://${path.join(dbDir, 'registry.db')}`;
+    // A registry account (100, dave at kamailio) for the shared-line MESSAGE test.
+    const bin = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
+    for (const [args, input] of [
+      [['trunk', 'add', 'kam', '--registrar', kamailio.registrar, '--username', 'dave', '--password'], 'davepw\n'],
+      [['account', 'add', '100', '--trunk', 'kam', '--uri', kamailio.uri('dave')], ''],
+      [['account', 'set-secret', '100'], 'web-secret-100\n'],
+    ]) {
+      const r = spawnSync(bin, args, { input, env: { ...process.env, BIFRONS_DATABASE_URL: dbUrl }, encoding: 'utf8' });
+      assert.equal(r.status, 0, `bifrons ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    }
+    gw = await startGateway({ name: 'sip-requests', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_TIMER_T1_MS: '100', BIFRONS_RECORDINGS_DIR: recDir } });
     site = await startStaticServer();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -206,6 +217,26 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
       assert.equal(callee, kamailio.uri('bob'), line);
     }
     await hangup('alice');
+  });
+
+  it("a MESSAGE to a registry account reaches every tab registered for it", async () => {
+    for (const tab of ['tab1', 'tab2']) {
+      await page.evaluate((t) => window.attachPhone(t), tab);
+      await page.evaluate((t) => window.sendRequest(t, { request: 'register', type: 'account', account: '100', secret: 'web-secret-100' }), tab);
+      await waitEvent(page, tab, 'registered');
+    }
+    const from1 = await eventCount(page, 'tab1');
+    const from2 = await eventCount(page, 'tab2');
+    carol.command('message', 'hi dave, from carol');
+    for (const [tab, from] of [['tab1', from1], ['tab2', from2]]) {
+      const got = await waitEvent(page, tab, 'message', 15000, from);
+      assert.equal(got.result.content, 'hi dave, from carol', JSON.stringify(got));
+      assert.match(String(got.result.sender), /^sip:carol@/, JSON.stringify(got));
+    }
+    for (const tab of ['tab1', 'tab2']) {
+      await page.evaluate((t) => window.sendRequest(t, { request: 'unregister' }), tab);
+      await waitEvent(page, tab, 'unregistered');
+    }
   });
 
   it('blind transfer: the browser transfers baresip bob to carol; carol gets the call, the browser sees the NOTIFY progress', async () => {

@@ -847,6 +847,20 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn message_info_transfer_parsers_never_panic(s in ".{0,64}", t in ".{0,40}") {
+            for body in [
+                json!({"request": "message", "content": s, "content_type": t, "uri": t}),
+                json!({"request": "message", "content": s, "headers": {t.clone(): s.clone()}}),
+                json!({"request": "info", "type": t, "content": s}),
+                json!({"request": "transfer", "uri": s}),
+            ] {
+                if let Ok(SipRequest::Message(m)) = SipRequest::parse(&body) {
+                    proptest::prop_assert!(!m.content_type.contains(['\r', '\n']));
+                }
+            }
+        }
+
+        #[test]
         fn uri_parser_never_panics(s in ".{0,64}") {
             let _ = SipUri::parse(&s);
             let _ = SipRequest::parse(&json!({"request": "call", "uri": s}));
