@@ -325,13 +325,14 @@ impl Ua {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<u16, SipError> {
-        self.message_with_headers(uri, content_type, body, Vec::new())
+        self.message_with_headers(uri, content_type, body, None, Vec::new())
             .await
             .map(|(code, _)| code)
     }
 
-    /// Like [`Ua::message`], adding `headers` (name, value; the caller keeps them well-formed
-    /// as for [`Ua::call_with_headers`]). Returns the final status code and its reason phrase.
+    /// Like [`Ua::message`], with the request's `Call-ID` (a fresh one when `None`; the
+    /// caller keeps it a valid RFC 3261 `callid`) and `headers` (name, value; well-formed as
+    /// for [`Ua::call_with_headers`]). Returns the final status code and its reason phrase.
     ///
     /// Errors: as [`Ua::message`].
     pub async fn message_with_headers(
@@ -339,6 +340,7 @@ impl Ua {
         uri: &str,
         content_type: &str,
         body: Vec<u8>,
+        call_id: Option<String>,
         headers: Vec<(String, String)>,
     ) -> Result<(u16, String), SipError> {
         let (uri, content_type) = (uri.to_string(), content_type.to_string());
@@ -347,6 +349,7 @@ impl Ua {
             uri,
             content_type: Some(content_type),
             body,
+            call_id,
             headers,
             reply,
         })
@@ -364,6 +367,7 @@ impl Ua {
             uri,
             content_type: None,
             body: vec![],
+            call_id: None,
             headers: Vec::new(),
             reply,
         })

@@ -151,12 +151,14 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
   it('MESSAGE out of dialog both ways, in the dialog of a call, INFO in the call; recording rows name caller and callee', async () => {
     // Out of dialog, through kamailio to bob: messagesent, then messagedelivery with bob's 200.
     let from = await eventCount(page, 'alice');
-    await page.evaluate((u) => window.sendRequest('alice', { request: 'message', uri: u, content: 'hello bob, out of dialog' }), kamailio.uri('bob'));
-    await waitEvent(page, 'alice', 'messagesent', 10000, from);
+    await page.evaluate((u) => window.sendRequest('alice', { request: 'message', uri: u, content: 'hello bob, out of dialog', call_id: 'e2e-msg-1' }), kamailio.uri('bob'));
+    const sentOut = await waitEvent(page, 'alice', 'messagesent', 10000, from);
+    assert.equal(sentOut.call_id, 'e2e-msg-1', JSON.stringify(sentOut));
     let delivery = await waitEvent(page, 'alice', 'messagedelivery', 15000, from);
     assert.equal(delivery.code, 200, JSON.stringify(delivery));
     assert.equal(delivery.reason, 'OK');
-    assert.match(kamailio.log(), /MESSAGE-BODY from alice to bob: hello bob, out of dialog/);
+    assert.equal(delivery.call_id, 'e2e-msg-1', 'the delivery names the MESSAGE it is about');
+    assert.match(kamailio.log(), /MESSAGE-BODY from alice to bob call-id e2e-msg-1: hello bob, out of dialog/);
 
     // A content type baresip does not take: its refusal comes back as the delivery status.
     from = await eventCount(page, 'alice');
@@ -182,7 +184,7 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
     assert.equal(sent.call_id, accepted.call_id, 'an in-dialog message carries the call id');
     delivery = await waitEvent(page, 'alice', 'messagedelivery', 15000, from);
     assert.equal(delivery.code, 200, JSON.stringify(delivery));
-    assert.match(kamailio.log(), /MESSAGE-BODY from alice to bob: hello bob, in the call/);
+    assert.match(kamailio.log(), new RegExp(`MESSAGE-BODY from alice to bob call-id ${accepted.call_id}: hello bob, in the call`));
     const inDialog = kamailio.log().split('\n').filter((l) => /REQ MESSAGE .* from alice /.test(l));
     assert.ok(inDialog.length >= 3, `three MESSAGEs from alice through kamailio: ${inDialog.join('\n')}`);
 

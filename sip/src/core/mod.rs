@@ -51,6 +51,7 @@ pub(crate) enum Command {
         uri: String,
         content_type: Option<String>,
         body: Vec<u8>,
+        call_id: Option<String>,
         headers: Vec<(String, String)>,
         reply: Reply<(u16, String)>,
     },
@@ -484,11 +485,12 @@ impl Core {
                 uri,
                 content_type,
                 body,
+                call_id,
                 headers,
                 reply,
             } => {
                 let r = self
-                    .out_of_dialog(method, &uri, content_type, body, headers)
+                    .out_of_dialog(method, &uri, content_type, body, call_id, headers)
                     .await;
                 match r {
                     Ok((req, dest)) => {
@@ -584,6 +586,7 @@ impl Core {
         uri: &str,
         content_type: Option<String>,
         body: Vec<u8>,
+        call_id: Option<String>,
         headers: Vec<(String, String)>,
     ) -> Result<(rsip::Request, SocketAddr), SipError> {
         let dest = match &self.account {
@@ -610,7 +613,7 @@ impl Core {
             uri,
             &from,
             &format!("<{uri}>"),
-            &rand_token(20),
+            &call_id.unwrap_or_else(|| rand_token(20)),
             1,
             &[],
             self.cfg.transport,
@@ -720,7 +723,7 @@ impl Core {
                     Transport::Udp => {
                         let uri = reg.registrar_uri.clone();
                         if let Ok((req, d)) = self
-                            .out_of_dialog(Method::Options, &uri, None, vec![], vec![])
+                            .out_of_dialog(Method::Options, &uri, None, vec![], None, vec![])
                             .await
                         {
                             self.send_request(req, d, Transport::Udp, Owner::Keepalive, 0)

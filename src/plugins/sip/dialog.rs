@@ -23,6 +23,12 @@ fn status_of(error: &bifrons_sip::SipError) -> (u16, String) {
     }
 }
 
+/// A Call-ID for an out-of-dialog MESSAGE: 24 random alphanumerics.
+fn fresh_call_id() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 24)
+}
+
 /// `message`: in the current call's dialog, or to `uri` out of dialog (registered handles
 /// only). `messagesent` at once, `messagedelivery {code, reason}` with the final response.
 pub(super) async fn message(
@@ -36,6 +42,7 @@ pub(super) async fn message(
         content_type,
         uri,
         headers,
+        call_id,
     } = request;
     let body = content.into_bytes();
     let (call_id, sending) = match uri {
@@ -44,7 +51,7 @@ pub(super) async fn message(
             let (sip, id) = (call.call.clone(), call.id.clone());
             let ct = content_type.clone();
             let send = async move { sip.send_message(&ct, body, headers).await };
-            (Some(id), futures::future::Either::Left(send))
+            (id, futures::future::Either::Left(send))
         }
         Some(uri) => {
             let Registration::Registered(registered) = &state.registration else {
@@ -53,19 +60,28 @@ pub(super) async fn message(
             let ua = registered.ua.clone();
             let target = target_of(registered, &uri);
             let ct = content_type.clone();
-            let send = async move { ua.message_with_headers(&target, &ct, body, headers).await };
-            (None, futures::future::Either::Right(send))
+            let id = call_id.unwrap_or_else(fresh_call_id);
+            let sent_id = Some(id.clone());
+            let send = async move {
+                ua.message_with_headers(&target, &ct, body, sent_id, headers)
+                    .await
+            };
+            (id, futures::future::Either::Right(send))
         }
     };
     drop(state);
-    tracing::info!(call_id = ?call_id, %content_type, "sip MESSAGE sent");
-    let id = call_id.as_deref();
-    op.event(tx, events::simple(id, "messagesent"), None);
+    tracing::info!(%call_id, %content_type, "sip MESSAGE sent");
+    let id = Some(call_id.as_str());
+    op.event(
+        tx,
+        events::result(id, "messagesent", json!({ "call_id": call_id })),
+        None,
+    );
     let (code, reason) = match sending.await {
         Ok(status) => status,
         Err(e) => status_of(&e),
     };
-    tracing::info!(call_id = ?call_id, code, %reason, "sip MESSAGE delivery");
+    tracing::info!(%call_id, code, %reason, "sip MESSAGE delivery");
     op.event(
         tx,
         events::result(

@@ -131,6 +131,9 @@ pub struct MessageRequest {
     pub uri: Option<SipUri>,
     /// `headers`, checked by [`custom_headers`].
     pub headers: Vec<(String, String)>,
+    /// `call_id`: the Call-ID of an out-of-dialog MESSAGE (a fresh one when absent), as
+    /// Janus takes it: RFC 3261 `word` characters, at most 128.
+    pub call_id: Option<String>,
 }
 
 /// Headers the dialog owns: a client may not set them through `headers`.
@@ -460,11 +463,24 @@ impl SipRequest {
                     media_type(map, "content_type")?.unwrap_or_else(|| "text/plain".into());
                 let uri = uri(map, "uri", "user address")?;
                 let headers = custom_headers(map.get("headers"))?;
+                let call_id = string(map, "call_id")?.map(str::to_string);
+                let word =
+                    |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~()<>:\\/[]?{}@".contains(c);
+                if call_id
+                    .as_ref()
+                    .is_some_and(|id| id.is_empty() || id.len() > 128 || !id.chars().all(word))
+                {
+                    return Err(SipError::new(
+                        ERROR_INVALID_ELEMENT,
+                        "Invalid element (call_id: not a SIP Call-ID)",
+                    ));
+                }
                 Ok(SipRequest::Message(MessageRequest {
                     content,
                     content_type,
                     uri,
                     headers,
+                    call_id,
                 }))
             }
             "info" => {
@@ -747,6 +763,14 @@ mod tests {
             code(json!({"request": "message", "content": "x", "headers": {"X-A": "1\r\nBYE: x"}})),
             ERROR_INVALID_ELEMENT
         );
+        for bad in [json!(""), json!("a b"), json!("x\r\nY: z"), json!(7)] {
+            assert_eq!(
+                code(
+                    json!({"request": "message", "content": "x", "uri": "sip:a@b", "call_id": bad})
+                ),
+                ERROR_INVALID_ELEMENT
+            );
+        }
         assert_eq!(
             code(json!({"request": "info", "content": "x"})),
             ERROR_MISSING_ELEMENT

@@ -99,7 +99,7 @@ request_route {
     xlog("L_INFO", "REQ $rm $ru from $fU at $si:$sp\\n");
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
     # MESSAGE bodies are logged, so tests can see what was sent (in or out of dialog).
-    if (is_method("MESSAGE")) { xlog("L_INFO", "MESSAGE-BODY from $fU to $tU: $rb\n"); }
+    if (is_method("MESSAGE")) { xlog("L_INFO", "MESSAGE-BODY from $fU to $tU call-id $ci: $rb\n"); }
     if (has_totag()) {
         # In-dialog offers are logged, so tests can see what a re-INVITE asked for (hold).
         if (is_method("INVITE")) { xlog("L_INFO", "REINVITE-SDP from $fU: $(rb{s.escape.common})\\n"); }
