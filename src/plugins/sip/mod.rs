@@ -2,16 +2,34 @@
 //!
 //! The Janus face of SIP (Janus' `plugins/janus_sip.c` API): `register` (`guest`, digest
 //! credentials, or a registry `account`), `unregister`, `call`, `accept`, `decline`, `hangup`,
-//! `hold`/`unhold`, `dtmf_info`, `recording`, with Janus' event names and its 440–455 error
-//! codes. Every
-//! request is asynchronous: `ack`, then an event carrying the request's transaction.
+//! `hold`/`unhold`, `dtmf_info`, `message`, `info`, `transfer`, `update`, `recording`, with
+//! Janus' event names and its 440–455 error codes. Every request is asynchronous: `ack`, then
+//! an event carrying the request's transaction.
+//!
+//! Two legs, negotiated apart: the browser's WebRTC leg (Opus, the gateway's own ICE/DTLS) and
+//! the SIP leg (the gateway's RTP endpoint and SDP towards the PBX). Janus relays one SDP
+//! between the two ends; here neither end ever sees the other's description. Hence:
+//!
+//! - PBX re-INVITEs (hold, resume, a new address or codec) are always answered by the gateway,
+//!   and the bridge follows the new description. `autoaccept_reinvites: false` (on `call` or
+//!   `accept`) keeps Janus' `updatingcall` flow for the browser's own leg: after answering the
+//!   PBX, the gateway offers the browser a renegotiation (`updatingcall` + offer) that the
+//!   browser answers with `update` (`updated`). The PBX is not kept waiting for the browser:
+//!   its offer has nothing the browser could answer, and an open re-INVITE transaction would
+//!   only risk glare (491) and timer expiry.
+//! - `update` with an offer renegotiates the browser's leg (an ICE restart, typically) and, as
+//!   Janus does, re-INVITEs the PBX with the unchanged SIP-leg description (a session refresh);
+//!   the answer goes back with `accepted` once the PBX replied, whatever it replied.
+//! - `transfer` is blind only (REFER to the peer, whose NOTIFY progress becomes `notify`
+//!   events); attended transfer (`replace`) would need another handle's dialog and is refused.
 //!
 //! - [`requests`]: the typed requests and their refusals.
 //! - [`events`]: the event JSON.
 //! - [`handle`]: per-handle state (registration, call, media bridge).
 //! - `register` (guest and digest, a user agent per handle), `account` (registry accounts on
 //!   the SIP service's shared lines, and the registry watcher), `call` (outgoing calls and
-//!   in-call requests), `incoming` (ringing, `accept`, `decline`), `recording`: the flows.
+//!   in-call requests), `dialog` (`message`, `info`, `transfer`, `update`), `incoming`
+//!   (ringing, `accept`, `decline`), `recording`: the flows.
 //! - [`media`]: the bridge between the browser's Opus and the PBX's RTP (passthrough when the
 //!   PBX answers Opus), and `leg`, the transcoding job on `services::workers` for G.711.
 
