@@ -152,6 +152,10 @@ pub enum CallEvent {
     },
     /// An INFO with another body.
     Info {
+        /// From URI.
+        from: String,
+        /// From display name, if any.
+        display_name: Option<String>,
         /// Content-Type.
         content_type: String,
         /// Body.

@@ -78,7 +78,15 @@ async fn message_info_and_reoffer_inside_a_call() {
         .unwrap();
     assert_eq!(code, 200);
     let (ct, body) = until(&mut call, "INFO", |e| match e {
-        CallEvent::Info { content_type, body } => Some((content_type, body)),
+        CallEvent::Info {
+            content_type,
+            body,
+            from,
+            ..
+        } => {
+            assert!(from.contains("carol"), "{from}");
+            Some((content_type, body))
+        }
         _ => None,
     })
     .await;

@@ -339,10 +339,15 @@ impl Core {
                         digit: d,
                         via: DtmfVia::Info,
                     },
-                    _ => CallEvent::Info {
-                        content_type: ct,
-                        body: req.body.clone(),
-                    },
+                    _ => {
+                        let from = header_value(&req.headers, "from").unwrap_or_default();
+                        CallEvent::Info {
+                            from: m::addr_uri(&from),
+                            display_name: m::display_name(&from),
+                            content_type: ct,
+                            body: req.body.clone(),
+                        }
+                    }
                 };
                 self.emit(&call_id, ev);
             }

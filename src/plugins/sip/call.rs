@@ -348,19 +348,22 @@ pub(super) async fn follow(
                 ),
                 None,
             ),
-            CallEvent::Info { content_type, body } => op.event(
-                None,
-                events::result(
-                    Some(&id),
-                    "info",
-                    json!({
-                        "sender": peer,
-                        "type": content_type,
-                        "content": String::from_utf8_lossy(&body),
-                    }),
-                ),
-                None,
-            ),
+            CallEvent::Info {
+                from,
+                display_name,
+                content_type,
+                body,
+            } => {
+                let mut fields = json!({
+                    "sender": from,
+                    "type": content_type,
+                    "content": String::from_utf8_lossy(&body),
+                });
+                if let Some(name) = display_name {
+                    fields["displayname"] = json!(name);
+                }
+                op.event(None, events::result(Some(&id), "info", fields), None)
+            }
             CallEvent::Message {
                 from,
                 display_name,
