@@ -4,7 +4,7 @@
 
 mod common;
 
-use bifrons_sip::{Call, CallEvent, UaEvent};
+use bifrons_sip::{Call, CallEvent, Codec, Direction, Sdp, UaEvent};
 use common::{registered_ua, Baresip, Kamailio};
 use std::time::Duration;
 
@@ -102,6 +102,24 @@ async fn message_info_and_reoffer_inside_a_call() {
         matches!(e, CallEvent::Reinvited { .. }).then_some(())
     })
     .await;
+    // A new offer (PCMU only, sendonly): carol's answer follows it, and carol sees the offer.
+    let local = call.rtp().expect("UA-managed media").local_addr().unwrap();
+    let offer = Sdp::offer(local, &[Codec::Pcmu], Direction::SendOnly, 5, 1);
+    let answer = call
+        .reoffer(Some(offer))
+        .await
+        .unwrap()
+        .expect("SDP answer");
+    let media = answer.audio().expect("audio");
+    assert_eq!(media.direction, Direction::RecvOnly, "{answer:?}");
+    assert_eq!(media.formats[0], 0, "PCMU: {answer:?}");
+    let seen = until(&mut incoming, "Reinvited with the new offer", |e| match e {
+        CallEvent::Reinvited { sdp } => Some(sdp),
+        _ => None,
+    })
+    .await;
+    assert_eq!(seen.audio().unwrap().direction, Direction::SendOnly);
+    assert_eq!(seen.version, 3, "origin version: 1, then 2, then 3");
     assert!(k.log().contains("REQ MESSAGE"));
     call.hangup().await.unwrap();
 }
