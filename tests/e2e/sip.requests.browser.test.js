@@ -241,10 +241,18 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
     }
   });
 
-  it('blind transfer: the browser transfers baresip bob to carol; carol gets the call, the browser sees the NOTIFY progress', async () => {
+  it('blind transfer: the browser transfers baresip bob to carol; carol gets the call, the browser sees the NOTIFY progress; a MESSAGE to nowhere is delivered 408', async () => {
     await page.evaluate(() => window.attachPhone('xfer'));
     await page.evaluate(() => window.sendRequest('xfer', { request: 'register', type: 'guest' }));
     await waitEvent(page, 'xfer', 'registered');
+    // A guest's MESSAGE to nowhere: messagedelivery 408 once the SIP timers give up (64 × T1).
+    const fromLost = await eventCount(page, 'xfer');
+    const t0 = Date.now();
+    await page.evaluate(() => window.sendRequest('xfer', { request: 'message', uri: 'sip:nobody@127.0.0.1:9', content: 'anyone?' }));
+    await waitEvent(page, 'xfer', 'messagesent', 10000, fromLost);
+    const lost = await waitEvent(page, 'xfer', 'messagedelivery', 20000, fromLost);
+    console.log(`# MESSAGE to an unreachable peer: ${lost.code} ${lost.reason} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.equal(lost.code, 408, JSON.stringify(lost));
     await callAndHear('xfer', bob.directUri);
     const from = await eventCount(page, 'xfer');
     await page.evaluate((u) => window.sendRequest('xfer', { request: 'transfer', uri: u }), kamailio.uri('carol'));
