@@ -452,7 +452,13 @@ describe('SIP plugin with Chromium, baresip and kamailio', () => {
     await sleep(1500);
     bob.command('hangup');
     await waitEvent(page, 'tab1', 'hangup', 15000, busy1);
-    const wav = bob.received();
+    // baresip completes its WAV when its side of the call is closed, which may come after
+    // the browser's hangup event: read it once it has samples (bounded wait).
+    let wav = bob.received();
+    for (let i = 0; i < 50 && !(wav?.samples.length > 8000); i++) {
+      await sleep(200);
+      wav = bob.received();
+    }
     const a = analyze(wav.samples, wav.rate);
     console.log(`# bob heard the account's browser: peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
     assert.ok(a.peak > 1000 && a.hz > 300 && a.hz < 500, JSON.stringify(a));
