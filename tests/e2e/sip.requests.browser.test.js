@@ -280,12 +280,13 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
     await page.evaluate(() => window.sendRequest('ice', { request: 'register', type: 'guest' }));
     await waitEvent(page, 'ice', 'registered');
     await callAndHear('ice', kamailio.uri('bob'));
-    const ufrags = () => page.evaluate((n) => {
+    // ICE credentials of both sides, and whether the offer/answer is settled.
+    const iceOf = (n) => {
       const pc = window.phones[n].handle.webrtcStuff.pc;
       const u = (d) => (d?.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
-      return { local: u(pc.localDescription), remote: u(pc.remoteDescription) };
-    }, 'ice');
-    const before = await ufrags();
+      return { local: u(pc.localDescription), remote: u(pc.remoteDescription), state: pc.signalingState };
+    };
+    const before = await page.evaluate(iceOf, 'ice');
     const reinvites = () => kamailio.log().split('REINVITE-SDP').length;
     const reinvitesBefore = reinvites();
     const from = await eventCount(page, 'ice');
@@ -302,11 +303,7 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
     await waitEvent(page, 'ice', 'updating', 10000, from);
     const accepted = await waitEvent(page, 'ice', 'accepted', 15000, from);
     assert.equal(accepted.jsep, 'answer', 'the answer to the update comes with accepted');
-    const after = await waitInPage(page, (n) => {
-      const pc = window.phones[n].handle.webrtcStuff.pc;
-      const u = (d) => (d?.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
-      return { local: u(pc.localDescription), remote: u(pc.remoteDescription), state: pc.signalingState };
-    }, 'ice', (u) => u.state === 'stable', 'renegotiation settled');
+    const after = await waitInPage(page, iceOf, 'ice', (u) => u.state === 'stable', 'renegotiation settled');
     console.log(`# ICE restart: browser ufrag ${before.local} → ${after.local}, gateway ufrag ${before.remote} → ${after.remote}`);
     assert.notEqual(after.local, before.local, 'the browser restarted ICE');
     assert.notEqual(after.remote, before.remote, 'the gateway answered with new ICE credentials');

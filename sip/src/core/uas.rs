@@ -429,7 +429,6 @@ impl Core {
                     |v: String| v.split(';').next().unwrap_or("").trim().to_string();
                 let ev = CallEvent::Notify {
                     event: header_value(&req.headers, "event")
-                        .or_else(|| header_value(&req.headers, "o"))
                         .map(before_params)
                         .unwrap_or_default(),
                     substate: header_value(&req.headers, "subscription-state")
