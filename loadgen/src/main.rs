@@ -145,8 +145,9 @@ async fn run_sip(args: SipArgs) -> Result<()> {
 
     let _ = stop_tx.send(true);
     let mut results = Vec::with_capacity(live.len());
-    for (i, c) in live.into_iter().enumerate() {
-        match c.finish().await {
+    let finished = futures::future::join_all(live.into_iter().map(|c| c.finish())).await;
+    for (i, r) in finished.into_iter().enumerate() {
+        match r {
             Ok(r) => results.push(r),
             Err(e) => failures.push(format!("call {i} at hang-up: {e:#}")),
         }

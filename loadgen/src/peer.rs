@@ -115,7 +115,6 @@ impl AudioPeer {
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut pt: Option<Pt> = None;
         let mut index = 0u64;
-        let mut next_due = first_tick;
         loop {
             // Everything str0m wants to send or say, until it asks to be woken later.
             let deadline = loop {
@@ -160,13 +159,11 @@ impl AudioPeer {
                 }
                 due = tick.tick() => {
                     if !report.connected {
-                        next_due = due + frame;
                         continue;
                     }
                     if due.elapsed() > frame {
                         report.slips += 1;
                     }
-                    let _ = next_due;
                     let pt = match pt {
                         Some(p) => p,
                         None => match self.rtc.writer(self.mid).and_then(|w| w.payload_params().next().map(|p| p.pt())) {

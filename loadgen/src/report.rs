@@ -160,21 +160,18 @@ impl Summary {
             _ => "-".into(),
         };
         println!();
-        println!("| calls up | gateway CPU / call | RSS / call | browser→SIP lost / late | SIP→browser lost / late | delay browser→SIP ms (med / p95) | delay SIP→browser ms (med / p95) |");
+        println!("| calls up | gateway CPU / call | RSS / call | browser→SIP received / lost / late | SIP→browser received / lost / late | delay browser→SIP ms (median / p95) | delay SIP→browser ms (median / p95) |");
+        let leg = |l: &Leg| format!("{} of {} / {} / {}", l.received, l.expected, l.lost, l.late);
         let med95 = |l: &Leg| match percentiles(&l.delays) {
             Some((m, p, _)) => format!("{m:.1} / {p:.1}"),
             None => "-".into(),
         };
         println!(
-            "| {} of {} | {cpu} | {mem} | {} / {} of {} | {} / {} of {} | {} | {} |",
+            "| {} of {} | {cpu} | {mem} | {} | {} | {} | {} |",
             self.up,
             self.calls,
-            up.lost + up.expected.saturating_sub(up.received + up.lost),
-            up.late,
-            up.expected,
-            down.lost + down.expected.saturating_sub(down.received + down.lost),
-            down.late,
-            down.expected,
+            leg(&up),
+            leg(&down),
             med95(&up),
             med95(&down),
         );
