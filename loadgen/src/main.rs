@@ -126,6 +126,7 @@ async fn run_sip(args: SipArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let threads0 = pid.map(procfs::thread_ticks).unwrap_or_default();
     let own0 = procfs::process_ticks(std::process::id()).map_err(anyhow::Error::msg)?;
+    let machine0 = procfs::machine_ticks().map_err(anyhow::Error::msg)?;
     let start = Instant::now();
     window.set(clock::secs(start), clock::secs(start) + args.seconds);
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
@@ -136,6 +137,8 @@ async fn run_sip(args: SipArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let threads1 = pid.map(procfs::thread_ticks).unwrap_or_default();
     let own1 = procfs::process_ticks(std::process::id()).map_err(anyhow::Error::msg)?;
+    let machine1 = procfs::machine_ticks().map_err(anyhow::Error::msg)?;
+    let load_average = procfs::load_average();
     let loaded_rss = pid
         .map(procfs::rss_kib)
         .transpose()
@@ -175,6 +178,11 @@ async fn run_sip(args: SipArgs) -> Result<()> {
         ramp_s: ramp.as_secs_f64(),
         gateway_cpu_pct: cpu(ticks0, ticks1),
         loadgen_cpu_pct: cpu(Some(own0), Some(own1)).unwrap_or(0.0),
+        // Busy share of all cores, as % of one core (200 % = both cores of 2 busy).
+        machine_cpu_pct: (machine1.0 - machine0.0) as f64 / (machine1.1 - machine0.1).max(1) as f64
+            * 100.0
+            * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        load_average,
         idle_rss_kib: idle_rss,
         loaded_rss_kib: loaded_rss,
         threads,

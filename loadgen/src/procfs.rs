@@ -47,6 +47,43 @@ pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Busy and total clock ticks of the whole machine, all cores, from the `cpu` line of
+/// `/proc/stat` (busy = total - idle - iowait).
+///
+/// Errors: no `cpu` line, or a field that is not a number.
+pub fn parse_machine_ticks(stat: &str) -> Result<(u64, u64), String> {
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or("no cpu line in /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse::<u64>().map_err(|e| format!("/proc/stat: {e}")))
+        .collect::<Result<_, _>>()?;
+    if v.len() < 5 {
+        return Err("short cpu line in /proc/stat".into());
+    }
+    // user nice system idle iowait irq softirq steal (guest times are inside user/nice).
+    let total: u64 = v.iter().take(8).sum();
+    Ok((total - v[3] - v[4], total))
+}
+
+/// [`parse_machine_ticks`] of this machine now. Errors: as there.
+pub fn machine_ticks() -> Result<(u64, u64), String> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").map_err(|e| e.to_string())?)
+}
+
+/// The 1-minute load average (`/proc/loadavg`), if readable.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Clock ticks per second of the times in [`Stat`].
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -116,11 +153,20 @@ mod tests {
     }
 
     #[test]
+    fn machine_ticks_leave_out_idle_and_iowait() {
+        let stat = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\nintr 1\n";
+        assert_eq!(parse_machine_ticks(stat), Ok((160, 1180)));
+        assert!(parse_machine_ticks("intr 1\n").is_err());
+    }
+
+    #[test]
     fn own_process_is_readable() {
         let pid = std::process::id();
         assert!(rss_kib(pid).unwrap() > 0);
         process_ticks(pid).unwrap();
         assert!(!thread_ticks(pid).is_empty());
         assert!(clock_ticks() > 0);
+        let (busy, total) = machine_ticks().unwrap();
+        assert!(busy <= total);
     }
 }

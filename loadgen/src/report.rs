@@ -18,6 +18,10 @@ pub struct Summary {
     pub gateway_cpu_pct: Option<f64>,
     /// The load client's own CPU over the window, % of one core (it shares the machine).
     pub loadgen_cpu_pct: f64,
+    /// The whole machine's busy time over the window, % of one core (all processes).
+    pub machine_cpu_pct: f64,
+    /// 1-minute load average at the end of the window.
+    pub load_average: Option<f64>,
     /// Gateway RSS before the first call, KiB.
     pub idle_rss_kib: Option<u64>,
     /// Gateway RSS at the end of the window, KiB.
@@ -117,6 +121,14 @@ impl Summary {
         println!(
             "  load client CPU    {:.1} % of a core",
             self.loadgen_cpu_pct
+        );
+        let others =
+            self.machine_cpu_pct - self.loadgen_cpu_pct - self.gateway_cpu_pct.unwrap_or(0.0);
+        println!(
+            "  machine            {:.1} % of a core busy, {:.1} % of it other processes; load average {}",
+            self.machine_cpu_pct,
+            others.max(0.0),
+            self.load_average.map_or("-".into(), |l| format!("{l:.2}"))
         );
         for (name, leg) in [("browser→SIP", &up), ("SIP→browser", &down)] {
             println!("  {name}:");
