@@ -61,6 +61,13 @@ impl Leg {
         self.slips += slips;
     }
 
+    /// Frames that never arrived: the shortfall against 50 per second per call, or the
+    /// sequence gaps when more. The gateway renumbers what it sends, so a frame it dropped
+    /// before sending (a full input queue) shows as a shortfall, not as a gap.
+    fn missing(&self) -> u64 {
+        self.expected.saturating_sub(self.received).max(self.lost)
+    }
+
     fn delay(&self) -> String {
         match percentiles(&self.delays) {
             Some((m, p95, max)) => format!("{m:.1} / {p95:.1} / {max:.1}"),
@@ -136,7 +143,11 @@ impl Summary {
                 "    received         {} of {} expected ({} calls received nothing)",
                 leg.received, leg.expected, leg.silent_calls
             );
-            println!("    lost (seq gaps)  {}", leg.lost);
+            println!(
+                "    missing          {} ({} of them sequence gaps)",
+                leg.missing(),
+                leg.lost
+            );
             println!("    late (> 40 ms)   {}", leg.late);
             println!(
                 "    delay ms         {} (median / p95 / max of {} pulses; {} missed)",
@@ -172,8 +183,8 @@ impl Summary {
             _ => "-".into(),
         };
         println!();
-        println!("| calls up | gateway CPU / call | RSS / call | browser→SIP received / lost / late | SIP→browser received / lost / late | delay browser→SIP ms (median / p95) | delay SIP→browser ms (median / p95) |");
-        let leg = |l: &Leg| format!("{} of {} / {} / {}", l.received, l.expected, l.lost, l.late);
+        println!("| calls up | gateway CPU / call | RSS / call | browser→SIP missing / late frames | SIP→browser missing / late frames | delay browser→SIP ms (median / p95) | delay SIP→browser ms (median / p95) |");
+        let leg = |l: &Leg| format!("{} / {} of {}", l.missing(), l.late, l.expected);
         let med95 = |l: &Leg| match percentiles(&l.delays) {
             Some((m, p, _)) => format!("{m:.1} / {p:.1}"),
             None => "-".into(),
