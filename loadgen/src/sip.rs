@@ -166,6 +166,7 @@ pub async fn start_call(
             let mut tick = tokio::time::interval_at(sip_first_tick, frame);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let (mut sent, mut slips, mut index) = (0u64, 0u64, 0u64);
+            let mut ended = false;
             loop {
                 tokio::select! {
                     ev = rtp.recv() => match ev {
@@ -187,18 +188,36 @@ pub async fn start_call(
                     }
                     ev = events.next() => {
                         if matches!(ev, None | Some(bifrons_sip::CallEvent::Ended(_))) {
+                            ended = true;
                             break;
                         }
                     }
                     _ = stop.changed() => if *stop.borrow() { break },
                 }
             }
-            let _ = call.hangup().await;
-            Ok(SipEnd {
+            let report = SipEnd {
                 rx: rx.stats,
                 sent,
                 slips,
-            })
+            };
+            if ended {
+                return Ok(report);
+            }
+            // The browser side hangs up through the gateway; its BYE should follow.
+            let bye = async {
+                while let Some(ev) = events.next().await {
+                    if matches!(ev, bifrons_sip::CallEvent::Ended(_)) {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(5), bye)
+                .await
+                .is_err()
+            {
+                let _ = call.hangup().await;
+            }
+            Ok(report)
         })
     };
 
