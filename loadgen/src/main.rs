@@ -83,6 +83,7 @@ async fn run_sip(args: SipArgs) -> Result<()> {
     if args.calls == 0 || args.seconds <= 0.0 {
         bail!("--calls and --seconds must be positive");
     }
+    // Start the one clock before anything is timed.
     clock::secs(Instant::now());
     let media = sip::Media::new()?;
     let window = Arc::new(clock::Window::default());

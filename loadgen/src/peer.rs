@@ -9,6 +9,7 @@
 use crate::audio::FRAME_MS;
 use anyhow::{anyhow, Context, Result};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaData, MediaKind, MediaTime, Mid, Pt};
@@ -20,8 +21,9 @@ use tokio::time::MissedTickBehavior;
 
 /// Produces the frames a peer sends, one per 20 ms tick.
 pub trait FrameSource: Send {
-    /// The payload of frame number `index` (0, 1, ...), sent at `at`.
-    fn frame(&mut self, index: u64, at: Instant) -> &[u8];
+    /// The payload of frame number `index` (0, 1, ...), sent at `at`: shared, so a
+    /// pre-encoded loop is sent without a copy.
+    fn frame(&mut self, index: u64, at: Instant) -> Arc<[u8]>;
 }
 
 /// Receives what a peer hears.
@@ -29,6 +31,13 @@ pub trait MediaSink: Send {
     /// One audio frame: arrival of its packet, RTP sequence number and timestamp (48 kHz for
     /// Opus), payload.
     fn audio(&mut self, arrival: Instant, seq: u16, ts: u32, payload: &[u8]);
+}
+
+/// A borrowed sink: the caller keeps what it accumulated once the peer is done.
+impl<S: MediaSink + ?Sized> MediaSink for &mut S {
+    fn audio(&mut self, arrival: Instant, seq: u16, ts: u32, payload: &[u8]) {
+        (**self).audio(arrival, seq, ts, payload);
+    }
 }
 
 /// What a finished peer reports.
@@ -175,7 +184,7 @@ impl AudioPeer {
                     let data = source.frame(index, now);
                     let rtp_time = MediaTime::new(index * 960, Frequency::FORTY_EIGHT_KHZ);
                     if let Some(w) = self.rtc.writer(self.mid) {
-                        if w.write(pt, now, rtp_time, data.to_vec()).is_ok() {
+                        if w.write(pt, now, rtp_time, data).is_ok() {
                             report.sent += 1;
                         }
                     }

@@ -26,35 +26,36 @@ use tokio::task::JoinHandle;
 /// Frames of a loop, handed out by index, recording the send time of each loop start (the
 /// pulse).
 struct LoopSource {
-    frames: Arc<Vec<Vec<u8>>>,
+    frames: Arc<[Arc<[u8]>]>,
     pulse: Arc<PulseClock>,
 }
 
 impl FrameSource for LoopSource {
-    fn frame(&mut self, index: u64, at: Instant) -> &[u8] {
+    fn frame(&mut self, index: u64, at: Instant) -> Arc<[u8]> {
         let i = (index % LOOP_FRAMES as u64) as usize;
         if i == 0 {
             self.pulse.sent(at);
         }
-        &self.frames[i]
+        self.frames[i].clone()
     }
 }
 
 /// What the scenario shares between calls: the loops, made once.
 pub struct Media {
-    opus: Arc<Vec<Vec<u8>>>,
+    opus: Arc<[Arc<[u8]>]>,
     opus_delay: f64,
-    ulaw: Arc<Vec<Vec<u8>>>,
+    ulaw: Arc<[Arc<[u8]>]>,
 }
 
 impl Media {
     /// Encodes both loops. Errors: the Opus library.
     pub fn new() -> Result<Media> {
         let (opus, opus_delay) = opus_loop()?;
+        let shared = |frames: Vec<Vec<u8>>| frames.into_iter().map(Arc::from).collect();
         Ok(Media {
-            opus: Arc::new(opus),
+            opus: shared(opus),
             opus_delay,
-            ulaw: Arc::new(ulaw_loop()),
+            ulaw: shared(ulaw_loop()),
         })
     }
 }
@@ -181,7 +182,7 @@ pub async fn start_call(
                             slips += 1;
                         }
                         let payload = source.frame(index, Instant::now());
-                        if rtp.send_audio(payload, 160).is_ok() {
+                        if rtp.send_audio(&payload, 160).is_ok() {
                             sent += 1;
                         }
                         index += 1;
@@ -324,11 +325,5 @@ impl LiveCall {
             Err(_) => bail!("SIP end did not stop"),
         };
         Ok(CallResult { browser, sip })
-    }
-}
-
-impl<D: crate::receiver::Decode> crate::peer::MediaSink for &mut LegReceiver<D> {
-    fn audio(&mut self, arrival: Instant, seq: u16, ts: u32, payload: &[u8]) {
-        self.packet(arrival, seq, ts, payload);
     }
 }
