@@ -217,3 +217,41 @@ impl Handle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_go_to_their_transaction_and_events_to_their_handle() {
+        let pending: Pending = Arc::default();
+        let routes: Routes = Arc::default();
+        let (done, mut answer) = oneshot::channel();
+        lock(&pending).insert("t1".into(), done);
+        let (tx, mut events) = mpsc::unbounded_channel();
+        lock(&routes).insert(42, tx);
+
+        // A message's ack, then its event with the same transaction: the ack answers the
+        // request, the event goes to the handle.
+        dispatch(
+            &pending,
+            &routes,
+            json!({"janus": "ack", "transaction": "t1"}),
+        );
+        let event = json!({"janus": "event", "transaction": "t1", "sender": 42,
+                           "plugindata": {"data": {"result": {"event": "accepted"}}}});
+        dispatch(&pending, &routes, event.clone());
+        // Another handle's event and an unknown transaction go nowhere.
+        dispatch(&pending, &routes, json!({"janus": "webrtcup", "sender": 7}));
+        dispatch(
+            &pending,
+            &routes,
+            json!({"janus": "success", "transaction": "t9"}),
+        );
+
+        assert_eq!(answer.try_recv().unwrap()["janus"], "ack");
+        assert_eq!(events.try_recv().unwrap(), event);
+        assert!(events.try_recv().is_err());
+        assert!(lock(&pending).is_empty());
+    }
+}
