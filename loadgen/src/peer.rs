@@ -166,6 +166,8 @@ impl AudioPeer {
                         return report;
                     }
                 }
+                // A late tick still sends its frame (Burst), so the far end sees no gap the
+                // client caused; ticks more than a frame late are counted as slips.
                 due = tick.tick() => {
                     if !report.connected {
                         continue;
@@ -173,13 +175,8 @@ impl AudioPeer {
                     if due.elapsed() > frame {
                         report.slips += 1;
                     }
-                    let pt = match pt {
-                        Some(p) => p,
-                        None => match self.rtc.writer(self.mid).and_then(|w| w.payload_params().next().map(|p| p.pt())) {
-                            Some(p) => { pt = Some(p); p }
-                            None => continue,
-                        },
-                    };
+                    pt = pt.or_else(|| self.send_pt());
+                    let Some(pt) = pt else { continue };
                     let now = Instant::now();
                     let data = source.frame(index, now);
                     let rtp_time = MediaTime::new(index * 960, Frequency::FORTY_EIGHT_KHZ);
@@ -190,14 +187,23 @@ impl AudioPeer {
                     }
                     index += 1;
                 }
-                _ = stop.changed() => {
-                    if *stop.borrow() {
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() {
                         self.rtc.disconnect();
                         return report;
                     }
                 }
             }
         }
+    }
+}
+
+impl AudioPeer {
+    /// The payload type negotiated for what we send (the answer's Opus), once known.
+    fn send_pt(&mut self) -> Option<Pt> {
+        let writer = self.rtc.writer(self.mid)?;
+        let pt = writer.payload_params().next()?.pt();
+        Some(pt)
     }
 }
 

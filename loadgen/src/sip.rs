@@ -193,7 +193,7 @@ pub async fn start_call(
                             break;
                         }
                     }
-                    _ = stop.changed() => if *stop.borrow() { break },
+                    r = stop.changed() => if r.is_err() || *stop.borrow() { break },
                 }
             }
             let report = SipEnd {
