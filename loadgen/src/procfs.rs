@@ -65,8 +65,8 @@ pub fn parse_machine_ticks(stat: &str) -> Result<(u64, u64), String> {
         return Err("short cpu line in /proc/stat".into());
     }
     // user nice system idle iowait irq softirq steal (guest times are inside user/nice).
-    let total: u64 = v.iter().take(8).sum();
-    Ok((total - v[3] - v[4], total))
+    let total = v.iter().take(8).fold(0u64, |a, b| a.saturating_add(*b));
+    Ok((total.saturating_sub(v[3]).saturating_sub(v[4]), total))
 }
 
 /// [`parse_machine_ticks`] of this machine now. Errors: as there.
@@ -137,6 +137,23 @@ mod tests {
         let st = parse_stat(line).unwrap();
         assert_eq!(st.comm, "tokio (rt) w");
         assert_eq!((st.utime, st.stime), (1500, 250));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs_without_panic(line in "\\PC*") {
+            let _ = parse_stat(&line);
+            let _ = parse_vm_rss_kib(&line);
+            let _ = parse_machine_ticks(&line);
+            let _ = parse_machine_ticks(&format!("cpu {line}"));
+        }
+
+        #[test]
+        fn any_thread_name_and_times_round_trip(comm in "[ -~]{0,15}", u in 0u64..1 << 40, s in 0u64..1 << 40) {
+            let line = format!("7 ({comm}) R 1 7 7 0 -1 0 0 0 0 0 {u} {s} 0 0 20 0 1 0 5 1000 10");
+            let st = parse_stat(&line).unwrap();
+            proptest::prop_assert_eq!(st, Stat { comm, utime: u, stime: s });
+        }
     }
 
     #[test]
