@@ -121,24 +121,12 @@ async fn run_sip(args: SipArgs) -> Result<()> {
     // Let the last calls' ICE/DTLS finish and the legs settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let ticks0 = pid
-        .map(procfs::process_ticks)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let threads0 = pid.map(procfs::thread_ticks).unwrap_or_default();
-    let own0 = procfs::process_ticks(std::process::id()).map_err(anyhow::Error::msg)?;
-    let machine0 = procfs::machine_ticks().map_err(anyhow::Error::msg)?;
+    let before = Snapshot::take(pid)?;
     let start = Instant::now();
     window.set(clock::secs(start), clock::secs(start) + args.seconds);
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let ticks1 = pid
-        .map(procfs::process_ticks)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let threads1 = pid.map(procfs::thread_ticks).unwrap_or_default();
-    let own1 = procfs::process_ticks(std::process::id()).map_err(anyhow::Error::msg)?;
-    let machine1 = procfs::machine_ticks().map_err(anyhow::Error::msg)?;
+    let after = Snapshot::take(pid)?;
     let load_average = procfs::load_average();
     let loaded_rss = pid
         .map(procfs::rss_kib)
@@ -162,10 +150,11 @@ async fn run_sip(args: SipArgs) -> Result<()> {
         (Some(a), Some(b)) => Some((b - a) as f64 / hz / elapsed * 100.0),
         _ => None,
     };
-    let threads = threads1
+    let threads = after
+        .threads
         .iter()
         .map(|(name, t1)| {
-            let t0 = threads0.get(name).copied().unwrap_or(0);
+            let t0 = before.threads.get(name).copied().unwrap_or(0);
             (
                 name.clone(),
                 t1.saturating_sub(t0) as f64 / hz / elapsed * 100.0,
@@ -177,10 +166,11 @@ async fn run_sip(args: SipArgs) -> Result<()> {
         up: results.len(),
         window_s: elapsed,
         ramp_s: ramp.as_secs_f64(),
-        gateway_cpu_pct: cpu(ticks0, ticks1),
-        loadgen_cpu_pct: cpu(Some(own0), Some(own1)).unwrap_or(0.0),
+        gateway_cpu_pct: cpu(before.gateway, after.gateway),
+        loadgen_cpu_pct: cpu(Some(before.own), Some(after.own)).unwrap_or(0.0),
         // Busy share of all cores, as % of one core (200 % = both cores of 2 busy).
-        machine_cpu_pct: (machine1.0 - machine0.0) as f64 / (machine1.1 - machine0.1).max(1) as f64
+        machine_cpu_pct: (after.machine.0 - before.machine.0) as f64
+            / (after.machine.1 - before.machine.1).max(1) as f64
             * 100.0
             * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
         load_average,
@@ -195,4 +185,31 @@ async fn run_sip(args: SipArgs) -> Result<()> {
         bail!("check failed: not every call was up with packets on both legs");
     }
     Ok(())
+}
+
+/// CPU counters read at one edge of the measuring window.
+struct Snapshot {
+    /// The gateway's ticks, when its PID is known.
+    gateway: Option<u64>,
+    /// The gateway's ticks by thread name.
+    threads: std::collections::BTreeMap<String, u64>,
+    /// The load client's own ticks.
+    own: u64,
+    /// The machine's busy and total ticks.
+    machine: (u64, u64),
+}
+
+impl Snapshot {
+    fn take(pid: Option<u32>) -> Result<Snapshot> {
+        let gateway = pid
+            .map(procfs::process_ticks)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        Ok(Snapshot {
+            gateway,
+            threads: pid.map(procfs::thread_ticks).unwrap_or_default(),
+            own: procfs::process_ticks(std::process::id()).map_err(anyhow::Error::msg)?,
+            machine: procfs::machine_ticks().map_err(anyhow::Error::msg)?,
+        })
+    }
 }
