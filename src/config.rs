@@ -361,7 +361,7 @@ impl Default for RecordingsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
-    /// Number of worker threads; 0 = one per core minus one (at least 1).
+    /// Number of worker threads; 0 = one per core minus one (at least 2).
     pub threads: usize,
 }
 
