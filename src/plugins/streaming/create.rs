@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::errors::{self, boolean, string, validate, Kind, Result, StreamingError};
-use super::mountpoints::{MediaStream, Mountpoints, NewMountpoint, Source};
+use super::mountpoints::{MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source};
 use super::rtmp_ingest::rtmp_streams;
 use super::rtp_source;
 use crate::auth::HashedSecret;
@@ -140,12 +140,28 @@ fn media_streams(media: &[Value]) -> Result<Vec<RtpStream>> {
     Ok(out)
 }
 
-/// Handles `create`; the reply's plugin data or the error.
+/// Secret and PIN already hashed: a permanent mountpoint recreated at start-up from the
+/// registry, whose stored request carries neither in clear.
+#[derive(Default)]
+pub struct Hashed {
+    /// The secret's hash.
+    pub secret: Option<HashedSecret>,
+    /// The PIN's hash.
+    pub pin: Option<HashedSecret>,
+}
+
+/// The fields of a `create` request that are never stored: secrets in clear, and the flags of
+/// the request itself.
+const NOT_STORED: [&str; 4] = ["secret", "pin", "permanent", "admin_key"];
+
+/// Handles `create`; the reply's plugin data and the new mountpoint, or the error. `hashed`:
+/// secret and PIN from the registry instead of the request's fields.
 pub async fn create(
     body: &Map<String, Value>,
     mountpoints: &Arc<Mountpoints>,
     iface: IpAddr,
-) -> Result<Value> {
+    hashed: Option<Hashed>,
+) -> Result<(Value, Arc<MountpointEntry>)> {
     validate(
         body,
         &[
@@ -163,12 +179,7 @@ pub async fn create(
             ("id", Kind::PositiveInteger, false),
         ],
     )?;
-    if boolean(body, "permanent").unwrap_or(false) {
-        return Err(StreamingError::new(
-            errors::UNKNOWN_ERROR,
-            "No configuration file, can't create permanent mountpoint",
-        ));
-    }
+    let permanent = boolean(body, "permanent").unwrap_or(false);
     let id = match body.get("id").and_then(Value::as_u64) {
         Some(0) | None => mountpoints.free_id(),
         Some(id) => id,
@@ -264,8 +275,15 @@ pub async fn create(
             }
         }
     };
-    let secret = hash("secret").await?;
-    let pin = hash("pin").await?;
+    let (secret, pin) = match hashed {
+        Some(h) => (h.secret, h.pin),
+        None => (hash("secret").await?, hash("pin").await?),
+    };
+    let mut config = body.clone();
+    for field in NOT_STORED {
+        config.remove(field);
+    }
+    config.insert("id".into(), json!(id));
     let name = string(body, "name").unwrap_or_else(|| id.to_string());
     let description = string(body, "description").unwrap_or_else(|| name.clone());
     let is_private = boolean(body, "is_private").unwrap_or(false);
@@ -280,6 +298,7 @@ pub async fn create(
             is_private,
             source: source.clone(),
             streams: source_streams,
+            config: Some(config),
         })
         .map_err(|_| cant_create("A stream with the provided ID already exists"))?;
     let mut ports = Vec::new();
@@ -310,12 +329,15 @@ pub async fn create(
         }
         stream["ports"] = json!(ports);
     }
-    Ok(json!({
-        "streaming": "created",
-        "created": name,
-        "permanent": false,
-        "stream": stream,
-    }))
+    Ok((
+        json!({
+            "streaming": "created",
+            "created": name,
+            "permanent": permanent,
+            "stream": stream,
+        }),
+        entry,
+    ))
 }
 
 #[cfg(test)]

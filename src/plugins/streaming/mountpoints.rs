@@ -73,6 +73,9 @@ pub struct MountpointEntry {
     pub enabled: AtomicBool,
     /// Where media comes from.
     pub source: Source,
+    /// The `create` request that made it, without secret and PIN: what a permanent mountpoint
+    /// stores. `None` for a mountpoint created by an RTMP publish (not persistable).
+    pub config: Option<serde_json::Map<String, Value>>,
     /// The streams offered to viewers; video's H.264 profile follows the publisher's SPS.
     streams: RwLock<Vec<MediaStream>>,
     /// The fan-out.
@@ -146,6 +149,8 @@ pub struct NewMountpoint {
     pub source: Source,
     /// Streams offered.
     pub streams: Vec<MediaStream>,
+    /// The `create` request, for permanent mountpoints (see [`MountpointEntry::config`]).
+    pub config: Option<serde_json::Map<String, Value>>,
 }
 
 impl MountpointEntry {
@@ -497,6 +502,7 @@ impl Mountpoints {
             }),
             enabled: AtomicBool::new(true),
             source: new.source,
+            config: new.config,
             streams: RwLock::new(new.streams),
             hub,
             viewers: Mutex::new(HashMap::new()),

@@ -191,6 +191,7 @@ async fn on_publish(
                 is_private: false,
                 source: Source::Rtmp,
                 streams: rtmp_streams(),
+                config: None,
             };
             match mountpoints.add(new) {
                 Ok(e) => {

@@ -13,10 +13,14 @@ import { startGateway, freePorts, REPO_ROOT } from './gateway.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
 
-/** Starts the gateway with `[rtmp]` on, on a free loopback port; `rtmpBase` is rtmp://…/live. */
-export async function startStreamingGateway(name = 'streaming', extraEnv = {}) {
-  const [rtmpPort] = await freePorts(1);
-  const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-streaming-db-'));
+/**
+ * Starts the gateway with `[rtmp]` on, on a free loopback port; `rtmpBase` is rtmp://…/live.
+ * `restart()` stops it and starts a new one on the same registry (and RTMP port): what a
+ * permanent mountpoint must survive.
+ */
+export async function startStreamingGateway(name = 'streaming', extraEnv = {}, keep = {}) {
+  const [rtmpPort] = keep.rtmpPort ? [keep.rtmpPort] : await freePorts(1);
+  const dbDir = keep.dbDir || fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-streaming-db-'));
   const dbUrl = `sqlite://${path.join(dbDir, 'registry.db')}`;
   const recordingsDir = path.join(dbDir, 'recordings');
   const gw = await startGateway({
@@ -41,6 +45,10 @@ export async function startStreamingGateway(name = 'streaming', extraEnv = {}) {
     stop: async () => {
       await stop();
       fs.rmSync(dbDir, { recursive: true, force: true });
+    },
+    restart: async () => {
+      await stop();
+      return startStreamingGateway(name, extraEnv, { dbDir, rtmpPort });
     },
   };
 }
