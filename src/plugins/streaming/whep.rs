@@ -13,13 +13,17 @@ use super::viewer::ViewerSink;
 use crate::ids::Mid;
 use crate::media::{
     AnswerPlan, DataMessage, Direction, Jsep, LocalCandidate, MediaEngine, MediaKind, Peer,
-    PeerListener, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+    PeerListener, RemoteCandidate, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
 };
-use crate::web::whep::{WhepBackend, WhepError, WhepSession};
+use crate::web::whep::{IceFragment, TrickleError, WhepBackend, WhepError, WhepSession};
 
 /// One WHEP viewer.
 struct Session {
     id: String,
+    /// Entity tag of the (only) ICE session, RFC 9725 §4.3.1.
+    etag: String,
+    /// The client's `a=ice-ufrag` in its offer: a fragment with another one asks for a restart.
+    remote_ufrag: Option<String>,
     mountpoint: Arc<MountpointEntry>,
     sink: OnceLock<Arc<ViewerSink>>,
     attached: Mutex<Option<Attached>>,
@@ -144,8 +148,14 @@ impl Whep {
                 MediaKind::Video => plan.video = stream,
             }
         }
+        let remote_ufrag = offer
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_string);
         let session = Arc::new(Session {
             id: format!("{:016x}", rand::random::<u64>()),
+            etag: format!("{:016x}", rand::random::<u64>()),
+            remote_ufrag,
             mountpoint: mp.clone(),
             sink: OnceLock::new(),
             attached: Mutex::new(None),
@@ -199,7 +209,68 @@ impl Whep {
         Ok(WhepSession {
             id: session.id.clone(),
             answer: answer.sdp,
+            etag: session.etag.clone(),
         })
+    }
+
+    /// Applies a trickled fragment: the candidates go to the PeerConnection as janus.js'
+    /// `trickle` ones do. A fragment with other ICE credentials asks for a restart, refused.
+    async fn add_candidates(
+        &self,
+        mountpoint: &str,
+        session: &str,
+        if_match: Option<String>,
+        fragment: IceFragment,
+    ) -> Result<(), TrickleError> {
+        let found = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session)
+            .filter(|s| s.mountpoint.id.to_string() == mountpoint)
+            .cloned();
+        let Some(s) = found else {
+            return Err(TrickleError::NotFound);
+        };
+        let restart = fragment
+            .ufrag
+            .as_ref()
+            .is_some_and(|u| Some(u) != s.remote_ufrag.as_ref());
+        if restart {
+            tracing::info!(session = %s.id, "WHEP ICE restart refused (not supported)");
+            return Err(TrickleError::RestartUnsupported);
+        }
+        if if_match.is_some_and(|tag| tag != "*" && tag != s.etag) {
+            tracing::info!(session = %s.id, "WHEP trickle for another ICE session refused");
+            return Err(TrickleError::StaleEtag);
+        }
+        let Some(peer) = s.peer.get() else {
+            return Err(TrickleError::NotFound);
+        };
+        let count = fragment.candidates.len();
+        for (mid, candidate) in fragment.candidates {
+            // An mDNS name (a browser hiding its address) cannot be resolved here: the
+            // browser's checks reach us anyway (peer-reflexive), so it is skipped.
+            if candidate
+                .split_whitespace()
+                .nth(4)
+                .is_some_and(|a| a.ends_with(".local"))
+            {
+                tracing::debug!(session = %s.id, "mDNS candidate skipped");
+                continue;
+            }
+            let remote = RemoteCandidate {
+                sdp_mline_index: mid.is_none().then_some(0),
+                sdp_mid: mid,
+                candidate,
+            };
+            if let Err(e) = peer.add_remote_candidate(remote).await {
+                tracing::info!(session = %s.id, error = %e, "WHEP trickled candidate refused");
+                return Err(TrickleError::Unusable(format!("candidate not usable: {e}")));
+            }
+        }
+        tracing::debug!(session = %s.id, count, end = fragment.end_of_candidates, "WHEP candidates trickled");
+        Ok(())
     }
 }
 
@@ -232,6 +303,19 @@ impl WhepBackend for Whep {
                 }
                 None => false,
             }
+        })
+    }
+
+    fn trickle(
+        &self,
+        mountpoint: String,
+        session: String,
+        if_match: Option<String>,
+        fragment: IceFragment,
+    ) -> BoxFuture<'_, Result<(), TrickleError>> {
+        Box::pin(async move {
+            self.add_candidates(&mountpoint, &session, if_match, fragment)
+                .await
         })
     }
 }
