@@ -12,6 +12,7 @@ mod audio_job;
 mod create;
 pub mod errors;
 mod h264_profile;
+mod ingest_guard;
 mod mountpoints;
 mod permanent;
 mod recording;
