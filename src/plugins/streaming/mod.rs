@@ -10,14 +10,17 @@
 
 mod audio_job;
 mod create;
+mod data_source;
 pub mod errors;
 mod h264_profile;
 mod ingest_guard;
 mod mountpoints;
 mod permanent;
 mod recording;
+mod rtcp_source;
 mod rtmp_ingest;
 mod rtp_header;
+mod rtp_ports;
 mod rtp_source;
 mod viewer;
 mod vp8;
@@ -426,7 +429,7 @@ fn wanted_kinds(
     if boolean(body, "offer_video") == Some(false) {
         kinds.retain(|k| *k != MediaKind::Video);
     }
-    if kinds.is_empty() {
+    if kinds.is_empty() && !(mp.data && boolean(body, "offer_data") != Some(false)) {
         return Err(StreamingError::new(
             errors::INVALID_REQUEST,
             "Can't offer an SDP with no audio, video or data for this mountpoint",
@@ -469,7 +472,10 @@ async fn watch(
         ));
     }
     let kinds = wanted_kinds(body, &mp)?;
-    let mut plan = OfferPlan::default();
+    let mut plan = OfferPlan {
+        data: mp.data && boolean(body, "offer_data") != Some(false),
+        ..OfferPlan::default()
+    };
     let mut answer_plan = AnswerPlan::default();
     for s in mp.streams() {
         if !kinds.contains(&s.kind) {
@@ -812,6 +818,7 @@ impl Plugin for Streaming {
         if let (Some(mp), Some(sink), Some(a)) = (&st.mountpoint, &st.sink, &st.attached) {
             if sink.keyframe_request_due() {
                 a.request_keyframe(mp);
+                mp.request_source_keyframe();
             }
         }
     }

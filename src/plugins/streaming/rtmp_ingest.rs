@@ -193,6 +193,7 @@ async fn on_publish(
                 source: Source::Rtmp,
                 streams: rtmp_streams(),
                 config: None,
+                data: false,
             };
             match mountpoints.add(new) {
                 Ok(e) => {

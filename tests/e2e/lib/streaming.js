@@ -126,7 +126,7 @@ const PAGE = `<!doctype html>
 <script type="module">
 import Janus from '/janus.js';
 const state = { webrtcup: false, hangup: null, events: [], statuses: [], errors: [], offers: 0,
-  watchAt: 0, firstFrameMs: null };
+  watchAt: 0, firstFrameMs: null, data: [] };
 window.e2e = state;
 let janus = null;
 let handle = null;
@@ -155,6 +155,7 @@ window.watch = (server, id, extra) => new Promise((resolve, reject) => {
               error: (e) => fail('createAnswer', e) });
           }
         },
+        ondata: (data) => { state.data.push(typeof data === 'string' ? data : '[binary]'); },
         onremotetrack: (track, mid, on) => {
           if (!on) return;
           // Play what arrives, as a viewer page does: Chromium measures audio energy on playout.
