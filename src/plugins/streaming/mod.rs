@@ -22,6 +22,8 @@ mod rtmp_ingest;
 mod rtp_header;
 mod rtp_ports;
 mod rtp_source;
+mod sps_size;
+mod video_recording;
 mod viewer;
 mod vp8;
 mod whep;
@@ -237,7 +239,7 @@ impl Streaming {
         let Some(mp) = self.mountpoints.remove(mp.id) else {
             return Err(no_such(mp.id));
         };
-        self.recordings.close(&mp).await;
+        self.recordings.close(&mp, &self.storage).await;
         tracing::info!(mountpoint = mp.id, "mountpoint destroyed");
         for v in mp.viewers() {
             if let Some(ctx) = v.upgrade() {
@@ -342,7 +344,9 @@ impl Streaming {
     async fn record(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
         check_secret(&mp.settings().secret, body, "secret").await?;
-        self.recordings.request(&self.recording, &mp, body).await
+        self.recordings
+            .request(&self.recording, &self.storage, &mp, body)
+            .await
     }
 
     async fn enable(&self, body: &Map<String, Value>, on: bool) -> Result<Value, StreamingError> {

@@ -81,15 +81,16 @@ export function addKey(gw, name, mountpoint) {
 /**
  * Starts ffmpeg publishing to `url` like OBS does: testsrc2 640x360@30 in H.264 (keyframe every
  * 2 s) and a 440 Hz sine in AAC, paced in real time. Options: `video`/`audio` false to leave one
- * out, `bframes` for x264 B-frames, `seconds` to stop on its own.
+ * out, `bframes` for x264 B-frames, `seconds` to stop on its own, `gop` for another keyframe
+ * interval (in frames).
  */
-export function publish(url, { video = true, audio = true, bframes = 0, seconds = 0, size = '640x360' } = {}) {
+export function publish(url, { video = true, audio = true, bframes = 0, seconds = 0, size = '640x360', gop = 60 } = {}) {
   const args = ['-hide_banner', '-loglevel', 'error', '-re'];
   if (video) args.push('-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`);
   if (audio) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
   if (seconds) args.push('-t', String(seconds));
   if (video) {
-    args.push('-c:v', 'libx264', '-preset', 'veryfast', '-g', '60', '-keyint_min', '60', '-sc_threshold', '0',
+    args.push('-c:v', 'libx264', '-preset', 'veryfast', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
       '-pix_fmt', 'yuv420p', '-b:v', '1500k', '-bf', String(bframes));
     if (!bframes) args.push('-tune', 'zerolatency');
   }
