@@ -36,29 +36,43 @@ pub struct IngestGuard {
     audio_without_config: u32,
     video_config: bool,
     audio_config: bool,
+    /// A drop was asked for: what still arrives is discarded quietly.
+    dropped: bool,
 }
 
-fn count(n: &mut u32, max: u32, why: &'static str, drop: &'static str) -> Verdict {
-    *n += 1;
-    if *n > max {
-        Verdict::Drop(drop)
-    } else {
-        Verdict::Discard {
-            why,
-            first: *n == 1,
-        }
-    }
+/// Which count a fault goes to.
+#[derive(Clone, Copy)]
+enum Which {
+    Malformed,
+    Video,
+    Audio,
 }
 
 impl IngestGuard {
+    fn count(&mut self, which: Which, max: u32, why: &'static str) -> Verdict {
+        if self.dropped {
+            return Verdict::Discard { why, first: false };
+        }
+        let n = match which {
+            Which::Malformed => &mut self.malformed,
+            Which::Video => &mut self.video_without_config,
+            Which::Audio => &mut self.audio_without_config,
+        };
+        *n += 1;
+        if *n > max {
+            self.dropped = true;
+            Verdict::Drop(why)
+        } else {
+            Verdict::Discard {
+                why,
+                first: *n == 1,
+            }
+        }
+    }
+
     /// A tag that did not parse.
     pub fn malformed(&mut self) -> Verdict {
-        count(
-            &mut self.malformed,
-            MAX_MALFORMED_TAGS,
-            "malformed FLV tag",
-            "malformed FLV tags",
-        )
+        self.count(Which::Malformed, MAX_MALFORMED_TAGS, "malformed FLV tags")
     }
 
     /// An AVC sequence header arrived.
@@ -76,10 +90,9 @@ impl IngestGuard {
         if self.video_config {
             return Verdict::Relay;
         }
-        count(
-            &mut self.video_without_config,
+        self.count(
+            Which::Video,
             MAX_VIDEO_WITHOUT_CONFIG,
-            "H.264 without SPS/PPS (no AVC sequence header)",
             "H.264 without SPS/PPS (no AVC sequence header)",
         )
     }
@@ -89,10 +102,9 @@ impl IngestGuard {
         if self.audio_config {
             return Verdict::Relay;
         }
-        count(
-            &mut self.audio_without_config,
+        self.count(
+            Which::Audio,
             MAX_AUDIO_WITHOUT_CONFIG,
-            "AAC without AudioSpecificConfig (no AAC sequence header)",
             "AAC without AudioSpecificConfig (no AAC sequence header)",
         )
     }
@@ -128,5 +140,14 @@ mod tests {
             assert!(matches!(g.malformed(), Verdict::Discard { .. }));
         }
         assert_eq!(g.malformed(), Verdict::Drop("malformed FLV tags"));
+        // Asked once: what follows is discarded quietly.
+        assert!(matches!(
+            g.malformed(),
+            Verdict::Discard { first: false, .. }
+        ));
+        assert!(matches!(
+            g.audio_frame(),
+            Verdict::Discard { first: false, .. }
+        ));
     }
 }
