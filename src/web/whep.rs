@@ -4,10 +4,11 @@
 //! `Location` naming the session and an `ETag` naming its ICE session; `DELETE` on that
 //! location ends it. `PATCH` on it with an `application/trickle-ice-sdpfrag` body (RFC 8840
 //! fragment) trickles the client's candidates (RFC 9725 §4.3.2): `204` once applied, `412`
-//! when `If-Match` names another ICE session, `422` for an ICE restart (new `ice-ufrag`/`ice-pwd`:
-//! not supported, §4.3.1 "either trickle or restarts"), `400` for a fragment that does not
-//! parse, `415` for another body type, `404` for an unknown session; `PATCH` on the endpoint
-//! itself is `405`. The answer still carries every gateway candidate, so clients that gather
+//! when `If-Match` names another ICE session; a fragment with new `ice-ufrag`/`ice-pwd` is an
+//! ICE restart (§4.3.3): `200` with the session's new credentials and candidates as a fragment
+//! and a new `ETag` (`422` when the backend cannot restart or the restart fails); `400` for a
+//! fragment that does not parse, `415` for another body type, `404` for an unknown session;
+//! `PATCH` on the endpoint itself is `405`. The answer still carries every gateway candidate, so clients that gather
 //! before posting need no `PATCH` at all.
 //!
 //! What plays is up to a [`WhepBackend`] (the streaming plugin), so this module knows no
@@ -102,6 +103,21 @@ fn ice_chars(what: &str, v: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
+/// What a trickle `PATCH` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrickleOutcome {
+    /// The candidates were added (204).
+    Applied,
+    /// The fragment asked for an ICE restart, which was done (200): `fragment` is the
+    /// session's side (new `ice-ufrag`/`ice-pwd`, candidates), `etag` the new ICE session's tag.
+    Restarted {
+        /// RFC 8840 fragment of the session's new ICE credentials and candidates.
+        fragment: String,
+        /// The new entity tag, without quotes.
+        etag: String,
+    },
+}
+
 /// Why a trickle `PATCH` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrickleError {
@@ -109,7 +125,7 @@ pub enum TrickleError {
     NotFound,
     /// `If-Match` names another ICE session (412).
     StaleEtag,
-    /// The fragment asks for an ICE restart, which is not supported (422).
+    /// The fragment asks for an ICE restart, which this backend does not support (422).
     RestartUnsupported,
     /// A candidate could not be applied (422), with why.
     Unusable(String),
@@ -139,15 +155,16 @@ pub trait WhepBackend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<WhepSession, WhepError>>;
     /// Ends session `session` of `mountpoint`; `false` when there is none.
     fn stop(&self, mountpoint: String, session: String) -> BoxFuture<'_, bool>;
-    /// Applies trickled candidates to session `session` of `mountpoint`. `if_match`: the
-    /// entity tag the client named (`None` without `If-Match`, `Some("*")` for any).
+    /// Applies trickled candidates to session `session` of `mountpoint`, or restarts its ICE
+    /// when the fragment brings new credentials. `if_match`: the entity tag the client named
+    /// (`None` without `If-Match`, `Some("*")` for any).
     fn trickle(
         &self,
         mountpoint: String,
         session: String,
         if_match: Option<String>,
         fragment: IceFragment,
-    ) -> BoxFuture<'_, Result<(), TrickleError>>;
+    ) -> BoxFuture<'_, Result<TrickleOutcome, TrickleError>>;
 }
 
 /// The body type of trickle `PATCH` requests (RFC 8840 §9).
@@ -338,7 +355,18 @@ async fn trickle(
         .trickle(mountpoint, session, if_match, fragment)
         .await
     {
-        Ok(()) => with_cors(StatusCode::NO_CONTENT.into_response()),
+        Ok(TrickleOutcome::Applied) => with_cors(StatusCode::NO_CONTENT.into_response()),
+        Ok(TrickleOutcome::Restarted { fragment, etag }) => with_cors(
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, SDPFRAG.to_string()),
+                    (header::ETAG, format!("\"{etag}\"")),
+                ],
+                fragment,
+            )
+                .into_response(),
+        ),
         Err(TrickleError::NotFound) => text(StatusCode::NOT_FOUND, "no such session"),
         Err(TrickleError::StaleEtag) => text(
             StatusCode::PRECONDITION_FAILED,
@@ -392,7 +420,7 @@ mod tests {
             session: String,
             if_match: Option<String>,
             fragment: IceFragment,
-        ) -> BoxFuture<'_, Result<(), TrickleError>> {
+        ) -> BoxFuture<'_, Result<TrickleOutcome, TrickleError>> {
             Box::pin(async move {
                 if session != "abc" {
                     return Err(TrickleError::NotFound);
@@ -400,10 +428,14 @@ mod tests {
                 if if_match.is_some_and(|e| e != "e1" && e != "*") {
                     return Err(TrickleError::StaleEtag);
                 }
-                if fragment.ufrag.as_deref().is_some_and(|u| u != "old") {
-                    return Err(TrickleError::RestartUnsupported);
+                match fragment.ufrag.as_deref() {
+                    Some("new") => Ok(TrickleOutcome::Restarted {
+                        fragment: "a=ice-ufrag:ours\r\n".into(),
+                        etag: "e2".into(),
+                    }),
+                    Some(u) if u != "old" => Err(TrickleError::RestartUnsupported),
+                    _ => Ok(TrickleOutcome::Applied),
                 }
-                Ok(())
             })
         }
     }
@@ -442,6 +474,10 @@ mod tests {
         );
         assert_eq!(
             patch(uri, SDPFRAG, Some("*"), &FRAG.replace("old", "new")).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            patch(uri, SDPFRAG, Some("*"), &FRAG.replace("old", "other")).await,
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
