@@ -2,7 +2,7 @@
 // the Admin API) are kept in the registry and come back after the gateway restarts, with their
 // edited description, their secret and their RTP ports (ffmpeg feeds them after the restart);
 // `destroy` with `permanent: true` forgets them; a random port (0) cannot be made permanent
-// (Janus' 470); a non-permanent mountpoint does not come back.
+// (Janus' 470, for create and for edit); a non-permanent mountpoint does not come back.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +55,9 @@ describe('permanent mountpoints survive a restart', () => {
       media: [{ type: 'audio', mid: 'a', port: 0, pt: 111, codec: 'opus' }],
     });
     assert.equal(raw.permanent, false);
+    const editRandom = await adminStreaming(gw, { request: 'edit', id: 5151, new_description: 'x', permanent: true });
+    assert.equal(editRandom.error_code, 470, 'a port picked at random cannot be made permanent by edit either');
+    assert.equal((await adminStreaming(gw, { request: 'info', id: 5151 })).info.description, 'temporary', 'nothing changed');
     const random = await adminStreaming(gw, {
       request: 'create', type: 'rtp', id: 5152, permanent: true,
       media: [{ type: 'audio', mid: 'a', port: 0, pt: 111, codec: 'opus' }],

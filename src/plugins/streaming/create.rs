@@ -115,9 +115,7 @@ fn legacy_stream(body: &Map<String, Value>, kind: MediaKind) -> Result<Option<Rt
             (mcast.as_str(), Kind::String, false),
         ],
     )?;
-    let requested = body.get(&port).and_then(Value::as_u64).unwrap_or(0);
-    let rtp_port = u16::try_from(requested)
-        .map_err(|_| invalid(format!("Invalid element ({port} out of range)")))?;
+    let rtp_port = port_value(body, &port)?.unwrap_or(0);
     let pt_value = body
         .get(&pt)
         .and_then(Value::as_u64)

@@ -267,9 +267,8 @@ impl Streaming {
         )?;
         check_secret(&mp.settings().secret, body, "secret").await?;
         let save = boolean(body, "permanent").unwrap_or(false);
-        if save && mp.config.is_none() {
-            // Refused before anything changes.
-            permanent::save(&self.storage, &mp).await?;
+        if save {
+            permanent::check_edit(&mp)?;
         }
         let hash = |field: &str| {
             let value = errors::string(body, field);

@@ -57,6 +57,15 @@ pub fn check_create(body: &Map<String, Value>) -> Result<(), StreamingError> {
     Ok(())
 }
 
+/// Checks, before an `edit` with `permanent: true` changes anything, that `mp` can be stored:
+/// made by a `create` (not an RTMP publish) with fixed ports.
+pub fn check_edit(mp: &MountpointEntry) -> Result<(), StreamingError> {
+    match &mp.config {
+        Some(config) => check_create(config),
+        None => stored_config(mp).map(drop),
+    }
+}
+
 /// The configuration stored for `mp`: its `create` request with today's settings.
 fn stored_config(mp: &MountpointEntry) -> Result<String, StreamingError> {
     let Some(mut config) = mp.config.clone() else {
