@@ -14,7 +14,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bifrons_rtmp::rtp::{H264Depacketizer, H264RtpPacket};
+use bifrons_rtmp::rtp::{DepacketizedFrame, H264Depacketizer, H264RtpPacket};
 use bytes::Bytes;
 
 use super::sps_size::picture_size;
@@ -173,86 +173,100 @@ impl VideoRecording {
     }
 }
 
+/// The file of one recording: opened at the first keyframe that brings its SPS and PPS.
+struct Muxer {
+    path: PathBuf,
+    writer: Option<MatroskaH264Writer<BufWriter<File>>>,
+    /// RTP timestamp of the last frame, and the 90 kHz ticks since the first (unwrapped).
+    last_ts: Option<u32>,
+    ticks: i64,
+}
+
+impl Muxer {
+    fn frame(&mut self, frame: &DepacketizedFrame) -> Result<(), String> {
+        if let Some(prev) = self.last_ts {
+            self.ticks += i64::from(frame.timestamp.wrapping_sub(prev) as i32);
+        }
+        self.last_ts = Some(frame.timestamp);
+        if self.writer.is_none() {
+            if !frame.keyframe {
+                return Ok(());
+            }
+            let nal = |t: u8| {
+                frame
+                    .nalus
+                    .iter()
+                    .find(|n| n.first().is_some_and(|h| h & 0x1f == t))
+            };
+            let (Some(sps), Some(pps)) = (nal(7), nal(8)) else {
+                return Ok(());
+            };
+            let (Some((width, height)), Some(avcc)) =
+                (picture_size(sps), avc_decoder_configuration(sps, pps))
+            else {
+                return Ok(());
+            };
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&self.path)
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            self.writer = Some(
+                MatroskaH264Writer::new(BufWriter::new(file), width, height, &avcc)
+                    .map_err(|e| e.to_string())?,
+            );
+            tracing::info!(file = %self.path.display(), width, height, "H.264 recording started at a keyframe");
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        // Access unit delimiters carry nothing a file needs.
+        let nalus: Vec<&[u8]> = frame
+            .nalus
+            .iter()
+            .filter(|n| n.first().is_some_and(|h| h & 0x1f != 9))
+            .map(Bytes::as_ref)
+            .collect();
+        w.write_frame(self.ticks.max(0) as u64 / 90, frame.keyframe, &nalus)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The writer thread: until the sink is dropped, rebuilds access units and writes them from
-/// the first keyframe that brings its SPS and PPS.
+/// the first keyframe that brings its SPS and PPS. A write error stops the writing (the rest
+/// is read and dropped); the file is then closed as far as it got.
 fn write(rx: Receiver<H264RtpPacket>, path: PathBuf) -> Outcome {
     let mut depacketizer = H264Depacketizer::new(REORDER_WINDOW);
     let mut frames = Vec::new();
-    let mut writer: Option<MatroskaH264Writer<BufWriter<File>>> = None;
-    // 90 kHz timestamps unwrapped to 64 bits.
-    let mut last_ts: Option<u32> = None;
-    let mut ticks: i64 = 0;
+    let mut muxer = Muxer {
+        path,
+        writer: None,
+        last_ts: None,
+        ticks: 0,
+    };
     let mut failure: Option<String> = None;
-    let mut handle = |frames: &mut Vec<bifrons_rtmp::rtp::DepacketizedFrame>,
-                      writer: &mut Option<MatroskaH264Writer<BufWriter<File>>>|
-     -> Result<(), String> {
+    let mut feed = |frames: &mut Vec<DepacketizedFrame>, failure: &mut Option<String>| {
         for frame in frames.drain(..) {
-            if let Some(prev) = last_ts {
-                ticks += i64::from(frame.timestamp.wrapping_sub(prev) as i32);
+            if failure.is_some() {
+                continue;
             }
-            last_ts = Some(frame.timestamp);
-            if writer.is_none() {
-                if !frame.keyframe {
-                    continue;
-                }
-                let nal = |t: u8| {
-                    frame
-                        .nalus
-                        .iter()
-                        .find(|n| n.first().is_some_and(|h| h & 0x1f == t))
-                };
-                let (Some(sps), Some(pps)) = (nal(7), nal(8)) else {
-                    continue;
-                };
-                let (Some((width, height)), Some(avcc)) =
-                    (picture_size(sps), avc_decoder_configuration(sps, pps))
-                else {
-                    continue;
-                };
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                }
-                let file = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                *writer = Some(
-                    MatroskaH264Writer::new(BufWriter::new(file), width, height, &avcc)
-                        .map_err(|e| e.to_string())?,
-                );
-                tracing::info!(file = %path.display(), width, height, "H.264 recording started at a keyframe");
-            }
-            if let Some(w) = writer.as_mut() {
-                let nalus: Vec<&[u8]> = frame
-                    .nalus
-                    .iter()
-                    .filter(|n| n.first().is_some_and(|h| h & 0x1f != 9))
-                    .map(Bytes::as_ref)
-                    .collect();
-                w.write_frame(ticks.max(0) as u64 / 90, frame.keyframe, &nalus)
-                    .map_err(|e| e.to_string())?;
+            if let Err(e) = muxer.frame(&frame) {
+                tracing::warn!(file = %muxer.path.display(), error = %e, "H.264 recording stopped writing");
+                *failure = Some(e);
             }
         }
-        Ok(())
     };
     for packet in rx {
-        if failure.is_some() {
-            continue;
-        }
         depacketizer.push(packet, &mut frames);
-        if let Err(e) = handle(&mut frames, &mut writer) {
-            tracing::warn!(file = %path.display(), error = %e, "H.264 recording stopped writing");
-            failure = Some(e);
-        }
+        feed(&mut frames, &mut failure);
     }
     depacketizer.flush(&mut frames);
-    if failure.is_none() {
-        if let Err(e) = handle(&mut frames, &mut writer) {
-            failure = Some(e);
-        }
-    }
-    let Some(w) = writer else {
+    feed(&mut frames, &mut failure);
+    // After a write error, what was written is kept if the file can still be closed.
+    let Some(w) = muxer.writer else {
         return Err(failure.unwrap_or_else(|| "no keyframe with SPS and PPS was recorded".into()));
     };
     let (_, duration, size) = w.finish(LAST_FRAME_MS).map_err(|e| e.to_string())?;
