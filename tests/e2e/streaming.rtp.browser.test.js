@@ -168,6 +168,8 @@ describe('RTP mountpoint options in Chromium', () => {
     });
     assert.equal(created.streaming, 'created', JSON.stringify(created));
     assert.deepEqual(created.stream.ports.map((p) => p.type), ['audio', 'data']);
+    const listed = (await adminStreaming(gw, { request: 'list' })).list.find((m) => m.id === 9006);
+    assert.deepEqual(listed.media.map((m) => [m.mid, m.type]), [['a', 'audio'], ['d', 'data']]);
     const page = await openViewer(browser, site, gw.wsUrl, 9006);
     await waitInPage(page, () => window.e2e, (st) => st.webrtcup, 'webrtcup');
     const udp = dgram.createSocket('udp4');

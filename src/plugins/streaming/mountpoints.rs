@@ -371,6 +371,10 @@ impl MountpointEntry {
                 }
                 m
             })
+            .chain(self.data.then(|| {
+                // The data channel of a data port, as Janus lists it.
+                json!({ "mid": "d", "type": "data", "label": "data" })
+            }))
             .collect()
     }
 
