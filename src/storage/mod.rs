@@ -9,6 +9,7 @@
 mod accounts;
 mod error;
 mod migrate;
+mod mountpoints;
 mod password;
 pub(crate) mod pool;
 mod recordings;
@@ -21,6 +22,7 @@ pub mod validate;
 pub use accounts::{Account, AccountSpec, Accounts};
 pub use error::{Result, StorageError};
 pub use migrate::SchemaStatus;
+pub use mountpoints::{Mountpoints, StoredMountpoint};
 pub use pool::{backend_of, Backend};
 pub use recordings::{CreatedRange, NewRecording, Recording, RecordingFilter, Recordings};
 pub use stream_keys::{EgressTarget, NewStreamKey, StreamKey, StreamKeys};
@@ -163,6 +165,11 @@ impl Storage {
     /// Recordings (voicemail, rooms, streams).
     pub fn recordings(&self) -> Recordings<'_> {
         Recordings::new(&self.pool)
+    }
+
+    /// Permanent mountpoints of the streaming plugin.
+    pub fn mountpoints(&self) -> Mountpoints<'_> {
+        Mountpoints::new(&self.pool)
     }
 }
 

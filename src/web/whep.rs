@@ -1,9 +1,15 @@
 //! WHEP playback (WebRTC-HTTP Egress Protocol, draft-ietf-wish-whep, modelled on RFC 9725's
 //! WHIP): the HTTP face only. `POST /whep/<mountpoint>` with an SDP offer
 //! (`Content-Type: application/sdp`) answers `201 Created` with the SDP answer and a
-//! `Location` naming the session; `DELETE` on that location ends it. Trickle (`PATCH`) is not
-//! offered (`405`): the answer carries every candidate, and clients that gather before
-//! posting (as browsers with `iceGatheringState == "complete"`) need none.
+//! `Location` naming the session and an `ETag` naming its ICE session; `DELETE` on that
+//! location ends it. `PATCH` on it with an `application/trickle-ice-sdpfrag` body (RFC 8840
+//! fragment) trickles the client's candidates (RFC 9725 §4.3.2): `204` once applied, `412`
+//! when `If-Match` names another ICE session; a fragment with new `ice-ufrag`/`ice-pwd` is an
+//! ICE restart (§4.3.3): `200` with the session's new credentials and candidates as a fragment
+//! and a new `ETag` (`422` when the backend cannot restart or the restart fails); `400` for a
+//! fragment that does not parse, `415` for another body type, `404` for an unknown session;
+//! `PATCH` on the endpoint itself is `405`. The answer still carries every gateway candidate, so clients that gather
+//! before posting need no `PATCH` at all.
 //!
 //! What plays is up to a [`WhepBackend`] (the streaming plugin), so this module knows no
 //! mountpoint and no PeerConnection. CORS is open (`*`, with `Location` exposed): a WHEP
@@ -26,6 +32,103 @@ pub struct WhepSession {
     pub id: String,
     /// The SDP answer.
     pub answer: String,
+    /// The entity tag of its ICE session (RFC 9725 §4.3.1), without quotes.
+    pub etag: String,
+}
+
+/// An SDP fragment of trickled ICE (RFC 8840 §9, `application/trickle-ice-sdpfrag`): the
+/// ICE credentials and the candidates of the media sections it names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceFragment {
+    /// `a=ice-ufrag`, when given (session or media level).
+    pub ufrag: Option<String>,
+    /// `a=ice-pwd`, when given.
+    pub pwd: Option<String>,
+    /// Each `a=candidate` value (without `a=`) with the `a=mid` of its media section.
+    pub candidates: Vec<(Option<String>, String)>,
+    /// Whether `a=end-of-candidates` was present.
+    pub end_of_candidates: bool,
+}
+
+/// Longest fragment accepted, in bytes.
+pub const MAX_FRAGMENT_LEN: usize = 16 * 1024;
+
+impl IceFragment {
+    /// Parses a fragment: lines `a=ice-ufrag:`, `a=ice-pwd:`, `a=ice-options:`, `m=`, `a=mid:`,
+    /// `a=candidate:` and `a=end-of-candidates` (CRLF or LF). Errors name the first line that is
+    /// none of them, an empty candidate, or a fragment over [`MAX_FRAGMENT_LEN`].
+    pub fn parse(text: &str) -> Result<IceFragment, String> {
+        if text.len() > MAX_FRAGMENT_LEN {
+            return Err(format!("fragment over {MAX_FRAGMENT_LEN} bytes"));
+        }
+        let mut fragment = IceFragment::default();
+        let mut mid: Option<String> = None;
+        for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+                fragment.ufrag = Some(ice_chars("ice-ufrag", v)?);
+            } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
+                fragment.pwd = Some(ice_chars("ice-pwd", v)?);
+            } else if let Some(v) = line.strip_prefix("a=mid:") {
+                mid = Some(v.trim().to_string());
+            } else if line.starts_with("a=candidate:") {
+                let value = &line[2..];
+                if value.split_whitespace().count() < 8 {
+                    return Err(format!("candidate too short: {line}"));
+                }
+                fragment.candidates.push((mid.clone(), value.to_string()));
+            } else if line == "a=end-of-candidates" {
+                fragment.end_of_candidates = true;
+            } else if line.starts_with("m=") || line.starts_with("a=ice-options:") {
+                // The section a candidate belongs to comes from its `a=mid`.
+            } else {
+                let shown: String = line.chars().take(60).collect();
+                return Err(format!("unexpected line in the fragment: {shown}"));
+            }
+        }
+        Ok(fragment)
+    }
+}
+
+/// An `ice-ufrag`/`ice-pwd` value: `ice-char` = ALPHA / DIGIT / "+" / "/" (RFC 8839 §5.4).
+fn ice_chars(what: &str, v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty()
+        || v.len() > 256
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    {
+        return Err(format!("invalid {what}"));
+    }
+    Ok(v.to_string())
+}
+
+/// What a trickle `PATCH` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrickleOutcome {
+    /// The candidates were added (204).
+    Applied,
+    /// The fragment asked for an ICE restart, which was done (200): `fragment` is the
+    /// session's side (new `ice-ufrag`/`ice-pwd`, candidates), `etag` the new ICE session's tag.
+    Restarted {
+        /// RFC 8840 fragment of the session's new ICE credentials and candidates.
+        fragment: String,
+        /// The new entity tag, without quotes.
+        etag: String,
+    },
+}
+
+/// Why a trickle `PATCH` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrickleError {
+    /// No such session (404).
+    NotFound,
+    /// `If-Match` names another ICE session (412).
+    StaleEtag,
+    /// The fragment asks for an ICE restart, which this backend does not support (422).
+    RestartUnsupported,
+    /// A candidate could not be applied (422), with why.
+    Unusable(String),
 }
 
 /// Why a backend refused to play.
@@ -52,7 +155,23 @@ pub trait WhepBackend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<WhepSession, WhepError>>;
     /// Ends session `session` of `mountpoint`; `false` when there is none.
     fn stop(&self, mountpoint: String, session: String) -> BoxFuture<'_, bool>;
+    /// Applies trickled candidates to session `session` of `mountpoint`, or restarts its ICE
+    /// when the fragment brings new credentials. `if_match`: the entity tag the client named
+    /// (`None` without `If-Match`, `Some("*")` for any).
+    fn trickle(
+        &self,
+        mountpoint: String,
+        session: String,
+        if_match: Option<String>,
+        fragment: IceFragment,
+    ) -> BoxFuture<'_, Result<TrickleOutcome, TrickleError>>;
 }
+
+/// The body type of trickle `PATCH` requests (RFC 8840 §9).
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+/// `Accept-Patch` (RFC 5789 §3.1): the body types `PATCH` takes.
+const ACCEPT_PATCH: header::HeaderName = header::HeaderName::from_static("accept-patch");
 
 /// The WHEP routes (`/whep/...`) over `backend`.
 pub fn router(backend: Arc<dyn WhepBackend>) -> Router {
@@ -64,6 +183,7 @@ pub fn router(backend: Arc<dyn WhepBackend>) -> Router {
         .route(
             "/whep/{mountpoint}/{session}",
             axum::routing::delete(stop)
+                .patch(trickle)
                 .options(preflight)
                 .fallback(not_allowed),
         )
@@ -79,7 +199,7 @@ fn with_cors(mut response: Response) -> Response {
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location"),
+        HeaderValue::from_static("Location, ETag, Accept-Patch"),
     );
     response
 }
@@ -89,11 +209,11 @@ async fn preflight() -> Response {
     let h = r.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, DELETE, OPTIONS"),
+        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Authorization"),
+        HeaderValue::from_static("Content-Type, Authorization, If-Match"),
     );
     r
 }
@@ -161,6 +281,8 @@ async fn play(
                     [
                         (header::CONTENT_TYPE, "application/sdp".to_string()),
                         (header::LOCATION, location),
+                        (header::ETAG, format!("\"{}\"", session.etag)),
+                        (ACCEPT_PATCH, SDPFRAG.to_string()),
                     ],
                     session.answer,
                 )
@@ -190,6 +312,74 @@ async fn stop(
     }
 }
 
+/// `PATCH` on a session: trickled candidates (RFC 9725 §4.3).
+async fn trickle(
+    State(backend): State<Arc<dyn WhepBackend>>,
+    Path((mountpoint, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fragment_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(SDPFRAG));
+    if !fragment_type {
+        let mut r = text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "trickle needs an application/trickle-ice-sdpfrag body",
+        );
+        r.headers_mut()
+            .insert(ACCEPT_PATCH, HeaderValue::from_static(SDPFRAG));
+        return r;
+    }
+    let fragment = match std::str::from_utf8(&body)
+        .map_err(|_| "the fragment is not UTF-8".to_string())
+        .and_then(IceFragment::parse)
+    {
+        Ok(f) => f,
+        Err(why) => {
+            tracing::info!(session = %session, error = %why, "WHEP trickle refused");
+            return text(StatusCode::BAD_REQUEST, &why);
+        }
+    };
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_string()
+        });
+    match backend
+        .trickle(mountpoint, session, if_match, fragment)
+        .await
+    {
+        Ok(TrickleOutcome::Applied) => with_cors(StatusCode::NO_CONTENT.into_response()),
+        Ok(TrickleOutcome::Restarted { fragment, etag }) => with_cors(
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, SDPFRAG.to_string()),
+                    (header::ETAG, format!("\"{etag}\"")),
+                ],
+                fragment,
+            )
+                .into_response(),
+        ),
+        Err(TrickleError::NotFound) => text(StatusCode::NOT_FOUND, "no such session"),
+        Err(TrickleError::StaleEtag) => text(
+            StatusCode::PRECONDITION_FAILED,
+            "If-Match names another ICE session",
+        ),
+        Err(TrickleError::RestartUnsupported) => text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ICE restarts are not supported: start a new session",
+        ),
+        Err(TrickleError::Unusable(why)) => text(StatusCode::UNPROCESSABLE_ENTITY, &why),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +401,7 @@ mod tests {
                     ("1", _) => Ok(WhepSession {
                         id: "abc".into(),
                         answer: offer.replace("offer", "answer"),
+                        etag: "e1".into(),
                     }),
                     ("2", Some("t")) => Err(WhepError::BadOffer("no video".into())),
                     ("2", _) => Err(WhepError::Unauthorized),
@@ -221,6 +412,123 @@ mod tests {
 
         fn stop(&self, _mountpoint: String, session: String) -> BoxFuture<'_, bool> {
             Box::pin(async move { session == "abc" })
+        }
+
+        fn trickle(
+            &self,
+            _mountpoint: String,
+            session: String,
+            if_match: Option<String>,
+            fragment: IceFragment,
+        ) -> BoxFuture<'_, Result<TrickleOutcome, TrickleError>> {
+            Box::pin(async move {
+                if session != "abc" {
+                    return Err(TrickleError::NotFound);
+                }
+                if if_match.is_some_and(|e| e != "e1" && e != "*") {
+                    return Err(TrickleError::StaleEtag);
+                }
+                match fragment.ufrag.as_deref() {
+                    Some("new") => Ok(TrickleOutcome::Restarted {
+                        fragment: "a=ice-ufrag:ours\r\n".into(),
+                        etag: "e2".into(),
+                    }),
+                    Some(u) if u != "old" => Err(TrickleError::RestartUnsupported),
+                    _ => Ok(TrickleOutcome::Applied),
+                }
+            })
+        }
+    }
+
+    async fn patch(uri: &str, ctype: &str, if_match: Option<&str>, body: &str) -> StatusCode {
+        let mut req = Request::builder()
+            .method("PATCH")
+            .uri(uri)
+            .header(header::CONTENT_TYPE, ctype);
+        if let Some(m) = if_match {
+            req = req.header(header::IF_MATCH, m);
+        }
+        router(Arc::new(Fake))
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    const FRAG: &str = "a=ice-ufrag:old\r\na=ice-pwd:pwdpwdpwdpwdpwdpwdpwdpwd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 51000 typ host\r\na=end-of-candidates\r\n";
+
+    #[tokio::test]
+    async fn trickle_statuses() {
+        let uri = "/whep/1/abc";
+        assert_eq!(
+            patch(uri, SDPFRAG, Some("\"e1\""), FRAG).await,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            patch(uri, SDPFRAG, None, FRAG).await,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            patch(uri, SDPFRAG, Some("\"zz\""), FRAG).await,
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            patch(uri, SDPFRAG, Some("*"), &FRAG.replace("old", "new")).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            patch(uri, SDPFRAG, Some("*"), &FRAG.replace("old", "other")).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            patch(uri, "text/plain", None, FRAG).await,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        assert_eq!(
+            patch(uri, SDPFRAG, None, "hello").await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            patch("/whep/1/zzz", SDPFRAG, None, FRAG).await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            patch("/whep/1", SDPFRAG, None, FRAG).await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn fragments_parse() {
+        let f = IceFragment::parse(FRAG).unwrap();
+        assert_eq!(f.ufrag.as_deref(), Some("old"));
+        assert_eq!(f.candidates.len(), 1);
+        assert_eq!(f.candidates[0].0.as_deref(), Some("0"));
+        assert!(f.candidates[0].1.starts_with("candidate:1 1 udp"));
+        assert!(f.end_of_candidates);
+        assert!(IceFragment::parse("a=candidate:1 1 udp\r\n").is_err());
+        assert!(IceFragment::parse("a=ice-ufrag:bad ufrag\r\n").is_err());
+        assert!(IceFragment::parse("v=0\r\n").is_err());
+        assert_eq!(IceFragment::parse("").unwrap(), IceFragment::default());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,400}") {
+            let _ = IceFragment::parse(&text);
+        }
+
+        #[test]
+        fn candidates_round_trip(
+            mid in "[a-z0-9]{1,4}",
+            port in 1u16..,
+            ufrag in "[A-Za-z0-9+/]{4,32}",
+        ) {
+            let line = format!("candidate:1 1 udp 2122260223 127.0.0.1 {port} typ host");
+            let text = format!("a=ice-ufrag:{ufrag}\na=mid:{mid}\na={line}\n");
+            let f = IceFragment::parse(&text).unwrap();
+            proptest::prop_assert_eq!(f.ufrag, Some(ufrag));
+            proptest::prop_assert_eq!(f.candidates, vec![(Some(mid), line)]);
         }
     }
 
@@ -263,17 +571,8 @@ mod tests {
                 .status(),
             StatusCode::BAD_REQUEST
         );
-        assert_eq!(
-            call(
-                "PATCH",
-                "/whep/1/abc",
-                "application/trickle-ice-sdpfrag",
-                None
-            )
-            .await
-            .status(),
-            StatusCode::METHOD_NOT_ALLOWED
-        );
+        assert_eq!(ok.headers()[header::ETAG], "\"e1\"");
+        assert_eq!(ok.headers()[ACCEPT_PATCH], SDPFRAG);
         assert_eq!(
             call("DELETE", "/whep/1/abc", "", None).await.status(),
             StatusCode::OK

@@ -10,13 +10,20 @@
 
 mod audio_job;
 mod create;
+mod data_source;
 pub mod errors;
 mod h264_profile;
+mod ingest_guard;
 mod mountpoints;
+mod permanent;
 mod recording;
+mod rtcp_source;
 mod rtmp_ingest;
 mod rtp_header;
+mod rtp_ports;
 mod rtp_source;
+mod sps_size;
+mod video_recording;
 mod viewer;
 mod vp8;
 mod whep;
@@ -52,6 +59,8 @@ pub struct Streaming {
     recording: crate::services::recording::RecordingService,
     /// Open recordings, by mountpoint.
     recordings: recording::Recordings,
+    /// The registry, where permanent mountpoints are kept.
+    storage: crate::storage::Storage,
 }
 
 /// Starts the plugin: the mountpoint table, and the RTMP server when `[rtmp] enabled`.
@@ -61,6 +70,11 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             host.services.streams.clone(),
             host.services.workers.clone(),
         ));
+        let rtp_iface = IpAddr::from([0, 0, 0, 0]);
+        let restored = permanent::restore(&host.storage, &mountpoints, rtp_iface).await;
+        if restored > 0 {
+            tracing::info!(count = restored, "permanent mountpoints restored");
+        }
         if host.config.rtmp.enabled {
             rtmp_ingest::start(
                 &host.config.rtmp,
@@ -104,9 +118,10 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                 version_string: "0.0.1",
             },
             mountpoints,
-            rtp_iface: IpAddr::from([0, 0, 0, 0]),
+            rtp_iface,
             recording: host.services.recording.clone(),
             recordings: recording::Recordings::default(),
+            storage: host.storage.clone(),
         }))
     })
 }
@@ -159,7 +174,7 @@ impl Streaming {
         let outcome = match request {
             "list" => Ok(self.list()),
             "info" => self.info(body).await,
-            "create" => create::create(body, &self.mountpoints, self.rtp_iface).await,
+            "create" => self.create(body).await,
             "destroy" => self.destroy(body).await,
             "enable" | "disable" => self.enable(body, request == "enable").await,
             "recording" => self.record(body).await,
@@ -194,20 +209,37 @@ impl Streaming {
         Ok(json!({ "streaming": "info", "info": mp.info_json(admin) }))
     }
 
+    /// `create`; with `permanent: true` the mountpoint is also stored in the registry (and
+    /// removed again if that fails, so what the reply says is what a restart brings back).
+    async fn create(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
+        validate(body, &[("permanent", Kind::Boolean, false)])?;
+        let save = boolean(body, "permanent").unwrap_or(false);
+        if save {
+            permanent::check_create(body)?;
+        }
+        let (reply, mp) = create::create(body, &self.mountpoints, self.rtp_iface, None).await?;
+        if save {
+            if let Err(e) = permanent::save(&self.storage, &mp).await {
+                self.mountpoints.remove(mp.id);
+                return Err(e);
+            }
+        }
+        Ok(reply)
+    }
+
+    /// `destroy`; with `permanent: true` the mountpoint also leaves the registry, without it a
+    /// stored mountpoint comes back at the next start (as Janus without a config rewrite).
     async fn destroy(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
         validate(body, &[("permanent", Kind::Boolean, false)])?;
         check_secret(&mp.settings().secret, body, "secret").await?;
         if boolean(body, "permanent").unwrap_or(false) {
-            return Err(StreamingError::new(
-                errors::UNKNOWN_ERROR,
-                "No configuration file, can't destroy mountpoint permanently",
-            ));
+            permanent::forget(&self.storage, mp.id).await?;
         }
         let Some(mp) = self.mountpoints.remove(mp.id) else {
             return Err(no_such(mp.id));
         };
-        self.recordings.close(&mp).await;
+        self.recordings.close(&mp, &self.storage).await;
         tracing::info!(mountpoint = mp.id, "mountpoint destroyed");
         for v in mp.viewers() {
             if let Some(ctx) = v.upgrade() {
@@ -234,11 +266,9 @@ impl Streaming {
             ],
         )?;
         check_secret(&mp.settings().secret, body, "secret").await?;
-        if boolean(body, "permanent").unwrap_or(false) {
-            return Err(StreamingError::new(
-                errors::UNKNOWN_ERROR,
-                "No configuration file, can't edit mountpoint permanently",
-            ));
+        let save = boolean(body, "permanent").unwrap_or(false);
+        if save {
+            permanent::check_edit(&mp)?;
         }
         let hash = |field: &str| {
             let value = errors::string(body, field);
@@ -285,8 +315,11 @@ impl Streaming {
                 }
             }
         }
+        if save {
+            permanent::save(&self.storage, &mp).await?;
+        }
         tracing::info!(mountpoint = mp.id, "mountpoint edited");
-        Ok(json!({ "streaming": "edited", "id": mp.id, "permanent": false }))
+        Ok(json!({ "streaming": "edited", "id": mp.id, "permanent": save }))
     }
 
     async fn kick_all(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
@@ -310,7 +343,9 @@ impl Streaming {
     async fn record(&self, body: &Map<String, Value>) -> Result<Value, StreamingError> {
         let mp = self.lookup(body)?;
         check_secret(&mp.settings().secret, body, "secret").await?;
-        self.recordings.request(&self.recording, &mp, body).await
+        self.recordings
+            .request(&self.recording, &self.storage, &mp, body)
+            .await
     }
 
     async fn enable(&self, body: &Map<String, Value>, on: bool) -> Result<Value, StreamingError> {
@@ -397,7 +432,7 @@ fn wanted_kinds(
     if boolean(body, "offer_video") == Some(false) {
         kinds.retain(|k| *k != MediaKind::Video);
     }
-    if kinds.is_empty() {
+    if kinds.is_empty() && !(mp.data && boolean(body, "offer_data") != Some(false)) {
         return Err(StreamingError::new(
             errors::INVALID_REQUEST,
             "Can't offer an SDP with no audio, video or data for this mountpoint",
@@ -440,7 +475,10 @@ async fn watch(
         ));
     }
     let kinds = wanted_kinds(body, &mp)?;
-    let mut plan = OfferPlan::default();
+    let mut plan = OfferPlan {
+        data: mp.data && boolean(body, "offer_data") != Some(false),
+        ..OfferPlan::default()
+    };
     let mut answer_plan = AnswerPlan::default();
     for s in mp.streams() {
         if !kinds.contains(&s.kind) {
@@ -783,6 +821,7 @@ impl Plugin for Streaming {
         if let (Some(mp), Some(sink), Some(a)) = (&st.mountpoint, &st.sink, &st.attached) {
             if sink.keyframe_request_due() {
                 a.request_keyframe(mp);
+                mp.request_source_keyframe();
             }
         }
     }

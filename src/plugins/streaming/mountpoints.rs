@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::rtcp_source::RtcpLink;
 use super::vp8::{KindFilter, Vp8Variant};
 use crate::auth::HashedSecret;
 use crate::ids::HandleId;
@@ -26,6 +27,8 @@ pub enum Source {
         audio_port: Option<u16>,
         /// Video port, if any.
         video_port: Option<u16>,
+        /// Data port, if any.
+        data_port: Option<u16>,
     },
     /// An RTMP publisher with a stream key bound to this mountpoint.
     Rtmp,
@@ -73,8 +76,15 @@ pub struct MountpointEntry {
     pub enabled: AtomicBool,
     /// Where media comes from.
     pub source: Source,
+    /// The `create` request that made it, without secret and PIN: what a permanent mountpoint
+    /// stores. `None` for a mountpoint created by an RTMP publish (not persistable).
+    pub config: Option<serde_json::Map<String, Value>>,
     /// The streams offered to viewers; video's H.264 profile follows the publisher's SPS.
     streams: RwLock<Vec<MediaStream>>,
+    /// Whether a data channel is offered (an `rtp` mountpoint with a data port).
+    pub data: bool,
+    /// The RTCP link with the source, per kind (an `rtp` stream with an RTCP port).
+    rtcp: [OnceLock<Arc<RtcpLink>>; 2],
     /// The fan-out.
     pub hub: Mountpoint,
     /// Handles watching (or about to), for events; touched on watch/stop, never per packet.
@@ -146,6 +156,10 @@ pub struct NewMountpoint {
     pub source: Source,
     /// Streams offered.
     pub streams: Vec<MediaStream>,
+    /// The `create` request, for permanent mountpoints (see [`MountpointEntry::config`]).
+    pub config: Option<serde_json::Map<String, Value>>,
+    /// Whether a data channel is offered.
+    pub data: bool,
 }
 
 impl MountpointEntry {
@@ -258,6 +272,22 @@ impl MountpointEntry {
         }
     }
 
+    /// Sets the RTCP link of `kind`'s stream (once, at creation).
+    pub fn set_rtcp(&self, kind: MediaKind, link: Arc<RtcpLink>) {
+        let _ = self.rtcp[kind.index()].set(link);
+    }
+
+    /// Asks the source for a keyframe over RTCP (a PLI), when its video stream has an RTCP
+    /// port and the source sent reports there; nothing otherwise.
+    pub fn request_source_keyframe(&self) {
+        if let Some(link) = self.rtcp[MediaKind::Video.index()].get() {
+            let link = link.clone();
+            tokio::spawn(async move {
+                link.request_keyframe().await;
+            });
+        }
+    }
+
     /// Whether a source feeds it.
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Relaxed)
@@ -341,6 +371,10 @@ impl MountpointEntry {
                 }
                 m
             })
+            .chain(self.data.then(|| {
+                // The data channel of a data port, as Janus lists it.
+                json!({ "mid": "d", "type": "data", "label": "data" })
+            }))
             .collect()
     }
 
@@ -394,14 +428,29 @@ impl MountpointEntry {
             if let Source::Rtp {
                 audio_port,
                 video_port,
+                data_port,
             } = &self.source
             {
                 let mut ports = Vec::new();
-                if let Some(p) = audio_port {
-                    ports.push(json!({"type": "audio", "mid": "a", "port": p}));
+                for (kind, port) in [
+                    (MediaKind::Audio, audio_port),
+                    (MediaKind::Video, video_port),
+                ] {
+                    let Some(p) = port else { continue };
+                    let mut entry = json!({
+                        "type": kind.as_str(),
+                        "mid": if kind == MediaKind::Audio { "a" } else { "v" },
+                        "port": p,
+                    });
+                    if let Some(link) = self.rtcp[kind.index()].get() {
+                        if let (Value::Object(e), Value::Object(r)) = (&mut entry, link.info()) {
+                            e.extend(r);
+                        }
+                    }
+                    ports.push(entry);
                 }
-                if let Some(p) = video_port {
-                    ports.push(json!({"type": "video", "mid": "v", "port": p}));
+                if let Some(p) = data_port {
+                    ports.push(json!({"type": "data", "mid": "d", "port": p}));
                 }
                 v["ports"] = json!(ports);
             }
@@ -497,6 +546,9 @@ impl Mountpoints {
             }),
             enabled: AtomicBool::new(true),
             source: new.source,
+            config: new.config,
+            data: new.data,
+            rtcp: [OnceLock::new(), OnceLock::new()],
             streams: RwLock::new(new.streams),
             hub,
             viewers: Mutex::new(HashMap::new()),

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::audio_job::{AacInput, AacToOpusJob};
 use super::h264_profile::profile_level_id;
+use super::ingest_guard::{IngestGuard, Verdict};
 use super::mountpoints::{
     now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
 };
@@ -191,6 +192,8 @@ async fn on_publish(
                 is_private: false,
                 source: Source::Rtmp,
                 streams: rtmp_streams(),
+                config: None,
+                data: false,
             };
             match mountpoints.add(new) {
                 Ok(e) => {
@@ -239,6 +242,11 @@ struct KeyWatch {
 }
 
 impl KeyWatch {
+    /// Ends this publish (its publisher is disconnected) for `reason`.
+    fn drop_publisher(&self, reason: &'static str) {
+        self.server.drop_publisher(&self.app, &self.key, reason);
+    }
+
     /// Drops the publisher when its key was revoked or disabled; a registry error keeps it
     /// (checked again next time).
     async fn check(&self, mountpoint: u64) {
@@ -333,6 +341,30 @@ async fn ingest(
     let mut frames = 0u64;
     let mut b_frames = 0u64;
     let mut params: (Vec<Bytes>, Vec<Bytes>) = (Vec::new(), Vec::new());
+    let mut guard = IngestGuard::default();
+    // Leaves out a tag the guard refuses; ends the publish when it says so.
+    let judge = |verdict: Verdict, detail: Option<&str>| match verdict {
+        Verdict::Relay => true,
+        Verdict::Discard { why, first } => {
+            if first {
+                tracing::warn!(
+                    mountpoint = entry.id,
+                    ?detail,
+                    "RTMP publisher sends {why}: not relayed"
+                );
+            }
+            false
+        }
+        Verdict::Drop(why) => {
+            tracing::warn!(
+                mountpoint = entry.id,
+                ?detail,
+                "RTMP publisher dropped: it keeps sending {why}"
+            );
+            key_watch.drop_publisher(why);
+            false
+        }
+    };
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -362,6 +394,7 @@ async fn ingest(
                         *sps = rewritten;
                     }
                 }
+                guard.video_config();
                 let plid = profile_level_id(&config);
                 tracing::info!(mountpoint = entry.id, profile_level_id = %plid, "H.264 configuration");
                 entry.set_h264_profile(&plid);
@@ -369,6 +402,9 @@ async fn ingest(
                 params = (config.sps.clone(), config.pps.clone());
             }
             StreamEvent::Video(mut frame) => {
+                if !judge(guard.video_frame(), None) {
+                    continue;
+                }
                 frames += 1;
                 bytes += frame.nalus.iter().map(|n| n.len() as u64).sum::<u64>();
                 // WebRTC decoders cannot hold a picture back for reordering: B-frames are
@@ -415,6 +451,7 @@ async fn ingest(
                 }
             }
             StreamEvent::AudioConfig(config) => {
+                guard.audio_config();
                 if audio.is_none() {
                     let (tx, rx) = input_queue(AAC_QUEUE);
                     match workers.submit(AacToOpusJob::new(rx, entry.hub.clone(), audio_ssrc)) {
@@ -434,6 +471,9 @@ async fn ingest(
                 }
             }
             StreamEvent::Audio(frame) => {
+                if !judge(guard.audio_frame(), None) {
+                    continue;
+                }
                 bytes += frame.data.len() as u64;
                 entry
                     .last_packet_ms
@@ -445,8 +485,10 @@ async fn ingest(
                     });
                 }
             }
+            // A video info/command frame carries no picture and is no fault.
+            StreamEvent::Skipped(why) if why == "video command frame" => {}
             StreamEvent::Skipped(why) => {
-                tracing::debug!(mountpoint = entry.id, %why, "RTMP tag skipped");
+                judge(guard.malformed(), Some(&why));
             }
             StreamEvent::Lagged(n) => {
                 tracing::warn!(mountpoint = entry.id, lost = n, "RTMP ingest fell behind");

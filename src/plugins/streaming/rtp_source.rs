@@ -2,7 +2,6 @@
 //! mountpoint as it comes; the viewers' sinks rewrite SSRC, sequence numbers and timestamps.
 //! A source silent for [`SILENCE`] is reported `stopped`, and `started` when it comes back.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +19,6 @@ pub const SILENCE: Duration = Duration::from_secs(3);
 
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
-
-/// Binds a UDP port for the media of one kind (`port` 0: the system picks one).
-pub async fn bind(iface: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(SocketAddr::new(iface, port)).await
-}
 
 /// Reads RTP of `kind` from `socket` into `entry` until the mountpoint is destroyed. Packets
 /// whose payload type is not `pt` (when given) are dropped, so RTCP or a stray stream on the

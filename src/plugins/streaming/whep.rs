@@ -13,19 +13,97 @@ use super::viewer::ViewerSink;
 use crate::ids::Mid;
 use crate::media::{
     AnswerPlan, DataMessage, Direction, Jsep, LocalCandidate, MediaEngine, MediaKind, Peer,
-    PeerListener, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
+    PeerListener, RemoteCandidate, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
 };
-use crate::web::whep::{WhepBackend, WhepError, WhepSession};
+use crate::web::whep::{
+    IceFragment, TrickleError, TrickleOutcome, WhepBackend, WhepError, WhepSession,
+};
 
 /// One WHEP viewer.
 struct Session {
     id: String,
+    /// The ICE session: changed by an ICE restart (only on `PATCH`, never per packet).
+    ice: tokio::sync::Mutex<IceSession>,
+    /// How the offer was answered, to answer it again on an ICE restart.
+    plan: AnswerPlan,
     mountpoint: Arc<MountpointEntry>,
     sink: OnceLock<Arc<ViewerSink>>,
     attached: Mutex<Option<Attached>>,
     vp8: std::sync::atomic::AtomicBool,
     peer: OnceLock<Arc<Peer>>,
     sessions: Weak<Mutex<HashMap<String, Arc<Session>>>>,
+}
+
+/// The current ICE session of a WHEP session.
+struct IceSession {
+    /// Entity tag (RFC 9725 §4.3.1), new at each restart.
+    etag: String,
+    /// The client's `a=ice-ufrag`: a fragment with another one asks for a restart.
+    remote_ufrag: Option<String>,
+    /// The client's offer as last applied.
+    offer: String,
+}
+
+/// A fresh entity tag.
+fn new_etag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// `offer` with the ICE credentials `ufrag`/`pwd` instead of its own and without its
+/// candidates: what the client's offer would be after its ICE restart (RFC 9725 §4.3.3: the
+/// rest of the session stays as negotiated).
+fn restarted_offer(offer: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(offer.len());
+    for line in offer.lines().map(str::trim_end) {
+        if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+            continue;
+        }
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str("a=ice-ufrag:");
+            out.push_str(ufrag);
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str("a=ice-pwd:");
+            out.push_str(pwd);
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The RFC 8840 fragment of our side of `answer`: its ICE credentials and the candidates of
+/// its first media section (every section shares them with BUNDLE).
+fn answer_fragment(answer: &str) -> String {
+    let lines: Vec<&str> = answer.lines().map(str::trim_end).collect();
+    let first = |prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).copied();
+    let mut out = String::new();
+    for l in [first("a=ice-ufrag:"), first("a=ice-pwd:")]
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    let section = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("m="))
+        .take_while({
+            let mut seen = false;
+            move |l| {
+                let more = !(l.starts_with("m=") && seen);
+                seen = true;
+                more
+            }
+        });
+    for l in section {
+        if l.starts_with("m=") || l.starts_with("a=mid:") || l.starts_with("a=candidate:") {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("a=end-of-candidates\r\n");
+    out
 }
 
 impl Session {
@@ -144,8 +222,18 @@ impl Whep {
                 MediaKind::Video => plan.video = stream,
             }
         }
+        let remote_ufrag = offer
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_string);
         let session = Arc::new(Session {
             id: format!("{:016x}", rand::random::<u64>()),
+            ice: tokio::sync::Mutex::new(IceSession {
+                etag: new_etag(),
+                remote_ufrag,
+                offer: offer.clone(),
+            }),
+            plan: plan.clone(),
             mountpoint: mp.clone(),
             sink: OnceLock::new(),
             attached: Mutex::new(None),
@@ -196,10 +284,98 @@ impl Whep {
             .unwrap_or_else(|e| e.into_inner())
             .insert(session.id.clone(), session.clone());
         tracing::info!(mountpoint = id, session = %session.id, "WHEP session answered");
+        let etag = session.ice.lock().await.etag.clone();
         Ok(WhepSession {
             id: session.id.clone(),
             answer: answer.sdp,
+            etag,
         })
+    }
+
+    /// Applies a trickled fragment: the candidates go to the PeerConnection as janus.js'
+    /// `trickle` ones do. A fragment with other ICE credentials is an ICE restart: the offer
+    /// is answered again with them (new local credentials and candidates, a new ETag) and our
+    /// side goes back as a fragment.
+    async fn add_candidates(
+        &self,
+        mountpoint: &str,
+        session: &str,
+        if_match: Option<String>,
+        fragment: IceFragment,
+    ) -> Result<TrickleOutcome, TrickleError> {
+        let found = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session)
+            .filter(|s| s.mountpoint.id.to_string() == mountpoint)
+            .cloned();
+        let Some(s) = found else {
+            return Err(TrickleError::NotFound);
+        };
+        let Some(peer) = s.peer.get() else {
+            return Err(TrickleError::NotFound);
+        };
+        // Held to the end: a trickle waits for a restart in progress, and sees its ETag.
+        let mut ice = s.ice.lock().await;
+        let restart = fragment
+            .ufrag
+            .as_ref()
+            .is_some_and(|u| Some(u) != ice.remote_ufrag.as_ref());
+        let tag_ok =
+            |tag: &Option<String>| tag.as_deref().is_none_or(|t| t == "*" || t == ice.etag);
+        if !tag_ok(&if_match) {
+            tracing::info!(session = %s.id, "WHEP trickle for another ICE session refused");
+            return Err(TrickleError::StaleEtag);
+        }
+        let mut outcome = TrickleOutcome::Applied;
+        if restart {
+            let (Some(ufrag), Some(pwd)) = (fragment.ufrag.clone(), fragment.pwd.clone()) else {
+                return Err(TrickleError::Unusable(
+                    "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
+                ));
+            };
+            let offer = restarted_offer(&ice.offer, &ufrag, &pwd);
+            let (answer, _) = peer
+                .answer(&Jsep::offer(offer.clone()), &s.plan)
+                .await
+                .map_err(|e| {
+                    tracing::info!(session = %s.id, error = %e, "WHEP ICE restart failed");
+                    TrickleError::Unusable(format!("ICE restart failed: {e}"))
+                })?;
+            ice.offer = offer;
+            ice.remote_ufrag = Some(ufrag);
+            ice.etag = new_etag();
+            tracing::info!(session = %s.id, "WHEP ICE restart");
+            outcome = TrickleOutcome::Restarted {
+                fragment: answer_fragment(&answer.sdp),
+                etag: ice.etag.clone(),
+            };
+        }
+        let count = fragment.candidates.len();
+        for (mid, candidate) in fragment.candidates {
+            // An mDNS name (a browser hiding its address) cannot be resolved here: the
+            // browser's checks reach us anyway (peer-reflexive), so it is skipped.
+            if candidate
+                .split_whitespace()
+                .nth(4)
+                .is_some_and(|a| a.ends_with(".local"))
+            {
+                tracing::debug!(session = %s.id, "mDNS candidate skipped");
+                continue;
+            }
+            let remote = RemoteCandidate {
+                sdp_mline_index: mid.is_none().then_some(0),
+                sdp_mid: mid,
+                candidate,
+            };
+            if let Err(e) = peer.add_remote_candidate(remote).await {
+                tracing::info!(session = %s.id, error = %e, "WHEP trickled candidate refused");
+                return Err(TrickleError::Unusable(format!("candidate not usable: {e}")));
+            }
+        }
+        tracing::debug!(session = %s.id, count, end = fragment.end_of_candidates, "WHEP candidates trickled");
+        Ok(outcome)
     }
 }
 
@@ -233,5 +409,45 @@ impl WhepBackend for Whep {
                 None => false,
             }
         })
+    }
+
+    fn trickle(
+        &self,
+        mountpoint: String,
+        session: String,
+        if_match: Option<String>,
+        fragment: IceFragment,
+    ) -> BoxFuture<'_, Result<TrickleOutcome, TrickleError>> {
+        Box::pin(async move {
+            self.add_candidates(&mountpoint, &session, if_match, fragment)
+                .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=ice-ufrag:old1\r\na=ice-pwd:oldpasswordoldpassword\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=ice-ufrag:old1\r\na=ice-pwd:oldpasswordoldpassword\r\n";
+
+    #[test]
+    fn restarted_offers_carry_the_new_credentials_only() {
+        let o = restarted_offer(OFFER, "new1", "newpasswordnewpassword");
+        assert_eq!(o.matches("a=ice-ufrag:new1").count(), 2);
+        assert_eq!(o.matches("a=ice-pwd:newpasswordnewpassword").count(), 2);
+        assert!(!o.contains("old1") && !o.contains("a=candidate"));
+        assert!(o.contains("a=group:BUNDLE 0 1"));
+    }
+
+    #[test]
+    fn answer_fragments_have_credentials_and_first_section_candidates() {
+        let f = answer_fragment(OFFER);
+        assert_eq!(
+            f,
+            "a=ice-ufrag:old1\r\na=ice-pwd:oldpasswordoldpassword\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n"
+        );
+        let parsed = IceFragment::parse(&f).unwrap();
+        assert_eq!(parsed.candidates.len(), 1);
     }
 }

@@ -16,6 +16,7 @@
 //!   playable file, recognisable by its zero size; the panel can list it and an operator can
 //!   tell it was cut short. A recording that got no packet leaves neither file nor row.
 
+pub mod matroska;
 pub mod ogg;
 mod recorder;
 

@@ -13,10 +13,14 @@ import { startGateway, freePorts, REPO_ROOT } from './gateway.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
 
-/** Starts the gateway with `[rtmp]` on, on a free loopback port; `rtmpBase` is rtmp://…/live. */
-export async function startStreamingGateway(name = 'streaming', extraEnv = {}) {
-  const [rtmpPort] = await freePorts(1);
-  const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-streaming-db-'));
+/**
+ * Starts the gateway with `[rtmp]` on, on a free loopback port; `rtmpBase` is rtmp://…/live.
+ * `restart()` stops it and starts a new one on the same registry (and RTMP port): what a
+ * permanent mountpoint must survive.
+ */
+export async function startStreamingGateway(name = 'streaming', extraEnv = {}, keep = {}) {
+  const [rtmpPort] = keep.rtmpPort ? [keep.rtmpPort] : await freePorts(1);
+  const dbDir = keep.dbDir || fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-streaming-db-'));
   const dbUrl = `sqlite://${path.join(dbDir, 'registry.db')}`;
   const recordingsDir = path.join(dbDir, 'recordings');
   const gw = await startGateway({
@@ -41,6 +45,10 @@ export async function startStreamingGateway(name = 'streaming', extraEnv = {}) {
     stop: async () => {
       await stop();
       fs.rmSync(dbDir, { recursive: true, force: true });
+    },
+    restart: async () => {
+      await stop();
+      return startStreamingGateway(name, extraEnv, { dbDir, rtmpPort });
     },
   };
 }
@@ -73,15 +81,16 @@ export function addKey(gw, name, mountpoint) {
 /**
  * Starts ffmpeg publishing to `url` like OBS does: testsrc2 640x360@30 in H.264 (keyframe every
  * 2 s) and a 440 Hz sine in AAC, paced in real time. Options: `video`/`audio` false to leave one
- * out, `bframes` for x264 B-frames, `seconds` to stop on its own.
+ * out, `bframes` for x264 B-frames, `seconds` to stop on its own, `gop` for another keyframe
+ * interval (in frames).
  */
-export function publish(url, { video = true, audio = true, bframes = 0, seconds = 0, size = '640x360' } = {}) {
+export function publish(url, { video = true, audio = true, bframes = 0, seconds = 0, size = '640x360', gop = 60 } = {}) {
   const args = ['-hide_banner', '-loglevel', 'error', '-re'];
   if (video) args.push('-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`);
   if (audio) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
   if (seconds) args.push('-t', String(seconds));
   if (video) {
-    args.push('-c:v', 'libx264', '-preset', 'veryfast', '-g', '60', '-keyint_min', '60', '-sc_threshold', '0',
+    args.push('-c:v', 'libx264', '-preset', 'veryfast', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
       '-pix_fmt', 'yuv420p', '-b:v', '1500k', '-bf', String(bframes));
     if (!bframes) args.push('-tune', 'zerolatency');
   }
@@ -118,7 +127,7 @@ const PAGE = `<!doctype html>
 <script type="module">
 import Janus from '/janus.js';
 const state = { webrtcup: false, hangup: null, events: [], statuses: [], errors: [], offers: 0,
-  watchAt: 0, firstFrameMs: null };
+  watchAt: 0, firstFrameMs: null, data: [] };
 window.e2e = state;
 let janus = null;
 let handle = null;
@@ -147,6 +156,7 @@ window.watch = (server, id, extra) => new Promise((resolve, reject) => {
               error: (e) => fail('createAnswer', e) });
           }
         },
+        ondata: (data) => { state.data.push(typeof data === 'string' ? data : '[binary]'); },
         onremotetrack: (track, mid, on) => {
           if (!on) return;
           // Play what arrives, as a viewer page does: Chromium measures audio energy on playout.
