@@ -24,7 +24,9 @@ fn account(k: &Kamailio, user: &str) -> Account {
     Account {
         registrar: k.registrar(),
         user: user.into(),
-        password: format!("{user}pw"),
+        outbound_proxy: None,
+        auth_user: None,
+        secret: bifrons_sip::DigestSecret::Password(format!("{user}pw")),
         domain: None,
         expires: 600,
     }

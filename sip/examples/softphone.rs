@@ -115,7 +115,9 @@ async fn run(args: Args) -> Result<(), String> {
     let account = Account {
         registrar: args.registrar.clone(),
         user: args.user.clone(),
-        password: args.password.clone(),
+        outbound_proxy: None,
+        auth_user: None,
+        secret: bifrons_sip::DigestSecret::Password(args.password.clone()),
         domain: None,
         expires: 300,
     };

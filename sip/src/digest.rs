@@ -4,6 +4,27 @@
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
+/// What a user agent answers digest challenges with.
+///
+/// `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DigestSecret {
+    /// The plain password: HA1 = H(user:realm:password) per challenge (RFC 7616 §3.4.2).
+    Password(String),
+    /// A precomputed HA1 in lower-case hex (Janus' `ha1_secret`): MD5(user:realm:password),
+    /// so it answers only MD5 challenges of that realm; the password never reaches us.
+    Ha1(String),
+}
+
+impl std::fmt::Debug for DigestSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DigestSecret::Password(_) => "Password(..)",
+            DigestSecret::Ha1(_) => "Ha1(..)",
+        })
+    }
+}
+
 /// A parsed `WWW-Authenticate` / `Proxy-Authenticate` digest challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -147,14 +168,17 @@ impl Algorithm {
 pub fn authorization(
     ch: &Challenge,
     user: &str,
-    password: &str,
+    secret: &DigestSecret,
     method: &str,
     uri: &str,
     cnonce: &str,
     nc: u32,
 ) -> String {
     let alg = ch.algorithm;
-    let mut ha1 = alg.hash(&format!("{user}:{}:{password}", ch.realm));
+    let mut ha1 = match secret {
+        DigestSecret::Password(password) => alg.hash(&format!("{user}:{}:{password}", ch.realm)),
+        DigestSecret::Ha1(ha1) => ha1.to_ascii_lowercase(),
+    };
     if alg.is_sess() {
         ha1 = alg.hash(&format!("{ha1}:{}:{cnonce}", ch.nonce));
     }
@@ -205,13 +229,27 @@ mod tests {
         let h = authorization(
             &ch,
             "Mufasa",
-            "Circle Of Life",
+            &DigestSecret::Password("Circle Of Life".into()),
             "GET",
             "/dir/index.html",
             "0a4f113b",
             1,
         );
         assert_eq!(response_of(&h), "6629fae49393a05397450978507c4ef1");
+        // The same answer from the precomputed HA1 (RFC 2617 §3.5: MD5("Mufasa:testrealm@host.com:
+        // Circle Of Life")), in either case.
+        let ha1 = Algorithm::Md5.hash("Mufasa:testrealm@host.com:Circle Of Life");
+        let from_ha1 = authorization(
+            &ch,
+            "Mufasa",
+            &DigestSecret::Ha1(ha1.to_ascii_uppercase()),
+            "GET",
+            "/dir/index.html",
+            "0a4f113b",
+            1,
+        );
+        assert_eq!(response_of(&from_ha1), "6629fae49393a05397450978507c4ef1");
+        assert_eq!(format!("{:?}", DigestSecret::Ha1(ha1)), "Ha1(..)");
         assert!(
             h.contains("nc=00000001") && h.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"")
         );
@@ -226,7 +264,7 @@ mod tests {
         let h = authorization(
             &ch,
             "Mufasa",
-            "Circle of Life",
+            &DigestSecret::Password("Circle of Life".into()),
             "GET",
             "/dir/index.html",
             "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
@@ -242,7 +280,15 @@ mod tests {
     fn md5_sess_uses_session_key() {
         let ch = Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess, qop=auth")
             .unwrap();
-        let h = authorization(&ch, "u", "p", "REGISTER", "sip:r", "c", 1);
+        let h = authorization(
+            &ch,
+            "u",
+            &DigestSecret::Password("p".into()),
+            "REGISTER",
+            "sip:r",
+            "c",
+            1,
+        );
         let a = Algorithm::Md5;
         let ha1 = a.hash(&format!("{}:n:c", a.hash("u:r:p")));
         let expect = a.hash(&format!(

@@ -24,6 +24,7 @@ pub mod wav;
 /// G.711 (ITU-T G.711 μ-law and A-law), re-exported from `bifrons-transcoding` so SIP code
 /// and the transcoder share one implementation.
 pub use bifrons_transcoding::g711;
+pub use digest::DigestSecret;
 pub use error::{AuthFailure, SipError};
 pub use sdp::{Codec, Direction, Sdp};
 pub use transport::Transport;

@@ -4,6 +4,7 @@
 //! receive events, so a plugin can hold one `Ua` per browser handle or per account cheaply.
 
 use crate::core::{Command, Core};
+use crate::digest::DigestSecret;
 use crate::error::SipError;
 use crate::rtp::RtpEndpoint;
 use crate::sdp::{Codec, Sdp};
@@ -57,18 +58,36 @@ impl Default for UaConfig {
 }
 
 /// A SIP account: where and as whom to register.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    /// Registrar (also used as outbound proxy), e.g. `sip:127.0.0.1:5060`.
+    /// Registrar, e.g. `sip:127.0.0.1:5060`; also the next hop of every request unless
+    /// `outbound_proxy` is set.
     pub registrar: String,
+    /// Where requests are sent instead of the registrar (Janus' `outbound_proxy`), e.g.
+    /// `sip:sbc.example:5060`; the request URIs stay the same.
+    pub outbound_proxy: Option<String>,
     /// User part of the address of record.
     pub user: String,
-    /// Digest password.
-    pub password: String,
+    /// Digest user name when it differs from `user` (Janus' `authuser`).
+    pub auth_user: Option<String>,
+    /// What digest challenges are answered with.
+    pub secret: DigestSecret,
     /// Domain of the address of record; the registrar's host when `None`.
     pub domain: Option<String>,
     /// Requested registration lifetime in seconds.
     pub expires: u32,
+}
+
+impl Account {
+    /// The address requests are sent to: the outbound proxy, else the registrar.
+    pub fn next_hop(&self) -> &str {
+        self.outbound_proxy.as_deref().unwrap_or(&self.registrar)
+    }
+
+    /// The digest user name: `auth_user`, else `user`.
+    pub fn digest_user(&self) -> &str {
+        self.auth_user.as_deref().unwrap_or(&self.user)
+    }
 }
 
 /// Registration outcomes reported after the first one.

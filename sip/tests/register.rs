@@ -12,7 +12,9 @@ fn account(k: &Kamailio, user: &str, password: &str, expires: u32) -> Account {
     Account {
         registrar: k.registrar(),
         user: user.into(),
-        password: password.into(),
+        outbound_proxy: None,
+        auth_user: None,
+        secret: bifrons_sip::DigestSecret::Password(password.into()),
         domain: None,
         expires,
     }
@@ -140,7 +142,9 @@ async fn registrar_timeout_is_reported() {
     let acct = Account {
         registrar: format!("sip:127.0.0.1:{port}"),
         user: "x".into(),
-        password: "y".into(),
+        outbound_proxy: None,
+        auth_user: None,
+        secret: bifrons_sip::DigestSecret::Password("y".into()),
         domain: None,
         expires: 60,
     };
@@ -212,7 +216,9 @@ async fn register_answers_a_401_whose_challenge_is_folded_over_lines() {
     let account = Account {
         registrar: format!("sip:{addr}"),
         user: "alice".into(),
-        password: "alicepw".into(),
+        outbound_proxy: None,
+        auth_user: None,
+        secret: bifrons_sip::DigestSecret::Password("alicepw".into()),
         domain: Some("example.com".into()),
         expires: 60,
     };
@@ -243,7 +249,15 @@ async fn register_answers_a_401_whose_challenge_is_folded_over_lines() {
     let cnonce = digest_param(&auth, "cnonce").unwrap();
     assert_eq!(
         auth,
-        authorization(&ch, "alice", "alicepw", "REGISTER", &uri, &cnonce, 1),
+        authorization(
+            &ch,
+            "alice",
+            &bifrons_sip::DigestSecret::Password("alicepw".into()),
+            "REGISTER",
+            &uri,
+            &cnonce,
+            1
+        ),
         "the digest answers the joined challenge"
     );
     let mut ok = m::response_to(&second, 200, Some("reg"));

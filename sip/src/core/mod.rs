@@ -590,7 +590,7 @@ impl Core {
         headers: Vec<(String, String)>,
     ) -> Result<(rsip::Request, SocketAddr), SipError> {
         let dest = match &self.account {
-            Some(a) => resolve(&a.registrar).await?,
+            Some(a) => resolve(a.next_hop()).await?,
             None => resolve(uri).await?,
         };
         let from = format!(

@@ -5,7 +5,7 @@ use super::*;
 
 impl Core {
     pub(super) async fn start_register(&mut self, account: Account, reply: Reply<u32>) {
-        let dest = match resolve(&account.registrar).await {
+        let dest = match resolve(account.next_hop()).await {
             Ok(d) => d,
             Err(e) => {
                 let _ = reply.send(Err(e));

@@ -169,8 +169,8 @@ impl Core {
         let uri = req.uri.to_string();
         let auth = digest::authorization(
             &ch,
-            &acct.user,
-            &acct.password,
+            acct.digest_user(),
+            &acct.secret,
             &req.method.to_string(),
             &uri,
             &rand_token(16),

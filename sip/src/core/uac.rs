@@ -77,7 +77,7 @@ impl Core {
 
     pub(super) async fn send_invite(&mut self, call_id: &str, uri: &str) -> Result<(), SipError> {
         let dest = match &self.account {
-            Some(a) => resolve(&a.registrar).await?,
+            Some(a) => resolve(a.next_hop()).await?,
             None => resolve(uri).await?,
         };
         let contact = self.contact(&self.user());

@@ -408,7 +408,9 @@ pub async fn registered_ua(k: &Kamailio, user: &str) -> (Ua, UaEvents) {
     ua.register(Account {
         registrar: k.registrar(),
         user: user.into(),
-        password: pw.into(),
+        outbound_proxy: None,
+        auth_user: None,
+        secret: bifrons_sip::DigestSecret::Password(pw.into()),
         domain: None,
         expires: 300,
     })

@@ -105,6 +105,7 @@ pub(super) fn line_settings(
         .unwrap_or_else(|| trunk.spec.registrar_uri.clone());
     let registration = trunk.spec.register.then(|| bifrons_sip::Account {
         registrar: proxy.clone(),
+        outbound_proxy: None,
         user: trunk
             .spec
             .auth_username
@@ -112,12 +113,15 @@ pub(super) fn line_settings(
             .or_else(|| trunk.spec.username.clone())
             .or_else(|| aor.user.clone())
             .unwrap_or_default(),
-        password: trunk
-            .spec
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_string())
-            .unwrap_or_default(),
+        auth_user: None,
+        secret: bifrons_sip::DigestSecret::Password(
+            trunk
+                .spec
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default(),
+        ),
         domain: Some(domain.clone()),
         expires: trunk.spec.register_expiry_s,
     });

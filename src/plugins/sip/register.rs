@@ -20,14 +20,19 @@ use crate::services::sip::RingingCall;
 /// Codecs the gateway offers and accepts towards SIP peers, in preference order.
 pub const SIP_CODECS: [Codec; 3] = [Codec::Opus, Codec::Pcmu, Codec::Pcma];
 
-/// A user agent on the configured address, with the gateway's codecs.
-pub async fn start_ua(shared: &Shared) -> Result<(Ua, UaEvents), SipError> {
+/// A user agent on the configured address, with the gateway's codecs, and the handle's own
+/// `user_agent` and transport (`force_tcp`/`force_udp`) from its `register`.
+pub async fn start_ua(shared: &Shared, request: &Register) -> Result<(Ua, UaEvents), SipError> {
     let config = UaConfig {
         bind: SocketAddr::new(shared.config.local_ip, 0),
+        transport: request.transport.unwrap_or(bifrons_sip::Transport::Udp),
         rtp_ip: shared.config.local_ip,
         rtp_ports: shared.config.rtp_port_min..=shared.config.rtp_port_max,
         codecs: SIP_CODECS.to_vec(),
-        user_agent: shared.config.user_agent.clone(),
+        user_agent: request
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| shared.config.user_agent.clone()),
         timers: timers(shared),
         ..UaConfig::default()
     };
@@ -107,7 +112,7 @@ async fn guest(
     request: &Register,
     tx: Option<&str>,
 ) -> Result<Option<Registered>, SipError> {
-    let (ua, ua_events) = start_ua(&op.shared).await?;
+    let (ua, ua_events) = start_ua(&op.shared, request).await?;
     let ua = Arc::new(ua);
     let username = request
         .username
@@ -142,7 +147,7 @@ async fn guest(
 async fn credentials(
     op: &Op,
     request: &Register,
-    secret: &str,
+    secret: &bifrons_sip::DigestSecret,
     tx: Option<&str>,
 ) -> Result<Option<Registered>, SipError> {
     let Some(username) = request.username.clone() else {
@@ -151,7 +156,7 @@ async fn credentials(
             "Missing element (username)",
         ));
     };
-    let (ua, ua_events) = start_ua(&op.shared).await?;
+    let (ua, ua_events) = start_ua(&op.shared, request).await?;
     let ua = Arc::new(ua);
     let registrar = request
         .proxy
@@ -164,16 +169,13 @@ async fn credentials(
         .filter(|(_, p)| p.parse::<u16>().is_ok())
         .map_or(username.hostport.as_str(), |(h, _)| h)
         .to_string();
-    let user = request
-        .authuser
-        .clone()
-        .or_else(|| username.user.clone())
-        .unwrap_or_default();
     op.event(tx, events::result(None, "registering", json!({})), None);
     let account = Account {
         registrar,
-        user,
-        password: secret.to_string(),
+        user: username.user.clone().unwrap_or_default(),
+        outbound_proxy: request.outbound_proxy.as_ref().map(|p| p.text.clone()),
+        auth_user: request.authuser.clone(),
+        secret: secret.clone(),
         domain: Some(domain),
         expires: request
             .register_ttl

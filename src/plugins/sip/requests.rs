@@ -75,8 +75,8 @@ pub enum RegisterKind {
     Guest,
     /// Janus' normal registration: `username` + `secret` (or `ha1_secret`) at `proxy`.
     Credentials {
-        /// `secret`: the digest password.
-        secret: String,
+        /// `secret` (the digest password) or `ha1_secret` (MD5(user:realm:password) in hex).
+        secret: bifrons_sip::DigestSecret,
     },
     /// `type: account`: a registry account; `secret` is the account's web secret.
     Account {
@@ -100,6 +100,14 @@ pub struct Register {
     pub display_name: Option<String>,
     /// `proxy`: the registrar (defaults to the username's host).
     pub proxy: Option<SipUri>,
+    /// `outbound_proxy`: where the handle's requests are sent instead of the registrar.
+    pub outbound_proxy: Option<SipUri>,
+    /// `user_agent`: the `User-Agent` header of this handle's requests (else `[sip]
+    /// user_agent`).
+    pub user_agent: Option<String>,
+    /// `force_tcp` / `force_udp`: the transport of the requests this handle sends (UDP when
+    /// neither is set; both at once are refused).
+    pub transport: Option<bifrons_sip::Transport>,
     /// `register_ttl`, seconds.
     pub register_ttl: Option<u32>,
 }
@@ -607,6 +615,30 @@ fn parse_register(map: &Map<String, Value>) -> Result<Register, SipError> {
     let register_ttl = uint(map, "register_ttl")?.map(|t| t.clamp(1, 86_400) as u32);
     let display_name = string(map, "display_name")?.map(str::to_string);
     let authuser = string(map, "authuser")?.map(str::to_string);
+    let outbound_proxy = uri(map, "outbound_proxy", "outbound proxy address")?;
+    let user_agent = match string(map, "user_agent")? {
+        Some(ua) if ua.is_empty() || ua.len() > 256 || ua.chars().any(|c| c.is_control()) => {
+            return Err(SipError::new(
+                ERROR_INVALID_ELEMENT,
+                "Invalid element (user_agent: 1 to 256 characters, no control character)",
+            ))
+        }
+        other => other.map(str::to_string),
+    };
+    let transport = match (
+        flag(map, "force_udp", false)?,
+        flag(map, "force_tcp", false)?,
+    ) {
+        (true, true) => {
+            return Err(SipError::new(
+                ERROR_INVALID_ELEMENT,
+                "Invalid element (force_udp and force_tcp are exclusive)",
+            ))
+        }
+        (false, true) => Some(bifrons_sip::Transport::Tcp),
+        (true, false) => Some(bifrons_sip::Transport::Udp),
+        (false, false) => None,
+    };
     let kind = match kind {
         Some("guest") => RegisterKind::Guest,
         Some("account") => {
@@ -618,21 +650,27 @@ fn parse_register(map: &Map<String, Value>) -> Result<Register, SipError> {
             if username.is_none() {
                 return Err(SipError::missing("username"));
             }
-            if string(map, "ha1_secret")?.is_some() {
-                return Err(SipError::new(
-                    ERROR_INVALID_ELEMENT,
-                    "Invalid element (ha1_secret is not supported, use secret)",
-                ));
-            }
-            let secret = string(map, "secret")?.ok_or_else(|| {
-                SipError::new(
-                    ERROR_MISSING_ELEMENT,
-                    "Missing element (secret or ha1_secret)",
-                )
-            })?;
-            RegisterKind::Credentials {
-                secret: secret.to_string(),
-            }
+            let secret = match (string(map, "secret")?, string(map, "ha1_secret")?) {
+                (Some(secret), _) => bifrons_sip::DigestSecret::Password(secret.to_string()),
+                (None, Some(ha1))
+                    if ha1.len() == 32 && ha1.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    bifrons_sip::DigestSecret::Ha1(ha1.to_ascii_lowercase())
+                }
+                (None, Some(_)) => {
+                    return Err(SipError::new(
+                        ERROR_INVALID_ELEMENT,
+                        "Invalid element (ha1_secret: 32 hex digits, MD5(user:realm:password))",
+                    ))
+                }
+                (None, None) => {
+                    return Err(SipError::new(
+                        ERROR_MISSING_ELEMENT,
+                        "Missing element (secret or ha1_secret)",
+                    ))
+                }
+            };
+            RegisterKind::Credentials { secret }
         }
         Some(other) => {
             return Err(SipError::new(
@@ -647,6 +685,9 @@ fn parse_register(map: &Map<String, Value>) -> Result<Register, SipError> {
         authuser,
         display_name,
         proxy,
+        outbound_proxy,
+        user_agent,
+        transport,
         register_ttl,
     })
 }

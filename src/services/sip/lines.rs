@@ -66,20 +66,6 @@ pub struct AccountLine {
     _events: DropGuard,
 }
 
-fn same_registration(a: &Option<Account>, b: &Option<Account>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            a.registrar == b.registrar
-                && a.user == b.user
-                && a.password == b.password
-                && a.domain == b.domain
-                && a.expires == b.expires
-        }
-        _ => false,
-    }
-}
-
 impl AccountLine {
     /// Applies the registry's current `registration` for this account: re-registers (or
     /// unregisters) when it differs from the one kept. `Ok(true)` when something was sent.
@@ -88,7 +74,7 @@ impl AccountLine {
     /// refresh retries).
     pub async fn refresh(&self, registration: Option<Account>) -> Result<bool, SipError> {
         let mut current = self.registration.lock().await;
-        if same_registration(&current, &registration) {
+        if *current == registration {
             return Ok(false);
         }
         let outcome = match &registration {

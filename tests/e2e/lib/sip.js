@@ -96,7 +96,7 @@ modparam("registrar", "min_expires", 2)
 modparam("registrar", "max_expires", 3600)
 modparam("rr", "append_fromtag", 1)
 request_route {
-    xlog("L_INFO", "REQ $rm $ru from $fU at $si:$sp\\n");
+    xlog("L_INFO", "REQ $rm $ru from $fU at $si:$sp proto $pr ua [$ua] auth [$au]\\n");
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
     # MESSAGE bodies are logged, so tests can see what was sent (in or out of dialog).
     if (is_method("MESSAGE")) { xlog("L_INFO", "MESSAGE-BODY from $fU to $tU call-id $ci: $rb\n"); }
