@@ -99,9 +99,12 @@ pub struct RtpStats {
     pub lost: AtomicU64,
     /// Outgoing RTP packets dropped because the send queue ([`SEND_QUEUE`]) was full.
     pub dropped: AtomicU64,
-    /// With SRTP on: RTP and RTCP packets dropped because they failed SRTP/SRTCP
-    /// authentication or the replay check (plain packets, another key, replays).
+    /// With SRTP on: RTP packets dropped because they failed SRTP authentication or the
+    /// replay check (plain packets, another key, replays).
     pub srtp_refused: AtomicU64,
+    /// With SRTP on: RTCP packets dropped because they failed SRTCP authentication, the
+    /// replay check, or were too short to be SRTCP.
+    pub srtcp_refused: AtomicU64,
     /// With SRTP on: RTP packets protected and sent.
     pub srtp_sent: AtomicU64,
 }
@@ -314,9 +317,11 @@ impl RtpEndpoint {
         Ok(())
     }
 
-    /// Whether SRTP is on (see [`set_srtp`](Self::set_srtp)).
-    pub fn is_srtp(&self) -> bool {
-        lock(&self.shared.srtp_tx).is_some()
+    /// The SRTP suite in use, `None` for plain RTP (see [`set_srtp`](Self::set_srtp)).
+    pub fn srtp_suite(&self) -> Option<crate::srtp::CryptoSuite> {
+        lock(&self.shared.srtp_tx)
+            .as_ref()
+            .map(SrtpTransform::suite)
     }
 
     /// Enables or mutes sending (hold): while off, [`send_audio`](Self::send_audio) queues
@@ -480,7 +485,11 @@ fn unprotect(shared: &Shared, packet: &[u8], rtcp: bool, plain: &mut Vec<u8>) ->
     match result {
         Ok(()) => true,
         Err(e) => {
-            let n = shared.stats.srtp_refused.fetch_add(1, Ordering::Relaxed);
+            let counter = match rtcp {
+                true => &shared.stats.srtcp_refused,
+                false => &shared.stats.srtp_refused,
+            };
+            let n = counter.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() || n == 0 {
                 tracing::debug!(error = %e, refused = n + 1, rtcp, "srtp packet refused");
             }
@@ -809,7 +818,7 @@ mod tests {
                 remote: ka.clone(),
             }))
             .unwrap();
-            assert!(a.is_srtp());
+            assert_eq!(a.srtp_suite(), Some(suite));
             a.configure(b.local_addr().unwrap(), params());
             b.configure(a.local_addr().unwrap(), params());
             for i in 0..3u8 {

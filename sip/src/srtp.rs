@@ -319,6 +319,11 @@ impl SrtpTransform {
         })
     }
 
+    /// The transform's suite.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
+    }
+
     /// Whether this transform already runs with `suite` and `key` (a re-offer that repeats
     /// them keeps the rollover counters).
     pub fn uses(&self, suite: CryptoSuite, key: &MasterKey) -> bool {

@@ -88,6 +88,9 @@ pub struct ActiveCall {
     pub ringing: Option<Arc<RingingCall>>,
     /// Our RTP endpoint towards the PBX.
     pub rtp: Option<Arc<RtpEndpoint>>,
+    /// Outgoing: our SDP offer to the PBX, kept for the SDES-SRTP keys of its `a=crypto`
+    /// lines (the answer picks one).
+    pub offer_to_pbx: Option<bifrons_sip::Sdp>,
     /// Outgoing: the answer to the browser's offer, sent with `progress` or `accepted`.
     pub answer: Option<Jsep>,
     /// Put on hold by us.
@@ -225,6 +228,7 @@ impl SipHandle {
                 "packets_to_browser": s.to_browser.load(Ordering::Relaxed),
                 "packets_to_sip": s.to_sip.load(Ordering::Relaxed),
                 "concealed": s.concealed.load(Ordering::Relaxed),
+                "srtp": b.srtp_info(),
             })
         });
         info["media"] = media.unwrap_or(Value::Null);

@@ -27,6 +27,9 @@ pub const ERROR_SIP_STACK: u16 = 449;
 pub const ERROR_IO_ERROR: u16 = 450;
 /// `transfer` with `replace`: no call with that Call-ID.
 pub const ERROR_NO_SUCH_CALLID: u16 = 454;
+/// `accept` with `srtp: "sdes_mandatory"` for a caller that offered no SDES-SRTP (Janus:
+/// "too strict").
+pub const ERROR_TOO_STRICT: u16 = 452;
 /// Anything else (e.g. the registry could not be read).
 pub const ERROR_UNKNOWN: u16 = 499;
 
@@ -114,6 +117,8 @@ pub struct CallRequest {
     /// `autoaccept_reinvites` (default true): the gateway answers the PBX's re-INVITEs alone;
     /// false also offers the browser the change (`updatingcall`).
     pub autoaccept_reinvites: bool,
+    /// `srtp`: SDES-SRTP towards the PBX (`sdes_optional`, `sdes_mandatory`), see [`srtp`].
+    pub srtp: Option<bifrons_sip::srtp::SrtpMode>,
 }
 
 /// Longest `content` of a `message` or `info`, bytes (a SIP request over UDP must stay
@@ -221,6 +226,9 @@ pub enum SipRequest {
     Accept {
         /// `autoaccept_reinvites` (default true), as for `call`.
         autoaccept_reinvites: bool,
+        /// `srtp`: `sdes_mandatory` refuses (452) a caller without SDES-SRTP; an offered
+        /// SRTP is answered in any case, as Janus does.
+        srtp: Option<bifrons_sip::srtp::SrtpMode>,
     },
     /// `decline`, with the SIP status to reject with (default 486).
     Decline {
@@ -352,6 +360,21 @@ fn string<'a>(map: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>,
     }
 }
 
+/// The `srtp` field of `call` and `accept` (Janus' names); anything else is 444.
+fn srtp(map: &Map<String, Value>) -> Result<Option<bifrons_sip::srtp::SrtpMode>, SipError> {
+    match string(map, "srtp")? {
+        None => Ok(None),
+        Some(name) => bifrons_sip::srtp::SrtpMode::from_janus(name)
+            .map(Some)
+            .ok_or_else(|| {
+                SipError::new(
+                    ERROR_INVALID_ELEMENT,
+                    "Invalid element (srtp can only be sdes_optional or sdes_mandatory)",
+                )
+            }),
+    }
+}
+
 fn required<'a>(map: &'a Map<String, Value>, key: &str) -> Result<&'a str, SipError> {
     string(map, key)?.ok_or_else(|| SipError::missing(key))
 }
@@ -448,14 +471,17 @@ impl SipRequest {
                     uri(map, "uri", "user address")?.ok_or_else(|| SipError::missing("uri"))?;
                 let autoaccept_reinvites = flag(map, "autoaccept_reinvites", true)?;
                 let headers = custom_headers(map.get("headers"))?;
+                let srtp = srtp(map)?;
                 Ok(SipRequest::Call(CallRequest {
                     uri,
                     headers,
                     autoaccept_reinvites,
+                    srtp,
                 }))
             }
             "accept" => Ok(SipRequest::Accept {
                 autoaccept_reinvites: flag(map, "autoaccept_reinvites", true)?,
+                srtp: srtp(map)?,
             }),
             "message" => {
                 let content = content(map)?;
@@ -817,6 +843,47 @@ mod tests {
                 content_type: "application/x-a; v=1".into(),
                 content: "c".into(),
                 headers: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn srtp_field_of_call_and_accept() {
+        use bifrons_sip::srtp::SrtpMode;
+        for bad in [
+            json!("sdes"),
+            json!("SDES_MANDATORY"),
+            json!(true),
+            json!(1),
+        ] {
+            assert_eq!(
+                code(json!({"request": "call", "uri": "sip:a@b", "srtp": bad})),
+                ERROR_INVALID_ELEMENT
+            );
+            assert_eq!(
+                code(json!({"request": "accept", "srtp": bad})),
+                ERROR_INVALID_ELEMENT
+            );
+        }
+        let SipRequest::Call(c) = SipRequest::parse(
+            &json!({"request": "call", "uri": "sip:a@b", "srtp": "sdes_mandatory"}),
+        )
+        .unwrap() else {
+            panic!("call")
+        };
+        assert_eq!(c.srtp, Some(SrtpMode::Mandatory));
+        assert_eq!(
+            SipRequest::parse(&json!({"request": "accept", "srtp": "sdes_optional"})).unwrap(),
+            SipRequest::Accept {
+                autoaccept_reinvites: true,
+                srtp: Some(SrtpMode::Optional)
+            }
+        );
+        assert_eq!(
+            SipRequest::parse(&json!({"request": "accept"})).unwrap(),
+            SipRequest::Accept {
+                autoaccept_reinvites: true,
+                srtp: None
             }
         );
     }
