@@ -25,8 +25,9 @@ pub const SALT_LEN: usize = 14;
 const REPLAY_WINDOW: usize = 128;
 
 /// Whether a call protects its media with SDES-SRTP, as Janus' `srtp` field of `call` and
-/// `accept` (and of `incomingcall`) says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `accept` (and of `incomingcall`) says it. Ordered: `Optional < Mandatory`, so the
+/// stronger of two demands is their `max` (`None`, no demand, is below both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SrtpMode {
     /// `sdes_optional`: offer `RTP/AVP` with crypto lines; a peer without SRTP still gets
     /// plain RTP.

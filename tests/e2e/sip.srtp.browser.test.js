@@ -7,10 +7,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startGateway } from './lib/gateway.js';
+import { startGateway, REPO_ROOT } from './lib/gateway.js';
 import { launchChromium } from './lib/browser.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 
@@ -77,9 +79,18 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
   let bob; // plain RTP only, G.711, answers automatically, plays 660 Hz
   let page;
   let ids;
+  let dbDir;
+  let dbUrl;
 
-  async function sipInfo() {
-    const res = await fetch(`${gw.adminHttpUrl}/${ids.sessionId}/${ids.handleId}`, {
+  /** Runs the gateway's CLI on the test registry; `input` goes to stdin (secrets). */
+  function cli(args, input = '') {
+    const bin = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
+    const r = spawnSync(bin, args, { input, env: { ...process.env, BIFRONS_DATABASE_URL: dbUrl }, encoding: 'utf8' });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  }
+
+  async function sipInfo(handle = ids) {
+    const res = await fetch(`${gw.adminHttpUrl}/${handle.sessionId}/${handle.handleId}`, {
       method: 'POST',
       body: JSON.stringify({ janus: 'handle_info', transaction: 'hi', admin_secret: gw.adminSecret }),
     });
@@ -89,10 +100,10 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
   }
 
   /** Polls `handle_info` until `check(plugin_specific)` holds (a hang guard of 30 s). */
-  async function waitInfo(check, what) {
+  async function waitInfo(check, what, handle = ids) {
     const deadline = Date.now() + 30000;
     for (;;) {
-      const sip = await sipInfo();
+      const sip = await sipInfo(handle);
       if (check(sip)) return sip;
       if (Date.now() > deadline) throw new Error(`${what} not reached; last ${JSON.stringify(sip)}`);
       await sleep(200);
@@ -121,7 +132,24 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     kamailio = await startKamailio();
     carol = await startBaresip({ kamailio, user: 'carol', toneHz: 440, codecs: 'PCMU', mediaenc: 'srtp-mand' });
     bob = await startBaresip({ kamailio, user: 'bob', toneHz: 660, codecs: 'PCMU' });
-    gw = await startGateway({ name: 'sip-srtp', env: { BIFRONS_SIP_RING_TIMEOUT: '20', RUST_LOG: 'info,bifrons_sip::rtp=debug' } /* refused packets logged */ });
+    // The registry: a trunk to kamailio (dave's credentials) that requires SRTP, set and
+    // changed through the CLI, and an account on it.
+    dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-sipsrtpdb-'));
+    dbUrl = `sqlite://${path.join(dbDir, 'registry.db')}`;
+    for (const [args, input] of [
+      [['trunk', 'add', 'secure', '--registrar', kamailio.registrar, '--username', 'dave', '--codecs', 'PCMU', '--srtp', 'sdes_optional', '--password'], 'davepw\n'],
+      [['trunk', 'edit', 'secure', '--srtp', 'sdes_mandatory'], ''],
+      [['account', 'add', '500', '--trunk', 'secure', '--uri', kamailio.uri('dave')], ''],
+      [['account', 'set-secret', '500'], 'web-secret-500\n'],
+    ]) {
+      const r = cli(args, input);
+      assert.equal(r.status, 0, `bifrons ${args.join(' ')}: ${r.out}`);
+    }
+    assert.match(cli(['trunk', 'list']).out, /secure .* sdes_mandatory/);
+    const bad = cli(['trunk', 'edit', 'secure', '--srtp', 'zrtp']);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.out, /srtp/);
+    gw = await startGateway({ name: 'sip-srtp', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '20', RUST_LOG: 'info,bifrons_sip::rtp=debug' } /* refused packets logged */ });
     site = await startStaticServer();
     browser = await launchChromium();
     page = await browser.newPage();
@@ -144,6 +172,7 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     await carol?.stop();
     await bob?.stop();
     await kamailio?.stop();
+    if (dbDir) fs.rmSync(dbDir, { recursive: true, force: true });
   });
 
   it('sdes_mandatory call to a baresip requiring SRTP: RTP/SAVP offer, accepted, audio both ways over SRTP', async () => {
@@ -248,5 +277,23 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     assert.equal(hangup.code, 200, JSON.stringify(hangup));
     await sleep(500);
     assertHeardBrowser(carol, 'incoming SRTP call');
+  });
+
+  it("an account whose trunk requires SRTP calls with RTP/SAVP without asking for it", async () => {
+    const acct = await page.evaluate(() => window.attachPhone('acct'));
+    await page.evaluate(() => window.sendRequest('acct', { request: 'register', type: 'account', account: '500', secret: 'web-secret-500' }));
+    await waitEvent(page, 'acct', 'registered');
+    const from = await eventCount(page, 'acct');
+    await page.evaluate(([uri]) => window.call('acct', uri), [kamailio.uri('carol')]);
+    await waitEvent(page, 'acct', 'accepted', 30000, from);
+    const log = kamailio.log();
+    const offer = log.slice(log.lastIndexOf('NEWINVITE-SDP from dave'));
+    assert.match(offer.slice(0, 1500), /m=audio \d+ RTP\/SAVP 0 101\r?\n/, offer.slice(0, 1500));
+    await waitInPage(page, (n) => window.dominantHz(n), 'acct', (d) => Math.abs(d.hz - 440) < 30, "browser hears carol's 440 Hz (account)");
+    const sip = await waitInfo((i) => i.media?.srtp?.protected > 50 && i.media?.packets_from_sip > 50, 'SRTP both ways (account)', acct);
+    console.log(`# account on an SRTP trunk: ${JSON.stringify(sip.media)}`);
+    assert.equal(sip.media.srtp.refused, 0, JSON.stringify(sip.media));
+    await page.evaluate(() => window.sendRequest('acct', { request: 'hangup' }));
+    await waitEvent(page, 'acct', 'hangup', 15000, from);
   });
 });

@@ -109,6 +109,8 @@ pub(super) async fn call(
     let ua = registered.ua.clone();
     let caller = registered.username.clone();
     let (codecs, dtmf_info) = (registered.codecs.clone(), registered.dtmf_info);
+    // The account's trunk may require SRTP: the stronger demand wins.
+    let srtp = request.srtp.max(registered.srtp);
     let target = target_of(registered, &request.uri);
     let jsep = jsep
         .filter(|j| j.kind == JsepType::Offer)
@@ -141,10 +143,10 @@ pub(super) async fn call(
         rand::random::<u32>().into(),
         1,
     );
-    if let Some(mode) = request.srtp {
+    if let Some(mode) = srtp {
         offer.secure(mode);
     }
-    let offer_to_pbx = request.srtp.map(|_| offer.clone());
+    let offer_to_pbx = srtp.map(|_| offer.clone());
     let mut sip_call = ua
         .call_with_headers(&target, Some(offer), request.headers.clone())
         .await
@@ -177,7 +179,7 @@ pub(super) async fn call(
     });
     op.handle.summarize(&state);
     drop(state);
-    tracing::info!(call_id = %id, uri = %request.uri.text, srtp = request.srtp.map(|m| m.janus_name()), "sip call placed");
+    tracing::info!(call_id = %id, uri = %request.uri.text, srtp = srtp.map(|m| m.janus_name()), "sip call placed");
     op.event(tx, events::simple(Some(&id), "calling"), None);
     let task_op = op.clone();
     let callee = request.uri.text.clone();

@@ -42,6 +42,9 @@ pub struct Registered {
     pub codecs: Vec<bifrons_sip::Codec>,
     /// Send the browser's DTMF as SIP INFO instead of RFC 4733 (a trunk in `info` mode).
     pub dtmf_info: bool,
+    /// SDES-SRTP the account's trunk requires (its `srtp` column); the stronger of it and a
+    /// request's own `srtp` applies.
+    pub srtp: Option<bifrons_sip::srtp::SrtpMode>,
     /// The account's shared line, kept open while this handle is registered.
     pub _line: Option<Arc<crate::services::sip::AccountLine>>,
     /// Stops the handle's user-agent event task (own UA) when dropped.

@@ -194,6 +194,11 @@ pub(super) async fn accept(
     tx: Option<&str>,
 ) -> Result<(), SipError> {
     let mut state = op.handle.state.lock().await;
+    // The account's trunk may require SRTP: the stronger demand wins.
+    let srtp = match &state.registration {
+        Registration::Registered(r) => srtp.max(r.srtp),
+        _ => srtp,
+    };
     let call = state.call_in(CallStatus::Incoming)?;
     if jsep.as_ref().is_none_or(|j| j.kind != JsepType::Answer) {
         return Err(SipError::new(ERROR_MISSING_SDP, "Missing SDP"));
