@@ -1,7 +1,7 @@
 //! SDP (RFC 4566) for RTP/AVP audio and the offer/answer rules of RFC 3264 we need:
 //! codec choice (Opus, PCMU, PCMA, G.722, telephone-event), ptime, direction and hold; and
 //! SDES-SRTP (RFC 4568): `a=crypto` lines, `RTP/SAVP`, and which keys an exchange settled
-//! ([`Sdp::secure`], [`Sdp::answer_srtp`], [`offer_srtp_result`]).
+//! ([`Sdp::secure`], [`Sdp::answer_srtp`], [`srtp_keys`]).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -407,7 +407,7 @@ impl Sdp {
     /// Adds SDES-SRTP to an offer: one `a=crypto` line per suite we speak (tags 1, 2), each
     /// with a fresh key, on every audio section; `RTP/SAVP` for [`SrtpMode::Mandatory`],
     /// `RTP/AVP` with the crypto lines for [`SrtpMode::Optional`] (as Janus offers it).
-    /// Keep the offer: [`offer_srtp_result`] needs our keys when the answer comes.
+    /// Keep the offer: [`srtp_keys`] needs our keys when the answer comes.
     pub fn secure(&mut self, mode: SrtpMode) {
         for m in self.media.iter_mut().filter(|m| m.kind == "audio") {
             m.proto = match mode {
@@ -551,17 +551,20 @@ impl Sdp {
     }
 }
 
-/// The SDES-SRTP keys an answer settles for our `offer` (made with [`Sdp::secure`], or
-/// plain): the answer's first `a=crypto` line must carry the tag and suite of one of ours.
-/// `Ok(None)`: plain RTP (an optional offer answered without crypto, or a plain offer).
+/// The SDES-SRTP keys our `local` description (an offer made with [`Sdp::secure`], or the
+/// answer [`Sdp::answer_srtp`] keyed) and the peer's `remote` one settle: the remote's first
+/// `a=crypto` line names the key it sends with, and ours is the line of the same tag and
+/// suite (the answer to our offer), else of the same suite (a re-offer from the peer, which
+/// [`Sdp::reanswer_srtp`] answers with that key again, RFC 4568 §7.1.4). `Ok(None)`: plain RTP
+/// (a plain local description, or an optional one met without crypto).
 ///
-/// Errors: [`SdpError::SrtpRequired`] for our `RTP/SAVP` offer answered without a usable
-/// line; [`SdpError::CryptoMismatch`] for a line we did not offer.
-pub fn offer_srtp_result(offer: &Sdp, answer: &Sdp) -> Result<Option<SrtpKeys>, SdpError> {
-    let ours = offer.audio().ok_or(SdpError::NoAudio)?;
-    let theirs = answer.audio().ok_or(SdpError::NoAudio)?;
+/// Errors: [`SdpError::SrtpRequired`] for our `RTP/SAVP` met without a usable line;
+/// [`SdpError::CryptoMismatch`] for a suite we did not offer.
+pub fn srtp_keys(local: &Sdp, remote: &Sdp) -> Result<Option<SrtpKeys>, SdpError> {
+    let ours = local.audio().ok_or(SdpError::NoAudio)?;
+    let theirs = remote.audio().ok_or(SdpError::NoAudio)?;
     if ours.crypto.is_empty() {
-        return Ok(None); // a plain offer: crypto in the answer means nothing
+        return Ok(None); // a plain description: crypto from the peer means nothing
     }
     let Some(picked) = theirs.crypto.first() else {
         if ours.is_savp() {
@@ -573,12 +576,46 @@ pub fn offer_srtp_result(offer: &Sdp, answer: &Sdp) -> Result<Option<SrtpKeys>, 
         .crypto
         .iter()
         .find(|c| c.tag == picked.tag && c.suite == picked.suite)
+        .or_else(|| ours.crypto.iter().find(|c| c.suite == picked.suite))
         .ok_or(SdpError::CryptoMismatch)?;
     Ok(Some(SrtpKeys {
         suite: line.suite,
         local: line.key.clone(),
         remote: picked.key.clone(),
     }))
+}
+
+impl Sdp {
+    /// Keys our answer to an in-dialog offer (a re-INVITE) of a call whose last local
+    /// description was `previous`: when `previous` carried crypto, the answer repeats our key
+    /// for the suite the offer's first usable line names, under that line's tag (RFC 4568
+    /// §7.1.4), so media keeps flowing under the same keys ([`srtp_keys`] derives the same).
+    /// A plain previous description leaves the answer as it is.
+    ///
+    /// Errors: as [`srtp_keys`] (the caller answers 488).
+    pub fn reanswer_srtp(
+        answer: &mut Sdp,
+        offer: &Sdp,
+        previous: &Sdp,
+    ) -> Result<Option<SrtpKeys>, SdpError> {
+        let keys = srtp_keys(previous, offer)?;
+        let theirs = offer.audio().ok_or(SdpError::NoAudio)?;
+        let mine = answer
+            .media
+            .iter_mut()
+            .find(|m| m.kind == "audio")
+            .ok_or(SdpError::NoAudio)?;
+        mine.crypto = match (&keys, theirs.crypto.first()) {
+            (Some(k), Some(line)) => vec![Crypto {
+                tag: line.tag,
+                suite: k.suite,
+                key: k.local.clone(),
+                lifetime: None,
+            }],
+            _ => Vec::new(),
+        };
+        Ok(keys)
+    }
 }
 
 /// Picks codec, DTMF payload type, remote address and direction from a remote description.
@@ -727,7 +764,7 @@ mod tests {
             let m = ans.audio().unwrap();
             assert_eq!((m.proto.as_str(), m.crypto.len()), (proto, 1));
             assert_eq!(m.crypto[0].tag, 1);
-            let settled = offer_srtp_result(&o, &ans).unwrap().unwrap();
+            let settled = srtp_keys(&o, &ans).unwrap().unwrap();
             assert_eq!(settled.suite, CryptoSuite::AesCm128HmacSha1_80);
             assert_eq!(
                 settled.local, answered.remote,
@@ -743,17 +780,16 @@ mod tests {
         // Our mandatory offer answered in plain RTP: the call cannot go on.
         let o = offer(Some(SrtpMode::Mandatory));
         let plain_answer = Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap();
-        assert_eq!(
-            offer_srtp_result(&o, &plain_answer),
-            Err(SdpError::SrtpRequired)
-        );
+        assert_eq!(srtp_keys(&o, &plain_answer), Err(SdpError::SrtpRequired));
         // Optional: plain RTP is fine.
         let o = offer(Some(SrtpMode::Optional));
-        assert_eq!(offer_srtp_result(&o, &plain_answer), Ok(None));
-        // An answer naming a line we never offered.
+        assert_eq!(srtp_keys(&o, &plain_answer), Ok(None));
+        // An answer naming a suite we never offered.
+        let mut ours = o.clone();
+        ours.audio_mut().crypto.truncate(1);
         let mut odd = offer(Some(SrtpMode::Optional));
-        odd.audio_mut().crypto[0].tag = 9;
-        assert_eq!(offer_srtp_result(&o, &odd), Err(SdpError::CryptoMismatch));
+        odd.audio_mut().crypto.remove(0);
+        assert_eq!(srtp_keys(&ours, &odd), Err(SdpError::CryptoMismatch));
         // A plain offer: `sdes_mandatory` answers cannot be made; others stay plain.
         let plain = offer(None);
         assert_eq!(plain.audio().unwrap().srtp_mode(), None);
@@ -776,6 +812,46 @@ mod tests {
         let avp = Sdp::parse(text.replace("RTP/SAVP", "RTP/AVP").as_bytes()).unwrap();
         assert_eq!(avp.audio().unwrap().srtp_mode(), Some(SrtpMode::Optional));
         assert_eq!(answer_to(&avp, None).unwrap().1, None);
+    }
+
+    /// A re-INVITE from the peer of an SRTP call: its new offer (new tag, new key) is
+    /// answered with our key of the first exchange, and both sides derive the same keys.
+    #[test]
+    fn peer_reoffer_keeps_our_key_and_takes_theirs() {
+        let first_offer = offer(Some(SrtpMode::Mandatory)); // the peer's
+        let (first_answer, first) = answer_to(&first_offer, None).unwrap(); // ours
+        let first = first.unwrap();
+        let mut reoffer = offer(Some(SrtpMode::Mandatory)); // fresh keys, tags 1 and 2
+        reoffer.audio_mut().crypto.reverse(); // the _32 line first now, tag 2
+        let reoffer = Sdp::parse(&reoffer.to_bytes()).unwrap();
+        let (mut reanswer, _) = Sdp::answer(
+            &reoffer,
+            &[Codec::Pcmu],
+            "127.0.0.1:7000".parse().unwrap(),
+            Direction::SendRecv,
+            2,
+        )
+        .unwrap();
+        // Our previous answer has only the _80 suite: the re-offer's _32 line is not ours.
+        assert_eq!(
+            Sdp::reanswer_srtp(&mut reanswer, &reoffer, &first_answer),
+            Err(SdpError::CryptoMismatch)
+        );
+        // The same suite as before under another tag: our key again, their new key.
+        let mut reoffer = offer(Some(SrtpMode::Mandatory));
+        reoffer.audio_mut().crypto.truncate(1);
+        reoffer.audio_mut().crypto[0].tag = 7;
+        let keys = Sdp::reanswer_srtp(&mut reanswer, &reoffer, &first_answer)
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.local, first.local, "our key stays");
+        assert_ne!(keys.remote, first.remote, "theirs is the new one");
+        let line = &reanswer.audio().unwrap().crypto;
+        assert_eq!((line.len(), line[0].tag), (1, 7));
+        assert_eq!(srtp_keys(&first_answer, &reoffer).unwrap().unwrap(), keys);
+        // A plain call stays plain.
+        let plain = offer(None);
+        assert_eq!(Sdp::reanswer_srtp(&mut reanswer, &plain, &plain), Ok(None));
     }
 
     #[test]

@@ -14,15 +14,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand::RngCore as _;
 use webrtc_srtp::context::Context;
-use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
+use webrtc_srtp::option::{srtcp_no_replay_protection, srtp_no_replay_protection};
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
 /// Master key length of the AES-128 suites, bytes (RFC 3711 §8.2).
 pub const KEY_LEN: usize = 16;
 /// Master salt length, bytes (RFC 3711 §8.2).
 pub const SALT_LEN: usize = 14;
-/// SRTP replay window, packets (RFC 3711 §3.3.2: at least 64).
-const REPLAY_WINDOW: usize = 128;
+/// SRTP and SRTCP replay window, packets (RFC 3711 §3.3.2: at least 64).
+const REPLAY_WINDOW: u64 = 128;
+/// SRTCP: E flag and 31-bit index, then the 80-bit tag, after the RTCP packet (§3.4).
+const SRTCP_TRAILER: usize = 4 + 10;
 
 /// Whether a call protects its media with SDES-SRTP, as Janus' `srtp` field of `call` and
 /// `accept` (and of `incomingcall`) says it. Ordered: `Optional < Mandatory`, so the
@@ -292,12 +294,60 @@ pub struct SrtpKeys {
 #[error("srtp: {0}")]
 pub struct SrtpError(String);
 
+/// The replay list of one direction (RFC 3711 §3.3.2): a sliding window of
+/// [`REPLAY_WINDOW`] indices behind the highest one authenticated. It only learns from
+/// packets that passed authentication, so a forged or stray packet cannot move it; a new
+/// SSRC (the peer restarted its stream) starts it again.
+#[derive(Default)]
+struct ReplayWindow {
+    ssrc: Option<u32>,
+    highest: u64,
+    mask: u128,
+}
+
+impl ReplayWindow {
+    /// Whether `index` (modulo `modulus`: 2^16 for RTP sequence numbers, 2^31 for SRTCP
+    /// indices) is new; records it when it is.
+    fn accept(&mut self, ssrc: u32, index: u64, modulus: u64) -> bool {
+        if self.ssrc != Some(ssrc) {
+            *self = ReplayWindow {
+                ssrc: Some(ssrc),
+                highest: index,
+                mask: 1,
+            };
+            return true;
+        }
+        let behind = self.highest.wrapping_sub(index) % modulus;
+        if behind == 0 {
+            return false;
+        }
+        if behind < modulus / 2 {
+            // Older than the highest: inside the window and not seen yet.
+            if behind >= REPLAY_WINDOW || self.mask & (1 << behind) != 0 {
+                return false;
+            }
+            self.mask |= 1 << behind;
+        } else {
+            let ahead = modulus - behind;
+            self.mask = if ahead >= REPLAY_WINDOW {
+                1
+            } else {
+                (self.mask << ahead) | 1
+            };
+            self.highest = index;
+        }
+        true
+    }
+}
+
 /// The SRTP and SRTCP transform of one direction of one stream (RFC 3711 §3.3, §3.4): a
 /// sending one protects, a receiving one unprotects (with replay protection, §3.3.2).
 pub struct SrtpTransform {
     suite: CryptoSuite,
     key: MasterKey,
     ctx: Context,
+    rtp_replay: ReplayWindow,
+    rtcp_replay: ReplayWindow,
 }
 
 impl SrtpTransform {
@@ -309,14 +359,17 @@ impl SrtpTransform {
             key.key(),
             key.salt(),
             suite.profile(),
-            Some(srtp_replay_protection(REPLAY_WINDOW)),
-            Some(srtcp_replay_protection(REPLAY_WINDOW)),
+            // Replays are checked here, after authentication (see `ReplayWindow`).
+            Some(srtp_no_replay_protection()),
+            Some(srtcp_no_replay_protection()),
         )
         .map_err(|e| SrtpError(e.to_string()))?;
         Ok(Self {
             suite,
             key: key.clone(),
             ctx,
+            rtp_replay: ReplayWindow::default(),
+            rtcp_replay: ReplayWindow::default(),
         })
     }
 
@@ -344,9 +397,17 @@ impl SrtpTransform {
     ///
     /// Errors: a wrong tag (another key, a forged or plain packet), a replay, too short.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<impl AsRef<[u8]>, SrtpError> {
-        self.ctx
+        let plain = self
+            .ctx
             .decrypt_rtp(packet)
-            .map_err(|e| SrtpError(e.to_string()))
+            .map_err(|e| SrtpError(e.to_string()))?;
+        // Authenticated, so at least a 12-byte header.
+        let seq = u16::from_be_bytes([packet[2], packet[3]]);
+        let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+        if !self.rtp_replay.accept(ssrc, seq.into(), 1 << 16) {
+            return Err(SrtpError(format!("replayed packet ssrc={ssrc} seq={seq}")));
+        }
+        Ok(plain)
     }
 
     /// Encrypts an RTCP compound packet and appends the E flag, SRTCP index and 80-bit tag.
@@ -360,11 +421,37 @@ impl SrtpTransform {
 
     /// Checks and decrypts an SRTCP packet.
     ///
-    /// Errors: a wrong tag, a replay, too short.
+    /// Errors: a wrong tag, a replay, shorter than an RTCP header and the SRTCP trailer, or
+    /// the E flag clear (unencrypted SRTCP is not negotiated, and is refused before the SRTP
+    /// layer, which would pass it unauthenticated).
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<impl AsRef<[u8]>, SrtpError> {
-        self.ctx
+        let Some(tail) = packet.len().checked_sub(SRTCP_TRAILER).filter(|t| *t >= 8) else {
+            return Err(SrtpError(format!(
+                "{} bytes: too short for SRTCP",
+                packet.len()
+            )));
+        };
+        let e_index = u32::from_be_bytes([
+            packet[tail],
+            packet[tail + 1],
+            packet[tail + 2],
+            packet[tail + 3],
+        ]);
+        if e_index >> 31 == 0 {
+            return Err(SrtpError("SRTCP without the E flag".into()));
+        }
+        let plain = self
+            .ctx
             .decrypt_rtcp(packet)
-            .map_err(|e| SrtpError(e.to_string()))
+            .map_err(|e| SrtpError(e.to_string()))?;
+        let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        let index = e_index & 0x7fff_ffff;
+        if !self.rtcp_replay.accept(ssrc, index.into(), 1 << 31) {
+            return Err(SrtpError(format!(
+                "replayed SRTCP ssrc={ssrc} index={index}"
+            )));
+        }
+        Ok(plain)
     }
 }
 
@@ -437,6 +524,70 @@ mod tests {
             assert!(wrong.unprotect_rtcp(&sealed).is_err());
             assert_eq!(rx.unprotect_rtcp(&sealed).unwrap().as_ref(), rr);
         }
+    }
+
+    /// Stray or forged packets first do not block the real ones after them; replays within
+    /// the window are refused, old ones beyond it too; SRTCP without the E flag is refused.
+    #[test]
+    fn replay_window_learns_only_from_authenticated_packets() {
+        let key = MasterKey::generate();
+        let suite = CryptoSuite::AesCm128HmacSha1_80;
+        let mut tx = SrtpTransform::new(suite, &key).unwrap();
+        let mut rx = SrtpTransform::new(suite, &key).unwrap();
+        let rtp = |seq: u16| {
+            let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+            p[2..4].copy_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&[1; 20]);
+            p
+        };
+        // A forged packet with a far-away sequence number, then the real stream.
+        let mut forged = tx.protect_rtp(&rtp(30000)).unwrap().as_ref().to_vec();
+        forged[20] ^= 0xff;
+        assert!(rx.unprotect_rtp(&forged).is_err());
+        let mut sealed = Vec::new();
+        for seq in [65530u16, 65531, 65535, 2, 1] {
+            sealed.push(tx.protect_rtp(&rtp(seq)).unwrap().as_ref().to_vec());
+        }
+        for p in &sealed {
+            assert!(
+                rx.unprotect_rtp(p).is_ok(),
+                "reordered across the wrap is fine"
+            );
+        }
+        assert!(rx.unprotect_rtp(&sealed[1]).is_err(), "a replay");
+        // RTCP: a short stray packet, then reports with indices 1, 2; 1 again is a replay.
+        assert!(rx
+            .unprotect_rtcp(&[0x80, 201, 0, 1, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8])
+            .is_err());
+        let rr = [0x80, 201, 0, 1, 0, 0, 0, 7];
+        let one = tx.protect_rtcp(&rr).unwrap().as_ref().to_vec();
+        let two = tx.protect_rtcp(&rr).unwrap().as_ref().to_vec();
+        assert!(rx.unprotect_rtcp(&one).is_ok());
+        assert!(rx.unprotect_rtcp(&two).is_ok());
+        assert!(rx.unprotect_rtcp(&one).is_err());
+        // The E flag cleared: the SRTP layer would take it unauthenticated; we do not.
+        let mut clear = two.clone();
+        let tail = clear.len() - SRTCP_TRAILER;
+        clear[tail] &= 0x7f;
+        clear[tail + 3] = 9;
+        assert!(rx.unprotect_rtcp(&clear).is_err());
+        for n in 0..30 {
+            let _ = rx.unprotect_rtcp(&vec![0x80; n]);
+            let _ = rx.unprotect_rtp(&vec![0x80; n]);
+        }
+    }
+
+    #[test]
+    fn window_arithmetic() {
+        let mut w = ReplayWindow::default();
+        assert!(w.accept(1, 10, 1 << 16));
+        assert!(!w.accept(1, 10, 1 << 16));
+        assert!(w.accept(1, 200, 1 << 16));
+        assert!(!w.accept(1, 10, 1 << 16), "older than the window");
+        assert!(w.accept(1, 199, 1 << 16));
+        assert!(w.accept(2, 10, 1 << 16), "a new SSRC starts over");
+        assert!(w.accept(2, 65535, 1 << 16), "just before, across the wrap");
+        assert!(!w.accept(2, 65535, 1 << 16));
     }
 
     const KEY: &str = "WnD7c1ksDGs+dIefCEo8omPg4uO8DYIinNGL5yxQ";

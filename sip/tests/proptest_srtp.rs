@@ -54,6 +54,15 @@ proptest! {
     }
 
     #[test]
+    fn unprotect_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300), key in any::<[u8; 30]>()) {
+        for s in CryptoSuite::ALL {
+            let mut rx = SrtpTransform::new(s, &MasterKey::from_bytes(key)).unwrap();
+            let _ = rx.unprotect_rtp(&data);
+            let _ = rx.unprotect_rtcp(&data);
+        }
+    }
+
+    #[test]
     fn protect_then_unprotect_is_identity(
         s in suite(),
         key in any::<[u8; 30]>(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bifrons_sip::rtp::RtpEndpoint;
-use bifrons_sip::sdp::{negotiate, offer_srtp_result};
+use bifrons_sip::sdp::{negotiate, srtp_keys};
 use bifrons_sip::{CallEvent, CallEvents, DtmfVia, EndReason, Sdp};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -146,7 +146,7 @@ pub(super) async fn call(
     if let Some(mode) = srtp {
         offer.secure(mode);
     }
-    let offer_to_pbx = srtp.map(|_| offer.clone());
+    let local_sdp = srtp.map(|_| offer.clone());
     let mut sip_call = ua
         .call_with_headers(&target, Some(offer), request.headers.clone())
         .await
@@ -166,7 +166,7 @@ pub(super) async fn call(
         transaction: tx.map(str::to_string),
         ringing: None,
         rtp: Some(rtp),
-        offer_to_pbx,
+        local_sdp,
         answer: Some(answer),
         held: false,
         codecs,
@@ -211,10 +211,9 @@ fn start_bridge(
         bifrons_sip::Direction::SendRecv
     };
     let negotiated = negotiate(sdp, &call.codecs, direction, false).map_err(|e| e.to_string())?;
-    // SDES-SRTP: the keys of our offer's line the PBX picked, and its own; an inbound call
-    // keeps the keys its `accept` settled.
-    let srtp = match &call.offer_to_pbx {
-        Some(offer) => Some(offer_srtp_result(offer, sdp).map_err(|e| e.to_string())?),
+    // SDES-SRTP: our key of the line the PBX picked (or re-offered), and its own.
+    let srtp = match &call.local_sdp {
+        Some(local) => Some(srtp_keys(local, sdp).map_err(|e| e.to_string())?),
         None => None,
     };
     if let Some(bridge) = op.handle.bridge() {

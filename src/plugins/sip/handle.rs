@@ -91,9 +91,9 @@ pub struct ActiveCall {
     pub ringing: Option<Arc<RingingCall>>,
     /// Our RTP endpoint towards the PBX.
     pub rtp: Option<Arc<RtpEndpoint>>,
-    /// Outgoing: our SDP offer to the PBX, kept for the SDES-SRTP keys of its `a=crypto`
-    /// lines (the answer picks one).
-    pub offer_to_pbx: Option<bifrons_sip::Sdp>,
+    /// With SDES-SRTP: our first SDP to the PBX (the offer of an outgoing call, the answer
+    /// of an inbound one), for the keys of its `a=crypto` lines.
+    pub local_sdp: Option<bifrons_sip::Sdp>,
     /// Outgoing: the answer to the browser's offer, sent with `progress` or `accepted`.
     pub answer: Option<Jsep>,
     /// Put on hold by us.

@@ -78,7 +78,7 @@ async fn ring_task(
             transaction: None,
             ringing: Some(ringing.clone()),
             rtp: None,
-            offer_to_pbx: None,
+            local_sdp: None,
             answer: None,
             held: false,
             codecs,
@@ -246,6 +246,7 @@ pub(super) async fn accept(
     if !ringing.claim(op.ctx.handle_id().0) {
         return Err(SipError::wrong_state("call taken elsewhere"));
     }
+    let srtp_answer = keys.as_ref().map(|_| answer.clone());
     if let Err(e) = ringing.call.answer_with_sdp(answer).await {
         return Err(SipError::new(
             ERROR_SIP_STACK,
@@ -293,6 +294,7 @@ pub(super) async fn accept(
     call.status = CallStatus::InCall;
     call.autoaccept_reinvites = autoaccept_reinvites;
     call.rtp = Some(rtp);
+    call.local_sdp = srtp_answer;
     call.transaction = tx.map(str::to_string);
     let caller = ringing.caller.clone();
     op.handle.summarize(&state);

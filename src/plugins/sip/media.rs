@@ -236,8 +236,9 @@ impl Bridge {
     }
 
     /// SDES-SRTP of the PBX leg for `handle_info`: `{"suite", "protected", "refused",
-    /// "rtcp_refused"}` (RTP packets protected and sent; RTP and RTCP packets refused for a
-    /// bad tag or a replay), or `null` for plain RTP.
+    /// "rtcp_received", "rtcp_refused"}` (RTP packets protected and sent; RTP packets refused
+    /// for a bad tag or a replay; SRTCP packets unprotected, and refused), or `null` for
+    /// plain RTP.
     pub fn srtp_info(&self) -> serde_json::Value {
         let stats = self.rtp.stats();
         match self.rtp.srtp_suite() {
@@ -246,6 +247,7 @@ impl Bridge {
                 "suite": suite.name(),
                 "protected": stats.srtp_sent.load(Ordering::Relaxed),
                 "refused": stats.srtp_refused.load(Ordering::Relaxed),
+                "rtcp_received": stats.rtcp_received.load(Ordering::Relaxed),
                 "rtcp_refused": stats.srtcp_refused.load(Ordering::Relaxed),
             }),
         }
