@@ -1,6 +1,7 @@
-//! RTP/RTCP endpoint, plain or SDES-SRTP (RFC 3711, [`RtpEndpoint::set_srtp`]): sockets from a port range, packetisation with continuous sequence
-//! numbers and timestamps, symmetric RTP (latching to where the peer really sends from),
-//! RTCP sender/receiver reports and RFC 4733 DTMF in both directions.
+//! RTP/RTCP endpoint, plain or SDES-SRTP (RFC 3711, [`RtpEndpoint::set_srtp`]): sockets from
+//! a port range, packetisation with continuous sequence numbers and timestamps, symmetric RTP
+//! (latching to where the peer really sends from), RTCP sender/receiver reports and RFC 4733
+//! DTMF in both directions.
 //!
 //! Sending is split like the WebRTC side of the gateway: [`RtpEndpoint::send_audio`] is a
 //! plain function that builds the packet and queues it on a bounded channel, and the

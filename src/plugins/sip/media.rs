@@ -134,7 +134,8 @@ impl Drop for Bridge {
 
 impl Bridge {
     /// Starts the bridge: turns SDES-SRTP on with `srtp` (plain RTP with `None`), configures
-    /// `rtp` towards the PBX's `negotiated` address and codec, submits the transcoding job when needed, and spawns the task that reads the PBX's RTP.
+    /// `rtp` towards the PBX's `negotiated` address and codec, submits the transcoding job
+    /// when needed, and spawns the task that reads the PBX's RTP.
     /// `on_dtmf` gets each RFC 4733 digit from the PBX; with `info`, the browser's digits go
     /// to the PBX as SIP INFO in that call's dialog instead of RFC 4733.
     ///
