@@ -77,6 +77,7 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
   let kamailio;
   let carol; // SRTP mandatory (RTP/SAVP), G.711, answers automatically, plays 440 Hz
   let bob; // plain RTP only, G.711, answers automatically, plays 660 Hz
+  let erin; // SRTP optional (crypto lines in RTP/AVP), G.711, plays 550 Hz
   let page;
   let ids;
   let dbDir;
@@ -132,6 +133,7 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     kamailio = await startKamailio();
     carol = await startBaresip({ kamailio, user: 'carol', toneHz: 440, codecs: 'PCMU', mediaenc: 'srtp-mand' });
     bob = await startBaresip({ kamailio, user: 'bob', toneHz: 660, codecs: 'PCMU' });
+    erin = await startBaresip({ kamailio, user: 'erin', toneHz: 550, codecs: 'PCMU', mediaenc: 'srtp' });
     // The registry: a trunk to kamailio (dave's credentials) that requires SRTP, set and
     // changed through the CLI, and an account on it.
     dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-sipsrtpdb-'));
@@ -171,6 +173,7 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     await gw?.stop();
     await carol?.stop();
     await bob?.stop();
+    await erin?.stop();
     await kamailio?.stop();
     if (dbDir) fs.rmSync(dbDir, { recursive: true, force: true });
   });
@@ -317,5 +320,23 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     assert.equal(sip.media.srtp.refused, 0, JSON.stringify(sip.media));
     await page.evaluate(() => window.sendRequest('acct', { request: 'hangup' }));
     await waitEvent(page, 'acct', 'hangup', 15000, from);
+  });
+
+  it('baresip offering optional SRTP (crypto in RTP/AVP): incomingcall srtp sdes_optional, answered with SRTP', async () => {
+    const from = await eventCount(page, 'alice');
+    erin.command('dial', kamailio.uri('alice'));
+    const incoming = await waitEvent(page, 'alice', 'incomingcall', 20000, from);
+    assert.equal(incoming.result.srtp, 'sdes_optional', JSON.stringify(incoming.result));
+    const log = kamailio.log();
+    const offer = log.slice(log.lastIndexOf('NEWINVITE-SDP from erin')).slice(0, 2000);
+    assert.match(offer, /m=audio \d+ RTP\/AVP [\s\S]*a=crypto:/, offer);
+    await acceptWith(page, 'alice', {});
+    await waitEvent(page, 'alice', 'accepted', 15000, from);
+    await waitInPage(page, (n) => window.dominantHz(n), 'alice', (d) => Math.abs(d.hz - 550) < 30, "browser hears erin's 550 Hz");
+    const sip = await waitInfo((i) => i.media?.packets_from_sip > 50 && i.media?.srtp?.protected > 50, 'SRTP both ways (optional)');
+    console.log(`# optional SRTP from erin: ${JSON.stringify(sip.media)}`);
+    assert.equal(sip.media.srtp.refused, 0, JSON.stringify(sip.media));
+    await page.evaluate(() => window.sendRequest('alice', { request: 'hangup' }));
+    await waitEvent(page, 'alice', 'hangup', 15000, from);
   });
 });
