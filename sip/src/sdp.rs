@@ -404,20 +404,21 @@ impl Sdp {
         }
     }
 
-    /// Adds SDES-SRTP to an offer: one `a=crypto` line per suite we speak (tags 1, 2), each
-    /// with a fresh key, on every audio section; `RTP/SAVP` for [`SrtpMode::Mandatory`],
-    /// `RTP/AVP` with the crypto lines for [`SrtpMode::Optional`] (as Janus offers it).
-    /// Keep the offer: [`srtp_keys`] needs our keys when the answer comes.
-    pub fn secure(&mut self, mode: SrtpMode) {
+    /// Adds SDES-SRTP to an offer: one `a=crypto` line per suite of `suites` (tags 1, 2...;
+    /// [`CryptoSuite::ALL`] unless the caller picked one, Janus' `srtp_profile`), each with a
+    /// fresh key, on every audio section; `RTP/SAVP` for [`SrtpMode::Mandatory`], `RTP/AVP`
+    /// with the crypto lines for [`SrtpMode::Optional`] (as Janus offers it). Keep the
+    /// offer: [`srtp_keys`] needs our keys when the answer comes.
+    pub fn secure(&mut self, mode: SrtpMode, suites: &[CryptoSuite]) {
         for m in self.media.iter_mut().filter(|m| m.kind == "audio") {
             m.proto = match mode {
                 SrtpMode::Mandatory => "RTP/SAVP".into(),
                 SrtpMode::Optional => "RTP/AVP".into(),
             };
-            m.crypto = CryptoSuite::ALL
-                .into_iter()
+            m.crypto = suites
+                .iter()
                 .zip(1..)
-                .map(|(suite, tag)| Crypto::generate(tag, suite))
+                .map(|(suite, tag)| Crypto::generate(tag, *suite))
                 .collect();
         }
     }
@@ -719,7 +720,7 @@ mod tests {
             1,
         );
         if let Some(mode) = mode {
-            o.secure(mode);
+            o.secure(mode, &CryptoSuite::ALL);
         }
         Sdp::parse(&o.to_bytes()).unwrap()
     }

@@ -213,6 +213,23 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     assertHeardBrowser(carol, 'outgoing SRTP call');
   });
 
+  it('srtp_profile AES_CM_128_HMAC_SHA1_32: only that suite is offered, and carol uses it', async () => {
+    const from = await eventCount(page, 'alice');
+    await page.evaluate(([uri]) => window.call('alice', uri, { srtp: 'sdes_mandatory', srtp_profile: 'AES_CM_128_HMAC_SHA1_32' }), [kamailio.uri('carol')]);
+    await waitEvent(page, 'alice', 'accepted', 30000, from);
+    const offer = lastOffer();
+    assert.match(offer, /a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:/, offer);
+    assert.doesNotMatch(offer, /HMAC_SHA1_80/, offer);
+    await waitInPage(page, (n) => window.dominantHz(n), 'alice', (d) => Math.abs(d.hz - 440) < 30, "browser hears carol's 440 Hz (_32)");
+    const sip = await waitInfo((i) => i.media?.packets_from_sip > 50 && i.media?.srtp?.protected > 50, 'SRTP both ways (_32)');
+    console.log(`# srtp_profile _32: ${JSON.stringify(sip.media)}`);
+    assert.equal(sip.media.srtp.suite, 'AES_CM_128_HMAC_SHA1_32');
+    assert.equal(sip.media.srtp.refused, 0, JSON.stringify(sip.media));
+    await page.evaluate(() => window.sendRequest('alice', { request: 'hangup' }));
+    await waitEvent(page, 'alice', 'hangup', 15000, from);
+    await sleep(500);
+  });
+
   it('sdes_mandatory towards a plain baresip fails with hangup 488; the handle calls again (sdes_optional falls back to RTP)', async () => {
     let from = await eventCount(page, 'alice');
     await page.evaluate(([uri]) => window.call('alice', uri, { srtp: 'sdes_mandatory' }), [kamailio.uri('bob')]);

@@ -144,7 +144,11 @@ pub(super) async fn call(
         1,
     );
     if let Some(mode) = srtp {
-        offer.secure(mode);
+        let suites = request.srtp_profile.as_ref().map_or(
+            &bifrons_sip::srtp::CryptoSuite::ALL[..],
+            std::slice::from_ref,
+        );
+        offer.secure(mode, suites);
     }
     let local_sdp = srtp.map(|_| offer.clone());
     let mut sip_call = ua

@@ -119,6 +119,9 @@ pub struct CallRequest {
     pub autoaccept_reinvites: bool,
     /// `srtp`: SDES-SRTP towards the PBX (`sdes_optional`, `sdes_mandatory`), see [`srtp`].
     pub srtp: Option<bifrons_sip::srtp::SrtpMode>,
+    /// `srtp_profile`: the one suite to offer (`AES_CM_128_HMAC_SHA1_80` or `_32`); both
+    /// when absent.
+    pub srtp_profile: Option<bifrons_sip::srtp::CryptoSuite>,
 }
 
 /// Longest `content` of a `message` or `info`, bytes (a SIP request over UDP must stay
@@ -472,11 +475,23 @@ impl SipRequest {
                 let autoaccept_reinvites = flag(map, "autoaccept_reinvites", true)?;
                 let headers = custom_headers(map.get("headers"))?;
                 let srtp = srtp(map)?;
+                let srtp_profile = match string(map, "srtp_profile")? {
+                    None => None,
+                    Some(name) => Some(bifrons_sip::srtp::CryptoSuite::from_name(name).ok_or_else(
+                        || {
+                            SipError::new(
+                                ERROR_INVALID_ELEMENT,
+                                "Invalid element (srtp_profile can only be AES_CM_128_HMAC_SHA1_80 or AES_CM_128_HMAC_SHA1_32)",
+                            )
+                        },
+                    )?),
+                };
                 Ok(SipRequest::Call(CallRequest {
                     uri,
                     headers,
                     autoaccept_reinvites,
                     srtp,
+                    srtp_profile,
                 }))
             }
             "accept" => Ok(SipRequest::Accept {
@@ -872,6 +887,23 @@ mod tests {
             panic!("call")
         };
         assert_eq!(c.srtp, Some(SrtpMode::Mandatory));
+        assert_eq!(c.srtp_profile, None);
+        let SipRequest::Call(c) = SipRequest::parse(
+            &json!({"request": "call", "uri": "sip:a@b", "srtp": "sdes_optional", "srtp_profile": "AES_CM_128_HMAC_SHA1_32"}),
+        )
+        .unwrap() else {
+            panic!("call")
+        };
+        assert_eq!(
+            c.srtp_profile,
+            Some(bifrons_sip::srtp::CryptoSuite::AesCm128HmacSha1_32)
+        );
+        for bad in [json!("AEAD_AES_256_GCM"), json!("x"), json!(80)] {
+            assert_eq!(
+                code(json!({"request": "call", "uri": "sip:a@b", "srtp_profile": bad})),
+                ERROR_INVALID_ELEMENT
+            );
+        }
         assert_eq!(
             SipRequest::parse(&json!({"request": "accept", "srtp": "sdes_optional"})).unwrap(),
             SipRequest::Accept {
