@@ -645,7 +645,7 @@ async fn trunks_crud_never_returns_the_password() {
             Some(json!({
                 "name": "carrier", "registrar_uri": "sip:sip.carrier.example", "transport": "tcp",
                 "username": "acme", "password": secret, "register_expiry_s": 600,
-                "codecs": ["PCMA"], "dtmf_mode": "info"
+                "codecs": ["PCMA"], "dtmf_mode": "info", "srtp": "sdes_mandatory"
             })),
         )
         .await;
@@ -657,6 +657,7 @@ async fn trunks_crud_never_returns_the_password() {
     assert_eq!(t["transport"], "tcp");
     assert_eq!(t["codecs"], json!(["PCMA"]));
     assert_eq!(t["dtmf_mode"], "info");
+    assert_eq!(t["srtp"], "sdes_mandatory");
     assert_eq!(t["register_expiry_s"], 600);
     assert!(t.get("password").is_none());
 
@@ -679,6 +680,7 @@ async fn trunks_crud_never_returns_the_password() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["has_password"], true);
     assert_eq!(r.json()["enabled"], false);
+    assert_eq!(r.json()["srtp"], "off", "absent: the default");
     let stored = gw
         .core
         .storage
@@ -711,6 +713,14 @@ async fn trunks_crud_never_returns_the_password() {
             "POST",
             "/panel/api/v1/trunks",
             Some(json!({"name": "x", "registrar_uri": "sip:a", "transport": "carrier-pigeon"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_body"));
+    let r = c
+        .write(
+            "POST",
+            "/panel/api/v1/trunks",
+            Some(json!({"name": "x", "registrar_uri": "sip:a", "srtp": "zrtp"})),
         )
         .await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_body"));

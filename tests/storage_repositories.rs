@@ -195,6 +195,7 @@ fn trunk_spec(name: &str) -> TrunkSpec {
         outbound_proxy: Some("sip:proxy.example.com:5061".into()),
         codecs: vec!["PCMA".into(), "opus".into(), "telephone-event".into()],
         dtmf_mode: DtmfMode::Info,
+        srtp: bifrons::storage::TrunkSrtp::Mandatory,
         ..TrunkSpec::new(name, "sips:pbx.example.com:5061")
     }
 }

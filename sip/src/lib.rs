@@ -3,7 +3,7 @@
 //! Layers, bottom up: [`message`] (framing and parsing on `rsip`), [`transport`] (UDP/TCP),
 //! [`transaction`] (RFC 3261 §17 state machines in injectable time), the protocol task that
 //! holds dialogs and registration, and the typed async API in [`ua`]. Media: [`sdp`]
-//! offer/answer and the plain [`rtp`] endpoint with RFC 4733 [`dtmf`].
+//! offer/answer and the [`rtp`] endpoint with RFC 4733 [`dtmf`], plain or SDES-[`srtp`].
 
 #![warn(missing_docs)]
 
@@ -16,6 +16,7 @@ pub mod media;
 pub mod message;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 pub mod transaction;
 pub mod transport;
 pub mod ua;

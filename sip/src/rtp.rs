@@ -1,14 +1,21 @@
-//! Plain RTP/RTCP endpoint: sockets from a port range, packetisation with continuous sequence
-//! numbers and timestamps, symmetric RTP (latching to where the peer really sends from),
-//! RTCP sender/receiver reports and RFC 4733 DTMF in both directions.
+//! RTP/RTCP endpoint, plain or SDES-SRTP (RFC 3711, [`RtpEndpoint::set_srtp`]): sockets from
+//! a port range, packetisation with continuous sequence numbers and timestamps, symmetric RTP
+//! (latching to where the peer really sends from), RTCP sender/receiver reports and RFC 4733
+//! DTMF in both directions.
 //!
 //! Sending is split like the WebRTC side of the gateway: [`RtpEndpoint::send_audio`] is a
 //! plain function that builds the packet and queues it on a bounded channel, and the
 //! endpoint's own task writes the socket. A media worker thread can therefore feed many legs
 //! without a runtime or a pump task per leg; when the socket falls behind, packets are dropped
 //! and counted instead of blocking the worker.
+//!
+//! With SRTP on, the socket task protects each packet just before writing it and the receive
+//! tasks unprotect before anything else looks at the packet: a packet that fails
+//! authentication (plain RTP, another key, a replay) is dropped and counted
+//! ([`RtpStats::srtp_refused`]) and never moves the latch.
 
 use crate::dtmf::{digit_to_event, event_to_digit, TelephoneEvent};
+use crate::srtp::{SrtpError, SrtpKeys, SrtpTransform};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -93,6 +100,14 @@ pub struct RtpStats {
     pub lost: AtomicU64,
     /// Outgoing RTP packets dropped because the send queue ([`SEND_QUEUE`]) was full.
     pub dropped: AtomicU64,
+    /// With SRTP on: RTP packets dropped because they failed SRTP authentication or the
+    /// replay check (plain packets, another key, replays).
+    pub srtp_refused: AtomicU64,
+    /// With SRTP on: RTCP packets dropped because they failed SRTCP authentication, the
+    /// replay check, or were too short to be SRTCP.
+    pub srtcp_refused: AtomicU64,
+    /// With SRTP on: RTP packets protected and sent.
+    pub srtp_sent: AtomicU64,
 }
 
 struct SendState {
@@ -130,6 +145,10 @@ struct Shared {
     recv: Mutex<RecvState>,
     sending: AtomicBool,
     stats: RtpStats,
+    /// SRTP transform of what we send (RTP and RTCP), when SDES-SRTP is on.
+    srtp_tx: Mutex<Option<SrtpTransform>>,
+    /// SRTP transform of what we receive.
+    srtp_rx: Mutex<Option<SrtpTransform>>,
 }
 
 /// A packet on its way from a sender to the socket task.
@@ -215,6 +234,8 @@ impl RtpEndpoint {
             recv: Mutex::new(RecvState::default()),
             sending: AtomicBool::new(true),
             stats: RtpStats::default(),
+            srtp_tx: Mutex::new(None),
+            srtp_rx: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(512);
         let (out, queued) = mpsc::channel(SEND_QUEUE);
@@ -270,6 +291,38 @@ impl RtpEndpoint {
         }
         *lock(&self.shared.remote) = Some(remote);
         lock(&self.shared.send).params = params;
+    }
+
+    /// Turns SDES-SRTP on with the keys an offer/answer settled (RFC 4568), or off with
+    /// `None`. Call it before the first packet goes out and again on every new remote
+    /// description: a direction whose suite and key did not change keeps its rollover
+    /// counter and replay window; a new key starts a fresh context.
+    ///
+    /// Errors: the transform could not be created (never for the suites of
+    /// [`crate::srtp::CryptoSuite`]).
+    pub fn set_srtp(&self, keys: Option<&SrtpKeys>) -> Result<(), SrtpError> {
+        let Some(keys) = keys else {
+            *lock(&self.shared.srtp_tx) = None;
+            *lock(&self.shared.srtp_rx) = None;
+            return Ok(());
+        };
+        for (slot, key) in [
+            (&self.shared.srtp_tx, &keys.local),
+            (&self.shared.srtp_rx, &keys.remote),
+        ] {
+            let mut slot = lock(slot);
+            if !slot.as_ref().is_some_and(|t| t.uses(keys.suite, key)) {
+                *slot = Some(SrtpTransform::new(keys.suite, key)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The SRTP suite in use, `None` for plain RTP (see [`set_srtp`](Self::set_srtp)).
+    pub fn srtp_suite(&self) -> Option<crate::srtp::CryptoSuite> {
+        lock(&self.shared.srtp_tx)
+            .as_ref()
+            .map(SrtpTransform::suite)
     }
 
     /// Enables or mutes sending (hold): while off, [`send_audio`](Self::send_audio) queues
@@ -414,12 +467,49 @@ fn build(pt: u8, ssrc: u32, seq: u16, ts: u32, marked: bool, payload: &[u8]) -> 
         .unwrap_or_default()
 }
 
+/// Unprotects a received SRTP or SRTCP packet into `plain` (reused between packets); `false`
+/// when it fails (counted). Without SRTP the packet is copied as is.
+fn unprotect(shared: &Shared, packet: &[u8], rtcp: bool, plain: &mut Vec<u8>) -> bool {
+    plain.clear();
+    let mut rx = lock(&shared.srtp_rx);
+    let Some(t) = rx.as_mut() else {
+        plain.extend_from_slice(packet);
+        return true;
+    };
+    let result = if rtcp {
+        t.unprotect_rtcp(packet)
+            .map(|p| plain.extend_from_slice(p.as_ref()))
+    } else {
+        t.unprotect_rtp(packet)
+            .map(|p| plain.extend_from_slice(p.as_ref()))
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            let counter = match rtcp {
+                true => &shared.stats.srtcp_refused,
+                false => &shared.stats.srtp_refused,
+            };
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() || n == 0 {
+                tracing::debug!(error = %e, refused = n + 1, rtcp, "srtp packet refused");
+            }
+            false
+        }
+    }
+}
+
 async fn recv_rtp(shared: Arc<Shared>, tx: mpsc::Sender<RtpEvent>) {
-    let mut buf = vec![0u8; 2048];
+    let mut wire = vec![0u8; 2048];
+    let mut buf = Vec::with_capacity(2048);
     loop {
-        let Ok((n, src)) = shared.rtp.recv_from(&mut buf).await else {
+        let Ok((n, src)) = shared.rtp.recv_from(&mut wire).await else {
             continue;
         };
+        if !unprotect(&shared, &wire[..n], false, &mut buf) {
+            continue;
+        }
+        let n = buf.len();
         let Ok(pkt) = RtpReader::new(&buf[..n]) else {
             tracing::debug!(%src, "dropping non-RTP datagram");
             continue;
@@ -501,8 +591,14 @@ fn accept_source(r: &mut RecvState, src: SocketAddr) -> bool {
 
 /// The socket side of sending: writes what `send_audio` and `send_dtmf` queued, in order.
 async fn send_rtp(shared: Arc<Shared>, mut queued: mpsc::Receiver<Outgoing>) {
+    let mut wire = Vec::with_capacity(2048);
     while let Some(Outgoing { packet, to }) = queued.recv().await {
-        match shared.rtp.send_to(&packet, to).await {
+        let packet = match protect(&shared, &packet, false, &mut wire) {
+            Some(true) => &wire,
+            Some(false) => &packet,
+            None => continue,
+        };
+        match shared.rtp.send_to(packet, to).await {
             Ok(_) => {
                 shared.stats.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -511,12 +607,46 @@ async fn send_rtp(shared: Arc<Shared>, mut queued: mpsc::Receiver<Outgoing>) {
     }
 }
 
+/// Protects an outgoing packet into `wire` (reused between packets): `Some(true)` when it
+/// did, `Some(false)` without SRTP (send the packet as is), `None` when it failed (logged).
+fn protect(shared: &Shared, packet: &[u8], rtcp: bool, wire: &mut Vec<u8>) -> Option<bool> {
+    let mut tx = lock(&shared.srtp_tx);
+    let Some(t) = tx.as_mut() else {
+        return Some(false);
+    };
+    wire.clear();
+    let result = if rtcp {
+        t.protect_rtcp(packet)
+            .map(|p| wire.extend_from_slice(p.as_ref()))
+    } else {
+        t.protect_rtp(packet)
+            .map(|p| wire.extend_from_slice(p.as_ref()))
+    };
+    match result {
+        Ok(()) => {
+            if !rtcp {
+                shared.stats.srtp_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(true)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, rtcp, "srtp protect failed");
+            None
+        }
+    }
+}
+
 async fn recv_rtcp(shared: Arc<Shared>) {
-    let mut buf = vec![0u8; 1500];
+    let mut wire = vec![0u8; 1500];
+    let mut buf = Vec::with_capacity(1500);
     loop {
-        let Ok((n, src)) = shared.rtcp.recv_from(&mut buf).await else {
+        let Ok((n, src)) = shared.rtcp.recv_from(&mut wire).await else {
             continue;
         };
+        if n < 8 || !unprotect(&shared, &wire[..n], true, &mut buf) {
+            continue;
+        }
+        let n = buf.len();
         if n < 8 || buf[0] >> 6 != 2 {
             continue;
         }
@@ -597,6 +727,7 @@ fn rtcp_dest(shared: &Shared) -> Option<SocketAddr> {
 }
 
 async fn send_rtcp(shared: Arc<Shared>) {
+    let mut wire = Vec::with_capacity(128);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     loop {
@@ -605,7 +736,12 @@ async fn send_rtcp(shared: Arc<Shared>) {
             continue;
         };
         let pkt = rtcp_report(&shared);
-        if shared.rtcp.send_to(&pkt, dest).await.is_ok() {
+        let pkt = match protect(&shared, &pkt, true, &mut wire) {
+            Some(true) => &wire,
+            Some(false) => &pkt,
+            None => continue,
+        };
+        if shared.rtcp.send_to(pkt, dest).await.is_ok() {
             shared.stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -658,6 +794,84 @@ mod tests {
         let sr = rtcp_report(&a.shared);
         assert_eq!(sr[1], 200);
         assert_eq!(sr.len(), 28 + 24);
+    }
+
+    /// Two endpoints with crossed SDES keys exchange audio, DTMF and RTCP; on the wire the
+    /// payload is not the plain one; a plain packet and one under another key are refused
+    /// without stealing the latch.
+    #[tokio::test]
+    async fn srtp_endpoints_exchange_protected_media_and_refuse_plain_packets() {
+        use crate::srtp::{CryptoSuite, MasterKey, SrtpKeys};
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = RtpEndpoint::bind(lo, 42000..=42999).await.unwrap();
+        let b = RtpEndpoint::bind(lo, 43000..=43999).await.unwrap();
+        let (ka, kb) = (MasterKey::generate(), MasterKey::generate());
+        for suite in CryptoSuite::ALL {
+            a.set_srtp(Some(&SrtpKeys {
+                suite,
+                local: ka.clone(),
+                remote: kb.clone(),
+            }))
+            .unwrap();
+            b.set_srtp(Some(&SrtpKeys {
+                suite,
+                local: kb.clone(),
+                remote: ka.clone(),
+            }))
+            .unwrap();
+            assert_eq!(a.srtp_suite(), Some(suite));
+            a.configure(b.local_addr().unwrap(), params());
+            b.configure(a.local_addr().unwrap(), params());
+            for i in 0..3u8 {
+                a.send_audio(&[i; 160], 160).unwrap();
+                match tokio::time::timeout(Duration::from_secs(5), b.recv()).await {
+                    Ok(Some(RtpEvent::Audio { payload, .. })) => assert_eq!(payload, vec![i; 160]),
+                    other => panic!("expected audio, got {other:?}"),
+                }
+            }
+            b.send_dtmf('5', 60).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), a.recv())
+                .await
+                .unwrap();
+            assert_eq!(got, Some(RtpEvent::Dtmf('5')));
+        }
+        assert!(a.stats().srtp_sent.load(Ordering::Relaxed) >= 6);
+
+        // What goes on the wire: a sniffer in b's place sees ciphertext with a tag.
+        let sniffer = peer().await;
+        a.configure(addr(&sniffer), params());
+        a.send_audio(&[0x55; 160], 160).unwrap();
+        let mut wire = [0u8; 2048];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sniffer.recv_from(&mut wire))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 12 + 160 + 4, "RTP header, payload, 32-bit tag");
+        assert_ne!(&wire[12..172], &[0x55; 160][..], "the payload is encrypted");
+
+        // Plain RTP from a stranger, and SRTP under another key: refused, latch unmoved.
+        let before = b.stats().srtp_refused.load(Ordering::Relaxed);
+        let stranger = peer().await;
+        send_from(&stranger, &b, 9, 1).await;
+        assert!(!hears(&b).await);
+        let other = RtpEndpoint::bind(lo, 44000..=44999).await.unwrap();
+        other
+            .set_srtp(Some(&SrtpKeys {
+                suite: CryptoSuite::AesCm128HmacSha1_32,
+                local: MasterKey::generate(),
+                remote: MasterKey::generate(),
+            }))
+            .unwrap();
+        other.configure(b.local_addr().unwrap(), params());
+        other.send_audio(&[1; 160], 160).unwrap();
+        assert!(!hears(&b).await);
+        assert_eq!(b.stats().srtp_refused.load(Ordering::Relaxed), before + 2);
+        assert_eq!(b.remote(), Some(a.local_addr().unwrap()));
+        // Turned off: plain RTP again.
+        b.set_srtp(None).unwrap();
+        b.configure(addr(&stranger), params());
+        send_from(&stranger, &b, 9, 2).await;
+        assert!(hears(&b).await);
     }
 
     /// Reads the next audio packet's sequence number and timestamp.

@@ -1,8 +1,12 @@
-//! SDP (RFC 4566) for plain RTP/AVP audio and the offer/answer rules of RFC 3264 we need:
-//! codec choice (Opus, PCMU, PCMA, G.722, telephone-event), ptime, direction and hold.
+//! SDP (RFC 4566) for RTP/AVP audio and the offer/answer rules of RFC 3264 we need:
+//! codec choice (Opus, PCMU, PCMA, G.722, telephone-event), ptime, direction and hold; and
+//! SDES-SRTP (RFC 4568): `a=crypto` lines, `RTP/SAVP`, and which keys an exchange settled
+//! ([`Sdp::secure`], [`Sdp::answer_srtp`], [`srtp_keys`]).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+
+use crate::srtp::{Crypto, CryptoSuite, SrtpKeys, SrtpMode};
 
 /// Why an SDP body was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -19,6 +23,13 @@ pub enum SdpError {
     /// No usable connection address.
     #[error("no connection address")]
     NoConnection,
+    /// SDES-SRTP was required (our `sdes_mandatory`, or the peer's `RTP/SAVP`) and the other
+    /// side has no usable `a=crypto` line (none, only unsupported suites, MKIs...).
+    #[error("SDES-SRTP required but no usable crypto attribute")]
+    SrtpRequired,
+    /// The answer's `a=crypto` names no line of our offer (another tag or suite).
+    #[error("crypto attribute answers no offered line")]
+    CryptoMismatch,
 }
 
 /// Media direction attribute.
@@ -147,6 +158,30 @@ pub struct Media {
     pub ptime: Option<u32>,
     /// Media-level `c=` address.
     pub connection: Option<IpAddr>,
+    /// Usable `a=crypto` lines (RFC 4568), in order; their keys never print (`Debug`).
+    pub crypto: Vec<Crypto>,
+    /// `a=crypto` lines present but refused by [`Crypto::parse`] (malformed, MKI, another
+    /// suite...): they still tell that the writer wanted SRTP.
+    pub crypto_refused: u32,
+}
+
+impl Media {
+    /// Whether the proto is a secure RTP profile (`RTP/SAVP`, `RTP/SAVPF`).
+    pub fn is_savp(&self) -> bool {
+        self.proto.to_ascii_uppercase().contains("SAVP")
+    }
+
+    /// The SDES-SRTP the writer of this section asks for: `Mandatory` with `RTP/SAVP`,
+    /// `Optional` for `RTP/AVP` with crypto lines (Janus' `srtp` of `incomingcall`).
+    pub fn srtp_mode(&self) -> Option<SrtpMode> {
+        if self.is_savp() {
+            Some(SrtpMode::Mandatory)
+        } else if !self.crypto.is_empty() || self.crypto_refused > 0 {
+            Some(SrtpMode::Optional)
+        } else {
+            None
+        }
+    }
 }
 
 /// A session description.
@@ -249,6 +284,8 @@ impl Sdp {
                         direction: Direction::SendRecv,
                         ptime: None,
                         connection: None,
+                        crypto: Vec::new(),
+                        crypto_refused: 0,
                     });
                 }
                 "a" => {
@@ -274,6 +311,13 @@ impl Sdp {
                             }
                         }
                         "ptime" => m.ptime = val.trim().parse().ok(),
+                        "crypto" => match Crypto::parse(val) {
+                            Ok(c) => m.crypto.push(c),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "a=crypto line not usable");
+                                m.crypto_refused = m.crypto_refused.saturating_add(1);
+                            }
+                        },
                         "sendrecv" => m.direction = Direction::SendRecv,
                         "sendonly" => m.direction = Direction::SendOnly,
                         "recvonly" => m.direction = Direction::RecvOnly,
@@ -290,6 +334,17 @@ impl Sdp {
     /// The first audio section.
     pub fn audio(&self) -> Option<&Media> {
         self.media.iter().find(|m| m.kind == "audio")
+    }
+
+    /// The first audio section, to change it.
+    ///
+    /// Panics: never for an SDP with audio; use [`Sdp::audio`] first otherwise.
+    #[cfg(test)]
+    fn audio_mut(&mut self) -> &mut Media {
+        self.media
+            .iter_mut()
+            .find(|m| m.kind == "audio")
+            .expect("audio")
     }
 
     /// Where the audio stream wants RTP (media `c=` over session `c=`).
@@ -343,8 +398,66 @@ impl Sdp {
                 direction,
                 ptime: Some(20),
                 connection: None,
+                crypto: Vec::new(),
+                crypto_refused: 0,
             }],
         }
+    }
+
+    /// Adds SDES-SRTP to an offer: one `a=crypto` line per suite of `suites` (tags 1, 2...;
+    /// [`CryptoSuite::ALL`] unless the caller picked one, Janus' `srtp_profile`), each with a
+    /// fresh key, on every audio section; `RTP/SAVP` for [`SrtpMode::Mandatory`], `RTP/AVP`
+    /// with the crypto lines for [`SrtpMode::Optional`] (as Janus offers it). Keep the
+    /// offer: [`srtp_keys`] needs our keys when the answer comes.
+    pub fn secure(&mut self, mode: SrtpMode, suites: &[CryptoSuite]) {
+        for m in self.media.iter_mut().filter(|m| m.kind == "audio") {
+            m.proto = match mode {
+                SrtpMode::Mandatory => "RTP/SAVP".into(),
+                SrtpMode::Optional => "RTP/AVP".into(),
+            };
+            m.crypto = suites
+                .iter()
+                .zip(1..)
+                .map(|(suite, tag)| Crypto::generate(tag, *suite))
+                .collect();
+        }
+    }
+
+    /// Keys an answer (built by [`Sdp::answer`] for `offer`) for SDES-SRTP: when the offer's
+    /// audio has a usable `a=crypto` line, the answer gets the first one's tag and suite with
+    /// our own fresh key (RFC 4568 §7.1.2) and the result names both keys; SRTP is answered
+    /// whenever offered, as Janus does. `want` is the answerer's own demand (`accept`'s
+    /// `srtp`).
+    ///
+    /// Errors: [`SdpError::SrtpRequired`] when `want` is `Mandatory` or the offer is
+    /// `RTP/SAVP` but no offered line is usable (answer 488, or 452 for `accept`).
+    pub fn answer_srtp(
+        answer: &mut Sdp,
+        offer: &Sdp,
+        want: Option<SrtpMode>,
+    ) -> Result<Option<SrtpKeys>, SdpError> {
+        let theirs = offer.audio().ok_or(SdpError::NoAudio)?;
+        let mine = answer
+            .media
+            .iter_mut()
+            .find(|m| m.kind == "audio")
+            .ok_or(SdpError::NoAudio)?;
+        let Some(offered) = theirs.crypto.first() else {
+            if want == Some(SrtpMode::Mandatory) || theirs.is_savp() {
+                return Err(SdpError::SrtpRequired);
+            }
+            mine.crypto.clear();
+            return Ok(None);
+        };
+        let ours = Crypto::generate(offered.tag, offered.suite);
+        let keys = SrtpKeys {
+            suite: offered.suite,
+            local: ours.key.clone(),
+            remote: offered.key.clone(),
+        };
+        mine.proto = theirs.proto.clone();
+        mine.crypto = vec![ours];
+        Ok(Some(keys))
     }
 
     /// Answers `offer` with the first offered codec we support; returns the answer and the result.
@@ -383,6 +496,8 @@ impl Sdp {
                 direction: neg.direction,
                 ptime: Some(neg.ptime),
                 connection: None,
+                crypto: Vec::new(),
+                crypto_refused: 0,
             }],
         };
         Ok((answer, neg))
@@ -428,9 +543,79 @@ impl Sdp {
             if let Some(p) = m.ptime {
                 let _ = write!(s, "a=ptime:{p}\r\n");
             }
+            for c in &m.crypto {
+                let _ = write!(s, "a=crypto:{}\r\n", c.to_value());
+            }
             let _ = write!(s, "a={}\r\n", m.direction.attr());
         }
         s.into_bytes()
+    }
+}
+
+/// The SDES-SRTP keys our `local` description (an offer made with [`Sdp::secure`], or the
+/// answer [`Sdp::answer_srtp`] keyed) and the peer's `remote` one settle: the remote's first
+/// `a=crypto` line names the key it sends with, and ours is the line of the same tag and
+/// suite (the answer to our offer), else of the same suite (a re-offer from the peer, which
+/// [`Sdp::reanswer_srtp`] answers with that key again, RFC 4568 §7.1.4). `Ok(None)`: plain RTP
+/// (a plain local description, or an optional one met without crypto).
+///
+/// Errors: [`SdpError::SrtpRequired`] for our `RTP/SAVP` met without a usable line;
+/// [`SdpError::CryptoMismatch`] for a suite we did not offer.
+pub fn srtp_keys(local: &Sdp, remote: &Sdp) -> Result<Option<SrtpKeys>, SdpError> {
+    let ours = local.audio().ok_or(SdpError::NoAudio)?;
+    let theirs = remote.audio().ok_or(SdpError::NoAudio)?;
+    if ours.crypto.is_empty() {
+        return Ok(None); // a plain description: crypto from the peer means nothing
+    }
+    let Some(picked) = theirs.crypto.first() else {
+        if ours.is_savp() {
+            return Err(SdpError::SrtpRequired);
+        }
+        return Ok(None);
+    };
+    let line = ours
+        .crypto
+        .iter()
+        .find(|c| c.tag == picked.tag && c.suite == picked.suite)
+        .or_else(|| ours.crypto.iter().find(|c| c.suite == picked.suite))
+        .ok_or(SdpError::CryptoMismatch)?;
+    Ok(Some(SrtpKeys {
+        suite: line.suite,
+        local: line.key.clone(),
+        remote: picked.key.clone(),
+    }))
+}
+
+impl Sdp {
+    /// Keys our answer to an in-dialog offer (a re-INVITE) of a call whose last local
+    /// description was `previous`: when `previous` carried crypto, the answer repeats our key
+    /// for the suite the offer's first usable line names, under that line's tag (RFC 4568
+    /// §7.1.4), so media keeps flowing under the same keys ([`srtp_keys`] derives the same).
+    /// A plain previous description leaves the answer as it is.
+    ///
+    /// Errors: as [`srtp_keys`] (the caller answers 488).
+    pub fn reanswer_srtp(
+        answer: &mut Sdp,
+        offer: &Sdp,
+        previous: &Sdp,
+    ) -> Result<Option<SrtpKeys>, SdpError> {
+        let keys = srtp_keys(previous, offer)?;
+        let theirs = offer.audio().ok_or(SdpError::NoAudio)?;
+        let mine = answer
+            .media
+            .iter_mut()
+            .find(|m| m.kind == "audio")
+            .ok_or(SdpError::NoAudio)?;
+        mine.crypto = match (&keys, theirs.crypto.first()) {
+            (Some(k), Some(line)) => vec![Crypto {
+                tag: line.tag,
+                suite: k.suite,
+                key: k.local.clone(),
+                lifetime: None,
+            }],
+            _ => Vec::new(),
+        };
+        Ok(keys)
     }
 }
 
@@ -524,6 +709,150 @@ mod tests {
             Sdp::parse(b"garbage"),
             Err(SdpError::Malformed(_))
         ));
+    }
+
+    fn offer(mode: Option<SrtpMode>) -> Sdp {
+        let mut o = Sdp::offer(
+            "127.0.0.1:6000".parse().unwrap(),
+            &[Codec::Pcmu],
+            Direction::SendRecv,
+            1,
+            1,
+        );
+        if let Some(mode) = mode {
+            o.secure(mode, &CryptoSuite::ALL);
+        }
+        Sdp::parse(&o.to_bytes()).unwrap()
+    }
+
+    fn answer_to(offer: &Sdp, want: Option<SrtpMode>) -> Result<(Sdp, Option<SrtpKeys>), SdpError> {
+        let (mut ans, _) = Sdp::answer(
+            offer,
+            &[Codec::Pcmu],
+            "127.0.0.1:7000".parse().unwrap(),
+            Direction::SendRecv,
+            2,
+        )?;
+        let keys = Sdp::answer_srtp(&mut ans, offer, want)?;
+        Ok((Sdp::parse(&ans.to_bytes()).unwrap(), keys))
+    }
+
+    #[test]
+    fn sdes_offer_and_answer_settle_crossed_keys() {
+        for mode in [SrtpMode::Mandatory, SrtpMode::Optional] {
+            let o = offer(Some(mode));
+            let text = String::from_utf8(o.to_bytes()).unwrap();
+            let proto = if mode == SrtpMode::Mandatory {
+                "RTP/SAVP"
+            } else {
+                "RTP/AVP"
+            };
+            assert!(
+                text.contains(&format!("m=audio 6000 {proto} 0 101")),
+                "{text}"
+            );
+            assert!(
+                text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+                "{text}"
+            );
+            assert!(
+                text.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
+                "{text}"
+            );
+            assert_eq!(o.audio().unwrap().srtp_mode(), Some(mode));
+            let (ans, answered) = answer_to(&o, None).unwrap();
+            let answered = answered.expect("SRTP answered whenever offered");
+            let m = ans.audio().unwrap();
+            assert_eq!((m.proto.as_str(), m.crypto.len()), (proto, 1));
+            assert_eq!(m.crypto[0].tag, 1);
+            let settled = srtp_keys(&o, &ans).unwrap().unwrap();
+            assert_eq!(settled.suite, CryptoSuite::AesCm128HmacSha1_80);
+            assert_eq!(
+                settled.local, answered.remote,
+                "our key is what they decrypt with"
+            );
+            assert_eq!(settled.remote, answered.local);
+            assert_ne!(settled.local, settled.remote);
+        }
+    }
+
+    #[test]
+    fn sdes_refusals() {
+        // Our mandatory offer answered in plain RTP: the call cannot go on.
+        let o = offer(Some(SrtpMode::Mandatory));
+        let plain_answer = Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap();
+        assert_eq!(srtp_keys(&o, &plain_answer), Err(SdpError::SrtpRequired));
+        // Optional: plain RTP is fine.
+        let o = offer(Some(SrtpMode::Optional));
+        assert_eq!(srtp_keys(&o, &plain_answer), Ok(None));
+        // An answer naming a suite we never offered.
+        let mut ours = o.clone();
+        ours.audio_mut().crypto.truncate(1);
+        let mut odd = offer(Some(SrtpMode::Optional));
+        odd.audio_mut().crypto.remove(0);
+        assert_eq!(srtp_keys(&ours, &odd), Err(SdpError::CryptoMismatch));
+        // A plain offer: `sdes_mandatory` answers cannot be made; others stay plain.
+        let plain = offer(None);
+        assert_eq!(plain.audio().unwrap().srtp_mode(), None);
+        assert_eq!(
+            answer_to(&plain, Some(SrtpMode::Mandatory)).unwrap_err(),
+            SdpError::SrtpRequired
+        );
+        assert_eq!(answer_to(&plain, Some(SrtpMode::Optional)).unwrap().1, None);
+        // RTP/SAVP with only lines we cannot use (an MKI, AES-256): 488.
+        let text = BARESIP_OFFER.replace("RTP/AVP", "RTP/SAVP").replace(
+            "a=sendrecv\r\n",
+            "a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WnD7c1ksDGs+dIefCEo8omPg4uO8DYIinNGL5yxQ|2^20|1:4\r\na=crypto:2 AES_256_CM_HMAC_SHA1_80 inline:x\r\n",
+        );
+        let savp = Sdp::parse(text.as_bytes()).unwrap();
+        let m = savp.audio().unwrap();
+        assert_eq!((m.crypto.len(), m.crypto_refused), (0, 2));
+        assert_eq!(m.srtp_mode(), Some(SrtpMode::Mandatory));
+        assert_eq!(answer_to(&savp, None).unwrap_err(), SdpError::SrtpRequired);
+        // The same lines in RTP/AVP: optional, answered in plain RTP.
+        let avp = Sdp::parse(text.replace("RTP/SAVP", "RTP/AVP").as_bytes()).unwrap();
+        assert_eq!(avp.audio().unwrap().srtp_mode(), Some(SrtpMode::Optional));
+        assert_eq!(answer_to(&avp, None).unwrap().1, None);
+    }
+
+    /// A re-INVITE from the peer of an SRTP call: its new offer (new tag, new key) is
+    /// answered with our key of the first exchange, and both sides derive the same keys.
+    #[test]
+    fn peer_reoffer_keeps_our_key_and_takes_theirs() {
+        let first_offer = offer(Some(SrtpMode::Mandatory)); // the peer's
+        let (first_answer, first) = answer_to(&first_offer, None).unwrap(); // ours
+        let first = first.unwrap();
+        let mut reoffer = offer(Some(SrtpMode::Mandatory)); // fresh keys, tags 1 and 2
+        reoffer.audio_mut().crypto.reverse(); // the _32 line first now, tag 2
+        let reoffer = Sdp::parse(&reoffer.to_bytes()).unwrap();
+        let (mut reanswer, _) = Sdp::answer(
+            &reoffer,
+            &[Codec::Pcmu],
+            "127.0.0.1:7000".parse().unwrap(),
+            Direction::SendRecv,
+            2,
+        )
+        .unwrap();
+        // Our previous answer has only the _80 suite: the re-offer's _32 line is not ours.
+        assert_eq!(
+            Sdp::reanswer_srtp(&mut reanswer, &reoffer, &first_answer),
+            Err(SdpError::CryptoMismatch)
+        );
+        // The same suite as before under another tag: our key again, their new key.
+        let mut reoffer = offer(Some(SrtpMode::Mandatory));
+        reoffer.audio_mut().crypto.truncate(1);
+        reoffer.audio_mut().crypto[0].tag = 7;
+        let keys = Sdp::reanswer_srtp(&mut reanswer, &reoffer, &first_answer)
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.local, first.local, "our key stays");
+        assert_ne!(keys.remote, first.remote, "theirs is the new one");
+        let line = &reanswer.audio().unwrap().crypto;
+        assert_eq!((line.len(), line[0].tag), (1, 7));
+        assert_eq!(srtp_keys(&first_answer, &reoffer).unwrap().unwrap(), keys);
+        // A plain call stays plain.
+        let plain = offer(None);
+        assert_eq!(Sdp::reanswer_srtp(&mut reanswer, &plain, &plain), Ok(None));
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bifrons::storage::{DtmfMode, Page, Secret, Storage, StorageError, Transport, TrunkSpec};
+use bifrons::storage::{
+    DtmfMode, Page, Secret, Storage, StorageError, Transport, TrunkSpec, TrunkSrtp,
+};
 use clap::Args;
 
 /// Trunk settings `add` and `edit` take; on `edit`, an option left out keeps its value.
@@ -44,6 +46,9 @@ pub struct TrunkOptions {
     /// Enable (true) or disable (false) the trunk.
     #[arg(long)]
     pub enabled: Option<bool>,
+    /// SDES-SRTP the trunk requires: off, sdes_optional or sdes_mandatory.
+    #[arg(long)]
+    pub srtp: Option<String>,
     /// Read the trunk's digest password (stdin's first line, or a prompt on a terminal).
     #[arg(long)]
     pub password: bool,
@@ -84,6 +89,9 @@ impl TrunkOptions {
         }
         if let Some(e) = self.enabled {
             spec.enabled = e;
+        }
+        if let Some(s) = &self.srtp {
+            spec.srtp = s.parse::<TrunkSrtp>()?;
         }
         if self.password {
             spec.password = Some(Secret::new(read_secret("Trunk password")?));
@@ -170,8 +178,8 @@ async fn run_on(storage: &Storage, command: TrunkCommand) -> anyhow::Result<Exit
         }
         TrunkCommand::List => {
             println!(
-                "{:>5}  {:<20} {:<32} {:<4} {:<8} {:<16} {:<8} {:<7} password",
-                "id", "name", "registrar", "tr", "register", "codecs", "dtmf", "enabled"
+                "{:>5}  {:<20} {:<32} {:<4} {:<8} {:<16} {:<8} {:<7} {:<14} password",
+                "id", "name", "registrar", "tr", "register", "codecs", "dtmf", "enabled", "srtp"
             );
             let mut page = Page::first(Page::MAX_LIMIT);
             loop {
@@ -179,7 +187,7 @@ async fn run_on(storage: &Storage, command: TrunkCommand) -> anyhow::Result<Exit
                 for t in &trunks {
                     let s = &t.spec;
                     println!(
-                        "{:>5}  {:<20} {:<32} {:<4} {:<8} {:<16} {:<8} {:<7} {}",
+                        "{:>5}  {:<20} {:<32} {:<4} {:<8} {:<16} {:<8} {:<7} {:<14} {}",
                         t.id,
                         s.name,
                         s.registrar_uri,
@@ -192,6 +200,7 @@ async fn run_on(storage: &Storage, command: TrunkCommand) -> anyhow::Result<Exit
                         s.codecs.join(","),
                         s.dtmf_mode,
                         s.enabled,
+                        s.srtp,
                         if s.password.is_some() { "set" } else { "-" }
                     );
                 }

@@ -29,7 +29,7 @@ pub use stream_keys::{EgressTarget, NewStreamKey, StreamKey, StreamKeys};
 pub use trunks::{Trunk, TrunkSpec, Trunks};
 pub use types::{
     AccountId, DtmfMode, Page, RecordingId, RecordingKind, Role, Secret, StreamKeyId, Timestamp,
-    Transport, TrunkId, UserId,
+    Transport, TrunkId, TrunkSrtp, UserId,
 };
 pub use users::{NewUser, User, Users};
 

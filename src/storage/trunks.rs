@@ -4,7 +4,7 @@ use sqlx::FromRow;
 
 use super::error::{Result, StorageError};
 use super::pool::{delete_by_id, with_pool, Pool};
-use super::types::{DtmfMode, Page, Secret, Timestamp, Transport, TrunkId};
+use super::types::{DtmfMode, Page, Secret, Timestamp, Transport, TrunkId, TrunkSrtp};
 use super::validate;
 
 const ENTITY: &str = "sip trunk";
@@ -38,6 +38,8 @@ pub struct TrunkSpec {
     pub dtmf_mode: DtmfMode,
     /// Disabled trunks are kept but not used.
     pub enabled: bool,
+    /// SDES-SRTP the trunk requires towards its PBX (migration 0007).
+    pub srtp: TrunkSrtp,
 }
 
 impl TrunkSpec {
@@ -58,6 +60,7 @@ impl TrunkSpec {
             codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into()],
             dtmf_mode: DtmfMode::Rfc4733,
             enabled: true,
+            srtp: TrunkSrtp::Off,
         }
     }
 
@@ -126,6 +129,7 @@ struct Row {
     dtmf_mode: String,
     enabled: bool,
     created_at_ms: i64,
+    srtp: String,
 }
 
 fn corrupt(e: impl ToString) -> StorageError {
@@ -160,6 +164,7 @@ impl TryFrom<Row> for Trunk {
                     .collect(),
                 dtmf_mode: r.dtmf_mode.parse().map_err(corrupt)?,
                 enabled: r.enabled,
+                srtp: r.srtp.parse().map_err(corrupt)?,
             },
             created: Timestamp(r.created_at_ms),
         })
@@ -168,9 +173,9 @@ impl TryFrom<Row> for Trunk {
 
 const COLUMNS: &str =
     "id, name, registrar_uri, transport, username, auth_username, password, realm, \
-    register, register_expiry_s, outbound_proxy, codecs, dtmf_mode, enabled, created_at_ms";
+    register, register_expiry_s, outbound_proxy, codecs, dtmf_mode, enabled, created_at_ms, srtp";
 
-/// Binds the 13 settable columns of a trunk in column order ($1..$13).
+/// Binds the 14 settable columns of a trunk in column order ($1..$14).
 macro_rules! bind_spec {
     ($q:expr, $s:expr) => {
         $q.bind(&$s.name)
@@ -186,6 +191,7 @@ macro_rules! bind_spec {
             .bind($s.codecs.join(","))
             .bind($s.dtmf_mode.as_str())
             .bind($s.enabled)
+            .bind($s.srtp.as_str())
     };
 }
 
@@ -206,8 +212,8 @@ impl<'a> Trunks<'a> {
         spec.validate()?;
         let sql = format!(
             "INSERT INTO sip_trunks (name, registrar_uri, transport, username, auth_username, password, \
-             realm, register, register_expiry_s, outbound_proxy, codecs, dtmf_mode, enabled, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+             realm, register, register_expiry_s, outbound_proxy, codecs, dtmf_mode, enabled, srtp, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
         );
         let row: Row = with_pool!(self.pool, p => {
             bind_spec!(sqlx::query_as(&sql), spec).bind(Timestamp::now().0).fetch_one(p).await
@@ -252,8 +258,8 @@ impl<'a> Trunks<'a> {
         let sql = format!(
             "UPDATE sip_trunks SET name = $1, registrar_uri = $2, transport = $3, username = $4, \
              auth_username = $5, password = $6, realm = $7, register = $8, register_expiry_s = $9, \
-             outbound_proxy = $10, codecs = $11, dtmf_mode = $12, enabled = $13 \
-             WHERE id = $14 RETURNING {COLUMNS}"
+             outbound_proxy = $10, codecs = $11, dtmf_mode = $12, enabled = $13, srtp = $14 \
+             WHERE id = $15 RETURNING {COLUMNS}"
         );
         let row: Row = with_pool!(self.pool, p => {
             bind_spec!(sqlx::query_as(&sql), spec).bind(id.0).fetch_one(p).await

@@ -205,6 +205,18 @@ text_enum!(
 );
 
 text_enum!(
+    /// SDES-SRTP a trunk requires towards its PBX (RFC 4568; Janus' `srtp` names).
+    TrunkSrtp, "srtp" {
+        /// No requirement: plain RTP unless the browser's `call`/`accept` asks for SRTP.
+        Off => "off",
+        /// Offer crypto lines in RTP/AVP; a PBX without SRTP still gets plain RTP.
+        Optional => "sdes_optional",
+        /// RTP/SAVP only: a call without SRTP fails (488 / 452).
+        Mandatory => "sdes_mandatory",
+    }
+);
+
+text_enum!(
     /// Where a recording came from.
     RecordingKind, "recording kind" {
         /// A voicemail message left in a mailbox.

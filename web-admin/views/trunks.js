@@ -17,6 +17,7 @@ function fields(t) {
     { name: 'outbound_proxy', label: 'Outbound proxy', value: t?.outbound_proxy, placeholder: 'sip:proxy.example.com' },
     { name: 'codecs', label: 'Codecs', value: (t?.codecs || ['opus', 'PCMU', 'PCMA']).join(', ') },
     { name: 'dtmf_mode', label: 'DTMF', type: 'select', value: t?.dtmf_mode || 'rfc4733', options: [['rfc4733', 'RFC 4733'], ['info', 'SIP INFO'], ['inband', 'In-band']] },
+    { name: 'srtp', label: 'SRTP', type: 'select', value: t?.srtp || 'off', options: [['off', 'Off'], ['sdes_optional', 'SDES optional'], ['sdes_mandatory', 'SDES mandatory']], help: 'SDES-SRTP towards the PBX' },
     { name: 'register', label: 'Register', type: 'checkbox', value: t ? t.register : true },
     { name: 'enabled', label: 'Enabled', type: 'checkbox', value: t ? t.enabled : true },
   ];
@@ -35,6 +36,7 @@ function body(v, editing) {
     outbound_proxy: opt(v.outbound_proxy.trim()),
     codecs: v.codecs.split(',').map(s => s.trim()).filter(Boolean),
     dtmf_mode: v.dtmf_mode,
+    srtp: v.srtp,
     enabled: v.enabled,
   };
   if (v.password !== '' || !editing) b.password = opt(v.password);

@@ -578,6 +578,10 @@ impl Core {
         };
         let session = c.local_sdp.as_ref().map(|s| s.session_id).unwrap_or(1);
         let (mut ans, _) = Sdp::answer(&offer, &codecs, addr, local_dir, session)?;
+        if let Some(previous) = &c.local_sdp {
+            // SDES-SRTP: our key again for the offered suite (RFC 4568 §7.1.4).
+            Sdp::reanswer_srtp(&mut ans, &offer, previous)?;
+        }
         ans.version = c.local_sdp.as_ref().map(|s| s.version + 1).unwrap_or(2);
         // Only a usable offer changes the session: a 488 leaves the previous one in place.
         self.apply_remote_sdp(call_id, body)?;

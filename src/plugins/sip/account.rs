@@ -308,6 +308,11 @@ pub(super) async fn register(
         codecs = SIP_CODECS.to_vec();
     }
     let dtmf_info = trunk.spec.dtmf_mode == crate::storage::DtmfMode::Info;
+    let srtp = match trunk.spec.srtp {
+        crate::storage::TrunkSrtp::Off => None,
+        crate::storage::TrunkSrtp::Optional => Some(bifrons_sip::srtp::SrtpMode::Optional),
+        crate::storage::TrunkSrtp::Mandatory => Some(bifrons_sip::srtp::SrtpMode::Mandatory),
+    };
     let via_trunk = (!register_sent)
         .then(|| SipUri::parse(&proxy).map(|p| p.hostport))
         .flatten();
@@ -319,6 +324,7 @@ pub(super) async fn register(
         via_trunk,
         codecs,
         dtmf_info,
+        srtp,
         _line: Some(line),
         _events: None,
         _route: Some(route),

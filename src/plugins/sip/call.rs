@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bifrons_sip::rtp::RtpEndpoint;
-use bifrons_sip::sdp::negotiate;
+use bifrons_sip::sdp::{negotiate, srtp_keys};
 use bifrons_sip::{CallEvent, CallEvents, DtmfVia, EndReason, Sdp};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -109,6 +109,8 @@ pub(super) async fn call(
     let ua = registered.ua.clone();
     let caller = registered.username.clone();
     let (codecs, dtmf_info) = (registered.codecs.clone(), registered.dtmf_info);
+    // The account's trunk may require SRTP: the stronger demand wins.
+    let srtp = request.srtp.max(registered.srtp);
     let target = target_of(registered, &request.uri);
     let jsep = jsep
         .filter(|j| j.kind == JsepType::Offer)
@@ -134,13 +136,21 @@ pub(super) async fn call(
     let local = rtp
         .local_addr()
         .map_err(|e| SipError::new(ERROR_IO_ERROR, e.to_string()))?;
-    let offer = Sdp::offer(
+    let mut offer = Sdp::offer(
         local,
         &codecs,
         bifrons_sip::Direction::SendRecv,
         rand::random::<u32>().into(),
         1,
     );
+    if let Some(mode) = srtp {
+        let suites = request.srtp_profile.as_ref().map_or(
+            &bifrons_sip::srtp::CryptoSuite::ALL[..],
+            std::slice::from_ref,
+        );
+        offer.secure(mode, suites);
+    }
+    let local_sdp = srtp.map(|_| offer.clone());
     let mut sip_call = ua
         .call_with_headers(&target, Some(offer), request.headers.clone())
         .await
@@ -160,6 +170,7 @@ pub(super) async fn call(
         transaction: tx.map(str::to_string),
         ringing: None,
         rtp: Some(rtp),
+        local_sdp,
         answer: Some(answer),
         held: false,
         codecs,
@@ -172,7 +183,7 @@ pub(super) async fn call(
     });
     op.handle.summarize(&state);
     drop(state);
-    tracing::info!(call_id = %id, uri = %request.uri.text, "sip call placed");
+    tracing::info!(call_id = %id, uri = %request.uri.text, srtp = srtp.map(|m| m.janus_name()), "sip call placed");
     op.event(tx, events::simple(Some(&id), "calling"), None);
     let task_op = op.clone();
     let callee = request.uri.text.clone();
@@ -204,8 +215,16 @@ fn start_bridge(
         bifrons_sip::Direction::SendRecv
     };
     let negotiated = negotiate(sdp, &call.codecs, direction, false).map_err(|e| e.to_string())?;
+    // SDES-SRTP: our key of the line the PBX picked (or re-offered), and its own.
+    let srtp = match &call.local_sdp {
+        Some(local) => Some(srtp_keys(local, sdp).map_err(|e| e.to_string())?),
+        None => None,
+    };
     if let Some(bridge) = op.handle.bridge() {
         // A later description (re-INVITE, hold): same codec family, new address or direction.
+        if let Some(keys) = &srtp {
+            super::media::secure(bridge.rtp(), keys.as_ref())?;
+        }
         bridge.rtp().configure(
             negotiated.remote,
             bifrons_sip::rtp::RtpParams {
@@ -225,6 +244,7 @@ fn start_bridge(
     let bridge = Bridge::start(
         rtp,
         &negotiated,
+        srtp.flatten().as_ref(),
         sender,
         browser,
         info,
@@ -248,7 +268,7 @@ fn start_bridge(
         LegPlan::Transcode(_) => &op.handle.transcoded_legs,
     };
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(call_id = %call.id, leg = bridge.plan().name(), codec = negotiated.codec.name(), remote = %negotiated.remote, "sip media bridged");
+    tracing::info!(call_id = %call.id, leg = bridge.plan().name(), codec = negotiated.codec.name(), remote = %negotiated.remote, srtp = bridge.rtp().srtp_suite().map(|s| s.name()), "sip media bridged");
     op.handle.set_bridge(Some(bridge));
     Ok(())
 }

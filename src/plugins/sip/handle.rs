@@ -42,6 +42,9 @@ pub struct Registered {
     pub codecs: Vec<bifrons_sip::Codec>,
     /// Send the browser's DTMF as SIP INFO instead of RFC 4733 (a trunk in `info` mode).
     pub dtmf_info: bool,
+    /// SDES-SRTP the account's trunk requires (its `srtp` column); the stronger of it and a
+    /// request's own `srtp` applies.
+    pub srtp: Option<bifrons_sip::srtp::SrtpMode>,
     /// The account's shared line, kept open while this handle is registered.
     pub _line: Option<Arc<crate::services::sip::AccountLine>>,
     /// Stops the handle's user-agent event task (own UA) when dropped.
@@ -88,6 +91,9 @@ pub struct ActiveCall {
     pub ringing: Option<Arc<RingingCall>>,
     /// Our RTP endpoint towards the PBX.
     pub rtp: Option<Arc<RtpEndpoint>>,
+    /// With SDES-SRTP: our first SDP to the PBX (the offer of an outgoing call, the answer
+    /// of an inbound one), for the keys of its `a=crypto` lines.
+    pub local_sdp: Option<bifrons_sip::Sdp>,
     /// Outgoing: the answer to the browser's offer, sent with `progress` or `accepted`.
     pub answer: Option<Jsep>,
     /// Put on hold by us.
@@ -225,6 +231,7 @@ impl SipHandle {
                 "packets_to_browser": s.to_browser.load(Ordering::Relaxed),
                 "packets_to_sip": s.to_sip.load(Ordering::Relaxed),
                 "concealed": s.concealed.load(Ordering::Relaxed),
+                "srtp": b.srtp_info(),
             })
         });
         info["media"] = media.unwrap_or(Value::Null);

@@ -13,7 +13,9 @@ use super::call::{bind_rtp, browser_audio, browser_plan, follow, EventSource};
 use super::handle::{ActiveCall, CallStatus, Registration};
 use super::media::{Bridge, LegPlan};
 use super::register::SIP_CODECS;
-use super::requests::{SipError, ERROR_IO_ERROR, ERROR_MISSING_SDP, ERROR_SIP_STACK};
+use super::requests::{
+    SipError, ERROR_IO_ERROR, ERROR_MISSING_SDP, ERROR_SIP_STACK, ERROR_TOO_STRICT,
+};
 use super::{events, Op};
 use crate::media::{JsepType, OfferPlan};
 use crate::services::sip::{RingState, RingingCall};
@@ -53,9 +55,15 @@ async fn ring_task(
             ringing.decline(486).await;
             return;
         }
-        if ringing.offer.as_ref().and_then(Sdp::audio).is_none() {
+        let Some(audio) = ringing.offer.as_ref().and_then(Sdp::audio) else {
             drop(state);
             tracing::warn!(call_id = %id, "inbound call without an audio offer refused");
+            ringing.decline(488).await;
+            return;
+        };
+        if audio.is_savp() && audio.crypto.is_empty() {
+            drop(state);
+            tracing::warn!(call_id = %id, refused_lines = audio.crypto_refused, "inbound RTP/SAVP call without a usable crypto line refused");
             ringing.decline(488).await;
             return;
         }
@@ -70,6 +78,7 @@ async fn ring_task(
             transaction: None,
             ringing: Some(ringing.clone()),
             rtp: None,
+            local_sdp: None,
             answer: None,
             held: false,
             codecs,
@@ -97,13 +106,19 @@ async fn ring_task(
         }
     };
     tracing::info!(call_id = %id, caller = %ringing.caller, callee = %ringing.callee, "inbound call ringing");
+    let mut result = json!({ "username": ringing.caller, "callee": ringing.callee });
+    // The caller's SDES-SRTP, as Janus says it: RTP/SAVP mandatory, crypto in RTP/AVP optional.
+    if let Some(mode) = ringing
+        .offer
+        .as_ref()
+        .and_then(Sdp::audio)
+        .and_then(|a| a.srtp_mode())
+    {
+        result["srtp"] = json!(mode.janus_name());
+    }
     op.event(
         None,
-        events::result(
-            Some(&id),
-            "incomingcall",
-            json!({ "username": ringing.caller, "callee": ringing.callee }),
-        ),
+        events::result(Some(&id), "incomingcall", result),
         Some(offer),
     );
     // The ring phase: someone takes the call, or it goes away.
@@ -175,9 +190,15 @@ pub(super) async fn accept(
     op: &Op,
     jsep: Option<crate::media::Jsep>,
     autoaccept_reinvites: bool,
+    srtp: Option<bifrons_sip::srtp::SrtpMode>,
     tx: Option<&str>,
 ) -> Result<(), SipError> {
     let mut state = op.handle.state.lock().await;
+    // The account's trunk may require SRTP: the stronger demand wins.
+    let srtp = match &state.registration {
+        Registration::Registered(r) => srtp.max(r.srtp),
+        _ => srtp,
+    };
     let call = state.call_in(CallStatus::Incoming)?;
     if jsep.as_ref().is_none_or(|j| j.kind != JsepType::Answer) {
         return Err(SipError::new(ERROR_MISSING_SDP, "Missing SDP"));
@@ -200,7 +221,7 @@ pub(super) async fn accept(
     let local = rtp
         .local_addr()
         .map_err(|e| SipError::new(ERROR_IO_ERROR, e.to_string()))?;
-    let (answer, negotiated) = Sdp::answer(
+    let (mut answer, negotiated) = Sdp::answer(
         &offer,
         &call.codecs,
         local,
@@ -213,9 +234,19 @@ pub(super) async fn accept(
             format!("Error negotiating with the caller: {e}"),
         )
     })?;
+    // SDES-SRTP is answered whenever the caller offers it; `sdes_mandatory` insists on it.
+    let keys = Sdp::answer_srtp(&mut answer, &offer, srtp).map_err(|_| {
+        SipError::new(
+            ERROR_TOO_STRICT,
+            "Can't accept the call: SDES-SRTP required, but caller didn't offer it",
+        )
+    })?;
+    // On before the answer leaves: the caller may send media as soon as it has it.
+    super::media::secure(&rtp, keys.as_ref()).map_err(|e| SipError::new(ERROR_SIP_STACK, e))?;
     if !ringing.claim(op.ctx.handle_id().0) {
         return Err(SipError::wrong_state("call taken elsewhere"));
     }
+    let srtp_answer = keys.as_ref().map(|_| answer.clone());
     if let Err(e) = ringing.call.answer_with_sdp(answer).await {
         return Err(SipError::new(
             ERROR_SIP_STACK,
@@ -233,6 +264,7 @@ pub(super) async fn accept(
     let bridge = Bridge::start(
         rtp.clone(),
         &negotiated,
+        keys.as_ref(),
         sender,
         browser,
         info,
@@ -257,11 +289,12 @@ pub(super) async fn accept(
         LegPlan::Transcode(_) => &op.handle.transcoded_legs,
     };
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(call_id = %call_id, leg = bridge.plan().name(), "inbound call accepted");
+    tracing::info!(call_id = %call_id, leg = bridge.plan().name(), srtp = keys.as_ref().map(|k| k.suite.name()), "inbound call accepted");
     op.handle.set_bridge(Some(bridge));
     call.status = CallStatus::InCall;
     call.autoaccept_reinvites = autoaccept_reinvites;
     call.rtp = Some(rtp);
+    call.local_sdp = srtp_answer;
     call.transaction = tx.map(str::to_string);
     let caller = ringing.caller.clone();
     op.handle.summarize(&state);

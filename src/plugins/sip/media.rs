@@ -7,6 +7,10 @@
 //!   encodes Opus ⇄ PCMU/PCMA every 20 ms. `incoming_rtp` and the SIP receive task only push
 //!   payloads into its bounded queues; nothing codec-related runs on the async runtime.
 //!
+//! SDES-SRTP: with the keys the SIP offer/answer settled, the PBX leg's endpoint protects
+//! and unprotects every RTP/RTCP packet ([`RtpEndpoint::set_srtp`]); the bridge turns it on
+//! before the first packet flows, and `handle_info` shows the suite and packet counts.
+//!
 //! DTMF: RFC 4733 events from the browser are re-sent to the PBX as RFC 4733 (or as SIP INFO
 //! by the caller's choice); events from the PBX are handed to `on_dtmf`.
 
@@ -15,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use bifrons_sip::dtmf::{event_to_digit, TelephoneEvent};
 use bifrons_sip::rtp::{RtpEndpoint, RtpEvent, RtpParams};
+use bifrons_sip::srtp::SrtpKeys;
 use bifrons_transcoding::g711::G711Law;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -128,15 +133,19 @@ impl Drop for Bridge {
 }
 
 impl Bridge {
-    /// Starts the bridge: configures `rtp` towards the PBX's `negotiated` address and codec,
-    /// submits the transcoding job when needed, and spawns the task that reads the PBX's RTP.
+    /// Starts the bridge: turns SDES-SRTP on with `srtp` (plain RTP with `None`), configures
+    /// `rtp` towards the PBX's `negotiated` address and codec, submits the transcoding job
+    /// when needed, and spawns the task that reads the PBX's RTP.
     /// `on_dtmf` gets each RFC 4733 digit from the PBX; with `info`, the browser's digits go
     /// to the PBX as SIP INFO in that call's dialog instead of RFC 4733.
     ///
-    /// Errors: a codec the bridge cannot handle, or a worker pool that is shut down.
+    /// Errors: a codec the bridge cannot handle, SRTP keys the endpoint refuses, or a worker
+    /// pool that is shut down.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         rtp: Arc<RtpEndpoint>,
         negotiated: &bifrons_sip::sdp::Negotiated,
+        srtp: Option<&SrtpKeys>,
         sender: MediaSender,
         browser: BrowserAudio,
         info: Option<Arc<bifrons_sip::Call>>,
@@ -145,6 +154,7 @@ impl Bridge {
     ) -> Result<Arc<Self>, String> {
         let plan = LegPlan::for_codec(negotiated.codec)
             .ok_or_else(|| format!("cannot bridge {}", negotiated.codec.name()))?;
+        secure(&rtp, srtp)?;
         rtp.configure(
             negotiated.remote,
             RtpParams {
@@ -226,6 +236,24 @@ impl Bridge {
         &self.rtp
     }
 
+    /// SDES-SRTP of the PBX leg for `handle_info`: `{"suite", "protected", "refused",
+    /// "rtcp_received", "rtcp_refused"}` (RTP packets protected and sent; RTP packets refused
+    /// for a bad tag or a replay; SRTCP packets unprotected, and refused), or `null` for
+    /// plain RTP.
+    pub fn srtp_info(&self) -> serde_json::Value {
+        let stats = self.rtp.stats();
+        match self.rtp.srtp_suite() {
+            None => serde_json::Value::Null,
+            Some(suite) => serde_json::json!({
+                "suite": suite.name(),
+                "protected": stats.srtp_sent.load(Ordering::Relaxed),
+                "refused": stats.srtp_refused.load(Ordering::Relaxed),
+                "rtcp_received": stats.rtcp_received.load(Ordering::Relaxed),
+                "rtcp_refused": stats.srtcp_refused.load(Ordering::Relaxed),
+            }),
+        }
+    }
+
     /// A packet from the browser (called from `incoming_rtp`: never blocks, no codec work).
     pub fn from_browser(&self, packet: RtpPacket) {
         if Some(packet.payload_type) == self.browser.dtmf_pt {
@@ -300,6 +328,18 @@ impl Bridge {
             }
         });
     }
+}
+
+/// Turns SDES-SRTP on the PBX leg on (or off with `None`) with the keys a SIP offer/answer
+/// settled; a later description with the same keys keeps the running contexts.
+///
+/// Errors: keys the SRTP layer refuses (not for the suites we offer or accept).
+pub(super) fn secure(rtp: &RtpEndpoint, srtp: Option<&SrtpKeys>) -> Result<(), String> {
+    rtp.set_srtp(srtp).map_err(|e| e.to_string())?;
+    if let Some(keys) = srtp {
+        tracing::debug!(suite = keys.suite.name(), "sip leg uses SDES-SRTP");
+    }
+    Ok(())
 }
 
 /// Reads the PBX's RTP: in passthrough sends it on to the browser, else queues it for the

@@ -147,7 +147,8 @@ impl Op {
             SipRequest::Call(c) => call::call(&self, c, jsep, tx).await,
             SipRequest::Accept {
                 autoaccept_reinvites,
-            } => incoming::accept(&self, jsep, autoaccept_reinvites, tx).await,
+                srtp,
+            } => incoming::accept(&self, jsep, autoaccept_reinvites, srtp, tx).await,
             SipRequest::Decline { code } => incoming::decline(&self, code, tx).await,
             SipRequest::Hangup => call::hangup(&self, tx).await,
             SipRequest::Hold(_) => call::hold(&self, true, tx).await,

@@ -27,6 +27,9 @@ pub const ERROR_SIP_STACK: u16 = 449;
 pub const ERROR_IO_ERROR: u16 = 450;
 /// `transfer` with `replace`: no call with that Call-ID.
 pub const ERROR_NO_SUCH_CALLID: u16 = 454;
+/// `accept` with `srtp: "sdes_mandatory"` for a caller that offered no SDES-SRTP (Janus:
+/// "too strict").
+pub const ERROR_TOO_STRICT: u16 = 452;
 /// Anything else (e.g. the registry could not be read).
 pub const ERROR_UNKNOWN: u16 = 499;
 
@@ -122,6 +125,11 @@ pub struct CallRequest {
     /// `autoaccept_reinvites` (default true): the gateway answers the PBX's re-INVITEs alone;
     /// false also offers the browser the change (`updatingcall`).
     pub autoaccept_reinvites: bool,
+    /// `srtp`: SDES-SRTP towards the PBX (`sdes_optional`, `sdes_mandatory`), see [`srtp`].
+    pub srtp: Option<bifrons_sip::srtp::SrtpMode>,
+    /// `srtp_profile`: the one suite to offer (`AES_CM_128_HMAC_SHA1_80` or `_32`); both
+    /// when absent.
+    pub srtp_profile: Option<bifrons_sip::srtp::CryptoSuite>,
 }
 
 /// Longest `content` of a `message` or `info`, bytes (a SIP request over UDP must stay
@@ -229,6 +237,9 @@ pub enum SipRequest {
     Accept {
         /// `autoaccept_reinvites` (default true), as for `call`.
         autoaccept_reinvites: bool,
+        /// `srtp`: `sdes_mandatory` refuses (452) a caller without SDES-SRTP; an offered
+        /// SRTP is answered in any case, as Janus does.
+        srtp: Option<bifrons_sip::srtp::SrtpMode>,
     },
     /// `decline`, with the SIP status to reject with (default 486).
     Decline {
@@ -360,6 +371,21 @@ fn string<'a>(map: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>,
     }
 }
 
+/// The `srtp` field of `call` and `accept` (Janus' names); anything else is 444.
+fn srtp(map: &Map<String, Value>) -> Result<Option<bifrons_sip::srtp::SrtpMode>, SipError> {
+    match string(map, "srtp")? {
+        None => Ok(None),
+        Some(name) => bifrons_sip::srtp::SrtpMode::from_janus(name)
+            .map(Some)
+            .ok_or_else(|| {
+                SipError::new(
+                    ERROR_INVALID_ELEMENT,
+                    "Invalid element (srtp can only be sdes_optional or sdes_mandatory)",
+                )
+            }),
+    }
+}
+
 fn required<'a>(map: &'a Map<String, Value>, key: &str) -> Result<&'a str, SipError> {
     string(map, key)?.ok_or_else(|| SipError::missing(key))
 }
@@ -456,14 +482,29 @@ impl SipRequest {
                     uri(map, "uri", "user address")?.ok_or_else(|| SipError::missing("uri"))?;
                 let autoaccept_reinvites = flag(map, "autoaccept_reinvites", true)?;
                 let headers = custom_headers(map.get("headers"))?;
+                let srtp = srtp(map)?;
+                let srtp_profile = match string(map, "srtp_profile")? {
+                    None => None,
+                    Some(name) => Some(bifrons_sip::srtp::CryptoSuite::from_name(name).ok_or_else(
+                        || {
+                            SipError::new(
+                                ERROR_INVALID_ELEMENT,
+                                "Invalid element (srtp_profile can only be AES_CM_128_HMAC_SHA1_80 or AES_CM_128_HMAC_SHA1_32)",
+                            )
+                        },
+                    )?),
+                };
                 Ok(SipRequest::Call(CallRequest {
                     uri,
                     headers,
                     autoaccept_reinvites,
+                    srtp,
+                    srtp_profile,
                 }))
             }
             "accept" => Ok(SipRequest::Accept {
                 autoaccept_reinvites: flag(map, "autoaccept_reinvites", true)?,
+                srtp: srtp(map)?,
             }),
             "message" => {
                 let content = content(map)?;
@@ -858,6 +899,64 @@ mod tests {
                 content_type: "application/x-a; v=1".into(),
                 content: "c".into(),
                 headers: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn srtp_field_of_call_and_accept() {
+        use bifrons_sip::srtp::SrtpMode;
+        for bad in [
+            json!("sdes"),
+            json!("SDES_MANDATORY"),
+            json!(true),
+            json!(1),
+        ] {
+            assert_eq!(
+                code(json!({"request": "call", "uri": "sip:a@b", "srtp": bad})),
+                ERROR_INVALID_ELEMENT
+            );
+            assert_eq!(
+                code(json!({"request": "accept", "srtp": bad})),
+                ERROR_INVALID_ELEMENT
+            );
+        }
+        let SipRequest::Call(c) = SipRequest::parse(
+            &json!({"request": "call", "uri": "sip:a@b", "srtp": "sdes_mandatory"}),
+        )
+        .unwrap() else {
+            panic!("call")
+        };
+        assert_eq!(c.srtp, Some(SrtpMode::Mandatory));
+        assert_eq!(c.srtp_profile, None);
+        let SipRequest::Call(c) = SipRequest::parse(
+            &json!({"request": "call", "uri": "sip:a@b", "srtp": "sdes_optional", "srtp_profile": "AES_CM_128_HMAC_SHA1_32"}),
+        )
+        .unwrap() else {
+            panic!("call")
+        };
+        assert_eq!(
+            c.srtp_profile,
+            Some(bifrons_sip::srtp::CryptoSuite::AesCm128HmacSha1_32)
+        );
+        for bad in [json!("AEAD_AES_256_GCM"), json!("x"), json!(80)] {
+            assert_eq!(
+                code(json!({"request": "call", "uri": "sip:a@b", "srtp_profile": bad})),
+                ERROR_INVALID_ELEMENT
+            );
+        }
+        assert_eq!(
+            SipRequest::parse(&json!({"request": "accept", "srtp": "sdes_optional"})).unwrap(),
+            SipRequest::Accept {
+                autoaccept_reinvites: true,
+                srtp: Some(SrtpMode::Optional)
+            }
+        );
+        assert_eq!(
+            SipRequest::parse(&json!({"request": "accept"})).unwrap(),
+            SipRequest::Accept {
+                autoaccept_reinvites: true,
+                srtp: None
             }
         );
     }

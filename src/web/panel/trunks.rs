@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::auth::{AdminUser, JsonBody, Viewer};
 use super::error::{ErrorBody, PanelResult};
 use super::PanelState;
-use crate::storage::{DtmfMode, Page, Secret, Transport, Trunk, TrunkId, TrunkSpec};
+use crate::storage::{DtmfMode, Page, Secret, Transport, Trunk, TrunkId, TrunkSpec, TrunkSrtp};
 
 /// SIP transport towards the registrar.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -33,6 +33,38 @@ pub enum DtmfName {
     Info,
     /// In-band tones.
     Inband,
+}
+
+/// SDES-SRTP the trunk requires towards its PBX (Janus' `srtp` names).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SrtpName {
+    /// No requirement (the browser's `srtp` choice only).
+    Off,
+    /// Crypto offered in RTP/AVP; plain RTP if the PBX has none.
+    SdesOptional,
+    /// RTP/SAVP only; calls without SRTP fail.
+    SdesMandatory,
+}
+
+impl From<TrunkSrtp> for SrtpName {
+    fn from(s: TrunkSrtp) -> Self {
+        match s {
+            TrunkSrtp::Off => SrtpName::Off,
+            TrunkSrtp::Optional => SrtpName::SdesOptional,
+            TrunkSrtp::Mandatory => SrtpName::SdesMandatory,
+        }
+    }
+}
+
+impl From<SrtpName> for TrunkSrtp {
+    fn from(s: SrtpName) -> Self {
+        match s {
+            SrtpName::Off => TrunkSrtp::Off,
+            SrtpName::SdesOptional => TrunkSrtp::Optional,
+            SrtpName::SdesMandatory => TrunkSrtp::Mandatory,
+        }
+    }
 }
 
 impl From<Transport> for TransportName {
@@ -106,6 +138,8 @@ pub struct TrunkView {
     pub dtmf_mode: DtmfName,
     /// Whether the trunk is used.
     pub enabled: bool,
+    /// SDES-SRTP required towards the PBX.
+    pub srtp: SrtpName,
     /// Creation time, Unix ms.
     pub created_ms: i64,
 }
@@ -128,6 +162,7 @@ impl From<Trunk> for TrunkView {
             codecs: s.codecs,
             dtmf_mode: s.dtmf_mode.into(),
             enabled: s.enabled,
+            srtp: s.srtp.into(),
             created_ms: t.created.0,
         }
     }
@@ -164,6 +199,8 @@ pub struct TrunkInput {
     pub dtmf_mode: Option<DtmfName>,
     /// Whether the trunk is used (default `true`).
     pub enabled: Option<bool>,
+    /// SDES-SRTP required towards the PBX (default `off`).
+    pub srtp: Option<SrtpName>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -200,6 +237,9 @@ impl TrunkInput {
         }
         if let Some(e) = self.enabled {
             spec.enabled = e;
+        }
+        if let Some(s) = self.srtp {
+            spec.srtp = s.into();
         }
         spec
     }

@@ -239,8 +239,10 @@ export function analyze(samples, rate) {
  * it receives (sndfile). `mode`: 'auto' or 'manual' answering; `codecs`: 'PCMU' or 'opus'...
  * `contact`: a SIP URI made baresip's current contact (contact module), the peer its
  * `message TEXT` command sends a SIP MESSAGE to.
+ * `mediaenc`: '' (plain RTP), or baresip's SDES-SRTP modes 'srtp' (optional), 'srtp-mand'
+ * (RTP/SAVP required), 'srtp-mandf' (RTP/SAVPF).
  */
-export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto', codecs = 'PCMU', params = '', contact = null }) {
+export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto', codecs = 'PCMU', params = '', contact = null, mediaenc = '' }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bifrons-e2e-baresip-${user}-`));
   const sipPort = await freeSipPort();
   const ctrlPort = await freeSipPort();
@@ -256,12 +258,13 @@ export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto'
   }
   const pass = SIP_USERS[user] || 'x';
   fs.writeFileSync(path.join(dir, 'accounts'),
-    `<sip:${user}@127.0.0.1:${kamailio.port}>;auth_pass=${pass};regint=600;answermode=${mode};audio_codecs=${codecs};mediaenc=;medianat=${params}\n`);
+    `<sip:${user}@127.0.0.1:${kamailio.port}>;auth_pass=${pass};regint=600;answermode=${mode};audio_codecs=${codecs};mediaenc=${mediaenc};medianat=${params}\n`);
   fs.writeFileSync(path.join(dir, 'config'), [
     'poll_method epoll', 'net_interface 127.0.0.1', `sip_listen 127.0.0.1:${sipPort}`, 'sip_trans_def udp',
     'audio_player alsa,null', `audio_srate ${rate}`, `audio_channels ${ch}`, `audio_source aufile,${path.join(dir, 'tone.wav')}`, 'audio_alert alsa,null',
     'rtp_ports 40000-49999', 'module_path /usr/lib/baresip/modules',
     'module g711.so', 'module opus.so', 'module aufile.so', 'module alsa.so', 'module sndfile.so',
+    ...(mediaenc ? ['module srtp.so'] : []),
     'module_app account.so', 'module_app menu.so', 'module_app ctrl_tcp.so', ...(contact ? ['module_app contact.so'] : []),
     `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`, `snd_path ${dir}`, '',
   ].join('\n'));
