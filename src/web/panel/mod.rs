@@ -20,6 +20,7 @@ pub mod recordings;
 pub mod session;
 pub mod status;
 pub mod stream_keys;
+pub mod trunk_check;
 pub mod trunks;
 pub mod users;
 
@@ -61,6 +62,8 @@ pub struct PanelContext {
     pub board: StatusBoard,
     /// Cancelled when the gateway stops: ends the live streams.
     pub shutdown: CancellationToken,
+    /// The SIP service's trunk registrations: told about trunk changes, runs "test now".
+    pub trunks: trunk_check::SharedRegistrar,
 }
 
 struct Inner {
@@ -130,6 +133,11 @@ impl PanelState {
         &self.0.ctx.board
     }
 
+    /// The SIP service's trunk registrations.
+    pub fn trunk_registrar(&self) -> &dyn trunk_check::TrunkRegistrar {
+        self.0.ctx.trunks.as_ref()
+    }
+
     /// The gateway's stop signal.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.0.ctx.shutdown.clone()
@@ -150,6 +158,7 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
             trunks::update_trunk,
             trunks::delete_trunk
         ))
+        .routes(routes!(trunks::test_trunk))
         .routes(routes!(accounts::list_accounts, accounts::create_account))
         .routes(routes!(
             accounts::get_account,
