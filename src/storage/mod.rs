@@ -7,6 +7,7 @@
 //! no SQL lives outside this module. See `src/storage/README.md` for the design notes.
 
 mod accounts;
+mod egress;
 mod error;
 mod migrate;
 mod password;
@@ -19,6 +20,7 @@ mod users;
 pub mod validate;
 
 pub use accounts::{Account, AccountSpec, Accounts};
+pub use egress::{Egress, EgressId, EgressSpec, Egresses};
 pub use error::{Result, StorageError};
 pub use migrate::SchemaStatus;
 pub use pool::{backend_of, Backend};
@@ -163,6 +165,11 @@ impl Storage {
     /// Recordings (voicemail, rooms, streams).
     pub fn recordings(&self) -> Recordings<'_> {
         Recordings::new(&self.pool)
+    }
+
+    /// Named RTMP egress targets (restreaming destinations).
+    pub fn egress_targets(&self) -> Egresses<'_> {
+        Egresses::new(&self.pool)
     }
 }
 

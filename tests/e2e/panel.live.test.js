@@ -5,7 +5,9 @@
 // and deleting a trunk unregisters it; a stream key created in the page is published to with
 // ffmpeg, the publisher shows in the live view and its viewer count goes to 1 while a janus.js
 // viewer watches. The registry poll is set to an hour, so every change is applied by the
-// panel's own notification. Screenshots: panel-live-*.png, panel-trunks-test.png.
+// panel's own notification. Egress targets: created in their page, a non-RTMP URL refused
+// (422), the key never shown. Screenshots: panel-live-*.png, panel-trunks-test.png,
+// panel-egress.png.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +22,7 @@ import { startStreamingGateway, publish, startViewerSite, openViewer, launchChro
 const SHOTS = process.env.E2E_SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-shots-'));
 const ADMIN = { username: 'admin', password: 'e2e-admin-password' };
 const WRONG_PASSWORD = 'not-bobs-password-e2e';
+const EGRESS_KEY = 'egress-key-e2e-Kestrel-3';
 
 /** Retries `fn` until it returns a truthy value; the deadline is a hang guard only. */
 async function eventually(fn, what, timeoutMs = 40000) {
@@ -207,9 +210,30 @@ describe('admin panel live view with real peers', { skip: TARGET !== 'bifrons' &
     await eventually(async () => (await rowText()) === '', 'publisher gone after ffmpeg stopped');
   }));
 
-  it('never wrote a trunk password to the gateway log', () => {
+  it('manages egress targets in their page: a non-RTMP URL refused, the key never shown, "not started"', () => step(async () => {
+    await page.goto(panel + '#/egress');
+    await page.getByText('No egress targets yet.').waitFor();
+    await page.fill('#f-new-egress-target-name', 'cdn');
+    await page.fill('#f-new-egress-target-url', 'https://cdn.example/live');
+    await page.fill('#f-new-egress-target-key', EGRESS_KEY);
+    await page.fill('#f-new-egress-target-mountpoint', 'live-cam');
+    await page.getByRole('button', { name: 'Create egress target' }).click();
+    await page.getByRole('alert').filter({ hasText: 'unprocessable' }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-new-egress-target-url');
+    await page.fill('#f-new-egress-target-url', 'rtmp://cdn.example/live');
+    await page.getByRole('button', { name: 'Create egress target' }).click();
+    const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: 'cdn', exact: true }) });
+    await row.waitFor();
+    assert.match((await row.innerText()).replace(/\s+/g, ' '), /cdn rtmp:\/\/cdn\.example\/live set live-cam yes not started/);
+    assert.ok(!(await page.content()).includes(EGRESS_KEY));
+    const listed = await page.evaluate(async () => (await fetch('/panel/api/v1/egress-targets')).text());
+    assert.ok(listed.includes('"has_key":true') && !listed.includes(EGRESS_KEY));
+    await shot('egress');
+  }));
+
+  it('never wrote a trunk password or an egress key to the gateway log', () => {
     const log = fs.readFileSync(gw.logFile, 'utf8');
     assert.ok(log.includes('trunk registered'), 'the log tells about the registration');
-    for (const secret of ['alicepw', WRONG_PASSWORD]) assert.ok(!log.includes(secret), `${secret} in the log`);
+    for (const secret of ['alicepw', WRONG_PASSWORD, EGRESS_KEY]) assert.ok(!log.includes(secret), `${secret} in the log`);
   });
 });

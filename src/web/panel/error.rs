@@ -111,6 +111,11 @@ impl PanelError {
         e
     }
 
+    /// Names the offending input field.
+    pub fn set_field(&mut self, field: &str) {
+        self.detail.field = Some(field.to_owned());
+    }
+
     /// `not_found` for `what`.
     pub fn not_found(what: &str) -> Self {
         PanelError::new(ErrorCode::NotFound, format!("{what} not found"))

@@ -4,12 +4,13 @@
 //!
 //! Users are the registry's admin users (argon2, `bifrons user add`); roles `admin` (all) and
 //! `viewer` (read only). One file per resource: [`login`], [`users`], [`trunks`],
-//! [`accounts`], [`stream_keys`], [`recordings`], [`live`]; [`auth`] holds the extractors
+//! [`accounts`], [`stream_keys`], [`egress`], [`recordings`], [`live`]; [`auth`] holds the extractors
 //! that enforce sessions, CSRF and roles, [`error`] the one error shape.
 
 pub mod accounts;
 pub mod assets;
 pub mod auth;
+pub mod egress;
 pub mod error;
 pub mod live;
 pub mod lockout;
@@ -176,6 +177,12 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
             stream_keys::revoke_stream_key
         ))
         .routes(routes!(stream_keys::set_egress))
+        .routes(routes!(egress::list_egress, egress::create_egress))
+        .routes(routes!(
+            egress::get_egress,
+            egress::update_egress,
+            egress::delete_egress
+        ))
         .routes(routes!(recordings::list_recordings))
         .routes(routes!(
             recordings::get_recording,
