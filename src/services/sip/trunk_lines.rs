@@ -7,8 +7,9 @@
 //! changed ([`TrunkRegistrar::registry_changed`]) and every `[sip] registry_poll` seconds
 //! (edits made with the CLI): a new or re-enabled trunk registers, an edited one (registrar,
 //! user, password, expiry, transport) registers again from a fresh user agent, a disabled or
-//! deleted one unregisters (`Expires: 0` for our Contact). A refused registration is retried
-//! after [`RETRY_AFTER`] or at the next change. Every state goes to the live view's
+//! deleted one unregisters (`Expires: 0` for our Contact). A refused registration is tried
+//! again at the first registry poll [`RETRY_AFTER`] later, one whose refresh failed at the next
+//! poll, and either at once on the next change. Every state goes to the live view's
 //! [`StatusBoard`] as the trunk's registration (`account: None`): `registering`, `registered`
 //! with the granted expiry, `failed` with the SIP status and reason, `unregistered`.
 //!
@@ -18,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -109,6 +111,8 @@ struct TrunkLine {
     ua: Option<Arc<Ua>>,
     /// When a refused registration may be tried again.
     retry_at: Option<Instant>,
+    /// Set when a refresh failed: the next reconcile registers again from a new user agent.
+    lost: Arc<AtomicBool>,
     _events: Option<DropGuard>,
 }
 
@@ -233,6 +237,7 @@ impl Runtime {
                 wanted: wanted.clone(),
                 ua: None,
                 retry_at: Some(Instant::now() + RETRY_AFTER),
+                lost: Arc::default(),
                 _events: None,
             }
         };
@@ -250,23 +255,23 @@ impl Runtime {
                     Some(expires),
                 );
                 let stop = CancellationToken::new();
-                tokio::spawn(watch_line(
-                    events,
-                    name.clone(),
-                    wanted.user.clone(),
-                    self.status.clone(),
-                    self.router.clone(),
-                    (
-                        self.config.unanswered_code,
-                        Duration::from_secs(self.config.ring_timeout),
-                    ),
-                    stop.clone(),
-                ));
+                let lost = Arc::new(AtomicBool::new(false));
+                let watch = LineWatch {
+                    trunk: name.clone(),
+                    extension: wanted.user.clone(),
+                    status: self.status.clone(),
+                    router: self.router.clone(),
+                    unanswered_code: self.config.unanswered_code,
+                    ring_timeout: Duration::from_secs(self.config.ring_timeout),
+                    lost: lost.clone(),
+                };
+                tokio::spawn(watch_line(events, watch, stop.clone()));
                 TrunkLine {
                     name,
                     wanted,
                     ua: Some(Arc::new(ua)),
                     retry_at: None,
+                    lost,
                     _events: Some(stop.drop_guard()),
                 }
             }
@@ -347,6 +352,7 @@ impl TrunkLines {
                     line.name == name
                         && line.wanted == *w
                         && line.retry_at.is_none_or(|at| at > Instant::now())
+                        && !line.lost.load(Ordering::Relaxed)
                 }
                 _ => false,
             };
@@ -465,17 +471,29 @@ impl TrunkRegistrar for TrunkLines {
     }
 }
 
-/// Follows a registered trunk line: refreshes and their failures go to the board, inbound
-/// calls to the router (extension = the trunk's user).
-async fn watch_line(
-    mut events: UaEvents,
+/// What [`watch_line`] reports to and routes through.
+struct LineWatch {
     trunk: String,
     extension: String,
     status: StatusBoard,
     router: Arc<InboundRouter>,
-    (unanswered_code, ring_timeout): (u16, Duration),
-    stop: CancellationToken,
-) {
+    unanswered_code: u16,
+    ring_timeout: Duration,
+    lost: Arc<AtomicBool>,
+}
+
+/// Follows a registered trunk line: refreshes and their failures go to the board, inbound
+/// calls to the router (extension = the trunk's user).
+async fn watch_line(mut events: UaEvents, watch: LineWatch, stop: CancellationToken) {
+    let LineWatch {
+        trunk,
+        extension,
+        status,
+        router,
+        unanswered_code,
+        ring_timeout,
+        lost,
+    } = watch;
     let report = |state, detail: Option<String>, expires_s| {
         status.set_registration(SipRegistration {
             trunk: trunk.clone(),
@@ -494,12 +512,16 @@ async fn watch_line(
         match event {
             None => return,
             Some(UaEvent::Registration(RegistrationEvent::Registered { expires }))
-            | Some(UaEvent::Registration(RegistrationEvent::Refreshed { expires })) => report(
-                RegistrationState::Registered,
-                Some("200 OK".into()),
-                Some(expires),
-            ),
+            | Some(UaEvent::Registration(RegistrationEvent::Refreshed { expires })) => {
+                lost.store(false, Ordering::Relaxed);
+                report(
+                    RegistrationState::Registered,
+                    Some("200 OK".into()),
+                    Some(expires),
+                )
+            }
             Some(UaEvent::Registration(RegistrationEvent::Failed(reason))) => {
+                lost.store(true, Ordering::Relaxed);
                 tracing::warn!(%trunk, %reason, "trunk registration refresh failed");
                 report(RegistrationState::Failed, Some(reason), None)
             }
