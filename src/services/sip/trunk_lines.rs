@@ -164,6 +164,24 @@ fn detail(code: Option<u16>, reason: &str) -> String {
     }
 }
 
+/// Puts `trunk`'s own registration (`account: None`) on the board.
+fn report(
+    status: &StatusBoard,
+    trunk: &str,
+    state: RegistrationState,
+    detail: Option<String>,
+    expires_s: Option<u32>,
+) {
+    status.set_registration(SipRegistration {
+        trunk: trunk.to_owned(),
+        account: None,
+        state,
+        detail,
+        expires_s,
+        updated_ms: 0,
+    });
+}
+
 /// Reason phrases of the statuses an OPTIONS usually gets (RFC 3261 §21).
 fn reason_phrase(code: u16) -> &'static str {
     match code {
@@ -211,14 +229,7 @@ impl Runtime {
         detail: Option<String>,
         expires_s: Option<u32>,
     ) {
-        self.status.set_registration(SipRegistration {
-            trunk: trunk.to_owned(),
-            account: None,
-            state,
-            detail,
-            expires_s,
-            updated_ms: 0,
-        });
+        report(&self.status, trunk, state, detail, expires_s);
     }
 
     /// Registers `trunk` from a new user agent and reports each step.
@@ -494,16 +505,7 @@ async fn watch_line(mut events: UaEvents, watch: LineWatch, stop: CancellationTo
         ring_timeout,
         lost,
     } = watch;
-    let report = |state, detail: Option<String>, expires_s| {
-        status.set_registration(SipRegistration {
-            trunk: trunk.clone(),
-            account: None,
-            state,
-            detail,
-            expires_s,
-            updated_ms: 0,
-        })
-    };
+    let report = |state, detail, expires_s| report(&status, &trunk, state, detail, expires_s);
     loop {
         let event = tokio::select! {
             _ = stop.cancelled() => return,

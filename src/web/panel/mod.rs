@@ -4,8 +4,9 @@
 //!
 //! Users are the registry's admin users (argon2, `bifrons user add`); roles `admin` (all) and
 //! `viewer` (read only). One file per resource: [`login`], [`users`], [`trunks`],
-//! [`accounts`], [`stream_keys`], [`egress`], [`recordings`], [`live`]; [`auth`] holds the extractors
-//! that enforce sessions, CSRF and roles, [`error`] the one error shape.
+//! [`accounts`], [`stream_keys`], [`egress`], [`recordings`], [`live`]; [`auth`] holds the
+//! extractors that enforce sessions, CSRF and roles, [`error`] the one error shape;
+//! [`trunk_check`] is what the trunk pages ask of the SIP service.
 
 pub mod accounts;
 pub mod assets;

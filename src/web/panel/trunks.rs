@@ -1,4 +1,6 @@
 //! `/trunks`: SIP trunks. The digest password is write-only: answers say `has_password`.
+//! Every change is passed on to the SIP service at once (a trunk registers, re-registers or
+//! unregisters), and `/trunks/{id}/test` runs a live registration attempt.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
