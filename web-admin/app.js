@@ -7,9 +7,10 @@ import * as trunks from './views/trunks.js';
 import * as accounts from './views/accounts.js';
 import * as streamKeys from './views/stream-keys.js';
 import * as recordings from './views/recordings.js';
+import * as egress from './views/egress.js';
 import * as users from './views/users.js';
 
-const VIEWS = { live, trunks, accounts, 'stream-keys': streamKeys, recordings, users };
+const VIEWS = { live, trunks, accounts, 'stream-keys': streamKeys, egress, recordings, users };
 const $ = id => document.getElementById(id);
 let me = null;
 let cleanup = null;

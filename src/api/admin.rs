@@ -501,5 +501,6 @@ pub fn panel_router(core: &Arc<Core>) -> axum::Router {
         sessions: Arc::new(PanelSessions(core.clone())),
         board: core.services.status.clone(),
         shutdown: core.shutdown.clone(),
+        trunks: core.services.sip.trunks.clone(),
     })
 }

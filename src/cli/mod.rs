@@ -5,6 +5,7 @@ mod account;
 mod bench;
 mod check;
 mod db;
+mod egress;
 mod key;
 mod migrate;
 mod serve;
@@ -84,6 +85,12 @@ pub enum Command {
         /// Which account operation.
         #[command(subcommand)]
         action: account::AccountCommand,
+    },
+    /// Manage RTMP egress targets (where a mountpoint is re-published).
+    Egress {
+        /// Which egress operation.
+        #[command(subcommand)]
+        action: egress::EgressCommand,
     },
     /// Measure recordings insert/list throughput against the database (writes throw-away rows
     /// and removes them afterwards).
@@ -284,6 +291,7 @@ pub fn main() -> ExitCode {
             }
             Command::Trunk { action } => trunk::run(&url, action).await,
             Command::Account { action } => account::run(&url, action).await,
+            Command::Egress { action } => egress::run(&url, action).await,
         }
     });
     match outcome {

@@ -7,6 +7,7 @@
 //! no SQL lives outside this module. See `src/storage/README.md` for the design notes.
 
 mod accounts;
+mod egress;
 mod error;
 mod migrate;
 mod mountpoints;
@@ -20,6 +21,7 @@ mod users;
 pub mod validate;
 
 pub use accounts::{Account, AccountSpec, Accounts};
+pub use egress::{Egress, EgressId, EgressSpec, Egresses};
 pub use error::{Result, StorageError};
 pub use migrate::SchemaStatus;
 pub use mountpoints::{Mountpoints, StoredMountpoint};
@@ -170,6 +172,11 @@ impl Storage {
     /// Permanent mountpoints of the streaming plugin.
     pub fn mountpoints(&self) -> Mountpoints<'_> {
         Mountpoints::new(&self.pool)
+    }
+
+    /// Named RTMP egress targets (restreaming destinations).
+    pub fn egress_targets(&self) -> Egresses<'_> {
+        Egresses::new(&self.pool)
     }
 }
 

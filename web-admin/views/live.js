@@ -15,7 +15,7 @@ function renderSnapshot(slot, s) {
   }
   const media = hd => !hd || !hd.media.length ? '—' : h('ul', { class: 'media' },
     hd.media.map(m => h('li', {}, `${m.kind} ${m.mid}: in ${rate(m.kbps_in)}, out ${rate(m.kbps_out)}`)));
-  const state = (v, good) => v ? h('span', { class: 'badge ' + (v === good ? 'good' : 'other') }, v) : '—';
+  const state = (v, good) => v ? h('span', { class: 'badge ' + (v === good ? 'good' : v === 'failed' ? 'bad' : 'other') }, v) : '—';
   slot.replaceChildren(
     h('h2', {}, `Sessions (${s.sessions.length})`),
     table('Janus sessions and handles', [
@@ -31,9 +31,10 @@ function renderSnapshot(slot, s) {
     s.feeds.sip
       ? table('SIP registrations', [
         { label: 'Trunk', cell: r => r.trunk },
-        { label: 'Account', cell: r => r.account || '—' },
+        { label: 'Account', cell: r => r.account || 'trunk' },
         { label: 'State', cell: r => state(r.state, 'registered') },
         { label: 'Answer', cell: r => r.detail || '—' },
+        { label: 'Expires', cell: r => r.expires_s ? `${r.expires_s} s` : '—' },
         { label: 'Since', cell: r => fmtTime(r.updated_ms) },
       ], s.sip_registrations, 'No registrations.')
       : h('p', { class: 'empty' }, 'No SIP service reports registrations on this gateway.'),

@@ -1,4 +1,5 @@
-// SIP trunks: list, create, edit (the password is write-only), delete.
+// SIP trunks: list, create, edit (the password is write-only), delete, and "Test now": a live
+// REGISTER (or OPTIONS) with the stored credentials, its answer shown in the row.
 import { api } from '../api.js';
 import { h, table, form, button, notify, errorText, yesNo, opt } from '../ui.js';
 
@@ -21,6 +22,12 @@ function fields(t) {
     { name: 'register', label: 'Register', type: 'checkbox', value: t ? t.register : true },
     { name: 'enabled', label: 'Enabled', type: 'checkbox', value: t ? t.enabled : true },
   ];
+}
+
+// The outcome of POST /trunks/{id}/test as one line, e.g. "ok: 200 OK in 12 ms".
+function testText(r) {
+  const answer = r.code ? `${r.code} ${r.reason}`.trim() : r.reason;
+  return `${r.ok ? 'ok' : 'failed'}: ${r.method} ${answer} in ${r.rtt_ms} ms` + (r.expires_s ? `, expires ${r.expires_s} s` : '');
 }
 
 function body(v, editing) {
@@ -66,7 +73,29 @@ export async function render(root, ctx) {
     { label: 'Enabled', cell: t => yesNo(t.enabled) },
   ];
   if (ctx.admin) {
+    const results = new Map();
+    columns.push({ label: 'Test', cell: t => {
+      const out = h('output', { class: 'trunk-test', 'aria-live': 'polite', 'data-trunk': t.name });
+      results.set(t.id, out);
+      return out;
+    } });
     columns.push({ label: 'Actions', class: 'row-actions', cell: t => h('span', {},
+      button('Test now', async ev => {
+        const out = results.get(t.id);
+        ev.target.disabled = true;
+        out.className = 'trunk-test';
+        out.textContent = 'testing…';
+        try {
+          const r = await api('POST', `/trunks/${t.id}/test`);
+          out.textContent = testText(r);
+          out.className = 'trunk-test ' + (r.ok ? 'good' : 'bad');
+        } catch (e) {
+          out.textContent = errorText(e);
+          out.className = 'trunk-test bad';
+        } finally {
+          ev.target.disabled = false;
+        }
+      }, 'secondary'),
       button('Edit', () => showForm(t), 'secondary'),
       button('Delete', async () => {
         if (!confirm(`Delete trunk ${t.name}?`)) return;

@@ -99,6 +99,13 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                 host.shutdown.clone(),
             ));
         }
+        shared.service.trunks.start(
+            host.storage.clone(),
+            host.services.status.clone(),
+            shared.config.clone(),
+            shared.service.router.clone(),
+            host.shutdown.clone(),
+        );
         Ok(RegisteredPlugin::new(SipPlugin {
             descriptor: PluginDescriptor {
                 package: "janus.plugin.sip",

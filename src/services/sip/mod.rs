@@ -4,16 +4,20 @@
 //! - [`InboundRouter`]: extension → who answers (handles, rooms, a mailbox).
 //! - [`LinePool`]: one user agent and one registration per registry account, shared by all of
 //!   the account's handles; its inbound calls go through the router.
+//! - [`TrunkLines`]: the gateway's own registration to every trunk that asks for one,
+//!   reported per trunk on the live view, re-applied when the registry changes.
 //! - [`RingingCall`]: an inbound call ringing several targets, first accept wins, unanswered
 //!   calls refused with the configured status.
 
 mod lines;
 mod ringing;
 mod routing;
+mod trunk_lines;
 
 use crate::web::panel::status::StatusBoard;
 pub use lines::{AccountLine, LinePool, LineRouting, LineSpec};
 pub use ringing::{RingState, RingingCall, Unanswered};
+pub use trunk_lines::TrunkLines;
 
 pub use routing::{
     CallTarget, InboundCall, InboundMessage, InboundRouter, Route, RouteGuard, TargetKind,
@@ -26,6 +30,8 @@ pub struct SipService {
     pub router: std::sync::Arc<InboundRouter>,
     /// One user agent per registry account in use.
     pub lines: LinePool,
+    /// The gateway's own registration to each trunk (started by the SIP plugin).
+    pub trunks: std::sync::Arc<TrunkLines>,
 }
 
 impl SipService {
@@ -34,6 +40,7 @@ impl SipService {
         Self {
             router: Default::default(),
             lines: LinePool::new(status),
+            trunks: Default::default(),
         }
     }
 }

@@ -38,6 +38,12 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// 500: the server failed; the log says why.
     Internal,
+    /// 503: the service this asks for does not run in this gateway (e.g. "test now" with the
+    /// SIP plugin disabled).
+    Unavailable,
+    /// 422: a well-formed value of the wrong kind (`field` names it), e.g. an egress URL that
+    /// is not `rtmp://` or `rtmps://`.
+    Unprocessable,
 }
 
 /// The JSON body of every error answer.
@@ -84,6 +90,8 @@ impl PanelError {
             }
             ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         };
         PanelError {
             status,
@@ -101,6 +109,11 @@ impl PanelError {
         let mut e = PanelError::new(ErrorCode::InvalidInput, message);
         e.detail.field = Some(field.to_owned());
         e
+    }
+
+    /// Names the offending input field.
+    pub fn set_field(&mut self, field: &str) {
+        self.detail.field = Some(field.to_owned());
     }
 
     /// `not_found` for `what`.

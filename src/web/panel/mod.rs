@@ -4,12 +4,14 @@
 //!
 //! Users are the registry's admin users (argon2, `bifrons user add`); roles `admin` (all) and
 //! `viewer` (read only). One file per resource: [`login`], [`users`], [`trunks`],
-//! [`accounts`], [`stream_keys`], [`recordings`], [`live`]; [`auth`] holds the extractors
-//! that enforce sessions, CSRF and roles, [`error`] the one error shape.
+//! [`accounts`], [`stream_keys`], [`egress`], [`recordings`], [`live`]; [`auth`] holds the
+//! extractors that enforce sessions, CSRF and roles, [`error`] the one error shape;
+//! [`trunk_check`] is what the trunk pages ask of the SIP service.
 
 pub mod accounts;
 pub mod assets;
 pub mod auth;
+pub mod egress;
 pub mod error;
 pub mod live;
 pub mod lockout;
@@ -20,6 +22,7 @@ pub mod recordings;
 pub mod session;
 pub mod status;
 pub mod stream_keys;
+pub mod trunk_check;
 pub mod trunks;
 pub mod users;
 
@@ -61,6 +64,8 @@ pub struct PanelContext {
     pub board: StatusBoard,
     /// Cancelled when the gateway stops: ends the live streams.
     pub shutdown: CancellationToken,
+    /// The SIP service's trunk registrations: told about trunk changes, runs "test now".
+    pub trunks: trunk_check::SharedRegistrar,
 }
 
 struct Inner {
@@ -130,6 +135,11 @@ impl PanelState {
         &self.0.ctx.board
     }
 
+    /// The SIP service's trunk registrations.
+    pub fn trunk_registrar(&self) -> &dyn trunk_check::TrunkRegistrar {
+        self.0.ctx.trunks.as_ref()
+    }
+
     /// The gateway's stop signal.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.0.ctx.shutdown.clone()
@@ -150,6 +160,7 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
             trunks::update_trunk,
             trunks::delete_trunk
         ))
+        .routes(routes!(trunks::test_trunk))
         .routes(routes!(accounts::list_accounts, accounts::create_account))
         .routes(routes!(
             accounts::get_account,
@@ -167,6 +178,12 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
             stream_keys::revoke_stream_key
         ))
         .routes(routes!(stream_keys::set_egress))
+        .routes(routes!(egress::list_egress, egress::create_egress))
+        .routes(routes!(
+            egress::get_egress,
+            egress::update_egress,
+            egress::delete_egress
+        ))
         .routes(routes!(recordings::list_recordings))
         .routes(routes!(
             recordings::get_recording,

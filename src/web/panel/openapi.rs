@@ -13,7 +13,7 @@ use super::session::COOKIE_NAME;
 #[openapi(
     info(
         title = "Bifrons admin panel API",
-        description = "Trunks, accounts, stream keys, recordings, users and the live view of a \
+        description = "Trunks, accounts, stream keys, egress targets, recordings, users and the live view of a \
             Bifrons gateway. Log in with `POST /panel/api/v1/login`; the session is a cookie \
             and every write carries the session's CSRF token in `X-CSRF-Token`. Errors are \
             `{\"error\": {\"code\", \"message\", \"field\"?}}` with a stable `code`."
@@ -26,6 +26,7 @@ use super::session::COOKIE_NAME;
         (name = "trunks", description = "SIP trunks"),
         (name = "accounts", description = "SIP accounts"),
         (name = "stream keys", description = "RTMP stream keys"),
+        (name = "egress", description = "RTMP egress targets (restreaming destinations)"),
         (name = "recordings", description = "Recordings"),
         (name = "live", description = "Live sessions, registrations and publishers"),
     )

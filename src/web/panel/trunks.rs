@@ -1,4 +1,6 @@
 //! `/trunks`: SIP trunks. The digest password is write-only: answers say `has_password`.
+//! Every change is passed on to the SIP service at once (a trunk registers, re-registers or
+//! unregisters), and `/trunks/{id}/test` runs a live registration attempt.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{AdminUser, JsonBody, Viewer};
-use super::error::{ErrorBody, PanelResult};
+use super::error::{ErrorBody, ErrorCode, PanelError, PanelResult};
+use super::trunk_check::TrunkTestResult;
 use super::PanelState;
 use crate::storage::{DtmfMode, Page, Secret, Transport, Trunk, TrunkId, TrunkSpec, TrunkSrtp};
 
@@ -292,6 +295,7 @@ pub async fn create_trunk(
         .create(&body.into_spec(None))
         .await?;
     tracing::info!(by = %admin.user.username, trunk = %trunk.spec.name, "panel: trunk created");
+    state.trunk_registrar().registry_changed();
     Ok((StatusCode::CREATED, Json(trunk.into())))
 }
 
@@ -313,6 +317,7 @@ pub async fn update_trunk(
         .update(old.id, &body.into_spec(old.spec.password))
         .await?;
     tracing::info!(by = %admin.user.username, trunk = %trunk.spec.name, "panel: trunk updated");
+    state.trunk_registrar().registry_changed();
     Ok(Json(trunk.into()))
 }
 
@@ -329,5 +334,32 @@ pub async fn delete_trunk(
 ) -> PanelResult<StatusCode> {
     state.storage().trunks().delete(TrunkId(id)).await?;
     tracing::info!(by = %admin.user.username, trunk_id = id, "panel: trunk deleted");
+    state.trunk_registrar().registry_changed();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tests a trunk now with its stored credentials: a REGISTER (removed again at once) when the
+/// trunk registers on its own, else an OPTIONS to its registrar. Answers the live result; a
+/// refusal by the registrar is a `200` with `ok: false` and the SIP status. Runs for at most
+/// the SIP transaction timeout (64 × T1, 32 s by default). The password is never returned.
+#[utoipa::path(post, path = "/trunks/{id}/test", tag = "trunks",
+    params(("id" = i64, Path, description = "Trunk id")),
+    responses((status = 200, body = TrunkTestResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, description = "No SIP service in this gateway", body = ErrorBody)),
+    security(("session" = [], "csrf" = [])))]
+pub async fn test_trunk(
+    State(state): State<PanelState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<i64>,
+) -> PanelResult<Json<TrunkTestResult>> {
+    let trunk = state.storage().trunks().get(TrunkId(id)).await?;
+    let name = trunk.spec.name.clone();
+    let result = state.trunk_registrar().test(trunk).await.ok_or_else(|| {
+        PanelError::new(
+            ErrorCode::Unavailable,
+            "the SIP plugin is not running in this gateway",
+        )
+    })?;
+    tracing::info!(by = %admin.user.username, trunk = %name, ok = result.ok, code = result.code, "panel: trunk tested");
+    Ok(Json(result))
 }

@@ -1,0 +1,109 @@
+//! `bifrons egress add|list|rm`: named RTMP egress targets in the registry (what the panel's
+//! Egress page manages). The destination's stream key is read from stdin (first line) or a
+//! hidden prompt, never from the command line, and never printed.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use bifrons::storage::{EgressSpec, Page, Secret, Storage, StorageError};
+use clap::Subcommand;
+
+/// `bifrons egress ...`
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Add an egress target.
+    Add {
+        /// Name: 1 to 64 characters, no leading or trailing spaces.
+        name: String,
+        /// Destination, rtmp://host[:port]/app or rtmps://...
+        #[arg(long)]
+        url: String,
+        /// Mountpoint (id or name) whose media is sent.
+        #[arg(long)]
+        mountpoint: String,
+        /// Read the destination's stream key (stdin's first line, or a prompt on a terminal).
+        #[arg(long)]
+        key: bool,
+        /// Store it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List egress targets (keys are never shown).
+    List,
+    /// Delete an egress target.
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Runs an `egress` subcommand against the registry at `url`.
+pub async fn run(url: &str, command: EgressCommand) -> anyhow::Result<ExitCode> {
+    let storage = Storage::open(url)
+        .await
+        .map_err(|e| super::open_error(url, e))?;
+    let outcome = run_on(&storage, command).await;
+    storage.close().await;
+    outcome
+}
+
+async fn run_on(storage: &Storage, command: EgressCommand) -> anyhow::Result<ExitCode> {
+    let repo = storage.egress_targets();
+    match command {
+        EgressCommand::Add {
+            name,
+            url,
+            mountpoint,
+            key,
+            disabled,
+        } => {
+            let key = if key {
+                Some(Secret::new(super::trunk::read_secret("Stream key")?))
+            } else {
+                None
+            };
+            let spec = EgressSpec {
+                name: name.clone(),
+                url,
+                key,
+                mountpoint,
+                enabled: !disabled,
+            };
+            match repo.create(&spec).await {
+                Ok(e) => println!("created egress target {:?} (id {})", e.spec.name, e.id.0),
+                Err(StorageError::AlreadyExists { .. }) => {
+                    bail!("an egress target named {name:?} already exists")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        EgressCommand::List => {
+            println!(
+                "{:>5}  {:<20} {:<48} {:<16} {:<7} key",
+                "id", "name", "url", "mountpoint", "enabled"
+            );
+            for e in repo.list(Page::first(Page::MAX_LIMIT)).await? {
+                let s = &e.spec;
+                println!(
+                    "{:>5}  {:<20} {:<48} {:<16} {:<7} {}",
+                    e.id.0,
+                    s.name,
+                    s.url,
+                    s.mountpoint,
+                    s.enabled,
+                    if s.key.is_some() { "set" } else { "-" }
+                );
+            }
+        }
+        EgressCommand::Rm { name } => {
+            let target = match repo.get_by_name(&name).await {
+                Ok(t) => t,
+                Err(StorageError::NotFound { .. }) => bail!("no egress target named {name:?}"),
+                Err(e) => return Err(e.into()),
+            };
+            repo.delete(target.id).await?;
+            println!("deleted egress target {name:?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,207 @@
+//! `/egress-targets`: named RTMP destinations a mountpoint is re-published to. The
+//! destination's stream key is write-only (answers say `has_key`); the URL must be `rtmp://` or
+//! `rtmps://` with an application path (`422 unprocessable` otherwise). No restreaming runs in
+//! this gateway yet, so every target reports `not_started`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::{AdminUser, JsonBody, Viewer};
+use super::error::{ErrorBody, ErrorCode, PanelError, PanelResult};
+use super::PanelState;
+use crate::storage::{Egress, EgressId, EgressSpec, Page, Secret, StorageError};
+
+/// Where a target's re-publishing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressState {
+    /// Nothing is sent: this gateway does not restream yet (live states come with
+    /// restreaming).
+    NotStarted,
+}
+
+/// An egress target as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EgressView {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Destination, `rtmp://host[:port]/app` or `rtmps://…`.
+    pub url: String,
+    /// Whether a destination stream key is stored (the key itself is never returned).
+    pub has_key: bool,
+    /// Mountpoint (id or name) whose media is sent.
+    pub mountpoint: String,
+    /// Whether the target is used.
+    pub enabled: bool,
+    /// Live state.
+    pub state: EgressState,
+    /// Creation time, Unix ms.
+    pub created_ms: i64,
+}
+
+impl From<Egress> for EgressView {
+    fn from(e: Egress) -> Self {
+        EgressView {
+            id: e.id.0,
+            name: e.spec.name,
+            url: e.spec.url,
+            has_key: e.spec.key.is_some(),
+            mountpoint: e.spec.mountpoint,
+            enabled: e.spec.enabled,
+            state: EgressState::NotStarted,
+            created_ms: e.created.0,
+        }
+    }
+}
+
+/// `POST /egress-targets` and `PUT /egress-targets/{id}` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressInput {
+    /// Unique name, 1..=64 characters.
+    pub name: String,
+    /// `rtmp://` or `rtmps://` URL with an application path.
+    pub url: String,
+    /// Destination stream key. On `PUT`, absent keeps the stored one and `""` removes it.
+    pub key: Option<String>,
+    /// Mountpoint (id or name) whose media is sent.
+    pub mountpoint: String,
+    /// Whether the target is used (default `true`).
+    pub enabled: Option<bool>,
+}
+
+impl EgressInput {
+    fn into_spec(self, kept: Option<Secret>) -> EgressSpec {
+        EgressSpec {
+            name: self.name.trim().to_owned(),
+            url: self.url.trim().to_owned(),
+            key: match self.key {
+                None => kept,
+                Some(k) if k.is_empty() => None,
+                Some(k) => Some(Secret::new(k)),
+            },
+            mountpoint: self.mountpoint.trim().to_owned(),
+            enabled: self.enabled.unwrap_or(true),
+        }
+    }
+}
+
+/// A refused URL is `422 unprocessable`; everything else as the registry says.
+fn refused(e: StorageError) -> PanelError {
+    match e {
+        StorageError::Invalid {
+            field: "egress url",
+            reason,
+        } => {
+            let mut err =
+                PanelError::new(ErrorCode::Unprocessable, format!("invalid url: {reason}"));
+            err.set_field("url");
+            err
+        }
+        other => other.into(),
+    }
+}
+
+/// Every egress target.
+#[utoipa::path(get, path = "/egress-targets", tag = "egress",
+    responses((status = 200, body = [EgressView]), (status = 401, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn list_egress(
+    State(state): State<PanelState>,
+    _viewer: Viewer,
+) -> PanelResult<Json<Vec<EgressView>>> {
+    let all = state
+        .storage()
+        .egress_targets()
+        .list(Page::first(Page::MAX_LIMIT))
+        .await?;
+    Ok(Json(all.into_iter().map(EgressView::from).collect()))
+}
+
+/// One egress target.
+#[utoipa::path(get, path = "/egress-targets/{id}", tag = "egress",
+    params(("id" = i64, Path, description = "Egress target id")),
+    responses((status = 200, body = EgressView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn get_egress(
+    State(state): State<PanelState>,
+    _viewer: Viewer,
+    Path(id): Path<i64>,
+) -> PanelResult<Json<EgressView>> {
+    Ok(Json(
+        state
+            .storage()
+            .egress_targets()
+            .get(EgressId(id))
+            .await?
+            .into(),
+    ))
+}
+
+/// Creates an egress target.
+#[utoipa::path(post, path = "/egress-targets", tag = "egress", request_body = EgressInput,
+    responses((status = 201, body = EgressView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, description = "The URL is not rtmp:// or rtmps:// with an application", body = ErrorBody)),
+    security(("session" = [], "csrf" = [])))]
+pub async fn create_egress(
+    State(state): State<PanelState>,
+    AdminUser(admin): AdminUser,
+    JsonBody(body): JsonBody<EgressInput>,
+) -> PanelResult<(StatusCode, Json<EgressView>)> {
+    let created = state
+        .storage()
+        .egress_targets()
+        .create(&body.into_spec(None))
+        .await
+        .map_err(refused)?;
+    tracing::info!(by = %admin.user.username, egress = %created.spec.name, "panel: egress target created");
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+/// Replaces an egress target's settings.
+#[utoipa::path(put, path = "/egress-targets/{id}", tag = "egress", request_body = EgressInput,
+    params(("id" = i64, Path, description = "Egress target id")),
+    responses((status = 200, body = EgressView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, description = "The URL is not rtmp:// or rtmps:// with an application", body = ErrorBody)),
+    security(("session" = [], "csrf" = [])))]
+pub async fn update_egress(
+    State(state): State<PanelState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<EgressInput>,
+) -> PanelResult<Json<EgressView>> {
+    let repo = state.storage().egress_targets();
+    let old = repo.get(EgressId(id)).await?;
+    let updated = repo
+        .update(old.id, &body.into_spec(old.spec.key))
+        .await
+        .map_err(refused)?;
+    tracing::info!(by = %admin.user.username, egress = %updated.spec.name, "panel: egress target updated");
+    Ok(Json(updated.into()))
+}
+
+/// Deletes an egress target.
+#[utoipa::path(delete, path = "/egress-targets/{id}", tag = "egress",
+    params(("id" = i64, Path, description = "Egress target id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("session" = [], "csrf" = [])))]
+pub async fn delete_egress(
+    State(state): State<PanelState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<i64>,
+) -> PanelResult<StatusCode> {
+    state
+        .storage()
+        .egress_targets()
+        .delete(EgressId(id))
+        .await?;
+    tracing::info!(by = %admin.user.username, egress_id = id, "panel: egress target deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

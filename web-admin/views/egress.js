@@ -1,0 +1,62 @@
+// Egress targets: named RTMP destinations a mountpoint is re-published to. The destination's
+// stream key is write-only; live states come with restreaming, until then "not started".
+import { api } from '../api.js';
+import { h, table, form, button, notify, errorText, yesNo, opt } from '../ui.js';
+
+export const title = 'Egress';
+
+const STATES = { not_started: 'not started' };
+
+function fields(t) {
+  return [
+    { name: 'name', label: 'Name', value: t?.name, required: true },
+    { name: 'url', label: 'RTMP URL', value: t?.url, placeholder: 'rtmp://a.rtmp.youtube.com/live2', required: true, help: 'rtmp:// or rtmps://, with the application' },
+    { name: 'key', label: 'Stream key', type: 'password', autocomplete: 'new-password', placeholder: t?.has_key ? 'unchanged' : '', help: t ? 'Leave empty to keep the stored key' : 'The destination\'s key; it cannot be read back' },
+    { name: 'mountpoint', label: 'Mountpoint', value: t?.mountpoint, required: true, help: 'Id or name of the mountpoint to send' },
+    { name: 'enabled', label: 'Enabled', type: 'checkbox', value: t ? t.enabled : true },
+  ];
+}
+
+function body(v, editing) {
+  const b = { name: v.name.trim(), url: v.url.trim(), mountpoint: v.mountpoint.trim(), enabled: v.enabled };
+  if (v.key !== '' || !editing) b.key = opt(v.key);
+  return b;
+}
+
+export async function render(root, ctx) {
+  const list = await api('GET', '/egress-targets');
+  const formSlot = h('div');
+  const showForm = t => {
+    const f = form(t ? `Edit egress ${t.name}` : 'New egress target', fields(t), t ? 'Save' : 'Create egress target', async v => {
+      if (t) await api('PUT', `/egress-targets/${t.id}`, body(v, true));
+      else await api('POST', '/egress-targets', body(v, false));
+      notify(t ? `Egress target ${v.name} saved.` : `Egress target ${v.name} created.`);
+      ctx.rerender();
+    }, t ? button('Cancel', () => showForm(null), 'secondary') : null);
+    formSlot.replaceChildren(f);
+    if (t) f.querySelector('input').focus();
+  };
+  const columns = [
+    { label: 'Name', cell: t => t.name },
+    { label: 'URL', cell: t => t.url },
+    { label: 'Key', cell: t => t.has_key ? 'set' : 'none' },
+    { label: 'Mountpoint', cell: t => t.mountpoint },
+    { label: 'Enabled', cell: t => yesNo(t.enabled) },
+    { label: 'State', cell: t => h('span', { class: 'badge other' }, STATES[t.state] || t.state) },
+  ];
+  if (ctx.admin) {
+    columns.push({ label: 'Actions', class: 'row-actions', cell: t => h('span', {},
+      button('Edit', () => showForm(t), 'secondary'),
+      button('Delete', async () => {
+        if (!confirm(`Delete egress target ${t.name}?`)) return;
+        try { await api('DELETE', `/egress-targets/${t.id}`); notify(`Egress target ${t.name} deleted.`); ctx.rerender(); }
+        catch (e) { notify(errorText(e), 'error'); }
+      }, 'danger')) });
+  }
+  root.append(
+    h('h1', {}, 'Egress targets'),
+    h('p', { class: 'lead' }, 'Where a mountpoint is re-published: a CDN or a platform\'s RTMP ingest. Restreaming is not running on this gateway yet, so every target is "not started".'),
+    table('Egress targets', columns, list, 'No egress targets yet.' + (ctx.admin ? ' Create the first one below.' : '')),
+  );
+  if (ctx.admin) { root.append(formSlot); showForm(null); }
+}
