@@ -95,8 +95,10 @@ impl Wanted {
     fn account(&self) -> Account {
         Account {
             registrar: self.registrar.clone(),
+            outbound_proxy: None,
             user: self.user.clone(),
-            password: self.password.clone(),
+            auth_user: None,
+            secret: bifrons_sip::DigestSecret::Password(self.password.clone()),
             domain: None,
             expires: self.expires,
         }
