@@ -6,8 +6,10 @@
 //!   the account's handles; its inbound calls go through the router.
 //! - [`RingingCall`]: an inbound call ringing several targets, first accept wins, unanswered
 //!   calls refused with the configured status.
+//! - [`listen`]: listen lines, accounts bound to a mountpoint whose calls hear its audio.
 
 mod lines;
+pub mod listen;
 mod ringing;
 mod routing;
 
