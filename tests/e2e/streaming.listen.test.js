@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startStreamingGateway, addKey, spawnProcess, waitLive, BIN } from './lib/streaming.js';
+import { startStreamingGateway, addKey, spawnProcess, waitLive, adminStreaming, BIN } from './lib/streaming.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 
 /** Waits until `test(text)` holds for the text of `read()`; returns it, or null after `ms`. */
@@ -27,7 +27,9 @@ describe('streaming listen line', () => {
   let gw;
   let kamailio;
   let bob;
+  let carol;
   let publisher;
+  let mountpointId;
   const gwLog = () => fs.readFileSync(gw.logFile, 'utf8');
 
   /** Runs the gateway's CLI on the test registry; `input` goes to stdin (secrets). */
@@ -44,12 +46,14 @@ describe('streaming listen line', () => {
   after(async () => {
     await publisher?.stop();
     await bob?.stop();
+    await carol?.stop();
     await gw?.stop();
     await kamailio?.stop();
   });
 
   it('a caller hears the mountpoint tone as G.711 until it hangs up', async () => {
     const { url, mountpoint } = addKey(gw, 'radio');
+    mountpointId = mountpoint;
     for (const [args, input] of [
       [['trunk', 'add', 'kam', '--registrar', kamailio.registrar, '--username', 'erin', '--password'], 'erinpw\n'],
       [['account', 'add', 'radio', '--trunk', 'kam', '--uri', kamailio.uri('erin')], ''],
@@ -97,12 +101,31 @@ describe('streaming listen line', () => {
     assert.match(line, /sinks=0/, 'the mountpoint has no sink left');
     assert.match(line, /active=0/);
 
-    const wav = bob.received();
+    // baresip writes the WAV header's length when the call's recording closes.
+    const wav = await waitFor(() => bob.received(), (w) => w && w.samples.length >= 4 * w.rate, 15000);
+    assert.ok(wav, `baresip's recording did not close:\n${bob.log().slice(-1500)}`);
     // Skip the first second (jitter buffer start-up), analyse the rest.
     const samples = wav.samples.slice(wav.rate);
     const a = analyze(samples, wav.rate);
     console.log(`# listen line: baresip heard ${samples.length} samples at ${wav.rate} Hz, rms ${a.rms.toFixed(0)}, peak ${a.peak}, dominant ${a.hz} Hz`);
     assert.ok(Math.abs(a.hz - 1000) <= 20, `dominant frequency ${a.hz} Hz`);
     assert.ok(a.rms > 1000, `rms ${a.rms}`);
+  });
+
+  it('destroying the mountpoint ends the call with a BYE from the gateway', async () => {
+    assert.ok(mountpointId, 'the first test set the mountpoint up');
+    // A fresh caller (baresip holds a second call of its own on some runs).
+    carol = await startBaresip({ kamailio, user: 'carol', toneHz: 440, codecs: 'PCMA' });
+    carol.command('dial', kamailio.uri('erin'));
+    assert.ok(await waitFor(gwLog, (l) => /listen call answered.*codec="PCMA"/.test(l), 20000),
+      `the second listen call was not answered:\n${gwLog().slice(-3000)}`);
+    const destroyed = await adminStreaming(gw, { request: 'destroy', id: mountpointId });
+    assert.equal(destroyed?.streaming, 'destroyed', JSON.stringify(destroyed));
+    const over = await waitFor(gwLog, (l) => l.includes('why=mountpoint destroyed: BYE sent'), 20000);
+    assert.ok(over, `no BYE after the mountpoint went:\n${gwLog().slice(-3000)}`);
+    console.log(`# ${over.split('\n').find((l) => l.includes('why=mountpoint destroyed')).trim()}`);
+    // The BYE went out to the caller through the proxy (its route set).
+    assert.ok(await waitFor(kamailio.log, (l) => /REQ BYE sip:carol\S* from erin/.test(l), 15000),
+      `kamailio relayed no BYE to the caller:\n${kamailio.log().split('\n').filter((l) => /REQ /.test(l)).join('\n')}`);
   });
 });

@@ -216,17 +216,22 @@ async fn serve(
     // nobody else means the mountpoint let go of it (destroyed).
     let _ = mountpoint.sink_count().await;
     let mut check = tokio::time::interval(MOUNTPOINT_CHECK);
+    // A BYE waits for the caller's ACK of our 200 (RFC 3261 §15).
+    let mut acknowledged = false;
     let why = loop {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(CallEvent::Ended(reason)) => break format!("call ended ({reason:?})"),
+                Ok(CallEvent::Answered) => acknowledged = true,
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break "call gone".to_string(),
             },
-            _ = check.tick() => {
+            _ = check.tick(), if acknowledged => {
                 if Arc::strong_count(&sink) == 1 || media.hub.get(&name).is_none() {
-                    let _ = ringing.call.hangup().await;
-                    break "mountpoint destroyed: BYE sent".to_string();
+                    break match ringing.call.hangup().await {
+                        Ok(()) => "mountpoint destroyed: BYE sent".to_string(),
+                        Err(e) => format!("mountpoint destroyed: BYE failed ({e})"),
+                    };
                 }
             }
         }
