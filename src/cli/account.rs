@@ -47,6 +47,13 @@ pub enum AccountCommand {
         /// What to change.
         #[command(flatten)]
         options: AccountOptions,
+        /// Make the account the listen line of the streaming mountpoint with this id: the
+        /// gateway registers it by itself and answers its calls with the mountpoint's audio.
+        #[arg(long, value_name = "MOUNTPOINT", conflicts_with = "no_listen")]
+        listen: Option<u64>,
+        /// Unbind the account from its mountpoint (an ordinary account again).
+        #[arg(long)]
+        no_listen: bool,
     },
     /// Delete an account.
     Rm {
@@ -151,8 +158,18 @@ async fn run_on(
                 page.offset += u64::from(page.limit);
             }
         }
-        AccountCommand::Edit { extension, options } => {
+        AccountCommand::Edit {
+            extension,
+            options,
+            listen,
+            no_listen,
+        } => {
             let account = find(storage, &extension).await?;
+            if let Some(mountpoint) = listen {
+                if !mountpoint_known(storage, mountpoint).await? {
+                    bail!("no streaming mountpoint {mountpoint} (neither permanent nor fed by a stream key)");
+                }
+            }
             let mut spec = account.spec.clone();
             if let Some(t) = &options.trunk {
                 spec.trunk_id = trunk_id(storage, t).await?;
@@ -167,6 +184,18 @@ async fn run_on(
                 spec.voicemail_enabled = v;
             }
             storage.accounts().update(account.id, &spec).await?;
+            if let Some(mountpoint) = listen {
+                storage
+                    .accounts()
+                    .set_listen_mountpoint(account.id, Some(mountpoint))
+                    .await?;
+                println!("account {extension:?} is the listen line of mountpoint {mountpoint}");
+            } else if no_listen {
+                storage
+                    .accounts()
+                    .set_listen_mountpoint(account.id, None)
+                    .await?;
+            }
             println!("updated account {extension:?}");
         }
         AccountCommand::Rm { extension } => {
@@ -187,4 +216,23 @@ async fn run_on(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `id` names a mountpoint the registry knows: a permanent one, or one a stream key
+/// feeds (created on the key's first publish).
+async fn mountpoint_known(storage: &Storage, id: u64) -> anyhow::Result<bool> {
+    if storage.mountpoints().exists(id).await? {
+        return Ok(true);
+    }
+    let mut page = Page::first(Page::MAX_LIMIT);
+    loop {
+        let keys = storage.stream_keys().list(page).await?;
+        if keys.iter().any(|k| k.mountpoint_id() == id) {
+            return Ok(true);
+        }
+        if keys.len() < page.limit as usize {
+            return Ok(false);
+        }
+        page.offset += u64::from(page.limit);
+    }
 }

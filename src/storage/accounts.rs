@@ -322,6 +322,61 @@ impl<'a> Accounts<'a> {
         }
     }
 
+    /// Binds the account to the streaming mountpoint `mountpoint` (its id) as a listen line,
+    /// or unbinds it (`None`): the gateway opens the line of a bound account by itself and
+    /// answers its inbound calls with the mountpoint's audio. `Invalid` for 0 or an id above
+    /// 2^63 - 1, `NotFound` when the account does not exist. Whether the mountpoint exists is
+    /// the caller's check (mountpoints live in two tables, see [`super::Mountpoints`]).
+    pub async fn set_listen_mountpoint(
+        &self,
+        id: AccountId,
+        mountpoint: Option<u64>,
+    ) -> Result<()> {
+        let value = match mountpoint {
+            None => None,
+            Some(m) => Some(i64::try_from(m).ok().filter(|m| *m > 0).ok_or_else(|| {
+                StorageError::Invalid {
+                    field: "listen mountpoint",
+                    reason: "an id from 1 to 2^63 - 1".into(),
+                }
+            })?),
+        };
+        let done = with_pool!(self.pool, p => {
+            sqlx::query("UPDATE sip_accounts SET listen_mountpoint = $1 WHERE id = $2")
+                .bind(value)
+                .bind(id.0)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(StorageError::classify(ENTITY))?;
+        if done == 0 {
+            return Err(StorageError::NotFound { entity: ENTITY });
+        }
+        Ok(())
+    }
+
+    /// The accounts bound to a mountpoint as listen lines, by id, each with its mountpoint id.
+    pub async fn listen_lines(&self) -> Result<Vec<(Account, u64)>> {
+        #[derive(FromRow)]
+        struct ListenRow {
+            #[sqlx(flatten)]
+            account: Row,
+            listen_mountpoint: i64,
+        }
+        let sql = format!(
+            "SELECT {COLUMNS}, listen_mountpoint FROM sip_accounts \
+             WHERE listen_mountpoint IS NOT NULL ORDER BY id"
+        );
+        let rows: Vec<ListenRow> =
+            with_pool!(self.pool, p => sqlx::query_as(&sql).fetch_all(p).await)
+                .map_err(StorageError::classify(ENTITY))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.account.into(), r.listen_mountpoint.unsigned_abs()))
+            .collect())
+    }
+
     /// Deletes an account; `NotFound` when there is none.
     pub async fn delete(&self, id: AccountId) -> Result<()> {
         delete_by_id(self.pool, "sip_accounts", id.0, ENTITY).await

@@ -40,6 +40,7 @@ pub mod events;
 pub mod handle;
 mod incoming;
 mod leg;
+mod listen_lines;
 pub mod media;
 mod recording;
 mod register;
@@ -106,6 +107,18 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             shared.service.router.clone(),
             host.shutdown.clone(),
         );
+        tokio::spawn(listen_lines::keep_listen_lines(
+            shared.clone(),
+            crate::services::sip::listen::ListenMedia {
+                hub: host.services.streams.clone(),
+                workers: host.services.workers.clone(),
+                rtp_ip: shared.config.local_ip,
+                rtp_ports: shared.config.rtp_port_min..=shared.config.rtp_port_max,
+            },
+            (shared.config.registry_poll > 0)
+                .then(|| std::time::Duration::from_secs(shared.config.registry_poll)),
+            host.shutdown.clone(),
+        ));
         Ok(RegisteredPlugin::new(SipPlugin {
             descriptor: PluginDescriptor {
                 package: "janus.plugin.sip",

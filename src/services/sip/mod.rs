@@ -8,8 +8,10 @@
 //!   reported per trunk on the live view, re-applied when the registry changes.
 //! - [`RingingCall`]: an inbound call ringing several targets, first accept wins, unanswered
 //!   calls refused with the configured status.
+//! - [`listen`]: listen lines, accounts bound to a mountpoint whose calls hear its audio.
 
 mod lines;
+pub mod listen;
 mod ringing;
 mod routing;
 mod trunk_lines;
