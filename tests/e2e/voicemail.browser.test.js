@@ -6,95 +6,14 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { launchChromium } from './lib/browser.js';
 import { startGateway } from './lib/gateway.js';
+import { openHandle, probe, rows, waitEvent, waitSent } from './lib/voicemail.js';
 
 const MAX_SECONDS = 5;
-
-/** Rows of `recordings` as objects (sqlite3 in JSON mode). */
-function rows(db, where = "kind = 'voicemail'") {
-  const out = spawnSync('sqlite3', ['-json', db,
-    `SELECT id, kind, owner, caller, file_path, codec, duration_ms, size_bytes, heard FROM recordings WHERE ${where}`],
-  { encoding: 'utf8' });
-  assert.equal(out.status, 0, out.stderr);
-  return out.stdout.trim() ? JSON.parse(out.stdout) : [];
-}
-
-/** ffprobe's duration (s) and codec of `file`. */
-function probe(file) {
-  const out = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration:stream=codec_name',
-    '-of', 'json', file], { encoding: 'utf8' });
-  const info = JSON.parse(out.stdout || '{}');
-  return { duration: Number(info.format?.duration), codec: info.streams?.[0]?.codec_name, stderr: out.stderr };
-}
-
-/**
- * In the page: a janus.js session over HTTP long poll and a voicemail handle. Every event,
- * JSEP and webrtc state goes to `window.vm[name]`; `send(name, body, withOffer)` sends a
- * request, with a fresh audio-only offer when asked.
- */
-async function openHandle(page, name) {
-  return page.evaluate(async (name) => {
-    if (!window.Janus) {
-      const { default: Janus } = await import('/demos/janus.js');
-      await new Promise((resolve) => Janus.init({ debug: false, callback: resolve }));
-      window.Janus = Janus;
-      window.vm = {};
-      window.send = (n, message, withOffer) => new Promise((resolve, reject) => {
-        const h = window.vm[n].handle;
-        if (!withOffer) {
-          h.send({ message, success: resolve, error: (e) => reject(new Error(String(e))) });
-          return;
-        }
-        h.createOffer({
-          tracks: [{ type: 'audio', capture: true, recv: false }],
-          success: (jsep) => h.send({ message, jsep, success: resolve, error: (e) => reject(new Error(String(e))) }),
-          error: (e) => reject(new Error(String(e))),
-        });
-      });
-    }
-    const janus = await new Promise((resolve, reject) => {
-      const j = new window.Janus({ server: '/janus', iceServers: [], success: () => resolve(j), error: (e) => reject(new Error(String(e))) });
-    });
-    const st = { events: [], answers: 0, webrtcup: false, detached: false, janus };
-    window.vm[name] = st;
-    st.handle = await new Promise((resolve, reject) => {
-      janus.attach({
-        plugin: 'janus.plugin.voicemail',
-        success: resolve,
-        error: (e) => reject(new Error(String(e))),
-        webrtcState: (on) => { if (on) st.webrtcup = true; },
-        ondetached: () => { st.detached = true; },
-        onmessage: (msg, jsep) => {
-          st.events.push(msg);
-          if (jsep) {
-            st.answers++;
-            st.handle.handleRemoteJsep({ jsep });
-          }
-        },
-      });
-    });
-    return st.handle.getId();
-  }, name);
-}
-
-const eventsOf = (page, name) => page.evaluate((n) => window.vm[n].events, name);
-
-/** Waits (hang guard only) until an event of handle `name` satisfies `pred`. */
-async function waitEvent(page, name, pred, what, timeoutMs = 60000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const events = await eventsOf(page, name);
-    const found = events.find(pred);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`${what} not seen within ${timeoutMs} ms: ${JSON.stringify(events)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('voicemail plugin with janus.js in Chromium', () => {
   let gw;
@@ -172,12 +91,7 @@ describe('voicemail plugin with janus.js in Chromium', () => {
     await page.evaluate(() => window.send('b', { request: 'record', mailbox: '1001' }, true));
     await waitEvent(page, 'b', (e) => e.status === 'started', 'started');
     // Some audio first (the packet clock, not a timer, is what is checked).
-    await page.waitForFunction(async () => {
-      const stats = await window.vm.b.handle.webrtcStuff.pc.getStats();
-      let sent = 0;
-      stats.forEach((r) => { if (r.type === 'outbound-rtp' && r.kind === 'audio') sent = r.packetsSent; });
-      return sent > 50;
-    }, null, { timeout: 30000, polling: 200 });
+    await waitSent(page, 'b', 50);
     await page.evaluate(() => window.send('b', { request: 'stop' }, false));
     const done = await waitEvent(page, 'b', (e) => e.status === 'done' || e.error_code, 'done');
     assert.equal(done.status, 'done', JSON.stringify(done));

@@ -50,9 +50,18 @@ struct Shared {
     config: VoicemailConfig,
 }
 
-/// Starts the plugin with `[voicemail]` and the host's recording service.
+/// Starts the plugin with `[voicemail]` and the host's recording service, after the recovery
+/// pass has filled in the rows of messages a crash cut short.
 pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlugin>> {
     Box::pin(async {
+        let fixed = crate::services::voicemail::recover_interrupted(
+            &host.storage,
+            host.services.recording.dir(),
+        )
+        .await?;
+        if fixed > 0 {
+            tracing::info!(messages = fixed, "voicemail recovery pass done");
+        }
         Ok(RegisteredPlugin::new(Voicemail::new(
             host.services.recording.clone(),
             host.storage.clone(),
