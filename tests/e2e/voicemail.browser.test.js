@@ -101,24 +101,82 @@ describe('voicemail plugin with janus.js in Chromium', () => {
     assert.equal(row.size_bytes, fs.statSync(path.join(recDir, row.file_path)).size);
   });
 
-  it('answers wrong requests with the VoiceMail codes', async () => {
+  it('answers wrong requests with the VoiceMail codes while another message is recorded', async () => {
+    // Handle d records through all of it and must still be saved whole.
+    await openHandle(page, 'd');
+    await page.evaluate(() => window.send('d', { request: 'record', mailbox: 'busy' }, true));
+    await waitEvent(page, 'd', (e) => e.status === 'started', 'started');
+
     await openHandle(page, 'c');
     const expect = async (body, withOffer, code) => {
       await page.evaluate(() => { window.vm.c.events = []; });
       await page.evaluate(([b, o]) => window.send('c', b, o), [body, withOffer]);
       const ev = await waitEvent(page, 'c', (e) => e.error_code || e.status, `error ${code}`);
       assert.equal(ev.error_code, code, `${JSON.stringify(body)}: ${JSON.stringify(ev)}`);
+      assert.equal(typeof ev.error, 'string');
     };
-    await expect({ request: 'record' }, false, 463);
-    await expect({ request: 'stop' }, false, 468);
-    await expect({ request: 'update' }, false, 463);
-    await expect({ request: 'dance' }, false, 462);
-    await expect({ nothing: 1 }, false, 463);
-    await expect({ request: 7 }, false, 464);
-    await expect({ request: 'record', caller: 12 }, true, 464);
-    await expect({ request: 'record', mailbox: '' }, true, 464);
-    // The handle still works after all of these.
+    const cases = [
+      [{ request: 'record' }, false, 463],
+      [{ request: 'RECORD' }, false, 463],
+      [{ request: 'stop' }, false, 468],
+      [{ request: 'update' }, false, 463],
+      [{ request: 'update' }, true, 468],
+      [{ request: 'dance' }, false, 462],
+      [{ request: '' }, false, 462],
+      [{ nothing: 1 }, false, 463],
+      [{ request: 7 }, false, 464],
+      [{ request: null }, false, 464],
+      [{ request: ['record'] }, false, 464],
+      [{ request: 'record', caller: 12 }, true, 464],
+      [{ request: 'record', caller: 'x'.repeat(257) }, true, 464],
+      [{ request: 'record', mailbox: '' }, true, 464],
+      [{ request: 'record', mailbox: 'm'.repeat(65) }, true, 464],
+      [{ request: 'record', mailbox: 42 }, true, 464],
+    ];
+    for (const [body, withOffer, code] of cases) await expect(body, withOffer, code);
+    console.log(`# ${cases.length} bad requests answered with their codes`);
+    // The handle still works after all of these...
     await page.evaluate(() => window.send('c', { request: 'record' }, true));
     await waitEvent(page, 'c', (e) => e.status === 'starting', 'starting after errors');
+    // ... and d's message is saved whole.
+    await page.evaluate(() => window.send('d', { request: 'stop' }, false));
+    const done = await waitEvent(page, 'd', (e) => e.status === 'done' || e.error_code, 'done');
+    assert.equal(done.status, 'done', JSON.stringify(done));
+    const [row] = rows(db, `id = ${done.id}`);
+    assert.equal(row.owner, 'busy');
+    assert.ok(row.duration_ms > 0 && row.size_bytes === fs.statSync(path.join(recDir, row.file_path)).size, JSON.stringify(row));
+  });
+
+  it('the demo page leaves a message', async () => {
+    const demo = await browser.newPage();
+    try {
+      await demo.goto(gw.httpUrl.replace(/\/janus$/, '/demos/'));
+      const link = demo.locator('#demos tr[data-plugin="janus.plugin.voicemail"] a');
+      assert.equal(await link.getAttribute('href'), '/demos/voicemail.html');
+      await demo.waitForFunction(() => document.querySelector('#demos tr[data-plugin="janus.plugin.voicemail"] .have')?.textContent === 'loaded');
+      await link.click();
+      await demo.waitForFunction(() => window.demo?.state === 'idle', null, { timeout: 20000 });
+      await demo.fill('#caller', 'Demo visitor');
+      await demo.click('#record');
+      await demo.waitForFunction(() => window.demo.state === 'recording', null, { timeout: 30000 });
+      // Audio written (the file past its header pages) before Stop.
+      const [open] = rows(db, "caller = 'Demo visitor'");
+      const file = path.join(recDir, open.file_path);
+      const deadline = Date.now() + 30000;
+      while (fs.statSync(file).size < 2000) {
+        assert.ok(Date.now() < deadline, `demo message stays at ${fs.statSync(file).size} bytes`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await demo.click('#stop');
+      await demo.waitForFunction(() => window.demo.state === 'done', null, { timeout: 30000 });
+      const done = await demo.evaluate(() => window.demo.done);
+      assert.equal(await demo.locator('#message-id').textContent(), `#${done.id}`);
+      const [row] = rows(db, `id = ${done.id}`);
+      assert.equal(row.caller, 'Demo visitor');
+      assert.ok(row.duration_ms > 0, JSON.stringify(row));
+      assert.equal(await demo.locator('#error').isHidden(), true);
+    } finally {
+      await demo.close();
+    }
   });
 });
