@@ -536,6 +536,9 @@ pub struct VoicemailConfig {
     /// Prefix of the `recording` URL of the `done` event (Janus' `base`); the file's name
     /// follows it. Default `/voicemail/`.
     pub base_url: String,
+    /// Seconds of silence after which the answering machine ends a SIP caller's message;
+    /// 0 = never. Default 5.
+    pub silence_seconds: u32,
 }
 
 impl Default for VoicemailConfig {
@@ -545,6 +548,7 @@ impl Default for VoicemailConfig {
             max_seconds: 10,
             max_bytes: 0,
             base_url: "/voicemail/".into(),
+            silence_seconds: 5,
         }
     }
 }

@@ -62,6 +62,16 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
         if fixed > 0 {
             tracing::info!(messages = fixed, "voicemail recovery pass done");
         }
+        let machine = Arc::new(crate::services::voicemail::AnsweringMachine::new(
+            host.storage.clone(),
+            host.services.recording.clone(),
+            host.services.workers.clone(),
+            host.config.voicemail.clone(),
+        ));
+        host.services
+            .sip
+            .router
+            .set_unanswered_hook(Arc::new(machine));
         Ok(RegisteredPlugin::new(Voicemail::new(
             host.services.recording.clone(),
             host.storage.clone(),

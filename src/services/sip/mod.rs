@@ -13,7 +13,9 @@ mod routing;
 
 use crate::web::panel::status::StatusBoard;
 pub use lines::{AccountLine, LinePool, LineRouting, LineSpec};
-pub use ringing::{RingState, RingingCall, Unanswered};
+pub use ringing::{
+    RingState, RingingCall, Unanswered, UnansweredCall, UnansweredHook, MAILBOX_TARGET,
+};
 
 pub use routing::{
     CallTarget, InboundCall, InboundMessage, InboundRouter, Route, RouteGuard, TargetKind,

@@ -99,6 +99,7 @@ pub struct InboundRouter {
     table: Arc<Mutex<Table>>,
     fallback: Mutex<Option<Arc<dyn CallTarget>>>,
     next_id: AtomicU64,
+    unanswered: Mutex<Option<Arc<dyn super::UnansweredHook>>>,
 }
 
 /// Keeps a registration alive; dropping it unregisters the target.
@@ -125,6 +126,19 @@ impl Drop for RouteGuard {
 }
 
 impl InboundRouter {
+    /// Sets where unanswered calls go before they are refused (the voicemail service).
+    pub fn set_unanswered_hook(&self, hook: Arc<dyn super::UnansweredHook>) {
+        *self.unanswered.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// The hook set by [`InboundRouter::set_unanswered_hook`], if any.
+    pub fn unanswered_hook(&self) -> Option<Arc<dyn super::UnansweredHook>> {
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Registers `target` for `extension` until the returned guard is dropped.
     pub fn register(&self, extension: &str, target: Arc<dyn CallTarget>) -> RouteGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -4,3 +4,8 @@
 pub mod recovery;
 
 pub use recovery::{recover_interrupted, scan_ogg_opus, OggExtent};
+
+pub mod encoder;
+pub mod machine;
+
+pub use machine::AnsweringMachine;
