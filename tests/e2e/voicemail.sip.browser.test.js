@@ -124,6 +124,15 @@ describe('voicemail answering machine for SIP calls', () => {
     // The tab heard the call was taken elsewhere (by the mailbox), not a missed call left ringing.
     await until(async () => (await page.evaluate(() => window.eventsOf('tab'))).some((e) => e.event === 'hangup'), 'tab stops ringing');
 
+    // Message waiting: the account's registered tab gets a `voicemail` event.
+    const vm = await until(async () => (await page.evaluate(() => window.eventsOf('tab'))).find((e) => e.event === 'voicemail'), 'voicemail event');
+    console.log(`# message waiting event: ${JSON.stringify(vm)}`);
+    assert.equal(vm.result.account, '100');
+    assert.equal(vm.result.id, row.id);
+    assert.equal(vm.result.new, 1);
+    assert.equal(vm.result.total, 1);
+    assert.match(vm.result.caller, /bob/);
+
     // The message holds bob's 440 Hz tone: decode it with ffmpeg to 8 kHz PCM and measure.
     const pcm = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 's16le', '-ac', '1', '-ar', '8000', '-'], { maxBuffer: 64 << 20 });
     const samples = [];

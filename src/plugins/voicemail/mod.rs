@@ -64,6 +64,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
         }
         let machine = Arc::new(crate::services::voicemail::AnsweringMachine::new(
             host.storage.clone(),
+            host.services.sip.router.clone(),
             host.services.recording.clone(),
             host.services.workers.clone(),
             host.config.voicemail.clone(),

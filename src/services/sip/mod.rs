@@ -19,6 +19,7 @@ pub use ringing::{
 
 pub use routing::{
     CallTarget, InboundCall, InboundMessage, InboundRouter, Route, RouteGuard, TargetKind,
+    VoicemailNotice,
 };
 
 /// The SIP service, started once at boot.

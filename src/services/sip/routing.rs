@@ -37,6 +37,21 @@ pub struct InboundMessage {
     pub body: Vec<u8>,
 }
 
+/// A message landed in an extension's mailbox (message waiting, RFC 3842's idea for browsers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailNotice {
+    /// The mailbox's extension.
+    pub extension: String,
+    /// The new message's `recordings` row id.
+    pub recording_id: i64,
+    /// The caller's URI.
+    pub caller: String,
+    /// Unheard messages in the mailbox now.
+    pub new: i64,
+    /// Messages in the mailbox now.
+    pub total: i64,
+}
+
 /// What kind of feature a target is, for the Admin API and the panel's live view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
@@ -70,6 +85,12 @@ pub trait CallTarget: Send + Sync {
     fn message(&self, message: &InboundMessage) -> bool {
         let _ = message;
         false
+    }
+
+    /// Tells the target a message landed in its extension's mailbox. Must not block.
+    /// Default: nothing (only browsers show message waiting).
+    fn voicemail(&self, notice: &VoicemailNotice) {
+        let _ = notice;
     }
 }
 
@@ -219,6 +240,18 @@ impl InboundRouter {
     pub fn dispatch_message(&self, message: &InboundMessage) -> usize {
         match self.route(&message.extension) {
             Some(Route::Ring(targets)) => targets.iter().filter(|t| t.message(message)).count(),
+            _ => 0,
+        }
+    }
+
+    /// Tells every target registered for the notice's extension about a new mailbox message;
+    /// returns how many targets were told.
+    pub fn dispatch_voicemail(&self, notice: &VoicemailNotice) -> usize {
+        match self.route(&notice.extension) {
+            Some(Route::Ring(targets)) => {
+                targets.iter().for_each(|t| t.voicemail(notice));
+                targets.len()
+            }
             _ => 0,
         }
     }

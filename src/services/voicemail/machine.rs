@@ -16,9 +16,9 @@ use tokio::sync::{broadcast, oneshot};
 use super::encoder::{EncoderInput, MessageEncoder};
 use crate::config::VoicemailConfig;
 use crate::services::recording::RecordingService;
-use crate::services::sip::{UnansweredCall, UnansweredHook};
+use crate::services::sip::{InboundRouter, UnansweredCall, UnansweredHook, VoicemailNotice};
 use crate::services::workers::{input_queue, InputSender, PushError, WorkerPool};
-use crate::storage::{RecordingKind, Storage};
+use crate::storage::{RecordingFilter, RecordingKind, Storage};
 
 /// Frequency of the default greeting tone, Hz.
 pub const GREETING_HZ: f64 = 600.0;
@@ -60,6 +60,7 @@ fn ulaw_tone(hz: f64, seconds: f64) -> Vec<u8> {
 /// The answering machine, shared by every mailbox call.
 pub struct AnsweringMachine {
     storage: Storage,
+    router: Arc<InboundRouter>,
     recording: RecordingService,
     workers: Arc<WorkerPool>,
     config: VoicemailConfig,
@@ -69,15 +70,17 @@ pub struct AnsweringMachine {
 
 impl AnsweringMachine {
     /// A machine recording into `recording` (folder `[voicemail] folder`), encoding on
-    /// `workers`, with the default greeting (a [`GREETING_HZ`] tone) and beep.
+    /// `workers`, telling the extension's targets on `router` when a message lands, with the default greeting (a [`GREETING_HZ`] tone) and beep.
     pub fn new(
         storage: Storage,
+        router: Arc<InboundRouter>,
         recording: RecordingService,
         workers: Arc<WorkerPool>,
         config: VoicemailConfig,
     ) -> Self {
         Self {
             storage,
+            router,
             recording,
             workers,
             config,
@@ -203,18 +206,43 @@ impl AnsweringMachine {
             let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
         }
         match recorder.finish().await {
-            Ok(row) => tracing::info!(
-                recording = %row.id,
-                mailbox = %call.callee,
-                caller = %caller,
-                duration_ms = row.meta.duration_ms,
-                ?end,
-                "mailbox message saved"
-            ),
+            Ok(row) => {
+                tracing::info!(
+                    recording = %row.id,
+                    mailbox = %call.callee,
+                    caller = %caller,
+                    duration_ms = row.meta.duration_ms,
+                    ?end,
+                    "mailbox message saved"
+                );
+                self.notify(&call.callee, row.id.0, &caller).await;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, mailbox = %call.callee, "mailbox message not saved")
             }
         }
+    }
+
+    /// Message waiting: tells the extension's registered targets (browsers) how many
+    /// messages its mailbox holds now.
+    async fn notify(&self, extension: &str, recording_id: i64, caller: &str) {
+        let recordings = self.storage.recordings();
+        let mut filter = RecordingFilter {
+            kind: Some(RecordingKind::Voicemail),
+            owner: Some(extension.to_owned()),
+            heard: None,
+        };
+        let total = recordings.count(&filter).await.unwrap_or(0);
+        filter.heard = Some(false);
+        let new = recordings.count(&filter).await.unwrap_or(0);
+        let told = self.router.dispatch_voicemail(&VoicemailNotice {
+            extension: extension.to_owned(),
+            recording_id,
+            caller: caller.to_owned(),
+            new,
+            total,
+        });
+        tracing::info!(mailbox = %extension, new, total, told, "message waiting");
     }
 
     /// Feeds the caller's audio to the encoder until the message ends.
