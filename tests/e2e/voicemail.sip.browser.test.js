@@ -2,7 +2,8 @@
 // registry account with voicemail on, through kamailio. The account's browser tab rings and
 // does not answer; after the ring timeout the mailbox answers: bob hears the greeting (its
 // recording's dominant frequency is the 600 Hz greeting tone), is recorded, hangs up; the
-// message is an Ogg/Opus file with the caller's tone and a row with bob's caller id.
+// message is an Ogg/Opus file with the caller's tone and a row with bob's caller id; the tab
+// gets the `voicemail` event. A second call the tab declines lands there too and ends on `#`.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -147,4 +148,25 @@ describe('voicemail answering machine for SIP calls', () => {
     console.log(`# bob heard: peak ${a.peak}, rms ${a.rms.toFixed(0)}, dominant ${a.hz} Hz`);
     assert.ok(Math.abs(a.hz - 600) <= 15, `greeting tone, got ${a.hz} Hz`);
   });
+
+  it('a call every tab declines goes to the mailbox too, and # ends the message', async () => {
+    const from = (await page.evaluate(() => window.eventsOf('tab'))).length;
+    bob.command('dial', kamailio.uri('dave'));
+    await until(async () => (await page.evaluate(() => window.eventsOf('tab'))).slice(from).some((e) => e.event === 'incomingcall'), 'the tab rings');
+    await page.evaluate(() => window.sendRequest('tab', { request: 'decline' }));
+    const [open] = await until(() => { const r = rows(db, "kind = 'voicemail' AND size_bytes = 0"); return r.length ? r : null; }, 'second message started', 30000);
+    const file = path.join(recDir, open.file_path);
+    await until(() => fs.existsSync(file) && fs.statSync(file).size > 4000, 'message audio written', 30000);
+    // bob presses # (RFC 4733) and stays on the line: the mailbox ends the message and hangs up.
+    bob.command('sndcode', '#');
+    const [row] = await until(() => { const r = rows(db, `id = ${open.id}`); return r[0]?.size_bytes > 0 ? r : null; }, 'message saved after #', 30000);
+    const log = fs.readFileSync(gw.logFile, 'utf8');
+    assert.match(log, /mailbox recording ended end=Hash/);
+    assert.ok(log.split('\n').some((l) => /why=AllDeclined/.test(l)), 'taken after the decline');
+    console.log(`# message after decline: ${row.duration_ms} ms, ${row.size_bytes} bytes, ended by #`);
+    const vm = await until(async () => (await page.evaluate(() => window.eventsOf('tab'))).slice(from).find((e) => e.event === 'voicemail'), 'second voicemail event');
+    assert.equal(vm.result.new, 2);
+    assert.equal(vm.result.total, 2);
+  });
 });
+
