@@ -71,6 +71,8 @@ pub struct Config {
     pub audiobridge: AudioBridgeConfig,
     /// `[sip]`: the SIP plugin (addresses, RTP ports, registration, unanswered calls).
     pub sip: SipConfig,
+    /// `[voicemail]`: the voicemail plugin and mailboxes.
+    pub voicemail: VoicemailConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -518,6 +520,39 @@ pub struct AudioBridgeConfig {
     pub string_ids: bool,
 }
 
+/// `[voicemail]`: `janus.plugin.voicemail` (Janus ≤ 1.1.2's `path`/`base`, plus limits).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoicemailConfig {
+    /// Folder of the messages, relative to `[recordings] dir` (Janus' `path`). Default
+    /// `voicemail`.
+    pub folder: String,
+    /// Longest message, seconds of recorded audio (RTP clock); the recording stops by itself
+    /// then (Janus: 10 s, fixed). 1..=3600.
+    pub max_seconds: u32,
+    /// Largest message file, bytes of Opus payload; the recording stops by itself then.
+    /// 0 = no limit.
+    pub max_bytes: u64,
+    /// Prefix of the `recording` URL of the `done` event (Janus' `base`); the file's name
+    /// follows it. Default `/voicemail/`.
+    pub base_url: String,
+    /// Seconds of silence after which the answering machine ends a SIP caller's message;
+    /// 0 = never. Default 5.
+    pub silence_seconds: u32,
+}
+
+impl Default for VoicemailConfig {
+    fn default() -> Self {
+        Self {
+            folder: "voicemail".into(),
+            max_seconds: 10,
+            max_bytes: 0,
+            base_url: "/voicemail/".into(),
+            silence_seconds: 5,
+        }
+    }
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -537,6 +572,7 @@ const SECTIONS: &[&str] = &[
     "whep",
     "audiobridge",
     "sip",
+    "voicemail",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
@@ -723,6 +759,14 @@ impl Config {
         }
         if ![480, 486].contains(&self.sip.unanswered_code) {
             return Err("sip.unanswered_code: 480 or 486".into());
+        }
+        if !(1..=3600).contains(&self.voicemail.max_seconds) {
+            return Err("voicemail.max_seconds: 1 to 3600".into());
+        }
+        if crate::storage::validate::relative_path("voicemail.folder", &self.voicemail.folder)
+            .is_err()
+        {
+            return Err("voicemail.folder: a relative path without '..'".into());
         }
         if self.workers.threads > MAX_WORKER_THREADS {
             return Err(format!(

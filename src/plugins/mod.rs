@@ -61,6 +61,7 @@ mod host;
 pub mod registry;
 pub mod sip;
 pub mod streaming;
+pub mod voicemail;
 
 use std::sync::Arc;
 

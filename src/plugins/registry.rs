@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::erased::DynPlugin;
 use super::host::RegisteredPlugin;
-use super::{audiobridge, echotest, sip, streaming, PluginDescriptor, PluginFactory, PluginHost};
+use super::{
+    audiobridge, echotest, sip, streaming, voicemail, PluginDescriptor, PluginFactory, PluginHost,
+};
 
 /// What a plugin made of an Admin API `message_plugin`.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +38,7 @@ impl PluginRegistry {
             sip::factory,
             streaming::factory,
             audiobridge::factory,
+            voicemail::factory,
         ]
     }
 

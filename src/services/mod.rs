@@ -30,6 +30,7 @@ pub mod rooms;
 pub mod sinks;
 pub mod sip;
 pub mod streams;
+pub mod voicemail;
 pub mod workers;
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ const STREAMING: &str = include_str!("pages/streaming.html");
 const WHEP: &str = include_str!("pages/whep.html");
 const AUDIOBRIDGE: &str = include_str!("pages/audiobridge.html");
 const SIPTEST: &str = include_str!("pages/siptest.html");
+const VOICEMAIL: &str = include_str!("pages/voicemail.html");
 
 /// janus.js 1.4.2 as shipped on npm (`janus-gateway`, `npm/dist/janus.es.js`), MIT.
 pub const EMBEDDED_JANUS_JS: &[u8] = include_bytes!("assets/janus.es.js");
@@ -88,6 +89,7 @@ pub async fn serve(config: &Config, path: &str) -> Response {
         "/demos/whep.html" => html(WHEP),
         "/demos/audiobridge.html" => html(AUDIOBRIDGE),
         "/demos/siptest.html" => html(SIPTEST),
+        "/demos/voicemail.html" => html(VOICEMAIL),
         "/demos/config.json" => (
             [
                 (header::CONTENT_TYPE, "application/json"),

@@ -17,6 +17,7 @@ use super::{events, incoming, Op, Shared};
 use crate::plugins::HandleRef;
 use crate::services::sip::{
     CallTarget, InboundCall, InboundMessage, LineRouting, LineSpec, RingingCall, TargetKind,
+    VoicemailNotice,
 };
 
 /// The same answer for an unknown account and a wrong secret, so accounts cannot be probed.
@@ -59,6 +60,24 @@ impl CallTarget for HandleTarget {
             None,
         );
         true
+    }
+
+    /// Message waiting: `{"sip":"event","result":{"event":"voicemail",...}}`.
+    fn voicemail(&self, notice: &VoicemailNotice) {
+        if let Some(ctx) = self.ctx.upgrade() {
+            ctx.push_event(
+                None,
+                serde_json::json!({ "sip": "event", "result": {
+                    "event": "voicemail",
+                    "account": notice.extension,
+                    "id": notice.recording_id,
+                    "caller": notice.caller,
+                    "new": notice.new,
+                    "total": notice.total,
+                }}),
+                None,
+            );
+        }
     }
 
     fn ring(&self, _call: &InboundCall, ringing: &Arc<RingingCall>) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bifrons_sip::{Account, SipError, Ua, UaConfig, UaEvent, UaEvents};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::ringing::RingingCall;
+use super::ringing::{RingingCall, Unanswered};
 use super::routing::{InboundCall, InboundMessage, InboundRouter};
 use crate::storage::Timestamp;
 use crate::web::panel::status::{RegistrationState, SipRegistration, StatusBoard};
@@ -268,6 +268,7 @@ async fn route_calls(
             None => return,
             Some(UaEvent::IncomingCall(call)) => {
                 let ringing = RingingCall::new(call, &extension, routing.unanswered_code);
+                ringing.set_hook(routing.router.unanswered_hook());
                 let offered = routing.router.dispatch_ringing(
                     &InboundCall {
                         extension: extension.clone(),
@@ -276,6 +277,10 @@ async fn route_calls(
                     },
                     &ringing,
                 );
+                if offered == 0 && ringing.to_mailbox(Unanswered::NobodyRegistered).await {
+                    tokio::spawn(ringing.pump(routing.ring_timeout));
+                    continue;
+                }
                 if offered == 0 {
                     tracing::info!(%extension, caller = %ringing.caller, code = routing.unanswered_code, "inbound call unanswered: nobody registered");
                     let _ = ringing.call.reject(routing.unanswered_code).await;

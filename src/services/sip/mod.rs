@@ -18,11 +18,14 @@ mod trunk_lines;
 
 use crate::web::panel::status::StatusBoard;
 pub use lines::{AccountLine, LinePool, LineRouting, LineSpec};
-pub use ringing::{RingState, RingingCall, Unanswered};
+pub use ringing::{
+    RingState, RingingCall, Unanswered, UnansweredCall, UnansweredHook, MAILBOX_TARGET,
+};
 pub use trunk_lines::TrunkLines;
 
 pub use routing::{
     CallTarget, InboundCall, InboundMessage, InboundRouter, Route, RouteGuard, TargetKind,
+    VoicemailNotice,
 };
 
 /// The SIP service, started once at boot.

@@ -32,6 +32,37 @@ pub enum Unanswered {
     AllDeclined,
     /// Nobody answered within the ring timeout.
     Timeout,
+    /// Nobody was registered for the extension.
+    NobodyRegistered,
+}
+
+/// The ring-phase value of a call the mailbox took: [`RingState::Taken`] by this target id
+/// (handle ids are never 0).
+pub const MAILBOX_TARGET: u64 = 0;
+
+/// An unanswered inbound call handed to the [`UnansweredHook`]: answer it, hang it up through
+/// `call`; `events` carries its later SIP events (DTMF, INFO, the end).
+pub struct UnansweredCall {
+    /// The SIP call.
+    pub call: Arc<Call>,
+    /// The call's events from now on.
+    pub events: broadcast::Receiver<CallEvent>,
+    /// The caller's URI (`From`).
+    pub caller: String,
+    /// The dialled extension.
+    pub callee: String,
+    /// Why it is unanswered.
+    pub why: Unanswered,
+}
+
+/// What the SIP service calls for an inbound call nobody takes, before refusing it with the
+/// unanswered status: the voicemail service's answering machine implements it.
+#[async_trait::async_trait]
+pub trait UnansweredHook: Send + Sync {
+    /// Whether `extension` has a mailbox that takes unanswered calls.
+    async fn wants(&self, extension: &str) -> bool;
+    /// Takes the call (already claimed for [`MAILBOX_TARGET`]); must not block.
+    fn take(&self, call: UnansweredCall);
 }
 
 /// An inbound call ringing its targets.
@@ -50,6 +81,7 @@ pub struct RingingCall {
     declined: AtomicUsize,
     unanswered_code: u16,
     pump: Mutex<Option<CallEvents>>,
+    hook: Mutex<Option<Arc<dyn UnansweredHook>>>,
 }
 
 impl std::fmt::Debug for RingingCall {
@@ -81,6 +113,7 @@ impl RingingCall {
             declined: AtomicUsize::new(0),
             unanswered_code,
             pump: Mutex::new(Some(events)),
+            hook: Mutex::new(None),
         })
     }
 
@@ -129,7 +162,38 @@ impl RingingCall {
         self.give_up(code, Unanswered::AllDeclined).await
     }
 
+    /// Where the call goes when nobody takes it, instead of the unanswered status.
+    pub fn set_hook(&self, hook: Option<Arc<dyn UnansweredHook>>) {
+        *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    /// Hands the still-ringing call to the hook when its extension has a mailbox: `true` when
+    /// the mailbox took it (the ring phase ends as taken by [`MAILBOX_TARGET`]).
+    pub async fn to_mailbox(&self, why: Unanswered) -> bool {
+        let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(hook) = hook else { return false };
+        if self.state() != RingState::Ringing || !hook.wants(&self.callee).await {
+            return false;
+        }
+        let events = self.events.subscribe();
+        if !self.claim(MAILBOX_TARGET) {
+            return false;
+        }
+        tracing::info!(call_id = self.id(), caller = %self.caller, callee = %self.callee, ?why, "inbound call to the mailbox");
+        hook.take(UnansweredCall {
+            call: self.call.clone(),
+            events,
+            caller: self.caller.clone(),
+            callee: self.callee.clone(),
+            why,
+        });
+        true
+    }
+
     async fn give_up(&self, code: u16, why: Unanswered) -> bool {
+        if self.to_mailbox(why).await {
+            return true;
+        }
         let reason = bifrons_sip_reason(code);
         let gone = self.state.send_if_modified(|s| {
             if *s == RingState::Ringing {

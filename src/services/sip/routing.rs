@@ -37,6 +37,21 @@ pub struct InboundMessage {
     pub body: Vec<u8>,
 }
 
+/// A message landed in an extension's mailbox (message waiting, RFC 3842's idea for browsers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailNotice {
+    /// The mailbox's extension.
+    pub extension: String,
+    /// The new message's `recordings` row id.
+    pub recording_id: i64,
+    /// The caller's URI.
+    pub caller: String,
+    /// Unheard messages in the mailbox now.
+    pub new: i64,
+    /// Messages in the mailbox now.
+    pub total: i64,
+}
+
 /// What kind of feature a target is, for the Admin API and the panel's live view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
@@ -71,6 +86,12 @@ pub trait CallTarget: Send + Sync {
         let _ = message;
         false
     }
+
+    /// Tells the target a message landed in its extension's mailbox. Must not block.
+    /// Default: nothing (only browsers show message waiting).
+    fn voicemail(&self, notice: &VoicemailNotice) {
+        let _ = notice;
+    }
 }
 
 /// Where a call to an extension goes.
@@ -99,6 +120,7 @@ pub struct InboundRouter {
     table: Arc<Mutex<Table>>,
     fallback: Mutex<Option<Arc<dyn CallTarget>>>,
     next_id: AtomicU64,
+    unanswered: Mutex<Option<Arc<dyn super::UnansweredHook>>>,
 }
 
 /// Keeps a registration alive; dropping it unregisters the target.
@@ -125,6 +147,19 @@ impl Drop for RouteGuard {
 }
 
 impl InboundRouter {
+    /// Sets where unanswered calls go before they are refused (the voicemail service).
+    pub fn set_unanswered_hook(&self, hook: Arc<dyn super::UnansweredHook>) {
+        *self.unanswered.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// The hook set by [`InboundRouter::set_unanswered_hook`], if any.
+    pub fn unanswered_hook(&self) -> Option<Arc<dyn super::UnansweredHook>> {
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Registers `target` for `extension` until the returned guard is dropped.
     pub fn register(&self, extension: &str, target: Arc<dyn CallTarget>) -> RouteGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -205,6 +240,18 @@ impl InboundRouter {
     pub fn dispatch_message(&self, message: &InboundMessage) -> usize {
         match self.route(&message.extension) {
             Some(Route::Ring(targets)) => targets.iter().filter(|t| t.message(message)).count(),
+            _ => 0,
+        }
+    }
+
+    /// Tells every target registered for the notice's extension about a new mailbox message;
+    /// returns how many targets were told.
+    pub fn dispatch_voicemail(&self, notice: &VoicemailNotice) -> usize {
+        match self.route(&notice.extension) {
+            Some(Route::Ring(targets)) => {
+                targets.iter().for_each(|t| t.voicemail(notice));
+                targets.len()
+            }
             _ => 0,
         }
     }
