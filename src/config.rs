@@ -763,8 +763,12 @@ impl Config {
         if !(1..=3600).contains(&self.voicemail.max_seconds) {
             return Err("voicemail.max_seconds: 1 to 3600".into());
         }
-        if crate::storage::validate::relative_path("voicemail.folder", &self.voicemail.folder)
-            .is_err()
+        // A folder inside the recordings directory (the registry's relative paths start there).
+        let folder = std::path::Path::new(&self.voicemail.folder);
+        if self.voicemail.folder.is_empty()
+            || !folder
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
         {
             return Err("voicemail.folder: a relative path without '..'".into());
         }
