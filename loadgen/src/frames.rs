@@ -164,19 +164,21 @@ pub struct RefFrame {
 ///
 /// The same frame is found through timestamps: the gateway's RTP timestamp is the FLV time
 /// × 90 plus an offset of its choosing. The offset is learnt from keyframes: each of the
-/// viewer's keyframes is paired with the pull's latest keyframe that arrived before it
-/// (keyframes are seconds apart, the delays a fraction of that), and the offset most pairs
-/// agree on wins. Frames with no counterpart (outside the pull's record) are skipped.
+/// viewer's keyframes is paired with the pull's keyframe that arrived nearest to it
+/// (keyframes are seconds apart, the delays a fraction of that; either side may be first, so
+/// a delay can be negative), and the offset most pairs agree on wins. Frames with no
+/// counterpart (outside the pull's record) are skipped.
 pub fn added_delays_ms(reference: &[RefFrame], viewer: &[Frame]) -> Vec<f64> {
     let ref_keys: Vec<&RefFrame> = reference.iter().filter(|r| r.key).collect();
     let mut offsets: Vec<i64> = viewer
         .iter()
         .filter(|f| f.key)
         .filter_map(|f| {
-            let r = ref_keys
-                .iter()
-                .rev()
-                .find(|r| r.arrival <= f.arrival + 0.001)?;
+            let r = ref_keys.iter().min_by(|a, b| {
+                (a.arrival - f.arrival)
+                    .abs()
+                    .total_cmp(&(b.arrival - f.arrival).abs())
+            })?;
             Some(f.ts - r.ms * 90)
         })
         .collect();
@@ -320,6 +322,16 @@ mod tests {
         assert!(d.iter().filter(|x| (**x - 12.0).abs() < 1e-6).count() == 89);
         assert!(d.iter().any(|x| (*x - 42.0).abs() < 1e-6));
         assert!(added_delays_ms(&[], &viewer).is_empty());
+        // A viewer 3 ms ahead of the pull pairs with the same keyframe, not the previous one.
+        let early: Vec<Frame> = viewer
+            .iter()
+            .map(|f| Frame {
+                arrival: f.arrival - 0.015,
+                ..*f
+            })
+            .collect();
+        let d = added_delays_ms(&reference, &early);
+        assert!(d.iter().filter(|x| (**x + 3.0).abs() < 1e-6).count() == 89);
     }
 
     proptest! {
