@@ -322,14 +322,18 @@ impl Summary {
             rss_per.map_or("n/a".into(), |k| format!("{k:.0} KiB")),
             opt0(percentiles(&first).map(|p| p.0)),
             opt0(percentiles(&first).map(|p| p.1)),
-            opt0(percentiles(&delays).map(|p| p.0)),
-            opt0(percentiles(&delays).map(|p| p.1)),
+            opt1(percentiles(&delays).map(|p| p.0)),
+            opt1(percentiles(&delays).map(|p| p.1)),
         );
     }
 }
 
 fn opt0(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.0}"))
+}
+
+fn opt1(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.1}"))
 }
 
 fn cores() -> usize {
