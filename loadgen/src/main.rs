@@ -7,6 +7,8 @@
 
 mod audio;
 mod clock;
+mod flv;
+mod frames;
 mod janus;
 mod metrics;
 mod peer;
@@ -14,6 +16,8 @@ mod procfs;
 mod receiver;
 mod report;
 mod sip;
+mod streaming;
+mod viewer_peer;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -35,6 +39,61 @@ struct Cli {
 enum Scenario {
     /// Browser⇄SIP calls through janus.plugin.sip, transcoded Opus⇄PCMU.
     Sip(SipArgs),
+    /// WebRTC viewers of one mountpoint of janus.plugin.streaming.
+    Streaming(StreamingArgs),
+    /// HTTP-FLV pulls from another server (the relay comparison), with its CPU and memory.
+    FlvPull(FlvPullArgs),
+}
+
+#[derive(clap::Args)]
+struct StreamingArgs {
+    /// Janus API WebSocket URL of the gateway.
+    #[arg(long, default_value = "ws://127.0.0.1:8188/")]
+    janus: String,
+    /// Mountpoint to watch.
+    #[arg(long)]
+    mountpoint: u64,
+    /// Concurrent viewers.
+    #[arg(long, default_value_t = 100)]
+    viewers: usize,
+    /// Length of the measuring window, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Viewers set up at once while ramping up.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Gateway process whose CPU and memory are read from /proc.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// FLV stream of a direct RTMP pull of the same publisher (a file or FIFO written as it
+    /// arrives): the reference of the added delay.
+    #[arg(long)]
+    reference_flv: Option<std::path::PathBuf>,
+    /// Address of every socket the load client opens.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: IpAddr,
+    /// Exit with status 1 unless every viewer came up and played video and audio.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(clap::Args)]
+struct FlvPullArgs {
+    /// Server address (host:port) of the HTTP-FLV endpoint.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: std::net::SocketAddr,
+    /// Request path, e.g. /live/bench.flv.
+    #[arg(long)]
+    path: String,
+    /// Concurrent pulls.
+    #[arg(long, default_value_t = 50)]
+    pulls: usize,
+    /// Length of the measuring window, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Server process whose CPU and memory are read from /proc.
+    #[arg(long)]
+    server_pid: u32,
 }
 
 #[derive(clap::Args)]
@@ -76,6 +135,8 @@ fn main() -> Result<()> {
         .build()?;
     match cli.scenario {
         Scenario::Sip(args) => rt.block_on(run_sip(args)),
+        Scenario::Streaming(args) => rt.block_on(run_streaming(args)),
+        Scenario::FlvPull(args) => rt.block_on(run_flv_pull(args)),
     }
 }
 
@@ -184,6 +245,196 @@ async fn run_sip(args: SipArgs) -> Result<()> {
     if args.check && !summary.all_legs_carried() {
         bail!("check failed: not every call was up with packets on both legs");
     }
+    Ok(())
+}
+
+/// CPU of `pid` between two snapshots over `elapsed` s, % of one core.
+fn cpu_pct(before: &Snapshot, after: &Snapshot, elapsed: f64) -> Option<f64> {
+    let hz = procfs::clock_ticks() as f64;
+    Some((after.gateway? - before.gateway?) as f64 / hz / elapsed * 100.0)
+}
+
+/// Busy share of all cores between two snapshots, % of one core (200 % = 2 cores busy).
+fn machine_pct(before: &Snapshot, after: &Snapshot) -> f64 {
+    (after.machine.0 - before.machine.0) as f64 / (after.machine.1 - before.machine.1).max(1) as f64
+        * 100.0
+        * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+}
+
+async fn run_streaming(args: StreamingArgs) -> Result<()> {
+    if args.viewers == 0 || args.seconds <= 0.0 {
+        bail!("--viewers and --seconds must be positive");
+    }
+    clock::secs(Instant::now());
+    let window = Arc::new(clock::Window::default());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let pid = args.gateway_pid;
+    let reference = match &args.reference_flv {
+        Some(path) => {
+            let file = tokio::fs::File::open(path).await?;
+            Some(tokio::spawn(flv::read_reference(file, stop.clone())))
+        }
+        None => None,
+    };
+    // The publisher alone: what ingest costs, before any viewer.
+    let before = Snapshot::take(pid)?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ingest = Snapshot::take(pid)?;
+    let ingest_cpu_pct = cpu_pct(&before, &ingest, t0.elapsed().as_secs_f64());
+    let idle_rss = pid
+        .map(procfs::rss_kib)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+
+    let mut live = Vec::with_capacity(args.viewers);
+    let mut failures: Vec<String> = Vec::new();
+    let batch = args.batch.max(1);
+    for first in (0..args.viewers).step_by(batch) {
+        let last = (first + batch).min(args.viewers);
+        let setups = (first..last).map(|_| {
+            let spec = streaming::ViewerSpec {
+                janus_url: args.janus.clone(),
+                mountpoint: args.mountpoint,
+                ip: args.ip,
+            };
+            let (window, stop) = (window.clone(), stop.clone());
+            async move { streaming::start_viewer(&spec, window, stop).await }
+        });
+        for (n, r) in (first..).zip(futures::future::join_all(setups).await) {
+            match r {
+                Ok(v) => live.push(v),
+                Err(e) => failures.push(format!("viewer {n}: {e:#}")),
+            }
+        }
+        eprintln!("ramp: {} of {} viewers up", live.len(), args.viewers);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let before = Snapshot::take(pid)?;
+    let start = Instant::now();
+    window.set(clock::secs(start), clock::secs(start) + args.seconds);
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = Snapshot::take(pid)?;
+    let loaded_rss = pid
+        .map(procfs::rss_kib)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop_tx.send(true);
+
+    let mut results = Vec::with_capacity(live.len());
+    let finished = futures::future::join_all(live.into_iter().map(|v| v.finish())).await;
+    for (i, r) in finished.into_iter().enumerate() {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => failures.push(format!("viewer {i} at hang-up: {e:#}")),
+        }
+    }
+    let reference = match reference {
+        Some(task) => task
+            .await
+            .map_err(|e| anyhow::anyhow!("pull task: {e}"))??,
+        None => Vec::new(),
+    };
+    let hz = procfs::clock_ticks() as f64;
+    let threads = after
+        .threads
+        .iter()
+        .map(|(name, t1)| {
+            let t0 = before.threads.get(name).copied().unwrap_or(0);
+            (
+                name.clone(),
+                t1.saturating_sub(t0) as f64 / hz / elapsed * 100.0,
+            )
+        })
+        .collect();
+    let summary = streaming::Summary {
+        viewers: args.viewers,
+        results,
+        failures,
+        window_s: elapsed,
+        ingest_cpu_pct,
+        gateway_cpu_pct: cpu_pct(&before, &after, elapsed),
+        threads,
+        rss_kib: idle_rss.zip(loaded_rss),
+        loadgen_cpu_pct: (after.own - before.own) as f64 / hz / elapsed * 100.0,
+        machine_cpu_pct: machine_pct(&before, &after),
+        reference,
+    };
+    summary.print();
+    if args.check && !summary.all_viewers_played() {
+        bail!("check failed: not every viewer was up with video and audio");
+    }
+    Ok(())
+}
+
+async fn run_flv_pull(args: FlvPullArgs) -> Result<()> {
+    clock::secs(Instant::now());
+    let pid = Some(args.server_pid);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (count_tx, counting) = tokio::sync::watch::channel(false);
+    let before = Snapshot::take(pid)?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ingest = Snapshot::take(pid)?;
+    let ingest_cpu_pct = cpu_pct(&before, &ingest, t0.elapsed().as_secs_f64());
+    let idle_rss = procfs::rss_kib(args.server_pid).map_err(anyhow::Error::msg)?;
+    let pulls: Vec<_> = (0..args.pulls)
+        .map(|_| {
+            tokio::spawn(flv::http_pull(
+                args.addr,
+                args.path.clone(),
+                counting.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = Snapshot::take(pid)?;
+    let start = Instant::now();
+    let _ = count_tx.send(true);
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    let _ = count_tx.send(false);
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = Snapshot::take(pid)?;
+    let rss = procfs::rss_kib(args.server_pid).map_err(anyhow::Error::msg)?;
+    let _ = stop_tx.send(true);
+    let mut bytes = Vec::new();
+    for p in pulls {
+        bytes.push(
+            p.await
+                .map_err(|e| anyhow::anyhow!("pull: {e}"))?
+                .unwrap_or(0),
+        );
+    }
+    let served = bytes.iter().filter(|b| **b > 0).count();
+    let total: u64 = bytes.iter().sum();
+    let cpu = cpu_pct(&before, &after, elapsed).unwrap_or(0.0);
+    let ingest = ingest_cpu_pct.unwrap_or(0.0);
+    println!();
+    println!("pulls served          {served} of {}", args.pulls);
+    println!(
+        "received              {:.2} Mbit/s per pull (mean)",
+        total as f64 * 8.0 / 1e6 / elapsed / served.max(1) as f64
+    );
+    println!("server CPU, ingest    {ingest:.1} %");
+    println!("server CPU            {cpu:.1} %");
+    println!(
+        "  per pull            {:.2} %",
+        (cpu - ingest) / served.max(1) as f64
+    );
+    println!(
+        "server RSS            {:.1} → {:.1} MiB, {:.0} KiB per pull",
+        idle_rss as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        rss.saturating_sub(idle_rss) as f64 / served.max(1) as f64
+    );
+    println!(
+        "machine busy          {:.1} %",
+        machine_pct(&before, &after)
+    );
     Ok(())
 }
 
