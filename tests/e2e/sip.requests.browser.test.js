@@ -6,59 +6,16 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.js';
+import { startSipSite, waitInPage, waitEvent, eventCount, MIC } from './lib/sip_page.js';
 import { startGateway, REPO_ROOT } from './lib/gateway.js';
 import { startKamailio, startBaresip } from './lib/sip.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const FILES = {
-  '/': ['pages/sip.html', 'text/html'],
-  '/adapter.js': ['node_modules/webrtc-adapter/out/adapter.js', 'text/javascript'],
-  '/janus.js': ['node_modules/janus-gateway/npm/dist/janus.es.js', 'text/javascript'],
-};
-
-async function startStaticServer() {
-  const server = http.createServer((req, res) => {
-    const entry = FILES[new URL(req.url, 'http://x').pathname];
-    if (!entry) { res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end(); return; }
-    res.writeHead(200, { 'Content-Type': entry[1], 'Cache-Control': 'no-store' });
-    res.end(fs.readFileSync(path.join(here, entry[0])));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
-}
-
-/** Polls `fn(arg)` in the page until `check` accepts it; the deadline is a hang guard only. */
-async function waitInPage(page, fn, arg, check, what, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await page.evaluate(fn, arg);
-    if (check(last)) return last;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last ${JSON.stringify(last)}`);
-    await sleep(200);
-  }
-}
-
-/** Waits for phone `name`'s event named `event` (or an error) after index `from`; returns it. */
-async function waitEvent(page, name, event, timeoutMs = 30000, from = 0) {
-  const events = await waitInPage(page, (n) => window.eventsOf(n), name,
-    (evs) => evs.slice(from).some((e) => e.event === event || e.error_code), `${name}: ${event}`, timeoutMs);
-  const got = events.slice(from).find((e) => e.event === event || e.error_code);
-  assert.equal(got.event, event, `expected ${event}, got ${JSON.stringify(got)}; all: ${JSON.stringify(events)}`);
-  return got;
-}
-
-const eventCount = (page, name) => page.evaluate((n) => window.eventsOf(n).length, name);
-const MIC = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
 
 describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', () => {
   let gw;
@@ -89,17 +46,8 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
       assert.equal(r.status, 0, `bifrons ${args.join(' ')}: ${r.stdout}${r.stderr}`);
     }
     gw = await startGateway({ name: 'sip-requests', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_TIMER_T1_MS: '100', BIFRONS_RECORDINGS_DIR: recDir } });
-    site = await startStaticServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless=new', '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-        '--allow-loopback-in-peer-connection', '--disable-background-networking',
-        '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
-      ],
-      ignoreDefaultArgs: ['--mute-audio'],
-    });
+    site = await startSipSite();
+    browser = await launchChromium();
     page = await browser.newPage();
     page.on('pageerror', (e) => console.log(`pageerror: ${e.message}`));
     await page.goto(site.url);

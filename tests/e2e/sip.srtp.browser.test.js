@@ -5,57 +5,16 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startSipSite, waitInPage, waitEvent, eventCount } from './lib/sip_page.js';
 import { startGateway, REPO_ROOT } from './lib/gateway.js';
 import { launchChromium } from './lib/browser.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const FILES = {
-  '/': ['pages/sip.html', 'text/html'],
-  '/adapter.js': ['node_modules/webrtc-adapter/out/adapter.js', 'text/javascript'],
-  '/janus.js': ['node_modules/janus-gateway/npm/dist/janus.es.js', 'text/javascript'],
-};
-
-async function startStaticServer() {
-  const server = http.createServer((req, res) => {
-    const entry = FILES[new URL(req.url, 'http://x').pathname];
-    if (!entry) { res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end(); return; }
-    res.writeHead(200, { 'Content-Type': entry[1], 'Cache-Control': 'no-store' });
-    res.end(fs.readFileSync(path.join(here, entry[0])));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
-}
-
-/** Polls `fn(arg)` in the page until `check` accepts it; the deadline is a hang guard only. */
-async function waitInPage(page, fn, arg, check, what, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await page.evaluate(fn, arg);
-    if (check(last)) return last;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last ${JSON.stringify(last)}`);
-    await sleep(200);
-  }
-}
-
-/** Waits for phone `name`'s event `event` (or an error) after the first `from` events. */
-async function waitEvent(page, name, event, timeoutMs = 30000, from = 0) {
-  const events = await waitInPage(page, (n) => window.eventsOf(n), name,
-    (evs) => evs.slice(from).some((e) => e.event === event || e.error_code), `${name}: ${event}`, timeoutMs);
-  const got = events.slice(from).find((e) => e.event === event || e.error_code);
-  assert.equal(got.event, event, `expected ${event}, got ${JSON.stringify(got)}; all: ${JSON.stringify(events)}`);
-  return got;
-}
-
-const eventCount = (page, name) => page.evaluate((n) => window.eventsOf(n).length, name);
 
 /** `accept` of the pending `incomingcall` with `body` extra fields (e.g. `srtp`). */
 function acceptWith(page, name, body) {
@@ -152,7 +111,7 @@ describe('SIP plugin: SDES-SRTP with baresip and kamailio', () => {
     assert.notEqual(bad.status, 0);
     assert.match(bad.out, /srtp/);
     gw = await startGateway({ name: 'sip-srtp', env: { BIFRONS_DATABASE_URL: dbUrl, BIFRONS_SIP_RING_TIMEOUT: '20', RUST_LOG: 'info,bifrons_sip::rtp=debug' } /* refused packets logged */ });
-    site = await startStaticServer();
+    site = await startSipSite();
     browser = await launchChromium();
     page = await browser.newPage();
     page.on('pageerror', (e) => console.log(`pageerror: ${e.message}`));

@@ -7,35 +7,16 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { launchChromium } from './lib/browser.js';
+import { startSipSite } from './lib/sip_page.js';
 import { startGateway, REPO_ROOT } from './lib/gateway.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 import { probe, rows } from './lib/voicemail.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const FILES = {
-  '/': ['pages/sip.html', 'text/html'],
-  '/adapter.js': ['node_modules/webrtc-adapter/out/adapter.js', 'text/javascript'],
-  '/janus.js': ['node_modules/janus-gateway/npm/dist/janus.es.js', 'text/javascript'],
-};
-
-async function startStaticServer() {
-  const server = http.createServer((req, res) => {
-    const entry = FILES[new URL(req.url, 'http://x').pathname];
-    if (!entry) { res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end(); return; }
-    res.writeHead(200, { 'Content-Type': entry[1], 'Cache-Control': 'no-store' });
-    res.end(fs.readFileSync(path.join(here, entry[0])));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
-}
 
 /** Waits (hang guard only) until `fn()` returns something truthy. */
 async function until(fn, what, timeoutMs = 60000) {
@@ -84,7 +65,7 @@ describe('voicemail answering machine for SIP calls', () => {
         BIFRONS_VOICEMAIL_MAX_SECONDS: '60',
       },
     });
-    site = await startStaticServer();
+    site = await startSipSite();
     browser = await launchChromium();
     page = await browser.newPage();
     await page.goto(site.url);
@@ -111,8 +92,8 @@ describe('voicemail answering machine for SIP calls', () => {
     const [open] = await until(() => { const r = rows(db); return r.length ? r : null; }, 'message started', 30000);
     assert.equal(open.owner, '100');
     const file = path.join(recDir, open.file_path);
-    // Let bob's tone be recorded (the file grows past ~2 s of Opus), then bob hangs up.
-    await until(() => fs.existsSync(file) && fs.statSync(file).size > 6000, 'message audio written', 30000);
+    // Let 2 s of bob's tone be recorded (what the file's flushed pages hold), then bob hangs up.
+    await until(() => fs.existsSync(file) && probe(file).duration >= 2, 'message audio written', 30000);
     bob.command('hangup');
     const [row] = await until(() => { const r = rows(db, `id = ${open.id}`); return r[0]?.size_bytes > 0 ? r : null; }, 'message saved', 30000);
 
