@@ -1,4 +1,5 @@
-//! Rewrites an H.264 sequence parameter set (ITU-T H.264 §7.3.2.1.1, VUI §E.1.1) so that it
+//! Reads an H.264 sequence parameter set (ITU-T H.264 §7.3.2.1.1, VUI §E.1.1): the picture size
+//! it announces ([`picture_size`], for a recording's track header), and rewrites it so that it
 //! says no picture is ever held back for reordering (`max_num_reorder_frames = 0`).
 //!
 //! WebRTC receivers decode one frame per frame received and treat a decoder that holds a
@@ -41,6 +42,26 @@ impl Reader<'_> {
         }
         let rest = self.bits(zeros)?;
         Some(((1u64 << zeros) - 1 + u64::from(rest)) as u32)
+    }
+
+    /// A signed Exp-Golomb value (§9.1.1).
+    fn se(&mut self) -> Option<i64> {
+        let k = i64::from(self.ue()?);
+        Some(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
+    }
+
+    /// Reads past a scaling list of `size` entries (§7.3.2.1.1.1).
+    fn skip_scaling_list(&mut self, size: usize) -> Option<()> {
+        let (mut last, mut next) = (8i64, 8i64);
+        for _ in 0..size {
+            if next != 0 {
+                next = (last + self.se()? + 256) % 256;
+            }
+            if next != 0 {
+                last = next;
+            }
+        }
+        Some(())
     }
 }
 
@@ -181,6 +202,84 @@ pub fn without_reordering(sps: &[u8]) -> Option<Bytes> {
 /// restriction (or cannot be parsed).
 pub fn max_num_reorder_frames(sps: &[u8]) -> Option<u32> {
     walk(sps)?.1
+}
+
+/// Width and height in pixels of the SPS NAL unit `sps` (header byte first); `None` when it
+/// is not an SPS or does not parse.
+pub fn picture_size(sps: &[u8]) -> Option<(u32, u32)> {
+    if sps.first()? & 0x1f != 7 {
+        return None;
+    }
+    let data = unescape(&sps[1..]);
+    let mut r = Reader {
+        data: &data,
+        pos: 0,
+    };
+    let profile = r.bits(8)?;
+    r.bits(16)?;
+    r.ue()?;
+    let mut chroma_format = 1;
+    let mut separate_planes = 0;
+    if HIGH_PROFILES.contains(&profile) {
+        chroma_format = r.ue()?;
+        if chroma_format == 3 {
+            separate_planes = r.bit()?;
+        }
+        r.ue()?;
+        r.ue()?;
+        r.bit()?;
+        if r.bit()? == 1 {
+            for i in 0..if chroma_format == 3 { 12 } else { 8 } {
+                if r.bit()? == 1 {
+                    r.skip_scaling_list(if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    r.ue()?;
+    match r.ue()? {
+        0 => {
+            r.ue()?;
+        }
+        1 => {
+            r.bit()?;
+            r.se()?;
+            r.se()?;
+            let n = r.ue()?;
+            if n > 255 {
+                return None;
+            }
+            for _ in 0..n {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?;
+    r.bit()?;
+    let width_mbs = u64::from(r.ue()?) + 1;
+    let height_units = u64::from(r.ue()?) + 1;
+    let frame_mbs_only = u64::from(r.bit()?);
+    if frame_mbs_only == 0 {
+        r.bit()?;
+    }
+    r.bit()?;
+    let (mut left, mut right, mut top, mut bottom) = (0u64, 0u64, 0u64, 0u64);
+    if r.bit()? == 1 {
+        left = r.ue()?.into();
+        right = r.ue()?.into();
+        top = r.ue()?.into();
+        bottom = r.ue()?.into();
+    }
+    let (crop_x, crop_y) = match (chroma_format, separate_planes) {
+        (0, _) | (3, 1) => (1, 2 - frame_mbs_only),
+        (1, _) => (2, 2 * (2 - frame_mbs_only)),
+        (2, _) => (2, 2 - frame_mbs_only),
+        _ => (1, 2 - frame_mbs_only),
+    };
+    let width = (width_mbs * 16).checked_sub(crop_x * (left + right))?;
+    let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y * (top + bottom))?;
+    Some((u32::try_from(width).ok()?, u32::try_from(height).ok()?))
 }
 
 /// Parses `sps` and writes it again with no reordering; also gives the reordering bound it
@@ -326,6 +425,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn sizes_of_real_parameter_sets() {
+        // x264, High 3.0, 640x360 (cropped from 640x368).
+        let high = [
+            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00,
+            0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+        ];
+        assert_eq!(picture_size(&high), Some((640, 360)));
+        // x264, constrained baseline 1.3, 320x240.
+        let baseline = [
+            0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+            0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
+        ];
+        assert_eq!(picture_size(&baseline), Some((320, 240)));
+        assert_eq!(picture_size(&[0x68, 0xce]), None);
+    }
+
     /// x264's SPS of a 640x360 high-profile stream with `-bf 2` (max_num_reorder_frames 2).
     const X264_HIGH_BF2: &[u8] = &[
         0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03,
@@ -381,6 +497,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn picture_size_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut sps = vec![0x67];
+            sps.extend(data);
+            let _ = picture_size(&sps);
+        }
+
         #[test]
         fn never_panics(d in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut sps = vec![0x67];

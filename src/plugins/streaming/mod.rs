@@ -22,7 +22,6 @@ mod rtmp_ingest;
 mod rtp_header;
 mod rtp_ports;
 mod rtp_source;
-mod sps_size;
 mod video_recording;
 mod viewer;
 mod vp8;

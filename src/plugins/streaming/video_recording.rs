@@ -17,13 +17,13 @@ use std::time::Instant;
 use bifrons_rtmp::rtp::{DepacketizedFrame, H264Depacketizer, H264RtpPacket};
 use bytes::Bytes;
 
-use super::sps_size::picture_size;
 use crate::ids::Ssrc;
 use crate::media::{MediaKind, RtpPacket};
 use crate::rtp::{RtpHeader, RtpRewriter};
 use crate::services::recording::matroska::{avc_decoder_configuration, MatroskaH264Writer};
 use crate::services::streams::StreamSink;
 use crate::storage::{NewRecording, Recording, RecordingKind, Storage, Timestamp};
+use bifrons_rtmp::rtp::sps::picture_size;
 
 /// Packets queued for the writer thread (about 2 s of 4 Mbit/s video); beyond, dropped.
 const QUEUE: usize = 2048;
