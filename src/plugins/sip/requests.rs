@@ -696,7 +696,7 @@ fn parse_register(map: &Map<String, Value>) -> Result<Register, SipError> {
                 (None, Some(ha1))
                     if ha1.len() == 32 && ha1.bytes().all(|b| b.is_ascii_hexdigit()) =>
                 {
-                    bifrons_sip::DigestSecret::Ha1(ha1.to_ascii_lowercase())
+                    bifrons_sip::DigestSecret::Ha1(ha1.to_string())
                 }
                 (None, Some(_)) => {
                     return Err(SipError::new(
