@@ -12,6 +12,7 @@ mod core;
 pub mod digest;
 pub mod dtmf;
 pub mod error;
+pub mod event;
 pub mod media;
 pub mod message;
 pub mod rtp;

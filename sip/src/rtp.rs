@@ -293,6 +293,12 @@ impl RtpEndpoint {
         lock(&self.shared.send).params = params;
     }
 
+    /// The send parameters settled by the offer/answer (payload type, clock rate...): what a
+    /// player must encode for, e.g. PCMA when the peer chose payload type 8.
+    pub fn params(&self) -> RtpParams {
+        lock(&self.shared.send).params
+    }
+
     /// Turns SDES-SRTP on with the keys an offer/answer settled (RFC 4568), or off with
     /// `None`. Call it before the first packet goes out and again on every new remote
     /// description: a direction whose suite and key did not change keeps its rollover

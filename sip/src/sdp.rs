@@ -483,22 +483,49 @@ impl Sdp {
                 rate: neg.codec.clock_rate(),
             });
         }
+        let audio = Media {
+            kind: "audio".into(),
+            port: addr.port(),
+            proto: m.proto.clone(),
+            formats: rtpmaps.iter().map(|r| r.pt).collect(),
+            rtpmaps,
+            direction: neg.direction,
+            ptime: Some(neg.ptime),
+            connection: None,
+            crypto: Vec::new(),
+            crypto_refused: 0,
+        };
+        // One m-line per offered one, in order (RFC 3264 §6): the audio we take, every other
+        // stream (video from a PBX, a second audio) rejected with port 0 and its first format.
+        let mut audio = Some(audio);
+        let media = offer
+            .media
+            .iter()
+            .map(|o| {
+                if std::ptr::eq(o, m) {
+                    if let Some(a) = audio.take() {
+                        return a;
+                    }
+                }
+                Media {
+                    kind: o.kind.clone(),
+                    port: 0,
+                    proto: o.proto.clone(),
+                    formats: o.formats.iter().take(1).copied().collect(),
+                    rtpmaps: Vec::new(),
+                    direction: Direction::Inactive,
+                    ptime: None,
+                    connection: None,
+                    crypto: Vec::new(),
+                    crypto_refused: 0,
+                }
+            })
+            .collect();
         let answer = Sdp {
             session_id,
             version: 1,
             connection: Some(addr.ip()),
-            media: vec![Media {
-                kind: "audio".into(),
-                port: addr.port(),
-                proto: m.proto.clone(),
-                formats: rtpmaps.iter().map(|r| r.pt).collect(),
-                rtpmaps,
-                direction: neg.direction,
-                ptime: Some(neg.ptime),
-                connection: None,
-                crypto: Vec::new(),
-                crypto_refused: 0,
-            }],
+            media,
         };
         Ok((answer, neg))
     }
@@ -681,6 +708,38 @@ mod tests {
         assert!(text.contains("m=audio 5000 RTP/AVP 0 101\r\n"), "{text}");
         let again = Sdp::parse(text.as_bytes()).unwrap();
         assert_eq!(again.audio().unwrap().formats, vec![0, 101]);
+    }
+
+    #[test]
+    fn a_video_line_in_the_offer_is_answered_with_port_0_in_its_place() {
+        let video = "m=video 4002 RTP/AVP 96 97\r\na=rtpmap:96 H264/90000\r\n";
+        let after = format!("{BARESIP_OFFER}{video}");
+        let before = BARESIP_OFFER.replacen("m=audio", &format!("{video}m=audio"), 1);
+        for (text, want) in [
+            (after, vec![("audio", 5000), ("video", 0)]),
+            (before, vec![("video", 0), ("audio", 5000)]),
+        ] {
+            let offer = Sdp::parse(text.as_bytes()).unwrap();
+            let (ans, neg) = Sdp::answer(
+                &offer,
+                &[Codec::Pcma],
+                "127.0.0.1:5000".parse().unwrap(),
+                Direction::SendRecv,
+                7,
+            )
+            .unwrap();
+            assert_eq!(neg.codec, Codec::Pcma);
+            let kinds: Vec<_> = ans
+                .media
+                .iter()
+                .map(|m| (m.kind.as_str(), m.port))
+                .collect();
+            assert_eq!(kinds, want);
+            let wire = String::from_utf8(ans.to_bytes()).unwrap();
+            assert!(wire.contains("m=video 0 RTP/AVP 96\r\n"), "{wire}");
+            let again = Sdp::parse(wire.as_bytes()).unwrap();
+            assert_eq!(again.audio().unwrap().port, 5000);
+        }
     }
 
     #[test]

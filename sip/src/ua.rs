@@ -379,6 +379,63 @@ impl Ua {
         .await
     }
 
+    /// Publishes the state document of event `package` (e.g. [`crate::event::MESSAGE_SUMMARY`]
+    /// with an `application/simple-message-summary` body): from now on SUBSCRIBE for the
+    /// package is accepted (RFC 6665 §4.2.1: 200 with the granted `Expires`, at most 7200 s,
+    /// 3600 s without one, then a NOTIFY with this state; `Expires: 0` ends the subscription
+    /// with a `terminated` NOTIFY; an unrefreshed one is dropped when it expires), and every
+    /// live subscription of the package gets a NOTIFY with the new state now. Returns how
+    /// many subscriptions were notified. SUBSCRIBE for a package never published is answered
+    /// 489 Bad Event.
+    ///
+    /// Errors: [`SipError::Closed`].
+    pub async fn set_event_state(
+        &self,
+        package: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<usize, SipError> {
+        let (package, content_type) = (package.to_string(), content_type.to_string());
+        self.ask(|reply| Command::SetEventState {
+            package,
+            content_type,
+            body,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a NOTIFY outside any subscription (the "unsolicited" message waiting many PBXs
+    /// and phones use, RFC 3842 §4 names it as deployed practice) for event `package` to
+    /// `uri`, through the registrar or outbound proxy like [`Ua::message`]; returns the final
+    /// status code.
+    ///
+    /// Errors: as [`Ua::message`].
+    pub async fn notify_unsolicited(
+        &self,
+        uri: &str,
+        package: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<u16, SipError> {
+        let (uri, content_type) = (uri.to_string(), content_type.to_string());
+        let headers = vec![
+            ("Event".to_string(), package.to_string()),
+            ("Subscription-State".to_string(), "active".to_string()),
+        ];
+        self.ask(|reply| Command::OutOfDialog {
+            method: rsip::Method::Notify,
+            uri,
+            content_type: Some(content_type),
+            body,
+            call_id: None,
+            headers,
+            reply,
+        })
+        .await
+        .map(|(code, _)| code)
+    }
+
     /// Sends an OPTIONS (RFC 3261 §11); returns the final status code.
     ///
     /// Errors: [`SipError::Auth`] when a 401/407 challenge cannot be answered,

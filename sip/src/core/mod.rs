@@ -2,6 +2,7 @@
 //! dialogs. Everything runs on one task so no state is shared or locked; the public handles in
 //! `ua` talk to it through commands.
 
+mod notifier;
 mod register;
 mod responses;
 mod uac;
@@ -86,6 +87,12 @@ pub(crate) enum Command {
         call_id: String,
         sdp: Option<Sdp>,
         reply: Reply<Option<Sdp>>,
+    },
+    SetEventState {
+        package: String,
+        content_type: String,
+        body: Vec<u8>,
+        reply: Reply<usize>,
     },
 }
 
@@ -216,6 +223,10 @@ pub(crate) struct Core {
     reg: Option<Registration>,
     account: Option<Account>,
     last_keepalive: Instant,
+    /// Subscriptions we serve, by (Call-ID, Event value).
+    subscriptions: HashMap<(String, String), notifier::Subscription>,
+    /// Published state documents, by event package.
+    event_states: HashMap<String, notifier::EventState>,
 }
 
 fn rand_token(n: usize) -> String {
@@ -312,6 +323,8 @@ impl Core {
             reg: None,
             account: None,
             last_keepalive: Instant::now(),
+            subscriptions: HashMap::new(),
+            event_states: HashMap::new(),
         }
     }
 
@@ -542,6 +555,15 @@ impl Core {
                 sdp,
                 reply,
             } => self.reoffer(&call_id, sdp, reply).await,
+            Command::SetEventState {
+                package,
+                content_type,
+                body,
+                reply,
+            } => {
+                let n = self.set_event_state(package, content_type, body).await;
+                let _ = reply.send(Ok(n));
+            }
             Command::InDialog {
                 call_id,
                 method,
@@ -677,6 +699,7 @@ impl Core {
                 }
             }
         }
+        self.expire_subscriptions(now);
         // 2xx retransmission of answered INVITEs until the ACK (§13.3.1.4).
         let mut give_up = Vec::new();
         let mut resend = Vec::new();

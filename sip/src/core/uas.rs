@@ -404,6 +404,10 @@ impl Core {
                     None => self.respond(&req, 400, source, t, vec![], None).await,
                 }
             }
+            Method::Subscribe => {
+                self.incoming_subscribe(req, source, t, call_id, to_tag)
+                    .await
+            }
             Method::Update if !req.body.is_empty() && self.calls.contains_key(&call_id) => {
                 // An offer in UPDATE (RFC 3311 §5.2) moves media like a re-INVITE does.
                 match self.answer_in_dialog_offer(&call_id, &req.body) {
