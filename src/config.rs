@@ -539,6 +539,15 @@ pub struct VoicemailConfig {
     /// Seconds of silence after which the answering machine ends a SIP caller's message;
     /// 0 = never. Default 5.
     pub silence_seconds: u32,
+    /// Message waiting (RFC 3842) towards SIP phones on the account's line, for mailboxes
+    /// whose own setting is `off` (the default): `subscribe` (SUBSCRIBE `message-summary`
+    /// served, NOTIFY on each change), `unsolicited` (NOTIFY to the account's address of
+    /// record without subscription) or `off` (default).
+    pub mwi: String,
+    /// The mailbox extension: the extension of a registry account whose line the gateway
+    /// keeps registered and whose calls get the mailbox menu (PIN, messages, `#` skips, `7`
+    /// deletes), e.g. `*97`. Empty (default): no menu.
+    pub extension: String,
 }
 
 impl Default for VoicemailConfig {
@@ -549,6 +558,8 @@ impl Default for VoicemailConfig {
             max_bytes: 0,
             base_url: "/voicemail/".into(),
             silence_seconds: 5,
+            mwi: "off".into(),
+            extension: String::new(),
         }
     }
 }
@@ -759,6 +770,12 @@ impl Config {
         }
         if ![480, 486].contains(&self.sip.unanswered_code) {
             return Err("sip.unanswered_code: 480 or 486".into());
+        }
+        if !matches!(
+            self.voicemail.mwi.as_str(),
+            "off" | "unsolicited" | "subscribe"
+        ) {
+            return Err("voicemail.mwi: off, unsolicited or subscribe".into());
         }
         if !(1..=3600).contains(&self.voicemail.max_seconds) {
             return Err("voicemail.max_seconds: 1 to 3600".into());

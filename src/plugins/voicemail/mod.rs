@@ -62,13 +62,25 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
         if fixed > 0 {
             tracing::info!(messages = fixed, "voicemail recovery pass done");
         }
-        let machine = Arc::new(crate::services::voicemail::AnsweringMachine::new(
-            host.storage.clone(),
-            host.services.sip.router.clone(),
-            host.services.recording.clone(),
-            host.services.workers.clone(),
-            host.config.voicemail.clone(),
-        ));
+        let waiting = crate::services::voicemail::SipMailboxes {
+            storage: host.storage.clone(),
+            sip: host.services.sip.clone(),
+            recordings_dir: host.services.recording.dir().to_path_buf(),
+            workers: host.services.workers.clone(),
+            sip_config: host.config.sip.clone(),
+            config: host.config.voicemail.clone(),
+        }
+        .start(host.shutdown.clone());
+        let machine = Arc::new(
+            crate::services::voicemail::AnsweringMachine::new(
+                host.storage.clone(),
+                host.services.sip.router.clone(),
+                host.services.recording.clone(),
+                host.services.workers.clone(),
+                host.config.voicemail.clone(),
+            )
+            .with_waiting(waiting),
+        );
         host.services
             .sip
             .router

@@ -12,6 +12,7 @@
 
 mod lines;
 pub mod listen;
+pub mod mwi;
 mod ringing;
 mod routing;
 mod trunk_lines;

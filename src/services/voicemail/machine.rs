@@ -14,11 +14,13 @@ use bifrons_sip::CallEvent;
 use tokio::sync::{broadcast, oneshot};
 
 use super::encoder::{EncoderInput, MessageEncoder};
+use super::tones::{play, Prompt};
+use super::waiting::MessageWaiting;
 use crate::config::VoicemailConfig;
 use crate::services::recording::RecordingService;
-use crate::services::sip::{InboundRouter, UnansweredCall, UnansweredHook, VoicemailNotice};
+use crate::services::sip::{InboundRouter, UnansweredCall, UnansweredHook};
 use crate::services::workers::{input_queue, InputSender, PushError, WorkerPool};
-use crate::storage::{RecordingFilter, RecordingKind, Storage};
+use crate::storage::{RecordingKind, Storage};
 
 /// Frequency of the default greeting tone, Hz.
 pub const GREETING_HZ: f64 = 600.0;
@@ -28,8 +30,6 @@ pub const GREETING_SECONDS: f64 = 2.0;
 pub const BEEP_HZ: f64 = 1_000.0;
 /// Length of the beep, seconds.
 pub const BEEP_SECONDS: f64 = 0.3;
-/// G.711 samples per 20 ms packet.
-const PACKET_SAMPLES: usize = 160;
 /// Input queue of the encoder job: 1.28 s of 20 ms packets.
 const ENCODER_QUEUE: usize = 64;
 
@@ -46,26 +46,15 @@ pub enum MessageEnd {
     HungUp,
 }
 
-/// μ-law samples of a tone (8 kHz), made once.
-fn ulaw_tone(hz: f64, seconds: f64) -> Vec<u8> {
-    let n = (8_000.0 * seconds) as usize;
-    (0..n)
-        .map(|i| {
-            let v = 0.3 * 32767.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8_000.0).sin();
-            bifrons_sip::g711::ulaw_encode(v as i16)
-        })
-        .collect()
-}
-
 /// The answering machine, shared by every mailbox call.
 pub struct AnsweringMachine {
     storage: Storage,
-    router: Arc<InboundRouter>,
     recording: RecordingService,
     workers: Arc<WorkerPool>,
     config: VoicemailConfig,
-    greeting: Vec<u8>,
-    beep: Vec<u8>,
+    greeting: Prompt,
+    beep: Prompt,
+    waiting: Arc<MessageWaiting>,
 }
 
 impl AnsweringMachine {
@@ -79,39 +68,20 @@ impl AnsweringMachine {
         config: VoicemailConfig,
     ) -> Self {
         Self {
+            waiting: Arc::new(MessageWaiting::browsers_only(storage.clone(), router)),
             storage,
-            router,
             recording,
             workers,
             config,
-            greeting: ulaw_tone(GREETING_HZ, GREETING_SECONDS),
-            beep: ulaw_tone(BEEP_HZ, BEEP_SECONDS),
+            greeting: Prompt::tone(GREETING_HZ, GREETING_SECONDS),
+            beep: Prompt::tone(BEEP_HZ, BEEP_SECONDS),
         }
     }
 
-    /// Sends `ulaw` as 20 ms PCMU packets in real time, discarding what the caller sends
-    /// meanwhile (the message starts after the beep); `false` when the caller hung up.
-    async fn play(
-        rtp: &RtpEndpoint,
-        ulaw: &[u8],
-        events: &mut broadcast::Receiver<CallEvent>,
-    ) -> bool {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut chunks = ulaw.chunks(PACKET_SAMPLES);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let Some(chunk) = chunks.next() else { return true };
-                    let _ = rtp.send_audio(chunk, chunk.len() as u32);
-                }
-                ev = rtp.recv() => if ev.is_none() { return false },
-                ev = events.recv() => {
-                    if matches!(ev, Ok(CallEvent::Ended(_)) | Err(broadcast::error::RecvError::Closed)) {
-                        return false;
-                    }
-                }
-            }
-        }
+    /// Tells `waiting` (browsers and SIP phones) of new messages instead of browsers only.
+    pub fn with_waiting(mut self, waiting: Arc<MessageWaiting>) -> Self {
+        self.waiting = waiting;
+        self
     }
 
     async fn run(self: Arc<Self>, mut call: UnansweredCall) {
@@ -124,8 +94,11 @@ impl AnsweringMachine {
             let _ = call.call.hangup().await;
             return;
         };
-        if !Self::play(&rtp, &self.greeting, &mut call.events).await
-            || !Self::play(&rtp, &self.beep, &mut call.events).await
+        // In the law the call negotiated (PCMU or PCMA).
+        if play(&rtp, &self.greeting, &mut call.events, &[])
+            .await
+            .is_err()
+            || play(&rtp, &self.beep, &mut call.events, &[]).await.is_err()
         {
             tracing::info!(callee = %call.callee, "caller hung up during the greeting");
             return;
@@ -215,34 +188,12 @@ impl AnsweringMachine {
                     ?end,
                     "mailbox message saved"
                 );
-                self.notify(&call.callee, row.id.0, &caller).await;
+                self.waiting.landed(&call.callee, row.id.0, &caller).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, mailbox = %call.callee, "mailbox message not saved")
             }
         }
-    }
-
-    /// Message waiting: tells the extension's registered targets (browsers) how many
-    /// messages its mailbox holds now.
-    async fn notify(&self, extension: &str, recording_id: i64, caller: &str) {
-        let recordings = self.storage.recordings();
-        let mut filter = RecordingFilter {
-            kind: Some(RecordingKind::Voicemail),
-            owner: Some(extension.to_owned()),
-            heard: None,
-        };
-        let total = recordings.count(&filter).await.unwrap_or(0);
-        filter.heard = Some(false);
-        let new = recordings.count(&filter).await.unwrap_or(0);
-        let told = self.router.dispatch_voicemail(&VoicemailNotice {
-            extension: extension.to_owned(),
-            recording_id,
-            caller: caller.to_owned(),
-            new,
-            total,
-        });
-        tracing::info!(mailbox = %extension, new, total, told, "message waiting");
     }
 
     /// Feeds the caller's audio to the encoder until the message ends.
