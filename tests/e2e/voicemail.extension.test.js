@@ -1,7 +1,7 @@
 // The mailbox extension, through kamailio: `[voicemail] extension = "*97"` names registry
 // account *97 (sip:erin@…), whose line the gateway keeps registered. bob leaves a message
 // (his 440 Hz tone) in mailbox 100 (sip:dave@…, nobody registered). The mailbox owner's desk
-// phone (baresip "dave", subscribed to message waiting) dials the mailbox extension: the
+// phone (baresip "dave", its message waiting subscribed for dave) dials the extension: the
 // gateway knows the mailbox from the caller's address and asks for the PIN; after a wrong
 // PIN and the right one (RFC 4733 digits) it beeps once (one new message) and plays the
 // message; `7` deletes it (row and file); then the gateway hangs up. The phone's recording
@@ -17,11 +17,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway } from './lib/gateway.js';
 import { startKamailio, startBaresip } from './lib/sip.js';
 import { probe, rows } from './lib/voicemail.js';
-import { cli, until, setPin, mwiBodies, secondsOf } from './lib/mailbox.js';
+import { cli, until, setPin, startMwiPhone, secondsOf } from './lib/mailbox.js';
 
 describe('the mailbox extension from a desk phone', () => {
   let kamailio;
   let phone;
+  let mwi;
   let bob;
   let gw;
   let dir;
@@ -55,18 +56,22 @@ describe('the mailbox extension from a desk phone', () => {
         BIFRONS_SIP_TIMER_T1_MS: '100',
         BIFRONS_VOICEMAIL_MAX_SECONDS: '60',
         BIFRONS_VOICEMAIL_EXTENSION: '*97',
+        BIFRONS_VOICEMAIL_MWI: 'subscribe',
       },
     });
-    const id = spawnSync('sqlite3', [db, "SELECT id FROM accounts WHERE extension = '100'"], { encoding: 'utf8' }).stdout.trim();
+    const id = spawnSync('sqlite3', [db, "SELECT id FROM sip_accounts WHERE extension = '100'"], { encoding: 'utf8' }).stdout.trim();
     await setPin(gw, dbUrl, id, '4711');
     await until(() => /mailbox line open.*extension=100/.test(log()) && /mailbox line open.*extension=\*97.*menu=true/.test(log()), 'mailbox lines registered', 30000);
-    phone = await startBaresip({ kamailio, user: 'dave', mode: 'manual', mwi: true });
+    phone = await startBaresip({ kamailio, user: 'dave', mode: 'manual' });
+    mwi = await startMwiPhone({ kamailio, user: 'dave' });
+    mwi.subscribe();
     bob = await startBaresip({ kamailio, user: 'bob', toneHz: 440 });
   });
   after(async () => {
     await gw?.stop();
     await bob?.stop();
     await phone?.stop();
+    mwi?.close();
     await kamailio?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -78,7 +83,7 @@ describe('the mailbox extension from a desk phone', () => {
     await until(() => fs.existsSync(file) && probe(file).duration >= 3, 'message audio written', 30000);
     bob.command('hangup');
     await until(() => rows(db, `id = ${open.id}`)[0]?.size_bytes > 0, 'message saved', 30000);
-    await until(() => mwiBodies(phone.log()).some((b) => b.new === 1), 'the phone sees 1 new message', 30000);
+    await until(() => mwi.bodies().some((b) => b.new === 1), 'the phone sees 1 new message', 30000);
 
     phone.command('dial', kamailio.uri('erin'));
     await until(() => /mailbox menu answered/.test(log()), 'the menu answers', 30000);
@@ -103,7 +108,7 @@ describe('the mailbox extension from a desk phone', () => {
     console.log(`# the phone heard ${(heard.samples.length / heard.rate).toFixed(1)} s: ${tone} s of the message's 440 Hz, ${beeps} s of 1000 Hz count beeps`);
     assert.ok(tone >= 1.0, `the message was heard: ${tone} s of 440 Hz`);
     assert.ok(beeps >= 0.1, `one count beep: ${beeps} s of 1000 Hz`);
-    const last = await until(() => { const b = mwiBodies(phone.log()); const l = b[b.length - 1]; return l && l.new === 0 && l.old === 0 ? l : null; }, 'message waiting back to 0/0', 30000);
+    const last = await until(() => { const b = mwi.bodies(); const l = b[b.length - 1]; return l && l.new === 0 && l.old === 0 ? l : null; }, 'message waiting back to 0/0', 30000);
     console.log(`# phone's message-summary after the deletion: ${JSON.stringify(last)}`);
   });
 });
