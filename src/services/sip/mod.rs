@@ -9,6 +9,7 @@
 //! - [`RingingCall`]: an inbound call ringing several targets, first accept wins, unanswered
 //!   calls refused with the configured status.
 //! - [`listen`]: listen lines, accounts bound to a mountpoint whose calls hear its audio.
+//! - [`mwi`]: message waiting (RFC 3842) to SIP phones on an account's line.
 
 mod lines;
 pub mod listen;
