@@ -28,8 +28,7 @@ use super::mountpoints::MountpointEntry;
 use super::vp8::AccessUnit;
 use crate::media::{MediaKind, RtpPacket};
 use crate::services::workers::{
-    input_queue, InputReceiver, InputSender, JobHandle, JobStatus, MediaJob, QueueStats,
-    WorkerPool,
+    input_queue, InputReceiver, InputSender, JobHandle, JobStatus, MediaJob, QueueStats, WorkerPool,
 };
 
 /// Access units queued for the job (about 2 s at 30 fps).
@@ -114,10 +113,11 @@ impl Reencoder {
         }
         self.behind = self.input.try_push(coded).is_err();
         if self.behind {
-            tracing::debug!("B-frame re-encode behind: access units left out up to the next keyframe");
+            tracing::debug!(
+                "B-frame re-encode behind: access units left out up to the next keyframe"
+            );
         }
     }
-
 }
 
 impl Drop for Reencoder {
@@ -273,7 +273,9 @@ mod tests {
 
     #[test]
     fn annex_b_splits_on_three_and_four_byte_start_codes() {
-        let au = Bytes::from_static(&[0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9]);
+        let au = Bytes::from_static(&[
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9,
+        ]);
         let nalus = nal_units(&au);
         assert_eq!(
             nalus,

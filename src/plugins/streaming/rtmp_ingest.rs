@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::audio_job::{AacInput, AacToOpusJob};
 use super::h264_profile::profile_level_id;
 use super::ingest_guard::{IngestGuard, Verdict};
-use super::reencode::{Coded, Reencoder, DEFAULT_BITRATE, PROFILE_LEVEL_ID};
 use super::mountpoints::{
     now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
 };
+use super::reencode::{Coded, Reencoder, DEFAULT_BITRATE, PROFILE_LEVEL_ID};
 use super::vp8::{annex_b, AccessUnit};
 use crate::config::RtmpConfig;
 use crate::media::{Codec, MediaKind, RtpPacket};
@@ -556,7 +556,10 @@ async fn ingest(
                 tracing::warn!(mountpoint = entry.id, lost = n, "RTMP ingest fell behind");
             }
             StreamEvent::Metadata(meta) => {
-                if let Some(kbps) = meta.video_bitrate_kbps.filter(|k| (100..=20_000).contains(k)) {
+                if let Some(kbps) = meta
+                    .video_bitrate_kbps
+                    .filter(|k| (100..=20_000).contains(k))
+                {
                     bitrate = kbps * 1000;
                 }
             }

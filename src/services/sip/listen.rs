@@ -577,10 +577,14 @@ mod tests {
         let at = power_at(pcm, 8000.0, hz);
         for other in [300.0, 600.0, 1500.0, 2500.0] {
             if (other - hz).abs() > 100.0 {
-                assert!(at > 100.0 * power_at(pcm, 8000.0, other), "{hz} Hz dominates {other} Hz");
+                assert!(
+                    at > 100.0 * power_at(pcm, 8000.0, other),
+                    "{hz} Hz dominates {other} Hz"
+                );
             }
         }
-        let rms = (pcm.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
+        let rms =
+            (pcm.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
         assert!(rms > 2000.0, "rms {rms}");
     }
 
@@ -589,15 +593,23 @@ mod tests {
         let (sender, caller) = endpoints(G711Law::Mu).await;
         let (tx, rx) = input_queue(64);
         let stats = Arc::new(ListenStats::default());
-        let mut job =
-            ListenJob::new(ListenSource::G711(G711Law::A), G711Law::Mu, rx, sender, stats.clone()).unwrap();
+        let mut job = ListenJob::new(
+            ListenSource::G711(G711Law::A),
+            G711Law::Mu,
+            rx,
+            sender,
+            stats.clone(),
+        )
+        .unwrap();
         let sink = ListenSink {
             queue: tx,
             closed: AtomicBool::new(false),
         };
         // ffmpeg's RTP muxer sends G.711 in packets of any size: 400 samples (50 ms) here.
         let tone: Vec<i16> = (0..400 * 20)
-            .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * 800.0 * i as f32 / 8000.0).sin()) as i16)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f32::consts::PI * 800.0 * i as f32 / 8000.0).sin()) as i16
+            })
             .collect();
         for (n, chunk) in tone.chunks(400).enumerate() {
             let mut payload = Vec::new();
@@ -624,7 +636,10 @@ mod tests {
     #[test]
     fn g722_mountpoints_cannot_be_heard() {
         assert_eq!(ListenSource::of(None), Some(ListenSource::Opus));
-        assert_eq!(ListenSource::of(Some(&MediaCodec::Opus)), Some(ListenSource::Opus));
+        assert_eq!(
+            ListenSource::of(Some(&MediaCodec::Opus)),
+            Some(ListenSource::Opus)
+        );
         assert_eq!(
             ListenSource::of(Some(&MediaCodec::Pcma)),
             Some(ListenSource::G711(G711Law::A))
@@ -637,7 +652,14 @@ mod tests {
         let (sender, caller) = endpoints(G711Law::Mu).await;
         let (tx, rx) = input_queue(64);
         let stats = Arc::new(ListenStats::default());
-        let mut job = ListenJob::new(ListenSource::Opus, G711Law::Mu, rx, sender.clone(), stats.clone()).unwrap();
+        let mut job = ListenJob::new(
+            ListenSource::Opus,
+            G711Law::Mu,
+            rx,
+            sender.clone(),
+            stats.clone(),
+        )
+        .unwrap();
         let mut encoder = OpusEncoder::new(OpusEncoderConfig::default()).unwrap();
         let sink = ListenSink {
             queue: tx,
