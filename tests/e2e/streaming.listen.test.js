@@ -127,5 +127,9 @@ describe('streaming listen line', () => {
     // The BYE went out to the caller through the proxy (its route set).
     assert.ok(await waitFor(kamailio.log, (l) => /REQ BYE sip:carol\S* from erin/.test(l), 15000),
       `kamailio relayed no BYE to the caller:\n${kamailio.log().split('\n').filter((l) => /REQ /.test(l)).join('\n')}`);
+    // The BYE (RFC 3261 §12.2.1.1: the INVITE's Record-Route as the route set, the caller's
+    // Contact as Request-URI, its From tag in our To) ends the call at baresip.
+    const ended = await carol.waitLog(/terminated|session closed/i, 15000);
+    assert.ok(ended, `baresip did not end the call on our BYE:\n${carol.log().slice(-3000)}`);
   });
 });

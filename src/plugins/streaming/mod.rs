@@ -17,6 +17,7 @@ mod ingest_guard;
 mod mountpoints;
 mod permanent;
 mod recording;
+mod reencode;
 mod rtcp_source;
 mod rtmp_ingest;
 mod rtp_header;

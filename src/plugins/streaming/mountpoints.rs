@@ -534,6 +534,12 @@ impl Mountpoints {
             _ => None,
         });
         hub.set_video_format(format);
+        hub.set_audio_codec(
+            new.streams
+                .iter()
+                .find(|s| s.kind == MediaKind::Audio)
+                .map(|s| s.codec.clone()),
+        );
         let entry = Arc::new(MountpointEntry {
             id: new.id,
             name: new.name,

@@ -19,6 +19,7 @@ use super::ingest_guard::{IngestGuard, Verdict};
 use super::mountpoints::{
     now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
 };
+use super::reencode::{Coded, Reencoder, DEFAULT_BITRATE, PROFILE_LEVEL_ID};
 use super::vp8::{annex_b, AccessUnit};
 use crate::config::RtmpConfig;
 use crate::media::{Codec, MediaKind, RtpPacket};
@@ -314,6 +315,31 @@ impl LivePublisher {
     }
 }
 
+/// Starts the re-encode of a publish with B-frames (see [`super::reencode`]); `None` (the
+/// B-frames are then left out) when no worker takes it.
+fn start_reencode(
+    entry: &Arc<MountpointEntry>,
+    workers: &WorkerPool,
+    bitrate: u32,
+    ts_base: u32,
+) -> Option<Reencoder> {
+    match Reencoder::start(entry.clone(), workers, bitrate, ts_base) {
+        Ok(r) => {
+            tracing::info!(
+                mountpoint = entry.id,
+                bitrate,
+                "publisher sends B-frames: re-encoded to H.264 constrained baseline for WebRTC"
+            );
+            entry.set_h264_profile(PROFILE_LEVEL_ID);
+            Some(r)
+        }
+        Err(e) => {
+            tracing::warn!(mountpoint = entry.id, error = %e, "B-frame re-encode unavailable: B-frames left out");
+            None
+        }
+    }
+}
+
 /// Reads one publish until it ends, feeding `entry`.
 async fn ingest(
     mut subscription: bifrons_rtmp::server::StreamSubscription,
@@ -340,7 +366,14 @@ async fn ingest(
     let cancel = entry.cancel.clone();
     let mut frames = 0u64;
     let mut b_frames = 0u64;
+    // The re-encode of a publish with B-frames, and whether one starts at the next keyframe.
+    let mut reencoder: Option<Reencoder> = None;
+    let mut switch_to_reencode = false;
+    let mut bitrate = DEFAULT_BITRATE;
     let mut params: (Vec<Bytes>, Vec<Bytes>) = (Vec::new(), Vec::new());
+    // The SPS as the publisher sent it, for the re-encode's decoder (the relay's says no
+    // reordering).
+    let mut decoder_sps: Vec<Bytes> = Vec::new();
     let mut guard = IngestGuard::default();
     // Leaves out a tag the guard refuses; ends the publish when it says so.
     let judge = |verdict: Verdict, detail: Option<&str>| match verdict {
@@ -383,8 +416,16 @@ async fn ingest(
         let Some(event) = event else { break };
         match event {
             StreamEvent::VideoConfig(mut config) => {
-                // A WebRTC decoder must output every picture at once: an SPS announcing
-                // reordering (B-frames) is rewritten to announce none.
+                guard.video_config();
+                // An SPS announcing reordering means B-frames: re-encoded (see `reencode`).
+                let reorder = config
+                    .sps
+                    .first()
+                    .and_then(|s| sps::max_num_reorder_frames(s))
+                    .unwrap_or(0);
+                decoder_sps = config.sps.clone();
+                // A WebRTC decoder must output every picture at once: an SPS that does not
+                // bound reordering is rewritten to announce none.
                 for sps in config.sps.iter_mut() {
                     if let Some(rewritten) = sps::without_reordering(sps) {
                         tracing::info!(
@@ -394,10 +435,14 @@ async fn ingest(
                         *sps = rewritten;
                     }
                 }
-                guard.video_config();
-                let plid = profile_level_id(&config);
-                tracing::info!(mountpoint = entry.id, profile_level_id = %plid, "H.264 configuration");
-                entry.set_h264_profile(&plid);
+                if reorder > 0 && reencoder.is_none() {
+                    reencoder = start_reencode(&entry, &workers, bitrate, ts_base);
+                }
+                if reencoder.is_none() {
+                    let plid = profile_level_id(&config);
+                    tracing::info!(mountpoint = entry.id, profile_level_id = %plid, "H.264 configuration");
+                    entry.set_h264_profile(&plid);
+                }
                 packetizer.set_config(&config);
                 params = (config.sps.clone(), config.pps.clone());
             }
@@ -407,13 +452,30 @@ async fn ingest(
                 }
                 frames += 1;
                 bytes += frame.nalus.iter().map(|n| n.len() as u64).sum::<u64>();
-                // WebRTC decoders cannot hold a picture back for reordering: B-frames are
-                // left out (the viewer gets the I and P pictures, in order).
-                if frame.nalus.iter().any(|n| slice::is_b_slice(n)) {
-                    b_frames += 1;
-                    if b_frames == 1 {
-                        tracing::warn!(mountpoint = entry.id, "publisher sends B-frames: they are not relayed to WebRTC viewers (set the encoder to no B-frames)");
-                    }
+                let is_b = frame.nalus.iter().any(|n| slice::is_b_slice(n));
+                b_frames += u64::from(is_b);
+                // B-frames from an SPS that did not announce them: re-encoded from the next
+                // keyframe on, left out until then.
+                if is_b && reencoder.is_none() && !switch_to_reencode {
+                    tracing::warn!(mountpoint = entry.id, "publisher sends B-frames its SPS did not announce: re-encoded from the next keyframe");
+                    switch_to_reencode = true;
+                }
+                if switch_to_reencode && frame.keyframe {
+                    switch_to_reencode = false;
+                    reencoder = start_reencode(&entry, &workers, bitrate, ts_base);
+                }
+                if let Some(re) = &mut reencoder {
+                    re.push(Coded {
+                        annex_b: annex_b(&frame.nalus, frame.keyframe, &decoder_sps, &params.1),
+                        pts_ms: frame.pts_ms(),
+                        keyframe: frame.keyframe,
+                    });
+                    entry
+                        .last_packet_ms
+                        .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                if is_b {
                     continue;
                 }
                 for nalu in frame.nalus.iter_mut() {
@@ -424,8 +486,8 @@ async fn ingest(
                     }
                 }
                 packets.clear();
-                // WebRTC receivers drop frames older than the last decoded one: B-frames go out
-                // in decode order, stamped with their decode time.
+                // Without B-frames decode and presentation order are one; the decode time
+                // keeps the RTP timestamps rising whatever the composition offsets.
                 packetizer.packetize_decode_order(&frame, &mut packets);
                 if let Some(vp8) = entry.vp8() {
                     vp8.push(AccessUnit {
@@ -493,12 +555,21 @@ async fn ingest(
             StreamEvent::Lagged(n) => {
                 tracing::warn!(mountpoint = entry.id, lost = n, "RTMP ingest fell behind");
             }
-            StreamEvent::Metadata(_) | StreamEvent::VideoEndOfSequence => {}
+            StreamEvent::Metadata(meta) => {
+                if let Some(kbps) = meta
+                    .video_bitrate_kbps
+                    .filter(|k| (100..=20_000).contains(k))
+                {
+                    bitrate = kbps * 1000;
+                }
+            }
+            StreamEvent::VideoEndOfSequence => {}
         }
     }
     if let Some((handle, _)) = audio.take() {
         handle.stop();
     }
+    drop(reencoder);
     entry.hub.source_gone();
     tracing::info!(
         mountpoint = entry.id,

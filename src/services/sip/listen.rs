@@ -4,10 +4,12 @@
 //!
 //! [`ListenTarget`] is the account's [`CallTarget`] (kind [`TargetKind::Mountpoint`]) in the
 //! [`super::InboundRouter`]. For each call it takes the ring, answers with the first of PCMU/PCMA
-//! in the caller's offer (RFC 3264 §6.1), and adds a sink to the mountpoint that
-//! queues its Opus packets for a [`ListenJob`] on `services::workers`: Opus (48 kHz) decoded,
-//! resampled to 8 kHz and encoded to G.711, sent from the call's own RTP endpoint (its own
-//! SSRC, sequence numbers and 8 kHz timestamps). The call ends on the caller's BYE (the sink
+//! in the caller's offer (RFC 3264 §6.1), and adds a sink to the mountpoint that queues its
+//! audio packets for a [`ListenJob`] on `services::workers`: Opus (48 kHz) decoded, resampled
+//! to 8 kHz and encoded to the caller's G.711; PCMU/PCMA (an RTP mountpoint fed with G.711)
+//! re-encoded to the caller's law and cut into 20 ms packets. Either is sent from the call's
+//! own RTP endpoint (its own SSRC, sequence numbers and 8 kHz timestamps). A mountpoint with
+//! other audio (G.722) refuses the call with 488. The call ends on the caller's BYE (the sink
 //! and the job go with it) or when the mountpoint is destroyed (BYE from us).
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,14 +21,14 @@ use std::time::Duration;
 use bifrons_sip::rtp::{RtpEndpoint, RtpParams};
 use bifrons_sip::sdp::Direction;
 use bifrons_sip::{CallEvent, Codec, Sdp};
-use bifrons_transcoding::g711::G711Law;
+use bifrons_transcoding::g711::{self, G711Law};
 use bifrons_transcoding::pipeline::OpusToG711;
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ringing::RingingCall;
 use super::routing::{CallTarget, InboundCall, TargetKind};
-use crate::media::{MediaKind, RtpPacket};
+use crate::media::{Codec as MediaCodec, MediaKind, RtpPacket};
 use crate::services::streams::{MountpointHub, StreamSink};
 use crate::services::workers::{
     input_queue, InputReceiver, InputSender, JobStatus, MediaJob, QueueStats, WorkerPool,
@@ -36,7 +38,10 @@ use crate::services::workers::{
 /// reaches this value).
 const LISTEN_CLAIM: u64 = u64::MAX;
 
-/// Opus packets queued for a listen job: 16 periods of 20 ms absorb a burst (a keyframe's
+/// Samples of one 20 ms G.711 packet (8 kHz).
+const G711_SAMPLES_PER_PACKET: usize = 160;
+
+/// Audio packets queued for a listen job: 16 periods of 20 ms absorb a burst (a keyframe's
 /// worth of late audio) without adding more than 320 ms of delay.
 const LISTEN_QUEUE: usize = 16;
 
@@ -127,6 +132,28 @@ pub fn law_of(codec: Codec) -> Option<G711Law> {
     }
 }
 
+/// The mountpoint audio a listen job can decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenSource {
+    /// Opus, 48 kHz RTP clock (RTMP mountpoints, Opus RTP mountpoints).
+    Opus,
+    /// G.711 of this law, 8 kHz (PCMU/PCMA RTP mountpoints).
+    G711(G711Law),
+}
+
+impl ListenSource {
+    /// The source for a mountpoint whose audio codec is `codec` (`None`, not recorded: Opus,
+    /// what RTMP mountpoints carry); `None` for audio a listen line cannot decode (G.722).
+    pub fn of(codec: Option<&MediaCodec>) -> Option<Self> {
+        match codec {
+            None | Some(MediaCodec::Opus) => Some(Self::Opus),
+            Some(MediaCodec::Pcmu) => Some(Self::G711(G711Law::Mu)),
+            Some(MediaCodec::Pcma) => Some(Self::G711(G711Law::A)),
+            Some(_) => None,
+        }
+    }
+}
+
 /// One listen call: answer, play until either side ends it, clean up.
 async fn serve(
     ringing: Arc<RingingCall>,
@@ -140,6 +167,12 @@ async fn serve(
     let Some(mountpoint) = media.hub.get(&name) else {
         tracing::info!(%call_id, mountpoint = mountpoint_id, "listen call refused: the mountpoint does not exist now");
         ringing.decline(480).await;
+        return;
+    };
+    let audio = mountpoint.audio_codec();
+    let Some(source) = ListenSource::of(audio.as_ref()) else {
+        tracing::info!(%call_id, mountpoint = mountpoint_id, codec = ?audio, "listen call refused: the mountpoint's audio cannot be transcoded to G.711");
+        ringing.decline(488).await;
         return;
     };
     let Some(offer) = ringing.offer.clone() else {
@@ -193,7 +226,7 @@ async fn serve(
     );
     rtp.set_sending(negotiated.direction.flags().0);
     let (to_job, from_sink) = input_queue(LISTEN_QUEUE);
-    let job = match ListenJob::new(law, from_sink, rtp.clone(), stats.clone())
+    let job = match ListenJob::new(source, law, from_sink, rtp.clone(), stats.clone())
         .map_err(|e| e.to_string())
         .and_then(|job| media.workers.submit(job).map_err(|e| e.to_string()))
     {
@@ -211,7 +244,7 @@ async fn serve(
     let sink_id = mountpoint.add_stream_sink(sink.clone());
     stats.active.fetch_add(1, Ordering::Relaxed);
     stats.answered.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(%call_id, caller = %ringing.caller, mountpoint = mountpoint_id, codec = negotiated.codec.name(), "listen call answered");
+    tracing::info!(%call_id, caller = %ringing.caller, mountpoint = mountpoint_id, codec = negotiated.codec.name(), ?source, "listen call answered");
     // The fan-out holds the sink once it handled the add; from then on, a sink held by
     // nobody else means the mountpoint let go of it (destroyed).
     let _ = mountpoint.sink_count().await;
@@ -263,8 +296,8 @@ pub fn answer_listen(
     )
 }
 
-/// An Opus packet of the mountpoint on its way to the job.
-struct OpusPacket {
+/// An audio packet of the mountpoint (Opus or G.711) on its way to the job.
+struct AudioPacket {
     seq: u16,
     timestamp: u32,
     payload: Bytes,
@@ -272,7 +305,7 @@ struct OpusPacket {
 
 /// The mountpoint sink of a listen call: audio packets into the job's queue, video ignored.
 struct ListenSink {
-    queue: InputSender<OpusPacket>,
+    queue: InputSender<AudioPacket>,
     closed: AtomicBool,
 }
 
@@ -282,7 +315,7 @@ impl StreamSink for ListenSink {
             return true;
         }
         self.queue
-            .try_push(OpusPacket {
+            .try_push(AudioPacket {
                 seq: packet.sequence_number,
                 timestamp: packet.timestamp,
                 payload: packet.payload.clone(),
@@ -309,11 +342,28 @@ pub fn gap_before(expected: Option<u16>, seq: u16) -> Option<u16> {
     Some(gap.min(MAX_CONCEALED))
 }
 
-/// The transcoding job of one listen call: every 20 ms, the mountpoint's Opus packets
-/// decoded, resampled 48 → 8 kHz and encoded to G.711 (`law`), sent on the call's endpoint.
+/// How a listen job turns the mountpoint's audio into the caller's G.711.
+enum Transcode {
+    /// Opus decoded, resampled 48 → 8 kHz, encoded (one 20 ms packet in, one out).
+    Opus(Box<OpusToG711>),
+    /// G.711 decoded and encoded in the caller's law, re-cut into 20 ms packets.
+    G711 {
+        from: G711Law,
+        /// Decoded samples not sent yet (less than a packet between ticks).
+        pending: Vec<i16>,
+        /// The packet being encoded (reused).
+        encoded: Vec<u8>,
+        /// The packet being decoded (reused).
+        decoded: Vec<i16>,
+    },
+}
+
+/// The transcoding job of one listen call: every 20 ms, the mountpoint's audio packets
+/// decoded and encoded to G.711 (`law`), sent on the call's endpoint.
 pub struct ListenJob {
-    input: InputReceiver<OpusPacket>,
-    pipeline: OpusToG711,
+    input: InputReceiver<AudioPacket>,
+    transcode: Transcode,
+    law: G711Law,
     rtp: Arc<RtpEndpoint>,
     stats: Arc<ListenStats>,
     expected: Option<u16>,
@@ -321,24 +371,76 @@ pub struct ListenJob {
 
 impl ListenJob {
     fn new(
+        source: ListenSource,
         law: G711Law,
-        input: InputReceiver<OpusPacket>,
+        input: InputReceiver<AudioPacket>,
         rtp: Arc<RtpEndpoint>,
         stats: Arc<ListenStats>,
     ) -> bifrons_transcoding::Result<Self> {
+        let transcode = match source {
+            ListenSource::Opus => Transcode::Opus(Box::new(OpusToG711::new(law)?)),
+            ListenSource::G711(from) => Transcode::G711 {
+                from,
+                pending: Vec::with_capacity(8 * G711_SAMPLES_PER_PACKET),
+                encoded: Vec::with_capacity(G711_SAMPLES_PER_PACKET),
+                decoded: Vec::with_capacity(8 * G711_SAMPLES_PER_PACKET),
+            },
+        };
         Ok(Self {
             input,
-            pipeline: OpusToG711::new(law)?,
+            transcode,
+            law,
             rtp,
             stats,
             expected: None,
         })
     }
 
-    fn send(&self, payload: &[u8]) {
-        // One G.711 byte per 8 kHz sample.
-        if self.rtp.send_audio(payload, payload.len() as u32).is_ok() {
-            self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+    /// Sends one G.711 payload (one byte per 8 kHz sample).
+    fn send(rtp: &RtpEndpoint, stats: &ListenStats, payload: &[u8]) {
+        if rtp.send_audio(payload, payload.len() as u32).is_ok() {
+            stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Opus in: concealment for up to [`MAX_CONCEALED`] lost packets, then the packet.
+    fn opus(&mut self, packet: &AudioPacket, lost: u16) {
+        let Transcode::Opus(pipeline) = &mut self.transcode else {
+            return;
+        };
+        for i in (1..=lost).rev() {
+            let ts = packet
+                .timestamp
+                .wrapping_sub(OPUS_TICKS_PER_PACKET * u32::from(i));
+            if let Ok(Some(p)) = pipeline.lost(ts) {
+                Self::send(&self.rtp, &self.stats, &p.payload);
+            }
+        }
+        match pipeline.push(&packet.payload, packet.timestamp) {
+            Ok(Some(p)) => Self::send(&self.rtp, &self.stats, &p.payload),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "listen line: undecodable Opus packet"),
+        }
+    }
+
+    /// G.711 in: decoded, then every full 20 ms encoded in the caller's law and sent (a lost
+    /// packet leaves no hole: the caller's timestamps just run on).
+    fn g711(&mut self, packet: &AudioPacket) {
+        let Transcode::G711 {
+            from,
+            pending,
+            encoded,
+            decoded,
+        } = &mut self.transcode
+        else {
+            return;
+        };
+        g711::decode_into(*from, &packet.payload, decoded);
+        pending.extend_from_slice(decoded);
+        while pending.len() >= G711_SAMPLES_PER_PACKET {
+            g711::encode_into(self.law, &pending[..G711_SAMPLES_PER_PACKET], encoded);
+            pending.drain(..G711_SAMPLES_PER_PACKET);
+            Self::send(&self.rtp, &self.stats, encoded);
         }
     }
 }
@@ -349,19 +451,10 @@ impl MediaJob for ListenJob {
             let Some(lost) = gap_before(self.expected, packet.seq) else {
                 continue;
             };
-            for i in (1..=lost).rev() {
-                let ts = packet
-                    .timestamp
-                    .wrapping_sub(OPUS_TICKS_PER_PACKET * u32::from(i));
-                if let Ok(Some(p)) = self.pipeline.lost(ts) {
-                    self.send(&p.payload);
-                }
-            }
             self.expected = Some(packet.seq.wrapping_add(1));
-            match self.pipeline.push(&packet.payload, packet.timestamp) {
-                Ok(Some(p)) => self.send(&p.payload),
-                Ok(None) => {}
-                Err(e) => tracing::debug!(error = %e, "listen line: undecodable Opus packet"),
+            match self.transcode {
+                Transcode::Opus(_) => self.opus(&packet, lost),
+                Transcode::G711 { .. } => self.g711(&packet),
             }
         }
         JobStatus::Continue
@@ -372,7 +465,10 @@ impl MediaJob for ListenJob {
     }
 
     fn name(&self) -> &str {
-        "listen opus→g711"
+        match self.transcode {
+            Transcode::Opus(_) => "listen opus→g711",
+            Transcode::G711 { .. } => "listen g711→g711",
+        }
     }
 }
 
@@ -441,22 +537,129 @@ mod tests {
         s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2
     }
 
-    #[tokio::test]
-    async fn a_1khz_opus_tone_reaches_the_caller_as_1khz_pcmu() {
+    /// The gateway's endpoint and the caller's, sending to each other with `law`.
+    async fn endpoints(law: G711Law) -> (Arc<RtpEndpoint>, RtpEndpoint) {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let sender = Arc::new(RtpEndpoint::bind(ip, 42000..=42999).await.unwrap());
         let caller = RtpEndpoint::bind(ip, 43000..=43999).await.unwrap();
         let params = RtpParams {
-            pt: 0,
+            pt: law.payload_type(),
             dtmf_pt: None,
             clock_rate: 8000,
             ptime: 20,
         };
         sender.configure(caller.local_addr().unwrap(), params);
         caller.configure(sender.local_addr().unwrap(), params);
+        (sender, caller)
+    }
+
+    /// Decodes what `caller` receives (`law`) until `want` samples or 5 s of silence; also
+    /// returns the payload sizes.
+    async fn heard(caller: &RtpEndpoint, law: G711Law, want: usize) -> (Vec<i16>, Vec<usize>) {
+        let (mut pcm, mut sizes) = (Vec::new(), Vec::new());
+        while pcm.len() < want {
+            match tokio::time::timeout(Duration::from_secs(5), caller.recv()).await {
+                Ok(Some(RtpEvent::Audio { payload, .. })) => {
+                    let mut samples = Vec::new();
+                    g711::decode_into(law, &payload, &mut samples);
+                    sizes.push(payload.len());
+                    pcm.extend(samples);
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        (pcm, sizes)
+    }
+
+    /// Asserts that `pcm` is a loud tone at `hz` (8 kHz samples).
+    fn assert_tone(pcm: &[i16], hz: f32) {
+        let at = power_at(pcm, 8000.0, hz);
+        for other in [300.0, 600.0, 1500.0, 2500.0] {
+            if (other - hz).abs() > 100.0 {
+                assert!(
+                    at > 100.0 * power_at(pcm, 8000.0, other),
+                    "{hz} Hz dominates {other} Hz"
+                );
+            }
+        }
+        let rms =
+            (pcm.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
+        assert!(rms > 2000.0, "rms {rms}");
+    }
+
+    #[tokio::test]
+    async fn a_g711_mountpoint_reaches_the_caller_in_its_law_in_20_ms_packets() {
+        let (sender, caller) = endpoints(G711Law::Mu).await;
         let (tx, rx) = input_queue(64);
         let stats = Arc::new(ListenStats::default());
-        let mut job = ListenJob::new(G711Law::Mu, rx, sender.clone(), stats.clone()).unwrap();
+        let mut job = ListenJob::new(
+            ListenSource::G711(G711Law::A),
+            G711Law::Mu,
+            rx,
+            sender,
+            stats.clone(),
+        )
+        .unwrap();
+        let sink = ListenSink {
+            queue: tx,
+            closed: AtomicBool::new(false),
+        };
+        // ffmpeg's RTP muxer sends G.711 in packets of any size: 400 samples (50 ms) here.
+        let tone: Vec<i16> = (0..400 * 20)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f32::consts::PI * 800.0 * i as f32 / 8000.0).sin()) as i16
+            })
+            .collect();
+        for (n, chunk) in tone.chunks(400).enumerate() {
+            let mut payload = Vec::new();
+            g711::encode_into(G711Law::A, chunk, &mut payload);
+            let packet = RtpPacket {
+                payload_type: 8,
+                sequence_number: n as u16,
+                timestamp: n as u32 * 400,
+                ssrc: 1,
+                marker: false,
+                payload: payload.into(),
+            };
+            assert!(sink.deliver(MediaKind::Audio, &packet));
+            job.tick(Duration::from_millis(50 * n as u64));
+        }
+        assert_eq!(stats.packets_sent.load(Ordering::Relaxed), 50);
+        let (pcm, sizes) = heard(&caller, G711Law::Mu, 50 * 160).await;
+        assert!(sizes.iter().all(|&s| s == 160), "{sizes:?}");
+        assert_eq!(pcm.len(), 50 * 160);
+        assert_tone(&pcm[160..], 800.0);
+        assert_eq!(job.name(), "listen g711→g711");
+    }
+
+    #[test]
+    fn g722_mountpoints_cannot_be_heard() {
+        assert_eq!(ListenSource::of(None), Some(ListenSource::Opus));
+        assert_eq!(
+            ListenSource::of(Some(&MediaCodec::Opus)),
+            Some(ListenSource::Opus)
+        );
+        assert_eq!(
+            ListenSource::of(Some(&MediaCodec::Pcma)),
+            Some(ListenSource::G711(G711Law::A))
+        );
+        assert_eq!(ListenSource::of(Some(&MediaCodec::G722)), None);
+    }
+
+    #[tokio::test]
+    async fn a_1khz_opus_tone_reaches_the_caller_as_1khz_pcmu() {
+        let (sender, caller) = endpoints(G711Law::Mu).await;
+        let (tx, rx) = input_queue(64);
+        let stats = Arc::new(ListenStats::default());
+        let mut job = ListenJob::new(
+            ListenSource::Opus,
+            G711Law::Mu,
+            rx,
+            sender.clone(),
+            stats.clone(),
+        )
+        .unwrap();
         let mut encoder = OpusEncoder::new(OpusEncoderConfig::default()).unwrap();
         let sink = ListenSink {
             queue: tx,
@@ -487,37 +690,8 @@ mod tests {
             job.tick(Duration::from_millis(20 * u64::from(n)));
         }
         assert_eq!(stats.packets_sent.load(Ordering::Relaxed), 50);
-        let mut pcm = Vec::new();
-        while pcm.len() < 40 * 160 {
-            match tokio::time::timeout(Duration::from_secs(5), caller.recv()).await {
-                Ok(Some(RtpEvent::Audio { payload, .. })) => {
-                    let mut samples = Vec::new();
-                    g711::decode_into(G711Law::Mu, &payload, &mut samples);
-                    pcm.extend(samples);
-                }
-                Ok(Some(_)) => {}
-                _ => break,
-            }
-        }
-        assert!(
-            pcm.len() >= 40 * 160,
-            "got {} samples; sent {} dropped {} received {} foreign {}",
-            pcm.len(),
-            sender.stats().sent.load(Ordering::Relaxed),
-            sender.stats().dropped.load(Ordering::Relaxed),
-            caller.stats().received.load(Ordering::Relaxed),
-            caller.stats().foreign.load(Ordering::Relaxed)
-        );
-        let tail = &pcm[pcm.len() - 20 * 160..];
-        let at_1k = power_at(tail, 8000.0, 1000.0);
-        for other in [300.0, 600.0, 1500.0, 2500.0] {
-            assert!(
-                at_1k > 100.0 * power_at(tail, 8000.0, other),
-                "1 kHz dominates {other} Hz"
-            );
-        }
-        let rms =
-            (tail.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
-        assert!(rms > 2000.0, "rms {rms}");
+        let (pcm, _) = heard(&caller, G711Law::Mu, 40 * 160).await;
+        assert!(pcm.len() >= 40 * 160, "got {} samples", pcm.len());
+        assert_tone(&pcm[pcm.len() - 20 * 160..], 1000.0);
     }
 }

@@ -9,12 +9,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::keyframe::VideoFormat;
-use crate::media::{MediaKind, RtpPacket};
+use crate::media::{Codec, MediaKind, RtpPacket};
 use crate::services::sinks::MediaSink;
 
 /// Packets queued from sources before new ones are dropped (about 1 s of 4 Mbit/s video).
@@ -87,6 +87,9 @@ pub struct Mountpoint {
     control: mpsc::UnboundedSender<Control>,
     stats: Arc<MountpointStats>,
     next_sink: Arc<AtomicU64>,
+    /// The codec of the audio its sources publish (read when a sink is set up, never per
+    /// packet).
+    audio_codec: Arc<RwLock<Option<Codec>>>,
 }
 
 impl Mountpoint {
@@ -101,6 +104,7 @@ impl Mountpoint {
             control,
             stats,
             next_sink: Arc::new(AtomicU64::new(1)),
+            audio_codec: Arc::default(),
         }
     }
 
@@ -149,6 +153,21 @@ impl Mountpoint {
     /// Sets the video format whose keyframes are cached (`None`: no cache).
     pub fn set_video_format(&self, format: Option<VideoFormat>) {
         let _ = self.control.send(Control::Format(format));
+    }
+
+    /// Records the codec of the audio the sources publish (Opus, PCMU, PCMA...), for sinks
+    /// that must decode it (a SIP listen line).
+    pub fn set_audio_codec(&self, codec: Option<Codec>) {
+        *self.audio_codec.write().unwrap_or_else(|e| e.into_inner()) = codec;
+    }
+
+    /// The codec of the published audio; `None` when the mountpoint has no audio or nobody
+    /// said.
+    pub fn audio_codec(&self) -> Option<Codec> {
+        self.audio_codec
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The source went away: the keyframe cache is emptied, so that a sink joining before the

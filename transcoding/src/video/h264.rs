@@ -1,7 +1,7 @@
 //! H.264 (constrained baseline) encoder and decoder on OpenH264, built from the sources the
 //! `openh264` crate bundles. Only the VP8⇄H.264 routes need it, hence the `h264` feature.
 
-use openh264::decoder::Decoder;
+use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
     RateControlMode, UsageType,
@@ -113,6 +113,18 @@ impl H264Decoder {
     pub fn new() -> Result<Self> {
         Ok(Self {
             inner: Decoder::new().map_err(lib_err)?,
+        })
+    }
+
+    /// Creates a decoder for streams with B-frames: OpenH264 reorders itself and returns
+    /// pictures in display order, at most one per access unit and possibly one decoded
+    /// earlier (the timestamp given to [`H264Decoder::decode`] is then not the picture's).
+    /// It is never flushed between access units: flushing a stream with B-frames leaks
+    /// OpenH264's picture buffers until it fails with "out of memory" (dsOutOfMemory).
+    pub fn reordering() -> Result<Self> {
+        let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+        Ok(Self {
+            inner: Decoder::with_api_config(OpenH264API::from_source(), config).map_err(lib_err)?,
         })
     }
 
