@@ -67,7 +67,11 @@ pub async fn add(
     println!(
         "  WHIP URL:   {} (bearer token: the stream key{})",
         whip_url(rtmp, whep, key.mountpoint_id()),
-        if whep.enabled { "" } else { "; needs [whep] enabled" }
+        if whep.enabled {
+            ""
+        } else {
+            "; needs [whep] enabled"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -109,8 +109,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                 host.storage.clone(),
             ));
             // WHIP ingest (`/whip/...`) shares the WHEP listener.
-            let router =
-                crate::web::whep::router(backend).merge(crate::web::whip::router(whip));
+            let router = crate::web::whep::router(backend).merge(crate::web::whip::router(whip));
             let stop = host.shutdown.clone();
             tokio::spawn(async move {
                 let _ = axum::serve(listener, router)

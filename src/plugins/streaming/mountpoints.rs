@@ -297,6 +297,14 @@ impl MountpointEntry {
             .unwrap_or_else(|e| e.into_inner()) = sender.map(|s| (s, 0));
     }
 
+    /// Whether a WebRTC publisher (WHIP or `publish`) feeds it now.
+    pub fn has_webrtc_publisher(&self) -> bool {
+        self.publisher_keyframe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Asks the source for a keyframe: a WebRTC publisher gets a PLI on its PeerConnection;
     /// an `rtp` source a PLI over RTCP, when its video stream has an RTCP port and the source
     /// sent reports there; nothing otherwise.

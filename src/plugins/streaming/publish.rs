@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::mountpoints::{now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source};
+use super::mountpoints::{
+    now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
+};
 use super::publish_offer::{narrow, relayable, sections, OfferError};
 use super::rtmp_ingest::plausible_key;
 use crate::media::{MediaKind, MediaSender, Negotiated, RtpPacket, StreamInfo};
@@ -280,3 +282,114 @@ pub fn codec_names(mountpoint: &MountpointEntry) -> Vec<String> {
         .collect()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{Mid, Pt};
+    use crate::media::Codec;
+    use crate::services::streams::MountpointHub;
+    use crate::services::workers::WorkerPool;
+    use bytes::Bytes;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:1\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n";
+
+    const ANSWER: &str = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+
+    fn video(pt: u8, seq: u16) -> RtpPacket {
+        RtpPacket {
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: 3000,
+            ssrc: 7,
+            marker: true,
+            // A VP8 keyframe start (RFC 7741 §4.2/§4.3: S=1, P=0).
+            payload: Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a, 0, 0, 0, 0, 0]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_publish_feeds_its_mountpoint_and_gets_keyframe_requests() {
+        let mountpoints = Mountpoints::new(
+            Arc::new(MountpointHub::new()),
+            Arc::new(WorkerPool::start(1).unwrap()),
+        );
+        let claimed = claim(&mountpoints, 5, "cam", OFFER).unwrap();
+        let mp = claimed.mountpoint.clone();
+        assert_eq!(mp.source, Source::WebRtc);
+        assert!(claimed.offer.contains("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"));
+        assert!(!claimed.offer.contains("rtx"));
+        assert!(matches!(
+            claim(&mountpoints, 5, "cam", OFFER),
+            Err(PublishError::Busy(_))
+        ));
+
+        let (viewer, mut viewed) = MediaSender::detached(64);
+        mp.attach_sink(
+            Arc::new(super::super::viewer::ViewerSink::new(viewer, 111, 100)),
+            false,
+        )
+        .unwrap();
+        let negotiated = Negotiated::from_answer(ANSWER, true).unwrap();
+        let (publisher, mut asked) = MediaSender::detached(8);
+        let feed = PublishFeed::start(mp.clone(), &negotiated, publisher);
+        assert!(feed.relays(MediaKind::Audio) && feed.relays(MediaKind::Video));
+        let stream = StreamInfo {
+            mid: Mid("1".into()),
+            kind: MediaKind::Video,
+            codec: Some(Codec::Vp8),
+            pt: Pt(96),
+            clock_rate: 90_000,
+        };
+        feed.feed(&stream, video(96, 1));
+        feed.feed(&stream, video(97, 2));
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got.extend(viewed.drain().0);
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(got.len(), 1, "the retransmission payload type is left out");
+        assert_eq!(got[0].1.payload_type, 100, "the viewer's own payload type");
+
+        // Keyframe requests of many viewers: one PLI per gap.
+        mp.request_source_keyframe();
+        mp.request_source_keyframe();
+        assert_eq!(asked.drain().1, 1);
+
+        assert!(feed.end("test"));
+        assert!(!feed.end("again"));
+        assert!(!mp.is_live());
+        mp.request_source_keyframe();
+        assert_eq!(asked.drain().1, 0, "no publisher, no PLI");
+        let again = claim(&mountpoints, 5, "cam", OFFER);
+        assert!(again.is_ok(), "the mountpoint takes a new publisher");
+    }
+
+    #[tokio::test]
+    async fn offers_without_the_mountpoints_codec_are_refused() {
+        let mountpoints = Mountpoints::new(
+            Arc::new(MountpointHub::new()),
+            Arc::new(WorkerPool::start(1).unwrap()),
+        );
+        let claimed = claim(&mountpoints, 9, "cam", OFFER).unwrap();
+        release(&claimed.mountpoint);
+        let h264_only = OFFER
+            .replace("a=rtpmap:111 opus/48000/2\r\n", "")
+            .replace("VP8/90000", "H264/90000");
+        assert!(matches!(
+            claim(&mountpoints, 9, "cam", &h264_only),
+            Err(PublishError::BadOffer(_))
+        ));
+        assert!(!claimed.mountpoint.is_live());
+        assert!(matches!(
+            claim(&mountpoints, 10, "x", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"),
+            Err(PublishError::BadOffer(_))
+        ));
+    }
+}

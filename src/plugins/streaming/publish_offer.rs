@@ -126,22 +126,21 @@ pub fn sections(sdp: &str) -> Result<Vec<OfferedSection>, OfferError> {
                       rtpmap: &mut Vec<(u8, String, u32)>,
                       fmtp: &mut Vec<(u8, String)>| {
         if let Some((kind, disabled, pts)) = current {
-            let formats = pts
-                .iter()
-                .map(|&pt| {
-                    let codec = rtpmap.iter().find(|(p, _, _)| *p == pt).and_then(
-                        |(_, name, clock)| {
-                            let params = fmtp
-                                .iter()
-                                .find(|(p, _)| *p == pt)
-                                .map_or("", |(_, f)| f.as_str());
-                            Codec::from_sdp(name, *clock, params)
-                                .filter(|c| c.kind() == kind)
-                        },
-                    );
-                    OfferedFormat { pt, codec }
-                })
-                .collect();
+            let formats =
+                pts.iter()
+                    .map(|&pt| {
+                        let codec = rtpmap.iter().find(|(p, _, _)| *p == pt).and_then(
+                            |(_, name, clock)| {
+                                let params = fmtp
+                                    .iter()
+                                    .find(|(p, _)| *p == pt)
+                                    .map_or("", |(_, f)| f.as_str());
+                                Codec::from_sdp(name, *clock, params).filter(|c| c.kind() == kind)
+                            },
+                        );
+                        OfferedFormat { pt, codec }
+                    })
+                    .collect();
             out.push(OfferedSection {
                 kind,
                 disabled,
@@ -246,7 +245,7 @@ m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 45\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na
 a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n\
 a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
 a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack pli\r\n\
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
 a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=rtpmap:45 AV1/90000\r\na=rtcp-fb:* ccm fir\r\n";
 
     #[test]
@@ -263,7 +262,9 @@ a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=rtpmap:45 AV1/90000\r\na=rtcp-
 
     #[test]
     fn narrows_each_section_to_one_format() {
-        let n = narrow(OFFER, |k| Some(if k == MediaKind::Audio { 111 } else { 102 }));
+        let n = narrow(OFFER, |k| {
+            Some(if k == MediaKind::Audio { 111 } else { 102 })
+        });
         assert!(n.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
         assert!(n.contains("m=video 9 UDP/TLS/RTP/SAVPF 102\r\n"));
         assert!(!n.contains("VP8") && !n.contains("rtx") && !n.contains("red/"));

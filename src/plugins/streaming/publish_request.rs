@@ -85,7 +85,10 @@ pub async fn publish(
     let id = errors::id(body)?;
     validate(
         body,
-        &[("secret", Kind::String, false), ("key", Kind::String, false)],
+        &[
+            ("secret", Kind::String, false),
+            ("key", Kind::String, false),
+        ],
     )?;
     if viewer.lock().mountpoint.is_some() {
         return Err(StreamingError::new(
@@ -150,10 +153,7 @@ pub async fn publish(
             "the answer settled no audio or video this mountpoint takes".into(),
         )));
     }
-    *viewer
-        .publisher
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(feed);
+    *viewer.publisher.lock().unwrap_or_else(|e| e.into_inner()) = Some(feed);
     Ok((
         json!({ "status": "publishing", "id": id, "codecs": codec_names(&mp) }),
         Some(answer),

@@ -63,7 +63,12 @@ impl PeerListener for Session {
     }
 
     fn on_media(&self, kind: MediaKind, _mid: &Mid, receiving: bool) {
-        tracing::debug!(mountpoint = self.mountpoint, kind = kind.as_str(), receiving, "WHIP media");
+        tracing::debug!(
+            mountpoint = self.mountpoint,
+            kind = kind.as_str(),
+            receiving,
+            "WHIP media"
+        );
     }
 
     fn on_rtp(&self, stream: &StreamInfo, packet: RtpPacket) {
@@ -208,7 +213,9 @@ impl Whip {
             .await
             .map_err(|e| PublishError::Unavailable(e.to_string()))?;
         let _ = session.peer.set(peer.clone());
-        let (answer, negotiated) = match peer.answer(&Jsep::offer(offer), &AnswerPlan::default()).await
+        let (answer, negotiated) = match peer
+            .answer(&Jsep::offer(offer), &AnswerPlan::default())
+            .await
         {
             Ok(a) => a,
             Err(e) => {
