@@ -97,7 +97,7 @@ async function whepInbound(page) {
 /** Waits until a janus.js viewer decodes frames and hears audio. */
 async function viewerPlays(page, what, minFrames = 30) {
   return waitInPage(page, () => window.inboundStats(),
-    (s) => s.video?.framesDecoded > minFrames && s.audio?.totalAudioEnergy > 0, what, 30000);
+    (s) => s.video?.framesDecoded > minFrames && s.audio?.totalAudioEnergy > 0.01, what, 30000);
 }
 
 describe('WHIP ingest and janus.js publish', () => {
@@ -160,10 +160,10 @@ describe('WHIP ingest and janus.js publish', () => {
     const deadline = Date.now() + 30000;
     while (Date.now() < deadline) {
       heard = await whepInbound(whepPage);
-      if (heard.audio?.totalAudioEnergy > 0 && heard.video?.framesDecoded > 30) break;
+      if (heard.audio?.totalAudioEnergy > 0.01 && heard.video?.framesDecoded > 30) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    assert.ok(heard.audio?.totalAudioEnergy > 0, `WHEP audio not silent: ${JSON.stringify(heard)}`);
+    assert.ok(heard.audio?.totalAudioEnergy > 0.01, `WHEP audio not silent: ${JSON.stringify(heard)}`);
     assert.match((await whepPage.evaluate(() => window.demo.stats)).videoCodec, /VP8/);
 
     // janus.js viewer in the same second browser.
@@ -300,5 +300,34 @@ describe('WHIP ingest and janus.js publish', () => {
     await whepView.close();
     await viewer.close();
     await pub.close();
+  });
+
+  it("a viewer's keyframe request reaches the publisher as a PLI", async () => {
+    // Browsers send keyframes rarely: once more video packets than the keyframe cache holds
+    // have gone by since the last keyframe, a new viewer gets nothing cached, its browser asks
+    // for a keyframe, and only the publisher can send one.
+    const key = addKey(gw, 'whip-pli');
+    const page = await pubBrowser.newPage();
+    await page.goto(gw.httpUrl.replace(/\/janus$/, '/demos/whip.html'));
+    await waitInPage(page, () => window.demo.state, (s) => s === 'idle', 'page ready', 10000);
+    await page.fill('#key', key.key);
+    await page.click('#publish');
+    await waitInPage(page, () => window.demo, (d) => d.state === 'publishing' && d.stats?.videoPackets > 0, 'publishing', 30000);
+    let base = null;
+    const CACHE = 4096; // MAX_CACHED_PACKETS of the mountpoint's keyframe cache
+    const past = await waitInPage(page, () => window.demo.stats, (st) => {
+      if (!base || st.keyFramesEncoded !== base.keyFramesEncoded) base = { ...st };
+      return st.videoPackets - base.videoPackets > CACHE + 200;
+    }, 'more packets than the keyframe cache holds since the last keyframe', 180000);
+    const viewer = await openViewer(viewBrowser, site, gw.httpUrl, key.mountpoint);
+    await waitInPage(viewer, () => window.inboundStats(), (s) => s.video?.framesDecoded > 10, 'frames after the PLI', 30000);
+    // The page samples its stats once a second: wait for the sample that follows.
+    const after = await waitInPage(page, () => window.demo.stats,
+      (st) => st.pliCount > past.pliCount && st.keyFramesEncoded > past.keyFramesEncoded,
+      'the publisher got a PLI and sent a keyframe', 10000);
+    console.log(`# PLI: publisher PLIs ${past.pliCount} -> ${after.pliCount}, keyframes ${past.keyFramesEncoded} -> ${after.keyFramesEncoded}`);
+    await viewer.close();
+    await page.click('#stop');
+    await page.close();
   });
 });
