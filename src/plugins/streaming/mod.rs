@@ -7,6 +7,10 @@
 //! [`crate::services::streams`]: each source publishes into its mountpoint's fan-out, which
 //! keeps the keyframe cache and hands every packet to each viewer's [`viewer::ViewerSink`].
 //! AAC is transcoded to Opus on the codec workers.
+//!
+//! Browsers publish too: over WHIP ([`whip`], on the WHEP listener) and with the Bifrons
+//! extension requests `publish`/`unpublish` ([`publish_request`]); both feed the mountpoint
+//! through [`publish::PublishFeed`].
 
 mod audio_job;
 mod create;
