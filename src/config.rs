@@ -390,7 +390,8 @@ pub struct PanelConfig {
     /// the `[rtmp]` section.
     pub rtmp_url: String,
     /// WHIP endpoint shown with a new stream key, `{host}` replaced as for `rtmp_url`, the key
-    /// appended as the last path segment. Default empty: no WHIP URL is shown.
+    /// appended as the last path segment. Default empty: `http://{host}:PORT/whip` of the
+    /// `[whep]` listener when it is enabled, else no WHIP URL is shown.
     pub whip_url: String,
 }
 

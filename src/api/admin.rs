@@ -494,6 +494,10 @@ pub fn panel_router(core: &Arc<Core>) -> axum::Router {
         let rtmp = &core.config.rtmp;
         config.rtmp_url = format!("rtmp://{{host}}:{}/{}", rtmp.port, rtmp.app);
     }
+    if config.whip_url.is_empty() && core.config.whep.enabled {
+        // WHIP shares the WHEP listener.
+        config.whip_url = format!("http://{{host}}:{}/whip", core.config.whep.port);
+    }
     router(PanelContext {
         storage: core.storage.clone(),
         recordings_dir: core.config.recordings.dir.clone(),

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use bifrons::config::RtmpConfig;
+use bifrons::config::{RtmpConfig, WhepConfig};
 use bifrons::storage::{NewStreamKey, Page, Storage, StorageError, StreamKey};
 
 /// Who keys made on the command line belong to.
@@ -19,11 +19,22 @@ pub fn server_url(rtmp: &RtmpConfig) -> String {
     }
 }
 
+/// The WHIP endpoint of mountpoint `mountpoint` (RFC 9725; served on the `[whep]` listener):
+/// `http://HOST:PORT/whip/ID`, with `[rtmp] public_host` as the host. The stream key is the
+/// bearer token.
+pub fn whip_url(rtmp: &RtmpConfig, whep: &WhepConfig, mountpoint: u64) -> String {
+    format!(
+        "http://{}:{}/whip/{mountpoint}",
+        rtmp.public_host, whep.port
+    )
+}
+
 /// Creates a key named `name` feeding mountpoint `mountpoint` (or the one numbered like the
 /// key) and prints it once, with the URL and OBS' two fields.
 pub async fn add(
     url: &str,
     rtmp: &RtmpConfig,
+    whep: &WhepConfig,
     name: &str,
     mountpoint: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
@@ -53,6 +64,15 @@ pub async fn add(
     println!("  RTMP URL:   {server}/{}", key.key.expose());
     println!("  OBS Server: {server}");
     println!("  OBS Stream Key: {}", key.key.expose());
+    println!(
+        "  WHIP URL:   {} (bearer token: the stream key{})",
+        whip_url(rtmp, whep, key.mountpoint_id()),
+        if whep.enabled {
+            ""
+        } else {
+            "; needs [whep] enabled"
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -253,7 +253,7 @@ pub fn main() -> ExitCode {
             } => user::list(&url).await,
             Command::Key {
                 action: KeyCommand::Add { name, mountpoint },
-            } => key::add(&url, &config.rtmp, &name, mountpoint).await,
+            } => key::add(&url, &config.rtmp, &config.whep, &name, mountpoint).await,
             Command::Key {
                 action: KeyCommand::List,
             } => key::list(&url).await,

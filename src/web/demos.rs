@@ -16,6 +16,7 @@ const INDEX: &str = include_str!("pages/index.html");
 const ECHOTEST: &str = include_str!("pages/echotest.html");
 const STREAMING: &str = include_str!("pages/streaming.html");
 const WHEP: &str = include_str!("pages/whep.html");
+const WHIP: &str = include_str!("pages/whip.html");
 const AUDIOBRIDGE: &str = include_str!("pages/audiobridge.html");
 const SIPTEST: &str = include_str!("pages/siptest.html");
 const VOICEMAIL: &str = include_str!("pages/voicemail.html");
@@ -87,6 +88,7 @@ pub async fn serve(config: &Config, path: &str) -> Response {
         "/demos/echotest.html" => html(ECHOTEST),
         "/demos/streaming.html" => html(STREAMING),
         "/demos/whep.html" => html(WHEP),
+        "/demos/whip.html" => html(WHIP),
         "/demos/audiobridge.html" => html(AUDIOBRIDGE),
         "/demos/siptest.html" => html(SIPTEST),
         "/demos/voicemail.html" => html(VOICEMAIL),

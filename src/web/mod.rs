@@ -3,3 +3,4 @@
 pub mod demos;
 pub mod panel;
 pub mod whep;
+pub mod whip;

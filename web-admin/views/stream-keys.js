@@ -55,9 +55,9 @@ export async function render(root, ctx) {
       h('h2', {}, `Stream key ${r.stream_key.name}`),
       h('p', {}, 'Shown only now. In OBS: Settings → Stream → Service "Custom", then Server and Stream Key below.'),
       row('Server (RTMP URL)', r.rtmp_url, 'rtmp-url'),
+      r.whip_url ? row('WHIP URL (bearer token: the stream key)', r.whip_url, 'whip-url') : null,
       row('Stream key', r.key, 'key'),
       row('Full publish URL', r.publish_url, 'publish-url'),
-      r.whip_url ? row('WHIP URL', r.whip_url, 'whip-url') : null,
       h('div', { class: 'actions' }, button('I saved it', () => ctx.rerender()))));
     secretSlot.querySelector('.actions button').focus();
   };

@@ -7,6 +7,10 @@
 //! [`crate::services::streams`]: each source publishes into its mountpoint's fan-out, which
 //! keeps the keyframe cache and hands every packet to each viewer's [`viewer::ViewerSink`].
 //! AAC is transcoded to Opus on the codec workers.
+//!
+//! Browsers publish too: over WHIP ([`whip`], on the WHEP listener) and with the Bifrons
+//! extension requests `publish`/`unpublish` ([`publish_request`]); both feed the mountpoint
+//! through [`publish::PublishFeed`].
 
 mod audio_job;
 mod create;
@@ -16,6 +20,9 @@ mod h264_profile;
 mod ingest_guard;
 mod mountpoints;
 mod permanent;
+mod publish;
+pub mod publish_offer;
+mod publish_request;
 mod recording;
 mod reencode;
 mod rtcp_source;
@@ -27,6 +34,7 @@ mod video_recording;
 mod viewer;
 mod vp8;
 mod whep;
+mod whip;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -100,7 +108,13 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                 .map_err(|e| anyhow::anyhow!("WHEP listener on {addr}: {e}"))?;
             tracing::info!(addr = %listener.local_addr()?, "WHEP listening");
             let backend = Arc::new(whep::Whep::new(mountpoints.clone(), host.media.clone()));
-            let router = crate::web::whep::router(backend);
+            let whip = Arc::new(whip::Whip::new(
+                mountpoints.clone(),
+                host.media.clone(),
+                host.storage.clone(),
+            ));
+            // WHIP ingest (`/whip/...`) shares the WHEP listener.
+            let router = crate::web::whep::router(backend).merge(crate::web::whip::router(whip));
             let stop = host.shutdown.clone();
             tokio::spawn(async move {
                 let _ = axum::serve(listener, router)
@@ -353,6 +367,36 @@ impl Streaming {
         check_secret(&mp.settings().secret, body, "secret").await?;
         mp.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
         Ok(json!({ "streaming": "ok" }))
+    }
+
+    /// The Bifrons extension requests `publish`/`unpublish` (see [`publish_request`]),
+    /// answered with an event.
+    fn publishing(
+        &self,
+        viewer: &Arc<Viewer>,
+        ctx: &Arc<HandleCtx>,
+        request: String,
+        body: Map<String, Value>,
+        message: PluginMessage,
+    ) -> PluginResult {
+        let (mountpoints, storage) = (self.mountpoints.clone(), self.storage.clone());
+        let (viewer, ctx) = (viewer.clone(), ctx.clone());
+        PluginResult::Async {
+            hint: None,
+            work: Box::pin(async move {
+                let outcome = if request == "publish" {
+                    publish_request::publish(&mountpoints, &storage, &viewer, &ctx, &body, &message)
+                        .await
+                } else {
+                    publish_request::unpublish(&viewer, &ctx)
+                };
+                let transaction = message.transaction.as_str();
+                match outcome {
+                    Ok((result, jsep)) => ctx.push_event(Some(transaction), event(result), jsep),
+                    Err(e) => ctx.push_event(Some(transaction), error(e), None),
+                }
+            }),
+        }
     }
 
     /// The requests answered with an event.
@@ -781,6 +825,9 @@ impl Plugin for Streaming {
         if let Some(reply) = self.synchronous(&request, &body).await {
             return PluginResult::Ok(reply);
         }
+        if matches!(request.as_str(), "publish" | "unpublish") {
+            return self.publishing(viewer, ctx, request, body, message);
+        }
         if !matches!(
             request.as_str(),
             "watch" | "start" | "pause" | "stop" | "configure" | "switch"
@@ -807,6 +854,18 @@ impl Plugin for Streaming {
         attach(viewer, ctx);
     }
 
+    fn incoming_rtp(
+        &self,
+        viewer: &Viewer,
+        _ctx: &HandleCtx,
+        stream: &crate::media::StreamInfo,
+        packet: crate::media::RtpPacket,
+    ) {
+        if let Some(feed) = &*viewer.publisher.lock().unwrap_or_else(|e| e.into_inner()) {
+            feed.feed(stream, packet);
+        }
+    }
+
     fn incoming_rtcp(
         &self,
         viewer: &Viewer,
@@ -827,12 +886,20 @@ impl Plugin for Streaming {
     }
 
     fn hangup_media(&self, viewer: &Viewer, ctx: &HandleCtx) {
+        if let Some(id) = publish_request::end(viewer, "hangup") {
+            ctx.push_event(
+                None,
+                event(json!({ "status": "unpublished", "id": id })),
+                None,
+            );
+        }
         if let Some(mp) = viewer.leave(ctx.handle_id()) {
             tracing::info!(mountpoint = mp.id, "viewer left");
         }
     }
 
     async fn destroy_handle(&self, viewer: &Arc<Viewer>, ctx: &HandleCtx) {
+        publish_request::end(viewer, "handle detached");
         viewer.leave(ctx.handle_id());
     }
 

@@ -12,11 +12,14 @@ use super::rtcp_source::RtcpLink;
 use super::vp8::{KindFilter, Vp8Variant};
 use crate::auth::HashedSecret;
 use crate::ids::HandleId;
-use crate::media::{Codec, MediaKind};
+use crate::media::{Codec, MediaKind, MediaSender};
 use crate::plugins::HandleRef;
 use crate::services::streams::{Mountpoint, MountpointHub, VideoFormat};
 use crate::services::streams::{SinkId, StreamSink};
 use crate::services::workers::WorkerPool;
+
+/// Keyframe requests to a WebRTC publisher closer together than this (ms) are sent once.
+pub const PUBLISHER_PLI_GAP_MS: u64 = 300;
 
 /// Where a mountpoint's media comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub enum Source {
     },
     /// An RTMP publisher with a stream key bound to this mountpoint.
     Rtmp,
+    /// A browser publisher (WHIP or the `publish` request): created by its first publish.
+    WebRtc,
 }
 
 impl Source {
@@ -40,6 +45,7 @@ impl Source {
         match self {
             Source::Rtp { .. } => "rtp",
             Source::Rtmp => "rtmp",
+            Source::WebRtc => "webrtc",
         }
     }
 }
@@ -99,6 +105,11 @@ pub struct MountpointEntry {
     vp8: Mutex<Option<Arc<Vp8Variant>>>,
     hubs: Arc<MountpointHub>,
     workers: Arc<WorkerPool>,
+    /// How to ask a WebRTC publisher for a keyframe (a PLI), while one feeds it; touched on
+    /// publish, unpublish and viewers' keyframe requests, never per packet.
+    /// With when it was last asked (ms since 1970): at most one PLI per
+    /// [`PUBLISHER_PLI_GAP_MS`] whatever the number of viewers asking.
+    publisher_keyframe: Mutex<Option<(MediaSender, u64)>>,
 }
 
 /// Where a viewer's sink sits: the main fan-out, and for a VP8 viewer of an H.264
@@ -277,9 +288,38 @@ impl MountpointEntry {
         let _ = self.rtcp[kind.index()].set(link);
     }
 
-    /// Asks the source for a keyframe over RTCP (a PLI), when its video stream has an RTCP
-    /// port and the source sent reports there; nothing otherwise.
+    /// Sets (or with `None` clears) the WebRTC publisher asked for keyframes by
+    /// [`MountpointEntry::request_source_keyframe`].
+    pub fn set_publisher_keyframe(&self, sender: Option<MediaSender>) {
+        *self
+            .publisher_keyframe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = sender.map(|s| (s, 0));
+    }
+
+    /// Whether a WebRTC publisher (WHIP or `publish`) feeds it now.
+    pub fn has_webrtc_publisher(&self) -> bool {
+        self.publisher_keyframe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Asks the source for a keyframe: a WebRTC publisher gets a PLI on its PeerConnection;
+    /// an `rtp` source a PLI over RTCP, when its video stream has an RTCP port and the source
+    /// sent reports there; nothing otherwise.
     pub fn request_source_keyframe(&self) {
+        if let Some((sender, last)) = &mut *self
+            .publisher_keyframe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            let now = now_ms();
+            if now.saturating_sub(*last) >= PUBLISHER_PLI_GAP_MS {
+                *last = now;
+                sender.request_keyframe();
+            }
+        }
         if let Some(link) = self.rtcp[MediaKind::Video.index()].get() {
             let link = link.clone();
             tokio::spawn(async move {
@@ -564,6 +604,7 @@ impl Mountpoints {
             vp8: Mutex::new(None),
             hubs: self.hub.clone(),
             workers: self.workers.clone(),
+            publisher_keyframe: Mutex::new(None),
         });
         table.insert(entry.id, entry.clone());
         Ok(entry)

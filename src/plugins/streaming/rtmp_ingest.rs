@@ -90,6 +90,10 @@ async fn authorize(
             tracing::warn!(key = %key.name, mountpoint = mp.id, "stream key bound to a non-RTMP mountpoint");
             false
         }
+        Some(mp) if mp.has_webrtc_publisher() => {
+            tracing::warn!(key = %key.name, mountpoint = mp.id, "RTMP publish refused: a WebRTC publisher feeds the mountpoint");
+            false
+        }
         _ => {
             let _ = storage
                 .stream_keys()

@@ -172,6 +172,9 @@ pub struct Watching {
 pub struct Viewer {
     /// The handle's own lock: requests and media setup of this handle only.
     pub state: Mutex<Watching>,
+    /// What the handle publishes (the `publish` request), if anything; locked by this
+    /// handle's packets only.
+    pub publisher: Mutex<Option<Arc<super::publish::PublishFeed>>>,
 }
 
 impl Viewer {

@@ -45,14 +45,14 @@ struct IceSession {
 }
 
 /// A fresh entity tag.
-fn new_etag() -> String {
+pub(super) fn new_etag() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
 /// `offer` with the ICE credentials `ufrag`/`pwd` instead of its own and without its
 /// candidates: what the client's offer would be after its ICE restart (RFC 9725 §4.3.3: the
 /// rest of the session stays as negotiated).
-fn restarted_offer(offer: &str, ufrag: &str, pwd: &str) -> String {
+pub(super) fn restarted_offer(offer: &str, ufrag: &str, pwd: &str) -> String {
     let mut out = String::with_capacity(offer.len());
     for line in offer.lines().map(str::trim_end) {
         if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
@@ -74,7 +74,7 @@ fn restarted_offer(offer: &str, ufrag: &str, pwd: &str) -> String {
 
 /// The RFC 8840 fragment of our side of `answer`: its ICE credentials and the candidates of
 /// its first media section (every section shares them with BUNDLE).
-fn answer_fragment(answer: &str) -> String {
+pub(super) fn answer_fragment(answer: &str) -> String {
     let lines: Vec<&str> = answer.lines().map(str::trim_end).collect();
     let first = |prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).copied();
     let mut out = String::new();
@@ -155,6 +155,7 @@ impl PeerListener for Session {
         if let (Some(a), Some(sink)) = (&*attached, self.sink.get()) {
             if sink.keyframe_request_due() {
                 a.request_keyframe(&self.mountpoint);
+                self.mountpoint.request_source_keyframe();
             }
         }
     }

@@ -119,7 +119,8 @@ pub struct StreamKeyCreated {
     pub rtmp_url: String,
     /// Full publish URL, `rtmp_url/key`, for encoders taking one URL (ffmpeg).
     pub publish_url: String,
-    /// WHIP endpoint with the key, when `[panel] whip_url` is set.
+    /// WHIP endpoint with the key (RFC 9725; the key is also the bearer token), from
+    /// `[panel] whip_url`, else the `[whep]` listener's `/whip` when it is enabled.
     pub whip_url: Option<String>,
 }
 

@@ -1,0 +1,405 @@
+//! WHIP publishers of mountpoints: the [`WhipBackend`] of `src/web/whip.rs`. Each publish is a
+//! receive-only PeerConnection answering the browser's (or encoder's) offer, whose RTP feeds
+//! the mountpoint through a [`PublishFeed`] exactly as an RTMP publish feeds it; viewers watch
+//! through `watch` and WHEP. Trickle and ICE restarts work as for WHEP viewers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use futures::future::BoxFuture;
+use subtle::ConstantTimeEq;
+
+use super::mountpoints::{MountpointEntry, Mountpoints};
+use super::publish::{claim, release, stream_key, PublishError, PublishFeed};
+use super::rtmp_ingest::plausible_key;
+use super::whep::{answer_fragment, new_etag, restarted_offer};
+use crate::ids::Mid;
+use crate::media::{
+    AnswerPlan, DataMessage, Jsep, LocalCandidate, MediaEngine, MediaKind, Peer, PeerListener,
+    RemoteCandidate, RtcpFeedback, RtpPacket, StreamInfo,
+};
+use crate::storage::Storage;
+use crate::web::whep::{IceFragment, TrickleError, TrickleOutcome};
+use crate::web::whip::{WhipBackend, WhipError, WhipSession};
+
+type Sessions = Mutex<HashMap<String, Arc<Session>>>;
+
+/// One WHIP publish.
+struct Session {
+    id: String,
+    mountpoint: u64,
+    /// The ICE session: changed by an ICE restart (only on `PATCH`, never per packet).
+    ice: tokio::sync::Mutex<IceSession>,
+    feed: OnceLock<Arc<PublishFeed>>,
+    peer: OnceLock<Arc<Peer>>,
+    sessions: Weak<Sessions>,
+}
+
+/// The current ICE session of a publish.
+struct IceSession {
+    /// Entity tag (RFC 9725 §4.3.1), new at each restart.
+    etag: String,
+    /// The client's `a=ice-ufrag`: a fragment with another one asks for a restart.
+    remote_ufrag: Option<String>,
+    /// The (narrowed) offer as last applied.
+    offer: String,
+}
+
+impl Session {
+    /// Ends the publish and closes its PeerConnection.
+    async fn close(&self, why: &str) {
+        if let Some(feed) = self.feed.get() {
+            feed.end(why);
+        }
+        if let Some(peer) = self.peer.get() {
+            peer.close().await;
+        }
+    }
+}
+
+impl PeerListener for Session {
+    fn on_connected(&self) {
+        tracing::info!(mountpoint = self.mountpoint, session = %self.id, "WHIP publisher connected");
+    }
+
+    fn on_media(&self, kind: MediaKind, _mid: &Mid, receiving: bool) {
+        tracing::debug!(
+            mountpoint = self.mountpoint,
+            kind = kind.as_str(),
+            receiving,
+            "WHIP media"
+        );
+    }
+
+    fn on_rtp(&self, stream: &StreamInfo, packet: RtpPacket) {
+        if let Some(feed) = self.feed.get() {
+            feed.feed(stream, packet);
+        }
+    }
+
+    fn on_rtcp(&self, _kind: MediaKind, _feedback: RtcpFeedback) {}
+
+    fn on_data(&self, _label: &str, _message: DataMessage) {}
+
+    fn on_local_candidate(&self, _candidate: LocalCandidate) {}
+
+    fn on_slowlink(&self, _kind: MediaKind, _mid: &Mid, _uplink: bool, _lost: u64) {}
+
+    fn on_failed(&self, reason: &'static str) {
+        tracing::info!(mountpoint = self.mountpoint, session = %self.id, reason, "WHIP publisher gone");
+        if let Some(feed) = self.feed.get() {
+            feed.end(reason);
+        }
+        if let Some(sessions) = self.sessions.upgrade() {
+            let removed = sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.id);
+            if let Some(s) = removed {
+                tokio::spawn(async move { s.close(reason).await });
+            }
+        }
+    }
+}
+
+/// The WHIP backend over the plugin's mountpoints and the registry's stream keys.
+pub struct Whip {
+    mountpoints: Arc<Mountpoints>,
+    media: Arc<MediaEngine>,
+    storage: Storage,
+    sessions: Arc<Sessions>,
+}
+
+/// What the URL of a `POST` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// `/whip/<mountpoint id>`.
+    Mountpoint(u64),
+    /// `/whip/<stream key>`: the bearer token must be that key.
+    Key,
+}
+
+fn target(path: &str) -> Option<Target> {
+    if !path.is_empty() && path.len() <= 20 && path.bytes().all(|b| b.is_ascii_digit()) {
+        return path.parse().ok().map(Target::Mountpoint);
+    }
+    plausible_key(path).then_some(Target::Key)
+}
+
+impl Whip {
+    /// A backend publishing into `mountpoints` through `media`, with the stream keys of
+    /// `storage`.
+    pub fn new(mountpoints: Arc<Mountpoints>, media: Arc<MediaEngine>, storage: Storage) -> Self {
+        Self {
+            mountpoints,
+            media,
+            storage,
+            sessions: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Checks the token and finds which mountpoint it publishes to, with the key's name.
+    async fn authorize(
+        &self,
+        path: &str,
+        token: Option<String>,
+    ) -> Result<(u64, String), PublishError> {
+        let target = target(path).ok_or(PublishError::NotFound)?;
+        let token = token.ok_or(PublishError::Unauthorized("no bearer token"))?;
+        if target == Target::Key && !bool::from(path.as_bytes().ct_eq(token.as_bytes())) {
+            return Err(PublishError::Unauthorized(
+                "bearer token is not the key of the URL",
+            ));
+        }
+        let key = stream_key(&self.storage, &token).await?;
+        let own = key.mountpoint_id();
+        match target {
+            Target::Mountpoint(id) if id != own => {
+                if self.mountpoints.get(id).is_some() {
+                    Err(PublishError::Unauthorized(
+                        "stream key of another mountpoint",
+                    ))
+                } else {
+                    Err(PublishError::NotFound)
+                }
+            }
+            _ => Ok((own, key.name)),
+        }
+    }
+
+    async fn start(
+        &self,
+        path: &str,
+        offer: String,
+        token: Option<String>,
+    ) -> Result<WhipSession, PublishError> {
+        let (id, name) = self.authorize(path, token).await?;
+        let claimed = claim(&self.mountpoints, id, &name, &offer)?;
+        let mp = claimed.mountpoint.clone();
+        match self.negotiate(claimed.mountpoint, claimed.offer).await {
+            Ok(session) => Ok(session),
+            Err(e) => {
+                release(&mp);
+                Err(e)
+            }
+        }
+    }
+
+    async fn negotiate(
+        &self,
+        mp: Arc<MountpointEntry>,
+        offer: String,
+    ) -> Result<WhipSession, PublishError> {
+        let id = mp.id;
+        let remote_ufrag = offer
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_string);
+        let session = Arc::new(Session {
+            id: format!("{:016x}", rand::random::<u64>()),
+            mountpoint: id,
+            ice: tokio::sync::Mutex::new(IceSession {
+                etag: new_etag(),
+                remote_ufrag,
+                offer: offer.clone(),
+            }),
+            feed: OnceLock::new(),
+            peer: OnceLock::new(),
+            sessions: Arc::downgrade(&self.sessions),
+        });
+        let peer = self
+            .media
+            .create_peer(session.clone())
+            .await
+            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+        let _ = session.peer.set(peer.clone());
+        let (answer, negotiated) = match peer
+            .answer(&Jsep::offer(offer), &AnswerPlan::default())
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                peer.close().await;
+                return Err(PublishError::BadOffer(e.to_string()));
+            }
+        };
+        let feed = PublishFeed::start(mp, &negotiated, peer.sender());
+        if !MediaKind::ALL.iter().any(|k| feed.relays(*k)) {
+            feed.end("nothing negotiated");
+            peer.close().await;
+            // `end` gave the mountpoint back already.
+            return Err(PublishError::BadOffer(
+                "the answer settled no audio or video this mountpoint takes".into(),
+            ));
+        }
+        let _ = session.feed.set(feed);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session.id.clone(), session.clone());
+        tracing::info!(mountpoint = id, session = %session.id, "WHIP publish answered");
+        let etag = session.ice.lock().await.etag.clone();
+        Ok(WhipSession {
+            mountpoint: id,
+            id: session.id.clone(),
+            answer: answer.sdp,
+            etag,
+        })
+    }
+
+    fn find(&self, mountpoint: &str, session: &str) -> Option<Arc<Session>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session)
+            .filter(|s| s.mountpoint.to_string() == mountpoint)
+            .cloned()
+    }
+
+    /// Applies a trickled fragment, or restarts ICE on new credentials (as WHEP does).
+    async fn add_candidates(
+        &self,
+        mountpoint: &str,
+        session: &str,
+        if_match: Option<String>,
+        fragment: IceFragment,
+    ) -> Result<TrickleOutcome, TrickleError> {
+        let s = self
+            .find(mountpoint, session)
+            .ok_or(TrickleError::NotFound)?;
+        let peer = s.peer.get().ok_or(TrickleError::NotFound)?;
+        let mut ice = s.ice.lock().await;
+        if !if_match
+            .as_deref()
+            .is_none_or(|t| t == "*" || t == ice.etag)
+        {
+            tracing::info!(session = %s.id, "WHIP trickle for another ICE session refused");
+            return Err(TrickleError::StaleEtag);
+        }
+        let restart = fragment
+            .ufrag
+            .as_ref()
+            .is_some_and(|u| Some(u) != ice.remote_ufrag.as_ref());
+        let mut outcome = TrickleOutcome::Applied;
+        if restart {
+            let (Some(ufrag), Some(pwd)) = (fragment.ufrag.clone(), fragment.pwd.clone()) else {
+                tracing::info!(session = %s.id, "WHIP ICE restart without ice-pwd refused");
+                return Err(TrickleError::Unusable(
+                    "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
+                ));
+            };
+            let offer = restarted_offer(&ice.offer, &ufrag, &pwd);
+            let (answer, _) = peer
+                .answer(&Jsep::offer(offer.clone()), &AnswerPlan::default())
+                .await
+                .map_err(|e| {
+                    tracing::info!(session = %s.id, error = %e, "WHIP ICE restart failed");
+                    TrickleError::Unusable(format!("ICE restart failed: {e}"))
+                })?;
+            ice.offer = offer;
+            ice.remote_ufrag = Some(ufrag);
+            ice.etag = new_etag();
+            tracing::info!(session = %s.id, "WHIP ICE restart");
+            outcome = TrickleOutcome::Restarted {
+                fragment: answer_fragment(&answer.sdp),
+                etag: ice.etag.clone(),
+            };
+        }
+        for (mid, candidate) in fragment.candidates {
+            // An mDNS name cannot be resolved here; the peer's checks reach us anyway.
+            if candidate
+                .split_whitespace()
+                .nth(4)
+                .is_some_and(|a| a.ends_with(".local"))
+            {
+                continue;
+            }
+            let remote = RemoteCandidate {
+                sdp_mline_index: mid.is_none().then_some(0),
+                sdp_mid: mid,
+                candidate,
+            };
+            if let Err(e) = peer.add_remote_candidate(remote).await {
+                tracing::info!(session = %s.id, error = %e, "WHIP trickled candidate refused");
+                return Err(TrickleError::Unusable(format!("candidate not usable: {e}")));
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+impl WhipBackend for Whip {
+    fn publish(
+        &self,
+        target: String,
+        offer: String,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<WhipSession, WhipError>> {
+        Box::pin(async move {
+            // The path may be the key itself: it is never logged.
+            self.start(&target, offer, token).await.map_err(|e| {
+                tracing::info!(error = ?redacted(&e), "WHIP publish refused");
+                match e {
+                    PublishError::Unauthorized(_) => WhipError::Unauthorized,
+                    PublishError::NotFound => WhipError::NotFound,
+                    PublishError::BadOffer(why) => WhipError::BadOffer(why),
+                    PublishError::Busy(why) => WhipError::Busy(why),
+                    PublishError::Unavailable(why) => WhipError::Unavailable(why),
+                }
+            })
+        })
+    }
+
+    fn stop(&self, mountpoint: String, session: String) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let Some(s) = self.find(&mountpoint, &session) else {
+                return false;
+            };
+            self.sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&session);
+            s.close("DELETE").await;
+            tracing::info!(mountpoint = %mountpoint, session = %session, "WHIP publish deleted");
+            true
+        })
+    }
+
+    fn trickle(
+        &self,
+        mountpoint: String,
+        session: String,
+        if_match: Option<String>,
+        fragment: IceFragment,
+    ) -> BoxFuture<'_, Result<TrickleOutcome, TrickleError>> {
+        Box::pin(async move {
+            self.add_candidates(&mountpoint, &session, if_match, fragment)
+                .await
+        })
+    }
+}
+
+/// A refusal as logged: the reason, never a token.
+fn redacted(e: &PublishError) -> String {
+    match e {
+        PublishError::Unauthorized(why) => format!("401 {why}"),
+        PublishError::NotFound => "404 no such mountpoint".into(),
+        PublishError::BadOffer(why) => format!("400 {why}"),
+        PublishError::Busy(why) => format!("409 {why}"),
+        PublishError::Unavailable(why) => format!("503 {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_mountpoint_or_a_key() {
+        assert_eq!(target("42"), Some(Target::Mountpoint(42)));
+        assert_eq!(target(&"ab".repeat(32)), Some(Target::Key));
+        assert_eq!(target("../etc"), None);
+        assert_eq!(target(""), None);
+        assert_eq!(target("99999999999999999999999"), None);
+    }
+}
