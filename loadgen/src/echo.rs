@@ -720,9 +720,11 @@ mod tests {
         assert_eq!(quantile(&[], 0.5), None);
         assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), Some(2.0));
         assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.99), Some(3.0));
-        let mut s = Summary::default();
-        s.sent = [100, 100];
-        s.echoed = [100, 50];
+        let s = Summary {
+            sent: [100, 100],
+            echoed: [100, 50],
+            ..Summary::default()
+        };
         assert_eq!(s.loss_pct(), Some(25.0));
         let t = table(&[s.to_json()]);
         assert!(t.contains("| loss, % | 25.00 |"), "{t}");
