@@ -73,6 +73,8 @@ pub struct Config {
     pub sip: SipConfig,
     /// `[voicemail]`: the voicemail plugin and mailboxes.
     pub voicemail: VoicemailConfig,
+    /// `[media]`: the media engine (single-port mode, capacity).
+    pub media: MediaConfig,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -565,6 +567,20 @@ impl Default for VoicemailConfig {
     }
 }
 
+/// `[media]`: the media engine shared by every PeerConnection.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Single-port mode: every PeerConnection's ICE on this one UDP port (IPv4, every
+    /// interface; demultiplexed by ICE ufrag, then by remote address), instead of one socket per
+    /// PeerConnection from `[ice] port_min..port_max`. Default 0: off.
+    pub udp_port: u16,
+    /// Most PeerConnections alive at once; past it `create` and `attach` are refused with
+    /// Janus error 490 and the Admin API's `get_status` counts the refusals. Default 0: no
+    /// limit.
+    pub max_sessions: usize,
+}
+
 /// Most worker threads accepted: more than this is a typo, not a machine.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -585,6 +601,7 @@ const SECTIONS: &[&str] = &[
     "audiobridge",
     "sip",
     "voicemail",
+    "media",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
@@ -747,6 +764,9 @@ impl Config {
         }
         if self.ice.port_min == 0 && self.ice.port_max != 0 {
             return Err("ice.port_min must be set when ice.port_max is".into());
+        }
+        if self.media.udp_port != 0 && self.ice.port_min != 0 {
+            return Err("media.udp_port and ice.port_min/port_max exclude each other".into());
         }
         if self.http.enforce_cors && self.http.allow_origin.is_empty() {
             return Err("http.enforce_cors needs http.allow_origin".into());
@@ -941,6 +961,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.http.port, 9100);
         assert_eq!(c.database.url, "postgres://x/y");
+    }
+
+    #[test]
+    fn media_keys_from_file_and_environment_and_single_port_excludes_the_range() {
+        let c = Config::from_sources(
+            "[media]\nudp_port = 10000\n",
+            "t",
+            env(&[("BIFRONS_MEDIA_MAX_SESSIONS", "400")]),
+        )
+        .unwrap();
+        assert_eq!((c.media.udp_port, c.media.max_sessions), (10000, 400));
+        let d = Config::from_sources("", "t", env(&[])).unwrap();
+        assert_eq!((d.media.udp_port, d.media.max_sessions), (0, 0));
+        let err = Config::from_sources(
+            "[media]\nudp_port = 10000\n[ice]\nport_min = 20000\nport_max = 20100\n",
+            "bifrons.toml",
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("media.udp_port"), "{err}");
     }
 
     #[test]

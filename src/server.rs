@@ -45,6 +45,7 @@ pub async fn build_core_with(
         MediaEngine::new(
             &config.ice,
             &config.dtls,
+            &config.media,
             Duration::from_secs(config.general.no_media_timer.max(1)),
             config.general.slowlink_threshold,
         )

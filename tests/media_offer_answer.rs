@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode};
+use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode, MediaConfig};
 use bifrons::ids::{Mid, Pt};
 use bifrons::media::{
     AnswerPlan, Codec, DataMessage, Direction, LocalCandidate, MediaEngine, MediaError, MediaKind,
@@ -90,7 +90,14 @@ async fn pair() -> Pair {
         loopback: LoopbackMode::Always,
         ..Default::default()
     };
-    let engine = MediaEngine::new(&ice, &DtlsConfig::default(), Duration::from_secs(1), 0).unwrap();
+    let engine = MediaEngine::new(
+        &ice,
+        &DtlsConfig::default(),
+        &MediaConfig::default(),
+        Duration::from_secs(1),
+        0,
+    )
+    .unwrap();
     let (tx_a, rx_a) = mpsc::unbounded_channel();
     let (tx_b, rx_b) = mpsc::unbounded_channel();
     let probe_a: Arc<dyn PeerListener> = Arc::new(Probe(tx_a));

@@ -7,6 +7,7 @@
 
 mod audio;
 mod clock;
+mod echo;
 mod flv;
 mod frames;
 mod janus;
@@ -43,6 +44,47 @@ enum Scenario {
     Streaming(StreamingArgs),
     /// HTTP-FLV pulls from another server (the relay comparison), with its CPU and memory.
     FlvPull(FlvPullArgs),
+    /// Echo-test sessions (janus.plugin.echotest) with Opus and VP8, on Bifrons or Janus.
+    Echo(EchoArgs),
+    /// One Markdown table of echo runs side by side, from their `--json` files.
+    EchoTable {
+        /// JSON files written by `echo --json`, one column each.
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct EchoArgs {
+    /// Janus API WebSocket URL of the gateway.
+    #[arg(long, default_value = "ws://127.0.0.1:8188/")]
+    janus: String,
+    /// Name of the gateway in the table.
+    #[arg(long, default_value = "Bifrons")]
+    name: String,
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 100)]
+    sessions: usize,
+    /// Length of the measuring window, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Sessions set up at once while ramping up.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Gateway process whose CPU, memory and threads are read from /proc.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Address of every socket the load client opens.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: IpAddr,
+    /// Seconds to wait after the sessions end before reading the gateway's memory again.
+    #[arg(long, default_value_t = 5.0)]
+    settle: f64,
+    /// Writes the figures as JSON to this file (for `echo-table`).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Exit with status 1 unless every session came up and echoed both kinds.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +179,15 @@ fn main() -> Result<()> {
         Scenario::Sip(args) => rt.block_on(run_sip(args)),
         Scenario::Streaming(args) => rt.block_on(run_streaming(args)),
         Scenario::FlvPull(args) => rt.block_on(run_flv_pull(args)),
+        Scenario::Echo(args) => rt.block_on(run_echo(args)),
+        Scenario::EchoTable { files } => {
+            let runs = files
+                .iter()
+                .map(|f| Ok(serde_json::from_str(&std::fs::read_to_string(f)?)?))
+                .collect::<Result<Vec<serde_json::Value>>>()?;
+            print!("{}", echo::table(&runs));
+            Ok(())
+        }
     }
 }
 
@@ -435,6 +486,100 @@ async fn run_flv_pull(args: FlvPullArgs) -> Result<()> {
         "machine busy          {:.1} %",
         machine_pct(&before, &after)
     );
+    Ok(())
+}
+
+async fn run_echo(args: EchoArgs) -> Result<()> {
+    if args.sessions == 0 || args.seconds <= 0.0 {
+        bail!("--sessions and --seconds must be positive");
+    }
+    clock::secs(Instant::now());
+    let window = Arc::new(clock::Window::default());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let pid = args.gateway_pid;
+    let rss = || {
+        pid.map(procfs::rss_kib)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    let mut summary = echo::Summary {
+        gateway: args.name.clone(),
+        sessions: args.sessions,
+        ..Default::default()
+    };
+    summary.rss_kib[0] = rss()?;
+
+    let mut live = Vec::with_capacity(args.sessions);
+    let batch = args.batch.max(1);
+    for first in (0..args.sessions).step_by(batch) {
+        let last = (first + batch).min(args.sessions);
+        let setups = (first..last).map(|n| {
+            let spec = echo::SessionSpec {
+                n: n as u32,
+                janus_url: args.janus.clone(),
+                ip: args.ip,
+                phase: Duration::from_micros(n as u64 * 20_000 / args.sessions as u64),
+            };
+            let (window, stop) = (window.clone(), stop.clone());
+            async move { echo::start_session(&spec, window, stop).await }
+        });
+        for (n, r) in (first..).zip(futures::future::join_all(setups).await) {
+            match r {
+                Ok(s) => live.push(s),
+                Err(e) => summary.failures.push(format!("session {n}: {e:#}")),
+            }
+        }
+        eprintln!("ramp: {} of {} sessions set up", live.len(), args.sessions);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let before = Snapshot::take(pid)?;
+    let start = Instant::now();
+    window.set(clock::secs(start), clock::secs(start) + args.seconds);
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = Snapshot::take(pid)?;
+    summary.rss_kib[1] = rss()?;
+    summary.threads = pid.and_then(|p| {
+        std::fs::read_dir(format!("/proc/{p}/task"))
+            .ok()
+            .map(|d| d.count())
+    });
+    // Echoes of the window's last packets may still be on their way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    for (i, r) in futures::future::join_all(live.into_iter().map(|s| s.finish()))
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match r {
+            Ok(r) => summary.add(r),
+            Err(e) => summary
+                .failures
+                .push(format!("session {i} at the end: {e:#}")),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    summary.rss_kib[2] = rss()?;
+    summary.window_s = elapsed;
+    summary.cpu_pct = cpu_pct(&before, &after, elapsed);
+    summary.loadgen_cpu_pct =
+        (after.own - before.own) as f64 / procfs::clock_ticks() as f64 / elapsed * 100.0;
+    summary.machine_cpu_pct = machine_pct(&before, &after);
+
+    for f in summary.failures.iter().take(5) {
+        eprintln!("failure: {f}");
+    }
+    let figures = summary.to_json();
+    print!("{}", echo::table(std::slice::from_ref(&figures)));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
+    }
+    let all_echoed = summary.up == args.sessions && summary.echoed.iter().all(|e| *e > 0);
+    if args.check && !all_echoed {
+        bail!("check failed: not every session was up with echoed audio and video");
+    }
     Ok(())
 }
 

@@ -136,6 +136,9 @@ async fn global(core: &Arc<Core>, request: &str, fields: &Fields<'_>) -> Result<
             "no_media_timer": core.config.general.no_media_timer,
             "slowlink_threshold": core.config.general.slowlink_threshold,
             "accepting_new_sessions": core.accepting_sessions(),
+            "media_sessions": core.media.capacity().live(),
+            "max_sessions": core.media.capacity().limit(),
+            "refused_sessions": core.media.capacity().refused(),
         }}))),
         "set_session_timeout" => {
             let timeout = fields

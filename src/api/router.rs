@@ -256,6 +256,9 @@ fn create(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Result<
         ));
     }
     authenticate(core, &env.fields)?;
+    if !core.media.capacity().admit() {
+        return Err(at_capacity());
+    }
     let session = core
         .sessions
         .create(requested, ctx.sink.clone(), ctx.transport, Instant::now())
@@ -265,6 +268,15 @@ fn create(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Result<
     Ok(Outcome::reply(
         json!({ "janus": "success", "transaction": env.transaction, "data": { "id": session.id.0 } }),
     ))
+}
+
+/// `[media] max_sessions` PeerConnections are alive: Janus 490, the new session is refused and
+/// the live ones keep their resources.
+fn at_capacity() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unknown,
+        "Media engine at capacity (max_sessions reached)",
+    )
 }
 
 fn attach(
@@ -287,6 +299,9 @@ fn attach(
             format!("No such plugin '{package}'"),
         )
     })?;
+    if !core.media.capacity().admit() {
+        return Err(at_capacity());
+    }
     let id = loop {
         let id = HandleId::random();
         if session.handle(id).is_none() {

@@ -5,32 +5,42 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::MediaEngine as RtcMediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::dtls::crypto::Certificate as DtlsCertificate;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_mux::{UDPMuxDefault, UDPMuxParams};
 use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
 use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
 use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::nack::{generator::Generator, responder::Responder};
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::certificate::RTCCertificate;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
+use webrtc::rtp_transceiver::RTCPFeedback;
 
+use super::capacity::Capacity;
 use super::error::MediaError;
 use super::interfaces;
 use super::peer::{Peer, PeerListener, PeerSettings};
-use crate::config::{DtlsConfig, IceConfig};
+use crate::config::{DtlsConfig, IceConfig, MediaConfig};
 
 /// RFC 4733 `telephone-event` as registered: (clock rate in Hz, payload type). webrtc-rs
 /// matches codec preferences on MIME type and fmtp only, so the payload type is what tells
 /// the two clock rates apart.
 pub(super) const DTMF_PAYLOAD_TYPES: [(u32, u8); 2] = [(48_000, 110), (8_000, 126)];
+
+/// Packets each outgoing stream keeps for answering NACKs (RFC 4585 §6.2.1), as a power of
+/// two: 2^8 = 256 packets is over 1 s of video up to ~3 Mbit/s in 1,200-byte packets and 5 s
+/// of Opus. webrtc-rs keeps 8,192 by default: ~10 MB per 500 kbit/s video stream once full,
+/// the bulk of a PeerConnection's memory.
+const NACK_RESPONDER_LOG2_PACKETS: u8 = 8;
 
 /// Creates PeerConnections configured from `[ice]` and `[dtls]`.
 pub struct MediaEngine {
@@ -39,18 +49,23 @@ pub struct MediaEngine {
     certificate: RTCCertificate,
     settings: PeerSettings,
     host_addresses: Vec<IpAddr>,
+    capacity: Capacity,
 }
 
 impl MediaEngine {
     /// Builds the engine: codecs (Opus, G.722, PCMU, PCMA, telephone-event, VP8, VP9, H.264,
-    /// AV1), interceptors (NACK, RTCP reports, TWCC), ICE settings and the DTLS certificate.
+    /// AV1), interceptors (NACK with a bounded retransmission buffer, RTCP reports, TWCC), ICE
+    /// settings (one shared UDP port when `[media] udp_port` is set) and the DTLS certificate.
     /// `no_media_timer`: silence before a `media` receiving=false event; `slowlink_threshold`:
-    /// lost packets per second that raise `slowlink` (0 = never).
+    /// lost packets per second that raise `slowlink` (0 = never). Must run inside the Tokio
+    /// runtime (the single-port socket is registered with it).
     ///
-    /// Errors: a bad port range or certificate, as [`MediaError`].
+    /// Errors: a bad port range, a single port that cannot be bound, or a bad certificate, as
+    /// [`MediaError`].
     pub fn new(
         ice: &IceConfig,
         dtls: &DtlsConfig,
+        media_config: &MediaConfig,
         no_media_timer: Duration,
         slowlink_threshold: u64,
     ) -> Result<Self, MediaError> {
@@ -74,14 +89,38 @@ impl MediaEngine {
                 RTPCodecType::Audio,
             )?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        // webrtc-rs' default set (NACK, RTCP reports, TWCC receiver) with a NACK responder
+        // buffer bounded by NACK_RESPONDER_LOG2_PACKETS instead of 8,192 packets per stream.
+        for parameter in ["", "pli"] {
+            media.register_feedback(
+                RTCPFeedback {
+                    typ: "nack".to_owned(),
+                    parameter: parameter.to_owned(),
+                },
+                RTPCodecType::Video,
+            );
+        }
+        let mut registry = Registry::new();
+        registry.add(Box::new(
+            Responder::builder().with_log2_size(NACK_RESPONDER_LOG2_PACKETS),
+        ));
+        registry.add(Box::new(Generator::builder()));
+        let registry = configure_rtcp_reports(registry);
+        let registry = configure_twcc_receiver_only(registry, &mut media)?;
 
         let mut settings = SettingEngine::default();
         let addresses = interfaces::local_addresses();
         let loopback = interfaces::include_loopback(ice.loopback, &addresses);
         settings.set_include_loopback_candidate(loopback);
         settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
-        settings.set_network_types(vec![NetworkType::Udp4, NetworkType::Udp6]);
+        if media_config.udp_port != 0 {
+            // One socket for every PeerConnection: the mux answers STUN by ufrag and then
+            // routes by remote address. Bound on IPv4's any address, so IPv4 only.
+            settings.set_network_types(vec![NetworkType::Udp4]);
+            settings.set_udp_network(UDPNetwork::Muxed(bind_single_port(media_config.udp_port)?));
+        } else {
+            settings.set_network_types(vec![NetworkType::Udp4, NetworkType::Udp6]);
+        }
         if !ice.bind_addresses.is_empty() {
             let allowed = ice.bind_addresses.clone();
             settings.set_ip_filter(Box::new(move |ip| allowed.contains(&ip)));
@@ -100,9 +139,17 @@ impl MediaEngine {
             settings.set_nat_1to1_ips(ips, RTCIceCandidateType::Host);
         }
         settings.set_lite(ice.ice_lite);
-        let host_addresses =
+        let mut host_addresses =
             interfaces::gathered_addresses(&addresses, loopback, &ice.bind_addresses);
-        tracing::info!(loopback, addresses = ?host_addresses, "ICE host candidates");
+        if media_config.udp_port != 0 {
+            host_addresses.retain(IpAddr::is_ipv4);
+        }
+        tracing::info!(
+            loopback,
+            addresses = ?host_addresses,
+            udp_port = media_config.udp_port,
+            "ICE host candidates"
+        );
 
         let api = APIBuilder::new()
             .with_media_engine(media)
@@ -134,7 +181,14 @@ impl MediaEngine {
                 slowlink_threshold,
             },
             host_addresses,
+            capacity: Capacity::new(media_config.max_sessions),
         })
+    }
+
+    /// How many PeerConnections are alive and how many may be: the `[media] max_sessions`
+    /// guard the API checks on `create` and `attach`.
+    pub fn capacity(&self) -> &Capacity {
+        &self.capacity
     }
 
     /// The local addresses host candidates are gathered on (before any `nat_1_1_mapping`),
@@ -159,9 +213,19 @@ impl MediaEngine {
             certificates: vec![self.certificate.clone()],
             ..Default::default()
         };
+        let slot = self.capacity.take().ok_or(MediaError::Overloaded)?;
         let pc = self.api.new_peer_connection(config).await?;
-        Ok(Peer::start(Arc::new(pc), listener, self.settings))
+        Ok(Peer::start(Arc::new(pc), listener, self.settings, slot))
     }
+}
+
+/// Binds the single-port mode's socket on `0.0.0.0:port` and wraps it in webrtc-rs' UDP mux.
+fn bind_single_port(port: u16) -> Result<Arc<UDPMuxDefault>, MediaError> {
+    let err = |e: std::io::Error| MediaError::Rtc(format!("[media] udp_port {port}: {e}"));
+    let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    let socket = tokio::net::UdpSocket::from_std(socket).map_err(err)?;
+    Ok(UDPMuxDefault::new(UDPMuxParams::new(socket)))
 }
 
 /// Loads the configured certificate, or makes a self-signed one valid for a year; one

@@ -19,6 +19,9 @@ pub enum MediaError {
     /// The DTLS certificate could not be made or loaded (start-up only).
     #[error("DTLS certificate: {0}")]
     Certificate(String),
+    /// `[media] max_sessions` PeerConnections are alive already (Janus 490).
+    #[error("media engine at capacity")]
+    Overloaded,
     /// The WebRTC engine refused the operation; the text is the engine's.
     #[error("WebRTC: {0}")]
     Rtc(String),

@@ -3,6 +3,7 @@
 //! This module is the only place that imports webrtc-rs types; the rest of Bifrons speaks in
 //! its own ([`RtpPacket`], [`MediaKind`], [`Jsep`]...), so the engine can be replaced.
 
+mod capacity;
 mod codec_choice;
 mod engine;
 mod error;
@@ -15,6 +16,7 @@ mod sender;
 mod stats;
 mod types;
 
+pub use capacity::Capacity;
 pub use engine::MediaEngine;
 pub use error::MediaError;
 pub use negotiated::{Negotiated, NegotiatedStream, StreamInfo};

@@ -28,6 +28,7 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc::track::track_remote::TrackRemote;
 
+use super::capacity::Slot;
 use super::codec_choice::{choose_codec, has_section, OfferedCodec};
 use super::engine::DTMF_PAYLOAD_TYPES;
 use super::error::MediaError;
@@ -109,6 +110,8 @@ pub struct Peer {
     outbound: MediaSender,
     listener: Weak<dyn PeerListener>,
     full_trickle: bool,
+    /// This PeerConnection's place in `[media] max_sessions`, given back when it is dropped.
+    _slot: Slot,
 }
 
 impl Peer {
@@ -117,6 +120,7 @@ impl Peer {
         pc: Arc<RTCPeerConnection>,
         listener: Arc<dyn PeerListener>,
         settings: PeerSettings,
+        slot: Slot,
     ) -> Arc<Self> {
         let shared = Arc::new(Shared {
             tracks: Default::default(),
@@ -136,6 +140,7 @@ impl Peer {
             outbound: MediaSender::new(outbound),
             listener: listener_weak,
             full_trickle: settings.full_trickle,
+            _slot: slot,
         });
         peer.watch_state();
         peer.watch_tracks();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode};
+use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode, MediaConfig};
 use bifrons::media::{
     Codec, Direction, Jsep, MediaEngine, OfferPlan, Peer, PeerListener, StreamPlan,
 };
@@ -19,8 +19,14 @@ pub async fn client_peer(listener: Arc<dyn PeerListener>) -> Arc<Peer> {
         loopback: LoopbackMode::Always,
         ..Default::default()
     };
-    let engine = MediaEngine::new(&ice, &DtlsConfig::default(), Duration::from_secs(1), 0)
-        .expect("client media engine");
+    let engine = MediaEngine::new(
+        &ice,
+        &DtlsConfig::default(),
+        &MediaConfig::default(),
+        Duration::from_secs(1),
+        0,
+    )
+    .expect("client media engine");
     engine
         .create_peer(listener)
         .await
