@@ -9,7 +9,9 @@
 //! - [`RingingCall`]: an inbound call ringing several targets, first accept wins, unanswered
 //!   calls refused with the configured status.
 //! - [`listen`]: listen lines, accounts bound to a mountpoint whose calls hear its audio.
+//! - [`open_account_line`]: a registry account's line, opened without a browser.
 
+mod account_line;
 mod lines;
 pub mod listen;
 mod ringing;
@@ -17,6 +19,7 @@ mod routing;
 mod trunk_lines;
 
 use crate::web::panel::status::StatusBoard;
+pub use account_line::{line_settings, line_ua_config, open_account_line, LineSettings, SipUri};
 pub use lines::{AccountLine, LinePool, LineRouting, LineSpec};
 pub use ringing::{
     RingState, RingingCall, Unanswered, UnansweredCall, UnansweredHook, MAILBOX_TARGET,
