@@ -14,6 +14,7 @@ mod mountpoints;
 mod password;
 pub(crate) mod pool;
 mod recordings;
+mod rooms;
 mod stream_keys;
 mod trunks;
 mod types;
@@ -27,6 +28,7 @@ pub use migrate::SchemaStatus;
 pub use mountpoints::{Mountpoints, StoredMountpoint};
 pub use pool::{backend_of, Backend};
 pub use recordings::{CreatedRange, NewRecording, Recording, RecordingFilter, Recordings};
+pub use rooms::{RoomRecord, Rooms, StoredRoom, MAX_ROOM_CONFIG_LEN, MAX_ROOM_ID_LEN};
 pub use stream_keys::{EgressTarget, NewStreamKey, StreamKey, StreamKeys};
 pub use trunks::{Trunk, TrunkSpec, Trunks};
 pub use types::{
@@ -177,6 +179,11 @@ impl Storage {
     /// Named RTMP egress targets (restreaming destinations).
     pub fn egress_targets(&self) -> Egresses<'_> {
         Egresses::new(&self.pool)
+    }
+
+    /// Permanent rooms of the audio bridge.
+    pub fn rooms(&self) -> Rooms<'_> {
+        Rooms::new(&self.pool)
     }
 }
 

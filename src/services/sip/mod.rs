@@ -10,11 +10,13 @@
 //!   calls refused with the configured status.
 //! - [`listen`]: listen lines, accounts bound to a mountpoint whose calls hear its audio.
 //! - [`open_account_line`]: a registry account's line, opened without a browser.
+//! - [`room_route`]: room dial-in, a room's extension answered and its callers put in the room.
 
 mod account_line;
 mod lines;
 pub mod listen;
 mod ringing;
+pub mod room_route;
 mod routing;
 mod trunk_lines;
 
