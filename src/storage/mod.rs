@@ -15,6 +15,7 @@ mod mountpoints;
 mod password;
 pub(crate) mod pool;
 mod recordings;
+mod rooms;
 mod stream_keys;
 mod trunks;
 mod types;
@@ -29,6 +30,7 @@ pub use migrate::SchemaStatus;
 pub use mountpoints::{Mountpoints, StoredMountpoint};
 pub use pool::{backend_of, Backend};
 pub use recordings::{CreatedRange, NewRecording, Recording, RecordingFilter, Recordings};
+pub use rooms::{RoomRecord, Rooms, StoredRoom, MAX_ROOM_CONFIG_LEN, MAX_ROOM_ID_LEN};
 pub use stream_keys::{EgressTarget, NewStreamKey, StreamKey, StreamKeys};
 pub use trunks::{Trunk, TrunkSpec, Trunks};
 pub use types::{
@@ -184,6 +186,11 @@ impl Storage {
     /// Mailbox settings of SIP accounts.
     pub fn mailboxes(&self) -> Mailboxes<'_> {
         Mailboxes::new(&self.pool)
+    }
+
+    /// Permanent rooms of the audio bridge.
+    pub fn rooms(&self) -> Rooms<'_> {
+        Rooms::new(&self.pool)
     }
 }
 

@@ -144,7 +144,7 @@ describe('audio bridge API with janode', () => {
         [{ request: 'create', description: 7 }, 484, 'Invalid element type (description should be a string)'],
         [{ request: 'create', is_private: 'yes' }, 484, 'Invalid element type (is_private should be a boolean)'],
         [{ request: 'create', allowed: [1] }, 484, 'Invalid element in the allowed array (not a string)'],
-        [{ request: 'create', permanent: true }, 499, "can't create permanent room"],
+        [{ request: 'create', room: ROOM, permanent: true }, 486, `Room ${ROOM} already exists`],
         [{ request: 'exists' }, 483, 'Missing mandatory element (room)'],
         [{ request: 'exists', room: 'x' }, 484, 'room should be a positive integer'],
         [{ request: 'destroy', room: 999999 }, 485, 'No such room (999999)'],

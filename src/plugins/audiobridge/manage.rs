@@ -11,11 +11,11 @@ use std::sync::{Arc, Weak};
 use bifrons_transcoding::mixer::VadConfig;
 use serde_json::{json, Map, Value};
 
-use super::announcements;
 use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, Kind};
 use super::forwarders::{ForwarderInfo, UdpRtpSink};
 use super::room::{Room, RoomAudio, RoomRecording, RoomSettings};
+use super::{announcements, permanent};
 use super::{AbSession, Bridge};
 use crate::auth::HashedSecret;
 use crate::services::recording::RecordingError;
@@ -49,6 +49,7 @@ const CREATE: &[Field] = &[
     ("denoise", Kind::Bool, false),
     ("groups", Kind::Array, false),
     ("signed_tokens", Kind::Bool, false),
+    ("sip_extension", Kind::Str, false),
 ];
 const EDIT: &[Field] = &[
     ("secret", Kind::Str, false),
@@ -226,16 +227,27 @@ async fn hash_opt(body: &Body, name: &str) -> AbResult<Option<HashedSecret>> {
 }
 
 async fn create(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
+    create_room(bridge, body, None).await
+}
+
+/// `create`, or the restoration of a permanent room (`hashed`: its stored secret and PIN,
+/// instead of the body's).
+pub(super) async fn create_room(
+    bridge: &Arc<Bridge>,
+    body: &Body,
+    hashed: Option<permanent::Hashed>,
+) -> AbResult<Value> {
     validate(body, CREATE)?;
     let requested = bridge.ids.read(body, "room", false)?;
     let allowed = strings(body, "allowed")?;
     strings(body, "groups")?;
-    if bool_of(body, "permanent") == Some(true) {
-        return Err(AbError::new(
-            UNKNOWN_ERROR,
-            "No configuration file, can't create permanent room",
-        ));
-    }
+    let restoring = hashed.is_some();
+    let persist = bool_of(body, "permanent") == Some(true) && !restoring;
+    let storage = if persist {
+        Some(permanent::storage(bridge, "create")?.clone())
+    } else {
+        None
+    };
     if let Some(id) = &requested {
         if bridge.rooms().contains_key(id) {
             return Err(AbError::new(
@@ -274,10 +286,17 @@ async fn create(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         },
     };
     let description = str_of(body, "description").filter(|d| !d.is_empty());
+    let (secret, pin) = match hashed {
+        Some(h) => (h.secret, h.pin),
+        None => (
+            hash_opt(body, "secret").await?,
+            hash_opt(body, "pin").await?,
+        ),
+    };
     let settings = RoomSettings {
         description: String::new(),
-        secret: hash_opt(body, "secret").await?,
-        pin: hash_opt(body, "pin").await?,
+        secret,
+        pin,
         is_private: bool_of(body, "is_private").unwrap_or(false),
         allowed,
         allow_rtp_participants: bool_of(body, "allow_rtp_participants").unwrap_or(false),
@@ -315,11 +334,36 @@ async fn create(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         settings.description = description
             .map(str::to_owned)
             .unwrap_or_else(|| format!("Room {id}"));
-        let room = Arc::new(Room::new(id.clone(), settings, audio, mix));
+        let room = Arc::new(Room::new(
+            id.clone(),
+            settings,
+            audio,
+            mix,
+            permanent::create_config(body),
+        ));
         rooms.insert(id, room.clone());
         room
     };
     tokio::spawn(talking_events(Arc::downgrade(&room), events));
+    if let Some(extension) = str_of(body, "sip_extension") {
+        let opened = match &bridge.sip {
+            Some(deps) => super::sip::open_dial_in(deps, &room, bridge.ids, extension).await,
+            None => Err(AbError::new(UNKNOWN_ERROR, "SIP is not available")),
+        };
+        match opened {
+            Ok(dial_in) => *room.dial_in.lock().unwrap_or_else(|e| e.into_inner()) = Some(dial_in),
+            // A restored room comes back without its dial-in rather than not at all.
+            Err(e) if restoring => {
+                tracing::warn!(room = %room.id, %extension, error = %e.message, "restored room without dial-in")
+            }
+            Err(e) => {
+                bridge.rooms().remove(&room.id);
+                room.destroyed.store(true, Ordering::Release);
+                room.mix.stop();
+                return Err(e);
+            }
+        }
+    }
     if bool_of(body, "record") == Some(true) {
         let started = start_recording(
             bridge,
@@ -335,8 +379,21 @@ async fn create(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
             return Err(e);
         }
     }
-    tracing::info!(room = %room.id, sampling_rate, "audiobridge room created");
-    Ok(json!({"audiobridge": "created", "room": room.id.to_json(), "permanent": false}))
+    if let Some(storage) = &storage {
+        if let Err(e) = permanent::save(storage, &room).await {
+            bridge.rooms().remove(&room.id);
+            room.destroyed.store(true, Ordering::Release);
+            room.dial_in
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            stop_recording(&room).await;
+            room.mix.stop();
+            return Err(e);
+        }
+    }
+    tracing::info!(room = %room.id, sampling_rate, permanent = persist, "audiobridge room created");
+    Ok(json!({"audiobridge": "created", "room": room.id.to_json(), "permanent": persist}))
 }
 
 /// Relays the mix's talking changes as `talking` / `stopped-talking` to every participant
@@ -394,11 +451,9 @@ fn list(bridge: &Bridge) -> Value {
 async fn edit(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
     validate(body, EDIT)?;
     let id = bridge.ids.require(body, "room")?;
-    if bool_of(body, "permanent") == Some(true) {
-        return Err(AbError::new(
-            UNKNOWN_ERROR,
-            "No configuration file, can't edit room permanently",
-        ));
+    let persist = bool_of(body, "permanent") == Some(true);
+    if persist {
+        permanent::storage(bridge, "edit")?;
     }
     let room = bridge.room(&id)?;
     check_room_secret(&room, body).await?;
@@ -422,20 +477,24 @@ async fn edit(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
             s.record_dir = Some(d.to_owned());
         }
     }
-    Ok(json!({"audiobridge": "edited", "room": id.to_json(), "permanent": false}))
+    if persist {
+        permanent::save(permanent::storage(bridge, "edit")?, &room).await?;
+    }
+    Ok(json!({"audiobridge": "edited", "room": id.to_json(), "permanent": persist}))
 }
 
 async fn destroy(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
     validate(body, DESTROY)?;
     let id = bridge.ids.require(body, "room")?;
-    if bool_of(body, "permanent") == Some(true) {
-        return Err(AbError::new(
-            UNKNOWN_ERROR,
-            "No configuration file, can't destroy room permanently",
-        ));
+    let persist = bool_of(body, "permanent") == Some(true);
+    if persist {
+        permanent::storage(bridge, "destroy")?;
     }
     let room = bridge.room(&id)?;
     check_room_secret(&room, body).await?;
+    if persist {
+        permanent::forget(permanent::storage(bridge, "destroy")?, &id).await?;
+    }
     let removed = {
         let mut rooms = bridge.rooms();
         match rooms.get(&id) {
@@ -453,15 +512,19 @@ async fn destroy(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         .collect();
     for p in participants {
         p.close_media();
-        if let Some(ctx) = p.handle.upgrade() {
+        if let Some(ctx) = p.handle.as_ref().and_then(|h| h.upgrade()) {
             ctx.push_event(None, event.clone(), None);
             ctx.close_pc();
         }
     }
+    room.dial_in
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     stop_recording(&room).await;
     room.mix.stop();
     tracing::info!(room = %id, "audiobridge room destroyed");
-    Ok(json!({"audiobridge": "destroyed", "room": id.to_json(), "permanent": false}))
+    Ok(json!({"audiobridge": "destroyed", "room": id.to_json(), "permanent": persist}))
 }
 
 async fn allowed(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
@@ -524,7 +587,7 @@ async fn kick(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         json!({"audiobridge": "event", "room": room.id.to_json(), "kicked": user.to_json()});
     room.notify(&event, None);
     if let Some(p) = room.remove(&user) {
-        if let Some(ctx) = p.handle.upgrade() {
+        if let Some(ctx) = p.handle.as_ref().and_then(|h| h.upgrade()) {
             ctx.close_pc();
         }
     }
@@ -543,7 +606,7 @@ async fn kick_all(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
     for p in all {
         let _ = room.mix.remove(p.mix_id);
         p.close_media();
-        if let Some(ctx) = p.handle.upgrade() {
+        if let Some(ctx) = p.handle.as_ref().and_then(|h| h.upgrade()) {
             let event = json!({"audiobridge": "event", "room": room_id.to_json(), "kicked_all": p.id.to_json()});
             ctx.push_event(None, event, None);
             ctx.close_pc();

@@ -7,6 +7,7 @@
 //!   `mute_room`/`unmute_room`, `rtp_forward`, `stop_rtp_forward`, `listforwarders`).
 //! - [`participant`]: the asynchronous ones (`join`, `configure`, `changeroom`, `leave`,
 //!   `hangup`) and the JSEP offer/answer of a participant.
+//! - [`sip`]: SIP participants, dialled out (`dial`) or dialling in on a room's extension.
 //! - [`room`]: a room's settings, participants and notifications; the mix itself runs in
 //!   [`crate::services::rooms`] on the worker threads.
 //!
@@ -19,8 +20,10 @@ pub mod fields;
 pub mod forwarders;
 mod manage;
 mod participant;
+mod permanent;
 pub mod plain_rtp;
 pub mod room;
+pub mod sip;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -46,6 +49,11 @@ pub struct Bridge {
     workers: Arc<WorkerPool>,
     recording: RecordingService,
     ids: IdMode,
+    /// Where permanent rooms are stored; `None`: `permanent` is refused as by a Janus
+    /// without configuration file.
+    storage: Option<crate::storage::Storage>,
+    /// What SIP participants need; `None` without a registry (tests of the bridge alone).
+    sip: Option<sip::SipDeps>,
 }
 
 impl Bridge {
@@ -113,20 +121,36 @@ pub struct AudioBridge {
 /// Starts the audio bridge on the host's worker pool.
 pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlugin>> {
     Box::pin(async {
-        Ok(RegisteredPlugin::new(AudioBridge::new(
+        let plugin = AudioBridge::new(
             host.services.workers.clone(),
             host.services.recording.clone(),
             IdMode {
                 string_ids: host.config.audiobridge.string_ids,
             },
-        )))
+            Some(host.storage.clone()),
+            Some(sip::SipDeps {
+                service: host.services.sip.clone(),
+                storage: host.storage.clone(),
+                config: host.config.sip.clone(),
+            }),
+        );
+        let restored = permanent::restore(&plugin.bridge).await;
+        tracing::info!(restored, "audiobridge permanent rooms");
+        Ok(RegisteredPlugin::new(plugin))
     })
 }
 
 impl AudioBridge {
     /// The plugin, mixing on `workers`, recording through `recording`, with numeric or
-    /// string ids.
-    pub fn new(workers: Arc<WorkerPool>, recording: RecordingService, ids: IdMode) -> Self {
+    /// string ids, storing permanent rooms in `storage`, calling SIP participants through
+    /// `sip`.
+    pub fn new(
+        workers: Arc<WorkerPool>,
+        recording: RecordingService,
+        ids: IdMode,
+        storage: Option<crate::storage::Storage>,
+        sip: Option<sip::SipDeps>,
+    ) -> Self {
         Self {
             descriptor: PluginDescriptor {
                 package: "janus.plugin.audiobridge",
@@ -141,6 +165,8 @@ impl AudioBridge {
                 workers,
                 recording,
                 ids,
+                storage,
+                sip,
             }),
         }
     }
@@ -199,6 +225,14 @@ impl Plugin for AudioBridge {
                     message,
                 )),
             },
+            "dial" => PluginResult::Ok(
+                sip::dial(&self.bridge, Some(ctx.weak()), &body)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::info!(code = e.code, error = %e.message, "audiobridge dial refused");
+                        e.to_event()
+                    }),
+            ),
             _ => {
                 let reply = manage::process(&self.bridge, Some(session), &request, &body).await;
                 if let Err(e) = &reply {
@@ -250,11 +284,11 @@ impl Plugin for AudioBridge {
             Ok(n) => n,
             Err(e) => return Some(e.to_event()),
         };
-        Some(
-            manage::process(&self.bridge, None, &name, body)
-                .await
-                .unwrap_or_else(|e| e.to_event()),
-        )
+        let reply = match name.as_str() {
+            "dial" => sip::dial(&self.bridge, None, body).await,
+            _ => manage::process(&self.bridge, None, &name, body).await,
+        };
+        Some(reply.unwrap_or_else(|e| e.to_event()))
     }
 
     fn query_handle(&self, session: &AbSession) -> Value {

@@ -222,65 +222,27 @@ fn enter(
         }
         None => None,
     };
-    let participant = {
-        let mut list = room.participants();
-        if room.destroyed.load(Ordering::Acquire) {
-            return Err(AbError::new(
-                NO_SUCH_ROOM,
-                format!("No such room ({})", room.id),
-            ));
-        }
-        let id = match req.id {
-            Some(id) if list.contains_key(&id) => {
-                return Err(AbError::new(
-                    ID_EXISTS,
-                    format!("User ID {id} already exists"),
-                ))
-            }
-            Some(id) => id,
-            None => loop {
-                let id = bridge.ids.random();
-                if !list.contains_key(&id) {
-                    break id;
-                }
-            },
-        };
-        let p = Arc::new(Participant {
-            id: id.clone(),
-            mix_id,
-            codec: req.codec,
-            handle: ctx.weak(),
-            input,
-            state: std::sync::Mutex::new(ParticipantState {
-                display: req.display,
-                muted: req.muted,
-                volume: req.volume,
-            }),
-            setup: Default::default(),
-            talking: Default::default(),
-            has_sink: Default::default(),
-            plain,
-        });
-        if p.plain.is_some() {
-            // No PeerConnection to wait for: its media is as set up as it will be.
-            p.setup.store(true, Ordering::Relaxed);
-        }
-        room.mix
-            .add(entry)
-            .map_err(|e| AbError::new(UNKNOWN_ERROR, e.to_string()))?;
-        list.insert(id, p.clone());
-        p
-    };
     // If media is up already (changeroom), the new mix goes to the same PeerConnection.
-    if ctx.media_sender().is_some() && ctx.media_status().1 {
-        participant.setup.store(true, Ordering::Relaxed);
-    }
-    let joined_event = json!({
-        "audiobridge": "joined",
-        "room": room.id.to_json(),
-        "participants": [participant.to_json(false)],
-    });
-    room.notify(&joined_event, Some(&participant.id));
+    let media_up = ctx.media_sender().is_some() && ctx.media_status().1;
+    let participant = room.admit(bridge.ids, req.id, entry, |id| Participant {
+        id,
+        mix_id,
+        codec: req.codec,
+        handle: Some(ctx.weak()),
+        input,
+        state: std::sync::Mutex::new(ParticipantState {
+            display: req.display,
+            muted: req.muted,
+            volume: req.volume,
+        }),
+        // No PeerConnection to wait for: a plain-RTP participant's media is as set up as it
+        // will be.
+        setup: (plain.is_some() || media_up).into(),
+        talking: Default::default(),
+        has_sink: Default::default(),
+        plain,
+        sip: None,
+    })?;
     let others = room.others_json(Some(&participant.id));
     let joined = Joined { room, participant };
     attach_sink(&joined, ctx);
@@ -332,7 +294,12 @@ async fn changeroom(bridge: &Bridge, session: &AbSession, body: &Body) -> Reply 
         return Err(AbError::new(ALREADY_JOINED, "Already in this room"));
     }
     let req = read_join(bridge, body).await?;
-    let Some(ctx) = current.participant.handle.upgrade() else {
+    let Some(ctx) = current
+        .participant
+        .handle
+        .as_ref()
+        .and_then(|h| h.upgrade())
+    else {
         return Err(AbError::new(UNKNOWN_ERROR, "Handle gone"));
     };
     current.room.remove(&current.participant.id);

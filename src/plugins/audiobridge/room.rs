@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{json, Value};
 
 use super::announcements::Announcements;
-use super::fields::Id;
+use super::errors::{AbError, AbResult, ID_EXISTS, NO_SUCH_ROOM, UNKNOWN_ERROR};
+use super::fields::{Id, IdMode};
 use super::forwarders::Forwarders;
 use super::plain_rtp::PlainRtp;
+use super::sip::{DialIn, SipLeg};
 use crate::auth::HashedSecret;
 use crate::plugins::HandleRef;
 use crate::services::recording::OpusRecorder;
-use crate::services::rooms::{MixCodec, ParticipantInput, RoomMix};
+use crate::services::rooms::{MixCodec, NewParticipant, ParticipantInput, RoomMix};
 
 /// What `create` set and `edit` may change.
 #[derive(Debug, Clone)]
@@ -62,8 +64,8 @@ pub struct Participant {
     pub mix_id: u64,
     /// Its codec.
     pub codec: MixCodec,
-    /// The handle it belongs to.
-    pub handle: HandleRef,
+    /// The handle it belongs to; `None` for a SIP participant (the room owns its call).
+    pub handle: Option<HandleRef>,
     /// Where its RTP goes (its handle pushes here).
     pub input: ParticipantInput,
     /// Mutable state, behind this participant's own lock (never on the packet path).
@@ -76,6 +78,8 @@ pub struct Participant {
     pub has_sink: AtomicBool,
     /// Its UDP port, when it is a plain-RTP participant.
     pub plain: Option<PlainRtp>,
+    /// Its call, when it is a SIP participant.
+    pub sip: Option<SipLeg>,
 }
 
 /// What `configure` changes.
@@ -95,6 +99,9 @@ impl Participant {
         if let Some(p) = &self.plain {
             p.close();
         }
+        if let Some(leg) = &self.sip {
+            leg.close();
+        }
     }
 
     /// Its state, poison-tolerant.
@@ -102,7 +109,8 @@ impl Participant {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The participant as Janus lists it: `{id, display?, setup, muted, talking?}`.
+    /// The participant as Janus lists it: `{id, display?, setup, muted, talking?}`, plus
+    /// `sip: true` and the peer's `uri` for a SIP participant.
     pub fn to_json(&self, with_talking: bool) -> Value {
         let st = self.state();
         let mut v = json!({
@@ -115,6 +123,10 @@ impl Participant {
         }
         if with_talking {
             v["talking"] = json!(self.talking.load(Ordering::Relaxed));
+        }
+        if let Some(leg) = &self.sip {
+            v["sip"] = json!(true);
+            v["uri"] = json!(leg.uri);
         }
         v
     }
@@ -142,6 +154,10 @@ pub struct Room {
     pub announcements: Announcements,
     /// The recording of the mix, while `record` is on.
     pub recording: tokio::sync::Mutex<Option<RoomRecording>>,
+    /// The `create` request without secret, PIN and flags (what a permanent room stores).
+    pub config: serde_json::Map<String, Value>,
+    /// The account line callers dial in on, while the room has an extension.
+    pub dial_in: Mutex<Option<DialIn>>,
     next_mix_id: AtomicU64,
 }
 
@@ -154,8 +170,15 @@ pub struct RoomRecording {
 }
 
 impl Room {
-    /// A room around a started mix.
-    pub fn new(id: Id, settings: RoomSettings, audio: RoomAudio, mix: RoomMix) -> Self {
+    /// A room around a started mix, made by the `create` request `config` (secret, PIN and
+    /// flags left out).
+    pub fn new(
+        id: Id,
+        settings: RoomSettings,
+        audio: RoomAudio,
+        mix: RoomMix,
+        config: serde_json::Map<String, Value>,
+    ) -> Self {
         Self {
             id,
             settings: Mutex::new(settings),
@@ -167,6 +190,8 @@ impl Room {
             forwarders: Forwarders::default(),
             recording: tokio::sync::Mutex::new(None),
             announcements: Announcements::default(),
+            config,
+            dial_in: Mutex::new(None),
             next_mix_id: AtomicU64::new(1),
         }
     }
@@ -192,7 +217,7 @@ impl Room {
             .participants()
             .values()
             .filter(|p| Some(&p.id) != except)
-            .map(|p| p.handle.clone())
+            .filter_map(|p| p.handle.clone())
             .collect();
         for h in targets {
             if let Some(ctx) = h.upgrade() {
@@ -219,6 +244,58 @@ impl Room {
             .filter(|p| Some(&p.id) != except)
             .map(|p| p.to_json(self.audio.audiolevel_event))
             .collect()
+    }
+
+    /// Puts a participant in the room and its mix: `make` builds it with its id (`requested`,
+    /// else a random one of `ids`), `entry` is its side of the mix. Tells the others it
+    /// joined.
+    ///
+    /// Errors: 485 when the room was destroyed meanwhile, 490 when `requested` is taken, 499
+    /// when the mix does not take it.
+    pub fn admit(
+        &self,
+        ids: IdMode,
+        requested: Option<Id>,
+        entry: NewParticipant,
+        make: impl FnOnce(Id) -> Participant,
+    ) -> AbResult<Arc<Participant>> {
+        let participant = {
+            let mut list = self.participants();
+            if self.destroyed.load(Ordering::Acquire) {
+                return Err(AbError::new(
+                    NO_SUCH_ROOM,
+                    format!("No such room ({})", self.id),
+                ));
+            }
+            let id = match requested {
+                Some(id) if list.contains_key(&id) => {
+                    return Err(AbError::new(
+                        ID_EXISTS,
+                        format!("User ID {id} already exists"),
+                    ))
+                }
+                Some(id) => id,
+                None => loop {
+                    let id = ids.random();
+                    if !list.contains_key(&id) {
+                        break id;
+                    }
+                },
+            };
+            let p = Arc::new(make(id.clone()));
+            self.mix
+                .add(entry)
+                .map_err(|e| AbError::new(UNKNOWN_ERROR, e.to_string()))?;
+            list.insert(id, p.clone());
+            p
+        };
+        let joined_event = json!({
+            "audiobridge": "joined",
+            "room": self.id.to_json(),
+            "participants": [participant.to_json(false)],
+        });
+        self.notify(&joined_event, Some(&participant.id));
+        Ok(participant)
     }
 
     /// Removes `id` from the room and its mix; tells the others it left. Returns it if it was

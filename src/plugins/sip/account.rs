@@ -16,8 +16,8 @@ use super::requests::{SipError, SipUri, ERROR_INVALID_ELEMENT, ERROR_UNKNOWN, ER
 use super::{events, incoming, Op, Shared};
 use crate::plugins::HandleRef;
 use crate::services::sip::{
-    CallTarget, InboundCall, InboundMessage, LineRouting, LineSpec, RingingCall, TargetKind,
-    VoicemailNotice,
+    line_settings, CallTarget, InboundCall, InboundMessage, LineRouting, LineSettings, LineSpec,
+    RingingCall, TargetKind, VoicemailNotice,
 };
 
 /// The same answer for an unknown account and a wrong secret, so accounts cannot be probed.
@@ -91,65 +91,6 @@ impl CallTarget for HandleTarget {
         };
         incoming::ring(&op, ringing.clone());
     }
-}
-
-/// What an account's line is made of, from the account and its trunk.
-pub(super) struct LineSettings {
-    /// The account's address of record.
-    pub aor: SipUri,
-    /// Its domain (host without port).
-    pub domain: String,
-    /// Where calls and REGISTERs go: the trunk's outbound proxy, else its registrar.
-    pub proxy: String,
-    /// The registration to keep; `None` for a trunk authenticated by IP address.
-    pub registration: Option<bifrons_sip::Account>,
-}
-
-/// The line settings of `account` on `trunk`; `None` when the account's URI is unusable.
-pub(super) fn line_settings(
-    account: &crate::storage::Account,
-    trunk: &crate::storage::Trunk,
-) -> Option<LineSettings> {
-    let aor = SipUri::parse(&account.spec.sip_uri)?;
-    let domain = aor
-        .hostport
-        .rsplit_once(':')
-        .filter(|(_, p)| p.parse::<u16>().is_ok())
-        .map_or(aor.hostport.as_str(), |(h, _)| h)
-        .to_string();
-    let proxy = trunk
-        .spec
-        .outbound_proxy
-        .clone()
-        .unwrap_or_else(|| trunk.spec.registrar_uri.clone());
-    let registration = trunk.spec.register.then(|| bifrons_sip::Account {
-        registrar: proxy.clone(),
-        outbound_proxy: None,
-        user: trunk
-            .spec
-            .auth_username
-            .clone()
-            .or_else(|| trunk.spec.username.clone())
-            .or_else(|| aor.user.clone())
-            .unwrap_or_default(),
-        auth_user: None,
-        secret: bifrons_sip::DigestSecret::Password(
-            trunk
-                .spec
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default(),
-        ),
-        domain: Some(domain.clone()),
-        expires: trunk.spec.register_expiry_s,
-    });
-    Some(LineSettings {
-        aor,
-        domain,
-        proxy,
-        registration,
-    })
 }
 
 /// Every `every`, re-reads the account and trunk of each open line and re-registers a line

@@ -5,18 +5,15 @@
 //! What the calls do is the SIP service's [`crate::services::sip::listen`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bifrons_sip::UaConfig;
 use tokio_util::sync::CancellationToken;
 
-use super::account::{line_settings, LineSettings};
 use super::register::SIP_CODECS;
 use super::Shared;
 use crate::services::sip::listen::{ListenMedia, ListenStats, ListenTarget};
-use crate::services::sip::{AccountLine, LineRouting, LineSpec, RouteGuard};
+use crate::services::sip::{open_account_line, AccountLine, RouteGuard};
 use crate::storage::Account;
 
 /// A listen line kept open.
@@ -94,47 +91,14 @@ async fn open(
     account: &Account,
     mountpoint: u64,
 ) -> anyhow::Result<Held> {
-    let trunk = shared.storage.trunks().get(account.spec.trunk_id).await?;
-    anyhow::ensure!(trunk.spec.enabled, "trunk {} is disabled", trunk.spec.name);
-    let LineSettings {
-        aor,
-        domain,
-        proxy,
-        registration,
-    } = line_settings(account, &trunk)
-        .ok_or_else(|| anyhow::anyhow!("the account's SIP URI is not usable"))?;
-    let config = &shared.config;
-    let ua_config = UaConfig {
-        bind: SocketAddr::new(config.local_ip, 0),
-        rtp_ip: config.local_ip,
-        rtp_ports: config.rtp_port_min..=config.rtp_port_max,
-        codecs: SIP_CODECS.to_vec(),
-        user_agent: config.user_agent.clone(),
-        timers: super::register::timers(shared),
-        identity: aor.user.clone().map(|user| (user, domain.clone())),
-        transport: match trunk.spec.transport {
-            crate::storage::Transport::Tcp => bifrons_sip::Transport::Tcp,
-            _ => bifrons_sip::Transport::Udp,
-        },
-        ..UaConfig::default()
-    };
-    let routing = LineRouting {
-        router: shared.service.router.clone(),
-        unanswered_code: config.unanswered_code,
-        ring_timeout: Duration::from_secs(config.ring_timeout),
-    };
-    let spec = LineSpec {
-        extension: account.spec.extension.clone(),
-        aor: account.spec.sip_uri.clone(),
-        registration,
-        proxy,
-        trunk: trunk.spec.name.clone(),
-    };
-    let line = shared
-        .service
-        .lines
-        .open_line(spec, ua_config, routing)
-        .await?;
+    let (line, _) = open_account_line(
+        &shared.service,
+        &shared.storage,
+        &shared.config,
+        account,
+        &SIP_CODECS,
+    )
+    .await?;
     let target = Arc::new(ListenTarget::new(media.clone(), mountpoint, stats.clone()));
     let route = shared
         .service

@@ -289,65 +289,7 @@ pub enum SipRequest {
     },
 }
 
-/// A SIP URI as the plugin accepts it: `sip:` or `sips:`, an optional user part, a host and
-/// an optional port (RFC 3261 §19.1), without spaces or angle brackets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipUri {
-    /// The URI as given (trimmed).
-    pub text: String,
-    /// User part, if any.
-    pub user: Option<String>,
-    /// Host (name, IPv4 or bracketed IPv6), with `:port` when given.
-    pub hostport: String,
-}
-
-impl SipUri {
-    /// Parses `text`; `None` when it is not a usable SIP URI.
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        let rest = text
-            .strip_prefix("sip:")
-            .or_else(|| text.strip_prefix("sips:"))?;
-        if rest.is_empty()
-            || rest
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'))
-        {
-            return None;
-        }
-        let addr = rest.split([';', '?']).next()?;
-        let (user, hostport) = match addr.rsplit_once('@') {
-            Some((u, h)) if !u.is_empty() => (Some(u.split(':').next()?.to_string()), h),
-            Some(_) => return None,
-            None => (None, addr),
-        };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6.split_once(']')?;
-            if h.parse::<std::net::Ipv6Addr>().is_err() {
-                return None;
-            }
-            (h, after.strip_prefix(':'))
-        } else {
-            match hostport.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        let host_ok = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
-        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !host_ok || !port_ok {
-            return None;
-        }
-        Some(Self {
-            text: text.to_string(),
-            user,
-            hostport: hostport.to_string(),
-        })
-    }
-}
+pub use crate::services::sip::SipUri;
 
 /// Requests of Janus' SIP plugin this one does not offer yet: refused by name, so a client
 /// learns why rather than reading "unknown".

@@ -10,15 +10,20 @@
 //!   calls refused with the configured status.
 //! - [`listen`]: listen lines, accounts bound to a mountpoint whose calls hear its audio.
 //! - [`mwi`]: message waiting (RFC 3842) to SIP phones on an account's line.
+//! - [`open_account_line`]: a registry account's line, opened without a browser.
+//! - [`room_route`]: room dial-in, a room's extension answered and its callers put in the room.
 
+mod account_line;
 mod lines;
 pub mod listen;
 pub mod mwi;
 mod ringing;
+pub mod room_route;
 mod routing;
 mod trunk_lines;
 
 use crate::web::panel::status::StatusBoard;
+pub use account_line::{line_settings, line_ua_config, open_account_line, LineSettings, SipUri};
 pub use lines::{AccountLine, LinePool, LineRouting, LineSpec};
 pub use ringing::{
     RingState, RingingCall, Unanswered, UnansweredCall, UnansweredHook, MAILBOX_TARGET,
