@@ -9,6 +9,7 @@
 mod accounts;
 mod egress;
 mod error;
+mod mailboxes;
 mod migrate;
 mod mountpoints;
 mod password;
@@ -23,6 +24,7 @@ pub mod validate;
 pub use accounts::{Account, AccountSpec, Accounts};
 pub use egress::{Egress, EgressId, EgressSpec, Egresses};
 pub use error::{Result, StorageError};
+pub use mailboxes::{Mailbox, MailboxSettings, Mailboxes, MwiMode};
 pub use migrate::SchemaStatus;
 pub use mountpoints::{Mountpoints, StoredMountpoint};
 pub use pool::{backend_of, Backend};
@@ -177,6 +179,11 @@ impl Storage {
     /// Named RTMP egress targets (restreaming destinations).
     pub fn egress_targets(&self) -> Egresses<'_> {
         Egresses::new(&self.pool)
+    }
+
+    /// Mailbox settings of SIP accounts.
+    pub fn mailboxes(&self) -> Mailboxes<'_> {
+        Mailboxes::new(&self.pool)
     }
 }
 
