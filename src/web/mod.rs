@@ -2,4 +2,5 @@
 
 pub mod demos;
 pub mod panel;
+pub mod voicemail;
 pub mod whep;
