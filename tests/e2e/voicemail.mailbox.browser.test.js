@@ -243,6 +243,45 @@ describe('voicemail mailbox owner: list, play, mark, delete, downloads, settings
     listed.token = token;
   });
 
+  it('the demo page lists and plays the mailbox', async () => {
+    const demo = await browser.newPage();
+    try {
+      await demo.goto(`${base}/demos/voicemail.html`);
+      await demo.waitForFunction(() => window.demo?.state === 'idle', null, { timeout: 20000 });
+      await demo.fill('#owner-mailbox', '200');
+      await demo.fill('#owner-secret', SECRET);
+      await demo.click('#list');
+      await demo.waitForFunction(() => window.owner.state === 'listed', null, { timeout: 20000 });
+      const row = demo.locator(`#messages tr[data-id="${messageId}"]`);
+      assert.match(await row.textContent(), /Alice <web>/);
+      assert.match(await row.locator('a.ogg').getAttribute('href'), new RegExp(`^/voicemail/${messageId}\\.ogg\\?token=`));
+      await row.locator('button.play').click();
+      await demo.waitForFunction((id) => window.owner.played.includes(id), messageId, { timeout: 60000 });
+      // The page heard it: inbound audio energy on its handle's PeerConnection.
+      let energy = 0;
+      for (let i = 0; i < 50 && !(energy > 0.001); i++) {
+        energy = await demo.evaluate(async () => {
+          let e = 0;
+          (await window.owner.handle.webrtcStuff.pc.getStats()).forEach((s) => {
+            if (s.type === 'inbound-rtp' && s.kind === 'audio') e = s.totalAudioEnergy;
+          });
+          return e;
+        });
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      console.log(`# demo page played message ${messageId}: inbound audio energy ${energy}`);
+      assert.ok(energy > 0.001, `energy ${energy}`);
+      assert.equal(await demo.locator('#error').isHidden(), true, await demo.locator('#error').textContent());
+      // A wrong secret shows the 403 in the page.
+      await demo.fill('#owner-secret', 'wrong-secret');
+      await demo.click('#list');
+      await demo.waitForFunction(() => window.owner.state === 'error', null, { timeout: 20000 });
+      assert.match(await demo.locator('#error').textContent(), /error 403/);
+    } finally {
+      await demo.close();
+    }
+  });
+
   it('marks and deletes the message; then it is 404 everywhere', async () => {
     const heard = await ask('o', { request: 'mark', mailbox: '200', secret: SECRET, id: messageId });
     assert.deepEqual([heard.result, heard.heard], ['marked', true], JSON.stringify(heard));
