@@ -431,6 +431,36 @@ describe('voicemail mailbox owner: list, play, mark, delete, downloads, settings
     const after = (await call('GET', `/accounts/${id}/mailbox`)).body;
     assert.equal(after.mwi, 'unsolicited');
     assert.equal(after.max_length_s, null);
+
+    // The panel's account page: the mailbox form and the greeting upload, in Chromium.
+    const ui = await browser.newPage();
+    try {
+      await ui.goto(`http://127.0.0.1:${gw.ports.adminHttp}/panel/`);
+      await ui.fill('#login-username', 'admin');
+      await ui.fill('#login-password', 'admin-password');
+      await ui.press('#login-password', 'Enter');
+      await ui.locator('#top').waitFor({ state: 'visible' });
+      await ui.goto(`http://127.0.0.1:${gw.ports.adminHttp}/panel/#/accounts`);
+      await ui.getByRole('row').filter({ hasText: 'sip:200@127.0.0.1' }).getByRole('button', { name: 'Edit' }).click();
+      await ui.locator('#f-mailbox-of-200-max_messages').waitFor();
+      assert.equal(await ui.inputValue('#f-mailbox-of-200-max_messages'), '2');
+      await ui.fill('#f-mailbox-of-200-max_messages', '7');
+      await ui.fill('#f-mailbox-of-200-max_length_s', '45');
+      await ui.selectOption('#f-mailbox-of-200-mwi', 'off');
+      await ui.getByRole('button', { name: 'Save mailbox' }).click();
+      await ui.getByText('Mailbox of 200 saved.').waitFor();
+      await ui.getByRole('row').filter({ hasText: 'sip:200@127.0.0.1' }).getByRole('button', { name: 'Edit' }).click();
+      await ui.locator('[aria-label="Greeting file"]').setInputFiles(wavFile);
+      await ui.getByRole('button', { name: 'Upload greeting' }).click();
+      await ui.getByText('Greeting of 200 uploaded.').waitFor();
+      const viaUi = (await call('GET', `/accounts/${id}/mailbox`)).body;
+      assert.deepEqual([viaUi.max_messages, viaUi.max_length_s, viaUi.mwi], [7, 45, 'off']);
+      assert.match(viaUi.greeting_file, /^voicemail\/greetings\/200-[0-9a-f]+\.wav$/);
+      assert.equal(viaUi.has_pin, true, 'the form keeps the PIN');
+    } finally {
+      await ui.close();
+    }
+
     const log = fs.readFileSync(gw.logFile, 'utf8');
     for (const secret of [PIN, '246810', SECRET]) assert.ok(!log.includes(secret), `log holds ${secret}`);
   });
