@@ -394,9 +394,9 @@ pub async fn upload_greeting(
         "wav"
     };
     let rel = format!(
-        "{GREETINGS_DIR}/{}-{}.{ext}",
+        "{GREETINGS_DIR}/{}-{:016x}.{ext}",
         old.extension,
-        format!("{:016x}", rand::random::<u64>())
+        rand::random::<u64>()
     );
     let full = state.recordings_dir().join(&rel);
     if let Some(dir) = full.parent() {
