@@ -14,7 +14,11 @@ fn assert_invalid<T: std::fmt::Debug>(r: Result<T, StorageError>, field: &str) {
 }
 
 async fn account(s: &Storage, extension: &str) -> AccountId {
-    let trunk = match s.trunks().create(&TrunkSpec::new("pbx", "sip:pbx.example.com")).await {
+    let trunk = match s
+        .trunks()
+        .create(&TrunkSpec::new("pbx", "sip:pbx.example.com"))
+        .await
+    {
         Ok(t) => t.id,
         Err(_) => s.trunks().list(Default::default()).await.unwrap()[0].id,
     };
@@ -91,7 +95,11 @@ async fn mailbox_defaults_settings_and_pin(s: &Storage) {
     ] {
         assert_invalid(boxes.set(id, &bad).await, field);
     }
-    assert_eq!(boxes.get(id).await.unwrap().settings, cleared, "nothing written");
+    assert_eq!(
+        boxes.get(id).await.unwrap().settings,
+        cleared,
+        "nothing written"
+    );
     assert_invalid("sometimes".parse::<MwiMode>(), "message waiting");
     for m in [MwiMode::Off, MwiMode::Unsolicited, MwiMode::Subscribe] {
         assert_eq!(m.as_str().parse::<MwiMode>().unwrap(), m);

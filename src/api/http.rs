@@ -71,6 +71,17 @@ async fn janus_entry(
         StatusCode::FORBIDDEN.into_response()
     } else if let Some(parts) = components(uri.path(), &config.base_path) {
         janus_http(&core, &method, &parts, &query, &body).await
+    } else if uri.path().starts_with(crate::web::voicemail::PREFIX) {
+        let dir = core.services.recording.dir();
+        crate::web::voicemail::serve(
+            &core.storage,
+            dir,
+            &method,
+            uri.path(),
+            uri.query(),
+            &headers,
+        )
+        .await
     } else if core.config.web.demos {
         crate::web::demos::serve(&core.config, uri.path()).await
     } else {

@@ -7,6 +7,7 @@ mod check;
 mod db;
 mod egress;
 mod key;
+mod mailbox;
 mod migrate;
 mod serve;
 mod trunk;
@@ -91,6 +92,12 @@ pub enum Command {
         /// Which egress operation.
         #[command(subcommand)]
         action: egress::EgressCommand,
+    },
+    /// Manage SIP accounts' mailboxes (greeting, limits, message waiting, PIN).
+    Mailbox {
+        /// Which mailbox operation.
+        #[command(subcommand)]
+        action: mailbox::MailboxCommand,
     },
     /// Measure recordings insert/list throughput against the database (writes throw-away rows
     /// and removes them afterwards).
@@ -292,6 +299,7 @@ pub fn main() -> ExitCode {
             Command::Trunk { action } => trunk::run(&url, action).await,
             Command::Account { action } => account::run(&url, action).await,
             Command::Egress { action } => egress::run(&url, action).await,
+            Command::Mailbox { action } => mailbox::run(&url, action).await,
         }
     });
     match outcome {

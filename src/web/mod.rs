@@ -2,5 +2,6 @@
 
 pub mod demos;
 pub mod panel;
+pub mod voicemail;
 pub mod whep;
 pub mod whip;

@@ -367,6 +367,8 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
       ['get', '/panel/api/v1/accounts'], ['post', '/panel/api/v1/accounts'], ['get', '/panel/api/v1/accounts/{id}'],
       ['put', '/panel/api/v1/accounts/{id}'], ['delete', '/panel/api/v1/accounts/{id}'],
       ['post', '/panel/api/v1/accounts/{id}/access-token'], ['put', '/panel/api/v1/accounts/{id}/voicemail-pin'],
+      ['get', '/panel/api/v1/accounts/{id}/mailbox'], ['put', '/panel/api/v1/accounts/{id}/mailbox'],
+      ['put', '/panel/api/v1/accounts/{id}/mailbox/greeting'], ['delete', '/panel/api/v1/accounts/{id}/mailbox/greeting'],
       ['get', '/panel/api/v1/stream-keys'], ['post', '/panel/api/v1/stream-keys'],
       ['patch', '/panel/api/v1/stream-keys/{id}'], ['delete', '/panel/api/v1/stream-keys/{id}'],
       ['put', '/panel/api/v1/stream-keys/{id}/egress'],

@@ -1,5 +1,6 @@
-// SIP accounts: list, create, edit, delete; access token shown once; voicemail PIN.
-import { api } from '../api.js';
+// SIP accounts: list, create, edit, delete; access token shown once; voicemail PIN; mailbox
+// settings (limits, message waiting, greeting upload).
+import { api, apiUrl, ApiError } from '../api.js';
 import { h, table, form, button, notify, errorText, yesNo } from '../ui.js';
 
 export const title = 'Accounts';
@@ -53,7 +54,52 @@ export async function render(root, ctx) {
       }, 'secondary') : null));
     }
     formSlot.replaceChildren(...parts);
+    if (a) mailboxForm(a).then(m => formSlot.append(m)).catch(e => notify(errorText(e), 'error'));
     if (a) f.querySelector('input').focus();
+  };
+
+  // The mailbox of account `a`: settings form, greeting upload (Ogg/Opus or WAV file).
+  const mailboxForm = async a => {
+    const m = await api('GET', `/accounts/${a.id}/mailbox`);
+    const settings = form(`Mailbox of ${a.extension}`, [
+      { name: 'enabled', label: 'Unanswered calls go to the mailbox', type: 'checkbox', value: m.enabled },
+      { name: 'max_messages', label: 'Messages kept at most', type: 'number', min: 1, value: m.max_messages ?? '', placeholder: 'no limit' },
+      { name: 'max_length_s', label: 'Longest message (s)', type: 'number', min: 1, value: m.max_length_s ?? '', placeholder: 'gateway default' },
+      { name: 'mwi', label: 'SIP message waiting', type: 'select', value: m.mwi, options: [['off', 'off'], ['unsolicited', 'unsolicited NOTIFY'], ['subscribe', 'on SUBSCRIBE']] },
+    ], 'Save mailbox', async v => {
+      const num = x => (x === '' ? null : Number(x));
+      await api('PUT', `/accounts/${a.id}/mailbox`, { enabled: v.enabled, max_messages: num(v.max_messages), max_length_s: num(v.max_length_s), mwi: v.mwi });
+      notify(`Mailbox of ${a.extension} saved.`);
+      ctx.rerender();
+    });
+    const file = h('input', { type: 'file', accept: 'audio/ogg,audio/wav,.ogg,.opus,.wav', 'aria-label': 'Greeting file' });
+    const upload = async () => {
+      const f = file.files[0];
+      if (!f) return notify('Choose an Ogg/Opus or WAV file first.', 'error');
+      try {
+        const me = await api('GET', '/me');
+        const res = await fetch(apiUrl(`/accounts/${a.id}/mailbox/greeting`), {
+          method: 'PUT',
+          headers: { 'X-CSRF-Token': me.csrf_token, 'Content-Type': f.type || 'application/octet-stream' },
+          body: f,
+          credentials: 'same-origin',
+        });
+        const body = await res.json().catch(() => null);
+        if (!res.ok) throw new ApiError(res.status, body?.error?.code, body?.error?.message || res.statusText);
+        notify(`Greeting of ${a.extension} uploaded.`);
+        ctx.rerender();
+      } catch (e) { notify(errorText(e), 'error'); }
+    };
+    const greeting = h('div', { class: 'card', role: 'region', 'aria-label': `Greeting of ${a.extension}` },
+      h('h2', {}, `Greeting of ${a.extension}`),
+      h('p', { class: 'greeting-file' }, m.greeting_file ? `Uploaded: ${m.greeting_file}` : 'The generated tone (no greeting uploaded).'),
+      file,
+      h('div', { class: 'actions' }, button('Upload greeting', upload),
+        m.greeting_file ? button('Back to the tone', async () => {
+          try { await api('DELETE', `/accounts/${a.id}/mailbox/greeting`); notify(`Greeting of ${a.extension} removed.`); ctx.rerender(); }
+          catch (e) { notify(errorText(e), 'error'); }
+        }, 'secondary') : null));
+    return h('div', {}, settings, greeting);
   };
 
   const newToken = async a => {

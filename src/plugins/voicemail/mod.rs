@@ -4,7 +4,14 @@
 //! written) with a `recordings` row (kind `voicemail`); `stop`, or the `[voicemail]`
 //! `max_seconds` / `max_bytes` limit, closes it: `done` with the row id and the URL, then the
 //! handle ends (the client gets `detached`), as Janus does.
+//!
+//! Bifrons adds the mailbox owner's side ([`owner`], [`playback`]): `list`, `play` (gateway
+//! offer, `start` with the answer, the stored Opus streamed, `done`), `delete` and `mark`, each
+//! with the account's extension (`mailbox`) and web secret (`secret`); `list` gives per-message
+//! download URLs of `GET /voicemail/{id}.ogg|.wav?token=` ([`crate::web::voicemail`]).
 
+mod owner;
+mod playback;
 mod requests;
 mod state;
 
@@ -17,8 +24,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use self::requests::{
-    VoicemailError, VoicemailRequest, ERROR_ALREADY_RECORDING, ERROR_INVALID_STATE, ERROR_IO_ERROR,
-    ERROR_UNKNOWN,
+    MailboxAuth, VoicemailError, VoicemailRequest, ERROR_ALREADY_RECORDING, ERROR_INVALID_STATE,
+    ERROR_IO_ERROR, ERROR_UNKNOWN,
 };
 use self::state::{Limits, VoicemailState};
 use super::host::RegisteredPlugin;
@@ -26,7 +33,9 @@ use super::{
     AttachError, HandleCtx, Plugin, PluginDescriptor, PluginHost, PluginMessage, PluginResult,
 };
 use crate::config::VoicemailConfig;
-use crate::media::{AnswerPlan, Codec, Direction, JsepType, RtpPacket, StreamInfo, StreamPlan};
+use crate::media::{
+    AnswerPlan, Codec, Direction, JsepType, OfferPlan, RtpPacket, StreamInfo, StreamPlan,
+};
 use crate::services::recording::{OpusRecorder, RecordingService};
 use crate::storage::{RecordingKind, Storage};
 
@@ -48,6 +57,8 @@ struct Shared {
     recording: RecordingService,
     storage: Storage,
     config: VoicemailConfig,
+    /// Failed web secrets per mailbox.
+    guard: owner::Guard,
 }
 
 /// Starts the plugin with `[voicemail]` and the host's recording service, after the recovery
@@ -125,6 +136,7 @@ impl Voicemail {
                 recording,
                 storage,
                 config,
+                guard: owner::Guard::default(),
             }),
         }
     }
@@ -259,11 +271,45 @@ impl Shared {
                 if state.recording_now() {
                     return self.finish(&state, &ctx, Some(transaction)).await;
                 }
-                Err(VoicemailError::new(
-                    ERROR_INVALID_STATE,
-                    "Invalid state (not recording)",
-                ))
+                if state.playback.stop() {
+                    Ok((status("stopping"), None))
+                } else {
+                    Err(VoicemailError::new(
+                        ERROR_INVALID_STATE,
+                        "Invalid state (not recording)",
+                    ))
+                }
             }
+            VoicemailRequest::Start => {
+                let answered = message.jsep.as_ref().map(|j| j.kind) == Some(JsepType::Answer);
+                if answered {
+                    state.playback.start(&ctx).map(|id| {
+                        (
+                            json!({"voicemail": "event", "status": "playing", "id": id}),
+                            None,
+                        )
+                    })
+                } else {
+                    Err(VoicemailError::new(
+                        requests::ERROR_MISSING_ELEMENT,
+                        "Missing SDP answer",
+                    ))
+                }
+            }
+            VoicemailRequest::List(auth) => self.owner_list(&auth).await.map(|v| (v, None)),
+            VoicemailRequest::Play(auth, id) => self.play(&state, &ctx, &auth, id).await,
+            VoicemailRequest::Delete(auth, id) => match self.owned(&auth, id).await {
+                Ok(m) => owner::delete(&self.storage, self.recording.dir(), &m)
+                    .await
+                    .map(|v| (v, None)),
+                Err(e) => Err(e),
+            },
+            VoicemailRequest::Mark(auth, id, heard) => match self.owned(&auth, id).await {
+                Ok(m) => owner::mark(&self.storage, &m, heard)
+                    .await
+                    .map(|v| (v, None)),
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok((data, jsep)) => ctx.push_event(Some(transaction), data, jsep),
@@ -272,6 +318,62 @@ impl Shared {
                 ctx.push_event(Some(transaction), error_event(&e), None);
             }
         }
+    }
+
+    async fn owner_list(&self, auth: &MailboxAuth) -> Result<Value, VoicemailError> {
+        owner::authenticate(&self.storage, &self.guard, auth).await?;
+        owner::list(&self.storage, &auth.mailbox, &self.config.base_url).await
+    }
+
+    /// Message `id` of the authenticated owner's mailbox.
+    async fn owned(
+        &self,
+        auth: &MailboxAuth,
+        id: i64,
+    ) -> Result<crate::storage::Recording, VoicemailError> {
+        owner::authenticate(&self.storage, &self.guard, auth).await?;
+        owner::message(&self.storage, &auth.mailbox, id).await
+    }
+
+    /// `play`: the message's packets are read, and a gateway offer (audio send-only, Opus)
+    /// goes back with status `preparing`.
+    async fn play(
+        &self,
+        state: &VoicemailState,
+        ctx: &HandleCtx,
+        auth: &MailboxAuth,
+        id: i64,
+    ) -> Result<(Value, Option<crate::media::Jsep>), VoicemailError> {
+        if state.started.load(Ordering::Relaxed) || state.playback.busy() {
+            return Err(VoicemailError::new(
+                ERROR_INVALID_STATE,
+                "Invalid state (already recording or playing)",
+            ));
+        }
+        let message = self.owned(auth, id).await?;
+        let packets = owner::packets(self.recording.dir(), &message).await?;
+        let plan = OfferPlan {
+            audio: Some(StreamPlan::new(Direction::SendOnly, vec![Codec::Opus])),
+            ..OfferPlan::default()
+        };
+        let offer = ctx.create_offer(&plan).await.map_err(|e| {
+            VoicemailError::new(ERROR_UNKNOWN, format!("Error creating the offer: {e}"))
+        })?;
+        tracing::info!(
+            recording = id,
+            packets = packets.packets.len(),
+            "voicemail message offered"
+        );
+        state.playback.offer(id, packets);
+        Ok((
+            json!({
+                "voicemail": "event",
+                "status": "preparing",
+                "id": id,
+                "duration": message.meta.duration_ms,
+            }),
+            Some(offer),
+        ))
     }
 
     async fn negotiate(
@@ -350,6 +452,7 @@ impl Plugin for Voicemail {
     }
 
     fn setup_media(&self, state: &VoicemailState, ctx: &HandleCtx) {
+        state.playback.media_up();
         if state.started.load(Ordering::Relaxed) {
             ctx.push_event(None, status("started"), None);
         }
@@ -366,10 +469,12 @@ impl Plugin for Voicemail {
     }
 
     fn hangup_media(&self, state: &VoicemailState, _ctx: &HandleCtx) {
+        state.playback.media_gone();
         state.media_gone();
     }
 
     async fn destroy_handle(&self, state: &Arc<VoicemailState>, _ctx: &HandleCtx) {
+        state.playback.stop();
         if let Some(open) = state.take().await {
             match open.finish().await {
                 Ok(row) => {

@@ -48,6 +48,8 @@ pub struct VoicemailState {
     limit_hit: AtomicBool,
     /// Wakes the watchdog: a limit was reached, or the media is gone.
     pub(super) wake: Notify,
+    /// A mailbox owner's message offered or playing on this handle.
+    pub(super) playback: std::sync::Arc<super::playback::Playback>,
 }
 
 impl VoicemailState {
@@ -62,6 +64,7 @@ impl VoicemailState {
             bytes: AtomicU64::new(0),
             limit_hit: AtomicBool::new(false),
             wake: Notify::new(),
+            playback: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::config::VoicemailConfig;
 use crate::services::recording::RecordingService;
 use crate::services::sip::{InboundRouter, UnansweredCall, UnansweredHook};
 use crate::services::workers::{input_queue, InputSender, PushError, WorkerPool};
-use crate::storage::{RecordingKind, Storage};
+use crate::storage::{Mailbox, MailboxSettings, RecordingFilter, RecordingKind, Storage};
 
 /// Frequency of the default greeting tone, Hz.
 pub const GREETING_HZ: f64 = 600.0;
@@ -94,10 +94,17 @@ impl AnsweringMachine {
             let _ = call.call.hangup().await;
             return;
         };
-        // In the law the call negotiated (PCMU or PCMA).
-        if play(&rtp, &self.greeting, &mut call.events, &[])
+        let mailbox = self
+            .storage
+            .mailboxes()
+            .get_by_extension(&call.callee)
             .await
-            .is_err()
+            .ok();
+        let settings = mailbox.map(|m| m.settings).unwrap_or_default();
+        let greeting = self.greeting_of(&settings).await;
+        let max_seconds = settings.max_length_s.unwrap_or(self.config.max_seconds);
+        // In the law the call negotiated (PCMU or PCMA).
+        if play(&rtp, &greeting, &mut call.events, &[]).await.is_err()
             || play(&rtp, &self.beep, &mut call.events, &[]).await.is_err()
         {
             tracing::info!(callee = %call.callee, "caller hung up during the greeting");
@@ -157,7 +164,9 @@ impl AnsweringMachine {
             }
         };
         tracing::info!(file = %name, "mailbox recording");
-        let end = self.record(&rtp, &mut call.events, &tx, &silent).await;
+        let end = self
+            .record(&rtp, &mut call.events, &tx, &silent, max_seconds)
+            .await;
         tracing::info!(?end, "mailbox recording ended");
         if end != MessageEnd::HungUp {
             let _ = call.call.hangup().await;
@@ -196,6 +205,43 @@ impl AnsweringMachine {
         }
     }
 
+    /// Whether the mailbox holds its `max_messages` already (a full mailbox takes no call).
+    async fn full(&self, mailbox: &Mailbox) -> bool {
+        let Some(max) = mailbox.settings.max_messages else {
+            return false;
+        };
+        let filter = RecordingFilter {
+            kind: Some(RecordingKind::Voicemail),
+            owner: Some(mailbox.extension.clone()),
+            heard: None,
+        };
+        let held = self.storage.recordings().count(&filter).await.unwrap_or(0);
+        if held >= i64::from(max) {
+            tracing::info!(mailbox = %mailbox.extension, held, max, "mailbox full");
+            return true;
+        }
+        false
+    }
+
+    /// The greeting of a mailbox: its uploaded file (decoded on the blocking pool), or the
+    /// default tone when none is set or it cannot be read (logged).
+    async fn greeting_of(&self, settings: &MailboxSettings) -> Prompt {
+        let Some(file) = &settings.greeting_file else {
+            return self.greeting.clone();
+        };
+        let Some(path) = super::message_file(self.recording.dir(), file) else {
+            return self.greeting.clone();
+        };
+        match tokio::task::spawn_blocking(move || super::audio_file::load_pcm_8k(&path)).await {
+            Ok(Ok(pcm)) => Prompt::from_pcm(&pcm),
+            Ok(Err(e)) => {
+                tracing::warn!(file = %file, error = %e, "mailbox greeting unreadable, default tone");
+                self.greeting.clone()
+            }
+            Err(_) => self.greeting.clone(),
+        }
+    }
+
     /// Feeds the caller's audio to the encoder until the message ends.
     async fn record(
         &self,
@@ -203,9 +249,9 @@ impl AnsweringMachine {
         events: &mut broadcast::Receiver<CallEvent>,
         tx: &InputSender<EncoderInput>,
         silent: &AtomicU32,
+        max_seconds: u32,
     ) -> MessageEnd {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(u64::from(self.config.max_seconds));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(max_seconds));
         let silence_frames = self.config.silence_seconds.saturating_mul(50);
         let mut last_packet = tokio::time::Instant::now();
         let mut check = tokio::time::interval(Duration::from_millis(200));
@@ -244,8 +290,8 @@ impl AnsweringMachine {
 #[async_trait::async_trait]
 impl UnansweredHook for Arc<AnsweringMachine> {
     async fn wants(&self, extension: &str) -> bool {
-        match self.storage.accounts().get_by_extension(extension).await {
-            Ok(account) => account.spec.voicemail_enabled,
+        match self.storage.mailboxes().get_by_extension(extension).await {
+            Ok(mailbox) => mailbox.settings.enabled && !self.full(&mailbox).await,
             Err(_) => false,
         }
     }

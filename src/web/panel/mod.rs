@@ -169,6 +169,11 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(accounts::reset_access_token))
         .routes(routes!(accounts::set_voicemail_pin))
+        .routes(routes!(accounts::get_mailbox, accounts::set_mailbox))
+        .routes(routes!(
+            accounts::upload_greeting,
+            accounts::delete_greeting
+        ))
         .routes(routes!(
             stream_keys::list_stream_keys,
             stream_keys::create_stream_key
