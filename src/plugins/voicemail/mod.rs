@@ -59,6 +59,8 @@ struct Shared {
     config: VoicemailConfig,
     /// Failed web secrets per mailbox.
     guard: owner::Guard,
+    /// Message waiting, told when an owner marks or deletes a message.
+    waiting: Arc<crate::services::voicemail::waiting::MessageWaiting>,
 }
 
 /// Starts the plugin with `[voicemail]` and the host's recording service, after the recovery
@@ -90,7 +92,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                 host.services.workers.clone(),
                 host.config.voicemail.clone(),
             )
-            .with_waiting(waiting),
+            .with_waiting(waiting.clone()),
         );
         host.services
             .sip
@@ -100,6 +102,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             host.services.recording.clone(),
             host.storage.clone(),
             host.config.voicemail.clone(),
+            waiting,
         )))
     })
 }
@@ -122,7 +125,12 @@ fn plan() -> AnswerPlan {
 
 impl Voicemail {
     /// The plugin, as registered under `janus.plugin.voicemail`.
-    pub fn new(recording: RecordingService, storage: Storage, config: VoicemailConfig) -> Self {
+    pub fn new(
+        recording: RecordingService,
+        storage: Storage,
+        config: VoicemailConfig,
+        waiting: Arc<crate::services::voicemail::waiting::MessageWaiting>,
+    ) -> Self {
         Self {
             descriptor: PluginDescriptor {
                 package: "janus.plugin.voicemail",
@@ -137,6 +145,7 @@ impl Voicemail {
                 storage,
                 config,
                 guard: owner::Guard::default(),
+                waiting,
             }),
         }
     }
@@ -299,15 +308,19 @@ impl Shared {
             VoicemailRequest::List(auth) => self.owner_list(&auth).await.map(|v| (v, None)),
             VoicemailRequest::Play(auth, id) => self.play(&state, &ctx, &auth, id).await,
             VoicemailRequest::Delete(auth, id) => match self.owned(&auth, id).await {
-                Ok(m) => owner::delete(&self.storage, self.recording.dir(), &m)
-                    .await
-                    .map(|v| (v, None)),
+                Ok(m) => {
+                    let done = owner::delete(&self.storage, self.recording.dir(), &m).await;
+                    self.waiting.changed(&m.meta.owner).await;
+                    done.map(|v| (v, None))
+                }
                 Err(e) => Err(e),
             },
             VoicemailRequest::Mark(auth, id, heard) => match self.owned(&auth, id).await {
-                Ok(m) => owner::mark(&self.storage, &m, heard)
-                    .await
-                    .map(|v| (v, None)),
+                Ok(m) => {
+                    let done = owner::mark(&self.storage, &m, heard).await;
+                    self.waiting.changed(&m.meta.owner).await;
+                    done.map(|v| (v, None))
+                }
                 Err(e) => Err(e),
             },
         };

@@ -10,18 +10,17 @@
 //! stays while a browser still holds it).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bifrons_sip::{Codec, UaConfig};
+use bifrons_sip::Codec;
 use tokio_util::sync::CancellationToken;
 
 use super::menu::MenuTarget;
 use super::waiting::MessageWaiting;
 use crate::config::{SipConfig, VoicemailConfig};
-use crate::services::sip::{AccountLine, LineRouting, LineSpec, RouteGuard, SipService};
-use crate::storage::{Account, Page, Storage, Trunk};
+use crate::services::sip::{open_account_line, AccountLine, RouteGuard, SipService};
+use crate::storage::{Account, Page, Storage};
 
 /// Codecs a mailbox line answers with: the answering machine and the menu play and record
 /// G.711 (browsers sharing the line are bridged to it by the SIP plugin).
@@ -47,82 +46,6 @@ pub struct MailboxLines {
 struct Held {
     _line: Arc<AccountLine>,
     _route: Option<RouteGuard>,
-}
-
-/// The line settings of the account `extension` with address of record `sip_uri` on `trunk`,
-/// registered with the trunk's credentials (as the SIP plugin registers an account's line).
-fn line_of(
-    extension: &str,
-    sip_uri: &str,
-    trunk: &Trunk,
-    sip: &SipConfig,
-) -> Option<(LineSpec, UaConfig)> {
-    let aor = sip_uri.trim();
-    let rest = aor
-        .strip_prefix("sip:")
-        .or_else(|| aor.strip_prefix("sips:"))?;
-    let rest = rest.split([';', '?']).next()?;
-    let (user, hostport) = match rest.split_once('@') {
-        Some((u, h)) => (Some(u.to_string()), h),
-        None => (None, rest),
-    };
-    let domain = hostport
-        .rsplit_once(':')
-        .filter(|(_, p)| p.parse::<u16>().is_ok())
-        .map_or(hostport, |(h, _)| h)
-        .to_string();
-    let proxy = trunk
-        .spec
-        .outbound_proxy
-        .clone()
-        .unwrap_or_else(|| trunk.spec.registrar_uri.clone());
-    let registration = trunk.spec.register.then(|| bifrons_sip::Account {
-        registrar: proxy.clone(),
-        outbound_proxy: None,
-        user: trunk
-            .spec
-            .auth_username
-            .clone()
-            .or_else(|| trunk.spec.username.clone())
-            .or_else(|| user.clone())
-            .unwrap_or_default(),
-        auth_user: None,
-        secret: bifrons_sip::DigestSecret::Password(
-            trunk
-                .spec
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default(),
-        ),
-        domain: Some(domain.clone()),
-        expires: trunk.spec.register_expiry_s,
-    });
-    let ua = UaConfig {
-        bind: SocketAddr::new(sip.local_ip, 0),
-        rtp_ip: sip.local_ip,
-        rtp_ports: sip.rtp_port_min..=sip.rtp_port_max,
-        codecs: CODECS.to_vec(),
-        user_agent: sip.user_agent.clone(),
-        timers: bifrons_sip::transaction::Timers {
-            t1: Duration::from_millis(sip.timer_t1_ms),
-            ..Default::default()
-        },
-        identity: user.map(|u| (u, domain)),
-        transport: match trunk.spec.transport {
-            crate::storage::Transport::Tcp => bifrons_sip::Transport::Tcp,
-            _ => bifrons_sip::Transport::Udp,
-        },
-        ..UaConfig::default()
-    };
-    let spec = LineSpec {
-        extension: extension.to_string(),
-        aor: sip_uri.to_string(),
-        registration,
-        proxy,
-        trunk: trunk.spec.name.clone(),
-    };
-    Some((spec, ua))
 }
 
 impl MailboxLines {
@@ -197,21 +120,14 @@ impl MailboxLines {
     }
 
     async fn open(&self, account: &Account) -> anyhow::Result<Held> {
-        let trunk = self.storage.trunks().get(account.spec.trunk_id).await?;
-        anyhow::ensure!(trunk.spec.enabled, "trunk {} is disabled", trunk.spec.name);
-        let (spec, ua) = line_of(
-            &account.spec.extension,
-            &account.spec.sip_uri,
-            &trunk,
+        let (line, _trunk) = open_account_line(
+            &self.sip,
+            &self.storage,
             &self.sip_config,
+            account,
+            &CODECS,
         )
-        .ok_or_else(|| anyhow::anyhow!("the account's SIP URI is not usable"))?;
-        let routing = LineRouting {
-            router: self.sip.router.clone(),
-            unanswered_code: self.sip_config.unanswered_code,
-            ring_timeout: Duration::from_secs(self.sip_config.ring_timeout),
-        };
-        let line = self.sip.lines.open_line(spec, ua, routing).await?;
+        .await?;
         let extension = &account.spec.extension;
         let is_menu = !self.config.extension.is_empty() && *extension == self.config.extension;
         let route = is_menu.then(|| self.sip.router.register(extension, self.menu.clone()));
@@ -223,36 +139,5 @@ impl MailboxLines {
             _line: line,
             _route: route,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::{Secret, TrunkId, TrunkSpec};
-
-    #[test]
-    fn a_line_registers_the_address_of_record_with_the_trunk_credentials() {
-        let mut t = TrunkSpec::new("pbx", "sip:127.0.0.1:5060");
-        t.password = Some(Secret::new("pw".to_string()));
-        let trunk = Trunk {
-            id: TrunkId(1),
-            spec: t,
-            created: crate::storage::Timestamp(0),
-        };
-        let (line, ua) = line_of(
-            "100",
-            "sip:dave@127.0.0.1:5060",
-            &trunk,
-            &SipConfig::default(),
-        )
-        .unwrap();
-        let reg = line.registration.unwrap();
-        assert_eq!(reg.user, "dave");
-        assert_eq!(reg.domain.as_deref(), Some("127.0.0.1"));
-        assert_eq!(line.extension, "100");
-        assert_eq!(ua.identity, Some(("dave".into(), "127.0.0.1".into())));
-        assert_eq!(ua.codecs[0], Codec::Pcmu);
-        assert!(line_of("100", "tel:+1", &trunk, &SipConfig::default()).is_none());
     }
 }
