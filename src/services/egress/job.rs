@@ -95,6 +95,10 @@ pub struct EgressJob {
     av_start: Option<u32>,
     /// FLV time of the first picture sent (a keyframe).
     video_start: Option<u32>,
+    /// AAC frames waiting for the first picture (at most [`VIDEO_START_WAIT_MS`] of them).
+    pending_audio: VecDeque<bifrons_rtmp::AudioFrame>,
+    /// Last FLV time sent per kind (audio, video).
+    last_ms: [Option<u32>; 2],
 }
 
 impl EgressJob {
@@ -143,6 +147,8 @@ impl EgressJob {
             audio_first: None,
             av_start: None,
             video_start: None,
+            pending_audio: VecDeque::new(),
+            last_ms: [None, None],
         }
     }
 
@@ -238,24 +244,48 @@ impl EgressJob {
                     let Some(ms) = self.timeline.flv_ms(MediaKind::Audio, unit.timestamp) else {
                         continue;
                     };
+                    // FLV needs increasing timestamps per stream (a re-anchored source or
+                    // a late packet must not step back).
+                    let ms = ms.max(self.last_ms[0].map_or(0, |l| l + 1));
+                    self.last_ms[0] = Some(ms);
                     let first = *self.audio_first.get_or_insert(ms);
-                    if self.av_start.is_none() && ms >= first + VIDEO_START_WAIT_MS {
-                        tracing::info!("egress: no video keyframe yet, audio goes out alone");
-                        self.av_start = Some(ms);
-                    }
-                    if self.av_start.is_none_or(|start| ms < start) {
-                        continue;
-                    }
                     let frame = bifrons_rtmp::AudioFrame {
                         timestamp_ms: ms,
                         data: Bytes::from(unit.payload),
                     };
-                    self.counters.audio_frames.fetch_add(1, Ordering::Relaxed);
-                    for (_, t) in &self.targets {
-                        let _ = t.send_audio(&frame);
+                    match self.av_start {
+                        Some(start) if ms + START_SLACK_MS / 2 >= start => self.send_audio(&frame),
+                        Some(_) => {}
+                        // Audio ahead of the first picture waits for it (the encoder and the
+                        // network hand audio over sooner than video).
+                        None if ms < first + VIDEO_START_WAIT_MS => {
+                            self.pending_audio.push_back(frame)
+                        }
+                        None => {
+                            tracing::info!("egress: no video keyframe yet, audio goes out alone");
+                            self.av_start = Some(ms);
+                            self.flush_audio(0);
+                            self.send_audio(&frame);
+                        }
                     }
                 }
                 self.aac = units;
+            }
+        }
+    }
+
+    fn send_audio(&self, frame: &bifrons_rtmp::AudioFrame) {
+        self.counters.audio_frames.fetch_add(1, Ordering::Relaxed);
+        for (_, t) in &self.targets {
+            let _ = t.send_audio(frame);
+        }
+    }
+
+    /// Sends the audio held while video had not started, from `start_ms` (FLV) on.
+    fn flush_audio(&mut self, start_ms: u32) {
+        for frame in std::mem::take(&mut self.pending_audio) {
+            if frame.timestamp_ms + START_SLACK_MS / 2 >= start_ms {
+                self.send_audio(&frame);
             }
         }
     }
@@ -290,6 +320,7 @@ impl EgressJob {
         let Some(ms) = self.timeline.flv_ms(MediaKind::Video, unit.timestamp) else {
             return;
         };
+        let ms = ms.max(self.last_ms[1].map_or(0, |l| l + 1));
         if self.video_start.is_none() {
             let early = self
                 .audio_first
@@ -304,15 +335,25 @@ impl EgressJob {
                 return;
             }
             self.video_start = Some(ms);
-            self.av_start = Some(self.av_start.map_or(ms, |a| a.min(ms)));
+            if self.av_start.is_none() {
+                self.av_start = Some(ms);
+                self.send_video_frame(ms, unit.keyframe, unit.nalus, transcoded);
+                self.flush_audio(ms);
+                return;
+            }
         }
+        self.send_video_frame(ms, unit.keyframe, unit.nalus, transcoded);
+    }
+
+    fn send_video_frame(&mut self, ms: u32, keyframe: bool, nalus: Vec<Bytes>, transcoded: bool) {
+        self.last_ms[1] = Some(ms);
         let frame = bifrons_rtmp::VideoFrame {
             dts_ms: ms,
             // WebRTC and the mountpoint's H.264 carry pictures in decode order without
             // reordering, so presentation time is decode time.
             cts_ms: 0,
-            keyframe: unit.keyframe,
-            nalus: unit.nalus,
+            keyframe,
+            nalus,
         };
         let counter = if transcoded {
             &self.counters.video_transcoded

@@ -153,6 +153,8 @@ pub struct EgressInfo {
     pub video_frames_transcoded: u64,
     /// AAC access units produced (shared by its targets).
     pub audio_frames: u64,
+    /// Packets of the mountpoint the egress job dropped because it fell behind.
+    pub dropped_packets: u64,
     /// Milliseconds since 1970 when it was started.
     pub started_ms: u64,
 }
@@ -502,6 +504,7 @@ fn info(id: u64, e: &Entry, group: Option<&Group>) -> EgressInfo {
         video_frames_passed: count(|c| &c.video_passed),
         video_frames_transcoded: count(|c| &c.video_transcoded),
         audio_frames: count(|c| &c.audio_frames),
+        dropped_packets: count(|c| &c.dropped),
         started_ms: e.started_ms,
     }
 }
