@@ -5,6 +5,7 @@
 //   the duration published, every frame decodable, audio and video starting within 40 ms.
 // - an RTP mountpoint fed VP8 (320x240, 30 fps) + Opus by ffmpeg; `egress_start` of a registry target from a
 //   janode handle (events on the handle): H.264 (transcoded) + AAC received.
+// - an Opus-only RTP mountpoint (a room mix) goes out as audio-only FLV.
 // - the receiving server killed → `reconnecting`, started again → `live` again.
 // - a wrong key (the gateway's own RTMP server refuses it) → `failed` with the reason; a second
 //   egress to the same target, a URL that is not RTMP → refused; other sessions unaffected.
@@ -222,6 +223,42 @@ describe('RTMP egress of mountpoints', () => {
     assert.ok(offset <= 40, `A/V start offset ${offset} ms`);
     assert.equal(decodeErrors(file), '', 'every frame decodes');
     console.log(`# VP8→H.264: ${frames} frames, ${duration} s (${sent.toFixed(1)} s live), A/V start offset ${offset.toFixed(1)} ms`);
+  });
+
+  it('an audio-only mountpoint goes out as audio-only FLV (AAC)', async () => {
+    const [aport, port] = await freePorts(2);
+    const created = await adminStreaming(gw, {
+      request: 'create', type: 'rtp', id: 7002,
+      media: [{ type: 'audio', mid: 'a', port: aport, pt: 111, codec: 'opus' }],
+    });
+    assert.equal(created.streaming, 'created', JSON.stringify(created));
+    procs.push(spawnProcess('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
+      '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-c:a', 'libopus', '-b:a', '64k',
+      '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${aport}`]));
+    await waitLive(gw, 7002);
+    const file = path.join(tmp, 'audio-only.flv');
+    const rx = receiver(port, file);
+    procs.push(rx);
+    await sleep(500);
+    const started = await adminStreaming(gw, {
+      request: 'egress_start', id: 7002, url: `rtmp://127.0.0.1:${port}/app`, key: 'k1',
+    });
+    assert.equal(started.egress?.video, 'none', JSON.stringify(started));
+    const until = Date.now() + 60000;
+    for (;;) {
+      const e = (await adminStreaming(gw, { request: 'egress_list', id: 7002 })).list[0];
+      if (e?.audio_frames >= 200) break;
+      if (Date.now() > until) throw new Error(`too few AAC frames: ${JSON.stringify(e)}`);
+      await sleep(300);
+    }
+    await adminStreaming(gw, { request: 'egress_stop', egress_id: started.egress.id });
+    await Promise.race([rx.exited, sleep(15000)]);
+    const { video, audio, duration } = probe(file);
+    assert.equal(video, undefined, 'no video stream');
+    assert.equal(audio?.codec_name, 'aac');
+    assert.ok(Number(audio.nb_read_frames) >= 150, `${audio.nb_read_frames} AAC frames`);
+    assert.ok(duration > 3, `duration ${duration}`);
+    assert.equal(decodeErrors(file), '');
   });
 
   it('the receiving server going away → reconnecting, back → live again', async () => {

@@ -71,7 +71,11 @@ fn refused(e: EgressError) -> StreamingError {
 
 fn options(body: &Map<String, Value>) -> EgressOptions {
     let mut o = EgressOptions::default();
-    let rate = |f: &str| body.get(f).and_then(Value::as_u64).map(|v| v.clamp(16_000, 20_000_000) as u32);
+    let rate = |f: &str| {
+        body.get(f)
+            .and_then(Value::as_u64)
+            .map(|v| v.clamp(16_000, 20_000_000) as u32)
+    };
     if let Some(v) = rate("video_bitrate") {
         o.video_bitrate = v;
     }
@@ -162,7 +166,10 @@ impl Streaming {
             ],
         )?;
         let id = body.get("egress_id").and_then(Value::as_u64).unwrap_or(0);
-        let info = self.egress.get(id).ok_or_else(|| refused(EgressError::NotFound(id)))?;
+        let info = self
+            .egress
+            .get(id)
+            .ok_or_else(|| refused(EgressError::NotFound(id)))?;
         if let Some(entry) = self.mountpoints.get(info.mountpoint) {
             check_secret(&entry.settings().secret, body, "secret").await?;
         }
@@ -193,10 +200,16 @@ async fn forward(
         };
         let Some(ctx) = handle.upgrade() else { return };
         let mut result = json!({ "event": "egress" });
-        if let (Value::Object(r), Ok(Value::Object(e))) = (&mut result, serde_json::to_value(&event)) {
+        if let (Value::Object(r), Ok(Value::Object(e))) =
+            (&mut result, serde_json::to_value(&event))
+        {
             r.extend(e);
         }
-        ctx.push_event(None, json!({ "streaming": "event", "result": result }), None);
+        ctx.push_event(
+            None,
+            json!({ "streaming": "event", "result": result }),
+            None,
+        );
         if event.state.is_final() {
             return;
         }

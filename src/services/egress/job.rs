@@ -305,7 +305,10 @@ impl EgressJob {
                             let _ = t.send_metadata(self.metadata.clone());
                         }
                     }
-                    let ms = self.timeline.flv_ms(MediaKind::Video, unit.timestamp).unwrap_or(0);
+                    let ms = self
+                        .timeline
+                        .flv_ms(MediaKind::Video, unit.timestamp)
+                        .unwrap_or(0);
                     for (_, t) in &self.targets {
                         let _ = t.send_video_config(&config, ms);
                     }
@@ -322,9 +325,7 @@ impl EgressJob {
         };
         let ms = ms.max(self.last_ms[1].map_or(0, |l| l + 1));
         if self.video_start.is_none() {
-            let early = self
-                .audio_first
-                .is_some_and(|a| ms + START_SLACK_MS < a);
+            let early = self.audio_first.is_some_and(|a| ms + START_SLACK_MS < a);
             if !unit.keyframe || early {
                 if transcoded {
                     // The picture after the one dropped must be an IDR to start on.

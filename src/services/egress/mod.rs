@@ -112,7 +112,9 @@ pub enum EgressError {
     #[error("no such mountpoint {0}")]
     NoMountpoint(String),
     /// The mountpoint has neither H.264/VP8 video nor Opus audio.
-    #[error("mountpoint {0} has no media an RTMP egress can carry (H.264 or VP8 video, Opus audio)")]
+    #[error(
+        "mountpoint {0} has no media an RTMP egress can carry (H.264 or VP8 video, Opus audio)"
+    )]
     NoMedia(u64),
     /// No egress of that id.
     #[error("no such egress {0}")]
@@ -226,7 +228,11 @@ impl EgressService {
 
     /// The media of mountpoint `id_or_name`, through the resolver.
     pub fn resolve(&self, id_or_name: &str) -> Option<MountpointMedia> {
-        let resolver = self.resolver.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let resolver = self
+            .resolver
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         resolver.and_then(|r| r(id_or_name))
     }
 
@@ -300,7 +306,12 @@ impl EgressService {
                 service.ended(id);
             }
         });
-        tracing::info!(egress = id, mountpoint = media.id, target = target.display(), "egress started");
+        tracing::info!(
+            egress = id,
+            mountpoint = media.id,
+            target = target.display(),
+            "egress started"
+        );
         table.entries.insert(
             id,
             Entry {
@@ -314,7 +325,11 @@ impl EgressService {
         Ok(info(id, &table.entries[&id], table.groups.get(&media.id)))
     }
 
-    fn start_group(&self, media: &MountpointMedia, options: EgressOptions) -> Result<Group, EgressError> {
+    fn start_group(
+        &self,
+        media: &MountpointMedia,
+        options: EgressOptions,
+    ) -> Result<Group, EgressError> {
         let video = match media.video {
             Some(VideoInput::H264) => Some(video::VideoRoute::passthrough()),
             Some(VideoInput::Vp8) => Some(
@@ -340,7 +355,14 @@ impl EgressService {
         let (control, control_rx) = mpsc::channel();
         let stopped = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(EgressCounters::default());
-        let job = EgressJob::new(rx, control_rx, stopped.clone(), video, audio, counters.clone());
+        let job = EgressJob::new(
+            rx,
+            control_rx,
+            stopped.clone(),
+            video,
+            audio,
+            counters.clone(),
+        );
         let job = self
             .workers
             .submit(job)

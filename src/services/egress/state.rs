@@ -114,7 +114,9 @@ pub(super) async fn follow(
                 EgressState::Failed { reason } => {
                     tracing::warn!(egress = id, mountpoint, %reason, "egress failed")
                 }
-                EgressState::Reconnecting { reason, attempt, .. } => {
+                EgressState::Reconnecting {
+                    reason, attempt, ..
+                } => {
                     tracing::info!(egress = id, mountpoint, attempt, %reason, "egress reconnecting")
                 }
                 s => tracing::info!(egress = id, mountpoint, state = s.name(), "egress state"),

@@ -58,11 +58,17 @@ impl Target {
             }
             _ => url.to_string(),
         };
-        let parsed = RtmpUrl::parse(&full).map_err(|_| TargetError::NotRtmp("no host, application or key"))?;
+        let parsed = RtmpUrl::parse(&full)
+            .map_err(|_| TargetError::NotRtmp("no host, application or key"))?;
         Ok(Self {
             name: None,
             registry_id: None,
-            url: format!("rtmp://{}:{}/{}", bracket(&parsed.host), parsed.port, parsed.app),
+            url: format!(
+                "rtmp://{}:{}/{}",
+                bracket(&parsed.host),
+                parsed.port,
+                parsed.app
+            ),
             identity: format!(
                 "{}:{}/{}/{}",
                 parsed.host.to_ascii_lowercase(),

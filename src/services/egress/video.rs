@@ -144,7 +144,11 @@ impl VideoRoute {
                             *last_idr = Some(encoded.timestamp);
                         }
                         let nalus = annex_b_nalus(&encoded.data);
-                        out.push(split_parameter_sets(encoded.timestamp, encoded.keyframe, nalus));
+                        out.push(split_parameter_sets(
+                            encoded.timestamp,
+                            encoded.keyframe,
+                            nalus,
+                        ));
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -208,7 +212,9 @@ mod tests {
 
     #[test]
     fn annex_b_splits_on_both_start_codes() {
-        let data = [0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 3, 4];
+        let data = [
+            0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 3, 4,
+        ];
         let nalus = annex_b_nalus(&data);
         assert_eq!(
             nalus,
@@ -261,10 +267,17 @@ mod tests {
         }
         assert!(out.len() > 140, "{} access units", out.len());
         assert!(out[0].keyframe && out[0].parameter_sets.is_some());
-        let idrs: Vec<u32> = out.iter().filter(|a| a.keyframe).map(|a| a.timestamp).collect();
+        let idrs: Vec<u32> = out
+            .iter()
+            .filter(|a| a.keyframe)
+            .map(|a| a.timestamp)
+            .collect();
         assert!(idrs.len() >= 3, "IDRs at {idrs:?}");
         for pair in idrs.windows(2) {
-            assert!(pair[1] - pair[0] <= MAX_KEYFRAME_INTERVAL_MS * 90, "{idrs:?}");
+            assert!(
+                pair[1] - pair[0] <= MAX_KEYFRAME_INTERVAL_MS * 90,
+                "{idrs:?}"
+            );
         }
     }
 }

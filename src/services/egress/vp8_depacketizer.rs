@@ -69,7 +69,13 @@ impl Vp8Depacketizer {
     }
 
     /// Takes one packet; returns the frame it completes, if any.
-    pub fn push(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &Bytes) -> Option<Vp8Frame> {
+    pub fn push(
+        &mut self,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &Bytes,
+    ) -> Option<Vp8Frame> {
         let Some((skip, start)) = descriptor(payload) else {
             self.drop_current();
             return None;
@@ -82,7 +88,8 @@ impl Vp8Depacketizer {
             self.frame.clear();
             self.broken = false;
             self.timestamp = timestamp;
-        } else if self.next_seq != Some(seq) || timestamp != self.timestamp || self.frame.is_empty() {
+        } else if self.next_seq != Some(seq) || timestamp != self.timestamp || self.frame.is_empty()
+        {
             self.drop_current();
         }
         self.next_seq = Some(seq.wrapping_add(1));
@@ -153,8 +160,15 @@ mod tests {
     fn descriptor_lengths() {
         assert_eq!(descriptor(&[0x10, 0xaa]), Some((1, true)));
         assert_eq!(descriptor(&[0x90, 0x80, 0x05, 0xaa]), Some((3, true)));
-        assert_eq!(descriptor(&[0x90, 0xf0, 0x81, 0x01, 0x02, 0x03, 0xaa]), Some((6, true)));
-        assert_eq!(descriptor(&[0x11, 0xaa]), Some((1, false)), "partition 1 is no start");
+        assert_eq!(
+            descriptor(&[0x90, 0xf0, 0x81, 0x01, 0x02, 0x03, 0xaa]),
+            Some((6, true))
+        );
+        assert_eq!(
+            descriptor(&[0x11, 0xaa]),
+            Some((1, false)),
+            "partition 1 is no start"
+        );
         assert_eq!(descriptor(&[0x90, 0x80]), None);
         assert_eq!(descriptor(&[]), None);
     }

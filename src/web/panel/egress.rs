@@ -238,7 +238,10 @@ pub async fn stop_egress(
 }
 
 fn unavailable() -> PanelError {
-    PanelError::new(ErrorCode::Unavailable, "restreaming is not running on this gateway")
+    PanelError::new(
+        ErrorCode::Unavailable,
+        "restreaming is not running on this gateway",
+    )
 }
 
 fn start_refused(e: crate::services::egress::EgressError) -> PanelError {
