@@ -273,9 +273,8 @@ impl EgressService {
         if media.video.is_none() && !media.opus {
             return Err(EgressError::NoMedia(media.id));
         }
-        if !table.groups.contains_key(&media.id) {
-            let group = self.start_group(media, options)?;
-            table.groups.insert(media.id, group);
+        if let std::collections::hash_map::Entry::Vacant(slot) = table.groups.entry(media.id) {
+            slot.insert(self.start_group(media, options)?);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let config = PublisherConfig {
