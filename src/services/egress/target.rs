@@ -120,7 +120,7 @@ mod tests {
         let a = Target::new("rtmp://Example.com/live", Some("k1")).unwrap();
         let b = Target::new("rtmp://example.com:1935/live/k1", None).unwrap();
         assert!(a.same_as(&b));
-        assert_eq!(a.display(), "rtmp://example.com:1935/live");
+        assert_eq!(a.display(), "rtmp://Example.com:1935/live");
         assert!(!format!("{a:?}").contains("k1"));
         assert_eq!(b.publish_url(), "rtmp://example.com:1935/live/k1");
         let c = Target::new("rtmp://example.com/live", Some("k2")).unwrap();
