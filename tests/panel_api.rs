@@ -1821,6 +1821,7 @@ async fn what_services_put_on_the_status_board_shows_in_the_live_view() {
         board: board.clone(),
         shutdown: shutdown.clone(),
         trunks: Arc::new(bifrons::web::panel::trunk_check::NoTrunkRegistrar),
+        egress: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

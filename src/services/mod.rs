@@ -22,9 +22,12 @@
 //! - [`rooms`]: audio rooms mixed on the workers (jitter buffers, decoders, mix-minus,
 //!   shared encodings), the engine of the audio bridge.
 //! - [`sinks`]: the traits every media destination implements.
+//! - [`egress`]: mountpoints re-published to RTMP servers (H.264 passthrough, VP8 → H.264,
+//!   Opus → AAC), with reconnects and state events.
 //! - `status`: the board where services report SIP registrations and publishers for the admin
 //!   panel's live view ([`crate::web::panel::status::StatusBoard`]).
 
+pub mod egress;
 pub mod recording;
 pub mod rooms;
 pub mod sinks;
@@ -54,6 +57,8 @@ pub struct Services {
     pub streams: Arc<streams::MountpointHub>,
     /// Where services report SIP registrations and RTMP/WHIP publishers for the live view.
     pub status: StatusBoard,
+    /// RTMP egress of mountpoints.
+    pub egress: Arc<egress::EgressService>,
 }
 
 impl Services {
@@ -68,8 +73,10 @@ impl Services {
             })?;
         tracing::info!(threads = workers.threads(), recordings = %config.recordings.dir.display(), "services started");
         let status = StatusBoard::new();
+        let workers = Arc::new(workers);
         Ok(Self {
-            workers: Arc::new(workers),
+            egress: egress::EgressService::new(workers.clone(), storage.clone()),
+            workers,
             recording,
             sip: Arc::new(sip::SipService::new(status.clone())),
             streams: Arc::new(streams::MountpointHub::new()),

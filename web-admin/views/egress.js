@@ -1,11 +1,13 @@
 // Egress targets: named RTMP destinations a mountpoint is re-published to. The destination's
-// stream key is write-only; live states come with restreaming, until then "not started".
+// stream key is write-only. Each target shows the live state of its egress (connecting, live,
+// reconnecting, failed with the reason) with Start / Stop; the page refreshes while one runs.
 import { api } from '../api.js';
 import { h, table, form, button, notify, errorText, yesNo, opt } from '../ui.js';
 
 export const title = 'Egress';
 
-const STATES = { not_started: 'not started' };
+const STATES = { not_started: 'not started', connecting: 'connecting', live: 'live', reconnecting: 'reconnecting', failed: 'failed' };
+const BADGES = { live: 'good', failed: 'bad' };
 
 function fields(t) {
   return [
@@ -42,10 +44,18 @@ export async function render(root, ctx) {
     { label: 'Key', cell: t => t.has_key ? 'set' : 'none' },
     { label: 'Mountpoint', cell: t => t.mountpoint },
     { label: 'Enabled', cell: t => yesNo(t.enabled) },
-    { label: 'State', cell: t => h('span', { class: 'badge other' }, STATES[t.state] || t.state) },
+    { label: 'State', cell: t => h('span', { title: t.reason || '' },
+      h('span', { class: `badge ${BADGES[t.state] || 'other'}` }, STATES[t.state] || t.state),
+      t.reason ? ` ${t.reason}` : '') },
   ];
+  const running = t => t.state !== 'not_started';
+  const act = (t, what) => async () => {
+    try { await api('POST', `/egress-targets/${t.id}/${what}`); notify(`Egress ${t.name}: ${what === 'start' ? 'started' : 'stopped'}.`); ctx.rerender(); }
+    catch (e) { notify(errorText(e), 'error'); }
+  };
   if (ctx.admin) {
     columns.push({ label: 'Actions', class: 'row-actions', cell: t => h('span', {},
+      running(t) ? button('Stop', act(t, 'stop'), 'secondary') : button('Start', act(t, 'start')),
       button('Edit', () => showForm(t), 'secondary'),
       button('Delete', async () => {
         if (!confirm(`Delete egress target ${t.name}?`)) return;
@@ -55,8 +65,14 @@ export async function render(root, ctx) {
   }
   root.append(
     h('h1', {}, 'Egress targets'),
-    h('p', { class: 'lead' }, 'Where a mountpoint is re-published: a CDN or a platform\'s RTMP ingest. Restreaming is not running on this gateway yet, so every target is "not started".'),
+    h('p', { class: 'lead' }, 'Where a mountpoint is re-published: a CDN or a platform\'s RTMP ingest. Start sends the mountpoint\'s media there (H.264 as it is, VP8 re-encoded to H.264, Opus as AAC).'),
     table('Egress targets', columns, list, 'No egress targets yet.' + (ctx.admin ? ' Create the first one below.' : '')),
   );
   if (ctx.admin) { root.append(formSlot); showForm(null); }
+  // Connecting and reconnecting end on their own: look again shortly.
+  if (list.some(t => t.state === 'connecting' || t.state === 'reconnecting')) {
+    const timer = setTimeout(() => ctx.rerender(), 2000);
+    return () => clearTimeout(timer);
+  }
+  return null;
 }

@@ -49,6 +49,14 @@ function renderSnapshot(slot, s) {
         { label: 'Since', cell: r => fmtTime(r.since_ms) },
       ], s.publishers, 'Nobody is publishing.')
       : h('p', { class: 'empty' }, 'RTMP ingest is off on this gateway ([rtmp] enabled = false).'),
+    h('h2', {}, 'Egress'),
+    table('RTMP egresses', [
+      { label: 'Mountpoint', cell: r => String(r.mountpoint) },
+      { label: 'Target', cell: r => r.name ? `${r.name} (${r.target})` : r.target },
+      { label: 'State', cell: r => r.reason ? `${r.state}: ${r.reason}` : r.state },
+      { label: 'Video', cell: r => r.video },
+      { label: 'Since', cell: r => fmtTime(r.started_ms) },
+    ], s.egresses || [], 'No mountpoint is re-published.'),
   );
 }
 

@@ -46,6 +46,11 @@ pub struct PublisherConfig {
     /// Tags the queue to the connection task holds; beyond that `send_*` drops media (never
     /// configuration) and counts it.
     pub queue: usize,
+    /// Whether a refusal by the server (`onStatus` error such as `NetStream.Publish.BadName`
+    /// for a wrong stream key) is retried like a network failure. When `false` the publisher
+    /// ends in [`PublisherState::Failed`] at once: asking again with the same key only gets
+    /// the same answer.
+    pub retry_refused: bool,
 }
 
 impl PublisherConfig {
@@ -59,6 +64,7 @@ impl PublisherConfig {
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             queue: 1024,
+            retry_refused: true,
         }
     }
 }
@@ -241,21 +247,22 @@ async fn run(
                 Err(_) => Err(RtmpError::Timeout(config.connect_timeout)),
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(mut publishing)) => {
-                    info!(url = %config.url, "rtmp publishing");
+                    info!(url = %url.tc_url(), "rtmp publishing");
                     attempt = 0;
                     let _ = state.send(PublisherState::Publishing);
                     publishing.run(&mut commands, &mut replay).await
                 }
             };
-        let error = match outcome {
+        let (error, refused) = match outcome {
             Ok(()) => {
                 let _ = state.send(PublisherState::Closed);
                 return;
             }
-            Err(e) => e.to_string(),
+            Err(e) => (e.to_string(), matches!(e, RtmpError::Refused(_))),
         };
-        warn!(url = %config.url, %error, "rtmp publish failed");
-        if !config.reconnect {
+        // The stream key is the secret part of the URL: only the application is logged.
+        warn!(url = %url.tc_url(), %error, "rtmp publish failed");
+        if !config.reconnect || (refused && !config.retry_refused) {
             let _ = state.send(PublisherState::Failed(error));
             return;
         }

@@ -17,8 +17,11 @@ pub struct RtmpUrl {
 
 impl RtmpUrl {
     /// Parses `rtmp://host[:port]/app[/more]/key`.
+    ///
+    /// Errors: [`RtmpError::InvalidUrl`] naming the URL without its last segment (the stream
+    /// key is a secret).
     pub fn parse(url: &str) -> Result<Self, RtmpError> {
-        let invalid = || RtmpError::InvalidUrl(url.to_string());
+        let invalid = || RtmpError::InvalidUrl(without_key(url));
         let rest = url.strip_prefix("rtmp://").ok_or_else(invalid)?;
         let (authority, path) = rest.split_once('/').ok_or_else(invalid)?;
         let (app, key) = path.rsplit_once('/').ok_or_else(invalid)?;
@@ -43,6 +46,14 @@ impl RtmpUrl {
     /// The `tcUrl` sent in `connect` (some servers insist on it).
     pub fn tc_url(&self) -> String {
         format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+    }
+}
+
+/// `url` with its last path segment (the stream key) replaced by `***`.
+fn without_key(url: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((head, _)) if head.contains("//") && !head.ends_with('/') => format!("{head}/***"),
+        _ => url.to_string(),
     }
 }
 
@@ -88,5 +99,11 @@ mod tests {
         ] {
             assert!(RtmpUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_do_not_show_the_key() {
+        let e = RtmpUrl::parse("rtmp://h:x/app/secret-key").unwrap_err();
+        assert!(!e.to_string().contains("secret-key"), "{e}");
     }
 }

@@ -15,6 +15,7 @@
 mod audio_job;
 mod create;
 mod data_source;
+mod egress;
 pub mod errors;
 mod h264_profile;
 mod ingest_guard;
@@ -69,6 +70,8 @@ pub struct Streaming {
     recordings: recording::Recordings,
     /// The registry, where permanent mountpoints are kept.
     storage: crate::storage::Storage,
+    /// RTMP egress of mountpoints (`egress_start`, `egress_stop`, `egress_list`).
+    egress: Arc<crate::services::egress::EgressService>,
 }
 
 /// Starts the plugin: the mountpoint table, and the RTMP server when `[rtmp] enabled`.
@@ -78,6 +81,9 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             host.services.streams.clone(),
             host.services.workers.clone(),
         ));
+        host.services
+            .egress
+            .set_resolver(egress::resolver(mountpoints.clone()));
         let rtp_iface = IpAddr::from([0, 0, 0, 0]);
         let restored = permanent::restore(&host.storage, &mountpoints, rtp_iface).await;
         if restored > 0 {
@@ -136,6 +142,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             recording: host.services.recording.clone(),
             recordings: recording::Recordings::default(),
             storage: host.storage.clone(),
+            egress: host.services.egress.clone(),
         }))
     })
 }
@@ -254,6 +261,7 @@ impl Streaming {
             return Err(no_such(mp.id));
         };
         self.recordings.close(&mp, &self.storage).await;
+        self.egress.stop_mountpoint(mp.id);
         tracing::info!(mountpoint = mp.id, "mountpoint destroyed");
         for v in mp.viewers() {
             if let Some(ctx) = v.upgrade() {
@@ -822,6 +830,9 @@ impl Plugin for Streaming {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_ascii_lowercase();
+        if egress::is_egress(&request) {
+            return PluginResult::Ok(self.egress(&request, &body, Some(ctx)).await);
+        }
         if let Some(reply) = self.synchronous(&request, &body).await {
             return PluginResult::Ok(reply);
         }
@@ -936,6 +947,9 @@ impl Plugin for Streaming {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_ascii_lowercase();
+        if egress::is_egress(&name) {
+            return Some(self.egress(&name, &body, None).await);
+        }
         Some(match self.synchronous(&name, &body).await {
             Some(reply) => reply,
             None => error(StreamingError::new(

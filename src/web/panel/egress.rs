@@ -1,7 +1,8 @@
 //! `/egress-targets`: named RTMP destinations a mountpoint is re-published to. The
 //! destination's stream key is write-only (answers say `has_key`); the URL must be `rtmp://` or
-//! `rtmps://` with an application path (`422 unprocessable` otherwise). No restreaming runs in
-//! this gateway yet, so every target reports `not_started`.
+//! `rtmps://` with an application path (`422 unprocessable` otherwise). Each target shows the
+//! live state of its egress (from [`crate::services::egress`]); `POST …/start` and `…/stop`
+//! start and stop it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,9 +19,29 @@ use crate::storage::{Egress, EgressId, EgressSpec, Page, Secret, StorageError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EgressState {
-    /// Nothing is sent: this gateway does not restream yet (live states come with
-    /// restreaming).
+    /// No egress of this target runs.
     NotStarted,
+    /// Connecting to the RTMP server.
+    Connecting,
+    /// Publishing.
+    Live,
+    /// Lost the server; retrying with backoff.
+    Reconnecting,
+    /// Given up (e.g. the server refused the key); see `reason`.
+    Failed,
+}
+
+impl EgressState {
+    fn of(state: &crate::services::egress::EgressState) -> (Self, Option<String>) {
+        use crate::services::egress::EgressState as S;
+        match state {
+            S::Connecting => (EgressState::Connecting, None),
+            S::Live => (EgressState::Live, None),
+            S::Reconnecting { reason, .. } => (EgressState::Reconnecting, Some(reason.clone())),
+            S::Failed { reason } => (EgressState::Failed, Some(reason.clone())),
+            S::Stopped => (EgressState::NotStarted, None),
+        }
+    }
 }
 
 /// An egress target as the API shows it.
@@ -40,8 +61,33 @@ pub struct EgressView {
     pub enabled: bool,
     /// Live state.
     pub state: EgressState,
+    /// Why it is reconnecting or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The running egress (as `egress_list` of the streaming plugin names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_id: Option<u64>,
     /// Creation time, Unix ms.
     pub created_ms: i64,
+}
+
+impl EgressView {
+    /// The view of `e` with the state of its egress, if one runs.
+    fn live(e: Egress, state: &PanelState) -> Self {
+        let running = state.egress().and_then(|s| {
+            s.list(None)
+                .into_iter()
+                .find(|r| r.egress_target_id == Some(e.id.0))
+        });
+        let mut view = EgressView::from(e);
+        if let Some(r) = running {
+            let (st, reason) = EgressState::of(&r.state);
+            view.state = st;
+            view.reason = reason;
+            view.egress_id = Some(r.id);
+        }
+        view
+    }
 }
 
 impl From<Egress> for EgressView {
@@ -54,6 +100,8 @@ impl From<Egress> for EgressView {
             mountpoint: e.spec.mountpoint,
             enabled: e.spec.enabled,
             state: EgressState::NotStarted,
+            reason: None,
+            egress_id: None,
             created_ms: e.created.0,
         }
     }
@@ -120,7 +168,11 @@ pub async fn list_egress(
         .egress_targets()
         .list(Page::first(Page::MAX_LIMIT))
         .await?;
-    Ok(Json(all.into_iter().map(EgressView::from).collect()))
+    Ok(Json(
+        all.into_iter()
+            .map(|e| EgressView::live(e, &state))
+            .collect(),
+    ))
 }
 
 /// One egress target.
@@ -133,14 +185,75 @@ pub async fn get_egress(
     _viewer: Viewer,
     Path(id): Path<i64>,
 ) -> PanelResult<Json<EgressView>> {
-    Ok(Json(
-        state
-            .storage()
-            .egress_targets()
-            .get(EgressId(id))
-            .await?
-            .into(),
-    ))
+    let e = state.storage().egress_targets().get(EgressId(id)).await?;
+    Ok(Json(EgressView::live(e, &state)))
+}
+
+/// Starts re-publishing a target's mountpoint to it.
+#[utoipa::path(post, path = "/egress-targets/{id}/start", tag = "egress",
+    params(("id" = i64, Path, description = "Egress target id")),
+    responses((status = 200, body = EgressView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 400, description = "Disabled, or its mountpoint is missing or has no media to send", body = ErrorBody),
+        (status = 409, description = "An egress to the same destination runs already", body = ErrorBody),
+        (status = 422, description = "The target's URL or key cannot be used (rtmps is not supported)", body = ErrorBody),
+        (status = 503, description = "No streaming plugin in this gateway", body = ErrorBody)),
+    security(("session" = [], "csrf" = [])))]
+pub async fn start_egress(
+    State(state): State<PanelState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<i64>,
+) -> PanelResult<Json<EgressView>> {
+    let e = state.storage().egress_targets().get(EgressId(id)).await?;
+    let service = state.egress().ok_or_else(unavailable)?;
+    service
+        .start_registered(&id.to_string(), Default::default())
+        .await
+        .map_err(start_refused)?;
+    tracing::info!(by = %admin.user.username, egress = %e.spec.name, "panel: egress started");
+    Ok(Json(EgressView::live(e, &state)))
+}
+
+/// Stops the egress of a target.
+#[utoipa::path(post, path = "/egress-targets/{id}/stop", tag = "egress",
+    params(("id" = i64, Path, description = "Egress target id")),
+    responses((status = 200, body = EgressView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such target, or it is not running", body = ErrorBody)),
+    security(("session" = [], "csrf" = [])))]
+pub async fn stop_egress(
+    State(state): State<PanelState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<i64>,
+) -> PanelResult<Json<EgressView>> {
+    let e = state.storage().egress_targets().get(EgressId(id)).await?;
+    let service = state.egress().ok_or_else(unavailable)?;
+    let running = service
+        .list(None)
+        .into_iter()
+        .find(|r| r.egress_target_id == Some(id))
+        .ok_or_else(|| PanelError::new(ErrorCode::NotFound, "this egress target is not running"))?;
+    service.stop(running.id).map_err(start_refused)?;
+    tracing::info!(by = %admin.user.username, egress = %e.spec.name, "panel: egress stopped");
+    Ok(Json(EgressView::live(e, &state)))
+}
+
+fn unavailable() -> PanelError {
+    PanelError::new(
+        ErrorCode::Unavailable,
+        "restreaming is not running on this gateway",
+    )
+}
+
+fn start_refused(e: crate::services::egress::EgressError) -> PanelError {
+    use crate::services::egress::EgressError as E;
+    let code = match e {
+        E::Target(_) => ErrorCode::Unprocessable,
+        E::Start(_) => ErrorCode::Internal,
+        E::Duplicate { .. } => ErrorCode::AlreadyExists,
+        E::NotFound(_) => ErrorCode::NotFound,
+        E::NoMountpoint(_) | E::NoMedia(_) | E::Registry(_) => ErrorCode::InvalidInput,
+    };
+    PanelError::new(code, e.to_string())
 }
 
 /// Creates an egress target.

@@ -66,6 +66,8 @@ pub struct PanelContext {
     pub shutdown: CancellationToken,
     /// The SIP service's trunk registrations: told about trunk changes, runs "test now".
     pub trunks: trunk_check::SharedRegistrar,
+    /// RTMP egress: the egress page's live states and start/stop (`None`: not running).
+    pub egress: Option<Arc<crate::services::egress::EgressService>>,
 }
 
 struct Inner {
@@ -140,6 +142,11 @@ impl PanelState {
         self.0.ctx.trunks.as_ref()
     }
 
+    /// The egress service, when the gateway runs one.
+    pub fn egress(&self) -> Option<&Arc<crate::services::egress::EgressService>> {
+        self.0.ctx.egress.as_ref()
+    }
+
     /// The gateway's stop signal.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.0.ctx.shutdown.clone()
@@ -189,6 +196,8 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
             egress::update_egress,
             egress::delete_egress
         ))
+        .routes(routes!(egress::start_egress))
+        .routes(routes!(egress::stop_egress))
         .routes(routes!(recordings::list_recordings))
         .routes(routes!(
             recordings::get_recording,

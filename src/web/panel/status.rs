@@ -142,6 +142,9 @@ pub struct LiveSnapshot {
     pub publishers: Vec<Publisher>,
     /// Which of the lists above have a service behind them.
     pub feeds: Feeds,
+    /// RTMP egresses of mountpoints (as the streaming plugin's `egress_list` shows them).
+    #[schema(value_type = Vec<Object>)]
+    pub egresses: Vec<crate::services::egress::EgressInfo>,
 }
 
 /// Reads the Janus sessions; implemented by the API layer over the core.
