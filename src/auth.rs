@@ -1,6 +1,7 @@
 //! API secret and stored-token authentication (Janus `api_secret`, `token_auth`), and the
 //! argon2 [`HashedSecret`] every stored password, secret and PIN is kept as.
 
+pub mod download_tokens;
 mod hashed;
 
 pub use hashed::HashedSecret;

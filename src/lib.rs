@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audio_file;
 pub mod auth;
 pub mod config;
 pub mod core;

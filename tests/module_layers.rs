@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["media"],
     // The admin panel's pages manage the registry, so web sits above storage.
     &["web"],
-    &["rtp", "storage"],
+    &["audio_file", "rtp", "storage"],
     &["config"],
     &["auth", "ids", "logging"],
 ];

@@ -257,6 +257,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/panel/api/v1/egress-targets/{id}"),
     ("put", "/panel/api/v1/egress-targets/{id}"),
     ("delete", "/panel/api/v1/egress-targets/{id}"),
+    ("post", "/panel/api/v1/egress-targets/{id}/start"),
+    ("post", "/panel/api/v1/egress-targets/{id}/stop"),
     ("get", "/panel/api/v1/recordings"),
     ("get", "/panel/api/v1/recordings/{id}"),
     ("patch", "/panel/api/v1/recordings/{id}"),

@@ -3,7 +3,8 @@
 //! download route's file names. None may panic, whatever the bytes.
 #![no_main]
 
-use bifrons::services::voicemail::{audio_file, tokens};
+use bifrons::audio_file;
+use bifrons::auth::download_tokens as tokens;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -509,6 +509,7 @@ pub fn panel_router(core: &Arc<Core>) -> axum::Router {
         board: core.services.status.clone(),
         shutdown: core.shutdown.clone(),
         trunks: core.services.sip.trunks.clone(),
-        egress: Some(core.services.egress.clone()),
+        egress: Some(core.services.egress.clone()
+            as Arc<dyn crate::web::panel::egress_control::EgressControl>),
     })
 }

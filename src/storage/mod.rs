@@ -29,7 +29,9 @@ pub use mailboxes::{Mailbox, MailboxSettings, Mailboxes, MwiMode};
 pub use migrate::SchemaStatus;
 pub use mountpoints::{Mountpoints, StoredMountpoint};
 pub use pool::{backend_of, Backend};
-pub use recordings::{CreatedRange, NewRecording, Recording, RecordingFilter, Recordings};
+pub use recordings::{
+    message_file, CreatedRange, NewRecording, Recording, RecordingFilter, Recordings,
+};
 pub use rooms::{RoomRecord, Rooms, StoredRoom, MAX_ROOM_CONFIG_LEN, MAX_ROOM_ID_LEN};
 pub use stream_keys::{EgressTarget, NewStreamKey, StreamKey, StreamKeys};
 pub use trunks::{Trunk, TrunkSpec, Trunks};

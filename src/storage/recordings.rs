@@ -454,3 +454,15 @@ impl<'a> Recordings<'a> {
         Ok(n)
     }
 }
+
+/// The file of a message row's relative path `rel` inside `dir` (the recordings directory);
+/// `None` for anything but a plain relative path (no `..`, no root, no `.`), so a row cannot
+/// point outside.
+pub fn message_file(dir: &std::path::Path, rel: &str) -> Option<std::path::PathBuf> {
+    let relative = std::path::Path::new(rel);
+    let plain = !rel.is_empty()
+        && relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| dir.join(relative))
+}

@@ -3,7 +3,7 @@
 //! 48 kHz, `audio/wav`; decoded on the blocking pool, never on the async threads).
 //!
 //! Authentication: `?token=` from the voicemail plugin's `list` (a short-lived HMAC token bound
-//! to the message, see [`crate::services::voicemail::tokens`]), so an `<audio>` element can
+//! to the message, see [`crate::auth::download_tokens`]), so an `<audio>` element can
 //! play it. One `Range: bytes=` range is honoured (206 with `Content-Range`, RFC 9110 §14), with
 //! `Accept-Ranges: bytes` and `Content-Length` on every answer.
 //!
@@ -18,8 +18,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::services::voicemail::audio_file::ogg_opus_to_wav;
-use crate::services::voicemail::tokens;
+use crate::audio_file::ogg_opus_to_wav;
+use crate::auth::download_tokens as tokens;
 use crate::storage::{RecordingId, RecordingKind, Storage, StorageError};
 use crate::web::panel::range::{parse_range, RangeAnswer};
 
@@ -107,8 +107,7 @@ pub async fn serve(
             return status(StatusCode::INTERNAL_SERVER_ERROR, "registry error\n");
         }
     };
-    let Some(file) = crate::services::voicemail::message_file(recordings_dir, &row.meta.file_path)
-    else {
+    let Some(file) = crate::storage::message_file(recordings_dir, &row.meta.file_path) else {
         return status(StatusCode::NOT_FOUND, "no such message\n");
     };
     let read = tokio::task::spawn_blocking(move || -> Result<Bytes, String> {

@@ -375,6 +375,7 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
       ['get', '/panel/api/v1/egress-targets'], ['post', '/panel/api/v1/egress-targets'],
       ['get', '/panel/api/v1/egress-targets/{id}'], ['put', '/panel/api/v1/egress-targets/{id}'],
       ['delete', '/panel/api/v1/egress-targets/{id}'],
+      ['post', '/panel/api/v1/egress-targets/{id}/start'], ['post', '/panel/api/v1/egress-targets/{id}/stop'],
       ['get', '/panel/api/v1/recordings'], ['get', '/panel/api/v1/recordings/{id}'],
       ['patch', '/panel/api/v1/recordings/{id}'], ['delete', '/panel/api/v1/recordings/{id}'],
       ['get', '/panel/api/v1/recordings/{id}/file'],

@@ -16,8 +16,9 @@ use super::requests::{
     MailboxAuth, VoicemailError, ERROR_IO_ERROR, ERROR_NO_SUCH_MESSAGE, ERROR_UNAUTHORIZED,
     ERROR_UNKNOWN,
 };
-use crate::services::voicemail::audio_file::{read_ogg_opus, OpusPackets};
-use crate::services::voicemail::{message_file, tokens};
+use crate::audio_file::{read_ogg_opus, OpusPackets};
+use crate::auth::download_tokens as tokens;
+use crate::storage::message_file;
 use crate::storage::{
     Page, Recording, RecordingFilter, RecordingId, RecordingKind, Storage, StorageError,
 };

@@ -14,9 +14,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::requests::{VoicemailError, ERROR_INVALID_STATE, ERROR_UNKNOWN};
+use crate::audio_file::{opus_packet_samples, OpusPackets};
 use crate::media::{Codec, MediaKind, RtpPacket};
 use crate::plugins::HandleCtx;
-use crate::services::voicemail::audio_file::{opus_packet_samples, OpusPackets};
 
 /// How long `start` waits for the PeerConnection to come up before giving up.
 const MEDIA_UP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -20,6 +20,7 @@
 
 pub mod audio;
 pub mod job;
+pub mod panel;
 pub mod sink;
 pub mod state;
 pub mod target;

@@ -120,14 +120,8 @@ impl MailboxLines {
     }
 
     async fn open(&self, account: &Account) -> anyhow::Result<Held> {
-        let (line, _trunk) = open_account_line(
-            &self.sip,
-            &self.storage,
-            &self.sip_config,
-            account,
-            &CODECS,
-        )
-        .await?;
+        let (line, _trunk) =
+            open_account_line(&self.sip, &self.storage, &self.sip_config, account, &CODECS).await?;
         let extension = &account.spec.extension;
         let is_menu = !self.config.extension.is_empty() && *extension == self.config.extension;
         let route = is_menu.then(|| self.sip.router.register(extension, self.menu.clone()));

@@ -229,10 +229,10 @@ impl AnsweringMachine {
         let Some(file) = &settings.greeting_file else {
             return self.greeting.clone();
         };
-        let Some(path) = super::message_file(self.recording.dir(), file) else {
+        let Some(path) = crate::storage::message_file(self.recording.dir(), file) else {
             return self.greeting.clone();
         };
-        match tokio::task::spawn_blocking(move || super::audio_file::load_pcm_8k(&path)).await {
+        match tokio::task::spawn_blocking(move || crate::audio_file::load_pcm_8k(&path)).await {
             Ok(Ok(pcm)) => Prompt::from_pcm(&pcm),
             Ok(Err(e)) => {
                 tracing::warn!(file = %file, error = %e, "mailbox greeting unreadable, default tone");

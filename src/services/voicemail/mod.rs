@@ -5,7 +5,6 @@
 //! ([`waiting`]), and the mailbox menu of the mailbox extension ([`menu`]: keyed entries
 //! [`digits`], message playback [`player`], the tones of both [`tones`]).
 
-pub mod audio_file;
 pub mod digits;
 pub mod encoder;
 pub mod lines;
@@ -13,7 +12,6 @@ pub mod machine;
 pub mod menu;
 pub mod player;
 pub mod recovery;
-pub mod tokens;
 pub mod tones;
 pub mod waiting;
 
@@ -70,16 +68,4 @@ impl SipMailboxes {
         tokio::spawn(keeper.run(every, shutdown));
         waiting
     }
-}
-
-/// The file of a message row's relative path `rel` inside `dir` (the recordings directory);
-/// `None` for anything but a plain relative path (no `..`, no root, no `.`), so a row cannot
-/// point outside.
-pub fn message_file(dir: &std::path::Path, rel: &str) -> Option<std::path::PathBuf> {
-    let relative = std::path::Path::new(rel);
-    let plain = !rel.is_empty()
-        && relative
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-    plain.then(|| dir.join(relative))
 }

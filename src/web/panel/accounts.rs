@@ -12,7 +12,7 @@ use super::auth::{AdminUser, JsonBody, Viewer};
 use super::error::{ErrorBody, PanelError, PanelResult};
 use super::session::random_token;
 use super::PanelState;
-use crate::services::voicemail::audio_file;
+use crate::audio_file;
 use crate::storage::{
     Account, AccountId, AccountSpec, Mailbox, MailboxSettings, MwiMode, Page, TrunkId, UserId,
 };
@@ -442,7 +442,7 @@ async fn remove_greeting(state: &PanelState, rel: Option<&str>) {
     let Some(rel) = rel.filter(|r| r.starts_with(GREETINGS_DIR)) else {
         return;
     };
-    if let Some(path) = crate::services::voicemail::message_file(state.recordings_dir(), rel) {
+    if let Some(path) = crate::storage::message_file(state.recordings_dir(), rel) {
         if let Err(e) = tokio::fs::remove_file(&path).await {
             tracing::warn!(file = %rel, error = %e, "old greeting not removed");
         }

@@ -1,7 +1,7 @@
 //! `/egress-targets`: named RTMP destinations a mountpoint is re-published to. The
 //! destination's stream key is write-only (answers say `has_key`); the URL must be `rtmp://` or
 //! `rtmps://` with an application path (`422 unprocessable` otherwise). Each target shows the
-//! live state of its egress (from [`crate::services::egress`]); `POST …/start` and `…/stop`
+//! live state of its egress (from [`super::egress_control::EgressControl`]); `POST …/start` and `…/stop`
 //! start and stop it.
 
 use axum::extract::{Path, State};
@@ -29,19 +29,6 @@ pub enum EgressState {
     Reconnecting,
     /// Given up (e.g. the server refused the key); see `reason`.
     Failed,
-}
-
-impl EgressState {
-    fn of(state: &crate::services::egress::EgressState) -> (Self, Option<String>) {
-        use crate::services::egress::EgressState as S;
-        match state {
-            S::Connecting => (EgressState::Connecting, None),
-            S::Live => (EgressState::Live, None),
-            S::Reconnecting { reason, .. } => (EgressState::Reconnecting, Some(reason.clone())),
-            S::Failed { reason } => (EgressState::Failed, Some(reason.clone())),
-            S::Stopped => (EgressState::NotStarted, None),
-        }
-    }
 }
 
 /// An egress target as the API shows it.
@@ -75,15 +62,14 @@ impl EgressView {
     /// The view of `e` with the state of its egress, if one runs.
     fn live(e: Egress, state: &PanelState) -> Self {
         let running = state.egress().and_then(|s| {
-            s.list(None)
+            s.running()
                 .into_iter()
-                .find(|r| r.egress_target_id == Some(e.id.0))
+                .find(|r| r.target_id == Some(e.id.0))
         });
         let mut view = EgressView::from(e);
         if let Some(r) = running {
-            let (st, reason) = EgressState::of(&r.state);
-            view.state = st;
-            view.reason = reason;
+            view.state = r.state;
+            view.reason = r.reason;
             view.egress_id = Some(r.id);
         }
         view
@@ -206,10 +192,7 @@ pub async fn start_egress(
 ) -> PanelResult<Json<EgressView>> {
     let e = state.storage().egress_targets().get(EgressId(id)).await?;
     let service = state.egress().ok_or_else(unavailable)?;
-    service
-        .start_registered(&id.to_string(), Default::default())
-        .await
-        .map_err(start_refused)?;
+    service.start_target(id).await?;
     tracing::info!(by = %admin.user.username, egress = %e.spec.name, "panel: egress started");
     Ok(Json(EgressView::live(e, &state)))
 }
@@ -228,11 +211,11 @@ pub async fn stop_egress(
     let e = state.storage().egress_targets().get(EgressId(id)).await?;
     let service = state.egress().ok_or_else(unavailable)?;
     let running = service
-        .list(None)
+        .running()
         .into_iter()
-        .find(|r| r.egress_target_id == Some(id))
+        .find(|r| r.target_id == Some(id))
         .ok_or_else(|| PanelError::new(ErrorCode::NotFound, "this egress target is not running"))?;
-    service.stop(running.id).map_err(start_refused)?;
+    service.stop(running.id)?;
     tracing::info!(by = %admin.user.username, egress = %e.spec.name, "panel: egress stopped");
     Ok(Json(EgressView::live(e, &state)))
 }
@@ -242,18 +225,6 @@ fn unavailable() -> PanelError {
         ErrorCode::Unavailable,
         "restreaming is not running on this gateway",
     )
-}
-
-fn start_refused(e: crate::services::egress::EgressError) -> PanelError {
-    use crate::services::egress::EgressError as E;
-    let code = match e {
-        E::Target(_) => ErrorCode::Unprocessable,
-        E::Start(_) => ErrorCode::Internal,
-        E::Duplicate { .. } => ErrorCode::AlreadyExists,
-        E::NotFound(_) => ErrorCode::NotFound,
-        E::NoMountpoint(_) | E::NoMedia(_) | E::Registry(_) => ErrorCode::InvalidInput,
-    };
-    PanelError::new(code, e.to_string())
 }
 
 /// Creates an egress target.

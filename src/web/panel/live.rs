@@ -104,7 +104,7 @@ pub async fn snapshot(state: &PanelState) -> LiveSnapshot {
         sip_registrations,
         publishers,
         feeds,
-        egresses: state.egress().map(|e| e.list(None)).unwrap_or_default(),
+        egresses: state.egress().map(|e| e.listing()).unwrap_or_default(),
     }
 }
 

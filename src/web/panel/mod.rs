@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod assets;
 pub mod auth;
 pub mod egress;
+pub mod egress_control;
 pub mod error;
 pub mod live;
 pub mod lockout;
@@ -67,7 +68,7 @@ pub struct PanelContext {
     /// The SIP service's trunk registrations: told about trunk changes, runs "test now".
     pub trunks: trunk_check::SharedRegistrar,
     /// RTMP egress: the egress page's live states and start/stop (`None`: not running).
-    pub egress: Option<Arc<crate::services::egress::EgressService>>,
+    pub egress: Option<Arc<dyn egress_control::EgressControl>>,
 }
 
 struct Inner {
@@ -143,7 +144,7 @@ impl PanelState {
     }
 
     /// The egress service, when the gateway runs one.
-    pub fn egress(&self) -> Option<&Arc<crate::services::egress::EgressService>> {
+    pub fn egress(&self) -> Option<&Arc<dyn egress_control::EgressControl>> {
         self.0.ctx.egress.as_ref()
     }
 

@@ -144,7 +144,7 @@ pub struct LiveSnapshot {
     pub feeds: Feeds,
     /// RTMP egresses of mountpoints (as the streaming plugin's `egress_list` shows them).
     #[schema(value_type = Vec<Object>)]
-    pub egresses: Vec<crate::services::egress::EgressInfo>,
+    pub egresses: Vec<serde_json::Value>,
 }
 
 /// Reads the Janus sessions; implemented by the API layer over the core.

@@ -4,7 +4,7 @@
 //!
 //! Everything here is CPU work on whole files: callers run it on the blocking pool or the codec
 //! workers, never on the async threads. Every parser returns an error for any bytes, never
-//! panics (property tests below, fuzz target `fuzz_targets/voicemail_audio.rs`).
+//! panics (property tests below, fuzz target `fuzz/fuzz_targets/voicemail_files.rs`).
 
 use std::io::Cursor;
 
