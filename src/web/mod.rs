@@ -5,3 +5,4 @@ pub mod panel;
 pub mod voicemail;
 pub mod whep;
 pub mod whip;
+pub mod wish;

@@ -25,6 +25,8 @@ use axum::routing::post;
 use axum::Router;
 use futures::future::BoxFuture;
 
+use super::wish::{bearer, not_allowed, preflight, text, with_cors, ACCEPT_PATCH, SDPFRAG};
+
 /// A session the backend started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WhepSession {
@@ -167,12 +169,6 @@ pub trait WhepBackend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<TrickleOutcome, TrickleError>>;
 }
 
-/// The body type of trickle `PATCH` requests (RFC 8840 §9).
-const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
-
-/// `Accept-Patch` (RFC 5789 §3.1): the body types `PATCH` takes.
-const ACCEPT_PATCH: header::HeaderName = header::HeaderName::from_static("accept-patch");
-
 /// The WHEP routes (`/whep/...`) over `backend`.
 pub fn router(backend: Arc<dyn WhepBackend>) -> Router {
     Router::new()
@@ -189,62 +185,6 @@ pub fn router(backend: Arc<dyn WhepBackend>) -> Router {
         )
         .fallback(|| async { with_cors(StatusCode::NOT_FOUND.into_response()) })
         .with_state(backend)
-}
-
-fn with_cors(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Accept-Patch"),
-    );
-    response
-}
-
-async fn preflight() -> Response {
-    let mut r = with_cors(StatusCode::NO_CONTENT.into_response());
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Authorization, If-Match"),
-    );
-    r
-}
-
-async fn not_allowed() -> Response {
-    let mut r = with_cors(StatusCode::METHOD_NOT_ALLOWED.into_response());
-    r.headers_mut().insert(
-        header::ALLOW,
-        HeaderValue::from_static("POST, DELETE, OPTIONS"),
-    );
-    r
-}
-
-/// The bearer token of `Authorization: Bearer <token>`.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-}
-
-fn text(status: StatusCode, message: &str) -> Response {
-    with_cors(
-        (
-            status,
-            [(header::CONTENT_TYPE, "text/plain")],
-            message.to_string(),
-        )
-            .into_response(),
-    )
 }
 
 async fn play(
@@ -319,65 +259,11 @@ async fn trickle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fragment_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(SDPFRAG));
-    if !fragment_type {
-        let mut r = text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "trickle needs an application/trickle-ice-sdpfrag body",
-        );
-        r.headers_mut()
-            .insert(ACCEPT_PATCH, HeaderValue::from_static(SDPFRAG));
-        return r;
-    }
-    let fragment = match std::str::from_utf8(&body)
-        .map_err(|_| "the fragment is not UTF-8".to_string())
-        .and_then(IceFragment::parse)
-    {
-        Ok(f) => f,
-        Err(why) => {
-            tracing::info!(session = %session, error = %why, "WHEP trickle refused");
-            return text(StatusCode::BAD_REQUEST, &why);
-        }
-    };
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_string()
-        });
-    match backend
-        .trickle(mountpoint, session, if_match, fragment)
-        .await
-    {
-        Ok(TrickleOutcome::Applied) => with_cors(StatusCode::NO_CONTENT.into_response()),
-        Ok(TrickleOutcome::Restarted { fragment, etag }) => with_cors(
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, SDPFRAG.to_string()),
-                    (header::ETAG, format!("\"{etag}\"")),
-                ],
-                fragment,
-            )
-                .into_response(),
-        ),
-        Err(TrickleError::NotFound) => text(StatusCode::NOT_FOUND, "no such session"),
-        Err(TrickleError::StaleEtag) => text(
-            StatusCode::PRECONDITION_FAILED,
-            "If-Match names another ICE session",
-        ),
-        Err(TrickleError::RestartUnsupported) => text(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "ICE restarts are not supported: start a new session",
-        ),
-        Err(TrickleError::Unusable(why)) => text(StatusCode::UNPROCESSABLE_ENTITY, &why),
-    }
+    super::wish::patch(&headers, &body, &session, "WHEP", |if_match, fragment| {
+        backend.trickle(mountpoint, session.clone(), if_match, fragment)
+    })
+    .await
+    .unwrap_or_else(|e| super::wish::trickle_refused(e, "no such session", "start a new session"))
 }
 
 #[cfg(test)]
