@@ -61,7 +61,7 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
-    /// Manage RTMP stream keys (each feeds one streaming mountpoint).
+    /// Manage stream keys for RTMP and WHIP publishers (each feeds one streaming mountpoint).
     Key {
         /// Which stream-key operation.
         #[command(subcommand)]
@@ -148,7 +148,7 @@ pub enum UserCommand {
 /// `bifrons key ...`
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Create a stream key and print it once, with the RTMP URL to paste into OBS.
+    /// Create a stream key and print it once, with the RTMP URL to paste into OBS and the WHIP URL.
     Add {
         /// Name of the key: 1 to 64 characters, no leading or trailing spaces
         name: String,
