@@ -32,7 +32,7 @@ pub struct AccountOptions {
 pub enum AccountCommand {
     /// Create an account on a trunk (then give it a web secret with `set-secret`).
     Add {
-        /// Extension: 1 to 64 of A-Z a-z 0-9 . _ -
+        /// Extension, as dialled (e.g. 100, *97): 1 to 64 characters, no control characters, no leading or trailing spaces
         extension: String,
         /// Its settings; --trunk and --uri are required.
         #[command(flatten)]
