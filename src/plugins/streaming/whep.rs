@@ -34,14 +34,94 @@ struct Session {
     sessions: Weak<Mutex<HashMap<String, Arc<Session>>>>,
 }
 
-/// The current ICE session of a WHEP session.
-struct IceSession {
+/// The current ICE session of a WHEP session or a WHIP publish.
+pub(super) struct IceSession {
     /// Entity tag (RFC 9725 §4.3.1), new at each restart.
-    etag: String,
+    pub(super) etag: String,
     /// The client's `a=ice-ufrag`: a fragment with another one asks for a restart.
-    remote_ufrag: Option<String>,
+    pub(super) remote_ufrag: Option<String>,
     /// The client's offer as last applied.
-    offer: String,
+    pub(super) offer: String,
+}
+
+impl IceSession {
+    /// Applies a `PATCH` (RFC 9725 §4.3) of session `session` (`protocol`: "WHEP" or "WHIP",
+    /// for the log) to `peer`: refuses a stale `If-Match`; restarts ICE when the fragment
+    /// brings another `ice-ufrag` (answering the restarted offer with `plan`: a new ETag and
+    /// the gateway's fragment); adds the trickled candidates, skipping mDNS names.
+    ///
+    /// Errors: [`TrickleError::StaleEtag`], [`TrickleError::Unusable`] for a restart without
+    /// `ice-pwd`, a failed restart or a refused candidate.
+    pub(super) async fn apply(
+        &mut self,
+        peer: &Peer,
+        plan: &AnswerPlan,
+        if_match: Option<String>,
+        fragment: IceFragment,
+        session: &str,
+        protocol: &str,
+    ) -> Result<TrickleOutcome, TrickleError> {
+        if !if_match
+            .as_deref()
+            .is_none_or(|t| t == "*" || t == self.etag)
+        {
+            tracing::info!(%session, "{protocol} trickle for another ICE session refused");
+            return Err(TrickleError::StaleEtag);
+        }
+        let restart = fragment
+            .ufrag
+            .as_ref()
+            .is_some_and(|u| Some(u) != self.remote_ufrag.as_ref());
+        let mut outcome = TrickleOutcome::Applied;
+        if restart {
+            let (Some(ufrag), Some(pwd)) = (fragment.ufrag.clone(), fragment.pwd.clone()) else {
+                tracing::info!(%session, "{protocol} ICE restart without ice-pwd refused");
+                return Err(TrickleError::Unusable(
+                    "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
+                ));
+            };
+            let offer = restarted_offer(&self.offer, &ufrag, &pwd);
+            let (answer, _) = peer
+                .answer(&Jsep::offer(offer.clone()), plan)
+                .await
+                .map_err(|e| {
+                    tracing::info!(%session, error = %e, "{protocol} ICE restart failed");
+                    TrickleError::Unusable(format!("ICE restart failed: {e}"))
+                })?;
+            self.offer = offer;
+            self.remote_ufrag = Some(ufrag);
+            self.etag = new_etag();
+            tracing::info!(%session, "{protocol} ICE restart");
+            outcome = TrickleOutcome::Restarted {
+                fragment: answer_fragment(&answer.sdp),
+                etag: self.etag.clone(),
+            };
+        }
+        let count = fragment.candidates.len();
+        for (mid, candidate) in fragment.candidates {
+            // An mDNS name (a browser hiding its address) cannot be resolved here: the
+            // browser's checks reach us anyway (peer-reflexive), so it is skipped.
+            if candidate
+                .split_whitespace()
+                .nth(4)
+                .is_some_and(|a| a.ends_with(".local"))
+            {
+                tracing::debug!(%session, "mDNS candidate skipped");
+                continue;
+            }
+            let remote = RemoteCandidate {
+                sdp_mline_index: mid.is_none().then_some(0),
+                sdp_mid: mid,
+                candidate,
+            };
+            if let Err(e) = peer.add_remote_candidate(remote).await {
+                tracing::info!(%session, error = %e, "{protocol} trickled candidate refused");
+                return Err(TrickleError::Unusable(format!("candidate not usable: {e}")));
+            }
+        }
+        tracing::debug!(%session, count, end = fragment.end_of_candidates, "{protocol} candidates trickled");
+        Ok(outcome)
+    }
 }
 
 /// A fresh entity tag.
@@ -319,64 +399,8 @@ impl Whep {
         };
         // Held to the end: a trickle waits for a restart in progress, and sees its ETag.
         let mut ice = s.ice.lock().await;
-        let restart = fragment
-            .ufrag
-            .as_ref()
-            .is_some_and(|u| Some(u) != ice.remote_ufrag.as_ref());
-        let tag_ok =
-            |tag: &Option<String>| tag.as_deref().is_none_or(|t| t == "*" || t == ice.etag);
-        if !tag_ok(&if_match) {
-            tracing::info!(session = %s.id, "WHEP trickle for another ICE session refused");
-            return Err(TrickleError::StaleEtag);
-        }
-        let mut outcome = TrickleOutcome::Applied;
-        if restart {
-            let (Some(ufrag), Some(pwd)) = (fragment.ufrag.clone(), fragment.pwd.clone()) else {
-                return Err(TrickleError::Unusable(
-                    "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
-                ));
-            };
-            let offer = restarted_offer(&ice.offer, &ufrag, &pwd);
-            let (answer, _) = peer
-                .answer(&Jsep::offer(offer.clone()), &s.plan)
-                .await
-                .map_err(|e| {
-                    tracing::info!(session = %s.id, error = %e, "WHEP ICE restart failed");
-                    TrickleError::Unusable(format!("ICE restart failed: {e}"))
-                })?;
-            ice.offer = offer;
-            ice.remote_ufrag = Some(ufrag);
-            ice.etag = new_etag();
-            tracing::info!(session = %s.id, "WHEP ICE restart");
-            outcome = TrickleOutcome::Restarted {
-                fragment: answer_fragment(&answer.sdp),
-                etag: ice.etag.clone(),
-            };
-        }
-        let count = fragment.candidates.len();
-        for (mid, candidate) in fragment.candidates {
-            // An mDNS name (a browser hiding its address) cannot be resolved here: the
-            // browser's checks reach us anyway (peer-reflexive), so it is skipped.
-            if candidate
-                .split_whitespace()
-                .nth(4)
-                .is_some_and(|a| a.ends_with(".local"))
-            {
-                tracing::debug!(session = %s.id, "mDNS candidate skipped");
-                continue;
-            }
-            let remote = RemoteCandidate {
-                sdp_mline_index: mid.is_none().then_some(0),
-                sdp_mid: mid,
-                candidate,
-            };
-            if let Err(e) = peer.add_remote_candidate(remote).await {
-                tracing::info!(session = %s.id, error = %e, "WHEP trickled candidate refused");
-                return Err(TrickleError::Unusable(format!("candidate not usable: {e}")));
-            }
-        }
-        tracing::debug!(session = %s.id, count, end = fragment.end_of_candidates, "WHEP candidates trickled");
-        Ok(outcome)
+        ice.apply(peer, &s.plan, if_match, fragment, &s.id, "WHEP")
+            .await
     }
 }
 

@@ -12,11 +12,11 @@ use subtle::ConstantTimeEq;
 use super::mountpoints::{MountpointEntry, Mountpoints};
 use super::publish::{claim, release, stream_key, PublishError, PublishFeed};
 use super::rtmp_ingest::plausible_key;
-use super::whep::{answer_fragment, new_etag, restarted_offer};
+use super::whep::{new_etag, IceSession};
 use crate::ids::Mid;
 use crate::media::{
     AnswerPlan, DataMessage, Jsep, LocalCandidate, MediaEngine, MediaKind, Peer, PeerListener,
-    RemoteCandidate, RtcpFeedback, RtpPacket, StreamInfo,
+    RtcpFeedback, RtpPacket, StreamInfo,
 };
 use crate::storage::Storage;
 use crate::web::whep::{IceFragment, TrickleError, TrickleOutcome};
@@ -33,16 +33,6 @@ struct Session {
     feed: OnceLock<Arc<PublishFeed>>,
     peer: OnceLock<Arc<Peer>>,
     sessions: Weak<Sessions>,
-}
-
-/// The current ICE session of a publish.
-struct IceSession {
-    /// Entity tag (RFC 9725 §4.3.1), new at each restart.
-    etag: String,
-    /// The client's `a=ice-ufrag`: a fragment with another one asks for a restart.
-    remote_ufrag: Option<String>,
-    /// The (narrowed) offer as last applied.
-    offer: String,
 }
 
 impl Session {
@@ -268,63 +258,17 @@ impl Whip {
             .find(mountpoint, session)
             .ok_or(TrickleError::NotFound)?;
         let peer = s.peer.get().ok_or(TrickleError::NotFound)?;
+        // Held to the end: a trickle waits for a restart in progress, and sees its ETag.
         let mut ice = s.ice.lock().await;
-        if !if_match
-            .as_deref()
-            .is_none_or(|t| t == "*" || t == ice.etag)
-        {
-            tracing::info!(session = %s.id, "WHIP trickle for another ICE session refused");
-            return Err(TrickleError::StaleEtag);
-        }
-        let restart = fragment
-            .ufrag
-            .as_ref()
-            .is_some_and(|u| Some(u) != ice.remote_ufrag.as_ref());
-        let mut outcome = TrickleOutcome::Applied;
-        if restart {
-            let (Some(ufrag), Some(pwd)) = (fragment.ufrag.clone(), fragment.pwd.clone()) else {
-                tracing::info!(session = %s.id, "WHIP ICE restart without ice-pwd refused");
-                return Err(TrickleError::Unusable(
-                    "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
-                ));
-            };
-            let offer = restarted_offer(&ice.offer, &ufrag, &pwd);
-            let (answer, _) = peer
-                .answer(&Jsep::offer(offer.clone()), &AnswerPlan::default())
-                .await
-                .map_err(|e| {
-                    tracing::info!(session = %s.id, error = %e, "WHIP ICE restart failed");
-                    TrickleError::Unusable(format!("ICE restart failed: {e}"))
-                })?;
-            ice.offer = offer;
-            ice.remote_ufrag = Some(ufrag);
-            ice.etag = new_etag();
-            tracing::info!(session = %s.id, "WHIP ICE restart");
-            outcome = TrickleOutcome::Restarted {
-                fragment: answer_fragment(&answer.sdp),
-                etag: ice.etag.clone(),
-            };
-        }
-        for (mid, candidate) in fragment.candidates {
-            // An mDNS name cannot be resolved here; the peer's checks reach us anyway.
-            if candidate
-                .split_whitespace()
-                .nth(4)
-                .is_some_and(|a| a.ends_with(".local"))
-            {
-                continue;
-            }
-            let remote = RemoteCandidate {
-                sdp_mline_index: mid.is_none().then_some(0),
-                sdp_mid: mid,
-                candidate,
-            };
-            if let Err(e) = peer.add_remote_candidate(remote).await {
-                tracing::info!(session = %s.id, error = %e, "WHIP trickled candidate refused");
-                return Err(TrickleError::Unusable(format!("candidate not usable: {e}")));
-            }
-        }
-        Ok(outcome)
+        ice.apply(
+            peer,
+            &AnswerPlan::default(),
+            if_match,
+            fragment,
+            &s.id,
+            "WHIP",
+        )
+        .await
     }
 }
 
