@@ -331,6 +331,23 @@ impl RtpEndpoint {
             .map(SrtpTransform::suite)
     }
 
+    /// Points the endpoint at what an offer/answer settled ([`crate::sdp::negotiate`]): sends
+    /// to `negotiated.remote` with its payload types, clock rate (Hz) and packet time (ms)
+    /// ([`configure`](Self::configure)), and sends only when its direction allows it
+    /// (`sendonly`/`sendrecv`; off on hold).
+    pub fn apply(&self, negotiated: &crate::sdp::Negotiated) {
+        self.configure(
+            negotiated.remote,
+            RtpParams {
+                pt: negotiated.pt,
+                dtmf_pt: negotiated.dtmf_pt,
+                clock_rate: negotiated.codec.clock_rate(),
+                ptime: negotiated.ptime,
+            },
+        );
+        self.set_sending(negotiated.direction.flags().0);
+    }
+
     /// Enables or mutes sending (hold): while off, [`send_audio`](Self::send_audio) queues
     /// nothing but the timestamp keeps advancing.
     pub fn set_sending(&self, on: bool) {

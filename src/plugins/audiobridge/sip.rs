@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, Weak};
 
-use bifrons_sip::rtp::{RtpEndpoint, RtpParams};
+use bifrons_sip::rtp::RtpEndpoint;
 use bifrons_sip::sdp::{negotiate, Direction, Negotiated};
 use bifrons_sip::{Call, CallEvent, CallEvents, Codec, Sdp};
 use serde_json::{json, Map, Value};
@@ -347,16 +347,7 @@ impl LegEvents {
 fn apply_remote(rtp: &RtpEndpoint, sdp: &Sdp, codecs: &[Codec]) -> Result<Negotiated, String> {
     let negotiated =
         negotiate(sdp, codecs, Direction::SendRecv, false).map_err(|e| e.to_string())?;
-    rtp.configure(
-        negotiated.remote,
-        RtpParams {
-            pt: negotiated.pt,
-            dtmf_pt: negotiated.dtmf_pt,
-            clock_rate: negotiated.codec.clock_rate(),
-            ptime: negotiated.ptime,
-        },
-    );
-    rtp.set_sending(negotiated.direction.flags().0);
+    rtp.apply(&negotiated);
     Ok(negotiated)
 }
 

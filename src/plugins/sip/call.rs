@@ -225,16 +225,7 @@ fn start_bridge(
         if let Some(keys) = &srtp {
             super::media::secure(bridge.rtp(), keys.as_ref())?;
         }
-        bridge.rtp().configure(
-            negotiated.remote,
-            bifrons_sip::rtp::RtpParams {
-                pt: negotiated.pt,
-                dtmf_pt: negotiated.dtmf_pt,
-                clock_rate: negotiated.codec.clock_rate(),
-                ptime: negotiated.ptime,
-            },
-        );
-        bridge.rtp().set_sending(negotiated.direction.flags().0);
+        bridge.rtp().apply(&negotiated);
         return Ok(());
     }
     let sender = op.ctx.media_sender().ok_or("no PeerConnection")?;

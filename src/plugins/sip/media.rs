@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bifrons_sip::dtmf::{event_to_digit, TelephoneEvent};
-use bifrons_sip::rtp::{RtpEndpoint, RtpEvent, RtpParams};
+use bifrons_sip::rtp::{RtpEndpoint, RtpEvent};
 use bifrons_sip::srtp::SrtpKeys;
 use bifrons_transcoding::g711::G711Law;
 use bytes::Bytes;
@@ -155,16 +155,7 @@ impl Bridge {
         let plan = LegPlan::for_codec(negotiated.codec)
             .ok_or_else(|| format!("cannot bridge {}", negotiated.codec.name()))?;
         secure(&rtp, srtp)?;
-        rtp.configure(
-            negotiated.remote,
-            RtpParams {
-                pt: negotiated.pt,
-                dtmf_pt: negotiated.dtmf_pt,
-                clock_rate: negotiated.codec.clock_rate(),
-                ptime: negotiated.ptime,
-            },
-        );
-        rtp.set_sending(negotiated.direction.flags().0);
+        rtp.apply(negotiated);
         let stats = Arc::new(BridgeStats::default());
         let peer_recorder = PeerRecorder::default();
         let stop = CancellationToken::new();

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bifrons_sip::rtp::{RtpEndpoint, RtpParams};
+use bifrons_sip::rtp::RtpEndpoint;
 use bifrons_sip::sdp::Direction;
 use bifrons_sip::{CallEvent, Codec, Sdp};
 use bifrons_transcoding::g711::{self, G711Law};
@@ -215,16 +215,7 @@ async fn serve(
         tracing::warn!(%call_id, error = %e, "listen call: answering failed");
         return;
     }
-    rtp.configure(
-        negotiated.remote,
-        RtpParams {
-            pt: negotiated.pt,
-            dtmf_pt: negotiated.dtmf_pt,
-            clock_rate: negotiated.codec.clock_rate(),
-            ptime: negotiated.ptime,
-        },
-    );
-    rtp.set_sending(negotiated.direction.flags().0);
+    rtp.apply(&negotiated);
     let (to_job, from_sink) = input_queue(LISTEN_QUEUE);
     let job = match ListenJob::new(source, law, from_sink, rtp.clone(), stats.clone())
         .map_err(|e| e.to_string())
@@ -475,7 +466,7 @@ impl MediaJob for ListenJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bifrons_sip::rtp::RtpEvent;
+    use bifrons_sip::rtp::{RtpEvent, RtpParams};
     use bifrons_transcoding::frame::AudioFrame;
     use bifrons_transcoding::g711;
     use bifrons_transcoding::opus_codec::{OpusEncoder, OpusEncoderConfig};

@@ -16,7 +16,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bifrons_sip::rtp::{RtpEndpoint, RtpEvent, RtpParams};
+use bifrons_sip::rtp::{RtpEndpoint, RtpEvent};
 use bifrons_sip::sdp::{Direction, Negotiated};
 use bifrons_sip::{Call, CallEvent, Codec, Sdp};
 use tokio::sync::broadcast;
@@ -164,16 +164,7 @@ async fn serve(
         tracing::warn!(%call_id, error = %e, "room dial-in: answering failed");
         return;
     }
-    rtp.configure(
-        negotiated.remote,
-        RtpParams {
-            pt: negotiated.pt,
-            dtmf_pt: negotiated.dtmf_pt,
-            clock_rate: negotiated.codec.clock_rate(),
-            ptime: negotiated.ptime,
-        },
-    );
-    rtp.set_sending(negotiated.direction.flags().0);
+    rtp.apply(&negotiated);
     tracing::info!(%call_id, caller = %ringing.caller, codec = negotiated.codec.name(), pin = door.needs_pin(), "room dial-in answered");
     if door.needs_pin() {
         let entered = tokio::time::timeout(PIN_TIMEOUT, read_pin(&rtp, &mut events, &*door)).await;
