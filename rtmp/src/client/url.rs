@@ -131,6 +131,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_a_parsed_url_parses_back(s in "(rtmps?://)?\\PC{0,40}") {
+            if let Ok(url) = RtmpUrl::parse(&s) {
+                let again = RtmpUrl::parse(&format!("{}/{}", url.tc_url(), url.key)).unwrap();
+                proptest::prop_assert_eq!(again, url);
+            }
+        }
+    }
+
     #[test]
     fn errors_do_not_show_the_key() {
         let e = RtmpUrl::parse("rtmp://h:x/app/secret-key").unwrap_err();
