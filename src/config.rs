@@ -75,6 +75,19 @@ pub struct Config {
     pub voicemail: VoicemailConfig,
     /// `[media]`: the media engine (single-port mode, capacity).
     pub media: MediaConfig,
+    /// `[egress]`: RTMP egress (restreaming) of mountpoints.
+    pub egress: EgressConfig,
+}
+
+/// `[egress]`: RTMP egress (restreaming) of mountpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// PEM file of CA certificates trusted for `rtmps://` targets besides the system's roots
+    /// (a receiver with a self-signed or private-CA certificate); relative to the
+    /// configuration file. Default empty: the system's roots only. A file that cannot be read
+    /// or holds no certificate stops the start-up.
+    pub tls_ca_file: String,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -602,6 +615,7 @@ const SECTIONS: &[&str] = &[
     "sip",
     "voicemail",
     "media",
+    "egress",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to
@@ -723,8 +737,8 @@ impl Config {
     }
 
     /// Makes the configuration's relative paths absolute: the SQLite database of
-    /// `database.url`, `recordings.dir`, `web.janus_js`, `web.adapter_js`, `dtls.cert_pem` and
-    /// `dtls.key_pem`. A path is taken from `cwd` when `from_env(section, key)` says an
+    /// `database.url`, `recordings.dir`, `web.janus_js`, `web.adapter_js`, `dtls.cert_pem`,
+    /// `dtls.key_pem` and `egress.tls_ca_file`. A path is taken from `cwd` when `from_env(section, key)` says an
     /// environment variable gave it, from `file_base` otherwise. Empty paths stay empty.
     pub fn resolve_paths(
         &mut self,
@@ -750,6 +764,7 @@ impl Config {
         file(&mut self.web.adapter_js, base("web", "adapter_js"));
         file(&mut self.dtls.cert_pem, base("dtls", "cert_pem"));
         file(&mut self.dtls.key_pem, base("dtls", "key_pem"));
+        file(&mut self.egress.tls_ca_file, base("egress", "tls_ca_file"));
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -961,6 +976,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.http.port, 9100);
         assert_eq!(c.database.url, "postgres://x/y");
+    }
+
+    #[test]
+    fn egress_tls_ca_file_from_file_or_environment() {
+        let c =
+            Config::from_sources("[egress]\ntls_ca_file = \"ca.pem\"\n", "t", env(&[])).unwrap();
+        assert_eq!(c.egress.tls_ca_file, "ca.pem");
+        let c = Config::from_sources(
+            "",
+            "t",
+            env(&[("BIFRONS_EGRESS_TLS_CA_FILE", "/etc/bifrons/ca.pem")]),
+        )
+        .unwrap();
+        assert_eq!(c.egress.tls_ca_file, "/etc/bifrons/ca.pem");
+        assert_eq!(Config::default().egress.tls_ca_file, "");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Named RTMP egress targets in the registry (migration 0009), on SQLite and on PostgreSQL:
-//! create, read, list, update (key kept, replaced or removed), delete, and what is refused.
+//! create, read, list, update (key kept, replaced or removed), delete, and what is refused
+//! (the one destination rule: scheme, host, application, a key unless the URL names the
+//! stream).
 
 mod support;
 
@@ -31,7 +33,7 @@ async fn egress_targets_round_trip_and_refuse_bad_rows(storage: &Storage) {
         .create(&EgressSpec {
             key: None,
             enabled: false,
-            ..spec("backup", "rtmps://backup.example:443/app")
+            ..spec("backup", "rtmps://backup.example:443/app/backup-stream")
         })
         .await
         .unwrap();
@@ -40,13 +42,24 @@ async fn egress_targets_round_trip_and_refuse_bad_rows(storage: &Storage) {
     let all = repo.list(Page::first(100)).await.unwrap();
     assert_eq!(all, vec![a.clone(), b.clone()]);
 
-    // Update: a new key and mountpoint; then without a key.
+    // Update: a new key and mountpoint; without a key only when the URL names the stream.
     let mut edited = a.spec.clone();
     edited.key = Some(Secret::new("cdn-stream-key-2"));
     edited.mountpoint = "7".into();
     let a2 = repo.update(a.id, &edited).await.unwrap();
     assert_eq!(a2.spec, edited);
     edited.key = None;
+    let e = repo.update(a.id, &edited).await.unwrap_err();
+    assert!(
+        matches!(&e, StorageError::Invalid { field: "egress key", reason } if reason.contains("a stream key is needed")),
+        "{e}"
+    );
+    assert_eq!(
+        repo.get(a.id).await.unwrap(),
+        a2,
+        "a refused update changes nothing"
+    );
+    edited.url = "rtmp://a.rtmp.youtube.com/live2/stream-name".into();
     assert_eq!(repo.update(a.id, &edited).await.unwrap().spec.key, None);
 
     // Refused: other schemes, no application, a taken name, unknown rows.
@@ -55,6 +68,7 @@ async fn egress_targets_round_trip_and_refuse_bad_rows(storage: &Storage) {
         "srt://x.example:9000",
         "rtmp://x.example",
         "rtmp:///live",
+        "rtmps://x.example:0/live",
     ] {
         let e = repo.create(&spec("bad", url)).await.unwrap_err();
         assert!(

@@ -251,7 +251,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/panel/api/v1/stream-keys"),
     ("patch", "/panel/api/v1/stream-keys/{id}"),
     ("delete", "/panel/api/v1/stream-keys/{id}"),
-    ("put", "/panel/api/v1/stream-keys/{id}/egress"),
     ("get", "/panel/api/v1/egress-targets"),
     ("post", "/panel/api/v1/egress-targets"),
     ("get", "/panel/api/v1/egress-targets/{id}"),
@@ -857,7 +856,8 @@ async fn egress_targets_crud_keeps_the_key_write_only_and_refuses_other_urls_wit
         .await;
     assert_eq!(r.status, 422);
 
-    // PUT without a key keeps it, "" removes it; rtmps is fine.
+    // PUT without a key keeps it; rtmps is fine. "" removes it only where the URL names the
+    // stream: otherwise 422 naming the key.
     let r = c
         .write(
             "PUT",
@@ -877,14 +877,31 @@ async fn egress_targets_crud_keeps_the_key_write_only_and_refuses_other_urls_wit
             Some(json!({"name": "yt", "url": "rtmps://a.rtmps.youtube.com:443/live2", "mountpoint": "studio", "key": ""})),
         )
         .await;
-    assert_eq!(r.json()["has_key"], false);
+    assert_eq!((r.status, r.code().as_str()), (422, "unprocessable"));
+    assert_eq!(r.json()["error"]["field"], "key");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("a stream key is needed"),
+        "{}",
+        r.text()
+    );
+    let r = c
+        .write(
+            "PUT",
+            &format!("/panel/api/v1/egress-targets/{id}"),
+            Some(json!({"name": "yt", "url": "rtmps://a.rtmps.youtube.com:443/live2/show-1", "mountpoint": "studio", "key": ""})),
+        )
+        .await;
+    assert_eq!(r.json()["has_key"], false, "{}", r.text());
 
     // Duplicates, viewers, unknown ids.
     let r = c
         .write(
             "POST",
             "/panel/api/v1/egress-targets",
-            Some(json!({"name": "yt", "url": "rtmp://b.example/live", "mountpoint": "1"})),
+            Some(json!({"name": "yt", "url": "rtmp://b.example/live", "key": "k", "mountpoint": "1"})),
         )
         .await;
     assert_eq!((r.status, r.code().as_str()), (409, "already_exists"));
@@ -1099,8 +1116,10 @@ async fn a_stream_key_is_shown_once_with_its_rtmp_url_and_can_be_revoked() {
     gw.stop().await;
 }
 
+/// Egress targets have one record, `/egress-targets`: a stream key carries no list of its own
+/// and the old per-key route is gone.
 #[tokio::test]
-async fn egress_targets_are_replaced_as_a_whole_and_their_keys_stay_write_only() {
+async fn stream_keys_have_no_egress_list_of_their_own() {
     let gw = gateway().await;
     let c = Client::login(gw.admin_http, "root", ADMIN_PASSWORD).await;
     let created = c
@@ -1111,86 +1130,22 @@ async fn egress_targets_are_replaced_as_a_whole_and_their_keys_stay_write_only()
         )
         .await
         .json();
+    assert!(created["stream_key"].get("egress").is_none(), "{created}");
     let id = created["stream_key"]["id"].as_i64().unwrap();
-    let path = format!("/panel/api/v1/stream-keys/{id}/egress");
-    let yt_key = "yt-Egress-Key-Narwhal";
     let r = c
         .write(
             "PUT",
-            &path,
-            Some(json!({"targets": [
-                {"mountpoint": "show", "url": "rtmp://a.rtmp.youtube.com/live2", "key": yt_key},
-                {"mountpoint": "show", "url": "rtmps://live.example.net/app"}
-            ]})),
+            &format!("/panel/api/v1/stream-keys/{id}/egress"),
+            Some(json!({"targets": [{"mountpoint": "show", "url": "rtmp://h.example/live", "key": "k"}]})),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(!r.text().contains(yt_key));
-    let egress = r.json()["egress"].clone();
-    assert_eq!(egress[0]["has_key"], true);
-    assert_eq!(egress[1]["has_key"], false);
-    assert_eq!(egress[1]["url"], "rtmps://live.example.net/app");
-    let list = c.get("/panel/api/v1/stream-keys").await;
-    assert_eq!(list.json()[0]["egress"].as_array().unwrap().len(), 2);
-    assert!(!list.text().contains(yt_key));
-
-    // Sending the list again without keys keeps the stored key of the same target.
-    let r = c
-        .write(
-            "PUT",
-            &path,
-            Some(json!({"targets": [{"mountpoint": "show", "url": "rtmp://a.rtmp.youtube.com/live2"}]})),
-        )
-        .await;
-    assert_eq!(r.json()["egress"][0]["has_key"], true);
-    let stored = gw
-        .core
-        .storage
-        .stream_keys()
-        .get(bifrons::storage::StreamKeyId(id))
-        .await
-        .unwrap();
-    assert_eq!(stored.egress.len(), 1);
-    assert_eq!(stored.egress[0].key.as_ref().unwrap().expose(), yt_key);
-
-    // A bad URL changes nothing; "" removes the key; an empty list removes every target.
-    let r = c
-        .write(
-            "PUT",
-            &path,
-            Some(json!({"targets": [{"mountpoint": "show", "url": "http://nope"}]})),
-        )
-        .await;
-    assert_eq!((r.status, r.code().as_str()), (400, "invalid_input"));
+    assert!(matches!(r.status, 404 | 405), "{} {}", r.status, r.text());
+    let list = c.get("/panel/api/v1/stream-keys").await.json();
+    assert!(list[0].get("egress").is_none(), "{list}");
     assert_eq!(
-        gw.core
-            .storage
-            .stream_keys()
-            .get(stored.id)
-            .await
-            .unwrap()
-            .egress
-            .len(),
-        1
+        c.get("/panel/api/v1/egress-targets").await.json(),
+        json!([])
     );
-    let r = c
-        .write(
-            "PUT",
-            &path,
-            Some(json!({"targets": [{"mountpoint": "show", "url": "rtmp://a.rtmp.youtube.com/live2", "key": ""}]})),
-        )
-        .await;
-    assert_eq!(r.json()["egress"][0]["has_key"], false);
-    let r = c.write("PUT", &path, Some(json!({"targets": []}))).await;
-    assert_eq!(r.json()["egress"], json!([]));
-    let r = c
-        .write(
-            "PUT",
-            "/panel/api/v1/stream-keys/999/egress",
-            Some(json!({"targets": []})),
-        )
-        .await;
-    assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
     gw.stop().await;
 }
 
@@ -1612,11 +1567,10 @@ async fn secrets_never_reach_the_log_nor_later_answers() {
         .as_str()
         .unwrap()
         .to_owned();
-    let key_id = c.get("/panel/api/v1/stream-keys").await.json()[0]["id"].clone();
     c.write(
-        "PUT",
-        &format!("/panel/api/v1/stream-keys/{key_id}/egress"),
-        Some(json!({"targets": [{"mountpoint": "k1", "url": "rtmp://x.example/app", "key": "Egress-Key-Heron-5"}]})),
+        "POST",
+        "/panel/api/v1/egress-targets",
+        Some(json!({"name": "x", "mountpoint": "k1", "url": "rtmp://x.example/app", "key": "Egress-Key-Heron-5"})),
     )
     .await;
     let account = c
@@ -1656,6 +1610,7 @@ async fn secrets_never_reach_the_log_nor_later_answers() {
         "/panel/api/v1/trunks",
         "/panel/api/v1/accounts",
         "/panel/api/v1/stream-keys",
+        "/panel/api/v1/egress-targets",
         "/panel/api/v1/users",
         "/panel/api/v1/live",
     ] {
@@ -1669,7 +1624,7 @@ async fn secrets_never_reach_the_log_nor_later_answers() {
     );
     assert!(logged.contains("panel: failed login"));
     assert!(logged.contains("panel: stream key created"));
-    assert!(logged.contains("panel: egress targets set"));
+    assert!(logged.contains("panel: egress target created"));
     assert!(
         logged.contains("panel: request refused") && logged.contains("path=/panel/api/v1/login"),
         "a refused request is logged with its path"

@@ -3,9 +3,9 @@
 mod support;
 
 use bifrons::storage::{
-    admin_bootstrap_hint, AccountSpec, DtmfMode, EgressTarget, NewRecording, NewStreamKey, NewUser,
-    Page, RecordingFilter, RecordingKind, Role, Secret, Storage, StorageError, Timestamp,
-    Transport, TrunkSpec, UserId,
+    admin_bootstrap_hint, AccountSpec, DtmfMode, NewRecording, NewStreamKey, NewUser, Page,
+    RecordingFilter, RecordingKind, Role, Secret, Storage, StorageError, Timestamp, Transport,
+    TrunkSpec, UserId,
 };
 
 fn assert_invalid<T: std::fmt::Debug>(r: Result<T, StorageError>, field: &str) {
@@ -417,33 +417,19 @@ async fn accounts_crud_and_voicemail_pin(s: &Storage) {
     s.trunks().delete(trunk.id).await.unwrap();
 }
 
-fn target(mountpoint: &str, url: &str) -> EgressTarget {
-    EgressTarget {
-        mountpoint: mountpoint.into(),
-        url: url.into(),
-        key: Some(Secret::new("yt-key")),
-    }
-}
-
-async fn stream_keys_crud_and_egress(s: &Storage) {
+async fn stream_keys_crud(s: &Storage) {
     let keys = s.stream_keys();
     let new = NewStreamKey {
         name: "studio".into(),
         owner: "alice".into(),
         enabled: true,
-        egress: vec![
-            target("main", "rtmp://a.example.com/live"),
-            target("main", "rtmps://b.example.com:443/app"),
-        ],
     };
     let k = keys.create(&new).await.unwrap();
     assert!(k.key.expose().len() >= 32, "keys are long random strings");
-    assert_eq!(k.egress, new.egress);
     assert_eq!(k.last_used, None);
     let other = keys
         .create(&NewStreamKey {
             name: "other".into(),
-            egress: vec![],
             ..new.clone()
         })
         .await
@@ -467,57 +453,8 @@ async fn stream_keys_crud_and_egress(s: &Storage) {
         vec![other.clone()]
     );
 
-    assert_exists(
-        keys.create(&NewStreamKey {
-            egress: vec![],
-            ..new.clone()
-        })
-        .await,
-    );
-    assert_invalid(
-        keys.create(&NewStreamKey {
-            name: "x".into(),
-            egress: vec![target("m", "http://x/live")],
-            ..new.clone()
-        })
-        .await,
-        "egress url",
-    );
-    // A duplicate target fails inside the transaction: the key row must not survive either.
-    let dup = NewStreamKey {
-        name: "dup".into(),
-        egress: vec![
-            target("m", "rtmp://a.example.com/live"),
-            target("m", "rtmp://a.example.com/live"),
-        ],
-        ..new.clone()
-    };
-    assert_exists(keys.create(&dup).await);
-    assert_eq!(
-        keys.list(Page::default()).await.unwrap().len(),
-        2,
-        "no half-written key"
-    );
-
-    // Replacing targets is atomic: a bad batch leaves the old targets in place.
-    let bad = vec![
-        target("n", "rtmp://c.example.com/live"),
-        target("n", "rtmp://c.example.com/live"),
-    ];
-    assert_exists(keys.set_egress(k.id, &bad).await);
-    assert_eq!(keys.get(k.id).await.unwrap().egress, new.egress);
-    let replaced = keys
-        .set_egress(k.id, &[target("side", "rtmp://d.example.com/x")])
-        .await
-        .unwrap();
-    assert_eq!(
-        replaced.egress,
-        vec![target("side", "rtmp://d.example.com/x")]
-    );
-    assert_not_found(
-        keys.set_egress(bifrons::storage::StreamKeyId(9999), &[])
-            .await,
-    );
+    assert_exists(keys.create(&new).await);
+    assert_eq!(keys.list(Page::default()).await.unwrap().len(), 2);
 
     let upd = keys.update(k.id, "studio-2", "bob", false).await.unwrap();
     assert_eq!(
@@ -768,7 +705,7 @@ on_both_backends!(
     users_crud_and_login,
     trunks_crud,
     accounts_crud_and_voicemail_pin,
-    stream_keys_crud_and_egress,
+    stream_keys_crud,
     recordings_crud_filters_and_batches,
     recordings_started_then_finished,
     call_recordings_carry_caller_and_callee,

@@ -31,4 +31,8 @@ pub enum RtmpError {
     /// The remote server refused the request.
     #[error("refused by server: {0}")]
     Refused(String),
+    /// `rtmps://`: the TLS session could not be set up (certificate not trusted or not for
+    /// this host, no common protocol version, a CA file that cannot be read).
+    #[error("TLS: {0}")]
+    Tls(String),
 }

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::trunk::read_secret;
 
-/// Account settings `add` and `edit` take; on `edit`, an option left out keeps its value.
+/// What `edit` may change; an option left out keeps its value.
 #[derive(Debug, Args)]
 pub struct AccountOptions {
     /// Trunk its calls go through (by name).
@@ -34,9 +34,18 @@ pub enum AccountCommand {
     Add {
         /// Extension, as dialled (e.g. 100, *97): 1 to 64 characters, no control characters, no leading or trailing spaces
         extension: String,
-        /// Its settings; --trunk and --uri are required.
-        #[command(flatten)]
-        options: AccountOptions,
+        /// Trunk its calls go through (by name).
+        #[arg(long)]
+        trunk: String,
+        /// The account's SIP URI (address of record), e.g. sip:100@pbx.example.com.
+        #[arg(long)]
+        uri: String,
+        /// Display name shown to callees.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Whether unanswered calls go to voicemail.
+        #[arg(long)]
+        voicemail: Option<bool>,
     },
     /// List accounts (secrets are never shown, only whether one is set).
     List,
@@ -108,18 +117,21 @@ async fn run_on(
     secret: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        AccountCommand::Add { extension, options } => {
-            let (Some(trunk), Some(uri)) = (&options.trunk, &options.uri) else {
-                bail!("--trunk and --uri are required");
-            };
+        AccountCommand::Add {
+            extension,
+            trunk,
+            uri,
+            display_name,
+            voicemail,
+        } => {
             let spec = AccountSpec {
                 extension: extension.clone(),
-                display_name: options.display_name.clone().unwrap_or_default(),
-                sip_uri: uri.clone(),
-                trunk_id: trunk_id(storage, trunk).await?,
+                display_name: display_name.unwrap_or_default(),
+                sip_uri: uri,
+                trunk_id: trunk_id(storage, &trunk).await?,
                 user_id: None,
                 access_token: None,
-                voicemail_enabled: options.voicemail.unwrap_or(false),
+                voicemail_enabled: voicemail.unwrap_or(false),
             };
             match storage.accounts().create(&spec).await {
                 Ok(a) => println!(
@@ -133,21 +145,31 @@ async fn run_on(
             }
         }
         AccountCommand::List => {
+            let trunks: std::collections::HashMap<_, _> = storage
+                .trunks()
+                .list(Page::first(Page::MAX_LIMIT))
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t.spec.name))
+                .collect();
             println!(
-                "{:>5}  {:<12} {:<36} {:<20} {:<6} {:<9} web secret",
+                "{:>5}  {:<12} {:<36} {:<20} {:<16} {:<9} web secret",
                 "id", "extension", "uri", "display name", "trunk", "voicemail"
             );
             let mut page = Page::first(Page::MAX_LIMIT);
             loop {
                 let accounts = storage.accounts().list(page).await?;
                 for a in &accounts {
+                    let trunk = trunks
+                        .get(&a.spec.trunk_id)
+                        .map_or_else(|| a.spec.trunk_id.to_string(), Clone::clone);
                     println!(
-                        "{:>5}  {:<12} {:<36} {:<20} {:<6} {:<9} {}",
+                        "{:>5}  {:<12} {:<36} {:<20} {:<16} {:<9} {}",
                         a.id,
                         a.spec.extension,
                         a.spec.sip_uri,
                         a.spec.display_name,
-                        a.spec.trunk_id,
+                        trunk,
                         a.spec.voicemail_enabled,
                         if a.has_web_secret { "set" } else { "-" }
                     );

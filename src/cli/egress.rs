@@ -1,11 +1,13 @@
 //! `bifrons egress add|list|rm`: named RTMP egress targets in the registry (what the panel's
 //! Egress page manages). The destination's stream key is read from stdin (first line) or a
-//! hidden prompt, never from the command line, and never printed.
+//! hidden prompt, never from the command line, and never printed. `add` applies the registry's
+//! one rule for a destination ([`validate::egress_destination`]): the URL is checked before the
+//! key is asked for, and a refusal names the part that is wrong.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
-use bifrons::storage::{EgressSpec, Page, Secret, Storage, StorageError};
+use bifrons::storage::{validate, EgressSpec, Page, Secret, Storage, StorageError};
 use clap::Subcommand;
 
 /// `bifrons egress ...`
@@ -15,13 +17,16 @@ pub enum EgressCommand {
     Add {
         /// Name: 1 to 64 characters, no leading or trailing spaces.
         name: String,
-        /// Destination, rtmp://host[:port]/app or rtmps://...
+        /// Destination, rtmp://host[:port]/app or rtmps://host[:port]/app (TLS); without
+        /// --key, the URL ends with the stream name: rtmp://host/app/NAME.
         #[arg(long)]
         url: String,
-        /// Mountpoint (id or name) whose media is sent.
+        /// Mountpoint (id or name) whose media is sent; it may be created later (starting the
+        /// target then says "no such mountpoint").
         #[arg(long)]
         mountpoint: String,
-        /// Read the destination's stream key (stdin's first line, or a prompt on a terminal).
+        /// Read the destination's stream key (stdin's first line, or a prompt on a terminal);
+        /// needed unless the URL ends with the stream name.
         #[arg(long)]
         key: bool,
         /// Store it disabled.
@@ -35,6 +40,21 @@ pub enum EgressCommand {
         /// Its name.
         name: String,
     },
+}
+
+/// The operator's message for a refused target: the reason, with the flag to use when the
+/// key is missing.
+fn refusal(e: StorageError) -> anyhow::Error {
+    match e {
+        StorageError::Invalid {
+            field: validate::EGRESS_KEY,
+            reason,
+        } if reason.contains("is needed") => {
+            anyhow::anyhow!("egress key: {reason}; --key reads it from stdin")
+        }
+        StorageError::Invalid { field, reason } => anyhow::anyhow!("{field}: {reason}"),
+        other => other.into(),
+    }
 }
 
 /// Runs an `egress` subcommand against the registry at `url`.
@@ -57,6 +77,8 @@ async fn run_on(storage: &Storage, command: EgressCommand) -> anyhow::Result<Exi
             key,
             disabled,
         } => {
+            // The URL first, so that a typo is reported before the key is asked for.
+            validate::rtmp_url(validate::EGRESS_URL, &url).map_err(refusal)?;
             let key = if key {
                 Some(Secret::new(super::trunk::read_secret("Stream key")?))
             } else {
@@ -74,7 +96,7 @@ async fn run_on(storage: &Storage, command: EgressCommand) -> anyhow::Result<Exi
                 Err(StorageError::AlreadyExists { .. }) => {
                     bail!("an egress target named {name:?} already exists")
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(refusal(e)),
             }
         }
         EgressCommand::List => {

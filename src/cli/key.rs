@@ -87,7 +87,6 @@ async fn create(
             name: name.to_owned(),
             owner: CLI_OWNER.to_owned(),
             enabled: true,
-            egress: Vec::new(),
         })
         .await?;
     if mountpoint.is_some() {

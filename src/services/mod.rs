@@ -74,8 +74,15 @@ impl Services {
         tracing::info!(threads = workers.threads(), recordings = %config.recordings.dir.display(), "services started");
         let status = StatusBoard::new();
         let workers = Arc::new(workers);
+        let egress_tls = match config.egress.tls_ca_file.as_str() {
+            "" => None,
+            file => Some(
+                bifrons_rtmp::client::tls_config(Some(std::path::Path::new(file)))
+                    .context("reading [egress] tls_ca_file")?,
+            ),
+        };
         Ok(Self {
-            egress: egress::EgressService::new(workers.clone(), storage.clone()),
+            egress: egress::EgressService::with_tls(workers.clone(), storage.clone(), egress_tls),
             workers,
             recording,
             sip: Arc::new(sip::SipService::new(status.clone())),

@@ -32,14 +32,13 @@ pub struct EgressSpec {
 }
 
 impl EgressSpec {
-    /// `Invalid` naming the field: `name`, `egress url` (not `rtmp://`/`rtmps://`, no host or
-    /// no application path), `egress key` (longer than the text limit), `mountpoint`.
+    /// `Invalid` naming the field: `name`; `egress url` or `egress key` as
+    /// [`validate::egress_destination`] says (scheme `rtmp`/`rtmps`, a host, an application
+    /// path; a key unless the URL ends with the stream name); `mountpoint` (1..=64
+    /// characters; it need not exist yet, mountpoints may be created at run time).
     pub fn validate(&self) -> Result<()> {
         validate::name("name", &self.name)?;
-        validate::rtmp_url("egress url", &self.url)?;
-        if let Some(k) = &self.key {
-            validate::bounded_text("egress key", k.expose(), validate::MAX_TEXT_LEN)?;
-        }
+        validate::egress_destination(&self.url, self.key.as_ref().map(Secret::expose))?;
         validate::name("mountpoint", &self.mountpoint)
     }
 }

@@ -33,7 +33,7 @@ pub use recordings::{
     message_file, CreatedRange, NewRecording, Recording, RecordingFilter, Recordings,
 };
 pub use rooms::{RoomRecord, Rooms, StoredRoom, MAX_ROOM_CONFIG_LEN, MAX_ROOM_ID_LEN};
-pub use stream_keys::{EgressTarget, NewStreamKey, StreamKey, StreamKeys};
+pub use stream_keys::{NewStreamKey, StreamKey, StreamKeys};
 pub use trunks::{Trunk, TrunkSpec, Trunks};
 pub use types::{
     AccountId, DtmfMode, Page, RecordingId, RecordingKind, Role, Secret, StreamKeyId, Timestamp,

@@ -91,15 +91,29 @@ pub fn sip_uri(field: &'static str, value: &str) -> Result<()> {
     host_port(field, hostport)
 }
 
-/// An RTMP(S) URL for egress: `rtmp[s]://host[:port]/app...`.
+/// Field named by [`egress_destination`] for a bad URL.
+pub const EGRESS_URL: &str = "egress url";
+/// Field named by [`egress_destination`] for a missing or bad stream key.
+pub const EGRESS_KEY: &str = "egress key";
+
+/// An RTMP(S) application URL for egress: `rtmp[s]://host[:port]/app[/more]`, host a DNS name,
+/// IPv4 or `[IPv6]`, port 1..=65535, no empty path segment, no spaces.
+///
+/// Errors: `Invalid` naming `field`, saying which part is wrong.
 pub fn rtmp_url(field: &'static str, value: &str) -> Result<()> {
     bounded_text(field, value, MAX_URI_LEN)?;
     let rest = value
         .strip_prefix("rtmp://")
         .or_else(|| value.strip_prefix("rtmps://"))
-        .ok_or_else(|| invalid(field, "must start with rtmp:// or rtmps://"))?;
+        .ok_or_else(|| {
+            invalid(
+                field,
+                "must start with rtmp:// or rtmps:// (e.g. rtmp://a.rtmp.youtube.com/live2)",
+            )
+        })?;
     let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
     host_port(field, hostport)?;
+    let path = path.strip_suffix('/').unwrap_or(path);
     if path.is_empty() {
         return Err(invalid(
             field,
@@ -109,7 +123,49 @@ pub fn rtmp_url(field: &'static str, value: &str) -> Result<()> {
     if path.contains(char::is_whitespace) {
         return Err(invalid(field, "path must not contain spaces"));
     }
+    if path.split('/').any(str::is_empty) {
+        return Err(invalid(field, "path has an empty segment (//)"));
+    }
     Ok(())
+}
+
+/// The one rule for an RTMP egress destination, applied by the registry (create, update), the
+/// CLI (`bifrons egress add`), the panel and `egress_start`: a [`rtmp_url`] (scheme `rtmp` or
+/// `rtmps`, a host, an application path) and a stream key, unless the URL carries the stream
+/// name as its last path segment after the application (`rtmp://host/live/NAME`). `key`:
+/// `None` or `""` for no key; a key has no `/`, no spaces and at most 256 characters.
+///
+/// Which mountpoint is sent is not checked here: mountpoints may be created at run time, so a
+/// target may name one that does not exist yet; starting it then answers "no such mountpoint".
+///
+/// Errors: `Invalid` with field [`EGRESS_URL`] or [`EGRESS_KEY`].
+pub fn egress_destination(url: &str, key: Option<&str>) -> Result<()> {
+    rtmp_url(EGRESS_URL, url)?;
+    match key.filter(|k| !k.is_empty()) {
+        Some(k) => {
+            bounded_text(EGRESS_KEY, k, MAX_TEXT_LEN)?;
+            if k.contains('/') || k.contains(char::is_whitespace) {
+                return Err(invalid(EGRESS_KEY, "must not contain '/' or spaces"));
+            }
+            Ok(())
+        }
+        None => {
+            let rest = url.split_once("://").map_or("", |(_, r)| r);
+            let path = rest.split_once('/').map_or("", |(_, p)| p);
+            let path = path.strip_suffix('/').unwrap_or(path);
+            if path.contains('/') {
+                Ok(())
+            } else {
+                Err(invalid(
+                    EGRESS_KEY,
+                    format!(
+                        "a stream key is needed: give the destination's key, or end the URL \
+                         with the stream name (rtmp://host/{path}/NAME)"
+                    ),
+                ))
+            }
+        }
+    }
 }
 
 fn host_port(field: &'static str, value: &str) -> Result<()> {
@@ -240,6 +296,46 @@ mod tests {
     }
 
     #[test]
+    fn egress_destinations_need_scheme_host_app_and_a_key_or_stream_name() {
+        for (url, key) in [
+            ("rtmp://live.example.com/app", Some("k")),
+            ("rtmps://live.example.com:443/app", Some("k")),
+            ("rtmp://127.0.0.1:1935/live/stream-name", None),
+            ("rtmp://[::1]/app/inst", Some("")),
+            (
+                "rtmps://live-api-s.facebook.com:443/rtmp/",
+                Some("FB-123?s_bl=1"),
+            ),
+        ] {
+            assert!(egress_destination(url, key).is_ok(), "{url}");
+        }
+        for (url, key, field, says) in [
+            ("http://h/app", Some("k"), EGRESS_URL, "rtmp:// or rtmps://"),
+            ("rtmp://h", Some("k"), EGRESS_URL, "application path"),
+            ("rtmp:///app", Some("k"), EGRESS_URL, "missing host"),
+            ("rtmp://h:0/app", Some("k"), EGRESS_URL, "invalid port"),
+            ("rtmp://h//app", Some("k"), EGRESS_URL, "empty segment"),
+            ("rtmp://h/app", None, EGRESS_KEY, "stream key is needed"),
+            (
+                "rtmps://h/app/",
+                Some(""),
+                EGRESS_KEY,
+                "rtmp://host/app/NAME",
+            ),
+            ("rtmp://h/app", Some("a/b"), EGRESS_KEY, "'/'"),
+            ("rtmp://h/app", Some("a b"), EGRESS_KEY, "spaces"),
+        ] {
+            match egress_destination(url, key) {
+                Err(StorageError::Invalid { field: f, reason }) => {
+                    assert_eq!(f, field, "{url}");
+                    assert!(reason.contains(says), "{url}: {reason}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn rtmp_urls_need_scheme_host_and_app() {
         assert!(rtmp_url("url", "rtmp://live.example.com/app").is_ok());
         assert!(rtmp_url("url", "rtmps://live.example.com:443/app/x").is_ok());
@@ -296,6 +392,8 @@ mod tests {
         fn validators_never_panic(s in "\\PC*") {
             let _ = sip_uri("u", &s);
             let _ = rtmp_url("u", &s);
+            let _ = egress_destination(&s, Some(&s));
+            let _ = egress_destination(&s, None);
             let _ = relative_path("p", &s);
             let _ = name("n", &s);
             let _ = username(&s);

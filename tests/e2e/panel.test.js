@@ -186,19 +186,9 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
     assert.equal(list.body[0].name, 'studio-a');
     assert.ok(!JSON.stringify(list.body).includes(key), 'the API never shows it again');
 
-    // An egress target with a destination key: listed, the key only as "set".
-    await page.getByRole('row', { name: /studio-a/ }).getByRole('button', { name: 'Egress' }).click();
-    await page.getByText('No egress targets').waitFor();
-    await page.fill('#f-add-egress-target-to-studio-a-url', 'rtmp://live.example.net/app');
-    await page.fill('#f-add-egress-target-to-studio-a-key', 'egress-e2e-secret');
-    await page.getByRole('button', { name: 'Add target' }).click();
-    const egressRow = page.getByRole('region', { name: 'Egress of studio-a' }).getByRole('row', { name: /live\.example\.net/ });
-    await egressRow.waitFor();
-    assert.match(await egressRow.textContent(), /set/);
-    assert.ok(!(await page.content()).includes('egress-e2e-secret'));
-    const withEgress = await apiInPage('GET', '/stream-keys');
-    assert.deepEqual(withEgress.body[0].egress, [{ mountpoint: 'studio-a', url: 'rtmp://live.example.net/app', has_key: true }]);
-    await shot('stream-keys-egress');
+    // Egress lives on the Egress page only: a key has no egress list or button of its own.
+    assert.equal(list.body[0].egress, undefined);
+    assert.equal(await page.getByRole('row', { name: /studio-a/ }).getByRole('button', { name: 'Egress' }).count(), 0);
   }));
 
   it('shows a live echo-test call, then plays its recording to the end and deletes it', () => step(async () => {
@@ -371,7 +361,6 @@ describe('admin panel', { skip: TARGET !== 'bifrons' && 'Bifrons pages' }, () =>
       ['put', '/panel/api/v1/accounts/{id}/mailbox/greeting'], ['delete', '/panel/api/v1/accounts/{id}/mailbox/greeting'],
       ['get', '/panel/api/v1/stream-keys'], ['post', '/panel/api/v1/stream-keys'],
       ['patch', '/panel/api/v1/stream-keys/{id}'], ['delete', '/panel/api/v1/stream-keys/{id}'],
-      ['put', '/panel/api/v1/stream-keys/{id}/egress'],
       ['get', '/panel/api/v1/egress-targets'], ['post', '/panel/api/v1/egress-targets'],
       ['get', '/panel/api/v1/egress-targets/{id}'], ['put', '/panel/api/v1/egress-targets/{id}'],
       ['delete', '/panel/api/v1/egress-targets/{id}'],

@@ -12,9 +12,9 @@ const BADGES = { live: 'good', failed: 'bad' };
 function fields(t) {
   return [
     { name: 'name', label: 'Name', value: t?.name, required: true },
-    { name: 'url', label: 'RTMP URL', value: t?.url, placeholder: 'rtmp://a.rtmp.youtube.com/live2', required: true, help: 'rtmp:// or rtmps://, with the application' },
-    { name: 'key', label: 'Stream key', type: 'password', autocomplete: 'new-password', placeholder: t?.has_key ? 'unchanged' : '', help: t ? 'Leave empty to keep the stored key' : 'The destination\'s key; it cannot be read back' },
-    { name: 'mountpoint', label: 'Mountpoint', value: t?.mountpoint, required: true, help: 'Id or name of the mountpoint to send' },
+    { name: 'url', label: 'RTMP URL', value: t?.url, placeholder: 'rtmp://a.rtmp.youtube.com/live2', required: true, help: 'rtmp:// or rtmps:// (TLS), a host and the application; without a key, end it with the stream name' },
+    { name: 'key', label: 'Stream key', type: 'password', autocomplete: 'new-password', placeholder: t?.has_key ? 'unchanged' : '', help: t ? 'Leave empty to keep the stored key' : 'The destination\'s key (needed unless the URL ends with the stream name); it cannot be read back' },
+    { name: 'mountpoint', label: 'Mountpoint', value: t?.mountpoint, required: true, help: 'Id or name of the mountpoint to send; it may be created later' },
     { name: 'enabled', label: 'Enabled', type: 'checkbox', value: t ? t.enabled : true },
   ];
 }

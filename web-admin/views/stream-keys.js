@@ -1,4 +1,5 @@
 // RTMP stream keys: create (the key is shown once with the URLs), enable/disable, revoke.
+// Where a mountpoint is re-published to is the Egress page's business.
 import { api } from '../api.js';
 import { h, table, form, button, notify, errorText, fmtTime } from '../ui.js';
 
@@ -14,38 +15,6 @@ function copyButton(text) {
 export async function render(root, ctx) {
   let list = await api('GET', '/stream-keys');
   const tableSlot = h('div');
-  const egressSlot = h('div');
-  const showEgress = k => {
-    const keep = t => ({ mountpoint: t.mountpoint, url: t.url }); // no key: the stored one stays
-    const save = async targets => {
-      const updated = await api('PUT', `/stream-keys/${k.id}/egress`, { targets });
-      list = await api('GET', '/stream-keys');
-      showTable();
-      showEgress(updated);
-    };
-    const rows = table(`Egress targets of ${k.name}`, [
-      { label: 'Mountpoint', cell: t => t.mountpoint },
-      { label: 'URL', cell: t => t.url },
-      { label: 'Key', cell: t => t.has_key ? 'set' : 'none' },
-      { label: 'Actions', class: 'row-actions', cell: t => h('span', {}, button('Remove', async () => {
-        try { await save(k.egress.filter(o => o !== t).map(keep)); notify(`Egress to ${t.url} removed.`); }
-        catch (e) { notify(errorText(e), 'error'); }
-      }, 'danger')) },
-    ], k.egress, 'No egress targets: the stream is not re-published anywhere.');
-    const add = form(`Add egress target to ${k.name}`, [
-      { name: 'mountpoint', label: 'Mountpoint', value: k.name, required: true },
-      { name: 'url', label: 'RTMP URL', placeholder: 'rtmp://a.rtmp.youtube.com/live2', required: true },
-      { name: 'key', label: 'Destination stream key', type: 'password', autocomplete: 'new-password' },
-    ], 'Add target', async v => {
-      await save([...k.egress.map(keep), { mountpoint: v.mountpoint.trim(), url: v.url.trim(), key: v.key || '' }]);
-      notify('Egress target added.');
-    }, button('Close', () => egressSlot.replaceChildren(), 'secondary'));
-    egressSlot.replaceChildren(h('div', { class: 'card', role: 'region', 'aria-label': `Egress of ${k.name}` },
-      h('h2', {}, `Egress of ${k.name}`),
-      h('p', {}, 'Destinations this stream is re-published to over RTMP. Their keys are write-only.'),
-      rows, add));
-    add.querySelector('input').focus();
-  };
   const secretSlot = h('div', { 'aria-live': 'polite' });
   const showCreated = r => {
     const row = (label, value, name) => h('div', { class: 'secret-row' },
@@ -67,11 +36,9 @@ export async function render(root, ctx) {
     { label: 'State', cell: k => k.enabled ? 'enabled' : 'disabled' },
     { label: 'Created', cell: k => fmtTime(k.created_ms) },
     { label: 'Last used', cell: k => k.last_used_ms ? fmtTime(k.last_used_ms) : 'never' },
-    { label: 'Egress', cell: k => k.egress.length ? k.egress.map(e => `${e.mountpoint} → ${e.url}`).join(', ') : '—' },
   ];
   if (ctx.admin) {
     columns.push({ label: 'Actions', class: 'row-actions', cell: k => h('span', {},
-      button('Egress', () => showEgress(k), 'secondary'),
       button(k.enabled ? 'Disable' : 'Enable', async () => {
         try { await api('PATCH', `/stream-keys/${k.id}`, { enabled: !k.enabled }); ctx.rerender(); }
         catch (e) { notify(errorText(e), 'error'); }
@@ -90,7 +57,6 @@ export async function render(root, ctx) {
     h('p', { class: 'lead' }, 'Keys encoders publish with over RTMP; each key is shown once, when it is created.'),
     secretSlot,
     tableSlot,
-    egressSlot,
   );
   if (ctx.admin) {
     root.append(form('New stream key', [

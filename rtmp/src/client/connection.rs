@@ -1,23 +1,29 @@
 //! One publishing connection: handshake, connect, publish, then media until error or close.
 
+use std::sync::Arc;
+
 use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionError, ClientSessionEvent,
     ClientSessionResult, PublishRequestType,
 };
 use rml_rtmp::time::RtmpTimestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::session_io;
+use super::{session_io, tls};
 use super::{Command, Inbox, Replay, RtmpUrl};
 use crate::error::RtmpError;
 use crate::handshake::handshake;
 use crate::tag::Tag;
 
+/// A plain TCP or a TLS (`rtmps://`) connection.
+trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
+
 pub(crate) struct Publishing {
-    socket: TcpStream,
+    socket: Box<dyn Socket>,
     session: ClientSession,
     buf: Vec<u8>,
     /// After (re)connecting, media starts at a keyframe so the receiver can decode it.
@@ -29,10 +35,23 @@ fn protocol(e: ClientSessionError) -> RtmpError {
 }
 
 impl Publishing {
-    /// Connects and gets the publish accepted.
-    pub async fn open(url: &RtmpUrl) -> Result<Self, RtmpError> {
-        let mut socket = TcpStream::connect((url.host.as_str(), url.port)).await?;
-        let _ = socket.set_nodelay(true);
+    /// Connects (through TLS for `rtmps://`, with `tls` or the system's roots) and gets the
+    /// publish accepted.
+    pub async fn open(
+        url: &RtmpUrl,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, RtmpError> {
+        let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
+        let _ = tcp.set_nodelay(true);
+        let mut socket: Box<dyn Socket> = if url.tls {
+            let config = match tls {
+                Some(c) => c.clone(),
+                None => tls::default_config()?,
+            };
+            Box::new(tls::connect(config, &url.host, tcp).await?)
+        } else {
+            Box::new(tcp)
+        };
         let leftover = handshake(&mut socket, PeerType::Client).await?;
         let mut config = ClientSessionConfig::new();
         config.tc_url = Some(url.tc_url());

@@ -1,4 +1,5 @@
-//! RTMP egress: publish media to `rtmp://host[:port]/app/key`, reconnecting with backoff.
+//! RTMP egress: publish media to `rtmp://host[:port]/app/key` or `rtmps://…` (TLS, see
+//! [`tls_config`]), reconnecting with backoff.
 //!
 //! [`RtmpPublisher`] is a handle to a background task that owns the connection. Media goes in
 //! through an ordered, bounded queue whose `send_*` never wait (the same shape as the WebRTC
@@ -11,8 +12,10 @@ mod connection;
 mod player;
 mod sender;
 mod session_io;
+mod tls;
 mod url;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,7 +25,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use player::RtmpPlayer;
+pub use rustls::ClientConfig as TlsClientConfig;
 pub use sender::PublisherSender;
+pub use tls::tls_config;
 pub use url::RtmpUrl;
 
 use crate::error::RtmpError;
@@ -33,8 +38,10 @@ use sender::{Command, Inbox};
 /// Publisher settings.
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
-    /// `rtmp://host[:port]/app/key`.
+    /// `rtmp://host[:port]/app/key` or `rtmps://host[:port]/app/key`.
     pub url: String,
+    /// TLS settings for `rtmps://` (from [`tls_config`]); `None`: the system's roots only.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Reconnect after a failure (otherwise the publisher ends in [`PublisherState::Failed`]).
     pub reconnect: bool,
     /// First reconnect delay; doubled after each failed attempt.
@@ -47,9 +54,9 @@ pub struct PublisherConfig {
     /// configuration) and counts it.
     pub queue: usize,
     /// Whether a refusal by the server (`onStatus` error such as `NetStream.Publish.BadName`
-    /// for a wrong stream key) is retried like a network failure. When `false` the publisher
-    /// ends in [`PublisherState::Failed`] at once: asking again with the same key only gets
-    /// the same answer.
+    /// for a wrong stream key) or a TLS failure (a certificate that is not trusted or not for
+    /// the host) is retried like a network failure. When `false` the publisher ends in
+    /// [`PublisherState::Failed`] at once: asking again only gets the same answer.
     pub retry_refused: bool,
 }
 
@@ -59,6 +66,7 @@ impl PublisherConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            tls: None,
             reconnect: true,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
@@ -240,25 +248,30 @@ async fn run(
     let mut attempt = 0u32;
     loop {
         let _ = state.send(PublisherState::Connecting);
-        let outcome =
-            match tokio::time::timeout(config.connect_timeout, connection::Publishing::open(&url))
-                .await
-            {
-                Err(_) => Err(RtmpError::Timeout(config.connect_timeout)),
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(mut publishing)) => {
-                    info!(url = %url.tc_url(), "rtmp publishing");
-                    attempt = 0;
-                    let _ = state.send(PublisherState::Publishing);
-                    publishing.run(&mut commands, &mut replay).await
-                }
-            };
+        let outcome = match tokio::time::timeout(
+            config.connect_timeout,
+            connection::Publishing::open(&url, config.tls.as_ref()),
+        )
+        .await
+        {
+            Err(_) => Err(RtmpError::Timeout(config.connect_timeout)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(mut publishing)) => {
+                info!(url = %url.tc_url(), "rtmp publishing");
+                attempt = 0;
+                let _ = state.send(PublisherState::Publishing);
+                publishing.run(&mut commands, &mut replay).await
+            }
+        };
         let (error, refused) = match outcome {
             Ok(()) => {
                 let _ = state.send(PublisherState::Closed);
                 return;
             }
-            Err(e) => (e.to_string(), matches!(e, RtmpError::Refused(_))),
+            Err(e) => (
+                e.to_string(),
+                matches!(e, RtmpError::Refused(_) | RtmpError::Tls(_)),
+            ),
         };
         // The stream key is the secret part of the URL: only the application is logged.
         warn!(url = %url.tc_url(), %error, "rtmp publish failed");

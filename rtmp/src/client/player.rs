@@ -27,6 +27,12 @@ impl RtmpPlayer {
     /// Connects and asks to play; returns once the server accepted.
     pub async fn connect(url: &str) -> Result<Self, RtmpError> {
         let url = RtmpUrl::parse(url)?;
+        if url.tls {
+            return Err(RtmpError::InvalidUrl(format!(
+                "{}: playing over rtmps is not supported",
+                url.tc_url()
+            )));
+        }
         let mut socket = TcpStream::connect((url.host.as_str(), url.port)).await?;
         let _ = socket.set_nodelay(true);
         let leftover = handshake(&mut socket, PeerType::Client).await?;

@@ -1,14 +1,13 @@
 //! The byte plumbing both client roles (publisher and player) share around `ClientSession`.
 
 use rml_rtmp::sessions::{ClientSession, ClientSessionEvent, ClientSessionResult};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::error::RtmpError;
 
 /// Writes the outbound packets among `results` to the socket.
-pub(super) async fn write_results(
-    socket: &mut TcpStream,
+pub(super) async fn write_results<S: AsyncWrite + Unpin>(
+    socket: &mut S,
     results: Vec<ClientSessionResult>,
 ) -> Result<(), RtmpError> {
     for result in results {
@@ -21,9 +20,9 @@ pub(super) async fn write_results(
 
 /// Feeds received bytes to the session, sends what it answers and returns its events.
 /// The parser runs under `catch_unwind`: a panic on malformed input costs this connection only.
-pub(super) async fn feed(
+pub(super) async fn feed<S: AsyncWrite + Unpin>(
     session: &mut ClientSession,
-    socket: &mut TcpStream,
+    socket: &mut S,
     bytes: &[u8],
 ) -> Result<Vec<ClientSessionEvent>, RtmpError> {
     if bytes.is_empty() {

@@ -16,7 +16,9 @@
 //!
 //! Errors: 453/454 (fields), 455 (no mountpoint), 457 (secret), 460 (a second egress to the
 //! same target, unknown or disabled registry target, no egress of that id, a mountpoint
-//! without H.264/VP8/Opus), 454 for a URL that is not `rtmp://`.
+//! without H.264/VP8/Opus), 454 for a destination the egress rule refuses
+//! ([`crate::storage::validate::egress_destination`]: not `rtmp://`/`rtmps://`, no host or
+//! application, no key where the URL has no stream name).
 
 use std::sync::Arc;
 

@@ -13,6 +13,9 @@
 //!   broadcast as [`EgressEvent`]s ([`EgressService::subscribe`]).
 //! - [`target`]: URL and key apart; the key is never logged nor returned. A second egress to
 //!   the same host, port, application and key is refused ([`EgressError::Duplicate`]).
+//!   `rtmps://` targets publish inside TLS (the server's certificate checked against the
+//!   system's roots and `[egress] tls_ca_file`); a certificate that is not trusted ends the
+//!   egress in `failed` with the TLS reason.
 //!
 //! Targets come inline (URL + key) or from the registry's `egress_targets`
 //! ([`EgressService::start_registered`]); the streaming plugin registers a [`Resolver`] that
@@ -32,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock, Weak};
 
-use bifrons_rtmp::client::{PublisherConfig, RtmpPublisher};
+use bifrons_rtmp::client::{PublisherConfig, RtmpPublisher, TlsClientConfig};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -205,12 +208,25 @@ pub struct EgressService {
     table: Mutex<Table>,
     events: broadcast::Sender<EgressEvent>,
     next_id: AtomicU64,
+    /// TLS settings of `rtmps://` targets (`None`: the system's roots).
+    tls: Option<Arc<TlsClientConfig>>,
     me: Weak<EgressService>,
 }
 
 impl EgressService {
-    /// A service running its codec jobs on `workers` and reading targets from `storage`.
+    /// A service running its codec jobs on `workers` and reading targets from `storage`;
+    /// `rtmps://` targets trust the system's roots.
     pub fn new(workers: Arc<WorkerPool>, storage: Storage) -> Arc<Self> {
+        Self::with_tls(workers, storage, None)
+    }
+
+    /// As [`new`](Self::new), `rtmps://` targets using `tls` (from
+    /// [`bifrons_rtmp::client::tls_config`], e.g. with `[egress] tls_ca_file`).
+    pub fn with_tls(
+        workers: Arc<WorkerPool>,
+        storage: Storage,
+        tls: Option<Arc<TlsClientConfig>>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             workers,
             storage,
@@ -218,6 +234,7 @@ impl EgressService {
             table: Mutex::new(Table::default()),
             events: broadcast::channel(256).0,
             next_id: AtomicU64::new(1),
+            tls,
             me: me.clone(),
         })
     }
@@ -282,10 +299,13 @@ impl EgressService {
             initial_backoff: state::BACKOFF.0,
             max_backoff: state::BACKOFF.1,
             retry_refused: false,
+            tls: self.tls.clone(),
             ..PublisherConfig::new(target.publish_url())
         };
         let publisher = RtmpPublisher::start(config).map_err(|_| {
-            EgressError::Target(TargetError::NotRtmp("no host, application or key"))
+            EgressError::Target(TargetError::Invalid(
+                "invalid egress url: no host, application or key".into(),
+            ))
         })?;
         let Some(group) = table.groups.get_mut(&media.id) else {
             return Err(EgressError::Start("mountpoint job vanished".into()));

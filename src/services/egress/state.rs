@@ -25,7 +25,8 @@ pub enum EgressState {
         /// Why the last attempt failed.
         reason: String,
     },
-    /// Given up (the server refused the publish, e.g. a wrong key). The egress stays listed
+    /// Given up (the server refused the publish, e.g. a wrong key, or an `rtmps://` server's
+    /// certificate is not trusted: `TLS: …`). The egress stays listed
     /// until `egress_stop`.
     Failed {
         /// Why.

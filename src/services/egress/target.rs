@@ -3,7 +3,7 @@
 
 use bifrons_rtmp::client::RtmpUrl;
 
-use crate::storage::Secret;
+use crate::storage::{validate, Secret, StorageError};
 
 /// An RTMP destination.
 #[derive(Clone)]
@@ -12,11 +12,12 @@ pub struct Target {
     pub name: Option<String>,
     /// The registry target's row id, when it came from the registry.
     pub registry_id: Option<i64>,
-    /// `rtmp://host[:port]/app` without the key.
+    /// `rtmp[s]://host:port/app` without the key.
     url: String,
     /// The stream key (last path segment of the publish URL).
     key: Secret,
-    /// `host:port/app/key`, lower-cased host: what makes two egresses "the same target".
+    /// `scheme://host:port/app/key`, lower-cased host: what makes two egresses "the same
+    /// target".
     identity: String,
 }
 
@@ -30,47 +31,45 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// Why a destination is unusable.
+/// Why a destination is unusable: the rule of [`validate::egress_destination`] (the one the
+/// registry, the CLI and the panel apply when a target is created), with its message, e.g.
+/// `invalid egress key: a stream key is needed: …`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
-    /// Not `rtmp://host[:port]/app`, or no key (neither given nor in the URL).
-    #[error("egress url must be rtmp://host[:port]/app with a stream key ({0})")]
-    NotRtmp(&'static str),
+    /// Not `rtmp[s]://host[:port]/app`, or no key (neither given nor in the URL).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<StorageError> for TargetError {
+    fn from(e: StorageError) -> Self {
+        TargetError::Invalid(e.to_string())
+    }
 }
 
 impl Target {
-    /// A destination from an application URL and a key; with no key the URL's last path
-    /// segment is the key (`rtmp://host/app/key`). `rtmps://` is refused (no TLS client).
+    /// A destination from an application URL (`rtmp://` or `rtmps://`, TLS) and a key; with
+    /// no key the URL's last path segment is the key (`rtmp://host/app/key`).
+    ///
+    /// Errors: [`TargetError::Invalid`] as [`validate::egress_destination`] says.
     pub fn new(url: &str, key: Option<&str>) -> Result<Self, TargetError> {
-        let url = url.trim().trim_end_matches('/');
-        if url.starts_with("rtmps://") {
-            return Err(TargetError::NotRtmp("rtmps is not supported"));
-        }
-        if !url.starts_with("rtmp://") {
-            return Err(TargetError::NotRtmp("not an rtmp:// URL"));
-        }
+        let url = url.trim();
+        validate::egress_destination(url, key)?;
+        let url = url.trim_end_matches('/');
         let full = match key {
-            Some(k) if !k.is_empty() => {
-                if k.contains('/') || k.chars().any(char::is_whitespace) {
-                    return Err(TargetError::NotRtmp("the key has a '/' or a space"));
-                }
-                format!("{url}/{k}")
-            }
+            Some(k) if !k.is_empty() => format!("{url}/{k}"),
             _ => url.to_string(),
         };
-        let parsed = RtmpUrl::parse(&full)
-            .map_err(|_| TargetError::NotRtmp("no host, application or key"))?;
+        let parsed = RtmpUrl::parse(&full).map_err(|_| {
+            TargetError::Invalid("invalid egress url: no host, application or key".into())
+        })?;
         Ok(Self {
             name: None,
             registry_id: None,
-            url: format!(
-                "rtmp://{}:{}/{}",
-                bracket(&parsed.host),
-                parsed.port,
-                parsed.app
-            ),
+            url: parsed.tc_url(),
             identity: format!(
-                "{}:{}/{}/{}",
+                "{}://{}:{}/{}/{}",
+                if parsed.tls { "rtmps" } else { "rtmp" },
                 parsed.host.to_ascii_lowercase(),
                 parsed.port,
                 parsed.app,
@@ -87,7 +86,7 @@ impl Target {
         self
     }
 
-    /// `rtmp://host:port/app`: what may be shown and logged.
+    /// `rtmp[s]://host:port/app`: what may be shown and logged.
     pub fn display(&self) -> &str {
         &self.url
     }
@@ -100,14 +99,6 @@ impl Target {
     /// Whether both name the same host, port, application and key.
     pub fn same_as(&self, other: &Target) -> bool {
         self.identity == other.identity
-    }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
     }
 }
 
@@ -128,10 +119,26 @@ mod tests {
     }
 
     #[test]
+    fn rtmps_is_a_target_of_its_own() {
+        let a = Target::new("rtmps://live.example.com/rtmp", Some("k1")).unwrap();
+        assert_eq!(a.display(), "rtmps://live.example.com:443/rtmp");
+        assert_eq!(a.publish_url(), "rtmps://live.example.com:443/rtmp/k1");
+        let b = Target::new("rtmp://live.example.com:443/rtmp", Some("k1")).unwrap();
+        assert!(!a.same_as(&b));
+    }
+
+    #[test]
+    fn says_why_a_destination_is_refused() {
+        let e = Target::new("rtmp://h/app", None).unwrap_err();
+        assert!(e.to_string().contains("a stream key is needed"), "{e}");
+        let e = Target::new("srt://h/app", Some("k")).unwrap_err();
+        assert!(e.to_string().contains("rtmp:// or rtmps://"), "{e}");
+    }
+
+    #[test]
     fn refuses_what_is_not_rtmp() {
         for (url, key) in [
             ("http://h/app", Some("k")),
-            ("rtmps://h/app", Some("k")),
             ("rtmp://h", Some("k")),
             ("rtmp://h/app", None),
             ("rtmp://h/app", Some("a/b")),

@@ -1,6 +1,8 @@
 //! `/egress-targets`: named RTMP destinations a mountpoint is re-published to. The
-//! destination's stream key is write-only (answers say `has_key`); the URL must be `rtmp://` or
-//! `rtmps://` with an application path (`422 unprocessable` otherwise). Each target shows the
+//! destination's stream key is write-only (answers say `has_key`). The destination follows the
+//! registry's one rule ([`validate::egress_destination`]): `rtmp://` or `rtmps://`, a host, an
+//! application path, and a key unless the URL ends with the stream name; otherwise
+//! `422 unprocessable` with `field` `url` or `key`. The mountpoint need not exist yet. Each target shows the
 //! live state of its egress (from [`super::egress_control::EgressControl`]); `POST …/start` and `…/stop`
 //! start and stop it.
 
@@ -13,7 +15,7 @@ use utoipa::ToSchema;
 use super::auth::{AdminUser, JsonBody, Viewer};
 use super::error::{ErrorBody, ErrorCode, PanelError, PanelResult};
 use super::PanelState;
-use crate::storage::{Egress, EgressId, EgressSpec, Page, Secret, StorageError};
+use crate::storage::{validate, Egress, EgressId, EgressSpec, Page, Secret, StorageError};
 
 /// Where a target's re-publishing stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -125,16 +127,23 @@ impl EgressInput {
     }
 }
 
-/// A refused URL is `422 unprocessable`; everything else as the registry says.
+/// A destination refused by [`validate::egress_destination`] is `422 unprocessable` naming
+/// the form field (`url` or `key`); everything else as the registry says.
 fn refused(e: StorageError) -> PanelError {
     match e {
-        StorageError::Invalid {
-            field: "egress url",
-            reason,
-        } => {
-            let mut err =
-                PanelError::new(ErrorCode::Unprocessable, format!("invalid url: {reason}"));
-            err.set_field("url");
+        StorageError::Invalid { field, reason }
+            if field == validate::EGRESS_URL || field == validate::EGRESS_KEY =>
+        {
+            let name = if field == validate::EGRESS_URL {
+                "url"
+            } else {
+                "key"
+            };
+            let mut err = PanelError::new(
+                ErrorCode::Unprocessable,
+                format!("invalid {name}: {reason}"),
+            );
+            err.set_field(name);
             err
         }
         other => other.into(),
@@ -182,7 +191,7 @@ pub async fn get_egress(
         (status = 404, body = ErrorBody),
         (status = 400, description = "Disabled, or its mountpoint is missing or has no media to send", body = ErrorBody),
         (status = 409, description = "An egress to the same destination runs already", body = ErrorBody),
-        (status = 422, description = "The target's URL or key cannot be used (rtmps is not supported)", body = ErrorBody),
+        (status = 422, description = "The target's URL or key cannot be used", body = ErrorBody),
         (status = 503, description = "No streaming plugin in this gateway", body = ErrorBody)),
     security(("session" = [], "csrf" = [])))]
 pub async fn start_egress(
@@ -231,7 +240,7 @@ fn unavailable() -> PanelError {
 #[utoipa::path(post, path = "/egress-targets", tag = "egress", request_body = EgressInput,
     responses((status = 201, body = EgressView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, description = "The URL is not rtmp:// or rtmps:// with an application", body = ErrorBody)),
+        (status = 422, description = "The URL is not rtmp:// or rtmps:// with a host and an application, or no key where the URL has no stream name", body = ErrorBody)),
     security(("session" = [], "csrf" = [])))]
 pub async fn create_egress(
     State(state): State<PanelState>,
@@ -253,7 +262,7 @@ pub async fn create_egress(
     params(("id" = i64, Path, description = "Egress target id")),
     responses((status = 200, body = EgressView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, description = "The URL is not rtmp:// or rtmps:// with an application", body = ErrorBody)),
+        (status = 422, description = "The URL is not rtmp:// or rtmps:// with a host and an application, or no key where the URL has no stream name", body = ErrorBody)),
     security(("session" = [], "csrf" = [])))]
 pub async fn update_egress(
     State(state): State<PanelState>,

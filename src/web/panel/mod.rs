@@ -190,7 +190,6 @@ fn api(state: PanelState) -> (Router, utoipa::openapi::OpenApi) {
             stream_keys::update_stream_key,
             stream_keys::revoke_stream_key
         ))
-        .routes(routes!(stream_keys::set_egress))
         .routes(routes!(egress::list_egress, egress::create_egress))
         .routes(routes!(
             egress::get_egress,

@@ -1,6 +1,6 @@
 //! `/stream-keys`: RTMP stream keys. A key is shown once, when created, with the RTMP URL
-//! (and WHIP URL when configured) to paste into an encoder; revoking deletes it. Egress
-//! targets are listed with `has_key` only.
+//! (and WHIP URL when configured) to paste into an encoder; revoking deletes it. Where a
+//! mountpoint is re-published to is managed under `/egress-targets` ([`super::egress`]).
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -11,18 +11,7 @@ use utoipa::ToSchema;
 use super::auth::{AdminUser, JsonBody, Viewer};
 use super::error::{ErrorBody, PanelResult};
 use super::PanelState;
-use crate::storage::{EgressTarget, NewStreamKey, Page, Secret, StreamKey, StreamKeyId};
-
-/// An RTMP egress target (its key is never returned).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EgressView {
-    /// Mountpoint whose media is re-published.
-    pub mountpoint: String,
-    /// `rtmp://`/`rtmps://` destination.
-    pub url: String,
-    /// Whether a destination key is stored.
-    pub has_key: bool,
-}
+use crate::storage::{NewStreamKey, Page, StreamKey, StreamKeyId};
 
 /// A stream key as the API shows it after creation: without the key.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,8 +28,6 @@ pub struct StreamKeyView {
     pub created_ms: i64,
     /// Last publish, Unix ms.
     pub last_used_ms: Option<i64>,
-    /// Re-publishing destinations.
-    pub egress: Vec<EgressView>,
 }
 
 impl From<StreamKey> for StreamKeyView {
@@ -52,15 +39,6 @@ impl From<StreamKey> for StreamKeyView {
             enabled: k.enabled,
             created_ms: k.created.0,
             last_used_ms: k.last_used.map(|t| t.0),
-            egress: k
-                .egress
-                .into_iter()
-                .map(|e| EgressView {
-                    mountpoint: e.mountpoint,
-                    url: e.url,
-                    has_key: e.key.is_some(),
-                })
-                .collect(),
         }
     }
 }
@@ -85,27 +63,6 @@ pub struct StreamKeyUpdate {
     pub owner: Option<String>,
     /// Allow or refuse publishing.
     pub enabled: Option<bool>,
-}
-
-/// One egress target of `PUT /stream-keys/{id}/egress`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EgressInput {
-    /// Mountpoint whose media is re-published.
-    pub mountpoint: String,
-    /// `rtmp://`/`rtmps://` destination application URL.
-    pub url: String,
-    /// The destination's stream key. Absent or `null` keeps the key stored for the same
-    /// mountpoint and URL (if any); `""` stores none.
-    pub key: Option<String>,
-}
-
-/// `PUT /stream-keys/{id}/egress` body: the complete new list.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EgressList {
-    /// Targets, in order (at most 32).
-    pub targets: Vec<EgressInput>,
 }
 
 /// A new stream key: the only answer that carries the key.
@@ -175,7 +132,6 @@ pub async fn create_stream_key(
             name: body.name.trim().to_owned(),
             owner,
             enabled: true,
-            egress: Vec::new(),
         })
         .await?;
     tracing::info!(by = %admin.user.username, name = %created.name, "panel: stream key created");
@@ -232,49 +188,7 @@ pub async fn update_stream_key(
     Ok(Json(updated.into()))
 }
 
-/// Replaces the RTMP egress targets of a stream key (all or nothing). Destination keys are
-/// write-only: answers say `has_key`.
-#[utoipa::path(put, path = "/stream-keys/{id}/egress", tag = "stream keys", request_body = EgressList,
-    params(("id" = i64, Path, description = "Stream key id")),
-    responses((status = 200, body = StreamKeyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "A target listed twice", body = ErrorBody)),
-    security(("session" = [], "csrf" = [])))]
-pub async fn set_egress(
-    State(state): State<PanelState>,
-    AdminUser(admin): AdminUser,
-    Path(id): Path<i64>,
-    JsonBody(body): JsonBody<EgressList>,
-) -> PanelResult<Json<StreamKeyView>> {
-    let keys = state.storage().stream_keys();
-    let old = keys.get(StreamKeyId(id)).await?;
-    let targets: Vec<EgressTarget> = body
-        .targets
-        .into_iter()
-        .map(|t| {
-            let mountpoint = t.mountpoint.trim().to_owned();
-            let url = t.url.trim().to_owned();
-            let key = match t.key {
-                Some(k) if k.is_empty() => None,
-                Some(k) => Some(Secret::new(k)),
-                None => old
-                    .egress
-                    .iter()
-                    .find(|o| o.mountpoint == mountpoint && o.url == url)
-                    .and_then(|o| o.key.clone()),
-            };
-            EgressTarget {
-                mountpoint,
-                url,
-                key,
-            }
-        })
-        .collect();
-    let updated = keys.set_egress(old.id, &targets).await?;
-    tracing::info!(by = %admin.user.username, name = %updated.name, targets = updated.egress.len(), "panel: egress targets set");
-    Ok(Json(updated.into()))
-}
-
-/// Revokes (deletes) a stream key and its egress targets.
+/// Revokes (deletes) a stream key.
 #[utoipa::path(delete, path = "/stream-keys/{id}", tag = "stream keys",
     params(("id" = i64, Path, description = "Stream key id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
