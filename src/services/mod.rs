@@ -59,6 +59,8 @@ pub struct Services {
     pub status: StatusBoard,
     /// RTMP egress of mountpoints.
     pub egress: Arc<egress::EgressService>,
+    /// Where the audio bridge opens a room's mountpoint (filled by the streaming plugin).
+    pub room_mountpoints: Arc<rooms::restream::RoomMountpoints>,
 }
 
 impl Services {
@@ -81,6 +83,7 @@ impl Services {
             sip: Arc::new(sip::SipService::new(status.clone())),
             streams: Arc::new(streams::MountpointHub::new()),
             status,
+            room_mountpoints: Arc::default(),
         })
     }
 

@@ -158,6 +158,8 @@ pub struct Room {
     pub config: serde_json::Map<String, Value>,
     /// The account line callers dial in on, while the room has an extension.
     pub dial_in: Mutex<Option<DialIn>>,
+    /// The id of the mountpoint restreaming the mix, while there is one.
+    pub mountpoint: Mutex<Option<u64>>,
     next_mix_id: AtomicU64,
 }
 
@@ -192,6 +194,7 @@ impl Room {
             announcements: Announcements::default(),
             config,
             dial_in: Mutex::new(None),
+            mountpoint: Mutex::new(None),
             next_mix_id: AtomicU64::new(1),
         }
     }

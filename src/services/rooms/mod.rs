@@ -20,6 +20,7 @@ pub mod bench;
 pub mod codec;
 pub mod jitter;
 mod job;
+pub mod restream;
 pub mod sip_leg;
 
 use std::sync::atomic::{AtomicU64, Ordering};
