@@ -75,6 +75,29 @@ pub struct Config {
     pub voicemail: VoicemailConfig,
     /// `[media]`: the media engine (single-port mode, capacity).
     pub media: MediaConfig,
+    /// `[egress]`: RTMP egress of mountpoints.
+    pub egress: EgressConfig,
+}
+
+/// `[egress]`: RTMP egress of mountpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Video of the egress of an audio-only mountpoint (a room's mix): `"none"` (audio-only
+    /// FLV, the default) or `"still"` (a still H.264 picture at 5 fps, an IDR every 2 s, for
+    /// RTMP services that refuse a stream without video).
+    pub audio_only_video: AudioOnlyVideo,
+}
+
+/// `[egress] audio_only_video`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioOnlyVideo {
+    /// Audio-only FLV.
+    #[default]
+    None,
+    /// A still picture as video.
+    Still,
 }
 
 /// `[general]`: sessions, authentication, logging.
@@ -602,6 +625,7 @@ const SECTIONS: &[&str] = &[
     "sip",
     "voicemail",
     "media",
+    "egress",
 ];
 
 /// Variables starting with [`ENV_PREFIX`] that belong to the tools around the gateway, not to

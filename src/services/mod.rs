@@ -75,6 +75,9 @@ impl Services {
             })?;
         tracing::info!(threads = workers.threads(), recordings = %config.recordings.dir.display(), "services started");
         let status = StatusBoard::new();
+        egress::still::set_still_for_audio_only(
+            config.egress.audio_only_video == crate::config::AudioOnlyVideo::Still,
+        );
         let workers = Arc::new(workers);
         Ok(Self {
             egress: egress::EgressService::new(workers.clone(), storage.clone()),

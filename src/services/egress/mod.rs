@@ -23,6 +23,7 @@ pub mod job;
 pub mod panel;
 pub mod sink;
 pub mod state;
+pub mod still;
 pub mod target;
 pub mod timeline;
 pub mod video;
@@ -336,7 +337,7 @@ impl EgressService {
                 video::VideoRoute::transcode(options.video_bitrate, options.fps)
                     .map_err(EgressError::Start)?,
             ),
-            None => None,
+            None => video::VideoRoute::for_audio_only(),
         };
         let audio = if media.opus {
             Some((
@@ -349,6 +350,7 @@ impl EgressService {
         let video_name = match media.video {
             Some(VideoInput::H264) => "passthrough",
             Some(VideoInput::Vp8) => "transcoded",
+            None if video.is_some() => "still",
             None => "none",
         };
         let (input, rx) = input_queue(JOB_QUEUE);
