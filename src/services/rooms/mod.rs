@@ -20,6 +20,7 @@ pub mod bench;
 pub mod codec;
 pub mod jitter;
 mod job;
+pub mod pin_prompt;
 pub mod restream;
 pub mod sip_leg;
 
