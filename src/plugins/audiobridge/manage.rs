@@ -287,7 +287,14 @@ pub(super) async fn create_room(
             Some(l) if l <= 20 => l as u8,
             _ => 0,
         },
+        spatial: bool_of(body, "spatial_audio").unwrap_or(false),
     };
+    if audio.spatial && audio.sampling_rate != 48_000 {
+        return Err(AbError::new(
+            INVALID_ELEMENT,
+            "Invalid element (spatial_audio needs sampling_rate 48000)",
+        ));
+    }
     let description = str_of(body, "description").filter(|d| !d.is_empty());
     let (secret, pin) = match hashed {
         Some(h) => (h.secret, h.pin),
@@ -312,6 +319,7 @@ pub(super) async fn create_room(
             sampling_rate: audio.sampling_rate,
             vad: vad_of(audio.audio_active_packets, audio.audio_level_average),
             talk_events: audiolevel_event,
+            spatial: audio.spatial,
         },
     )
     .map_err(|e| AbError::new(UNKNOWN_ERROR, format!("Error starting the mixer: {e}")))?;
@@ -465,7 +473,7 @@ fn list(bridge: &Bridge) -> Value {
                     "room": r.id.to_json(),
                     "description": s.description,
                     "sampling_rate": r.audio.sampling_rate,
-                    "spatial_audio": false,
+                    "spatial_audio": r.audio.spatial,
                     "pin_required": s.pin.is_some(),
                     "record": s.record,
                     "muted": r.muted.load(Ordering::Relaxed),

@@ -54,6 +54,9 @@ pub struct RoomAudio {
     pub default_bitrate: u32,
     /// Default expected loss for participants, percent.
     pub default_expectedloss: u8,
+    /// `spatial_audio` (48 kHz rooms): stereo listeners hear each voice at its
+    /// `spatial_position`.
+    pub spatial: bool,
 }
 
 /// One participant of a room.

@@ -48,15 +48,18 @@ export async function waitInPage(page, fn, check, what, arg = undefined, timeout
   }
 }
 
-/** Opens a page that joins `room` as `display` sending a `freq` Hz tone (in `codec` if given). */
-export async function joinPage(browser, siteUrl, server, room, display, freq, codec = undefined) {
+/**
+ * Opens a page that joins `room` as `display` sending a `freq` Hz tone (in `codec` if given);
+ * `opts.join`: more fields of the `join` request, `opts.stereo`: ask for stereo Opus.
+ */
+export async function joinPage(browser, siteUrl, server, room, display, freq, codec = undefined, opts = {}) {
   const page = await browser.newPage();
   const log = [];
   page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
   await page.goto(siteUrl);
   await page.waitForFunction(() => typeof window.joinRoom === 'function');
-  const ids = await page.evaluate(([s, r, d, f, c]) => window.joinRoom(s, r, d, f, c), [server, room, display, freq, codec]);
+  const ids = await page.evaluate(([s, r, d, f, c, o]) => window.joinRoom(s, r, d, f, c, o), [server, room, display, freq, codec, opts]);
   return { page, ids, log, freq, display };
 }
 
