@@ -15,7 +15,7 @@ import path from 'node:path';
 import { startGateway, freePorts } from './lib/gateway.js';
 import { adminStreaming, spawnProcess } from './lib/streaming.js';
 import {
-  startPageServer, launchChromium, waitInPage, joinPage, toneShare,
+  startPageServer, launchChromium, waitInPage, joinPage, toneShare, adminBridge, waitEgressState,
 } from './lib/audiobridge.js';
 
 const ROOM = 5150;
@@ -23,34 +23,10 @@ const SECRET = 'restream-secret';
 const TONES = [440, 1000];
 const QUIET = 3000;
 
-/** An audiobridge request through the Admin API's `message_plugin`. */
-async function adminBridge(gw, request) {
-  const res = await fetch(gw.adminHttpUrl, {
-    method: 'POST',
-    body: JSON.stringify({
-      janus: 'message_plugin', transaction: `t${Date.now()}${Math.random()}`, admin_secret: gw.adminSecret,
-      plugin: 'janus.plugin.audiobridge', request,
-    }),
-  });
-  return (await res.json()).response;
-}
-
 /** `ffmpeg -listen 1` taking one RTMP publish on `port` into `file`. */
 function receiver(port, file) {
   return spawnProcess('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-listen', '1',
     '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/app/k1`, '-c', 'copy', '-f', 'flv', file]);
-}
-
-/** Waits until egress `id` is `state`; returns its `egress_list` entry. */
-async function waitState(gw, id, state, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const list = await adminStreaming(gw, { request: 'egress_list' });
-    const e = list.list?.find((x) => x.id === id);
-    if (e?.state === state) return e;
-    if (Date.now() > deadline) throw new Error(`egress ${id} not ${state}: ${JSON.stringify(list)}`);
-    await sleep(100);
-  }
 }
 
 /** ffprobe of `file`: its audio and video streams and duration (s). */
@@ -130,10 +106,10 @@ describe('an audio bridge room restreamed as a mountpoint', () => {
     });
     assert.equal(started.streaming, 'egress_started', JSON.stringify(started));
     assert.equal(started.egress.video, 'none');
-    await waitState(gw, started.egress.id, 'live');
+    await waitEgressState(gw, started.egress.id, 'live');
     const liveAt = Date.now();
     await sleep(8000);
-    const frames = (await waitState(gw, started.egress.id, 'live')).audio_frames;
+    const frames = (await waitEgressState(gw, started.egress.id, 'live')).audio_frames;
     await adminStreaming(gw, { request: 'egress_stop', egress_id: started.egress.id });
     const ranMs = Date.now() - liveAt;
     await Promise.race([rx.exited, sleep(15000)]);

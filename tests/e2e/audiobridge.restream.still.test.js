@@ -15,33 +15,11 @@ import AudioBridgePlugin from 'janode/plugins/audiobridge';
 import { startGateway, freePorts } from './lib/gateway.js';
 import { connect } from './lib/janode.js';
 import { adminStreaming, spawnProcess } from './lib/streaming.js';
-import { startRtpReceiver, sendPcmuTone } from './lib/audiobridge.js';
+import {
+  startRtpReceiver, sendPcmuTone, adminBridge, waitEgressState,
+} from './lib/audiobridge.js';
 
 const ROOM = 5250;
-
-/** An audiobridge request through the Admin API's `message_plugin`. */
-async function adminBridge(gw, request) {
-  const res = await fetch(gw.adminHttpUrl, {
-    method: 'POST',
-    body: JSON.stringify({
-      janus: 'message_plugin', transaction: `t${Date.now()}${Math.random()}`, admin_secret: gw.adminSecret,
-      plugin: 'janus.plugin.audiobridge', request,
-    }),
-  });
-  return (await res.json()).response;
-}
-
-/** Waits until egress `id` is `state`; returns its `egress_list` entry. */
-async function waitState(gw, id, state, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const list = await adminStreaming(gw, { request: 'egress_list' });
-    const e = list.list?.find((x) => x.id === id);
-    if (e?.state === state) return e;
-    if (Date.now() > deadline) throw new Error(`egress ${id} not ${state}: ${JSON.stringify(list)}`);
-    await sleep(100);
-  }
-}
 
 /** The packets of `file`'s `kind` stream (`v` or `a`): times (s) and keyframe flags. */
 function packets(file, kind) {
@@ -91,10 +69,10 @@ describe('audio-only egress with a still picture', () => {
     });
     assert.equal(started.streaming, 'egress_started', JSON.stringify(started));
     assert.equal(started.egress.video, 'still');
-    await waitState(gw, started.egress.id, 'live');
+    await waitEgressState(gw, started.egress.id, 'live');
     const liveAt = Date.now();
     await sleep(8000);
-    const listed = await waitState(gw, started.egress.id, 'live');
+    const listed = await waitEgressState(gw, started.egress.id, 'live');
     await adminStreaming(gw, { request: 'egress_stop', egress_id: started.egress.id });
     const ranMs = Date.now() - liveAt;
     await Promise.race([rx.exited, sleep(15000)]);

@@ -7,21 +7,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway } from './lib/gateway.js';
-import { startPageServer, launchChromium, waitInPage, joinPage } from './lib/audiobridge.js';
+import {
+  startPageServer, launchChromium, waitInPage, joinPage, adminBridge,
+} from './lib/audiobridge.js';
 
 const ROOM = 5350;
-
-/** An audiobridge request through the Admin API's `message_plugin`. */
-async function adminBridge(gw, request) {
-  const res = await fetch(gw.adminHttpUrl, {
-    method: 'POST',
-    body: JSON.stringify({
-      janus: 'message_plugin', transaction: `t${Date.now()}${Math.random()}`, admin_secret: gw.adminSecret,
-      plugin: 'janus.plugin.audiobridge', request,
-    }),
-  });
-  return (await res.json()).response;
-}
 
 describe('audio bridge spatial audio', () => {
   let gw;

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
+import { adminStreaming } from './streaming.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -148,4 +149,28 @@ export async function sendPcmuTone(port, freq, seconds) {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   socket.close();
+}
+
+/** An audiobridge request through the Admin API's `message_plugin` of gateway `gw`. */
+export async function adminBridge(gw, request) {
+  const res = await fetch(gw.adminHttpUrl, {
+    method: 'POST',
+    body: JSON.stringify({
+      janus: 'message_plugin', transaction: `t${Date.now()}${Math.random()}`, admin_secret: gw.adminSecret,
+      plugin: 'janus.plugin.audiobridge', request,
+    }),
+  });
+  return (await res.json()).response;
+}
+
+/** Waits until egress `id` is `state` (streaming `egress_list` over the Admin API); returns its entry. */
+export async function waitEgressState(gw, id, state, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await adminStreaming(gw, { request: 'egress_list' });
+    const e = list.list?.find((x) => x.id === id);
+    if (e?.state === state) return e;
+    if (Date.now() > deadline) throw new Error(`egress ${id} not ${state}: ${JSON.stringify(list)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
