@@ -25,7 +25,7 @@ pub mod plain_rtp;
 mod restream;
 pub mod room;
 pub mod sip;
-mod stereo;
+pub mod stereo;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
