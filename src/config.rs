@@ -88,6 +88,21 @@ pub struct EgressConfig {
     /// configuration file. Default empty: the system's roots only. A file that cannot be read
     /// or holds no certificate stops the start-up.
     pub tls_ca_file: String,
+    /// Video of the egress of an audio-only mountpoint (a room's mix): `"none"` (audio-only
+    /// FLV, the default) or `"still"` (a still H.264 picture at 5 fps, an IDR every 2 s, for
+    /// RTMP services that refuse a stream without video).
+    pub audio_only_video: AudioOnlyVideo,
+}
+
+/// `[egress] audio_only_video`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioOnlyVideo {
+    /// Audio-only FLV.
+    #[default]
+    None,
+    /// A still picture as video.
+    Still,
 }
 
 /// `[general]`: sessions, authentication, logging.

@@ -59,6 +59,8 @@ pub struct Services {
     pub status: StatusBoard,
     /// RTMP egress of mountpoints.
     pub egress: Arc<egress::EgressService>,
+    /// Where the audio bridge opens a room's mountpoint (filled by the streaming plugin).
+    pub room_mountpoints: Arc<rooms::restream::RoomMountpoints>,
 }
 
 impl Services {
@@ -82,12 +84,18 @@ impl Services {
             ),
         };
         Ok(Self {
-            egress: egress::EgressService::with_tls(workers.clone(), storage.clone(), egress_tls),
+            egress: egress::EgressService::with_settings(
+                workers.clone(),
+                storage.clone(),
+                egress_tls,
+                config.egress.audio_only_video == crate::config::AudioOnlyVideo::Still,
+            ),
             workers,
             recording,
             sip: Arc::new(sip::SipService::new(status.clone())),
             streams: Arc::new(streams::MountpointHub::new()),
             status,
+            room_mountpoints: Arc::default(),
         })
     }
 

@@ -8,7 +8,7 @@
 // - kick: a dialled bob kicked → the gateway's BYE (kamailio logs it, baresip ends the call).
 // - dial-in: carol calls dave (the room's extension 100); the room has a PIN: a wrong PIN
 //   keeps her out, the right one (RFC 4733 digits then #) puts her in; the browser hears her
-//   700 Hz.
+//   700 Hz. Before typing she hears the PIN prompt (850 Hz beeps, checked in her recording).
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -162,6 +162,8 @@ describe('audio bridge SIP participants (kamailio + baresip)', () => {
       const joinedIn = async () => (await alice.page.evaluate((r) => window.request({ request: 'listparticipants', room: r }), room2)).participants.find((p) => p.sip);
       carol.command('dial', kamailio.uri('dave'));
       assert.ok(await carol.waitLog(/Call established/, 20000), `carol's call is answered:\n${carol.log().slice(-1500)}`);
+      // Asked for the PIN: carol hears the prompt tone before typing.
+      await sleep(2500);
       // A wrong PIN: still out.
       for (const d of ['1', '1', '1', '#']) { carol.command('sndcode', d); await sleep(400); }
       await until(() => fs.readFileSync(gw.logFile, 'utf8').includes('wrong PIN'), 'the wrong PIN is noticed', 20000);
@@ -174,6 +176,10 @@ describe('audio bridge SIP participants (kamailio + baresip)', () => {
       console.log(`# browser hears carol: dominant ${h.dominantHz.toFixed(0)} Hz, rms ${h.rms.toFixed(3)}`);
       carol.command('hangup');
       await until(async () => (await messages(alice)).some((m) => m.leaving === phone.id), '`leaving` after carol hung up');
+      const wav = await until(() => { const w = carol.received(); return w && w.samples.length > 2 * w.rate ? w : null; }, "carol's recording");
+      const prompt = analyze(wav.samples.slice(0, 2 * wav.rate), wav.rate);
+      console.log(`# PIN prompt in carol's first 2 s: ${prompt.hz} Hz, rms ${prompt.rms.toFixed(0)}, peak ${prompt.peak}`);
+      assert.ok(Math.abs(prompt.hz - 850) <= 10 && prompt.rms > 300, `carol heard the 850 Hz PIN prompt: ${JSON.stringify(prompt)}`);
     } finally {
       await carol.stop();
     }

@@ -15,7 +15,7 @@ use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, Kind};
 use super::forwarders::{ForwarderInfo, UdpRtpSink};
 use super::room::{Room, RoomAudio, RoomRecording, RoomSettings};
-use super::{announcements, permanent};
+use super::{announcements, permanent, restream};
 use super::{AbSession, Bridge};
 use crate::auth::HashedSecret;
 use crate::services::recording::RecordingError;
@@ -50,6 +50,8 @@ const CREATE: &[Field] = &[
     ("groups", Kind::Array, false),
     ("signed_tokens", Kind::Bool, false),
     ("sip_extension", Kind::Str, false),
+    ("mountpoint", Kind::Bool, false),
+    ("mountpoint_id", Kind::UInt, false),
 ];
 const EDIT: &[Field] = &[
     ("secret", Kind::Str, false),
@@ -152,6 +154,7 @@ pub async fn process(
         "stop_file" => announcements::stop_file(bridge, body).await,
         "stop_all_files" => announcements::stop_all_files(bridge, body).await,
         "listannouncements" => announcements::list(bridge, body).await,
+        "mountpoint" => restream::request(bridge, body).await,
         other => Err(AbError::new(
             INVALID_REQUEST,
             format!("Unknown request '{other}'"),
@@ -284,7 +287,14 @@ pub(super) async fn create_room(
             Some(l) if l <= 20 => l as u8,
             _ => 0,
         },
+        spatial: bool_of(body, "spatial_audio").unwrap_or(false),
     };
+    if audio.spatial && audio.sampling_rate != 48_000 {
+        return Err(AbError::new(
+            INVALID_ELEMENT,
+            "Invalid element (spatial_audio needs sampling_rate 48000)",
+        ));
+    }
     let description = str_of(body, "description").filter(|d| !d.is_empty());
     let (secret, pin) = match hashed {
         Some(h) => (h.secret, h.pin),
@@ -309,6 +319,7 @@ pub(super) async fn create_room(
             sampling_rate: audio.sampling_rate,
             vad: vad_of(audio.audio_active_packets, audio.audio_level_average),
             talk_events: audiolevel_event,
+            spatial: audio.spatial,
         },
     )
     .map_err(|e| AbError::new(UNKNOWN_ERROR, format!("Error starting the mixer: {e}")))?;
@@ -364,6 +375,25 @@ pub(super) async fn create_room(
             }
         }
     }
+    if bool_of(body, "mountpoint") == Some(true) {
+        match restream::open(bridge, &room, u64_of(body, "mountpoint_id")) {
+            Ok(_) => {}
+            // A restored room comes back without its mountpoint rather than not at all.
+            Err(e) if restoring => {
+                tracing::warn!(room = %room.id, error = %e.message, "restored room without mountpoint")
+            }
+            Err(e) => {
+                bridge.rooms().remove(&room.id);
+                room.destroyed.store(true, Ordering::Release);
+                room.dial_in
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                room.mix.stop();
+                return Err(e);
+            }
+        }
+    }
     if bool_of(body, "record") == Some(true) {
         let started = start_recording(
             bridge,
@@ -373,6 +403,7 @@ pub(super) async fn create_room(
         )
         .await;
         if let Err(e) = started {
+            restream::close(bridge, &room);
             bridge.rooms().remove(&room.id);
             room.destroyed.store(true, Ordering::Release);
             room.mix.stop();
@@ -388,12 +419,18 @@ pub(super) async fn create_room(
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
             stop_recording(&room).await;
+            restream::close(bridge, &room);
             room.mix.stop();
             return Err(e);
         }
     }
     tracing::info!(room = %room.id, sampling_rate, permanent = persist, "audiobridge room created");
-    Ok(json!({"audiobridge": "created", "room": room.id.to_json(), "permanent": persist}))
+    let mut created =
+        json!({"audiobridge": "created", "room": room.id.to_json(), "permanent": persist});
+    if let Some(id) = *room.mountpoint.lock().unwrap_or_else(|e| e.into_inner()) {
+        created["mountpoint"] = json!(id);
+    }
+    Ok(created)
 }
 
 /// Relays the mix's talking changes as `talking` / `stopped-talking` to every participant
@@ -432,16 +469,20 @@ fn list(bridge: &Bridge) -> Value {
         .filter_map(|r| {
             let s = r.settings();
             (!s.is_private).then(|| {
-                json!({
+                let mut entry = json!({
                     "room": r.id.to_json(),
                     "description": s.description,
                     "sampling_rate": r.audio.sampling_rate,
-                    "spatial_audio": false,
+                    "spatial_audio": r.audio.spatial,
                     "pin_required": s.pin.is_some(),
                     "record": s.record,
                     "muted": r.muted.load(Ordering::Relaxed),
                     "num_participants": r.participants().len(),
-                })
+                });
+                if let Some(id) = *r.mountpoint.lock().unwrap_or_else(|e| e.into_inner()) {
+                    entry["mountpoint"] = json!(id);
+                }
+                entry
             })
         })
         .collect();
@@ -522,6 +563,7 @@ async fn destroy(bridge: &Arc<Bridge>, body: &Body) -> AbResult<Value> {
         .unwrap_or_else(|e| e.into_inner())
         .take();
     stop_recording(&room).await;
+    restream::close(bridge, &room);
     room.mix.stop();
     tracing::info!(room = %id, "audiobridge room destroyed");
     Ok(json!({"audiobridge": "destroyed", "room": id.to_json(), "permanent": persist}))

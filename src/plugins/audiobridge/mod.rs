@@ -22,8 +22,10 @@ mod manage;
 mod participant;
 mod permanent;
 pub mod plain_rtp;
+mod restream;
 pub mod room;
 pub mod sip;
+pub mod stereo;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -54,6 +56,8 @@ pub struct Bridge {
     storage: Option<crate::storage::Storage>,
     /// What SIP participants need; `None` without a registry (tests of the bridge alone).
     sip: Option<sip::SipDeps>,
+    /// Where a room's mountpoint is opened (the streaming plugin, when loaded).
+    room_mountpoints: Arc<crate::services::rooms::restream::RoomMountpoints>,
 }
 
 impl Bridge {
@@ -133,6 +137,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
                 storage: host.storage.clone(),
                 config: host.config.sip.clone(),
             }),
+            host.services.room_mountpoints.clone(),
         );
         let restored = permanent::restore(&plugin.bridge).await;
         tracing::info!(restored, "audiobridge permanent rooms");
@@ -143,13 +148,14 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
 impl AudioBridge {
     /// The plugin, mixing on `workers`, recording through `recording`, with numeric or
     /// string ids, storing permanent rooms in `storage`, calling SIP participants through
-    /// `sip`.
+    /// `sip`, restreaming rooms through `room_mountpoints`.
     pub fn new(
         workers: Arc<WorkerPool>,
         recording: RecordingService,
         ids: IdMode,
         storage: Option<crate::storage::Storage>,
         sip: Option<sip::SipDeps>,
+        room_mountpoints: Arc<crate::services::rooms::restream::RoomMountpoints>,
     ) -> Self {
         Self {
             descriptor: PluginDescriptor {
@@ -167,6 +173,7 @@ impl AudioBridge {
                 ids,
                 storage,
                 sip,
+                room_mountpoints,
             }),
         }
     }

@@ -266,6 +266,7 @@ async fn join(
     }
     let req = read_join(bridge, body).await?;
     let (joined, others) = enter(bridge, ctx, session, req)?;
+    set_position(&joined, body);
     let event = json!({
         "audiobridge": "joined",
         "room": joined.room.id.to_json(),
@@ -365,6 +366,7 @@ async fn configure(
             let _ = room.mix.set_gain(p.mix_id, st.volume as f32 / 100.0);
         }
     }
+    set_position(&joined, body);
     if changed {
         room.notify_changed(p);
     }
@@ -397,6 +399,20 @@ fn media_codec(codec: MixCodec) -> Codec {
     }
 }
 
+/// `spatial_position` of a `join` or `configure` in a spatial room (ignored elsewhere, as
+/// Janus does).
+fn set_position(joined: &Joined, body: &Body) {
+    if !joined.room.audio.spatial {
+        return;
+    }
+    if let Some(position) = u64_of(body, "spatial_position") {
+        let _ = joined
+            .room
+            .mix
+            .set_position(joined.participant.mix_id, position.min(100) as u8);
+    }
+}
+
 /// Answers the client's offer, if the request carried one: audio only, in the participant's
 /// codec; other media are refused. Janus answers offers only (the bridge never offers here).
 async fn negotiate(
@@ -418,7 +434,7 @@ async fn negotiate(
         audio: Some(StreamPlan::new(Direction::SendRecv, vec![codec.clone()])),
         video: None,
     };
-    let (answer, negotiated) = ctx.answer_offer(jsep, &plan).await.map_err(|e| {
+    let (mut answer, negotiated) = ctx.answer_offer(jsep, &plan).await.map_err(|e| {
         tracing::warn!(error = %e, "audiobridge negotiation failed");
         AbError::new(INVALID_SDP, format!("Error negotiating: {e}"))
     })?;
@@ -432,6 +448,16 @@ async fn negotiate(
         ));
     };
     let _ = stream;
+    if joined.room.audio.spatial && joined.participant.codec == MixCodec::Opus {
+        let stereo = super::stereo::offer_wants_stereo(&jsep.sdp);
+        if stereo {
+            answer.sdp = super::stereo::answer_with_stereo(&answer.sdp);
+        }
+        let _ = joined
+            .room
+            .mix
+            .set_stereo(joined.participant.mix_id, stereo);
+    }
     attach_sink(joined, ctx);
     Ok(Some(answer))
 }

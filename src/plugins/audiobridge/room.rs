@@ -54,6 +54,9 @@ pub struct RoomAudio {
     pub default_bitrate: u32,
     /// Default expected loss for participants, percent.
     pub default_expectedloss: u8,
+    /// `spatial_audio` (48 kHz rooms): stereo listeners hear each voice at its
+    /// `spatial_position`.
+    pub spatial: bool,
 }
 
 /// One participant of a room.
@@ -158,6 +161,8 @@ pub struct Room {
     pub config: serde_json::Map<String, Value>,
     /// The account line callers dial in on, while the room has an extension.
     pub dial_in: Mutex<Option<DialIn>>,
+    /// The id of the mountpoint restreaming the mix, while there is one.
+    pub mountpoint: Mutex<Option<u64>>,
     next_mix_id: AtomicU64,
 }
 
@@ -192,6 +197,7 @@ impl Room {
             announcements: Announcements::default(),
             config,
             dial_in: Mutex::new(None),
+            mountpoint: Mutex::new(None),
             next_mix_id: AtomicU64::new(1),
         }
     }

@@ -26,6 +26,7 @@ pub mod publish_offer;
 mod publish_request;
 mod recording;
 mod reencode;
+mod room_source;
 mod rtcp_source;
 mod rtmp_ingest;
 mod rtp_header;
@@ -84,6 +85,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
         host.services
             .egress
             .set_resolver(egress::resolver(mountpoints.clone()));
+        room_source::register(host, &mountpoints);
         let rtp_iface = IpAddr::from([0, 0, 0, 0]);
         let restored = permanent::restore(&host.storage, &mountpoints, rtp_iface).await;
         if restored > 0 {

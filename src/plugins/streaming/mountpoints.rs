@@ -37,6 +37,8 @@ pub enum Source {
     Rtmp,
     /// A browser publisher (WHIP or the `publish` request): created by its first publish.
     WebRtc,
+    /// An audio bridge room's mix (Opus), see [`super::room_source`].
+    Room,
 }
 
 impl Source {
@@ -46,6 +48,7 @@ impl Source {
             Source::Rtp { .. } => "rtp",
             Source::Rtmp => "rtmp",
             Source::WebRtc => "webrtc",
+            Source::Room => "audiobridge",
         }
     }
 }

@@ -177,6 +177,9 @@ impl EgressJob {
     }
 
     fn media(&mut self, kind: MediaKind, packet: &RtpPacket, arrival: Instant) {
+        if kind == MediaKind::Audio {
+            self.still_picture(packet, arrival);
+        }
         let epoch = *self.epoch.get_or_insert(arrival);
         let mut at = arrival.saturating_duration_since(epoch).as_millis() as i64;
         if kind == MediaKind::Audio {
@@ -198,6 +201,26 @@ impl EgressJob {
         if self.held.len() < MAX_HELD {
             self.held.push_back((kind, packet.clone(), arrival));
         }
+    }
+
+    /// An audio-only mountpoint with a still picture as video ([`super::still`]): the picture
+    /// due at this audio packet's time enters as a video packet captured with it.
+    fn still_picture(&mut self, audio: &RtpPacket, arrival: Instant) {
+        let Some(still) = self.video.as_mut().and_then(VideoRoute::still) else {
+            return;
+        };
+        let Some(timestamp) = still.due(audio.timestamp) else {
+            return;
+        };
+        let picture = RtpPacket {
+            timestamp,
+            payload: Bytes::new(),
+            ..audio.clone()
+        };
+        let captured = arrival
+            .checked_sub(Duration::from_millis(AUDIO_PACKETIZATION_MS as u64))
+            .unwrap_or(arrival);
+        self.media(MediaKind::Video, &picture, captured);
     }
 
     fn warm_up_done(&mut self, now: Instant) {

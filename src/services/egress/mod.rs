@@ -26,6 +26,7 @@ pub mod job;
 pub mod panel;
 pub mod sink;
 pub mod state;
+pub mod still;
 pub mod target;
 pub mod timeline;
 pub mod video;
@@ -210,22 +211,28 @@ pub struct EgressService {
     next_id: AtomicU64,
     /// TLS settings of `rtmps://` targets (`None`: the system's roots).
     tls: Option<Arc<TlsClientConfig>>,
+    /// Whether audio-only mountpoints get a still picture as video (`[egress]
+    /// audio_only_video = "still"`).
+    still_for_audio_only: bool,
     me: Weak<EgressService>,
 }
 
 impl EgressService {
     /// A service running its codec jobs on `workers` and reading targets from `storage`;
-    /// `rtmps://` targets trust the system's roots.
+    /// `rtmps://` targets trust the system's roots, audio-only mountpoints go out as
+    /// audio-only FLV.
     pub fn new(workers: Arc<WorkerPool>, storage: Storage) -> Arc<Self> {
-        Self::with_tls(workers, storage, None)
+        Self::with_settings(workers, storage, None, false)
     }
 
     /// As [`new`](Self::new), `rtmps://` targets using `tls` (from
-    /// [`bifrons_rtmp::client::tls_config`], e.g. with `[egress] tls_ca_file`).
-    pub fn with_tls(
+    /// [`bifrons_rtmp::client::tls_config`], e.g. with `[egress] tls_ca_file`), audio-only
+    /// mountpoints sent with a still picture as video when `still_for_audio_only`.
+    pub fn with_settings(
         workers: Arc<WorkerPool>,
         storage: Storage,
         tls: Option<Arc<TlsClientConfig>>,
+        still_for_audio_only: bool,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             workers,
@@ -235,6 +242,7 @@ impl EgressService {
             events: broadcast::channel(256).0,
             next_id: AtomicU64::new(1),
             tls,
+            still_for_audio_only,
             me: me.clone(),
         })
     }
@@ -356,7 +364,7 @@ impl EgressService {
                 video::VideoRoute::transcode(options.video_bitrate, options.fps)
                     .map_err(EgressError::Start)?,
             ),
-            None => None,
+            None => video::VideoRoute::for_audio_only(self.still_for_audio_only),
         };
         let audio = if media.opus {
             Some((
@@ -369,6 +377,7 @@ impl EgressService {
         let video_name = match media.video {
             Some(VideoInput::H264) => "passthrough",
             Some(VideoInput::Vp8) => "transcoded",
+            None if video.is_some() => "still",
             None => "none",
         };
         let (input, rx) = input_queue(JOB_QUEUE);

@@ -10,6 +10,7 @@ use bifrons_transcoding::pipeline::Vp8ToH264;
 use bifrons_transcoding::video::h264::H264EncoderConfig;
 use bytes::Bytes;
 
+use super::still::StillVideo;
 use super::vp8_depacketizer::Vp8Depacketizer;
 use crate::media::RtpPacket;
 
@@ -53,6 +54,10 @@ pub enum VideoRoute {
         /// RTP timestamp of the last IDR produced.
         last_idr: Option<u32>,
     },
+    /// No video in the mountpoint: a still picture ([`super::still`]), paced by the audio.
+    /// Its `push` takes the picture's 90 kHz timestamp (from [`StillVideo::due`]) as a
+    /// packet without payload.
+    Still(Box<StillVideo>),
 }
 
 impl VideoRoute {
@@ -81,22 +86,39 @@ impl VideoRoute {
         })
     }
 
-    /// Whether the route re-encodes.
+    /// The video of an audio-only mountpoint: a still picture when `still` (`[egress]
+    /// audio_only_video = "still"`), else none.
+    pub fn for_audio_only(still: bool) -> Option<Self> {
+        still.then(|| VideoRoute::Still(Box::default()))
+    }
+
+    /// The still picture's pacing, when the route is one.
+    pub fn still(&mut self) -> Option<&mut StillVideo> {
+        match self {
+            VideoRoute::Still(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the route encodes (VP8 transcoded, or the still picture).
     pub fn transcodes(&self) -> bool {
-        matches!(self, VideoRoute::Transcode { .. })
+        matches!(self, VideoRoute::Transcode { .. } | VideoRoute::Still(_))
     }
 
     /// Makes the next transcoded picture an IDR (a target just connected); nothing for
     /// passthrough, whose targets wait for the source's next keyframe.
     pub fn request_keyframe(&mut self) {
-        if let VideoRoute::Transcode { pipeline, .. } = self {
-            pipeline.request_keyframe();
+        match self {
+            VideoRoute::Transcode { pipeline, .. } => pipeline.request_keyframe(),
+            VideoRoute::Still(still) => still.request_keyframe(),
+            VideoRoute::Passthrough { .. } => {}
         }
     }
 
     /// Takes one RTP packet; appends the access units it completes to `out`.
     pub fn push(&mut self, packet: &RtpPacket, out: &mut Vec<AccessUnit>) {
         match self {
+            VideoRoute::Still(still) => out.extend(still.picture(packet.timestamp)),
             VideoRoute::Passthrough {
                 depacketizer,
                 frames,
@@ -162,7 +184,11 @@ impl VideoRoute {
 }
 
 /// Moves SPS (7) and PPS (8) out of an access unit and drops delimiters (9).
-fn split_parameter_sets(timestamp: u32, keyframe: bool, nalus: Vec<Bytes>) -> AccessUnit {
+pub(super) fn split_parameter_sets(
+    timestamp: u32,
+    keyframe: bool,
+    nalus: Vec<Bytes>,
+) -> AccessUnit {
     let (mut sps, mut pps, mut picture) = (Vec::new(), Vec::new(), Vec::with_capacity(nalus.len()));
     for n in nalus {
         match n.first().map(|h| h & 0x1f) {

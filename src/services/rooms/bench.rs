@@ -127,6 +127,7 @@ pub fn run(config: BenchConfig) -> anyhow::Result<BenchReport> {
                 sampling_rate: config.sampling_rate,
                 vad: VadConfig::default(),
                 talk_events: false,
+                spatial: false,
             },
         )?;
         for p in 0..config.participants {

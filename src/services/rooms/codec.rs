@@ -202,9 +202,40 @@ pub struct Encoder {
     fifo: VecDeque<i16>,
     frame: Vec<i16>,
     out: Vec<u8>,
+    /// 1, or 2 for [`Encoder::stereo`] (frames interleaved left, right).
+    channels: u8,
 }
 
 impl Encoder {
+    /// A stereo Opus encoder of a 48 kHz room (spatial audio), fed 20 ms frames of
+    /// interleaved left/right samples (1920 values). Default bitrate 48 kbit/s.
+    pub fn stereo(settings: EncoderSettings) -> Result<Self, TranscodeError> {
+        let bitrate = if settings.bitrate > 0 {
+            settings.bitrate
+        } else {
+            48_000
+        };
+        let samples = MixCodec::Opus.samples_per_tick() as usize * 2;
+        Ok(Self {
+            leg: EncodeLeg::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig {
+                channels: 2,
+                bitrate,
+                frame: OpusFrameDuration::Ms20,
+                fec: settings.expected_loss > 0,
+                dtx: false,
+                expected_loss_percent: settings.expected_loss,
+                complexity: settings.complexity.clamp(1, 10),
+            })?)),
+            codec: MixCodec::Opus,
+            resampler: None,
+            room_rate: OPUS_RATE,
+            fifo: VecDeque::with_capacity(samples * 2),
+            frame: vec![0; samples],
+            out: Vec::with_capacity(512),
+            channels: 2,
+        })
+    }
+
     /// An encoder of `codec` fed 20 ms frames at `room_rate`.
     pub fn new(
         codec: MixCodec,
@@ -238,6 +269,7 @@ impl Encoder {
             fifo: VecDeque::with_capacity(codec.clock_rate() as usize / 10),
             frame: vec![0; codec.samples_per_tick() as usize],
             out: Vec::with_capacity(256),
+            channels: 1,
         })
     }
 
@@ -278,7 +310,7 @@ impl Encoder {
                 let frame = AudioFrame {
                     samples: std::mem::take(&mut self.frame),
                     sample_rate: OPUS_RATE,
-                    channels: 1,
+                    channels: self.channels,
                     timestamp: 0,
                 };
                 let result = e.encode(&frame).map(|p| {

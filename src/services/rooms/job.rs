@@ -91,6 +91,37 @@ struct Slot {
     private: Option<Encoder>,
     last_contributed: Option<u64>,
     decode_errors: u64,
+    /// Linear gain of its voice (as given to the mixer), for the stereo mix.
+    gain: f32,
+    /// Gains of its voice in the left and right channels of a spatial room.
+    pan: [f32; 2],
+    /// It receives the spatial room's stereo mix.
+    stereo: bool,
+}
+
+/// Left and right gains of a voice at `position` (0 left … 50 centre … 100 right), as Janus'
+/// AudioBridge pans: full level on the near side, falling linearly to silence on the far side
+/// as the voice moves away from the centre.
+pub fn pan_gains(position: u8) -> [f32; 2] {
+    let p = f32::from(position.min(100));
+    [((100.0 - p) / 50.0).min(1.0), (p / 50.0).min(1.0)]
+}
+
+/// Adds `pcm` (mono) at `gain`, panned by `pan`, into the interleaved stereo accumulator.
+fn add_panned(acc: &mut [i32], pcm: &[i16], gain: f32, pan: [f32; 2], sign: i32) {
+    let (l, r) = (gain * pan[0], gain * pan[1]);
+    for (frame, &s) in acc.chunks_exact_mut(2).zip(pcm) {
+        let s = f32::from(s);
+        frame[0] += sign * (s * l) as i32;
+        frame[1] += sign * (s * r) as i32;
+    }
+}
+
+/// The accumulator clamped to 16 bits into `out`.
+fn clamp_into(acc: &[i32], out: &mut [i16]) {
+    for (o, &a) in out.iter_mut().zip(acc) {
+        *o = a.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+    }
 }
 
 /// An Ogg/Opus file played into the mix (Janus' announcements): a participant that only
@@ -128,6 +159,14 @@ pub struct MixJob {
     stats: Arc<MixStats>,
     tick_zero: Option<Duration>,
     queues: Vec<QueueStats>,
+    /// Spatial room: stereo listeners get [`Self::stereo_acc`] encoded in stereo.
+    spatial: bool,
+    /// The whole stereo mix of this tick, interleaved, before clamping.
+    stereo_acc: Vec<i32>,
+    /// Scratch: a clamped stereo frame.
+    stereo_frame: Vec<i16>,
+    /// The whole stereo mix encoded once per tick for stereo listeners who did not speak.
+    shared_stereo: Option<Encoder>,
 }
 
 impl MixJob {
@@ -135,6 +174,7 @@ impl MixJob {
         room_rate: u32,
         vad: VadConfig,
         talk_events: bool,
+        spatial: bool,
         commands: InputReceiver<Command>,
         events: UnboundedSender<MixEvent>,
         stats: Arc<MixStats>,
@@ -160,6 +200,18 @@ impl MixJob {
             stats,
             tick_zero: None,
             queues,
+            spatial,
+            stereo_acc: if spatial {
+                vec![0; frame * 2]
+            } else {
+                Vec::new()
+            },
+            stereo_frame: if spatial {
+                vec![0; frame * 2]
+            } else {
+                Vec::new()
+            },
+            shared_stereo: None,
         }
     }
 
@@ -183,6 +235,24 @@ impl MixJob {
             }
             Command::Gain(id, gain) => {
                 let _ = self.mixer.set_gain(ParticipantId(id), gain);
+                if let Some(s) = self.slots.get_mut(&id) {
+                    s.gain = gain;
+                }
+            }
+            Command::Position(id, position) => {
+                if let Some(s) = self.slots.get_mut(&id) {
+                    s.pan = pan_gains(position);
+                }
+            }
+            Command::Stereo(id, stereo) => {
+                if let Some(s) = self.slots.get_mut(&id) {
+                    // Stereo needs Opus at 48 kHz on both sides.
+                    s.stereo = stereo
+                        && self.spatial
+                        && s.codec == MixCodec::Opus
+                        && self.room_rate == MixCodec::Opus.clock_rate();
+                    s.private = None;
+                }
             }
             Command::Vad(id, vad) => {
                 let _ = self.mixer.set_vad(ParticipantId(id), vad);
@@ -280,6 +350,9 @@ impl MixJob {
                 private: None,
                 last_contributed: None,
                 decode_errors: 0,
+                gain: p.gain,
+                pan: pan_gains(50),
+                stereo: false,
             },
         );
     }
@@ -388,6 +461,20 @@ impl MixJob {
             }
         }
         self.shared_payload.clear();
+        let mut shared_stereo_payload: Option<Bytes> = None;
+        if self.spatial {
+            self.stereo_acc.fill(0);
+            for (&id, s) in &self.slots {
+                if s.fed && self.mixer.contributed(ParticipantId(id)) == Some(true) {
+                    add_panned(&mut self.stereo_acc, &s.pcm, s.gain, s.pan, 1);
+                }
+            }
+            for (&id, f) in &self.files {
+                if f.fed && self.mixer.contributed(ParticipantId(id)) == Some(true) {
+                    add_panned(&mut self.stereo_acc, &f.pcm, 1.0, pan_gains(50), 1);
+                }
+            }
+        }
         let full = self.mixer.full_mix();
         for (&id, slot) in self.slots.iter_mut() {
             let contributed = self.mixer.contributed(ParticipantId(id)) == Some(true);
@@ -400,6 +487,47 @@ impl MixJob {
             let Some(out) = slot.out.as_mut() else {
                 continue;
             };
+            if slot.stereo {
+                let payload = if keep_private {
+                    if slot.private.is_none() {
+                        slot.private = Encoder::stereo(slot.settings).ok();
+                    }
+                    let Some(encoder) = slot.private.as_mut() else {
+                        continue;
+                    };
+                    // The whole room minus its own voice, panned as the others hear it.
+                    if contributed {
+                        add_panned(&mut self.stereo_acc, &slot.pcm, slot.gain, slot.pan, -1);
+                    }
+                    clamp_into(&self.stereo_acc, &mut self.stereo_frame);
+                    if contributed {
+                        add_panned(&mut self.stereo_acc, &slot.pcm, slot.gain, slot.pan, 1);
+                    }
+                    let encoded = encoder.encode(&self.stereo_frame).ok();
+                    self.stats.private_encodes.fetch_add(1, Relaxed);
+                    encoded.map(Bytes::copy_from_slice)
+                } else {
+                    slot.private = None;
+                    if shared_stereo_payload.is_none() {
+                        if self.shared_stereo.is_none() {
+                            self.shared_stereo = Encoder::stereo(EncoderSettings::default()).ok();
+                        }
+                        if let Some(encoder) = self.shared_stereo.as_mut() {
+                            clamp_into(&self.stereo_acc, &mut self.stereo_frame);
+                            shared_stereo_payload = encoder
+                                .encode(&self.stereo_frame)
+                                .ok()
+                                .map(Bytes::copy_from_slice);
+                            self.stats.shared_encodes.fetch_add(1, Relaxed);
+                        }
+                    }
+                    shared_stereo_payload.clone()
+                };
+                if let Some(p) = payload {
+                    out.send(tick, p);
+                }
+                continue;
+            }
             if keep_private {
                 if slot.private.is_none() {
                     match Encoder::new(slot.codec, self.room_rate, slot.settings) {
@@ -449,6 +577,9 @@ impl MixJob {
             }
         }
         // An encoder nobody used this tick would resume with stale state: drop it.
+        if shared_stereo_payload.is_none() {
+            self.shared_stereo = None;
+        }
         let used = &self.shared_payload;
         self.shared.retain(|codec, _| used.contains_key(codec));
         self.stats.ticks.fetch_add(1, Relaxed);

@@ -20,6 +20,8 @@ pub mod bench;
 pub mod codec;
 pub mod jitter;
 mod job;
+pub mod pin_prompt;
+pub mod restream;
 pub mod sip_leg;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,6 +159,8 @@ pub(crate) enum Command {
     TalkEvents(bool),
     ResetDecoder(u64),
     PlayFile(u64, Arc<Vec<bytes::Bytes>>, bool),
+    Position(u64, u8),
+    Stereo(u64, bool),
     StopFile(u64),
     Stop,
 }
@@ -244,6 +248,9 @@ pub struct MixSettings {
     pub vad: VadConfig,
     /// Whether talking changes are reported as [`MixEvent::Talking`].
     pub talk_events: bool,
+    /// Spatial audio (48 kHz rooms): participants that receive stereo hear each other panned
+    /// by their position ([`RoomMix::set_position`]); the others hear the mono mix.
+    pub spatial: bool,
 }
 
 /// A running room mix. Dropping it stops the job.
@@ -267,6 +274,7 @@ impl RoomMix {
             settings.sampling_rate,
             settings.vad,
             settings.talk_events,
+            settings.spatial,
             rx,
             events_tx,
             stats.clone(),
@@ -348,6 +356,18 @@ impl RoomMix {
     /// Stops the file playing under `id`.
     pub fn stop_file(&self, id: u64) -> Result<(), RoomMixError> {
         self.send(Command::StopFile(id))
+    }
+
+    /// Sets a participant's place in a spatial room's stereo image: 0 left, 50 centre, 100
+    /// right (Janus' `spatial_position`; larger values are taken as 100).
+    pub fn set_position(&self, id: u64, position: u8) -> Result<(), RoomMixError> {
+        self.send(Command::Position(id, position.min(100)))
+    }
+
+    /// Makes a participant of a spatial room receive its mix in stereo (its Opus decoder
+    /// takes two channels: `stereo=1` in its offer) or mono.
+    pub fn set_stereo(&self, id: u64, stereo: bool) -> Result<(), RoomMixError> {
+        self.send(Command::Stereo(id, stereo))
     }
 
     /// Turns talking events on or off.

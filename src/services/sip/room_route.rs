@@ -7,7 +7,9 @@
 //! Opus, PCMU and PCMA in the caller's offer (RFC 3264 §6.1) from an RTP endpoint of its own,
 //! then, when [`RoomDoor::needs_pin`], reads digits (RFC 4733 events or SIP INFO
 //! `application/dtmf-relay`) until `#`: a wrong PIN may be tried again up to
-//! [`PIN_TRIES`] times within [`PIN_TIMEOUT`], after which the call is hung up. The answered
+//! [`PIN_TRIES`] times within [`PIN_TIMEOUT`], after which the call is hung up. Until the
+//! first digit of an entry the caller hears the prompt tone of
+//! [`crate::services::rooms::pin_prompt`] (again after a wrong PIN). The answered
 //! leg goes to [`RoomDoor::enter`]; what the room does with it (mix, events, the end of the
 //! call) is the audio bridge's business.
 
@@ -24,6 +26,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ringing::RingingCall;
 use super::routing::{CallTarget, InboundCall, TargetKind};
+use crate::services::rooms::pin_prompt::{self, Prompt, PromptCodec};
 
 /// The ring-claim id of room dial-in (browser handles claim with their handle id, listen
 /// lines with `u64::MAX`).
@@ -167,7 +170,18 @@ async fn serve(
     rtp.apply(&negotiated);
     tracing::info!(%call_id, caller = %ringing.caller, codec = negotiated.codec.name(), pin = door.needs_pin(), "room dial-in answered");
     if door.needs_pin() {
-        let entered = tokio::time::timeout(PIN_TIMEOUT, read_pin(&rtp, &mut events, &*door)).await;
+        let prompt = match prompt_codec(negotiated.codec) {
+            Some(codec) => match pin_prompt::prompt(codec).await {
+                Ok(p) => Some((p, codec.samples_per_packet())),
+                Err(e) => {
+                    tracing::warn!(%call_id, error = %e, "room dial-in: no PIN prompt");
+                    None
+                }
+            },
+            None => None,
+        };
+        let entered =
+            tokio::time::timeout(PIN_TIMEOUT, read_pin(&rtp, &mut events, &*door, prompt)).await;
         let why = match entered {
             Ok(PinOutcome::Right) => None,
             Ok(PinOutcome::Wrong) => Some("wrong PIN"),
@@ -204,16 +218,42 @@ enum PinOutcome {
     Ended,
 }
 
+/// The prompt's codec for a call's codec (G.722 callers get no prompt).
+fn prompt_codec(codec: Codec) -> Option<PromptCodec> {
+    match codec {
+        Codec::Opus => Some(PromptCodec::Opus),
+        Codec::Pcmu => Some(PromptCodec::Pcmu),
+        Codec::Pcma => Some(PromptCodec::Pcma),
+        Codec::G722 => None,
+    }
+}
+
 /// Reads digits until a right PIN, [`PIN_TRIES`] wrong ones, or the end of the call. Audio
-/// received meanwhile is dropped.
+/// received meanwhile is dropped. `prompt` (payloads and RTP samples per packet) is played
+/// every 20 ms while no digit of the current entry was typed.
 async fn read_pin(
     rtp: &RtpEndpoint,
     events: &mut broadcast::Receiver<CallEvent>,
     door: &dyn RoomDoor,
+    prompt: Option<(Prompt, u32)>,
 ) -> PinOutcome {
     let mut entry = PinEntry::default();
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut position = 0usize;
     loop {
         let digit = tokio::select! {
+            _ = ticks.tick(), if prompt.is_some() => {
+                if let Some((payloads, samples)) = &prompt {
+                    if entry.digits.is_empty() && !payloads.is_empty() {
+                        let _ = rtp.send_audio(&payloads[position % payloads.len()], *samples);
+                        position = position.wrapping_add(1);
+                    } else {
+                        position = 0;
+                    }
+                }
+                continue;
+            }
             e = rtp.recv() => match e {
                 Some(RtpEvent::Dtmf(d)) => d,
                 Some(RtpEvent::Audio { .. }) => continue,

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
+import { adminStreaming } from './streaming.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -48,15 +49,18 @@ export async function waitInPage(page, fn, check, what, arg = undefined, timeout
   }
 }
 
-/** Opens a page that joins `room` as `display` sending a `freq` Hz tone (in `codec` if given). */
-export async function joinPage(browser, siteUrl, server, room, display, freq, codec = undefined) {
+/**
+ * Opens a page that joins `room` as `display` sending a `freq` Hz tone (in `codec` if given);
+ * `opts.join`: more fields of the `join` request, `opts.stereo`: ask for stereo Opus.
+ */
+export async function joinPage(browser, siteUrl, server, room, display, freq, codec = undefined, opts = {}) {
   const page = await browser.newPage();
   const log = [];
   page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
   await page.goto(siteUrl);
   await page.waitForFunction(() => typeof window.joinRoom === 'function');
-  const ids = await page.evaluate(([s, r, d, f, c]) => window.joinRoom(s, r, d, f, c), [server, room, display, freq, codec]);
+  const ids = await page.evaluate(([s, r, d, f, c, o]) => window.joinRoom(s, r, d, f, c, o), [server, room, display, freq, codec, opts]);
   return { page, ids, log, freq, display };
 }
 
@@ -145,4 +149,28 @@ export async function sendPcmuTone(port, freq, seconds) {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   socket.close();
+}
+
+/** An audiobridge request through the Admin API's `message_plugin` of gateway `gw`. */
+export async function adminBridge(gw, request) {
+  const res = await fetch(gw.adminHttpUrl, {
+    method: 'POST',
+    body: JSON.stringify({
+      janus: 'message_plugin', transaction: `t${Date.now()}${Math.random()}`, admin_secret: gw.adminSecret,
+      plugin: 'janus.plugin.audiobridge', request,
+    }),
+  });
+  return (await res.json()).response;
+}
+
+/** Waits until egress `id` is `state` (streaming `egress_list` over the Admin API); returns its entry. */
+export async function waitEgressState(gw, id, state, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await adminStreaming(gw, { request: 'egress_list' });
+    const e = list.list?.find((x) => x.id === id);
+    if (e?.state === state) return e;
+    if (Date.now() > deadline) throw new Error(`egress ${id} not ${state}: ${JSON.stringify(list)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

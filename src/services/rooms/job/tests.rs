@@ -91,7 +91,7 @@ fn room(talk_events: bool) -> Room {
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let stats = Arc::new(MixStats::default());
     let vad = VadConfig::default();
-    let job = MixJob::new(RATE, vad, talk_events, rx, tx, stats.clone());
+    let job = MixJob::new(RATE, vad, talk_events, false, rx, tx, stats.clone());
     Room {
         job,
         commands,
@@ -315,4 +315,65 @@ fn lost_packets_are_concealed_and_garbage_does_not_stop_the_mix() {
         timestamp: 0,
         payload: Bytes::new(),
     }));
+}
+
+#[test]
+fn pan_gains_follow_janus_balance() {
+    assert_eq!(pan_gains(0), [1.0, 0.0]);
+    assert_eq!(pan_gains(50), [1.0, 1.0]);
+    assert_eq!(pan_gains(100), [0.0, 1.0]);
+    assert_eq!(pan_gains(25), [1.0, 0.5]);
+    assert_eq!(pan_gains(200), [0.0, 1.0]);
+}
+
+#[test]
+fn a_spatial_room_pans_each_voice_for_stereo_listeners() {
+    let (commands, rx) = input_queue(64);
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let stats = Arc::new(MixStats::default());
+    let job = MixJob::new(
+        48_000,
+        VadConfig::default(),
+        false,
+        true,
+        rx,
+        tx,
+        stats.clone(),
+    );
+    let mut room = Room {
+        job,
+        commands,
+        events,
+        stats,
+        now: Duration::ZERO,
+    };
+    let mut peers = vec![room.join(1, 440.0, false), room.join(2, 1000.0, false)];
+    peers[1].decoder = OpusDecoder::new(2).unwrap();
+    for c in [Command::Stereo(2, true), Command::Position(1, 0)] {
+        room.commands.try_push(c).ok().unwrap();
+    }
+    let channels = |pcm: &[i16]| {
+        let left: Vec<i16> = pcm.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = pcm.iter().skip(1).step_by(2).copied().collect();
+        (rms(&left), rms(&right))
+    };
+    run(&mut room, &mut peers, &[1], 100, 0);
+    let (l, r) = channels(&peers[1].heard[peers[1].heard.len() - 96_000..]);
+    assert!(
+        l > 500.0 && l > 10.0 * r,
+        "at 0 the voice is on the left: {l} / {r}"
+    );
+    room.commands
+        .try_push(Command::Position(1, 100))
+        .ok()
+        .unwrap();
+    run(&mut room, &mut peers, &[1], 100, 100);
+    let (l, r) = channels(&peers[1].heard[peers[1].heard.len() - 96_000..]);
+    assert!(
+        r > 500.0 && r > 10.0 * l,
+        "at 100 the voice is on the right: {l} / {r}"
+    );
+    // The speaker, a mono listener, still hears nothing of itself.
+    let own = &peers[0].heard[peers[0].heard.len() - 48_000..];
+    assert!(share_at(own, 440.0, 48_000) < 0.01);
 }
