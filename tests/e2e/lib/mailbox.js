@@ -131,3 +131,19 @@ export async function startMwiPhone({ kamailio, user }) {
     close: () => sock.close(),
   };
 }
+
+/**
+ * Seconds of `samples` (at `rate` Hz) that hold speech: 20 ms windows whose RMS is within 26 dB
+ * of the loudest window's (and above 150, about -47 dBFS), summed.
+ */
+export function voicedSeconds(samples, rate) {
+  const win = Math.round(rate / 50);
+  const rms = [];
+  for (let i = 0; i + win <= samples.length; i += win) {
+    let sum = 0;
+    for (let j = i; j < i + win; j++) sum += samples[j] * samples[j];
+    rms.push(Math.sqrt(sum / win));
+  }
+  const floor = Math.max(150, Math.max(0, ...rms) / 20);
+  return rms.filter((r) => r > floor).length / 50;
+}
