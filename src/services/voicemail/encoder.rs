@@ -1,13 +1,14 @@
 //! The worker job of a mailbox message: G.711 payloads from the caller's RTP → 48 kHz → Opus
-//! 20 ms packets into the message's Ogg file, and the silence measure the answering machine
-//! stops on. Runs on `services::workers`, never on the async runtime.
+//! 20 ms packets into the message's Ogg file, or an Opus caller's packets stored as they came
+//! (decoded only to measure them), and the silence measure the answering machine stops on.
+//! Runs on `services::workers`, never on the async runtime.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bifrons_transcoding::g711::{alaw_decode, ulaw_decode};
-use bifrons_transcoding::opus_codec::{OpusEncoder, OpusEncoderConfig};
+use bifrons_transcoding::opus_codec::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
 use bifrons_transcoding::resample::Resampler;
 use bifrons_transcoding::AudioFrame;
 use bytes::Bytes;
@@ -35,16 +36,23 @@ pub enum EncoderInput {
         /// The payload (one byte per 8 kHz sample).
         payload: Vec<u8>,
     },
+    /// One RTP payload of an Opus caller (RFC 7587, 48 kHz clock): written to the file as is.
+    Opus {
+        /// The Opus packet.
+        payload: Vec<u8>,
+    },
     /// The message is over: encode what is left, then say so.
     End(oneshot::Sender<()>),
 }
 
-/// Encodes a caller's G.711 into the message's Ogg/Opus file.
+/// Encodes a caller's G.711 (or stores their Opus) into the message's Ogg/Opus file.
 pub struct MessageEncoder {
     input: InputReceiver<EncoderInput>,
     sink: RecorderSink,
     resampler: Resampler,
     encoder: OpusEncoder,
+    /// Measures an Opus caller's packets (made at the first one).
+    decoder: Option<OpusDecoder>,
     pcm: Vec<i16>,
     upsampled: Vec<i16>,
     ts: u32,
@@ -68,6 +76,7 @@ impl MessageEncoder {
                 expected_loss_percent: 0,
                 ..OpusEncoderConfig::default()
             })?,
+            decoder: None,
             pcm: Vec::with_capacity(160),
             upsampled: Vec::with_capacity(4 * OPUS_FRAME),
             ts: 0,
@@ -82,13 +91,7 @@ impl MessageEncoder {
         if self.pcm.is_empty() {
             return;
         }
-        let energy: f64 = self.pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-        let rms = (energy / self.pcm.len() as f64).sqrt();
-        if rms < SILENCE_RMS {
-            self.silent_frames.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.silent_frames.store(0, Ordering::Relaxed);
-        }
+        self.measure_silence(&self.pcm);
         let frame = AudioFrame {
             samples: std::mem::take(&mut self.pcm),
             sample_rate: G711_RATE,
@@ -101,6 +104,42 @@ impl MessageEncoder {
         }
         self.pcm = frame.samples;
         self.encode_ready(false);
+    }
+
+    /// Counts `pcm` (one packet) as silent or not.
+    fn measure_silence(&self, pcm: &[i16]) {
+        let energy: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        let rms = (energy / pcm.len().max(1) as f64).sqrt();
+        if rms < SILENCE_RMS {
+            self.silent_frames.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.silent_frames.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// An Opus caller's packet: decoded to measure silence and to know its length, then
+    /// written as it came. A packet that does not decode is dropped (logged at debug).
+    fn take_opus(&mut self, payload: &[u8]) {
+        let decoder = match &mut self.decoder {
+            Some(d) => d,
+            None => match OpusDecoder::new(1) {
+                Ok(d) => self.decoder.insert(d),
+                Err(e) => {
+                    tracing::debug!(error = %e, "voicemail Opus decoder");
+                    return;
+                }
+            },
+        };
+        let samples = match decoder.decode(payload, self.ts) {
+            Ok(frame) => frame.samples,
+            Err(e) => {
+                tracing::debug!(error = %e, "voicemail Opus packet dropped");
+                return;
+            }
+        };
+        self.measure_silence(&samples);
+        self.sink.push(Bytes::copy_from_slice(payload), self.ts);
+        self.ts = self.ts.wrapping_add(samples.len() as u32);
     }
 
     /// Encodes every whole 20 ms frame buffered (and, with `flush`, the rest padded).
@@ -138,6 +177,7 @@ impl MediaJob for MessageEncoder {
         while let Some(item) = self.input.try_recv() {
             match item {
                 EncoderInput::G711 { pt, payload } => self.take(pt, &payload),
+                EncoderInput::Opus { payload } => self.take_opus(&payload),
                 EncoderInput::End(done) => {
                     self.encode_ready(true);
                     let _ = done.send(());
@@ -153,6 +193,6 @@ impl MediaJob for MessageEncoder {
     }
 
     fn name(&self) -> &str {
-        "voicemail g711→opus"
+        "voicemail message"
     }
 }

@@ -1,9 +1,11 @@
 //! The answering machine: an inbound call nobody takes, for an account whose mailbox is on
 //! (`voicemail_enabled`), is answered, hears the greeting and a beep, and is recorded until
 //! `#` (RFC 4733 or SIP INFO), `silence_seconds` of silence, `max_seconds`, or the caller's
-//! hang-up; then it is hung up. The caller's G.711 is encoded to Opus on the codec workers
-//! ([`super::encoder`]) into a `recordings` row of kind `voicemail`, owner the extension,
-//! caller the SIP `From`.
+//! hang-up; then it is hung up. The call speaks what the caller offered among PCMU, PCMA and
+//! Opus (the line's codecs): the greeting goes out in that codec, a caller's G.711 is encoded
+//! to Opus on the codec workers ([`super::encoder`]) and an Opus caller's packets are stored
+//! as they come, into a `recordings` row of kind `voicemail`, owner the extension, caller the
+//! SIP `From`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use bifrons_sip::CallEvent;
 use tokio::sync::{broadcast, oneshot};
 
 use super::encoder::{EncoderInput, MessageEncoder};
-use super::tones::{play, Prompt};
+use super::tones::{play, Prompt, OPUS_RATE};
 use super::waiting::MessageWaiting;
 use crate::config::VoicemailConfig;
 use crate::services::recording::RecordingService;
@@ -101,11 +103,15 @@ impl AnsweringMachine {
             .await
             .ok();
         let settings = mailbox.map(|m| m.settings).unwrap_or_default();
-        let greeting = self.greeting_of(&settings).await;
+        let mut greeting = self.greeting_of(&settings).await;
+        let mut beep = self.beep.clone();
         let max_seconds = settings.max_length_s.unwrap_or(self.config.max_seconds);
-        // In the law the call negotiated (PCMU or PCMA).
+        if rtp.params().clock_rate == OPUS_RATE {
+            (greeting, beep) = opus_prompts(greeting, beep).await;
+        }
+        // In the codec the call negotiated (PCMU, PCMA or Opus).
         if play(&rtp, &greeting, &mut call.events, &[]).await.is_err()
-            || play(&rtp, &self.beep, &mut call.events, &[]).await.is_err()
+            || play(&rtp, &beep, &mut call.events, &[]).await.is_err()
         {
             tracing::info!(callee = %call.callee, "caller hung up during the greeting");
             return;
@@ -252,15 +258,21 @@ impl AnsweringMachine {
         max_seconds: u32,
     ) -> MessageEnd {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(max_seconds));
+        let params = rtp.params();
+        let opus_pt = (params.clock_rate == OPUS_RATE).then_some(params.pt);
         let silence_frames = self.config.silence_seconds.saturating_mul(50);
         let mut last_packet = tokio::time::Instant::now();
         let mut check = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
                 ev = rtp.recv() => match ev {
-                    Some(RtpEvent::Audio { pt, payload, .. }) if pt == 0 || pt == 8 => {
+                    Some(RtpEvent::Audio { pt, payload, .. }) if Some(pt) == opus_pt => {
                         last_packet = tokio::time::Instant::now();
                         // A full queue drops the packet (counted by the job's handle).
+                        let _ = tx.try_push(EncoderInput::Opus { payload });
+                    }
+                    Some(RtpEvent::Audio { pt, payload, .. }) if pt == 0 || pt == 8 => {
+                        last_packet = tokio::time::Instant::now();
                         let _ = tx.try_push(EncoderInput::G711 { pt, payload });
                     }
                     Some(RtpEvent::Dtmf('#')) => return MessageEnd::Hash,
@@ -284,6 +296,24 @@ impl AnsweringMachine {
                 }
             }
         }
+    }
+}
+
+/// The greeting and beep with their Opus packets, encoded on the blocking pool; a prompt that
+/// cannot be encoded is logged and stays without them (the Opus caller hears silence instead).
+async fn opus_prompts(greeting: Prompt, beep: Prompt) -> (Prompt, Prompt) {
+    let (g, b) = (greeting.clone(), beep.clone());
+    match tokio::task::spawn_blocking(move || {
+        Ok::<_, bifrons_transcoding::TranscodeError>((g.with_opus()?, b.with_opus()?))
+    })
+    .await
+    {
+        Ok(Ok(both)) => both,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "mailbox prompts not encoded to Opus");
+            (greeting, beep)
+        }
+        Err(_) => (greeting, beep),
     }
 }
 

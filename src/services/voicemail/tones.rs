@@ -1,7 +1,10 @@
-//! What mailbox calls hear: tones made once as G.711 in both laws ([`Prompt`]), and
-//! [`play`], which sends a prompt in real time in the law the call negotiated (PCMU, payload
-//! type 0, or PCMA, 8), so a PCMA caller hears the greeting as clearly as a PCMU one.
+//! What mailbox calls hear: tones made once as G.711 in both laws ([`Prompt`]), Opus packets
+//! made on demand for Opus calls ([`Prompt::with_opus`]), and [`play`], which sends a prompt in
+//! real time in the codec the call negotiated (PCMU, payload type 0; PCMA, 8; or Opus, the
+//! dynamic type of a 48 kHz RTP clock), so a PCMA or Opus caller hears the greeting as clearly
+//! as a PCMU one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bifrons_sip::g711::{alaw_encode, ulaw_encode};
@@ -16,11 +19,18 @@ pub const PACKET_SAMPLES: usize = 160;
 /// Amplitude of generated tones, fraction of full scale (about -10 dBFS).
 const LEVEL: f64 = 0.3;
 
-/// A sound ready to send: its 8 kHz samples in μ-law and in A-law.
+/// Opus RTP clock, Hz (RFC 7587 §4.1).
+pub const OPUS_RATE: u32 = 48_000;
+/// Samples of one 20 ms Opus packet at 48 kHz.
+pub const OPUS_PACKET_SAMPLES: u32 = 960;
+
+/// A sound ready to send: its 8 kHz samples in μ-law and in A-law, and (once
+/// [`Prompt::with_opus`] made them) the same sound as 20 ms Opus packets.
 #[derive(Debug, Clone, Default)]
 pub struct Prompt {
     ulaw: Vec<u8>,
     alaw: Vec<u8>,
+    opus: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 impl Prompt {
@@ -29,7 +39,52 @@ impl Prompt {
         Self {
             ulaw: pcm.iter().map(|&s| ulaw_encode(s)).collect(),
             alaw: pcm.iter().map(|&s| alaw_encode(s)).collect(),
+            opus: None,
         }
+    }
+
+    /// The prompt with its Opus packets (mono, 20 ms, 48 kHz clock; the last one padded with
+    /// silence), encoded from the μ-law samples. CPU work of a few ms per second of sound: call
+    /// it on the blocking pool or a worker, never on the async runtime.
+    ///
+    /// Errors: the resampler or encoder could not be made or refused a frame.
+    pub fn with_opus(mut self) -> Result<Self, bifrons_transcoding::TranscodeError> {
+        use bifrons_sip::g711::ulaw_decode;
+        use bifrons_transcoding::opus_codec::{OpusEncoder, OpusEncoderConfig};
+        use bifrons_transcoding::resample::Resampler;
+        use bifrons_transcoding::AudioFrame;
+        if self.opus.is_some() {
+            return Ok(self);
+        }
+        let pcm: Vec<i16> = self.ulaw.iter().map(|&b| ulaw_decode(b)).collect();
+        let mut resampler = Resampler::new(G711_RATE, OPUS_RATE, 1)?;
+        let mut wide = resampler
+            .process(&AudioFrame {
+                samples: pcm,
+                sample_rate: G711_RATE,
+                channels: 1,
+                timestamp: 0,
+            })?
+            .samples;
+        let frame = OPUS_PACKET_SAMPLES as usize;
+        wide.resize(wide.len().div_ceil(frame) * frame, 0);
+        let mut encoder = OpusEncoder::new(OpusEncoderConfig {
+            fec: false,
+            expected_loss_percent: 0,
+            ..OpusEncoderConfig::default()
+        })?;
+        let mut packets = Vec::with_capacity(wide.len() / frame);
+        for (i, chunk) in wide.chunks(frame).enumerate() {
+            let packet = encoder.encode(&AudioFrame {
+                samples: chunk.to_vec(),
+                sample_rate: OPUS_RATE,
+                channels: 1,
+                timestamp: (i * frame) as u32,
+            })?;
+            packets.push(packet.to_vec());
+        }
+        self.opus = Some(Arc::new(packets));
+        Ok(self)
     }
 
     /// A `hz` sine for `seconds`.
@@ -87,8 +142,10 @@ pub enum Interrupted {
     Key(char),
 }
 
-/// Sends `prompt` as 20 ms packets in real time in the call's law, discarding the caller's
-/// audio meanwhile. A DTMF digit (RFC 4733 or INFO) among `keys` stops it and is returned;
+/// Sends `prompt` as 20 ms packets in real time in the call's codec, discarding the caller's
+/// audio meanwhile: Opus packets when the call's RTP clock is [`OPUS_RATE`] (a prompt without
+/// them, see [`Prompt::with_opus`], is sent as nothing for as long as it lasts), else G.711 in
+/// the negotiated law. A DTMF digit (RFC 4733 or INFO) among `keys` stops it and is returned;
 /// other digits are ignored. `Ok(())` when it played to the end.
 pub async fn play(
     rtp: &RtpEndpoint,
@@ -96,14 +153,26 @@ pub async fn play(
     events: &mut broadcast::Receiver<CallEvent>,
     keys: &[char],
 ) -> Result<(), Interrupted> {
-    let pt = rtp.params().pt;
+    let params = rtp.params();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut chunks = prompt.for_pt(pt).chunks(PACKET_SAMPLES);
+    let opus = (params.clock_rate == OPUS_RATE).then(|| prompt.opus.clone().unwrap_or_default());
+    let mut chunks = prompt.for_pt(params.pt).chunks(PACKET_SAMPLES);
+    let mut packet = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let Some(chunk) = chunks.next() else { return Ok(()) };
-                let _ = rtp.send_audio(chunk, chunk.len() as u32);
+                match &opus {
+                    Some(packets) => {
+                        if let Some(p) = packets.get(packet) {
+                            let _ = rtp.send_audio(p, OPUS_PACKET_SAMPLES);
+                        }
+                        packet += 1;
+                    }
+                    None => {
+                        let _ = rtp.send_audio(chunk, chunk.len() as u32);
+                    }
+                }
             }
             ev = rtp.recv() => match ev {
                 None => return Err(Interrupted::HungUp),
@@ -140,6 +209,29 @@ mod tests {
         }
         let peak = u.iter().map(|s| s.unsigned_abs()).max().unwrap();
         assert!((9000..=10500).contains(&peak), "peak {peak}");
+    }
+
+    #[test]
+    fn opus_packets_hold_the_same_tone() {
+        use bifrons_transcoding::opus_codec::OpusDecoder;
+        let p = Prompt::tone(600.0, 0.5).with_opus().unwrap();
+        let packets = p.opus.clone().unwrap();
+        // 0.5 s: 25 packets of 20 ms.
+        assert_eq!(packets.len(), 25);
+        let mut dec = OpusDecoder::new(1).unwrap();
+        let mut pcm = Vec::new();
+        for (i, pkt) in packets.iter().enumerate() {
+            pcm.extend(dec.decode(pkt, (i * 960) as u32).unwrap().samples);
+        }
+        // Past the codec's start-up: the tone at about its level (0.3 of full scale, RMS ~6950).
+        let tail = &pcm[4800..];
+        let rms =
+            (tail.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
+        assert!((5500.0..8500.0).contains(&rms), "rms {rms}");
+        // Zero crossings of a 600 Hz sine: 1200 a second.
+        let crossings = tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64;
+        let hz = crossings / 2.0 / (tail.len() as f64 / 48_000.0);
+        assert!((hz - 600.0).abs() < 20.0, "{hz} Hz");
     }
 
     #[test]

@@ -3,11 +3,13 @@
 // message-waiting subscription (RFC 3842), and how long a tone is heard in a recording.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REPO_ROOT } from './gateway.js';
+import { REPO_ROOT, LOG_DIR } from './gateway.js';
 import { addUser } from './panel.js';
 import { analyze } from './sip.js';
 
@@ -129,5 +131,59 @@ export async function startMwiPhone({ kamailio, user }) {
     /** The message-summary NOTIFYs received, in order. */
     bodies: () => state.notifies.filter((n) => n.waiting !== null),
     close: () => sock.close(),
+  };
+}
+
+/**
+ * Seconds of `samples` (at `rate` Hz) that hold speech: 20 ms windows whose RMS is within 26 dB
+ * of the loudest window's (and above 150, about -47 dBFS), summed.
+ */
+export function voicedSeconds(samples, rate) {
+  const win = Math.round(rate / 50);
+  const rms = [];
+  for (let i = 0; i + win <= samples.length; i += win) {
+    let sum = 0;
+    for (let j = i; j < i + win; j++) sum += samples[j] * samples[j];
+    rms.push(Math.sqrt(sum / win));
+  }
+  const floor = Math.max(150, Math.max(0, ...rms) / 20);
+  return rms.filter((r) => r > floor).length / 50;
+}
+
+/**
+ * Runs SIPp once (`-m 1`) with scenario `tests/e2e/sipp/<scenario>` on 127.0.0.1:`port`, as
+ * `service` (the user part of its URIs), towards `remote` (host:port; none for a UAS run),
+ * with `extra` arguments. Its messages are traced to a file read by `messages()`.
+ * `exited` resolves to SIPp's exit code: 0 when every message and regexp check passed.
+ * `stop()` ends it (by its PID) if it still runs, and keeps its logs beside the gateway's.
+ */
+export function runSipp({ name, scenario, port, service = 'dave', remote = null, extra = [], timeoutS = 150 }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bifrons-e2e-sipp-${name}-`));
+  const messageFile = path.join(dir, 'messages.log');
+  const errorFile = path.join(dir, 'errors.log');
+  const args = ['-sf', path.join(REPO_ROOT, 'tests', 'e2e', 'sipp', scenario), '-m', '1', '-nostdin',
+    '-i', '127.0.0.1', '-p', String(port), '-s', service, '-timeout', `${timeoutS}s`, '-timeout_error',
+    '-trace_msg', '-message_file', messageFile, '-trace_err', '-error_file', errorFile, ...extra,
+    ...(remote ? [remote] : [])];
+  const out = fs.openSync(path.join(dir, 'stdout.log'), 'w');
+  const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  const read = (f) => { try { return fs.readFileSync(f, 'utf8'); } catch { return ''; } };
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  return {
+    exited,
+    messages: () => read(messageFile),
+    errors: () => read(errorFile),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      fs.mkdirSync(LOG_DIR, { recursive: true });
+      for (const f of ['messages.log', 'errors.log', 'stdout.log']) {
+        try { fs.copyFileSync(path.join(dir, f), path.join(LOG_DIR, `sipp-${name}-${f.replace('.log', '')}-${process.pid}.log`)); } catch { /* none */ }
+      }
+      if (!process.env.E2E_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -241,8 +241,10 @@ export function analyze(samples, rate) {
  * `message TEXT` command sends a SIP MESSAGE to.
  * `mediaenc`: '' (plain RTP), or baresip's SDES-SRTP modes 'srtp' (optional), 'srtp-mand'
  * (RTP/SAVP required), 'srtp-mandf' (RTP/SAVPF).
+ * `sourceWav`: a 16-bit WAV played once instead of the tone (in the audio format above: 8 kHz
+ * mono for G.711, 48 kHz stereo for Opus); baresip logs `aufile: end of file` at its end.
  */
-export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto', codecs = 'PCMU', params = '', contact = null, mediaenc = '' }) {
+export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto', codecs = 'PCMU', params = '', contact = null, mediaenc = '', sourceWav = null }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bifrons-e2e-baresip-${user}-`));
   const sipPort = await freeSipPort();
   const ctrlPort = await freeSipPort();
@@ -251,7 +253,8 @@ export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto'
   const opus = /opus/i.test(codecs);
   const rate = opus ? 48000 : 8000;
   const ch = opus ? 2 : 1;
-  toneWav(path.join(dir, 'tone.wav'), toneHz, 60, rate, ch);
+  if (sourceWav) fs.copyFileSync(sourceWav, path.join(dir, 'tone.wav'));
+  else toneWav(path.join(dir, 'tone.wav'), toneHz, 60, rate, ch);
   if (contact) {
     fs.writeFileSync(path.join(dir, 'contacts'), `"peer" <${contact}>\n`);
     fs.writeFileSync(path.join(dir, 'current_contact'), contact);
