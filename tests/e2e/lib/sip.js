@@ -260,8 +260,11 @@ export async function startBaresip({ kamailio, user, toneHz = 440, mode = 'auto'
     fs.writeFileSync(path.join(dir, 'current_contact'), contact);
   }
   const pass = SIP_USERS[user] || 'x';
+  // baresip matches a bare "opus" as opus/8000/1, which it does not have, and falls back to
+  // its other codecs: name Opus the way its module registers it.
+  const audioCodecs = codecs.split(',').map((c) => (/^opus$/i.test(c) ? 'opus/48000/2' : c)).join(',');
   fs.writeFileSync(path.join(dir, 'accounts'),
-    `<sip:${user}@127.0.0.1:${kamailio.port}>;auth_pass=${pass};regint=600;answermode=${mode};audio_codecs=${codecs};mediaenc=${mediaenc};medianat=${params}\n`);
+    `<sip:${user}@127.0.0.1:${kamailio.port}>;auth_pass=${pass};regint=600;answermode=${mode};audio_codecs=${audioCodecs};mediaenc=${mediaenc};medianat=${params}\n`);
   fs.writeFileSync(path.join(dir, 'config'), [
     'poll_method epoll', 'net_interface 127.0.0.1', `sip_listen 127.0.0.1:${sipPort}`, 'sip_trans_def udp',
     'audio_player alsa,null', `audio_srate ${rate}`, `audio_channels ${ch}`, `audio_source aufile,${path.join(dir, 'tone.wav')}`, 'audio_alert alsa,null',
