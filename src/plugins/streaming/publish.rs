@@ -63,6 +63,24 @@ pub async fn stream_key(storage: &Storage, token: &str) -> Result<StreamKey, Pub
     Ok(key)
 }
 
+/// Seconds between checks that a live publisher's stream key is still in the registry and
+/// enabled: revoking or disabling a key drops its publisher (RTMP, WHIP) within this time.
+pub const KEY_CHECK_SECONDS: u64 = 5;
+
+/// Whether the stream key `token` of a live publish was revoked (gone from the registry) or
+/// disabled. A registry error answers `false` (the publisher is kept, checked again later),
+/// with a log line. Nothing of the token is logged.
+pub async fn key_revoked(storage: &Storage, token: &str, mountpoint: u64) -> bool {
+    match storage.stream_keys().get_by_key(token).await {
+        Ok(k) => !k.enabled,
+        Err(crate::storage::StorageError::NotFound { .. }) => true,
+        Err(e) => {
+            tracing::warn!(mountpoint, error = %e, "stream key check failed; publisher kept");
+            false
+        }
+    }
+}
+
 /// The streams of a mountpoint a browser creates: per enabled offered kind, the first
 /// relayable codec of the offer (`a` Opus, `v` VP8 or H.264 with the offered profile).
 fn streams_of(offer: &[super::publish_offer::OfferedSection]) -> Vec<MediaStream> {

@@ -19,12 +19,13 @@ use super::ingest_guard::{IngestGuard, Verdict};
 use super::mountpoints::{
     now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
 };
+use super::publish::{key_revoked, KEY_CHECK_SECONDS};
 use super::reencode::{Coded, Reencoder, DEFAULT_BITRATE, PROFILE_LEVEL_ID};
 use super::vp8::{annex_b, AccessUnit};
 use crate::config::RtmpConfig;
 use crate::media::{Codec, MediaKind, RtpPacket};
 use crate::services::workers::{input_queue, WorkerPool};
-use crate::storage::{Storage, StorageError, Timestamp};
+use crate::storage::{Storage, Timestamp};
 use crate::web::panel::status::{Publisher, StatusBoard};
 
 /// RTP payload budget of repacketized H.264 (fits a 1280-byte SRTP packet with headers).
@@ -234,10 +235,6 @@ async fn on_publish(
     });
 }
 
-/// Seconds between checks that a live publisher's stream key is still in the registry and
-/// enabled (revoking or disabling a key drops its publisher within this time).
-const KEY_CHECK_SECONDS: u64 = 5;
-
 /// A live publish's stream key, checked against the registry while it lasts.
 struct KeyWatch {
     server: Arc<RtmpServer>,
@@ -255,15 +252,7 @@ impl KeyWatch {
     /// Drops the publisher when its key was revoked or disabled; a registry error keeps it
     /// (checked again next time).
     async fn check(&self, mountpoint: u64) {
-        let revoked = match self.storage.stream_keys().get_by_key(&self.key).await {
-            Ok(k) => !k.enabled,
-            Err(StorageError::NotFound { .. }) => true,
-            Err(e) => {
-                tracing::warn!(mountpoint, error = %e, "stream key check failed; publisher kept");
-                false
-            }
-        };
-        if revoked {
+        if key_revoked(&self.storage, &self.key, mountpoint).await {
             tracing::info!(
                 mountpoint,
                 "stream key revoked or disabled: publisher dropped"
