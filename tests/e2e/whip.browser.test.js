@@ -296,6 +296,37 @@ describe('WHIP ingest and janus.js publish', () => {
     for (const p of [viewer, keptViewer, doomed, kept]) await p.close();
   });
 
+  it('a viewer without H.264 gets an H.264 WHIP publish as VP8, transcoded once for the mountpoint', async () => {
+    const key = addKey(gw, 'whip-h264');
+    const pub = await whipPublish(pubBrowser, gw, key, '?codec=h264');
+    assert.match((await pub.evaluate(() => window.demo.stats)).videoCodec, /H264/);
+    const info = await waitLive(gw, key.mountpoint);
+    assert.deepEqual(info.media.map((m) => m.codec), ['opus', 'h264']);
+    const page = await viewBrowser.newPage();
+    // A browser that cannot decode H.264: its WHEP offer lists VP8 only.
+    await page.addInitScript(() => {
+      const add = RTCPeerConnection.prototype.addTransceiver;
+      RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
+        const t = add.call(this, kind, init);
+        if (kind === 'video') {
+          t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8'));
+        }
+        return t;
+      };
+    });
+    await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whep.html?id=${key.mountpoint}`));
+    await waitInPage(page, () => window.demo.state, (s) => s === 'idle', 'WHEP page ready', 10000);
+    await page.click('#play');
+    const demo = await waitInPage(page, () => window.demo, (d) => d.stats?.framesDecoded > 30, 'VP8 frames decoded', 45000);
+    assert.equal(demo.status, 201);
+    assert.match(demo.stats.videoCodec, /VP8/);
+    console.log(`# WHIP H.264 -> WHEP VP8: ${JSON.stringify(demo.stats)}`);
+    await page.click('#stop');
+    await page.close();
+    await pub.click('#stop');
+    await pub.close();
+  });
+
   it('a janus.js handle publishes into a mountpoint with `publish`', async () => {
     const created = await adminStreaming(gw, { request: 'create', type: 'rtmp', id: 7700, secret: 'pubsecret', description: 'janus.js studio' });
     assert.equal(created.streaming, 'created', JSON.stringify(created));

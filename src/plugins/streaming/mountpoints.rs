@@ -242,6 +242,9 @@ impl MountpointEntry {
                     hub.set_video_format(Some(VideoFormat::Vp8));
                     let v = Arc::new(Vp8Variant::start(hub, &self.workers)?);
                     tracing::info!(mountpoint = self.id, "VP8 rendition started");
+                    // Its decoder starts at an H.264 keyframe: a WebRTC publisher sends one
+                    // on request only.
+                    self.request_source_keyframe();
                     *slot = Some(v.clone());
                     v
                 }

@@ -3,10 +3,12 @@
 //! first publish as an RTMP publish creates its own), the offer narrowed to the mountpoint's
 //! codecs, and [`PublishFeed`], which hands every received RTP packet to the mountpoint's
 //! fan-out as the RTMP ingest does, untouched (Opus, VP8 or H.264 as the browser sent them:
-//! no codec work). Viewers' keyframe requests reach the publisher as a PLI.
+//! no codec work here). Viewers' keyframe requests reach the publisher as a PLI. H.264 video
+//! also goes to the mountpoint's VP8 rendition while viewers without H.264 watch (the
+//! transcoding runs on a codec worker, see [`super::vp8`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -16,7 +18,8 @@ use super::mountpoints::{
 };
 use super::publish_offer::{narrow, relayable, sections, OfferError};
 use super::rtmp_ingest::plausible_key;
-use crate::media::{MediaKind, MediaSender, Negotiated, RtpPacket, StreamInfo};
+use super::vp8::Vp8Variant;
+use crate::media::{Codec, MediaKind, MediaSender, Negotiated, RtpPacket, StreamInfo};
 use crate::storage::{Storage, StreamKey};
 
 /// Why a publish was refused.
@@ -208,6 +211,12 @@ pub struct PublishFeed {
     pub packets: [AtomicU64; 2],
     /// Set once the publish ended: nothing more is relayed.
     ended: AtomicBool,
+    /// Whether the video relayed is H.264 (a VP8 rendition may then be fed).
+    h264: bool,
+    /// The mountpoint's VP8 rendition as last read: read again from the mountpoint after each
+    /// video frame (marker bit), as the RTMP ingest reads it once per frame. Locked only by
+    /// the receive task of this publish (never by another handle).
+    vp8: Mutex<Option<Arc<Vp8Variant>>>,
 }
 
 impl PublishFeed {
@@ -240,11 +249,17 @@ impl PublishFeed {
             video_pt = ?pt[1],
             "WebRTC publisher feeds mountpoint"
         );
+        let h264 = pt[MediaKind::Video.index()].is_some()
+            && streams
+                .iter()
+                .any(|s| s.kind == MediaKind::Video && matches!(s.codec, Codec::H264 { .. }));
         Arc::new(Self {
+            vp8: Mutex::new(mountpoint.vp8()),
             mountpoint,
             pt,
             packets: [AtomicU64::new(0), AtomicU64::new(0)],
             ended: AtomicBool::new(false),
+            h264,
         })
     }
 
@@ -265,6 +280,15 @@ impl PublishFeed {
         self.mountpoint
             .last_packet_ms
             .store(now_ms(), Ordering::Relaxed);
+        if kind == MediaKind::Video && self.h264 {
+            let mut vp8 = self.vp8.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = &*vp8 {
+                v.push_rtp(packet.clone());
+            }
+            if packet.marker {
+                *vp8 = self.mountpoint.vp8();
+            }
+        }
         self.mountpoint.hub.publish(kind, packet);
     }
 
