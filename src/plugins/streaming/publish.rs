@@ -19,8 +19,9 @@ use super::mountpoints::{
 use super::publish_offer::{narrow, relayable, sections, OfferError};
 use super::rtmp_ingest::plausible_key;
 use super::vp8::Vp8Variant;
-use crate::media::{Codec, MediaKind, MediaSender, Negotiated, RtpPacket, StreamInfo};
-use crate::storage::{Storage, StreamKey};
+use crate::media::{Codec, MediaKind, MediaSender, Negotiated, Peer, RtpPacket, StreamInfo};
+use crate::storage::{Storage, StreamKey, Timestamp};
+use crate::web::panel::status::Publisher;
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +210,8 @@ pub struct PublishFeed {
     pt: [Option<u8>; 2],
     /// Packets relayed, per kind.
     pub packets: [AtomicU64; 2],
+    /// RTP payload bytes relayed (both kinds), for the live view's bitrate.
+    bytes: AtomicU64,
     /// Set once the publish ended: nothing more is relayed.
     ended: AtomicBool,
     /// Whether the video relayed is H.264 (a VP8 rendition may then be fed).
@@ -258,6 +261,7 @@ impl PublishFeed {
             mountpoint,
             pt,
             packets: [AtomicU64::new(0), AtomicU64::new(0)],
+            bytes: AtomicU64::new(0),
             ended: AtomicBool::new(false),
             h264,
         })
@@ -277,6 +281,8 @@ impl PublishFeed {
             return;
         }
         self.packets[kind.index()].fetch_add(1, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         self.mountpoint
             .last_packet_ms
             .store(now_ms(), Ordering::Relaxed);
@@ -313,6 +319,72 @@ impl PublishFeed {
         );
         true
     }
+}
+
+/// Shows publish `feed` in the admin panel's live view (when the mountpoints report there)
+/// until it ends: `protocol` (`whip` or `publish`), the stream key's (or mountpoint's) `name`,
+/// the remote address of the pair ICE selected on `peer`, the codecs relayed, the ingest
+/// bitrate (RTP payload, kbit/s) and the viewer count, refreshed once a second.
+pub fn report_live(
+    mountpoints: &Mountpoints,
+    feed: Arc<PublishFeed>,
+    peer: Option<Arc<Peer>>,
+    protocol: &'static str,
+    name: String,
+) {
+    let Some(board) = mountpoints.status().cloned() else {
+        return;
+    };
+    let mp = feed.mountpoint.clone();
+    let codecs = mp
+        .streams()
+        .iter()
+        .filter(|s| feed.relays(s.kind))
+        .map(|s| s.codec.encoding_name().to_ascii_lowercase())
+        .collect();
+    let mut publisher = Publisher {
+        protocol: protocol.into(),
+        stream_key: name,
+        mountpoint: mp.id.to_string(),
+        remote: None,
+        viewers: 0,
+        kbps: None,
+        since_ms: Timestamp::now().0,
+        codecs,
+    };
+    board.set_publisher(publisher.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut last = (tokio::time::Instant::now(), 0u64);
+        loop {
+            tick.tick().await;
+            if feed.ended.load(Ordering::Acquire) {
+                break;
+            }
+            if publisher.remote.is_none() {
+                if let Some(peer) = &peer {
+                    publisher.remote = peer
+                        .stats()
+                        .await
+                        .selected_pair
+                        .map(|p| format!("{}:{}", p.remote.address, p.remote.port));
+                }
+            }
+            let now = (
+                tokio::time::Instant::now(),
+                feed.bytes.load(Ordering::Relaxed),
+            );
+            let seconds = now.0.saturating_duration_since(last.0).as_secs_f64();
+            if seconds > 0.0 {
+                let kbps = now.1.saturating_sub(last.1) as f64 * 8.0 / 1000.0 / seconds;
+                publisher.kbps = Some((kbps * 10.0).round() / 10.0);
+            }
+            last = now;
+            publisher.viewers = u32::try_from(mp.viewers().len()).unwrap_or(u32::MAX);
+            board.set_publisher(publisher.clone());
+        }
+        board.remove_publisher(&publisher.mountpoint);
+    });
 }
 
 /// The codec names of a mountpoint's streams, for events (`["opus","vp8"]`).

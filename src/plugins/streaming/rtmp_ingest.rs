@@ -222,7 +222,7 @@ async fn on_publish(
     };
     tracing::info!(%peer, mountpoint = id, key = %stream_key.name, "RTMP publisher feeds mountpoint");
     let workers = workers.clone();
-    let mut board = feed.start(&stream_key.name, id);
+    let mut board = feed.start(&stream_key.name, &entry);
     let key_watch = KeyWatch {
         server: server.clone(),
         storage: storage.clone(),
@@ -270,15 +270,16 @@ struct PublisherFeed {
 }
 
 impl PublisherFeed {
-    fn start(self, key_name: &str, mountpoint: u64) -> LivePublisher {
+    fn start(self, key_name: &str, mountpoint: &MountpointEntry) -> LivePublisher {
         let publisher = Publisher {
             protocol: "rtmp".into(),
             stream_key: key_name.to_owned(),
-            mountpoint: mountpoint.to_string(),
+            mountpoint: mountpoint.id.to_string(),
             remote: Some(self.peer.to_string()),
             viewers: 0,
             kbps: None,
             since_ms: Timestamp::now().0,
+            codecs: super::publish::codec_names(mountpoint),
         };
         self.status.set_publisher(publisher.clone());
         LivePublisher {

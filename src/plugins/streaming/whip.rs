@@ -11,7 +11,8 @@ use subtle::ConstantTimeEq;
 
 use super::mountpoints::{MountpointEntry, Mountpoints};
 use super::publish::{
-    claim, key_revoked, release, stream_key, PublishError, PublishFeed, KEY_CHECK_SECONDS,
+    claim, key_revoked, release, report_live, stream_key, PublishError, PublishFeed,
+    KEY_CHECK_SECONDS,
 };
 use super::rtmp_ingest::plausible_key;
 use super::whep::{new_etag, IceSession};
@@ -169,7 +170,10 @@ impl Whip {
         let (id, name, key) = self.authorize(path, token).await?;
         let claimed = claim(&self.mountpoints, id, &name, &offer)?;
         let mp = claimed.mountpoint.clone();
-        match self.negotiate(claimed.mountpoint, claimed.offer).await {
+        match self
+            .negotiate(claimed.mountpoint, claimed.offer, name)
+            .await
+        {
             Ok(session) => {
                 tokio::spawn(watch_key(
                     self.storage.clone(),
@@ -186,10 +190,12 @@ impl Whip {
         }
     }
 
+    /// Answers `offer` publishing into `mp` with the key named `name`.
     async fn negotiate(
         &self,
         mp: Arc<MountpointEntry>,
         offer: String,
+        name: String,
     ) -> Result<WhipSession, PublishError> {
         let id = mp.id;
         let remote_ufrag = offer
@@ -233,6 +239,7 @@ impl Whip {
                 "the answer settled no audio or video this mountpoint takes".into(),
             ));
         }
+        report_live(&self.mountpoints, feed.clone(), Some(peer), "whip", name);
         let _ = session.feed.set(feed);
         self.sessions
             .lock()
