@@ -293,6 +293,12 @@ impl PublishFeed {
             }
             if packet.marker {
                 *vp8 = self.mountpoint.vp8();
+                if vp8
+                    .as_ref()
+                    .is_some_and(|v| v.take_source_keyframe_request())
+                {
+                    self.mountpoint.request_source_keyframe();
+                }
             }
         }
         self.mountpoint.hub.publish(kind, packet);

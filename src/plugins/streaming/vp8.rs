@@ -60,6 +60,11 @@ struct Vp8Job {
     frames: Vec<DepacketizedFrame>,
     /// The last SPS and PPS seen in the RTP input, put before a keyframe that lacks them.
     params: (Vec<Bytes>, Vec<Bytes>),
+    /// Whether an H.264 keyframe came in the RTP input since it started.
+    rtp_keyframe_seen: bool,
+    /// Set when the RTP input needs a keyframe from its publisher (see
+    /// [`Vp8Variant::take_source_keyframe_request`]).
+    source_keyframe: Arc<AtomicBool>,
     pipeline: H264ToVp8,
     out: Mountpoint,
     keyframe: Arc<AtomicBool>,
@@ -82,6 +87,7 @@ impl MediaJob for Vp8Job {
             if self.rtp_ssrc != Some(p.ssrc) {
                 self.rtp_ssrc = Some(p.ssrc);
                 self.depacketizer = H264Depacketizer::new(REORDER_WINDOW);
+                self.rtp_keyframe_seen = false;
             }
             let packet = H264RtpPacket {
                 seq: p.sequence_number,
@@ -92,6 +98,12 @@ impl MediaJob for Vp8Job {
             self.depacketizer.push(packet, &mut self.frames);
             let mut frames = std::mem::take(&mut self.frames);
             for frame in frames.drain(..) {
+                self.rtp_keyframe_seen |= frame.keyframe;
+                if !self.rtp_keyframe_seen {
+                    // Nothing decodes before a keyframe: ask the publisher for one.
+                    self.source_keyframe.store(true, Ordering::Release);
+                    continue;
+                }
                 for n in &frame.nalus {
                     match n.first().map(|h| h & 0x1f) {
                         Some(7) => self.params.0 = vec![n.clone()],
@@ -158,6 +170,7 @@ pub struct Vp8Variant {
     input: InputSender<AccessUnit>,
     rtp: InputSender<RtpPacket>,
     keyframe: Arc<AtomicBool>,
+    source_keyframe: Arc<AtomicBool>,
     job: JobHandle,
     /// VP8 viewers attached.
     pub viewers: AtomicUsize,
@@ -172,6 +185,7 @@ impl Vp8Variant {
         let (input, rx) = input_queue(QUEUE);
         let (rtp, rtp_rx) = input_queue(RTP_QUEUE);
         let keyframe = Arc::new(AtomicBool::new(true));
+        let source_keyframe = Arc::new(AtomicBool::new(false));
         let config = Vp8EncoderConfig {
             bitrate_kbps: 1000,
             fps: 30,
@@ -189,6 +203,8 @@ impl Vp8Variant {
                 rtp_ssrc: None,
                 frames: Vec::new(),
                 params: (Vec::new(), Vec::new()),
+                rtp_keyframe_seen: false,
+                source_keyframe: source_keyframe.clone(),
                 pipeline,
                 out: hub.clone(),
                 keyframe: keyframe.clone(),
@@ -203,6 +219,7 @@ impl Vp8Variant {
             input,
             rtp,
             keyframe,
+            source_keyframe,
             job,
             viewers: AtomicUsize::new(0),
         })
@@ -218,6 +235,12 @@ impl Vp8Variant {
     /// no allocation, no lock.
     pub fn push_rtp(&self, packet: RtpPacket) {
         let _ = self.rtp.try_push(packet);
+    }
+
+    /// Whether the RTP input waits for an H.264 keyframe its publisher must be asked for
+    /// (cleared by the call).
+    pub fn take_source_keyframe_request(&self) -> bool {
+        self.source_keyframe.swap(false, Ordering::AcqRel)
     }
 
     /// Makes the next VP8 frame a keyframe (a VP8 viewer joined or asked for one).
