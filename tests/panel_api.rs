@@ -1810,6 +1810,7 @@ async fn what_services_put_on_the_status_board_shows_in_the_live_view() {
         viewers: 3,
         kbps: Some(2500.0),
         since_ms: 1,
+        codecs: vec!["opus".into(), "h264".into()],
     });
     let snap = c.get("/panel/api/v1/live").await.json();
     assert_eq!(snap["feeds"], json!({"sip": true, "publishers": true}));
@@ -1818,6 +1819,7 @@ async fn what_services_put_on_the_status_board_shows_in_the_live_view() {
     assert_eq!(snap["sip_registrations"][0]["detail"], "200 OK");
     assert_eq!(snap["publishers"][0]["viewers"], 3);
     assert_eq!(snap["publishers"][0]["stream_key"], "studio-a");
+    assert_eq!(snap["publishers"][0]["codecs"], json!(["opus", "h264"]));
     assert_eq!(snap["sessions"], json!([]));
 
     board.remove_publisher("studio-a");

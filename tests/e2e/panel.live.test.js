@@ -4,7 +4,8 @@
 // "failed 401"; "Test now" answers the live REGISTER result in the trunk's row; disabling
 // and deleting a trunk unregisters it; a stream key created in the page is published to with
 // ffmpeg, the publisher shows in the live view and its viewer count goes to 1 while a janus.js
-// viewer watches. The registry poll is set to an hour, so every change is applied by the
+// viewer watches; a WHIP publisher (werift + ffmpeg, Opus + H.264) shows with its protocol,
+// codecs and remote address and goes when it sends DELETE. The registry poll is set to an hour, so every change is applied by the
 // panel's own notification. Egress targets: created in their page, a non-RTMP URL refused
 // (422), the key never shown. Screenshots: panel-live-*.png, panel-trunks-test.png,
 // panel-egress.png.
@@ -14,10 +15,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TARGET } from './lib/gateway.js';
+import { TARGET, freePorts } from './lib/gateway.js';
 import { addUser } from './lib/panel.js';
 import { startKamailio } from './lib/sip.js';
-import { startStreamingGateway, publish, startViewerSite, openViewer, launchChromium } from './lib/streaming.js';
+import {
+  startStreamingGateway, publish, startViewerSite, openViewer, launchChromium, addKey,
+} from './lib/streaming.js';
+import { whipPublish } from './lib/whip_client.js';
 
 const SHOTS = process.env.E2E_SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-shots-'));
 const ADMIN = { username: 'admin', password: 'e2e-admin-password' };
@@ -51,7 +55,12 @@ describe('admin panel live view with real peers', { skip: TARGET !== 'bifrons' &
 
   before(async () => {
     kamailio = await startKamailio();
-    gw = await startStreamingGateway('panel-live', { BIFRONS_SIP_REGISTRY_POLL: '3600', BIFRONS_SIP_TIMER_T1_MS: '100' });
+    const [whepPort] = await freePorts(1);
+    gw = await startStreamingGateway('panel-live', {
+      BIFRONS_SIP_REGISTRY_POLL: '3600', BIFRONS_SIP_TIMER_T1_MS: '100',
+      BIFRONS_WHEP_ENABLED: 'true', BIFRONS_WHEP_BIND: '127.0.0.1', BIFRONS_WHEP_PORT: String(whepPort),
+    });
+    gw.whip = `http://127.0.0.1:${whepPort}/whip`;
     await addUser(gw.dbUrl, ADMIN.username, 'admin', ADMIN.password);
     panel = `http://127.0.0.1:${gw.ports.adminHttp}/panel/`;
     browser = await launchChromium();
@@ -208,6 +217,30 @@ describe('admin panel live view with real peers', { skip: TARGET !== 'bifrons' &
     await eventually(async () => new RegExp(`^${mountpoint} RTMP live-cam 0 `).test(await rowText()), 'viewer count back to 0');
     await ffmpeg.stop();
     await eventually(async () => (await rowText()) === '', 'publisher gone after ffmpeg stopped');
+  }));
+
+  it('shows a WHIP publisher with its codecs and remote address until it sends DELETE', () => step(async () => {
+    const key = addKey(gw, 'whip-live');
+    const pub = await whipPublish(`${gw.whip}/${key.mountpoint}`, key.key, { size: '320x180' });
+    cleanups.push(pub.stop);
+    assert.equal(pub.status, 201, pub.answer);
+    await page.goto(panel + '#/live');
+    const publishers = page.locator('#live-data table').filter({ has: page.locator('caption', { hasText: 'publishers' }) });
+    const row = publishers.locator('tbody tr').filter({ has: page.getByRole('cell', { name: 'whip-live', exact: true }) });
+    const rowText = async () => ((await row.count()) ? (await row.first().innerText()).replace(/\s+/g, ' ') : '');
+    const shown = await eventually(async () => {
+      const t = await rowText();
+      return new RegExp(`^${key.mountpoint} WHIP whip-live 0 [1-9][\\d.]* kbit/s opus \\+ h264 127\\.0\\.0\\.1:\\d+ `).test(t) && t;
+    }, 'WHIP publisher with its bitrate, codecs and remote address');
+    console.log(`# live view row: ${shown}`);
+    const snapshot = await page.evaluate(async () => (await fetch('/panel/api/v1/live')).json());
+    const p = snapshot.publishers.find((x) => x.mountpoint === String(key.mountpoint));
+    assert.equal(p.protocol, 'whip');
+    assert.deepEqual(p.codecs, ['opus', 'h264']);
+    assert.ok(!JSON.stringify(snapshot).includes(key.key), 'the key itself is never shown');
+    await shot('live-whip');
+    assert.equal(await pub.stop(), 200);
+    await eventually(async () => (await rowText()) === '', 'WHIP publisher gone after DELETE');
   }));
 
   it('manages egress targets in their page: a non-RTMP URL refused, the key never shown, "not started"', () => step(async () => {

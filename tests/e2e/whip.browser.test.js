@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from './lib/gateway.js';
 import {
-  startStreamingGateway, addKey, launchChromium, waitInPage, waitLive, adminStreaming, startViewerSite, openViewer,
+  startStreamingGateway, addKey, launchChromium, waitInPage, waitLive, adminStreaming, startViewerSite, openViewer, keyCli,
 } from './lib/streaming.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -98,6 +98,17 @@ async function whepInbound(page) {
 async function viewerPlays(page, what, minFrames = 30) {
   return waitInPage(page, () => window.inboundStats(),
     (s) => s.video?.framesDecoded > minFrames && s.audio?.totalAudioEnergy > 0.01, what, 30000);
+}
+
+/** Publishes the publisher browser's fake camera from /demos/whip.html with `key`; `query`: page options. */
+async function whipPublish(browser, gw, key, query = '') {
+  const page = await browser.newPage();
+  await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whip.html${query}`));
+  await waitInPage(page, () => window.demo.state, (s) => s === 'idle', 'WHIP page ready', 10000);
+  await page.fill('#key', key.key);
+  await page.click('#publish');
+  await waitInPage(page, () => window.demo, (d) => d.state === 'publishing' && d.stats?.framesEncoded > 30, 'publishing over WHIP', 30000);
+  return page;
 }
 
 describe('WHIP ingest and janus.js publish', () => {
@@ -245,6 +256,75 @@ describe('WHIP ingest and janus.js publish', () => {
     await viewerPlays(viewer, 'viewer plays the new publish', frames + 30);
     await whipPage.click('#stop');
     await viewer.close();
+  });
+
+  it('revoking the stream key ends a live WHIP publish; other mountpoints go on', async () => {
+    const doomedKey = addKey(gw, 'whip-revoked');
+    const keptKey = addKey(gw, 'whip-kept');
+    const doomed = await whipPublish(pubBrowser, gw, doomedKey);
+    const kept = await whipPublish(pubBrowser, gw, keptKey);
+    const viewer = await openViewer(viewBrowser, site, gw.httpUrl, doomedKey.mountpoint);
+    const keptViewer = await openViewer(viewBrowser, site, gw.httpUrl, keptKey.mountpoint);
+    await viewerPlays(viewer, 'viewer of the publish whose key is revoked');
+    await viewerPlays(keptViewer, 'viewer of the other publish');
+    keyCli(gw, ['revoke', 'whip-revoked']);
+    // The key is checked every 5 s while live.
+    await waitInPage(viewer, () => window.e2e.statuses, (s) => s.includes('stopped'), 'viewer told stopped', 20000);
+    assert.equal((await adminStreaming(gw, { request: 'info', id: doomedKey.mountpoint })).info.live, false);
+    const location = new URL(await doomed.evaluate(() => window.demo.location), whip);
+    const frag = { 'Content-Type': 'application/trickle-ice-sdpfrag' };
+    assert.equal((await fetch(location, { method: 'PATCH', headers: frag, body: 'a=end-of-candidates\r\n' })).status, 404, 'the publish is gone');
+    assert.equal((await fetch(location, { method: 'DELETE' })).status, 404, 'the publish is gone');
+    const offer = await doomed.evaluate(async () => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'sendonly' });
+      const o = await pc.createOffer();
+      pc.close();
+      return o.sdp;
+    });
+    const again = await fetch(`${whip}/${doomedKey.mountpoint}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${doomedKey.key}` }, body: offer,
+    });
+    assert.equal(again.status, 401, 'the revoked key publishes no more');
+    // The other publish and its viewer go on.
+    assert.equal((await adminStreaming(gw, { request: 'info', id: keptKey.mountpoint })).info.live, true);
+    const frames = (await keptViewer.evaluate(() => window.inboundStats())).video.framesDecoded;
+    const still = await viewerPlays(keptViewer, 'the other publish goes on', frames + 30);
+    assert.ok(!(await keptViewer.evaluate(() => window.e2e.statuses)).includes('stopped'));
+    console.log(`# revoke: publish ${doomedKey.mountpoint} ended, ${keptKey.mountpoint} still at ${still.video.framesDecoded} frames`);
+    await kept.click('#stop');
+    for (const p of [viewer, keptViewer, doomed, kept]) await p.close();
+  });
+
+  it('a viewer without H.264 gets an H.264 WHIP publish as VP8, transcoded once for the mountpoint', async () => {
+    const key = addKey(gw, 'whip-h264');
+    const pub = await whipPublish(pubBrowser, gw, key, '?codec=h264');
+    assert.match((await pub.evaluate(() => window.demo.stats)).videoCodec, /H264/);
+    const info = await waitLive(gw, key.mountpoint);
+    assert.deepEqual(info.media.map((m) => m.codec), ['opus', 'h264']);
+    const page = await viewBrowser.newPage();
+    // A browser that cannot decode H.264: its WHEP offer lists VP8 only.
+    await page.addInitScript(() => {
+      const add = RTCPeerConnection.prototype.addTransceiver;
+      RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
+        const t = add.call(this, kind, init);
+        if (kind === 'video') {
+          t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8'));
+        }
+        return t;
+      };
+    });
+    await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whep.html?id=${key.mountpoint}`));
+    await waitInPage(page, () => window.demo.state, (s) => s === 'idle', 'WHEP page ready', 10000);
+    await page.click('#play');
+    const demo = await waitInPage(page, () => window.demo, (d) => d.stats?.framesDecoded > 30, 'VP8 frames decoded', 45000);
+    assert.equal(demo.status, 201);
+    assert.match(demo.stats.videoCodec, /VP8/);
+    console.log(`# WHIP H.264 -> WHEP VP8: ${JSON.stringify(demo.stats)}`);
+    await page.click('#stop');
+    await page.close();
+    await pub.click('#stop');
+    await pub.close();
   });
 
   it('a janus.js handle publishes into a mountpoint with `publish`', async () => {

@@ -40,12 +40,14 @@ function renderSnapshot(slot, s) {
       : h('p', { class: 'empty' }, 'No SIP service reports registrations on this gateway.'),
     h('h2', {}, 'Publishers'),
     s.feeds.publishers
-      ? table('RTMP and WHIP publishers', [
+      ? table('RTMP, WHIP and janus.js publishers', [
         { label: 'Mountpoint', cell: r => r.mountpoint },
         { label: 'Protocol', cell: r => r.protocol.toUpperCase() },
         { label: 'Stream key', cell: r => r.stream_key },
         { label: 'Viewers', cell: r => String(r.viewers) },
         { label: 'Bitrate', cell: r => rate(r.kbps) },
+        { label: 'Codecs', cell: r => (r.codecs || []).join(' + ') || '—' },
+        { label: 'Remote', cell: r => r.remote || '—' },
         { label: 'Since', cell: r => fmtTime(r.since_ms) },
       ], s.publishers, 'Nobody is publishing.')
       : h('p', { class: 'empty' }, 'RTMP ingest is off on this gateway ([rtmp] enabled = false).'),

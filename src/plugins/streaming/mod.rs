@@ -86,6 +86,7 @@ pub fn factory(host: &PluginHost) -> BoxFuture<'_, anyhow::Result<RegisteredPlug
             .egress
             .set_resolver(egress::resolver(mountpoints.clone()));
         room_source::register(host, &mountpoints);
+        mountpoints.set_status(host.services.status.clone());
         let rtp_iface = IpAddr::from([0, 0, 0, 0]);
         let restored = permanent::restore(&host.storage, &mountpoints, rtp_iface).await;
         if restored > 0 {

@@ -17,6 +17,7 @@ use crate::plugins::HandleRef;
 use crate::services::streams::{Mountpoint, MountpointHub, VideoFormat};
 use crate::services::streams::{SinkId, StreamSink};
 use crate::services::workers::WorkerPool;
+use crate::web::panel::status::StatusBoard;
 
 /// Keyframe requests to a WebRTC publisher closer together than this (ms) are sent once.
 pub const PUBLISHER_PLI_GAP_MS: u64 = 300;
@@ -245,6 +246,9 @@ impl MountpointEntry {
                     hub.set_video_format(Some(VideoFormat::Vp8));
                     let v = Arc::new(Vp8Variant::start(hub, &self.workers)?);
                     tracing::info!(mountpoint = self.id, "VP8 rendition started");
+                    // Its decoder starts at an H.264 keyframe: a WebRTC publisher sends one
+                    // on request only.
+                    self.request_source_keyframe();
                     *slot = Some(v.clone());
                     v
                 }
@@ -514,6 +518,8 @@ pub struct Mountpoints {
     table: RwLock<BTreeMap<u64, Arc<MountpointEntry>>>,
     hub: Arc<MountpointHub>,
     workers: Arc<WorkerPool>,
+    /// The admin panel's live view, where WebRTC publishers are reported (set once at start).
+    status: OnceLock<StatusBoard>,
 }
 
 /// Why a mountpoint could not be added.
@@ -527,7 +533,19 @@ impl Mountpoints {
             table: RwLock::new(BTreeMap::new()),
             hub,
             workers,
+            status: OnceLock::new(),
         }
+    }
+
+    /// Reports WebRTC publishers (WHIP, `publish`) on `board` from now on.
+    pub fn set_status(&self, board: StatusBoard) {
+        board.attach_publishers();
+        let _ = self.status.set(board);
+    }
+
+    /// The live view publishers are reported on, once [`Mountpoints::set_status`] set it.
+    pub fn status(&self) -> Option<&StatusBoard> {
+        self.status.get()
     }
 
     /// The mountpoint `id`.

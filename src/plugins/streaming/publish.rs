@@ -3,10 +3,12 @@
 //! first publish as an RTMP publish creates its own), the offer narrowed to the mountpoint's
 //! codecs, and [`PublishFeed`], which hands every received RTP packet to the mountpoint's
 //! fan-out as the RTMP ingest does, untouched (Opus, VP8 or H.264 as the browser sent them:
-//! no codec work). Viewers' keyframe requests reach the publisher as a PLI.
+//! no codec work here). Viewers' keyframe requests reach the publisher as a PLI. H.264 video
+//! also goes to the mountpoint's VP8 rendition while viewers without H.264 watch (the
+//! transcoding runs on a codec worker, see [`super::vp8`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -16,8 +18,10 @@ use super::mountpoints::{
 };
 use super::publish_offer::{narrow, relayable, sections, OfferError};
 use super::rtmp_ingest::plausible_key;
-use crate::media::{MediaKind, MediaSender, Negotiated, RtpPacket, StreamInfo};
-use crate::storage::{Storage, StreamKey};
+use super::vp8::Vp8Variant;
+use crate::media::{Codec, MediaKind, MediaSender, Negotiated, Peer, RtpPacket, StreamInfo};
+use crate::storage::{Storage, StreamKey, Timestamp};
+use crate::web::panel::status::Publisher;
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,24 @@ pub async fn stream_key(storage: &Storage, token: &str) -> Result<StreamKey, Pub
         return Err(PublishError::Unauthorized("disabled stream key"));
     }
     Ok(key)
+}
+
+/// Seconds between checks that a live publisher's stream key is still in the registry and
+/// enabled: revoking or disabling a key drops its publisher (RTMP, WHIP) within this time.
+pub const KEY_CHECK_SECONDS: u64 = 5;
+
+/// Whether the stream key `token` of a live publish was revoked (gone from the registry) or
+/// disabled. A registry error answers `false` (the publisher is kept, checked again later),
+/// with a log line. Nothing of the token is logged.
+pub async fn key_revoked(storage: &Storage, token: &str, mountpoint: u64) -> bool {
+    match storage.stream_keys().get_by_key(token).await {
+        Ok(k) => !k.enabled,
+        Err(crate::storage::StorageError::NotFound { .. }) => true,
+        Err(e) => {
+            tracing::warn!(mountpoint, error = %e, "stream key check failed; publisher kept");
+            false
+        }
+    }
 }
 
 /// The streams of a mountpoint a browser creates: per enabled offered kind, the first
@@ -188,8 +210,16 @@ pub struct PublishFeed {
     pt: [Option<u8>; 2],
     /// Packets relayed, per kind.
     pub packets: [AtomicU64; 2],
+    /// RTP payload bytes relayed (both kinds), for the live view's bitrate.
+    bytes: AtomicU64,
     /// Set once the publish ended: nothing more is relayed.
     ended: AtomicBool,
+    /// Whether the video relayed is H.264 (a VP8 rendition may then be fed).
+    h264: bool,
+    /// The mountpoint's VP8 rendition as last read: read again from the mountpoint after each
+    /// video frame (marker bit), as the RTMP ingest reads it once per frame. Locked only by
+    /// the receive task of this publish (never by another handle).
+    vp8: Mutex<Option<Arc<Vp8Variant>>>,
 }
 
 impl PublishFeed {
@@ -222,11 +252,18 @@ impl PublishFeed {
             video_pt = ?pt[1],
             "WebRTC publisher feeds mountpoint"
         );
+        let h264 = pt[MediaKind::Video.index()].is_some()
+            && streams
+                .iter()
+                .any(|s| s.kind == MediaKind::Video && matches!(s.codec, Codec::H264 { .. }));
         Arc::new(Self {
+            vp8: Mutex::new(mountpoint.vp8()),
             mountpoint,
             pt,
             packets: [AtomicU64::new(0), AtomicU64::new(0)],
+            bytes: AtomicU64::new(0),
             ended: AtomicBool::new(false),
+            h264,
         })
     }
 
@@ -244,9 +281,26 @@ impl PublishFeed {
             return;
         }
         self.packets[kind.index()].fetch_add(1, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         self.mountpoint
             .last_packet_ms
             .store(now_ms(), Ordering::Relaxed);
+        if kind == MediaKind::Video && self.h264 {
+            let mut vp8 = self.vp8.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = &*vp8 {
+                v.push_rtp(packet.clone());
+            }
+            if packet.marker {
+                *vp8 = self.mountpoint.vp8();
+                if vp8
+                    .as_ref()
+                    .is_some_and(|v| v.take_source_keyframe_request())
+                {
+                    self.mountpoint.request_source_keyframe();
+                }
+            }
+        }
         self.mountpoint.hub.publish(kind, packet);
     }
 
@@ -271,6 +325,72 @@ impl PublishFeed {
         );
         true
     }
+}
+
+/// Shows publish `feed` in the admin panel's live view (when the mountpoints report there)
+/// until it ends: `protocol` (`whip` or `publish`), the stream key's (or mountpoint's) `name`,
+/// the remote address of the pair ICE selected on `peer`, the codecs relayed, the ingest
+/// bitrate (RTP payload, kbit/s) and the viewer count, refreshed once a second.
+pub fn report_live(
+    mountpoints: &Mountpoints,
+    feed: Arc<PublishFeed>,
+    peer: Option<Arc<Peer>>,
+    protocol: &'static str,
+    name: String,
+) {
+    let Some(board) = mountpoints.status().cloned() else {
+        return;
+    };
+    let mp = feed.mountpoint.clone();
+    let codecs = mp
+        .streams()
+        .iter()
+        .filter(|s| feed.relays(s.kind))
+        .map(|s| s.codec.encoding_name().to_ascii_lowercase())
+        .collect();
+    let mut publisher = Publisher {
+        protocol: protocol.into(),
+        stream_key: name,
+        mountpoint: mp.id.to_string(),
+        remote: None,
+        viewers: 0,
+        kbps: None,
+        since_ms: Timestamp::now().0,
+        codecs,
+    };
+    board.set_publisher(publisher.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut last = (tokio::time::Instant::now(), 0u64);
+        loop {
+            tick.tick().await;
+            if feed.ended.load(Ordering::Acquire) {
+                break;
+            }
+            if publisher.remote.is_none() {
+                if let Some(peer) = &peer {
+                    publisher.remote = peer
+                        .stats()
+                        .await
+                        .selected_pair
+                        .map(|p| format!("{}:{}", p.remote.address, p.remote.port));
+                }
+            }
+            let now = (
+                tokio::time::Instant::now(),
+                feed.bytes.load(Ordering::Relaxed),
+            );
+            let seconds = now.0.saturating_duration_since(last.0).as_secs_f64();
+            if seconds > 0.0 {
+                let kbps = now.1.saturating_sub(last.1) as f64 * 8.0 / 1000.0 / seconds;
+                publisher.kbps = Some((kbps * 10.0).round() / 10.0);
+            }
+            last = now;
+            publisher.viewers = u32::try_from(mp.viewers().len()).unwrap_or(u32::MAX);
+            board.set_publisher(publisher.clone());
+        }
+        board.remove_publisher(&publisher.mountpoint);
+    });
 }
 
 /// The codec names of a mountpoint's streams, for events (`["opus","vp8"]`).

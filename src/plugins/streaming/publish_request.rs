@@ -20,7 +20,9 @@ use serde_json::{json, Map, Value};
 
 use super::errors::{self, validate, Kind, StreamingError};
 use super::mountpoints::Mountpoints;
-use super::publish::{claim, codec_names, release, stream_key, PublishError, PublishFeed};
+use super::publish::{
+    claim, codec_names, release, report_live, stream_key, PublishError, PublishFeed,
+};
 use super::viewer::Viewer;
 use crate::media::{AnswerPlan, Jsep, JsepType, MediaKind};
 use crate::plugins::{HandleCtx, PluginMessage};
@@ -153,6 +155,7 @@ pub async fn publish(
             "the answer settled no audio or video this mountpoint takes".into(),
         )));
     }
+    report_live(mountpoints, feed.clone(), ctx.peer(), "publish", name);
     *viewer.publisher.lock().unwrap_or_else(|e| e.into_inner()) = Some(feed);
     Ok((
         json!({ "status": "publishing", "id": id, "codecs": codec_names(&mp) }),

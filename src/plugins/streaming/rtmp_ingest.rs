@@ -19,12 +19,13 @@ use super::ingest_guard::{IngestGuard, Verdict};
 use super::mountpoints::{
     now_ms, MediaStream, MountpointEntry, Mountpoints, NewMountpoint, Source,
 };
+use super::publish::{key_revoked, KEY_CHECK_SECONDS};
 use super::reencode::{Coded, Reencoder, DEFAULT_BITRATE, PROFILE_LEVEL_ID};
 use super::vp8::{annex_b, AccessUnit};
 use crate::config::RtmpConfig;
 use crate::media::{Codec, MediaKind, RtpPacket};
 use crate::services::workers::{input_queue, WorkerPool};
-use crate::storage::{Storage, StorageError, Timestamp};
+use crate::storage::{Storage, Timestamp};
 use crate::web::panel::status::{Publisher, StatusBoard};
 
 /// RTP payload budget of repacketized H.264 (fits a 1280-byte SRTP packet with headers).
@@ -221,7 +222,7 @@ async fn on_publish(
     };
     tracing::info!(%peer, mountpoint = id, key = %stream_key.name, "RTMP publisher feeds mountpoint");
     let workers = workers.clone();
-    let mut board = feed.start(&stream_key.name, id);
+    let mut board = feed.start(&stream_key.name, &entry);
     let key_watch = KeyWatch {
         server: server.clone(),
         storage: storage.clone(),
@@ -233,10 +234,6 @@ async fn on_publish(
         board.end();
     });
 }
-
-/// Seconds between checks that a live publisher's stream key is still in the registry and
-/// enabled (revoking or disabling a key drops its publisher within this time).
-const KEY_CHECK_SECONDS: u64 = 5;
 
 /// A live publish's stream key, checked against the registry while it lasts.
 struct KeyWatch {
@@ -255,15 +252,7 @@ impl KeyWatch {
     /// Drops the publisher when its key was revoked or disabled; a registry error keeps it
     /// (checked again next time).
     async fn check(&self, mountpoint: u64) {
-        let revoked = match self.storage.stream_keys().get_by_key(&self.key).await {
-            Ok(k) => !k.enabled,
-            Err(StorageError::NotFound { .. }) => true,
-            Err(e) => {
-                tracing::warn!(mountpoint, error = %e, "stream key check failed; publisher kept");
-                false
-            }
-        };
-        if revoked {
+        if key_revoked(&self.storage, &self.key, mountpoint).await {
             tracing::info!(
                 mountpoint,
                 "stream key revoked or disabled: publisher dropped"
@@ -281,15 +270,16 @@ struct PublisherFeed {
 }
 
 impl PublisherFeed {
-    fn start(self, key_name: &str, mountpoint: u64) -> LivePublisher {
+    fn start(self, key_name: &str, mountpoint: &MountpointEntry) -> LivePublisher {
         let publisher = Publisher {
             protocol: "rtmp".into(),
             stream_key: key_name.to_owned(),
-            mountpoint: mountpoint.to_string(),
+            mountpoint: mountpoint.id.to_string(),
             remote: Some(self.peer.to_string()),
             viewers: 0,
             kbps: None,
             since_ms: Timestamp::now().0,
+            codecs: super::publish::codec_names(mountpoint),
         };
         self.status.set_publisher(publisher.clone());
         LivePublisher {

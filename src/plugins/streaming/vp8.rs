@@ -1,11 +1,14 @@
 //! VP8 for viewers whose browser has no H.264: one H.264 → VP8 transcode per mountpoint,
 //! shared by all such viewers, on a codec worker. It runs while at least one of them
 //! watches; its output goes through a fan-out of its own (with its own keyframe cache), and
-//! those viewers take their audio from the mountpoint's main fan-out.
+//! those viewers take their audio from the mountpoint's main fan-out. It is fed access units
+//! by the RTMP ingest ([`Vp8Variant::push`]) or the RTP packets of a WebRTC publish (WHIP or
+//! `publish`, [`Vp8Variant::push_rtp`]), which the worker reassembles (RFC 6184) itself.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use bifrons_rtmp::rtp::{DepacketizedFrame, H264Depacketizer, H264RtpPacket};
 use bifrons_transcoding::pipeline::H264ToVp8;
 use bifrons_transcoding::video::vp8::Vp8EncoderConfig;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,6 +23,10 @@ use crate::services::workers::{
 const MAX_PAYLOAD: usize = 1200;
 /// Access units queued for the transcoder (about 1 s at 30 fps).
 const QUEUE: usize = 32;
+/// RTP packets of a WebRTC publish queued for the transcoder (about 1 s of 1 Mbit/s video).
+const RTP_QUEUE: usize = 512;
+/// Packets a missing one is waited for before its frame is given up (RFC 6184 reassembly).
+const REORDER_WINDOW: u16 = 64;
 /// Payload type inside the VP8 fan-out (viewers' own is set by their sink).
 const VP8_PT: u8 = 100;
 
@@ -45,6 +52,19 @@ pub struct AccessUnit {
 
 struct Vp8Job {
     input: InputReceiver<AccessUnit>,
+    /// H.264 RTP packets of a WebRTC publish, reassembled here (off the async runtime).
+    rtp: InputReceiver<RtpPacket>,
+    depacketizer: H264Depacketizer,
+    /// SSRC of the RTP input being reassembled.
+    rtp_ssrc: Option<u32>,
+    frames: Vec<DepacketizedFrame>,
+    /// The last SPS and PPS seen in the RTP input, put before a keyframe that lacks them.
+    params: (Vec<Bytes>, Vec<Bytes>),
+    /// Whether an H.264 keyframe came in the RTP input since it started.
+    rtp_keyframe_seen: bool,
+    /// Set when the RTP input needs a keyframe from its publisher (see
+    /// [`Vp8Variant::take_source_keyframe_request`]).
+    source_keyframe: Arc<AtomicBool>,
     pipeline: H264ToVp8,
     out: Mountpoint,
     keyframe: Arc<AtomicBool>,
@@ -60,45 +80,86 @@ impl MediaJob for Vp8Job {
             self.pipeline.request_keyframe();
         }
         while let Some(au) = self.input.try_recv() {
-            let frames = match self.pipeline.push(&au.annex_b, au.timestamp) {
-                Ok(f) => f,
-                Err(e) => {
-                    if self.errors % 100 == 0 {
-                        tracing::warn!(error = %e, "H.264 → VP8 transcoding failed for a frame");
-                    }
-                    self.errors += 1;
+            self.transcode(&au.annex_b, au.timestamp);
+        }
+        while let Some(p) = self.rtp.try_recv() {
+            // A new publisher (another SSRC) numbers its packets afresh.
+            if self.rtp_ssrc != Some(p.ssrc) {
+                self.rtp_ssrc = Some(p.ssrc);
+                self.depacketizer = H264Depacketizer::new(REORDER_WINDOW);
+                self.rtp_keyframe_seen = false;
+            }
+            let packet = H264RtpPacket {
+                seq: p.sequence_number,
+                timestamp: p.timestamp,
+                marker: p.marker,
+                payload: p.payload,
+            };
+            self.depacketizer.push(packet, &mut self.frames);
+            let mut frames = std::mem::take(&mut self.frames);
+            for frame in frames.drain(..) {
+                self.rtp_keyframe_seen |= frame.keyframe;
+                if !self.rtp_keyframe_seen {
+                    // Nothing decodes before a keyframe: ask the publisher for one.
+                    self.source_keyframe.store(true, Ordering::Release);
                     continue;
                 }
-            };
-            for frame in frames {
-                self.payloads.clear();
-                packetize(&frame.data, &mut self.payloads);
-                let last = self.payloads.len().saturating_sub(1);
-                for (i, payload) in self.payloads.drain(..).enumerate() {
-                    self.seq = self.seq.wrapping_add(1);
-                    self.out.publish(
-                        MediaKind::Video,
-                        RtpPacket {
-                            payload_type: VP8_PT,
-                            sequence_number: self.seq,
-                            timestamp: frame.timestamp,
-                            ssrc: self.ssrc,
-                            marker: i == last,
-                            payload,
-                        },
-                    );
+                for n in &frame.nalus {
+                    match n.first().map(|h| h & 0x1f) {
+                        Some(7) => self.params.0 = vec![n.clone()],
+                        Some(8) => self.params.1 = vec![n.clone()],
+                        _ => {}
+                    }
                 }
+                let au = annex_b(&frame.nalus, frame.keyframe, &self.params.0, &self.params.1);
+                self.transcode(&au, frame.timestamp);
             }
+            self.frames = frames;
         }
         JobStatus::Continue
     }
 
     fn queues(&self) -> Vec<QueueStats> {
-        vec![self.input.stats()]
+        vec![self.input.stats(), self.rtp.stats()]
     }
 
     fn name(&self) -> &str {
         "h264→vp8"
+    }
+}
+
+impl Vp8Job {
+    /// Transcodes one Annex-B access unit (`timestamp`: 90 kHz) and publishes its VP8 frames.
+    fn transcode(&mut self, annex_b: &[u8], timestamp: u32) {
+        let frames = match self.pipeline.push(annex_b, timestamp) {
+            Ok(f) => f,
+            Err(e) => {
+                if self.errors % 100 == 0 {
+                    tracing::warn!(error = %e, "H.264 → VP8 transcoding failed for a frame");
+                }
+                self.errors += 1;
+                return;
+            }
+        };
+        for frame in frames {
+            self.payloads.clear();
+            packetize(&frame.data, &mut self.payloads);
+            let last = self.payloads.len().saturating_sub(1);
+            for (i, payload) in self.payloads.drain(..).enumerate() {
+                self.seq = self.seq.wrapping_add(1);
+                self.out.publish(
+                    MediaKind::Video,
+                    RtpPacket {
+                        payload_type: VP8_PT,
+                        sequence_number: self.seq,
+                        timestamp: frame.timestamp,
+                        ssrc: self.ssrc,
+                        marker: i == last,
+                        payload,
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -107,7 +168,9 @@ pub struct Vp8Variant {
     /// The fan-out of the VP8 video.
     pub hub: Mountpoint,
     input: InputSender<AccessUnit>,
+    rtp: InputSender<RtpPacket>,
     keyframe: Arc<AtomicBool>,
+    source_keyframe: Arc<AtomicBool>,
     job: JobHandle,
     /// VP8 viewers attached.
     pub viewers: AtomicUsize,
@@ -120,7 +183,9 @@ impl Vp8Variant {
         workers: &crate::services::workers::WorkerPool,
     ) -> Result<Self, String> {
         let (input, rx) = input_queue(QUEUE);
+        let (rtp, rtp_rx) = input_queue(RTP_QUEUE);
         let keyframe = Arc::new(AtomicBool::new(true));
+        let source_keyframe = Arc::new(AtomicBool::new(false));
         let config = Vp8EncoderConfig {
             bitrate_kbps: 1000,
             fps: 30,
@@ -133,6 +198,13 @@ impl Vp8Variant {
         let job = workers
             .submit(Vp8Job {
                 input: rx,
+                rtp: rtp_rx,
+                depacketizer: H264Depacketizer::new(REORDER_WINDOW),
+                rtp_ssrc: None,
+                frames: Vec::new(),
+                params: (Vec::new(), Vec::new()),
+                rtp_keyframe_seen: false,
+                source_keyframe: source_keyframe.clone(),
                 pipeline,
                 out: hub.clone(),
                 keyframe: keyframe.clone(),
@@ -145,7 +217,9 @@ impl Vp8Variant {
         Ok(Self {
             hub,
             input,
+            rtp,
             keyframe,
+            source_keyframe,
             job,
             viewers: AtomicUsize::new(0),
         })
@@ -154,6 +228,19 @@ impl Vp8Variant {
     /// Queues an access unit (dropped when the transcoder is behind).
     pub fn push(&self, au: AccessUnit) {
         let _ = self.input.try_push(au);
+    }
+
+    /// Queues one H.264 RTP packet of a WebRTC publish, as received (dropped when the
+    /// transcoder is behind: the frame it belongs to is then given up). Called per packet:
+    /// no allocation, no lock.
+    pub fn push_rtp(&self, packet: RtpPacket) {
+        let _ = self.rtp.try_push(packet);
+    }
+
+    /// Whether the RTP input waits for an H.264 keyframe its publisher must be asked for
+    /// (cleared by the call).
+    pub fn take_source_keyframe_request(&self) -> bool {
+        self.source_keyframe.swap(false, Ordering::AcqRel)
     }
 
     /// Makes the next VP8 frame a keyframe (a VP8 viewer joined or asked for one).

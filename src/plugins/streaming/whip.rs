@@ -10,7 +10,10 @@ use futures::future::BoxFuture;
 use subtle::ConstantTimeEq;
 
 use super::mountpoints::{MountpointEntry, Mountpoints};
-use super::publish::{claim, release, stream_key, PublishError, PublishFeed};
+use super::publish::{
+    claim, key_revoked, release, report_live, stream_key, PublishError, PublishFeed,
+    KEY_CHECK_SECONDS,
+};
 use super::rtmp_ingest::plausible_key;
 use super::whep::{new_etag, IceSession};
 use crate::ids::Mid;
@@ -128,12 +131,13 @@ impl Whip {
         }
     }
 
-    /// Checks the token and finds which mountpoint it publishes to, with the key's name.
+    /// Checks the token and finds which mountpoint it publishes to, with the key's name and
+    /// the key (kept to check while the publish lasts).
     async fn authorize(
         &self,
         path: &str,
         token: Option<String>,
-    ) -> Result<(u64, String), PublishError> {
+    ) -> Result<(u64, String, String), PublishError> {
         let target = target(path).ok_or(PublishError::NotFound)?;
         let token = token.ok_or(PublishError::Unauthorized("no bearer token"))?;
         if target == Target::Key && !bool::from(path.as_bytes().ct_eq(token.as_bytes())) {
@@ -153,7 +157,7 @@ impl Whip {
                     Err(PublishError::NotFound)
                 }
             }
-            _ => Ok((own, key.name)),
+            _ => Ok((own, key.name, token)),
         }
     }
 
@@ -163,11 +167,22 @@ impl Whip {
         offer: String,
         token: Option<String>,
     ) -> Result<WhipSession, PublishError> {
-        let (id, name) = self.authorize(path, token).await?;
+        let (id, name, key) = self.authorize(path, token).await?;
         let claimed = claim(&self.mountpoints, id, &name, &offer)?;
         let mp = claimed.mountpoint.clone();
-        match self.negotiate(claimed.mountpoint, claimed.offer).await {
-            Ok(session) => Ok(session),
+        match self
+            .negotiate(claimed.mountpoint, claimed.offer, name)
+            .await
+        {
+            Ok(session) => {
+                tokio::spawn(watch_key(
+                    self.storage.clone(),
+                    Arc::downgrade(&self.sessions),
+                    session.id.clone(),
+                    key,
+                ));
+                Ok(session)
+            }
             Err(e) => {
                 release(&mp);
                 Err(e)
@@ -175,10 +190,12 @@ impl Whip {
         }
     }
 
+    /// Answers `offer` publishing into `mp` with the key named `name`.
     async fn negotiate(
         &self,
         mp: Arc<MountpointEntry>,
         offer: String,
+        name: String,
     ) -> Result<WhipSession, PublishError> {
         let id = mp.id;
         let remote_ufrag = offer
@@ -222,6 +239,7 @@ impl Whip {
                 "the answer settled no audio or video this mountpoint takes".into(),
             ));
         }
+        report_live(&self.mountpoints, feed.clone(), Some(peer), "whip", name);
         let _ = session.feed.set(feed);
         self.sessions
             .lock()
@@ -320,6 +338,36 @@ impl WhipBackend for Whip {
             self.add_candidates(&mountpoint, &session, if_match, fragment)
                 .await
         })
+    }
+}
+
+/// Checks every [`KEY_CHECK_SECONDS`] that the stream key `key` of publish `id` is still in
+/// the registry and enabled; when revoked or disabled, the publish ends as a `DELETE` ends it
+/// (viewers are told `stopped`, its resource is gone). Ends with the publish.
+async fn watch_key(storage: Storage, sessions: Weak<Sessions>, id: String, key: String) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(KEY_CHECK_SECONDS));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(mountpoint) = sessions.upgrade().and_then(|s| {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .map(|s| s.mountpoint)
+        }) else {
+            return;
+        };
+        if !key_revoked(&storage, &key, mountpoint).await {
+            continue;
+        }
+        let removed = sessions
+            .upgrade()
+            .and_then(|s| s.lock().unwrap_or_else(|e| e.into_inner()).remove(&id));
+        if let Some(s) = removed {
+            tracing::info!(mountpoint, session = %id, "stream key revoked or disabled: WHIP publish ended");
+            s.close("stream key revoked").await;
+        }
+        return;
     }
 }
 

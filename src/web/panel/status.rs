@@ -101,10 +101,10 @@ pub struct SipRegistration {
     pub updated_ms: i64,
 }
 
-/// A live RTMP or WHIP publisher.
+/// A live publisher: RTMP, WHIP or a janus.js handle's `publish` request.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Publisher {
-    /// `rtmp` or `whip`.
+    /// `rtmp`, `whip` or `publish`.
     pub protocol: String,
     /// Name of the stream key it published with (never the key).
     pub stream_key: String,
@@ -118,6 +118,8 @@ pub struct Publisher {
     pub kbps: Option<f64>,
     /// Publishing since, Unix ms.
     pub since_ms: i64,
+    /// Codecs the mountpoint relays from it, lower case (`["opus", "h264"]`).
+    pub codecs: Vec<String>,
 }
 
 /// Which services feed the board in this process.
