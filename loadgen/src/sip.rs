@@ -272,17 +272,7 @@ pub async fn start_call(
             return Err(e);
         }
     };
-    let keepalive = {
-        let janus = janus.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(20)).await;
-                if janus.keepalive(session).await.is_err() {
-                    return;
-                }
-            }
-        })
-    };
+    let keepalive = janus.spawn_keepalive(session);
     let rx = LegReceiver::new(48_000, Opus::new()?, sip_pulse, window, 0.0);
     let source = LoopSource {
         frames: media.opus.clone(),
