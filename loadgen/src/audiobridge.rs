@@ -15,7 +15,7 @@ use crate::audio::{loop_pcm, opus_loop, opus_loop_of, FRAME_MS};
 use crate::clock::{PulseClock, Window};
 use crate::echo::{num, quantile, side_by_side, Row};
 use crate::janus::{Handle, Janus};
-use crate::peer::{AudioPeer, FrameSource, PeerReport};
+use crate::peer::{AudioPeer, LoopSource, PeerReport};
 use crate::receiver::{LegReceiver, Opus};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -58,24 +58,6 @@ impl Signals {
             quiet: shared(opus_loop_of(&quiet)?),
             calibration,
         })
-    }
-}
-
-/// Frames of a loop by index; when it carries the pulse, records each loop start.
-struct LoopSource {
-    frames: Frames,
-    pulse: Option<Arc<PulseClock>>,
-}
-
-impl FrameSource for LoopSource {
-    fn frame(&mut self, index: u64, at: Instant) -> Arc<[u8]> {
-        let i = (index % self.frames.len() as u64) as usize;
-        if i == 0 {
-            if let Some(p) = &self.pulse {
-                p.sent(at);
-            }
-        }
-        self.frames[i].clone()
     }
 }
 
