@@ -59,17 +59,7 @@ pub fn ulaw_loop() -> Vec<Vec<u8>> {
 ///
 /// Errors: the Opus library refusing the settings.
 pub fn opus_loop() -> Result<(Vec<Vec<u8>>, f64), opus::Error> {
-    let pcm = loop_pcm(48_000);
-    let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
-    enc.set_bitrate(opus::Bitrate::Bits(32_000))?;
-    let mut packets = Vec::with_capacity(2 * LOOP_FRAMES);
-    let mut out = [0u8; 1500];
-    for _ in 0..2 {
-        for frame in pcm.chunks(960) {
-            let n = enc.encode(frame, &mut out)?;
-            packets.push(out[..n].to_vec());
-        }
-    }
+    let mut packets = encode_twice(&loop_pcm(48_000))?;
     // Decode both passes at 8 kHz; the onset in the second pass is the encoder's delay.
     let mut dec = opus::Decoder::new(8000, opus::Channels::Mono)?;
     let mut pcm8 = vec![0i16; 160];
@@ -88,6 +78,30 @@ pub fn opus_loop() -> Result<(Vec<Vec<u8>>, f64), opus::Error> {
         }
     }
     Ok((packets.split_off(LOOP_FRAMES), calibration))
+}
+
+/// `pcm` (48 kHz mono, whole 20 ms frames) as Opus packets (32 kbit/s, VoIP), one per frame,
+/// from the encoder's second pass over it, so that the loop joins up when replayed.
+///
+/// Errors: the Opus library refusing the settings.
+pub fn opus_loop_of(pcm: &[i16]) -> Result<Vec<Vec<u8>>, opus::Error> {
+    let mut packets = encode_twice(pcm)?;
+    Ok(packets.split_off(packets.len() / 2))
+}
+
+/// Both passes of one encoder over `pcm` (48 kHz mono, 20 ms frames, 32 kbit/s, VoIP).
+fn encode_twice(pcm: &[i16]) -> Result<Vec<Vec<u8>>, opus::Error> {
+    let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+    enc.set_bitrate(opus::Bitrate::Bits(32_000))?;
+    let mut packets = Vec::with_capacity(2 * pcm.len() / 960);
+    let mut out = [0u8; 1500];
+    for _ in 0..2 {
+        for frame in pcm.chunks(960) {
+            let n = enc.encode(frame, &mut out)?;
+            packets.push(out[..n].to_vec());
+        }
+    }
+    Ok(packets)
 }
 
 /// Finds pulse onsets in decoded audio: the first sample at or above [`ONSET_THRESHOLD`]

@@ -238,17 +238,7 @@ pub async fn start_session(
         .and_then(|j| j["sdp"].as_str())
         .ok_or_else(|| anyhow!("echotest event without an SDP answer"))?;
     peer.accept_answer(sdp)?;
-    let keepalive = {
-        let janus = janus.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(20)).await;
-                if janus.keepalive(session).await.is_err() {
-                    return;
-                }
-            }
-        })
-    };
+    let keepalive = janus.spawn_keepalive(session);
     let first_tick = tokio::time::Instant::now() + spec.phase;
     let n = spec.n;
     let peer = tokio::spawn(async move {
@@ -566,11 +556,6 @@ impl Summary {
 /// One Markdown table of runs side by side (one column per run's JSON from
 /// [`Summary::to_json`]).
 pub fn table(runs: &[Value]) -> String {
-    let num = |v: &Value, key: &str, digits: usize| match v[key].as_f64() {
-        Some(x) => format!("{x:.digits$}"),
-        None => "-".into(),
-    };
-    type Row = (&'static str, Box<dyn Fn(&Value) -> String>);
     let rows: Vec<Row> = vec![
         (
             "sessions up",
@@ -640,7 +625,24 @@ pub fn table(runs: &[Value]) -> String {
             Box::new(move |v: &Value| num(v, "machine_cpu_pct", 0)),
         ),
     ];
-    let mut out = String::from("| echo test |");
+    side_by_side("echo test", runs, rows)
+}
+
+/// One row of a side-by-side table: its label and how one run's JSON shows in it.
+pub type Row = (&'static str, Box<dyn Fn(&Value) -> String>);
+
+/// `v[key]` with `digits` decimals, `-` when absent.
+pub fn num(v: &Value, key: &str, digits: usize) -> String {
+    match v[key].as_f64() {
+        Some(x) => format!("{x:.digits$}"),
+        None => "-".into(),
+    }
+}
+
+/// One Markdown table headed `title`, one column per run (named by its `gateway`), one line
+/// per row.
+pub fn side_by_side(title: &str, runs: &[Value], rows: Vec<Row>) -> String {
+    let mut out = format!("| {title} |");
     for v in runs {
         out += &format!(" {} |", v["gateway"].as_str().unwrap_or("?"));
     }

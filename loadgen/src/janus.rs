@@ -162,6 +162,19 @@ impl Janus {
             .map(drop)
     }
 
+    /// Sends a `keepalive` for `session` every 20 s until one fails or the task is aborted.
+    pub fn spawn_keepalive(self: &Arc<Self>, session: u64) -> tokio::task::JoinHandle<()> {
+        let janus = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                if janus.keepalive(session).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     /// `destroy` of `session` (its handles go with it).
     pub async fn destroy(&self, session: u64) -> Result<()> {
         self.request(json!({"janus": "destroy", "session_id": session}))

@@ -6,6 +6,7 @@
 //! SIP scenario ([`sip`]); `scripts/bench-sip` starts a gateway and runs it. See README.md.
 
 mod audio;
+mod audiobridge;
 mod clock;
 mod echo;
 mod flv;
@@ -51,6 +52,57 @@ enum Scenario {
         /// JSON files written by `echo --json`, one column each.
         files: Vec<std::path::PathBuf>,
     },
+    /// Rooms of janus.plugin.audiobridge full of Opus participants, on Bifrons or Janus.
+    Audiobridge(AudiobridgeArgs),
+    /// One Markdown table of audio bridge runs side by side, from their `--json` files.
+    AudiobridgeTable {
+        /// JSON files written by `audiobridge --json`, one column each.
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AudiobridgeArgs {
+    /// Janus API WebSocket URL of the gateway.
+    #[arg(long, default_value = "ws://127.0.0.1:8188/")]
+    janus: String,
+    /// Name of the gateway in the table.
+    #[arg(long, default_value = "Bifrons")]
+    name: String,
+    /// Rooms, each created with `create` before the first join.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Participants per room.
+    #[arg(long, default_value_t = 100)]
+    participants: usize,
+    /// Participants per room sending the tone at full level (the first one the pulse); the
+    /// others send it at 1/20 of the level (open microphones).
+    #[arg(long, default_value_t = 3)]
+    talkers: usize,
+    /// Mixing rate of the rooms, Hz (`sampling_rate` of `create`).
+    #[arg(long, default_value_t = 16_000)]
+    sampling_rate: u32,
+    /// Length of the measuring window, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Participants joining at once while ramping up.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Gateway process whose CPU, memory and threads are read from /proc.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Address of every socket the load client opens.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: IpAddr,
+    /// Seconds to wait after the sessions end before reading the gateway's memory again.
+    #[arg(long, default_value_t = 5.0)]
+    settle: f64,
+    /// Writes the figures as JSON to this file (for `audiobridge-table`).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Exit with status 1 unless every participant came up and heard the mix.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(clap::Args)]
@@ -181,14 +233,23 @@ fn main() -> Result<()> {
         Scenario::FlvPull(args) => rt.block_on(run_flv_pull(args)),
         Scenario::Echo(args) => rt.block_on(run_echo(args)),
         Scenario::EchoTable { files } => {
-            let runs = files
-                .iter()
-                .map(|f| Ok(serde_json::from_str(&std::fs::read_to_string(f)?)?))
-                .collect::<Result<Vec<serde_json::Value>>>()?;
-            print!("{}", echo::table(&runs));
+            print!("{}", echo::table(&read_runs(&files)?));
+            Ok(())
+        }
+        Scenario::Audiobridge(args) => rt.block_on(run_audiobridge(args)),
+        Scenario::AudiobridgeTable { files } => {
+            print!("{}", audiobridge::table(&read_runs(&files)?));
             Ok(())
         }
     }
+}
+
+/// The JSON figures of runs, one file each.
+fn read_runs(files: &[std::path::PathBuf]) -> Result<Vec<serde_json::Value>> {
+    files
+        .iter()
+        .map(|f| Ok(serde_json::from_str(&std::fs::read_to_string(f)?)?))
+        .collect()
 }
 
 async fn run_sip(args: SipArgs) -> Result<()> {
@@ -579,6 +640,110 @@ async fn run_echo(args: EchoArgs) -> Result<()> {
     let all_echoed = summary.up == args.sessions && summary.echoed.iter().all(|e| *e > 0);
     if args.check && !all_echoed {
         bail!("check failed: not every session was up with echoed audio and video");
+    }
+    Ok(())
+}
+
+async fn run_audiobridge(args: AudiobridgeArgs) -> Result<()> {
+    let total = args.rooms * args.participants;
+    if total == 0 || args.seconds <= 0.0 {
+        bail!("--rooms, --participants and --seconds must be positive");
+    }
+    clock::secs(Instant::now());
+    let signals = audiobridge::Signals::new()?;
+    let window = Arc::new(clock::Window::default());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let pid = args.gateway_pid;
+    let rss = || {
+        pid.map(procfs::rss_kib)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    audiobridge::create_rooms(&args.janus, args.rooms, args.sampling_rate).await?;
+    let mut summary = audiobridge::Summary {
+        gateway: args.name.clone(),
+        rooms: args.rooms,
+        per_room: args.participants,
+        talkers: args.talkers.min(args.participants),
+        sampling_rate: args.sampling_rate,
+        ..Default::default()
+    };
+    summary.rss_kib[0] = rss()?;
+    let pulses: Vec<Arc<clock::PulseClock>> = (0..args.rooms).map(|_| Arc::default()).collect();
+
+    // Rooms fill one after the other; ticks are spread over the 20 ms period.
+    let mut live = Vec::with_capacity(total);
+    let batch = args.batch.max(1);
+    for first in (0..total).step_by(batch) {
+        let last = (first + batch).min(total);
+        let joins = (first..last).map(|i| {
+            let spec = audiobridge::ParticipantSpec {
+                room: audiobridge::FIRST_ROOM + (i / args.participants) as u64,
+                n: i % args.participants,
+                talkers: args.talkers,
+                janus_url: args.janus.clone(),
+                ip: args.ip,
+                phase: Duration::from_micros(i as u64 * 20_000 / total as u64),
+            };
+            let pulse = &pulses[i / args.participants];
+            let (signals, window, stop) = (&signals, window.clone(), stop.clone());
+            async move { audiobridge::join(&spec, signals, pulse, window, stop).await }
+        });
+        for (i, r) in (first..).zip(futures::future::join_all(joins).await) {
+            match r {
+                Ok(p) => live.push(p),
+                Err(e) => summary.failures.push(format!("participant {i}: {e:#}")),
+            }
+        }
+        eprintln!("ramp: {} of {total} participants joined", live.len());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let before = Snapshot::take(pid)?;
+    let start = Instant::now();
+    window.set(clock::secs(start), clock::secs(start) + args.seconds);
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = Snapshot::take(pid)?;
+    summary.rss_kib[1] = rss()?;
+    summary.threads = pid.and_then(|p| {
+        std::fs::read_dir(format!("/proc/{p}/task"))
+            .ok()
+            .map(|d| d.count())
+    });
+    // The mix of the window's last pulse may still be on its way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    for (i, r) in futures::future::join_all(live.into_iter().map(|p| p.finish()))
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match r {
+            Ok(r) => summary.add(r),
+            Err(e) => summary
+                .failures
+                .push(format!("participant {i} at the end: {e:#}")),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    summary.rss_kib[2] = rss()?;
+    summary.window_s = elapsed;
+    summary.cpu_pct = cpu_pct(&before, &after, elapsed);
+    summary.loadgen_cpu_pct =
+        (after.own - before.own) as f64 / procfs::clock_ticks() as f64 / elapsed * 100.0;
+    summary.machine_cpu_pct = machine_pct(&before, &after);
+
+    for f in summary.failures.iter().take(5) {
+        eprintln!("failure: {f}");
+    }
+    let figures = summary.to_json();
+    print!("{}", audiobridge::table(std::slice::from_ref(&figures)));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
+    }
+    if args.check && !(summary.up == total && summary.hearing == total) {
+        bail!("check failed: not every participant was up and hearing the mix");
     }
     Ok(())
 }

@@ -26,6 +26,27 @@ pub trait FrameSource: Send {
     fn frame(&mut self, index: u64, at: Instant) -> Arc<[u8]>;
 }
 
+/// Pre-encoded frames of a loop, handed out by index (a reference count each, no copy); when
+/// it carries the pulse, records the send time of each loop start in `pulse`.
+pub struct LoopSource {
+    /// The loop, one payload per 20 ms frame.
+    pub frames: Arc<[Arc<[u8]>]>,
+    /// Where the loop's starts (its pulse) are recorded, if it has one.
+    pub pulse: Option<Arc<crate::clock::PulseClock>>,
+}
+
+impl FrameSource for LoopSource {
+    fn frame(&mut self, index: u64, at: Instant) -> Arc<[u8]> {
+        let i = (index % self.frames.len() as u64) as usize;
+        if i == 0 {
+            if let Some(p) = &self.pulse {
+                p.sent(at);
+            }
+        }
+        self.frames[i].clone()
+    }
+}
+
 /// Receives what a peer hears.
 pub trait MediaSink: Send {
     /// One audio frame: arrival of its packet, RTP sequence number and timestamp (48 kHz for

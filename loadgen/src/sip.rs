@@ -8,11 +8,11 @@
 //! the SIP side), both carrying a pulse once a second, and each end's [`LegReceiver`]
 //! accounts what the other sent.
 
-use crate::audio::{opus_loop, ulaw_loop, LOOP_FRAMES};
+use crate::audio::{opus_loop, ulaw_loop};
 use crate::clock::{PulseClock, Window};
 use crate::janus::{Handle, Janus};
 use crate::metrics::LegStats;
-use crate::peer::{AudioPeer, FrameSource, PeerReport};
+use crate::peer::{AudioPeer, FrameSource, LoopSource, PeerReport};
 use crate::receiver::{LegReceiver, Opus, Ulaw};
 use anyhow::{anyhow, bail, Context, Result};
 use bifrons_sip::{Codec, Ua, UaConfig, UaEvent};
@@ -22,23 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Frames of a loop, handed out by index, recording the send time of each loop start (the
-/// pulse).
-struct LoopSource {
-    frames: Arc<[Arc<[u8]>]>,
-    pulse: Arc<PulseClock>,
-}
-
-impl FrameSource for LoopSource {
-    fn frame(&mut self, index: u64, at: Instant) -> Arc<[u8]> {
-        let i = (index % LOOP_FRAMES as u64) as usize;
-        if i == 0 {
-            self.pulse.sent(at);
-        }
-        self.frames[i].clone()
-    }
-}
 
 /// What the scenario shares between calls: the loops, made once.
 pub struct Media {
@@ -161,7 +144,7 @@ pub async fn start_call(
             let mut rx = LegReceiver::new(8000, Ulaw, pulse_in, window, calibration);
             let mut source = LoopSource {
                 frames,
-                pulse: pulse_out,
+                pulse: Some(pulse_out),
             };
             let frame = Duration::from_millis(20);
             let mut tick = tokio::time::interval_at(sip_first_tick, frame);
@@ -272,21 +255,11 @@ pub async fn start_call(
             return Err(e);
         }
     };
-    let keepalive = {
-        let janus = janus.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(20)).await;
-                if janus.keepalive(session).await.is_err() {
-                    return;
-                }
-            }
-        })
-    };
+    let keepalive = janus.spawn_keepalive(session);
     let rx = LegReceiver::new(48_000, Opus::new()?, sip_pulse, window, 0.0);
     let source = LoopSource {
         frames: media.opus.clone(),
-        pulse: browser_pulse,
+        pulse: Some(browser_pulse),
     };
     let first_tick = tokio::time::Instant::now() + spec.phase;
     let browser = tokio::spawn(async move {
