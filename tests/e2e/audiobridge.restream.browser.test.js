@@ -8,40 +8,21 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startGateway, freePorts } from './lib/gateway.js';
-import { adminStreaming, spawnProcess } from './lib/streaming.js';
+import { adminStreaming } from './lib/streaming.js';
+import { rtmpReceiver, probeFlv, waitEgressState } from './lib/egress.js';
 import {
-  startPageServer, launchChromium, waitInPage, joinPage, toneShare, adminBridge, waitEgressState,
+  startPageServer, launchChromium, waitInPage, joinPage, toneShare, adminBridge,
 } from './lib/audiobridge.js';
 
 const ROOM = 5150;
 const SECRET = 'restream-secret';
 const TONES = [440, 1000];
 const QUIET = 3000;
-
-/** `ffmpeg -listen 1` taking one RTMP publish on `port` into `file`. */
-function receiver(port, file) {
-  return spawnProcess('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-listen', '1',
-    '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/app/k1`, '-c', 'copy', '-f', 'flv', file]);
-}
-
-/** ffprobe of `file`: its audio and video streams and duration (s). */
-function probe(file) {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries',
-    'format=duration:stream=codec_type,codec_name,nb_read_frames,sample_rate,start_time',
-    '-of', 'json', file], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const info = JSON.parse(r.stdout);
-  return {
-    audio: info.streams.find((s) => s.codec_type === 'audio'),
-    video: info.streams.find((s) => s.codec_type === 'video'),
-    duration: Number(info.format.duration),
-  };
-}
 
 describe('an audio bridge room restreamed as a mountpoint', () => {
   let gw;
@@ -98,7 +79,7 @@ describe('an audio bridge room restreamed as a mountpoint', () => {
     // RTMP egress of the mountpoint: audio-only FLV, AAC, as long as it ran, both tones in it.
     const [port] = await freePorts(1);
     const file = path.join(tmp, 'room.flv');
-    const rx = receiver(port, file);
+    const rx = rtmpReceiver(port, file);
     procs.push(rx);
     await sleep(500);
     const started = await adminStreaming(gw, {
@@ -113,7 +94,7 @@ describe('an audio bridge room restreamed as a mountpoint', () => {
     await adminStreaming(gw, { request: 'egress_stop', egress_id: started.egress.id });
     const ranMs = Date.now() - liveAt;
     await Promise.race([rx.exited, sleep(15000)]);
-    const { audio, video, duration } = probe(file);
+    const { audio, video, duration } = probeFlv(file);
     t.diagnostic(`egress: ${frames} AAC frames sent, file ${duration.toFixed(2)} s for ${ranMs} ms live, ${audio?.nb_read_frames} frames read`);
     assert.equal(video, undefined, 'audio-only FLV');
     assert.equal(audio?.codec_name, 'aac');

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePorts } from './lib/gateway.js';
 import { startStreamingGateway, addKey, publish, waitLive, adminStreaming, spawnProcess } from './lib/streaming.js';
+import { rtmpReceiver, probeFlv, decodeErrors, waitEgressState } from './lib/egress.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-rtmps-'));
@@ -40,26 +41,12 @@ function makeCertificates() {
 async function tlsReceiver(name) {
   const [tlsPort, plainPort] = await freePorts(2);
   const file = path.join(tmp, `${name}.flv`);
-  const ffmpeg = spawnProcess('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-listen', '1',
-    '-f', 'flv', '-i', `rtmp://127.0.0.1:${plainPort}/app/k1`, '-c', 'copy', '-f', 'flv', file]);
+  const ffmpeg = rtmpReceiver(plainPort, file);
   const socat = spawnProcess('socat', [
     `OPENSSL-LISTEN:${tlsPort},bind=127.0.0.1,reuseaddr,cert=${path.join(tmp, 'server.pem')},key=${path.join(tmp, 'server.key')},verify=0`,
     `TCP:127.0.0.1:${plainPort}`]);
   await sleep(500);
   return { tlsPort, file, ffmpeg, socat };
-}
-
-/** Waits until egress `id` is in state `state` (per `egress_list` over the Admin API). */
-async function waitState(gw, id, state, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    const list = await adminStreaming(gw, { request: 'egress_list' });
-    last = list.list?.find((e) => e.id === id);
-    if (last?.state === state) return last;
-    if (Date.now() > deadline) throw new Error(`egress ${id} not ${state}: ${JSON.stringify(last ?? list)}`);
-    await sleep(100);
-  }
 }
 
 describe('rtmps:// egress through a real TLS peer', () => {
@@ -87,7 +74,7 @@ describe('rtmps:// egress through a real TLS peer', () => {
     assert.equal(started.streaming, 'egress_started', JSON.stringify(started));
     assert.equal(started.egress.target, `rtmps://127.0.0.1:${rx.tlsPort}/app`);
     const id = started.egress.id;
-    await waitState(gw, id, 'live');
+    await waitEgressState(gw, id, 'live');
     const until = Date.now() + 60000;
     for (;;) {
       const e = (await adminStreaming(gw, { request: 'egress_list' })).list.find((x) => x.id === id);
@@ -99,19 +86,12 @@ describe('rtmps:// egress through a real TLS peer', () => {
     assert.equal(stopped.streaming, 'egress_stopped', JSON.stringify(stopped));
     const exit = await Promise.race([rx.ffmpeg.exited, sleep(15000).then(() => null)]);
     assert.ok(exit, `the receiver ended with the unpublish: ${rx.ffmpeg.stderr()} ${rx.socat.stderr()}`);
-    const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries',
-      'format=duration:stream=codec_type,codec_name,nb_read_frames', '-of', 'json', rx.file], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    const info = JSON.parse(r.stdout);
-    const video = info.streams.find((s) => s.codec_type === 'video');
-    const audio = info.streams.find((s) => s.codec_type === 'audio');
+    const { video, audio, duration } = probeFlv(rx.file);
     assert.equal(video?.codec_name, 'h264');
     assert.equal(audio?.codec_name, 'aac');
     assert.ok(Number(video.nb_read_frames) > 100, `${video.nb_read_frames} video frames`);
-    const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', rx.file, '-f', 'null', '-'], { encoding: 'utf8' });
-    assert.equal(decode.status, 0, decode.stderr);
-    assert.equal(decode.stderr.trim(), '', 'every frame decodes');
-    console.log(`# rtmps: ${video.nb_read_frames} H.264 frames, ${audio.nb_read_frames} AAC frames, ${info.format.duration} s received through TLS`);
+    assert.equal(decodeErrors(rx.file), '', 'every frame decodes');
+    console.log(`# rtmps: ${video.nb_read_frames} H.264 frames, ${audio.nb_read_frames} AAC frames, ${duration} s received through TLS`);
   });
 
   it('without the CA configured, the receiver is not trusted: failed with a TLS reason, nothing else disturbed', async () => {
@@ -126,7 +106,7 @@ describe('rtmps:// egress through a real TLS peer', () => {
       request: 'egress_start', id: key.mountpoint, url: `rtmps://127.0.0.1:${rx.tlsPort}/app`, key: 'k1',
     });
     assert.equal(started.streaming, 'egress_started', JSON.stringify(started));
-    const failed = await waitState(gw, started.egress.id, 'failed');
+    const failed = await waitEgressState(gw, started.egress.id, 'failed');
     assert.match(failed.reason, /^TLS: /, JSON.stringify(failed));
     assert.match(failed.reason, /certificate/i, JSON.stringify(failed));
     assert.ok(!JSON.stringify(failed).includes('k1'), 'the key is not shown');

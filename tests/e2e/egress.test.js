@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePorts } from './lib/gateway.js';
+import { rtmpReceiver, probeFlv, decodeErrors, waitEgressState } from './lib/egress.js';
 import Handle from 'janode/handle';
 import { connect } from './lib/janode.js';
 import {
@@ -39,44 +40,6 @@ class StreamingHandle extends Handle {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-egress-'));
-
-/** `ffmpeg -listen 1` taking one RTMP publish on `port` (app `app`, key `key`) into `file`. */
-function receiver(port, file, key = 'k1') {
-  return spawnProcess('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-listen', '1',
-    '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/app/${key}`, '-c', 'copy', '-f', 'flv', file]);
-}
-
-/** Waits until egress `id` is in state `state` (per `egress_list` over the Admin API). */
-async function waitState(gw, id, state, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    const list = await adminStreaming(gw, { request: 'egress_list' });
-    last = list.list?.find((e) => e.id === id);
-    if (last?.state === state) return last;
-    if (Date.now() > deadline) throw new Error(`egress ${id} not ${state}: ${JSON.stringify(last ?? list)}`);
-    await sleep(100);
-  }
-}
-
-/** What ffprobe says of `file`: streams (codec, start time, frames read) and duration. */
-function probe(file) {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries',
-    'format=duration:stream=codec_type,codec_name,start_time,nb_read_frames,width,height,sample_rate',
-    '-of', 'json', file], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const info = JSON.parse(r.stdout);
-  const video = info.streams.find((s) => s.codec_type === 'video');
-  const audio = info.streams.find((s) => s.codec_type === 'audio');
-  return { video, audio, duration: Number(info.format.duration) };
-}
-
-/** Decodes every frame of `file`; returns ffmpeg's error output (empty when all decoded). */
-function decodeErrors(file) {
-  const r = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stderr.trim();
-}
 
 /** `bifrons egress ...` against the gateway's registry; `key` is typed on stdin. */
 function egressCli(gw, args, key) {
@@ -109,7 +72,7 @@ describe('RTMP egress of mountpoints', () => {
     await waitLive(gw, key.mountpoint);
     const [port] = await freePorts(1);
     const file = path.join(tmp, 'passthrough.flv');
-    const rx = receiver(port, file);
+    const rx = rtmpReceiver(port, file);
     procs.push(rx);
     await sleep(500);
     const started = await adminStreaming(gw, {
@@ -118,7 +81,7 @@ describe('RTMP egress of mountpoints', () => {
     assert.equal(started.streaming, 'egress_started', JSON.stringify(started));
     assert.ok(!JSON.stringify(started).includes('k1'), 'the key is not returned');
     const id = started.egress.id;
-    await waitState(gw, id, 'live');
+    await waitEgressState(gw, id, 'live');
     // A second egress to the same target is refused, the first one unharmed.
     const again = await adminStreaming(gw, {
       request: 'egress_start', id: key.mountpoint, url: `rtmp://127.0.0.1:${port}/app/k1`,
@@ -131,7 +94,7 @@ describe('RTMP egress of mountpoints', () => {
     assert.equal(notRtmp.error_code, 454, JSON.stringify(notRtmp));
     const liveAt = Date.now();
     await sleep(8000);
-    const listed = await waitState(gw, id, 'live');
+    const listed = await waitEgressState(gw, id, 'live');
     assert.equal(listed.video, 'passthrough');
     assert.ok(listed.video_frames_passed > 100, JSON.stringify(listed));
     assert.equal(listed.video_frames_transcoded, 0, 'no video re-encode');
@@ -140,7 +103,7 @@ describe('RTMP egress of mountpoints', () => {
     const sent = (Date.now() - liveAt) / 1000;
     const exit = await Promise.race([rx.exited, sleep(15000).then(() => null)]);
     assert.ok(exit, `the receiver ended with the unpublish: ${rx.stderr()}`);
-    const { video, audio, duration } = probe(file);
+    const { video, audio, duration } = probeFlv(file);
     assert.equal(video?.codec_name, 'h264');
     assert.equal(audio?.codec_name, 'aac');
     assert.equal(Number(audio.sample_rate), 48000);
@@ -174,7 +137,7 @@ describe('RTMP egress of mountpoints', () => {
     const listed = egressCli(gw, ['list']);
     assert.ok(!listed.includes('k2'), 'the CLI never shows the key');
     const file = path.join(tmp, 'transcoded.flv');
-    const rx = receiver(port, file, 'k2');
+    const rx = rtmpReceiver(port, file, 'k2');
     procs.push(rx);
     await sleep(500);
 
@@ -209,7 +172,7 @@ describe('RTMP egress of mountpoints', () => {
     await janode.close();
     const exit = await Promise.race([rx.exited, sleep(15000).then(() => null)]);
     assert.ok(exit, `the receiver ended with the unpublish: ${rx.stderr()}`);
-    const { video, audio, duration } = probe(file);
+    const { video, audio, duration } = probeFlv(file);
     assert.equal(video?.codec_name, 'h264');
     assert.equal(audio?.codec_name, 'aac');
     assert.equal(video.width, 320);
@@ -237,7 +200,7 @@ describe('RTMP egress of mountpoints', () => {
       '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${aport}`]));
     await waitLive(gw, 7002);
     const file = path.join(tmp, 'audio-only.flv');
-    const rx = receiver(port, file);
+    const rx = rtmpReceiver(port, file);
     procs.push(rx);
     await sleep(500);
     const started = await adminStreaming(gw, {
@@ -253,7 +216,7 @@ describe('RTMP egress of mountpoints', () => {
     }
     await adminStreaming(gw, { request: 'egress_stop', egress_id: started.egress.id });
     await Promise.race([rx.exited, sleep(15000)]);
-    const { video, audio, duration } = probe(file);
+    const { video, audio, duration } = probeFlv(file);
     assert.equal(video, undefined, 'no video stream');
     assert.equal(audio?.codec_name, 'aac');
     assert.ok(Number(audio.nb_read_frames) >= 150, `${audio.nb_read_frames} AAC frames`);
@@ -266,26 +229,26 @@ describe('RTMP egress of mountpoints', () => {
     procs.push(publish(key.url, { gop: 30 }));
     await waitLive(gw, key.mountpoint);
     const [port] = await freePorts(1);
-    const first = receiver(port, path.join(tmp, 'first.flv'));
+    const first = rtmpReceiver(port, path.join(tmp, 'first.flv'));
     procs.push(first);
     await sleep(500);
     const started = await adminStreaming(gw, {
       request: 'egress_start', id: key.mountpoint, url: `rtmp://127.0.0.1:${port}/app`, key: 'k1',
     });
     const id = started.egress.id;
-    await waitState(gw, id, 'live');
+    await waitEgressState(gw, id, 'live');
     await sleep(1000);
     await first.stop();
-    const down = await waitState(gw, id, 'reconnecting');
+    const down = await waitEgressState(gw, id, 'reconnecting');
     assert.ok(down.reason, JSON.stringify(down));
     const file = path.join(tmp, 'second.flv');
-    const second = receiver(port, file);
+    const second = rtmpReceiver(port, file);
     procs.push(second);
-    await waitState(gw, id, 'live');
+    await waitEgressState(gw, id, 'live');
     await sleep(3000);
     await adminStreaming(gw, { request: 'egress_stop', egress_id: id });
     await Promise.race([second.exited, sleep(15000)]);
-    const { video, audio } = probe(file);
+    const { video, audio } = probeFlv(file);
     assert.equal(video?.codec_name, 'h264');
     assert.equal(audio?.codec_name, 'aac');
     assert.equal(decodeErrors(file), '', 'the stream after the reconnect decodes from its first frame');
@@ -300,7 +263,7 @@ describe('RTMP egress of mountpoints', () => {
       request: 'egress_start', id: key.mountpoint, url: `rtmp://127.0.0.1:${gw.rtmpPort}/live`, key: 'no-such-key',
     });
     assert.equal(started.streaming, 'egress_started', JSON.stringify(started));
-    const failed = await waitState(gw, started.egress.id, 'failed');
+    const failed = await waitEgressState(gw, started.egress.id, 'failed');
     assert.match(failed.reason, /refused/, JSON.stringify(failed));
     assert.ok(!JSON.stringify(failed).includes('no-such-key'));
     const info = await adminStreaming(gw, { request: 'info', id: key.mountpoint });

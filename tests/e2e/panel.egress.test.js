@@ -7,13 +7,13 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TARGET, freePorts } from './lib/gateway.js';
 import { addUser } from './lib/panel.js';
-import { startStreamingGateway, addKey, publish, waitLive, adminStreaming, spawnProcess, launchChromium } from './lib/streaming.js';
+import { startStreamingGateway, addKey, publish, waitLive, adminStreaming, launchChromium } from './lib/streaming.js';
+import { rtmpReceiver, probeFlv, decodeErrors } from './lib/egress.js';
 
 const SHOTS = process.env.E2E_SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-shots-'));
 const ADMIN = { username: 'admin', password: 'e2e-admin-password' };
@@ -76,8 +76,7 @@ describe('admin panel: egress start and stop with a real receiver', { skip: TARG
     await waitLive(gw, key.mountpoint);
     const [port] = await freePorts(1);
     const file = path.join(tmp, 'received.flv');
-    const rx = spawnProcess('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-listen', '1',
-      '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/app/${TARGET_KEY}`, '-c', 'copy', '-f', 'flv', file]);
+    const rx = rtmpReceiver(port, file, TARGET_KEY);
     procs.push(rx);
 
     await page.goto(panel + '#/egress');
@@ -119,18 +118,12 @@ describe('admin panel: egress start and stop with a real receiver', { skip: TARG
 
     const exit = await Promise.race([rx.exited, sleep(15000).then(() => null)]);
     assert.ok(exit, `the receiver ended with the unpublish: ${rx.stderr()}`);
-    const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries',
-      'format=duration:stream=codec_type,codec_name,nb_read_frames', '-of', 'json', file], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    const info = JSON.parse(r.stdout);
-    const video = info.streams.find((s) => s.codec_type === 'video');
-    const audio = info.streams.find((s) => s.codec_type === 'audio');
+    const { video, audio, duration } = probeFlv(file);
     assert.equal(video?.codec_name, 'h264');
     assert.equal(audio?.codec_name, 'aac');
     assert.ok(Number(video.nb_read_frames) > 100, `${video.nb_read_frames} video frames`);
-    const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' });
-    assert.equal(decode.stderr.trim(), '', 'every frame decodes');
-    console.log(`# panel egress: ${video.nb_read_frames} H.264 frames, ${audio.nb_read_frames} AAC frames, ${info.format.duration} s`);
+    assert.equal(decodeErrors(file), '', 'every frame decodes');
+    console.log(`# panel egress: ${video.nb_read_frames} H.264 frames, ${audio.nb_read_frames} AAC frames, ${duration} s`);
   }));
 
   it('refuses a URL that is not RTMP, naming the URL field', () => step(async () => {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from './lib/gateway.js';
 import {
-  startStreamingGateway, addKey, launchChromium, waitInPage, waitLive, adminStreaming, startViewerSite, openViewer, keyCli,
+  startStreamingGateway, addKey, launchChromium, waitInPage, waitLive, adminStreaming, startViewerSite, openViewer, keyCli, whipPublish,
 } from './lib/streaming.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -98,17 +98,6 @@ async function whepInbound(page) {
 async function viewerPlays(page, what, minFrames = 30) {
   return waitInPage(page, () => window.inboundStats(),
     (s) => s.video?.framesDecoded > minFrames && s.audio?.totalAudioEnergy > 0.01, what, 30000);
-}
-
-/** Publishes the publisher browser's fake camera from /demos/whip.html with `key`; `query`: page options. */
-async function whipPublish(browser, gw, key, query = '') {
-  const page = await browser.newPage();
-  await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whip.html${query}`));
-  await waitInPage(page, () => window.demo.state, (s) => s === 'idle', 'WHIP page ready', 10000);
-  await page.fill('#key', key.key);
-  await page.click('#publish');
-  await waitInPage(page, () => window.demo, (d) => d.state === 'publishing' && d.stats?.framesEncoded > 30, 'publishing over WHIP', 30000);
-  return page;
 }
 
 describe('WHIP ingest and janus.js publish', () => {

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
-import { adminStreaming } from './streaming.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -161,16 +160,4 @@ export async function adminBridge(gw, request) {
     }),
   });
   return (await res.json()).response;
-}
-
-/** Waits until egress `id` is `state` (streaming `egress_list` over the Admin API); returns its entry. */
-export async function waitEgressState(gw, id, state, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const list = await adminStreaming(gw, { request: 'egress_list' });
-    const e = list.list?.find((x) => x.id === id);
-    if (e?.state === state) return e;
-    if (Date.now() > deadline) throw new Error(`egress ${id} not ${state}: ${JSON.stringify(list)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

@@ -270,3 +270,18 @@ export async function adminStreaming(gw, request) {
   const reply = await res.json();
   return reply.response;
 }
+
+/**
+ * Publishes `browser`'s fake camera (640x480) + microphone over WHIP from the gateway's
+ * /demos/whip.html with stream key `key` (from `addKey`); `query`: page options such as
+ * `?codec=h264`. Resolves with the page once 30 frames are encoded.
+ */
+export async function whipPublish(browser, gw, key, query = '') {
+  const page = await browser.newPage();
+  await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whip.html${query}`));
+  await waitInPage(page, () => window.demo.state, (s) => s === 'idle', 'WHIP page ready', 10000);
+  await page.fill('#key', key.key);
+  await page.click('#publish');
+  await waitInPage(page, () => window.demo, (d) => d.state === 'publishing' && d.stats?.framesEncoded > 30, 'publishing over WHIP', 30000);
+  return page;
+}

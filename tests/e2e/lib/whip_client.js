@@ -39,6 +39,10 @@ export async function whipPublish(url, token, { size = '640x360' } = {}) {
     // The tests run with loopback only, which werift leaves out of its host candidates.
     iceAdditionalHostAddresses: ['127.0.0.1'],
     iceUseIpv6: false,
+    // One ICE transport for both m-lines from the start, as OBS does: with the default policy
+    // werift gathers a transport per m-line and never closes the one BUNDLE leaves unused, whose
+    // socket then keeps the test process alive.
+    bundlePolicy: 'max-bundle',
   });
   pc.addTransceiver(audio, { direction: 'sendonly' });
   pc.addTransceiver(video, { direction: 'sendonly' });
