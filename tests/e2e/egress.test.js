@@ -93,14 +93,33 @@ describe('RTMP egress of mountpoints', () => {
     });
     assert.equal(notRtmp.error_code, 454, JSON.stringify(notRtmp));
     const liveAt = Date.now();
-    await sleep(8000);
+    // A second target joins the running job mid-GOP (the publisher sends a keyframe a second):
+    // it starts at the next keyframe, audio and video together.
+    await sleep(1500);
+    const [port2] = await freePorts(1);
+    const file2 = path.join(tmp, 'passthrough-joined.flv');
+    const rx2 = rtmpReceiver(port2, file2);
+    procs.push(rx2);
+    await sleep(500);
+    const joined = await adminStreaming(gw, {
+      request: 'egress_start', id: key.mountpoint, url: `rtmp://127.0.0.1:${port2}/app`, key: 'k1',
+    });
+    assert.equal(joined.streaming, 'egress_started', JSON.stringify(joined));
+    await sleep(6000);
     const listed = await waitEgressState(gw, id, 'live');
     assert.equal(listed.video, 'passthrough');
     assert.ok(listed.video_frames_passed > 100, JSON.stringify(listed));
     assert.equal(listed.video_frames_transcoded, 0, 'no video re-encode');
+    await adminStreaming(gw, { request: 'egress_stop', egress_id: joined.egress.id });
     const stopped = await adminStreaming(gw, { request: 'egress_stop', egress_id: id });
     assert.equal(stopped.streaming, 'egress_stopped', JSON.stringify(stopped));
     const sent = (Date.now() - liveAt) / 1000;
+    assert.ok(await Promise.race([rx2.exited, sleep(15000).then(() => null)]), `the second receiver ended: ${rx2.stderr()}`);
+    const second = probeFlv(file2);
+    const joinOffset = Math.abs(Number(second.video.start_time) - Number(second.audio.start_time)) * 1000;
+    assert.ok(joinOffset <= 40, `A/V start offset of the target that joined: ${joinOffset} ms`);
+    assert.equal(decodeErrors(file2), '', 'every frame of the joined target decodes');
+    console.log(`# passthrough, target joined mid-GOP: ${second.video.nb_read_frames} frames, A/V start offset ${joinOffset.toFixed(1)} ms`);
     const exit = await Promise.race([rx.exited, sleep(15000).then(() => null)]);
     assert.ok(exit, `the receiver ended with the unpublish: ${rx.stderr()}`);
     const { video, audio, duration } = probeFlv(file);

@@ -71,6 +71,19 @@ pub struct EgressCounters {
     pub dropped: AtomicU64,
 }
 
+/// A target of the job: a publisher to one RTMP server.
+struct Target {
+    id: u64,
+    sender: PublisherSender,
+    /// FLV time (ms) from which media goes to it; `None`: not yet. A target that joins a
+    /// running job starts at the next keyframe, audio and video together (a passed-through
+    /// source cannot be asked for one, so audio sent before it would start up to a GOP ahead
+    /// of the video, and the AAC encoder hands over frames a few tens of ms after the picture
+    /// of the same time); at once when the mountpoint has no video, or its audio already goes
+    /// out without video.
+    start_ms: Option<u32>,
+}
+
 /// One mountpoint's egress job.
 pub struct EgressJob {
     input: InputReceiver<Input>,
@@ -81,7 +94,7 @@ pub struct EgressJob {
     held: VecDeque<Input>,
     video: Option<VideoRoute>,
     audio: Option<AudioRoute>,
-    targets: Vec<(u64, PublisherSender)>,
+    targets: Vec<Target>,
     avc: Option<AvcConfig>,
     metadata: StreamMetadata,
     counters: Arc<EgressCounters>,
@@ -162,12 +175,19 @@ impl EgressJob {
                 if let Some(c) = &self.avc {
                     let _ = sender.send_video_config(c, 0);
                 }
-                self.targets.push((id, sender));
+                // Audio already going out alone (no keyframe came): the target joins it.
+                let audio_alone = self.av_start.is_some() && self.video_start.is_none();
+                let start_ms = (self.video.is_none() || audio_alone).then_some(0);
+                self.targets.push(Target {
+                    id,
+                    sender,
+                    start_ms,
+                });
                 if let Some(v) = &mut self.video {
                     v.request_keyframe();
                 }
             }
-            Control::Remove(id) => self.targets.retain(|(t, _)| *t != id),
+            Control::Remove(id) => self.targets.retain(|t| t.id != id),
             Control::Keyframe => {
                 if let Some(v) = &mut self.video {
                     v.request_keyframe();
@@ -287,6 +307,9 @@ impl EgressJob {
                         None => {
                             tracing::info!("egress: no video keyframe yet, audio goes out alone");
                             self.av_start = Some(ms);
+                            for t in &mut self.targets {
+                                t.start_ms.get_or_insert(0);
+                            }
                             self.flush_audio(0);
                             self.send_audio(&frame);
                         }
@@ -299,8 +322,13 @@ impl EgressJob {
 
     fn send_audio(&self, frame: &bifrons_rtmp::AudioFrame) {
         self.counters.audio_frames.fetch_add(1, Ordering::Relaxed);
-        for (_, t) in &self.targets {
-            let _ = t.send_audio(frame);
+        let ms = frame.timestamp_ms + START_SLACK_MS / 2;
+        for t in self
+            .targets
+            .iter()
+            .filter(|t| t.start_ms.is_some_and(|s| ms >= s))
+        {
+            let _ = t.sender.send_audio(frame);
         }
     }
 
@@ -324,16 +352,16 @@ impl EgressJob {
                     if let Some((w, h)) = config.sps.first().and_then(|s| sps::picture_size(s)) {
                         self.metadata.video_width = Some(w);
                         self.metadata.video_height = Some(h);
-                        for (_, t) in &self.targets {
-                            let _ = t.send_metadata(self.metadata.clone());
+                        for t in &self.targets {
+                            let _ = t.sender.send_metadata(self.metadata.clone());
                         }
                     }
                     let ms = self
                         .timeline
                         .flv_ms(MediaKind::Video, unit.timestamp)
                         .unwrap_or(0);
-                    for (_, t) in &self.targets {
-                        let _ = t.send_video_config(&config, ms);
+                    for t in &self.targets {
+                        let _ = t.sender.send_video_config(&config, ms);
                     }
                     self.avc = Some(config);
                 }
@@ -385,8 +413,13 @@ impl EgressJob {
             &self.counters.video_passed
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        for (_, t) in &self.targets {
-            let _ = t.send_video(&frame);
+        for t in &mut self.targets {
+            if t.start_ms.is_none() && keyframe {
+                t.start_ms = Some(ms);
+            }
+            if t.start_ms.is_some() {
+                let _ = t.sender.send_video(&frame);
+            }
         }
     }
 }
