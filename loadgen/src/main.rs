@@ -360,6 +360,59 @@ async fn run_sip(args: SipArgs) -> Result<()> {
     Ok(())
 }
 
+/// The gateway's resident memory (KiB), when its PID is known.
+fn gateway_rss(pid: Option<u32>) -> Result<Option<u64>> {
+    pid.map(procfs::rss_kib)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
+/// What a measure window read: snapshots at its two ends, its length (s), and the gateway's
+/// resident memory (KiB) and thread count at its end.
+struct Measured {
+    before: Snapshot,
+    after: Snapshot,
+    elapsed: f64,
+    rss_kib: Option<u64>,
+    threads: Option<usize>,
+}
+
+impl Measured {
+    /// Opens `window` for `seconds` s (the peers count what falls in it) and reads the gateway
+    /// `pid` and this process around it.
+    async fn window(window: &clock::Window, seconds: f64, pid: Option<u32>) -> Result<Self> {
+        let before = Snapshot::take(pid)?;
+        let start = Instant::now();
+        window.set(clock::secs(start), clock::secs(start) + seconds);
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        let elapsed = start.elapsed().as_secs_f64();
+        let after = Snapshot::take(pid)?;
+        let threads = pid.and_then(|p| {
+            std::fs::read_dir(format!("/proc/{p}/task"))
+                .ok()
+                .map(|d| d.count())
+        });
+        Ok(Self {
+            before,
+            after,
+            elapsed,
+            rss_kib: gateway_rss(pid)?,
+            threads,
+        })
+    }
+
+    /// The gateway's CPU over the window, % of one core.
+    fn gateway_cpu_pct(&self) -> Option<f64> {
+        cpu_pct(&self.before, &self.after, self.elapsed)
+    }
+
+    /// This load client's own CPU over the window, % of one core.
+    fn loadgen_cpu_pct(&self) -> f64 {
+        (self.after.own - self.before.own) as f64 / procfs::clock_ticks() as f64 / self.elapsed
+            * 100.0
+    }
+}
+
 /// CPU of `pid` between two snapshots over `elapsed` s, % of one core.
 fn cpu_pct(before: &Snapshot, after: &Snapshot, elapsed: f64) -> Option<f64> {
     let hz = procfs::clock_ticks() as f64;
@@ -558,17 +611,12 @@ async fn run_echo(args: EchoArgs) -> Result<()> {
     let window = Arc::new(clock::Window::default());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let pid = args.gateway_pid;
-    let rss = || {
-        pid.map(procfs::rss_kib)
-            .transpose()
-            .map_err(anyhow::Error::msg)
-    };
     let mut summary = echo::Summary {
         gateway: args.name.clone(),
         sessions: args.sessions,
         ..Default::default()
     };
-    summary.rss_kib[0] = rss()?;
+    summary.rss_kib[0] = gateway_rss(pid)?;
 
     let mut live = Vec::with_capacity(args.sessions);
     let batch = args.batch.max(1);
@@ -594,18 +642,9 @@ async fn run_echo(args: EchoArgs) -> Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let before = Snapshot::take(pid)?;
-    let start = Instant::now();
-    window.set(clock::secs(start), clock::secs(start) + args.seconds);
-    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-    let elapsed = start.elapsed().as_secs_f64();
-    let after = Snapshot::take(pid)?;
-    summary.rss_kib[1] = rss()?;
-    summary.threads = pid.and_then(|p| {
-        std::fs::read_dir(format!("/proc/{p}/task"))
-            .ok()
-            .map(|d| d.count())
-    });
+    let measured = Measured::window(&window, args.seconds, pid).await?;
+    summary.rss_kib[1] = measured.rss_kib;
+    summary.threads = measured.threads;
     // Echoes of the window's last packets may still be on their way.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);
@@ -622,12 +661,11 @@ async fn run_echo(args: EchoArgs) -> Result<()> {
         }
     }
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
-    summary.rss_kib[2] = rss()?;
-    summary.window_s = elapsed;
-    summary.cpu_pct = cpu_pct(&before, &after, elapsed);
-    summary.loadgen_cpu_pct =
-        (after.own - before.own) as f64 / procfs::clock_ticks() as f64 / elapsed * 100.0;
-    summary.machine_cpu_pct = machine_pct(&before, &after);
+    summary.rss_kib[2] = gateway_rss(pid)?;
+    summary.window_s = measured.elapsed;
+    summary.cpu_pct = measured.gateway_cpu_pct();
+    summary.loadgen_cpu_pct = measured.loadgen_cpu_pct();
+    summary.machine_cpu_pct = machine_pct(&measured.before, &measured.after);
 
     for f in summary.failures.iter().take(5) {
         eprintln!("failure: {f}");
@@ -654,11 +692,6 @@ async fn run_audiobridge(args: AudiobridgeArgs) -> Result<()> {
     let window = Arc::new(clock::Window::default());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let pid = args.gateway_pid;
-    let rss = || {
-        pid.map(procfs::rss_kib)
-            .transpose()
-            .map_err(anyhow::Error::msg)
-    };
     audiobridge::create_rooms(&args.janus, args.rooms, args.sampling_rate).await?;
     let mut summary = audiobridge::Summary {
         gateway: args.name.clone(),
@@ -668,7 +701,7 @@ async fn run_audiobridge(args: AudiobridgeArgs) -> Result<()> {
         sampling_rate: args.sampling_rate,
         ..Default::default()
     };
-    summary.rss_kib[0] = rss()?;
+    summary.rss_kib[0] = gateway_rss(pid)?;
     let pulses: Vec<Arc<clock::PulseClock>> = (0..args.rooms).map(|_| Arc::default()).collect();
 
     // Rooms fill one after the other; ticks are spread over the 20 ms period.
@@ -699,18 +732,9 @@ async fn run_audiobridge(args: AudiobridgeArgs) -> Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let before = Snapshot::take(pid)?;
-    let start = Instant::now();
-    window.set(clock::secs(start), clock::secs(start) + args.seconds);
-    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-    let elapsed = start.elapsed().as_secs_f64();
-    let after = Snapshot::take(pid)?;
-    summary.rss_kib[1] = rss()?;
-    summary.threads = pid.and_then(|p| {
-        std::fs::read_dir(format!("/proc/{p}/task"))
-            .ok()
-            .map(|d| d.count())
-    });
+    let measured = Measured::window(&window, args.seconds, pid).await?;
+    summary.rss_kib[1] = measured.rss_kib;
+    summary.threads = measured.threads;
     // The mix of the window's last pulse may still be on its way.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);
@@ -727,12 +751,11 @@ async fn run_audiobridge(args: AudiobridgeArgs) -> Result<()> {
         }
     }
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
-    summary.rss_kib[2] = rss()?;
-    summary.window_s = elapsed;
-    summary.cpu_pct = cpu_pct(&before, &after, elapsed);
-    summary.loadgen_cpu_pct =
-        (after.own - before.own) as f64 / procfs::clock_ticks() as f64 / elapsed * 100.0;
-    summary.machine_cpu_pct = machine_pct(&before, &after);
+    summary.rss_kib[2] = gateway_rss(pid)?;
+    summary.window_s = measured.elapsed;
+    summary.cpu_pct = measured.gateway_cpu_pct();
+    summary.loadgen_cpu_pct = measured.loadgen_cpu_pct();
+    summary.machine_cpu_pct = machine_pct(&measured.before, &measured.after);
 
     for f in summary.failures.iter().take(5) {
         eprintln!("failure: {f}");
