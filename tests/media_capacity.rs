@@ -11,54 +11,10 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use bifrons::ids::Mid;
-use bifrons::media::{
-    DataMessage, LocalCandidate, MediaKind, Peer, PeerListener, RtcpFeedback, RtpPacket, StreamInfo,
-};
+use bifrons::media::{MediaKind, Peer, PeerListener, RtpPacket};
 use bifrons::plugins::echotest;
-use support::client::echotest_audio_call;
+use support::client::{echotest_audio_call, wait_for, EchoListener, Seen};
 use support::gateway::TestGateway;
-
-#[derive(Debug, PartialEq)]
-enum Seen {
-    Connected,
-    Echo,
-    Failed,
-}
-
-struct Client(mpsc::UnboundedSender<Seen>);
-
-impl PeerListener for Client {
-    fn on_connected(&self) {
-        let _ = self.0.send(Seen::Connected);
-    }
-    fn on_media(&self, _: MediaKind, _: &Mid, _: bool) {}
-    fn on_rtp(&self, stream: &StreamInfo, _: RtpPacket) {
-        if stream.kind == MediaKind::Audio {
-            let _ = self.0.send(Seen::Echo);
-        }
-    }
-    fn on_rtcp(&self, _: MediaKind, _: RtcpFeedback) {}
-    fn on_data(&self, _: &str, _: DataMessage) {}
-    fn on_local_candidate(&self, _: LocalCandidate) {}
-    fn on_slowlink(&self, _: MediaKind, _: &Mid, _: bool, _: u64) {}
-    fn on_failed(&self, _: &'static str) {
-        let _ = self.0.send(Seen::Failed);
-    }
-}
-
-async fn wait_for(rx: &mut mpsc::UnboundedReceiver<Seen>, want: Seen) {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(seen) = rx.recv().await {
-            assert_ne!(seen, Seen::Failed, "client PeerConnection failed");
-            if seen == want {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("client event within 30 s");
-}
 
 /// An echo-test call whose client keeps sending Opus-sized packets; returns the client, its
 /// events, the sender task and the gateway's answer SDP (as `handle_info` shows it).
@@ -72,7 +28,7 @@ async fn echo_call(
     (u64, u64),
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let listener: Arc<dyn PeerListener> = Arc::new(Client(tx));
+    let listener: Arc<dyn PeerListener> = Arc::new(EchoListener(tx));
     let (session, handle, client) = echotest_audio_call(gw, listener.clone()).await;
     wait_for(&mut rx, Seen::Connected).await;
     let sender = tokio::spawn({

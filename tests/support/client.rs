@@ -7,9 +7,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode, MediaConfig};
+use bifrons::ids::Mid;
 use bifrons::media::{
-    Codec, Direction, Jsep, MediaEngine, OfferPlan, Peer, PeerListener, StreamPlan,
+    Codec, DataMessage, Direction, Jsep, LocalCandidate, MediaEngine, MediaKind, OfferPlan, Peer,
+    PeerListener, RtcpFeedback, RtpPacket, StreamInfo, StreamPlan,
 };
+use tokio::sync::mpsc;
 
 use super::gateway::TestGateway;
 
@@ -79,4 +82,51 @@ pub async fn echotest_audio_call(
         .await
         .expect("client accepts the answer");
     (session, handle, client)
+}
+
+/// What an [`EchoListener`] saw of its PeerConnection.
+#[derive(Debug, PartialEq)]
+pub enum Seen {
+    /// ICE and DTLS are up.
+    Connected,
+    /// An audio packet came back (the echo test's echo).
+    Echo,
+    /// The PeerConnection failed.
+    Failed,
+}
+
+/// A client [`PeerListener`] reporting connection, echoed audio and failure on a channel.
+pub struct EchoListener(pub mpsc::UnboundedSender<Seen>);
+
+impl PeerListener for EchoListener {
+    fn on_connected(&self) {
+        let _ = self.0.send(Seen::Connected);
+    }
+    fn on_media(&self, _: MediaKind, _: &Mid, _: bool) {}
+    fn on_rtp(&self, stream: &StreamInfo, _: RtpPacket) {
+        if stream.kind == MediaKind::Audio {
+            let _ = self.0.send(Seen::Echo);
+        }
+    }
+    fn on_rtcp(&self, _: MediaKind, _: RtcpFeedback) {}
+    fn on_data(&self, _: &str, _: DataMessage) {}
+    fn on_local_candidate(&self, _: LocalCandidate) {}
+    fn on_slowlink(&self, _: MediaKind, _: &Mid, _: bool, _: u64) {}
+    fn on_failed(&self, _: &'static str) {
+        let _ = self.0.send(Seen::Failed);
+    }
+}
+
+/// Waits (at most 30 s) until `rx` reports `want`; panics if the PeerConnection fails first.
+pub async fn wait_for(rx: &mut mpsc::UnboundedReceiver<Seen>, want: Seen) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(seen) = rx.recv().await {
+            assert_ne!(seen, Seen::Failed, "client PeerConnection failed");
+            if seen == want {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("client event within 30 s");
 }
