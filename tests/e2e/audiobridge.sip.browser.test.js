@@ -15,29 +15,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startGateway, REPO_ROOT } from './lib/gateway.js';
+import { startGateway } from './lib/gateway.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 import AudioBridgePlugin from 'janode/plugins/audiobridge';
 import { connect } from './lib/janode.js';
 import { startPageServer, launchChromium, waitInPage, joinPage } from './lib/audiobridge.js';
+import { cli as registryCli, until } from './lib/mailbox.js';
 
 const ROOM = 7100;
 const SECRET = 'room-secret';
 const BROWSER_HZ = 1000;
-
-/** Waits (hang guard only) until `fn()` returns something truthy. */
-async function until(fn, what, timeoutMs = 60000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
 
 /** The page's audio bridge events so far. */
 const messages = (p) => p.page.evaluate(() => window.e2e.messages);
@@ -69,11 +57,7 @@ describe('audio bridge SIP participants (kamailio + baresip)', () => {
     bob = await startBaresip({ kamailio, user: 'bob', toneHz: 440, codecs: 'PCMU' });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrons-e2e-absip-'));
     const dbUrl = `sqlite://${path.join(dir, 'registry.db')}`;
-    const cli = (args, input = '') => {
-      const bin = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
-      const r = spawnSync(bin, args, { input, env: { ...process.env, BIFRONS_DATABASE_URL: dbUrl }, encoding: 'utf8' });
-      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    };
+    const cli = (args, input = '') => registryCli(dbUrl, args, input);
     cli(['trunk', 'add', 'kam', '--registrar', kamailio.registrar, '--username', 'dave', '--password'], 'davepw\n');
     cli(['account', 'add', '100', '--trunk', 'kam', '--uri', kamailio.uri('dave')]);
     gw = await startGateway({

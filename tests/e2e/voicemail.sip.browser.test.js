@@ -11,23 +11,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { launchChromium } from './lib/browser.js';
 import { startSipSite } from './lib/sip_page.js';
-import { startGateway, REPO_ROOT } from './lib/gateway.js';
+import { startGateway } from './lib/gateway.js';
 import { startKamailio, startBaresip, analyze } from './lib/sip.js';
 import { probe, rows } from './lib/voicemail.js';
-
-/** Waits (hang guard only) until `fn()` returns something truthy. */
-async function until(fn, what, timeoutMs = 60000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
+import { cli as registryCli, until } from './lib/mailbox.js';
 
 describe('voicemail answering machine for SIP calls', () => {
   let kamailio;
@@ -47,11 +36,7 @@ describe('voicemail answering machine for SIP calls', () => {
     db = path.join(dir, 'registry.db');
     recDir = path.join(dir, 'recordings');
     const dbUrl = `sqlite://${db}`;
-    const cli = (args, input = '') => {
-      const bin = process.env.BIFRONS_BIN || path.join(REPO_ROOT, 'target', 'debug', 'bifrons');
-      const r = spawnSync(bin, args, { input, env: { ...process.env, BIFRONS_DATABASE_URL: dbUrl }, encoding: 'utf8' });
-      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    };
+    const cli = (args, input = '') => registryCli(dbUrl, args, input);
     cli(['trunk', 'add', 'kam', '--registrar', kamailio.registrar, '--username', 'dave', '--password'], 'davepw\n');
     cli(['account', 'add', '100', '--trunk', 'kam', '--uri', kamailio.uri('dave'), '--voicemail', 'true']);
     cli(['account', 'set-secret', '100'], 'web-secret-100\n');
