@@ -88,6 +88,11 @@ impl MediaSender {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// Whether `other` feeds the same PeerConnection (a clone of this sender).
+    pub fn same_peer(&self, other: &MediaSender) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
 }
 
 /// The reading end of a [`MediaSender::detached`] sender.

@@ -40,9 +40,10 @@ use super::host::RegisteredPlugin;
 use super::{
     AttachError, HandleCtx, Plugin, PluginDescriptor, PluginHost, PluginMessage, PluginResult,
 };
-use crate::media::{MediaKind, RtpPacket, StreamInfo};
+use crate::media::{MediaKind, MediaSender, RtpPacket, StreamInfo};
 use crate::services::recording::RecordingService;
 use crate::services::rooms::{AudioPacket, ParticipantInput};
+use crate::services::sinks::ContinuousAudio;
 use crate::services::workers::WorkerPool;
 
 /// What every request handler shares: the rooms, the workers their mixes run on, the id mode.
@@ -89,6 +90,9 @@ pub struct AbSession {
     joined: Mutex<Option<Joined>>,
     /// Read on every packet: this handle's own lock, never shared with another handle.
     input: RwLock<Option<ParticipantInput>>,
+    /// The outgoing stream of this handle's PeerConnection, kept continuous when the
+    /// participant moves to another room (`changeroom`).
+    out: Mutex<Option<Arc<ContinuousAudio<MediaSender>>>>,
 }
 
 impl AbSession {
@@ -107,6 +111,18 @@ impl AbSession {
             *self.input.write().unwrap_or_else(|e| e.into_inner()) = None;
         }
         slot.clone()
+    }
+
+    /// The continuous outgoing stream towards `sender`'s PeerConnection: the same one for as
+    /// long as that PeerConnection lives, a new one after it was replaced.
+    fn out_stream(&self, sender: MediaSender, clock_rate: u32) -> Arc<ContinuousAudio<MediaSender>> {
+        let mut slot = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(out) if out.inner().same_peer(&sender) => out.clone(),
+            _ => slot
+                .insert(Arc::new(ContinuousAudio::new(sender, clock_rate)))
+                .clone(),
+        }
     }
 
     fn set_joined(&self, joined: Option<Joined>) {

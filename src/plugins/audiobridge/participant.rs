@@ -245,7 +245,7 @@ fn enter(
     })?;
     let others = room.others_json(Some(&participant.id));
     let joined = Joined { room, participant };
-    attach_sink(&joined, ctx);
+    attach_sink(session, &joined, ctx);
     session.set_joined(Some(joined.clone()));
     tracing::info!(room = %joined.room.id, participant = %joined.participant.id, codec = req.codec.name(), "audiobridge participant joined");
     Ok((joined, others))
@@ -278,7 +278,7 @@ async fn join(
         event["rtp"] = plain.to_json();
         return Ok((event, None));
     }
-    let jsep = negotiate(&joined, ctx, message).await?;
+    let jsep = negotiate(session, &joined, ctx, message).await?;
     Ok((event, jsep))
 }
 
@@ -370,7 +370,7 @@ async fn configure(
     if changed {
         room.notify_changed(p);
     }
-    let jsep = negotiate(&joined, ctx, message).await?;
+    let jsep = negotiate(session, &joined, ctx, message).await?;
     Ok((json!({"audiobridge": "event", "result": "ok"}), jsep))
 }
 
@@ -416,6 +416,7 @@ fn set_position(joined: &Joined, body: &Body) {
 /// Answers the client's offer, if the request carried one: audio only, in the participant's
 /// codec; other media are refused. Janus answers offers only (the bridge never offers here).
 async fn negotiate(
+    session: &AbSession,
     joined: &Joined,
     ctx: &HandleCtx,
     message: &PluginMessage,
@@ -458,13 +459,14 @@ async fn negotiate(
             .mix
             .set_stereo(joined.participant.mix_id, stereo);
     }
-    attach_sink(joined, ctx);
+    attach_sink(session, joined, ctx);
     Ok(Some(answer))
 }
 
 /// Points the participant's mix at its PeerConnection, once: a renegotiation keeps the same
-/// outgoing stream (sequence numbers and timestamps continue).
-fn attach_sink(joined: &Joined, ctx: &HandleCtx) {
+/// outgoing stream (sequence numbers and timestamps continue), and so does a move to another
+/// room, whose mix the handle's continuous stream re-bases.
+fn attach_sink(session: &AbSession, joined: &Joined, ctx: &HandleCtx) {
     let Some(stream) = ctx
         .negotiated()
         .and_then(|n| n.first(MediaKind::Audio).cloned())
@@ -477,7 +479,8 @@ fn attach_sink(joined: &Joined, ctx: &HandleCtx) {
     if joined.participant.has_sink.swap(true, Ordering::AcqRel) {
         return;
     }
-    let out = OutSink::random(Arc::new(sender), stream.pt.0);
+    let stream_out = session.out_stream(sender, joined.participant.codec.clock_rate());
+    let out = OutSink::random(stream_out, stream.pt.0);
     let _ = joined
         .room
         .mix
@@ -489,7 +492,7 @@ pub fn media_up(session: &AbSession, ctx: &HandleCtx) {
     let Some(joined) = session.joined() else {
         return;
     };
-    attach_sink(&joined, ctx);
+    attach_sink(session, &joined, ctx);
     if !joined.participant.setup.swap(true, Ordering::AcqRel) {
         joined.room.notify_changed(&joined.participant);
     }
