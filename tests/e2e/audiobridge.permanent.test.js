@@ -58,6 +58,9 @@ describe('permanent audio bridge rooms survive a restart', () => {
     assert.equal(temp.permanent, false);
     const edited = await admin(gw, { request: 'edit', room: 9100, secret: 'adm1n', new_description: 'Q&A line', permanent: true });
     assert.equal(edited.permanent, true, JSON.stringify(edited));
+    // The room's mix as a mountpoint, added later and saved with the room.
+    const restreamed = await admin(gw, { request: 'mountpoint', room: 9100, secret: 'adm1n', enable: true, mountpoint_id: 9150, permanent: true });
+    assert.deepEqual([restreamed.mountpoint, restreamed.permanent], [9150, true], JSON.stringify(restreamed));
 
     const stored = spawnSync('sqlite3', ['-json', db, 'SELECT id, config, secret_hash, pin_hash FROM audiobridge_rooms'], { encoding: 'utf8' });
     assert.equal(stored.status, 0, stored.stderr);
@@ -73,8 +76,8 @@ describe('permanent audio bridge rooms survive a restart', () => {
     assert.equal((await admin(gw, { request: 'exists', room: 9101 })).exists, false, 'not permanent: gone');
     const room = (await admin(gw, { request: 'list' })).list.find((r) => r.room === 9100);
     assert.deepEqual(
-      [room.description, room.sampling_rate, room.pin_required],
-      ['Q&A line', 48000, true],
+      [room.description, room.sampling_rate, room.pin_required, room.mountpoint],
+      ['Q&A line', 48000, true, 9150],
     );
     const wrong = await admin(gw, { request: 'destroy', room: 9100, secret: 'nope', permanent: true });
     assert.equal(wrong.error_code, 489, 'the secret came back');

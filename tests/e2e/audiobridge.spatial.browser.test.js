@@ -46,11 +46,15 @@ describe('audio bridge spatial audio', () => {
     const left = await waitInPage(listener.page, () => window.channels(), (c) => c !== null && c.left > 0.02 && c.left > 4 * c.right,
       'the speaker at 0 is on the left');
     t.diagnostic(`spatial_position 0: left rms ${left.left.toFixed(4)}, right ${left.right.toFixed(4)}`);
+    const positions = async () => Object.fromEntries((await adminBridge(gw, { request: 'listparticipants', room: ROOM }))
+      .participants.map((p) => [p.display, p.spatial_position]));
+    assert.deepEqual(await positions(), { speaker: 0, listener: 50 }, 'positions listed (centre by default)');
 
     await speaker.page.evaluate(() => window.request({ request: 'configure', spatial_position: 100 }));
     const right = await waitInPage(listener.page, () => window.channels(), (c) => c !== null && c.right > 0.02 && c.right > 4 * c.left,
       'the speaker at 100 is on the right');
     t.diagnostic(`spatial_position 100: left rms ${right.left.toFixed(4)}, right ${right.right.toFixed(4)}`);
+    assert.deepEqual(await positions(), { speaker: 100, listener: 50 }, 'the configured position is listed');
 
     await adminBridge(gw, { request: 'destroy', room: ROOM });
     for (const p of [speaker, listener]) await p.page.close();

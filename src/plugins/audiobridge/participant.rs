@@ -10,7 +10,7 @@ use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, Kind};
 use super::manage::{check_secret, vad_of};
 use super::plain_rtp::{self, RtpRequest};
-use super::room::{Participant, ParticipantState, Room};
+use super::room::{Participant, ParticipantState, Room, CENTRE};
 use super::{AbSession, Bridge, Joined};
 use crate::media::{AnswerPlan, Codec, Direction, JsepType, MediaKind, StreamPlan};
 use crate::plugins::{HandleCtx, PluginMessage};
@@ -101,6 +101,8 @@ struct JoinRequest {
     volume: u32,
     vad: Option<bifrons_transcoding::mixer::VadConfig>,
     rtp: Option<RtpRequest>,
+    /// `spatial_position`, 0–100 (centre when not given).
+    position: u8,
 }
 
 async fn read_join(bridge: &Bridge, body: &Body) -> AbResult<JoinRequest> {
@@ -194,6 +196,7 @@ async fn read_join(bridge: &Bridge, body: &Body) -> AbResult<JoinRequest> {
             expected_loss: expected_loss as u8,
         },
         volume: u64_of(body, "volume").unwrap_or(100).min(10_000) as u32,
+        position: u64_of(body, "spatial_position").map_or(CENTRE, |p| p.min(100) as u8),
         vad,
         rtp,
     })
@@ -234,6 +237,7 @@ fn enter(
             display: req.display,
             muted: req.muted,
             volume: req.volume,
+            spatial_position: room.audio.spatial.then_some(req.position),
         }),
         // No PeerConnection to wait for: a plain-RTP participant's media is as set up as it
         // will be.
@@ -243,6 +247,9 @@ fn enter(
         plain,
         sip: None,
     })?;
+    if room.audio.spatial {
+        let _ = room.mix.set_position(mix_id, req.position);
+    }
     let others = room.others_json(Some(&participant.id));
     let joined = Joined { room, participant };
     attach_sink(session, &joined, ctx);
@@ -266,7 +273,6 @@ async fn join(
     }
     let req = read_join(bridge, body).await?;
     let (joined, others) = enter(bridge, ctx, session, req)?;
-    set_position(&joined, body);
     let event = json!({
         "audiobridge": "joined",
         "room": joined.room.id.to_json(),
@@ -365,8 +371,17 @@ async fn configure(
             st.volume = v.min(10_000) as u32;
             let _ = room.mix.set_gain(p.mix_id, st.volume as f32 / 100.0);
         }
+        if let (Some(current), Some(wanted)) =
+            (st.spatial_position, u64_of(body, "spatial_position"))
+        {
+            let wanted = wanted.min(100) as u8;
+            if current != wanted {
+                st.spatial_position = Some(wanted);
+                changed = true;
+                let _ = room.mix.set_position(p.mix_id, wanted);
+            }
+        }
     }
-    set_position(&joined, body);
     if changed {
         room.notify_changed(p);
     }
@@ -396,20 +411,6 @@ fn media_codec(codec: MixCodec) -> Codec {
         MixCodec::Opus => Codec::Opus,
         MixCodec::Pcmu => Codec::Pcmu,
         MixCodec::Pcma => Codec::Pcma,
-    }
-}
-
-/// `spatial_position` of a `join` or `configure` in a spatial room (ignored elsewhere, as
-/// Janus does).
-fn set_position(joined: &Joined, body: &Body) {
-    if !joined.room.audio.spatial {
-        return;
-    }
-    if let Some(position) = u64_of(body, "spatial_position") {
-        let _ = joined
-            .room
-            .mix
-            .set_position(joined.participant.mix_id, position.min(100) as u8);
     }
 }
 

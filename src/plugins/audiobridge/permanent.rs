@@ -4,8 +4,8 @@
 //!
 //! What is stored is the `create` request (secret, PIN and `permanent` left out) with the
 //! edited description, privacy and recording folder, the argon2 hashes of secret and PIN (the
-//! PIN is also the dial-in PIN), and the dial-in extension (`sip_extension`) in a column of
-//! its own.
+//! PIN is also the dial-in PIN), the room's mountpoint (`mountpoint`, `mountpoint_id`) as it
+//! is when saved, and the dial-in extension (`sip_extension`) in a column of its own.
 
 use serde_json::{json, Map, Value};
 
@@ -56,6 +56,17 @@ pub async fn save(storage: &Storage, room: &Room) -> AbResult<()> {
             Some(d) => config.insert("record_dir".into(), json!(d)),
             None => config.remove("record_dir"),
         };
+        // The room's mountpoint as it is now (`create` or a later `mountpoint` request).
+        match *room.mountpoint.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(id) => {
+                config.insert("mountpoint".into(), json!(true));
+                config.insert("mountpoint_id".into(), json!(id));
+            }
+            None => {
+                config.remove("mountpoint");
+                config.remove("mountpoint_id");
+            }
+        }
         (
             Value::Object(config).to_string(),
             s.secret.clone().map(HashedSecret::into_phc),

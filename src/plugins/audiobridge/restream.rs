@@ -4,7 +4,8 @@
 //! - `{"request":"create",…,"mountpoint":true[,"mountpoint_id":N]}` creates the room with it;
 //! - `{"request":"mountpoint","room":R[,"secret"],"enable":true|false[,"mountpoint_id":N]}`
 //!   adds it to (or removes it from) an existing room, answering
-//!   `{"audiobridge":"success","room":R,"mountpoint":N}` (`null` once removed).
+//!   `{"audiobridge":"success","room":R,"mountpoint":N}` (`null` once removed); with
+//!   `"permanent":true` a permanent room keeps the change across restarts.
 //!
 //! The mountpoint id is `mountpoint_id` when given, else the room's id when it is numeric and
 //! free, else a random one; `list` shows it as `mountpoint`. The room's whole mix is encoded
@@ -22,7 +23,7 @@ use super::errors::{AbError, AbResult, ID_EXISTS, UNKNOWN_ERROR};
 use super::fields::{bool_of, u64_of, validate, Id, Kind};
 use super::manage::check_room_secret;
 use super::room::Room;
-use super::Bridge;
+use super::{permanent, Bridge};
 use crate::services::rooms::restream::{RestreamError, RoomMountpointRequest};
 use crate::services::rooms::{MixCodec, OutSink};
 
@@ -102,16 +103,28 @@ pub async fn request(bridge: &Arc<Bridge>, body: &Map<String, Value>) -> AbResul
             ("secret", Kind::Str, false),
             ("enable", Kind::Bool, true),
             ("mountpoint_id", Kind::UInt, false),
+            ("permanent", Kind::Bool, false),
         ],
     )?;
     let room_id = bridge.ids.require(body, "room")?;
     let room = bridge.room(&room_id)?;
     check_room_secret(&room, body).await?;
+    let persist = bool_of(body, "permanent") == Some(true);
+    let storage = if persist {
+        Some(permanent::storage(bridge, "edit")?)
+    } else {
+        None
+    };
     let id = if bool_of(body, "enable") == Some(true) {
         Some(open(bridge, &room, u64_of(body, "mountpoint_id"))?)
     } else {
         close(bridge, &room);
         None
     };
-    Ok(json!({"audiobridge": "success", "room": room_id.to_json(), "mountpoint": id}))
+    if let Some(storage) = storage {
+        permanent::save(storage, &room).await?;
+    }
+    Ok(
+        json!({"audiobridge": "success", "room": room_id.to_json(), "mountpoint": id, "permanent": persist}),
+    )
 }

@@ -85,6 +85,9 @@ pub struct Participant {
     pub sip: Option<SipLeg>,
 }
 
+/// `spatial_position` of a participant who gave none: the centre of the stereo image.
+pub const CENTRE: u8 = 50;
+
 /// What `configure` changes.
 #[derive(Debug, Clone, Default)]
 pub struct ParticipantState {
@@ -94,6 +97,8 @@ pub struct ParticipantState {
     pub muted: bool,
     /// `volume`, percent.
     pub volume: u32,
+    /// `spatial_position` (0 left, 50 centre, 100 right) in a spatial room, else `None`.
+    pub spatial_position: Option<u8>,
 }
 
 impl Participant {
@@ -112,8 +117,9 @@ impl Participant {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The participant as Janus lists it: `{id, display?, setup, muted, talking?}`, plus
-    /// `sip: true` and the peer's `uri` for a SIP participant.
+    /// The participant as Janus lists it: `{id, display?, setup, muted, talking?,
+    /// spatial_position?}` (the position in spatial rooms only), plus `sip: true` and the
+    /// peer's `uri` for a SIP participant.
     pub fn to_json(&self, with_talking: bool) -> Value {
         let st = self.state();
         let mut v = json!({
@@ -126,6 +132,9 @@ impl Participant {
         }
         if with_talking {
             v["talking"] = json!(self.talking.load(Ordering::Relaxed));
+        }
+        if let Some(position) = st.spatial_position {
+            v["spatial_position"] = json!(position);
         }
         if let Some(leg) = &self.sip {
             v["sip"] = json!(true);

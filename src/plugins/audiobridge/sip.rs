@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::errors::*;
 use super::fields::{bool_of, str_of, u64_of, validate, Field, Id, IdMode, Kind};
 use super::manage::check_room_secret;
-use super::room::{Participant, ParticipantState, Room};
+use super::room::{Participant, ParticipantState, Room, CENTRE};
 use super::Bridge;
 use crate::config::SipConfig;
 use crate::plugins::HandleRef;
@@ -450,6 +450,7 @@ async fn run_leg(
             display: joining.display,
             muted: joining.muted,
             volume: joining.volume,
+            spatial_position: room.audio.spatial.then_some(CENTRE),
         }),
         setup: true.into(),
         talking: Default::default(),
