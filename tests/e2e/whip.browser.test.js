@@ -247,18 +247,31 @@ describe('WHIP ingest and janus.js publish', () => {
     await viewer.close();
   });
 
-  it('revoking the stream key ends a live WHIP publish; other mountpoints go on', async () => {
+  it('revoking the stream key ends a live WHIP or janus.js publish; other mountpoints go on', async () => {
     const doomedKey = addKey(gw, 'whip-revoked');
     const keptKey = addKey(gw, 'whip-kept');
+    const jsKey = addKey(gw, 'janusjs-revoked');
     const doomed = await whipPublish(pubBrowser, gw, doomedKey);
     const kept = await whipPublish(pubBrowser, gw, keptKey);
+    const jsPub = await pubBrowser.newPage();
+    await jsPub.goto(pubSite.url);
+    await jsPub.waitForFunction(() => typeof window.publish === 'function');
+    const jsOk = await jsPub.evaluate(([s, id, key]) => window.publish(s, { request: 'publish', id, key }), [gw.httpUrl, jsKey.mountpoint, jsKey.key]);
+    assert.equal(jsOk.result?.status, 'publishing', JSON.stringify(jsOk));
     const viewer = await openViewer(viewBrowser, site, gw.httpUrl, doomedKey.mountpoint);
     const keptViewer = await openViewer(viewBrowser, site, gw.httpUrl, keptKey.mountpoint);
     await viewerPlays(viewer, 'viewer of the publish whose key is revoked');
     await viewerPlays(keptViewer, 'viewer of the other publish');
+    await waitLive(gw, jsKey.mountpoint);
     keyCli(gw, ['revoke', 'whip-revoked']);
+    keyCli(gw, ['revoke', 'janusjs-revoked']);
     // The key is checked every 5 s while live.
     await waitInPage(viewer, () => window.e2e.statuses, (s) => s.includes('stopped'), 'viewer told stopped', 20000);
+    const told = await waitInPage(jsPub, () => window.e2e.events, (ev) => ev.some((m) => m.result?.status === 'unpublished'),
+      'the janus.js publisher told unpublished', 20000);
+    assert.equal(told.find((m) => m.result?.status === 'unpublished').result.reason, 'stream key revoked');
+    assert.equal((await adminStreaming(gw, { request: 'info', id: jsKey.mountpoint })).info.live, false);
+    await jsPub.close();
     assert.equal((await adminStreaming(gw, { request: 'info', id: doomedKey.mountpoint })).info.live, false);
     const location = new URL(await doomed.evaluate(() => window.demo.location), whip);
     const frag = { 'Content-Type': 'application/trickle-ice-sdpfrag' };

@@ -7,21 +7,25 @@
 //! mountpoint's `secret` (a mountpoint without one takes no `secret` publisher) or a stream key
 //! bound to `id` (that mountpoint is created on the first publish, as for RTMP and WHIP) is
 //! needed. `{"request":"unpublish"}` → `{"status":"unpublished","id"}`; a hangup also ends the
-//! publish and sends that event.
+//! publish and sends that event. A publish made with a stream key ends when the key is revoked
+//! or disabled (checked every [`KEY_CHECK_SECONDS`], as for RTMP and WHIP publishers): the
+//! handle gets `{"status":"unpublished","id","reason":"stream key revoked"}` and its
+//! PeerConnection closes.
 //!
 //! Errors: 453/454 for a missing or mistyped field (`id`, `secret`, `key`, the offer), 455 no
 //! such mountpoint, 457 wrong or missing secret/key, 460 the handle already watches or
 //! publishes (or does not publish, for `unpublish`) or the mountpoint has a publisher
 //! already, 461 an offer without usable media, 470 anything else.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde_json::{json, Map, Value};
 
 use super::errors::{self, validate, Kind, StreamingError};
 use super::mountpoints::Mountpoints;
 use super::publish::{
-    claim, codec_names, release, report_live, stream_key, PublishError, PublishFeed,
+    claim, codec_names, key_revoked, release, report_live, stream_key, PublishError, PublishFeed,
+    KEY_CHECK_SECONDS,
 };
 use super::viewer::Viewer;
 use crate::media::{AnswerPlan, Jsep, JsepType, MediaKind};
@@ -79,7 +83,7 @@ async fn authorize(
 pub async fn publish(
     mountpoints: &Mountpoints,
     storage: &Storage,
-    viewer: &Viewer,
+    viewer: &Arc<Viewer>,
     ctx: &Arc<HandleCtx>,
     body: &Map<String, Value>,
     message: &PluginMessage,
@@ -156,11 +160,81 @@ pub async fn publish(
         )));
     }
     report_live(mountpoints, feed.clone(), ctx.peer(), "publish", name);
-    *viewer.publisher.lock().unwrap_or_else(|e| e.into_inner()) = Some(feed);
+    *viewer.publisher.lock().unwrap_or_else(|e| e.into_inner()) = Some(feed.clone());
+    if let Some(key) = body.get("key").and_then(Value::as_str) {
+        ctx.spawn(watch_key(
+            storage.clone(),
+            Arc::downgrade(viewer),
+            Arc::downgrade(ctx),
+            feed,
+            key.to_owned(),
+        ));
+    }
     Ok((
         json!({ "status": "publishing", "id": id, "codecs": codec_names(&mp) }),
         Some(answer),
     ))
+}
+
+/// Checks every [`KEY_CHECK_SECONDS`] that the stream key `key` of the handle's publish `feed`
+/// is still in the registry and enabled; when revoked or disabled, the publish ends, the
+/// handle is told and its PeerConnection closes. Ends with the publish.
+async fn watch_key(
+    storage: Storage,
+    viewer: Weak<Viewer>,
+    ctx: Weak<HandleCtx>,
+    feed: Arc<PublishFeed>,
+    key: String,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(KEY_CHECK_SECONDS));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(viewer) = viewer.upgrade() else {
+            return;
+        };
+        let current = |v: &Viewer| {
+            v.publisher
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|f| Arc::ptr_eq(f, &feed))
+        };
+        if !current(&viewer) {
+            return;
+        }
+        if !key_revoked(&storage, &key, feed.mountpoint.id).await {
+            continue;
+        }
+        // Still this publish (not one started since on the same handle): end it.
+        let ours = {
+            let mut slot = viewer.publisher.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref() {
+                Some(f) if Arc::ptr_eq(f, &feed) => slot.take(),
+                _ => None,
+            }
+        };
+        let Some(ours) = ours else {
+            return;
+        };
+        ours.end("stream key revoked");
+        let id = ours.mountpoint.id;
+        tracing::info!(
+            mountpoint = id,
+            "stream key revoked or disabled: publish ended"
+        );
+        if let Some(ctx) = ctx.upgrade() {
+            ctx.push_event(
+                None,
+                super::event(
+                    json!({ "status": "unpublished", "id": id, "reason": "stream key revoked" }),
+                ),
+                None,
+            );
+            ctx.close_pc();
+        }
+        return;
+    }
 }
 
 /// Ends the handle's publish, if any: `Some(mountpoint id)` when there was one.
