@@ -20,6 +20,8 @@ const WHIP: &str = include_str!("pages/whip.html");
 const AUDIOBRIDGE: &str = include_str!("pages/audiobridge.html");
 const SIPTEST: &str = include_str!("pages/siptest.html");
 const VOICEMAIL: &str = include_str!("pages/voicemail.html");
+/// The WHIP/WHEP session module the WHIP publisher and WHEP player import.
+const WISH_JS: &str = include_str!("pages/wish.js");
 
 /// janus.js 1.4.2 as shipped on npm (`janus-gateway`, `npm/dist/janus.es.js`), MIT.
 pub const EMBEDDED_JANUS_JS: &[u8] = include_bytes!("assets/janus.es.js");
@@ -79,7 +81,8 @@ pub fn client_config(config: &Config) -> serde_json::Value {
 }
 
 /// Serves a demo path: the index at `/` and `/demos/`, the echo test page, `/demos/config.json`
-/// and `/demos/janus.js` / `/demos/adapter.js` (embedded unless `[web]` names a file).
+/// `/demos/wish.js` (the WHIP/WHEP pages' session module) and `/demos/janus.js` /
+/// `/demos/adapter.js` (embedded unless `[web]` names a file).
 /// Anything else is 404.
 pub async fn serve(config: &Config, path: &str) -> Response {
     let web = &config.web;
@@ -100,6 +103,7 @@ pub async fn serve(config: &Config, path: &str) -> Response {
             client_config(config).to_string(),
         )
             .into_response(),
+        "/demos/wish.js" => ([(header::CONTENT_TYPE, JAVASCRIPT)], WISH_JS).into_response(),
         "/demos/janus.js" => script(&web.janus_js, "janus_js", EMBEDDED_JANUS_JS).await,
         "/demos/adapter.js" => script(&web.adapter_js, "adapter_js", EMBEDDED_ADAPTER_JS).await,
         _ => StatusCode::NOT_FOUND.into_response(),
