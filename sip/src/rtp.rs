@@ -78,6 +78,9 @@ pub struct RtpParams {
     pub dtmf_pt: Option<u8>,
     /// RTP clock rate of the audio codec in Hz (8000 for G.711).
     pub clock_rate: u32,
+    /// Clock rate of the negotiated telephone-event in Hz: its events' `duration` counts in
+    /// it (RFC 4733 §2.5.1.3); usually `clock_rate`, 8000 beside Opus for many phones.
+    pub dtmf_rate: u32,
     /// Packet time in ms (`a=ptime`, usually 20): the DTMF packet interval.
     pub ptime: u32,
 }
@@ -228,6 +231,7 @@ impl RtpEndpoint {
                     pt: 0,
                     dtmf_pt: None,
                     clock_rate: 8000,
+                    dtmf_rate: 8000,
                     ptime: 20,
                 },
             }),
@@ -342,6 +346,7 @@ impl RtpEndpoint {
                 pt: negotiated.pt,
                 dtmf_pt: negotiated.dtmf_pt,
                 clock_rate: negotiated.codec.clock_rate(),
+                dtmf_rate: negotiated.dtmf_rate,
                 ptime: negotiated.ptime,
             },
         );
@@ -426,13 +431,15 @@ impl RtpEndpoint {
     pub async fn send_dtmf(&self, digit: char, duration_ms: u32) -> Result<(), RtpError> {
         let event = digit_to_event(digit).ok_or(RtpError::Dtmf(digit))?;
         let remote = self.remote().ok_or(RtpError::NoRemote)?;
-        let (pt, start_ts, rate, ptime) = {
+        let (pt, start_ts, audio_total, rate, ptime) = {
             let mut s = lock(&self.shared.send);
             let pt = s.params.dtmf_pt.ok_or(RtpError::Dtmf(digit))?;
             let start = s.ts;
-            let total = s.params.clock_rate / 1000 * duration_ms;
-            s.dtmf_until = Some(start.wrapping_add(total));
-            (pt, start, s.params.clock_rate, s.params.ptime)
+            // The event's timestamp is the audio stream's (RFC 4733 §2.3.1), its duration
+            // counts in the telephone-event clock.
+            let audio_total = s.params.clock_rate / 1000 * duration_ms;
+            s.dtmf_until = Some(start.wrapping_add(audio_total));
+            (pt, start, audio_total, s.params.dtmf_rate, s.params.ptime)
         };
         let step = rate / 1000 * ptime;
         let total = rate / 1000 * duration_ms;
@@ -463,7 +470,7 @@ impl RtpEndpoint {
             }
         }
         let mut s = lock(&self.shared.send);
-        let after = start_ts.wrapping_add(total);
+        let after = start_ts.wrapping_add(audio_total);
         if (after.wrapping_sub(s.ts) as i32) > 0 {
             s.ts = after;
         }
@@ -779,6 +786,7 @@ mod tests {
             pt: 0,
             dtmf_pt: Some(101),
             clock_rate: 8000,
+            dtmf_rate: 8000,
             ptime: 20,
         }
     }

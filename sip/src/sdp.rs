@@ -204,8 +204,12 @@ pub struct Negotiated {
     pub codec: Codec,
     /// Its payload type.
     pub pt: u8,
-    /// Payload type of telephone-event at the codec's rate, if both sides have it.
+    /// Payload type of telephone-event, if both sides have it: at the codec's rate when
+    /// offered so, else at another rate (phones often offer only `telephone-event/8000`
+    /// beside Opus).
     pub dtmf_pt: Option<u8>,
+    /// Clock rate of that telephone-event, Hz (its `duration` field counts in it).
+    pub dtmf_rate: u32,
     /// Where to send RTP.
     pub remote: SocketAddr,
     /// Our direction (what we may do).
@@ -480,7 +484,7 @@ impl Sdp {
             rtpmaps.push(RtpMap {
                 pt: d,
                 name: "telephone-event".into(),
-                rate: neg.codec.clock_rate(),
+                rate: neg.dtmf_rate,
             });
         }
         let audio = Media {
@@ -667,15 +671,19 @@ pub fn negotiate(
                 .map(|c| (c, r.pt))
         })
         .ok_or(SdpError::NoCommonCodec)?;
-    let dtmf_pt = m
-        .rtpmaps
-        .iter()
-        .find(|r| r.name.eq_ignore_ascii_case("telephone-event") && r.rate == codec.clock_rate())
-        .map(|r| r.pt);
+    let events = || {
+        m.rtpmaps
+            .iter()
+            .filter(|r| r.name.eq_ignore_ascii_case("telephone-event"))
+    };
+    let dtmf = events()
+        .find(|r| r.rate == codec.clock_rate())
+        .or_else(|| events().next());
     Ok(Negotiated {
         codec,
         pt,
-        dtmf_pt,
+        dtmf_pt: dtmf.map(|r| r.pt),
+        dtmf_rate: dtmf.map_or(codec.clock_rate(), |r| r.rate),
         remote: remote.audio_addr()?,
         direction: m.direction.answer_to(local_dir),
         ptime: m.ptime.unwrap_or(20).clamp(10, 120),
@@ -708,6 +716,44 @@ mod tests {
         assert!(text.contains("m=audio 5000 RTP/AVP 0 101\r\n"), "{text}");
         let again = Sdp::parse(text.as_bytes()).unwrap();
         assert_eq!(again.audio().unwrap().formats, vec![0, 101]);
+    }
+
+    #[test]
+    fn an_opus_offer_with_an_8_khz_telephone_event_keeps_rtp_dtmf() {
+        // baresip with Opus only: telephone-event at 8 kHz, not at Opus' 48 kHz.
+        let text = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+        let offer = Sdp::parse(text.as_bytes()).unwrap();
+        let (ans, neg) = Sdp::answer(
+            &offer,
+            &[Codec::Pcmu, Codec::Opus],
+            "127.0.0.1:5000".parse().unwrap(),
+            Direction::SendRecv,
+            7,
+        )
+        .unwrap();
+        assert_eq!(
+            (neg.codec, neg.dtmf_pt, neg.dtmf_rate),
+            (Codec::Opus, Some(101), 8000)
+        );
+        let answer = String::from_utf8(ans.to_bytes()).unwrap();
+        assert!(
+            answer.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+            "{answer}"
+        );
+        // Offered at both rates: the codec's own wins.
+        let both = text.replace(
+            "m=audio 4000 RTP/AVP 96 101\r\n",
+            "m=audio 4000 RTP/AVP 96 101 102\r\na=rtpmap:102 telephone-event/48000\r\n",
+        );
+        let (_, neg) = Sdp::answer(
+            &Sdp::parse(both.as_bytes()).unwrap(),
+            &[Codec::Opus],
+            "127.0.0.1:5000".parse().unwrap(),
+            Direction::SendRecv,
+            7,
+        )
+        .unwrap();
+        assert_eq!((neg.dtmf_pt, neg.dtmf_rate), (Some(102), 48000));
     }
 
     #[test]

@@ -173,6 +173,7 @@ impl Core {
                     pt: neg.pt,
                     dtmf_pt: neg.dtmf_pt,
                     clock_rate: neg.codec.clock_rate(),
+                    dtmf_rate: neg.dtmf_rate,
                     ptime: neg.ptime,
                 },
             );

@@ -225,6 +225,7 @@ mod tests {
                 pt: 0,
                 dtmf_pt: None,
                 clock_rate: 8000,
+                dtmf_rate: 8000,
                 ptime: 20,
             },
         );

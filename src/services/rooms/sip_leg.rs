@@ -109,6 +109,7 @@ mod tests {
             pt: 0,
             dtmf_pt: Some(101),
             clock_rate: 8000,
+            dtmf_rate: 8000,
             ptime: 20,
         };
         leg.configure(phone.local_addr().unwrap(), params);

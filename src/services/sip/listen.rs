@@ -537,6 +537,7 @@ mod tests {
             pt: law.payload_type(),
             dtmf_pt: None,
             clock_rate: 8000,
+            dtmf_rate: 8000,
             ptime: 20,
         };
         sender.configure(caller.local_addr().unwrap(), params);
