@@ -76,39 +76,56 @@ describe('the mailbox extension from a desk phone', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('PIN, one beep, the message, 7 deletes it, hang up; message waiting back to 0/0', async () => {
+  /** bob leaves a message, `phone` hears it through the menu and deletes it with `7`. */
+  async function menuCall(codec) {
+    const count = (re) => (log().match(new RegExp(re, 'g')) || []).length;
+    const summaries = mwi.bodies().length;
+    // Earlier calls left one of each log line below.
+    const answered = count('mailbox menu answered');
     bob.command('dial', kamailio.uri('dave'));
     const [open] = await until(() => { const r = rows(db); return r.length ? r : null; }, 'message started', 30000);
     const file = path.join(recDir, open.file_path);
     await until(() => fs.existsSync(file) && probe(file).duration >= 3, 'message audio written', 30000);
     bob.command('hangup');
     await until(() => rows(db, `id = ${open.id}`)[0]?.size_bytes > 0, 'message saved', 30000);
-    await until(() => mwi.bodies().some((b) => b.new === 1), 'the phone sees 1 new message', 30000);
+    await until(() => mwi.bodies().slice(summaries).some((b) => b.new === 1), 'the phone sees 1 new message', 30000);
 
     phone.command('dial', kamailio.uri('erin'));
-    await until(() => /mailbox menu answered/.test(log()), 'the menu answers', 30000);
+    await until(() => count('mailbox menu answered') > answered, 'the menu answers', 30000);
+    const opus = log().match(/mailbox menu answered.*/g)[answered].includes('opus=true');
+    assert.equal(opus, codec === 'opus', `the menu answered in ${codec}`);
     await sleep(1500);
     await key('1234#');
-    await until(() => /mailbox menu: wrong PIN or mailbox/.test(log()), 'wrong PIN refused', 30000);
+    await until(() => count('mailbox menu: wrong PIN or mailbox') > answered, 'wrong PIN refused', 30000);
     // The error tone comes after a second's delay; then the PIN prompt again.
     await sleep(2500);
     await key('4711#');
-    await until(() => /mailbox menu: logged in.*new=1/.test(log()), 'logged in with one new message', 30000);
-    await until(() => /mailbox menu: playing message/.test(log()), 'message playing', 30000);
+    await until(() => count('mailbox menu: logged in.*new=1') > answered, 'logged in with one new message', 30000);
+    await until(() => count('mailbox menu: playing message') > answered, 'message playing', 30000);
     await sleep(2000);
     await key('7');
-    await until(() => /mailbox menu: message deleted/.test(log()), 'message deleted', 30000);
-    await until(() => /mailbox menu over/.test(log()), 'the menu hangs up', 30000);
+    await until(() => count('mailbox menu: message deleted') > answered, 'message deleted', 30000);
+    await until(() => count('mailbox menu over') > answered, 'the menu hangs up', 30000);
 
     assert.equal(rows(db, `id = ${open.id}`).length, 0, 'the row is gone');
     assert.ok(!fs.existsSync(file), 'the file is gone');
     const heard = await until(() => { const w = phone.received(); return w && w.samples.length > 8000 ? w : null; }, "the phone's recording");
     const tone = secondsOf(heard.samples, heard.rate, 440);
     const beeps = secondsOf(heard.samples, heard.rate, 1000);
-    console.log(`# the phone heard ${(heard.samples.length / heard.rate).toFixed(1)} s: ${tone} s of the message's 440 Hz, ${beeps} s of 1000 Hz count beeps`);
+    console.log(`# the ${codec} phone heard ${(heard.samples.length / heard.rate).toFixed(1)} s: ${tone} s of the message's 440 Hz, ${beeps} s of 1000 Hz count beeps`);
     assert.ok(tone >= 1.0, `the message was heard: ${tone} s of 440 Hz`);
     assert.ok(beeps >= 0.1, `one count beep: ${beeps} s of 1000 Hz`);
     const last = await until(() => { const b = mwi.bodies(); const l = b[b.length - 1]; return l && l.new === 0 && l.old === 0 ? l : null; }, 'message waiting back to 0/0', 30000);
     console.log(`# phone's message-summary after the deletion: ${JSON.stringify(last)}`);
+  }
+
+  it('PIN, one beep, the message, 7 deletes it, hang up; message waiting back to 0/0', async () => {
+    await menuCall('PCMU');
+  });
+
+  it('the same from an Opus-only desk phone: tones and message in Opus', async () => {
+    await phone.stop();
+    phone = await startBaresip({ kamailio, user: 'dave', mode: 'manual', codecs: 'opus' });
+    await menuCall('opus');
   });
 });

@@ -23,11 +23,9 @@ use crate::services::sip::{open_account_line, AccountLine, RouteGuard, SipServic
 use crate::storage::{Account, Page, Storage};
 
 /// Codecs a mailbox line answers with, the caller's first offered one among them: the
-/// answering machine plays and records G.711 and Opus (browsers sharing the line are bridged
-/// to it by the SIP plugin).
+/// answering machine and the mailbox menu play (and the machine records) G.711 and Opus
+/// (browsers sharing the line are bridged to it by the SIP plugin).
 const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
-/// Codecs of the mailbox extension's line: its menu plays G.711 only.
-const MENU_CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
 
 /// What the keeper needs.
 pub struct MailboxLines {
@@ -125,9 +123,8 @@ impl MailboxLines {
     async fn open(&self, account: &Account) -> anyhow::Result<Held> {
         let extension = &account.spec.extension;
         let is_menu = !self.config.extension.is_empty() && *extension == self.config.extension;
-        let codecs: &[Codec] = if is_menu { &MENU_CODECS } else { &CODECS };
         let (line, _trunk) =
-            open_account_line(&self.sip, &self.storage, &self.sip_config, account, codecs).await?;
+            open_account_line(&self.sip, &self.storage, &self.sip_config, account, &CODECS).await?;
         let route = is_menu.then(|| self.sip.router.register(extension, self.menu.clone()));
         tracing::info!(%extension, menu = is_menu, "mailbox line open");
         if account.spec.voicemail_enabled {

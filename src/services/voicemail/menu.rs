@@ -10,7 +10,9 @@
 //! change ([`super::waiting`]).
 //!
 //! Tones, not speech: [`PROMPT_HZ`] asks for digits, [`COUNT_HZ`] counts, [`ERROR_HZ`] says
-//! no, [`DELETED_HZ`] confirms a deletion, [`GOODBYE_HZ`] ends.
+//! no, [`DELETED_HZ`] confirms a deletion, [`GOODBYE_HZ`] ends. A G.711 call hears them and
+//! the messages (decoded) in its law; an Opus call hears them encoded to Opus once, and the
+//! messages in the Opus they were recorded in.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::digits::{pin_shaped, same_address, Entry, Step};
 use super::player::{opus_packets, DecodeJob};
-use super::tones::{play, Interrupted, Prompt};
+use super::tones::{play, Interrupted, Prompt, OPUS_RATE};
 use super::waiting::MessageWaiting;
 use crate::services::sip::{CallTarget, InboundCall, RingingCall, TargetKind, MAILBOX_TARGET};
 use crate::services::workers::WorkerPool;
@@ -51,7 +53,8 @@ const KEYS: [char; 16] = [
 /// Longest a message may take to decode before it is skipped.
 const DECODE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The tones of the menu, made once.
+/// The tones of the menu, made once (their Opus packets once too, on the first Opus call).
+#[derive(Clone)]
 struct Prompts {
     ask: Prompt,
     error: Prompt,
@@ -71,7 +74,9 @@ pub struct Menu {
     recordings_dir: PathBuf,
     workers: Arc<WorkerPool>,
     waiting: Arc<MessageWaiting>,
-    prompts: Prompts,
+    prompts: Arc<Prompts>,
+    /// The same tones with their Opus packets, for Opus calls.
+    opus_prompts: tokio::sync::OnceCell<Option<Arc<Prompts>>>,
 }
 
 /// The mailbox extension's call target (kind [`TargetKind::Mailbox`]).
@@ -90,7 +95,8 @@ impl MenuTarget {
             recordings_dir,
             workers,
             waiting,
-            prompts: Prompts {
+            opus_prompts: tokio::sync::OnceCell::new(),
+            prompts: Arc::new(Prompts {
                 ask: Prompt::beeps(2, PROMPT_HZ, 0.15, 0.1),
                 error: Prompt::tone(ERROR_HZ, 0.6),
                 deleted: Prompt::beeps(2, DELETED_HZ, 0.1, 0.1),
@@ -99,7 +105,7 @@ impl MenuTarget {
                 count: (1..=MAX_COUNT_BEEPS)
                     .map(|n| Prompt::beeps(n, COUNT_HZ, 0.15, 0.25))
                     .collect(),
-            },
+            }),
         }))
     }
 }
@@ -128,10 +134,17 @@ enum Gone {
     Done,
 }
 
-/// One menu call's media and events.
+/// One menu call's media, events and tones (in its codec).
 struct Leg {
     rtp: Arc<RtpEndpoint>,
     events: broadcast::Receiver<CallEvent>,
+    prompts: Arc<Prompts>,
+}
+
+impl Leg {
+    fn is_opus(&self) -> bool {
+        self.rtp.params().clock_rate == OPUS_RATE
+    }
 }
 
 impl Leg {
@@ -168,7 +181,11 @@ impl Leg {
     /// were keyed, or none.
     async fn ask(&mut self, prompt: &Prompt) -> Result<Option<String>, Gone> {
         let mut entry = Entry::default();
-        let mut next = self.play(prompt, &KEYS).await?;
+        let mut next = match self.play(prompt, &KEYS).await? {
+            Some(k) => Some(k),
+            // Played to its end: the first key may come up to a pause later.
+            None => self.key(KEY_TIMEOUT).await?,
+        };
         loop {
             let Some(k) = next else {
                 return Ok(entry_end(entry));
@@ -210,8 +227,17 @@ impl Menu {
             let _ = ringing.call.hangup().await;
             return;
         };
-        tracing::info!(%call_id, caller = %ringing.caller, "mailbox menu answered");
-        let mut leg = Leg { rtp, events };
+        let opus = rtp.params().clock_rate == OPUS_RATE;
+        tracing::info!(%call_id, caller = %ringing.caller, opus, "mailbox menu answered");
+        let prompts = match opus {
+            true => self.opus_prompts().await,
+            false => self.prompts.clone(),
+        };
+        let mut leg = Leg {
+            rtp,
+            events,
+            prompts,
+        };
         let outcome = self.serve(&mut leg, &ringing.caller).await;
         tracing::info!(%call_id, ?outcome, "mailbox menu over");
         if !matches!(outcome, Err(Gone::HungUp)) {
@@ -235,16 +261,17 @@ impl Menu {
     /// Asks for the mailbox (unless the caller's address names it) and its PIN; the account
     /// once the PIN matches.
     async fn log_in(&self, leg: &mut Leg, caller: &str) -> Result<Account, Gone> {
+        let prompts = leg.prompts.clone();
         let own = self.own_mailbox(caller).await;
         for attempt in 1..=MAX_TRIES {
             let account = match &own {
                 Some(a) => Some(a.clone()),
-                None => match leg.ask(&self.prompts.ask).await? {
+                None => match leg.ask(&prompts.ask).await? {
                     Some(n) => self.storage.accounts().get_by_extension(&n).await.ok(),
                     None => None,
                 },
             };
-            let pin = leg.ask(&self.prompts.ask).await?.filter(|p| pin_shaped(p));
+            let pin = leg.ask(&prompts.ask).await?.filter(|p| pin_shaped(p));
             let opened = match (&account, pin) {
                 (Some(a), Some(pin)) if a.spec.voicemail_enabled => self
                     .storage
@@ -260,12 +287,13 @@ impl Menu {
             tracing::info!(caller, attempt, mailbox = ?account.as_ref().map(|a| a.spec.extension.as_str()), "mailbox menu: wrong PIN or mailbox");
             // Each wrong try waits longer before the next (a brute force is slowed down).
             tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-            leg.play(&self.prompts.error, &[]).await?;
+            leg.play(&prompts.error, &[]).await?;
         }
         Err(Gone::Done)
     }
 
     async fn serve(&self, leg: &mut Leg, caller: &str) -> Result<(), Gone> {
+        let prompts = leg.prompts.clone();
         let account = self.log_in(leg, caller).await?;
         let extension = account.spec.extension.clone();
         let mut messages = self
@@ -284,21 +312,22 @@ impl Menu {
         messages.sort_by_key(|m| (m.heard, m.id.0));
         let new = messages.iter().filter(|m| !m.heard).count();
         tracing::info!(mailbox = %extension, new, total = messages.len(), "mailbox menu: logged in");
-        leg.play(&self.prompts.gap, &[]).await?;
+        leg.play(&prompts.gap, &[]).await?;
         if let Some(beeps) = new.checked_sub(1).map(|i| i.min(MAX_COUNT_BEEPS - 1)) {
-            leg.play(&self.prompts.count[beeps], &[]).await?;
+            leg.play(&prompts.count[beeps], &[]).await?;
         }
         for message in &messages {
-            leg.play(&self.prompts.gap, &[]).await?;
+            leg.play(&prompts.gap, &[]).await?;
             self.message(leg, &extension, message).await?;
         }
-        leg.play(&self.prompts.goodbye, &[]).await?;
+        leg.play(&prompts.goodbye, &[]).await?;
         Ok(())
     }
 
     /// Plays one message and does what the caller keys.
     async fn message(&self, leg: &mut Leg, extension: &str, m: &Recording) -> Result<(), Gone> {
-        let Some(audio) = self.decode(m).await else {
+        let prompts = leg.prompts.clone();
+        let Some(audio) = self.decode(m, leg.is_opus()).await else {
             tracing::warn!(
                 recording = m.id.0,
                 "mailbox menu: message unreadable, skipped"
@@ -319,7 +348,7 @@ impl Menu {
                         tracing::warn!(error = %e, recording = m.id.0, "deleted message's file not removed");
                     }
                     tracing::info!(mailbox = %extension, recording = m.id.0, "mailbox menu: message deleted");
-                    leg.play(&self.prompts.deleted, &[]).await?;
+                    leg.play(&prompts.deleted, &[]).await?;
                 }
                 Err(e) => tracing::warn!(error = %e, recording = m.id.0, "message not deleted"),
             }
@@ -335,10 +364,52 @@ impl Menu {
         Ok(())
     }
 
-    /// The message's audio as a prompt, decoded on the workers.
-    async fn decode(&self, m: &Recording) -> Option<Prompt> {
+    /// The menu's tones with their Opus packets, encoded once on the blocking pool; the G.711
+    /// tones (heard as silence) when they cannot be encoded, with a log line.
+    async fn opus_prompts(&self) -> Arc<Prompts> {
+        let encoded = self
+            .opus_prompts
+            .get_or_init(|| async {
+                let prompts = (*self.prompts).clone();
+                let encoded = tokio::task::spawn_blocking(move || {
+                    let opus = |p: Prompt| p.with_opus();
+                    Ok::<_, bifrons_transcoding::TranscodeError>(Prompts {
+                        ask: opus(prompts.ask)?,
+                        error: opus(prompts.error)?,
+                        deleted: opus(prompts.deleted)?,
+                        goodbye: opus(prompts.goodbye)?,
+                        gap: opus(prompts.gap)?,
+                        count: prompts
+                            .count
+                            .into_iter()
+                            .map(opus)
+                            .collect::<Result<_, _>>()?,
+                    })
+                })
+                .await;
+                let encoded = encoded
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                encoded
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "mailbox menu tones not encoded to Opus"),
+                    )
+                    .ok()
+                    .map(Arc::new)
+            })
+            .await;
+        encoded.clone().unwrap_or_else(|| self.prompts.clone())
+    }
+
+    /// The message's audio as a prompt: its own Opus packets for an Opus call (sent one per
+    /// 20 ms, the packet length browsers and the answering machine record), else decoded to
+    /// 8 kHz on the workers.
+    async fn decode(&self, m: &Recording, opus: bool) -> Option<Prompt> {
         let file = self.recordings_dir.join(&m.meta.file_path);
         let data = tokio::fs::read(&file).await.ok()?;
+        if opus {
+            return Some(Prompt::from_opus(opus_packets(&data))).filter(|p| !p.is_empty());
+        }
         let (tx, rx) = oneshot::channel();
         let job = DecodeJob::new(opus_packets(&data), tx).ok()?;
         // Held until the prompt arrives: dropping it would stop the job.

@@ -43,6 +43,16 @@ impl Prompt {
         }
     }
 
+    /// A prompt of 20 ms Opus packets only (a stored message played to an Opus call as it was
+    /// recorded, without transcoding); a G.711 call hears nothing of it.
+    pub fn from_opus(packets: Vec<Vec<u8>>) -> Self {
+        Self {
+            ulaw: Vec::new(),
+            alaw: Vec::new(),
+            opus: Some(Arc::new(packets)),
+        }
+    }
+
     /// The prompt with its Opus packets (mono, 20 ms, 48 kHz clock; the last one padded with
     /// silence), encoded from the μ-law samples. CPU work of a few ms per second of sound: call
     /// it on the blocking pool or a worker, never on the async runtime.
@@ -111,14 +121,15 @@ impl Prompt {
         }
     }
 
-    /// Length in 8 kHz samples.
+    /// Length in 8 kHz samples (of its Opus packets, for a prompt made of them only).
     pub fn len(&self) -> usize {
-        self.ulaw.len()
+        let opus = self.opus.as_ref().map_or(0, |p| p.len() * PACKET_SAMPLES);
+        self.ulaw.len().max(opus)
     }
 
     /// Whether it has no samples.
     pub fn is_empty(&self) -> bool {
-        self.ulaw.is_empty()
+        self.len() == 0
     }
 }
 
@@ -156,23 +167,31 @@ pub async fn play(
     let params = rtp.params();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let opus = (params.clock_rate == OPUS_RATE).then(|| prompt.opus.clone().unwrap_or_default());
-    let mut chunks = prompt.for_pt(params.pt).chunks(PACKET_SAMPLES);
+    let g711 = prompt.for_pt(params.pt);
+    // One 20 ms packet per tick, for as long as the prompt lasts.
+    let packets = prompt.len().div_ceil(PACKET_SAMPLES);
     let mut packet = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let Some(chunk) = chunks.next() else { return Ok(()) };
+                if packet == packets {
+                    return Ok(());
+                }
                 match &opus {
-                    Some(packets) => {
-                        if let Some(p) = packets.get(packet) {
+                    Some(opus) => {
+                        if let Some(p) = opus.get(packet) {
                             let _ = rtp.send_audio(p, OPUS_PACKET_SAMPLES);
                         }
-                        packet += 1;
                     }
                     None => {
-                        let _ = rtp.send_audio(chunk, chunk.len() as u32);
+                        let from = (packet * PACKET_SAMPLES).min(g711.len());
+                        let chunk = &g711[from..(from + PACKET_SAMPLES).min(g711.len())];
+                        if !chunk.is_empty() {
+                            let _ = rtp.send_audio(chunk, chunk.len() as u32);
+                        }
                     }
                 }
+                packet += 1;
             }
             ev = rtp.recv() => match ev {
                 None => return Err(Interrupted::HungUp),
