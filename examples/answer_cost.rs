@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bifrons::config::{DtlsConfig, IceConfig, LoopbackMode, MediaConfig};
+use bifrons::ids::Mid;
 use bifrons::media::rtc::{EventLoop, Outbox, PeerHandler, PeerTemplate};
 use bifrons::media::{
     AnswerPlan, DataMessage, Jsep, LocalCandidate, MediaEngine, MediaKind, PeerListener,
     RtcpFeedback, RtpPacket, StreamInfo,
 };
-use bifrons::ids::Mid;
 
 /// Resident set size of this process, KiB (`/proc/self/statm`, second field, in pages).
 fn rss_kib() -> u64 {
@@ -39,9 +39,7 @@ fn offer() -> String {
     use rtc::peer_connection::configuration::media_engine::{
         MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
     };
-    use rtc::peer_connection::transport::{
-        CandidateConfig, CandidateHostConfig, RTCIceCandidate,
-    };
+    use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
     use rtc::peer_connection::RTCPeerConnectionBuilder;
     use rtc::rtp_transceiver::rtp_sender::{
         RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,

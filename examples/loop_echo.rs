@@ -81,8 +81,7 @@ fn main() {
             println!("{}", json!({ "error": "expected {\"offer\": SDP}" }));
             continue;
         };
-        let answered =
-            runtime.block_on(event_loop.answer(offer, Box::new(Echo(counters.clone()))));
+        let answered = runtime.block_on(event_loop.answer(offer, Box::new(Echo(counters.clone()))));
         match answered {
             Ok((_, sdp)) => println!("{}", json!({ "answer": sdp, "peers": event_loop.load() })),
             Err(e) => println!("{}", json!({ "error": e.to_string() })),

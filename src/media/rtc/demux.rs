@@ -126,7 +126,10 @@ mod tests {
 
     #[test]
     fn binding_request_names_the_local_ufrag() {
-        assert_eq!(stun_local_ufrag(&binding_request("gw1x:abcd")), Some("gw1x"));
+        assert_eq!(
+            stun_local_ufrag(&binding_request("gw1x:abcd")),
+            Some("gw1x")
+        );
     }
 
     #[test]

@@ -138,7 +138,9 @@ impl Client {
 
     fn accept(&mut self, answer: String) {
         let answer = RTCSessionDescription::answer(answer).unwrap();
-        self.pc.set_remote_description(Instant::now(), answer).unwrap();
+        self.pc
+            .set_remote_description(Instant::now(), answer)
+            .unwrap();
         for (_, sender, pt) in &mut self.senders {
             let mut s = self.pc.rtp_sender(*sender).unwrap();
             *pt = s.get_parameters().rtp_parameters.codecs[0].payload_type;
@@ -235,10 +237,7 @@ fn two_clients_on_one_loop_socket_get_their_own_audio_and_video_echoed() {
     // Generous bound: a loaded machine slows the handshake, never the outcome.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seq = 0u16;
-    while Instant::now() < deadline
-        && !clients
-            .iter()
-            .all(|c| c.received.iter().all(|&n| n >= 20))
+    while Instant::now() < deadline && !clients.iter().all(|c| c.received.iter().all(|&n| n >= 20))
     {
         seq = seq.wrapping_add(1);
         for (client, (connected, _)) in clients.iter_mut().zip(&echoes) {
@@ -246,7 +245,10 @@ fn two_clients_on_one_loop_socket_get_their_own_audio_and_video_echoed() {
         }
     }
     for (client, (connected, echoed)) in clients.iter().zip(&echoes) {
-        assert!(connected.load(Ordering::Acquire), "loop side never connected");
+        assert!(
+            connected.load(Ordering::Acquire),
+            "loop side never connected"
+        );
         assert!(echoed.load(Ordering::Relaxed) >= 40);
         assert!(
             client.received.iter().all(|&n| n >= 20),
