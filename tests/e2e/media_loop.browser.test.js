@@ -47,7 +47,7 @@ function startLoopEcho() {
     next: (check, what, timeoutMs = 60000) => new Promise((resolve, reject) => {
       const found = lines.find(check);
       if (found) return resolve(found);
-      const timer = setTimeout(() => reject(new Error(`${what} not reported within ${timeoutMs} ms; last ${JSON.stringify(lines.at(-1))}`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`${what} not reported within ${timeoutMs} ms; last ${JSON.stringify(lines.at(-1))?.slice(0, 300)}`)), timeoutMs);
       waiters.push({ check, resolve: (v) => { clearTimeout(timer); resolve(v); } });
     }),
     stop: () => new Promise((resolve) => {
