@@ -150,7 +150,7 @@ impl Client {
     /// One round: a packet of each kind (sequence `seq`), then a few ms of I/O and timers.
     fn step(&mut self, seq: u16, send: bool) {
         if send {
-            for &(kind, sender, pt) in &self.senders {
+            for &(_, sender, pt) in &self.senders {
                 let mut packet = rtc::rtp::Packet {
                     header: Default::default(),
                     payload: Bytes::from_static(&[0xAB; 160]),
@@ -162,7 +162,6 @@ impl Client {
                 let mut sender = self.pc.rtp_sender(sender).unwrap();
                 packet.header.ssrc = sender.track().ssrcs().last().unwrap();
                 let _ = sender.write_rtp(Instant::now(), packet);
-                let _ = kind;
             }
         }
         let mut buf = [0u8; 2048];
