@@ -7,7 +7,7 @@
 //!
 //! Protocol, one JSON object per line: each stdin line `{"offer": SDP}` gets the stdout line
 //! `{"answer": SDP}` (or `{"error": text}`); every 500 ms a line
-//! `{"connected": n, "echoed": {"audio": n, "video": n}, "peers": n}` reports what the loop did.
+//! `{"connected": n, "echoed": {"audio": n, "video": n}, "data": n}` reports what the loop did.
 //! Ends when stdin closes. Socket on 127.0.0.1, a free port.
 
 use std::io::BufRead;
@@ -19,15 +19,17 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use bifrons::media::rtc::{EventLoop, Outbox, PeerHandler, PeerTemplate};
-use bifrons::media::{MediaKind, RtpPacket};
+use bifrons::media::{DataMessage, MediaKind, RtpPacket};
 
 #[derive(Default)]
 struct Counters {
     connected: AtomicU64,
     echoed: [AtomicU64; 2],
+    data: AtomicU64,
 }
 
-/// Sends each packet back on the same kind and asks for a keyframe every 100 video packets
+/// Sends each packet back on the same kind, each data-channel message back on its channel, and
+/// asks for a keyframe every 100 video packets
 /// echoed (what the echo test does when the browser's decoder starts).
 struct Echo(Arc<Counters>);
 
@@ -42,6 +44,12 @@ impl PeerHandler for Echo {
             if kind == MediaKind::Video && n % 100 == 0 {
                 out.request_keyframe();
             }
+        }
+    }
+
+    fn on_data(&mut self, label: &str, message: DataMessage, out: &mut Outbox<'_>) {
+        if out.send_data(label, &message) {
+            self.0.data.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -66,6 +74,7 @@ fn main() {
                     "audio": counters.echoed[0].load(Ordering::Relaxed),
                     "video": counters.echoed[1].load(Ordering::Relaxed),
                 },
+                "data": counters.data.load(Ordering::Relaxed),
             });
             println!("{line}");
         })

@@ -2,7 +2,7 @@
 // Chromium with fake camera and microphone, before it sits behind the Janus API: the bare echo
 // peer `examples/loop_echo` answers Chromium's offer (Opus + VP8, BUNDLE, rtcp-mux, its host
 // candidates on 127.0.0.1 in the SDP), and the audio and video it echoes come back to
-// Chromium (received packets, decoded frames). Needs `cargo build --example loop_echo`
+// Chromium (received packets, decoded frames), as do text and binary data-channel messages. Needs `cargo build --example loop_echo`
 // (`cargo nextest`/`cargo test` build it too).
 
 import { describe, it, before, after } from 'node:test';
@@ -58,6 +58,17 @@ function startLoopEcho() {
   };
 }
 
+/** Polls `fn` until `check` accepts its value; the deadline is a hang guard only. */
+async function waitFor(fn, check, what, timeoutMs = 60000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (check(value)) return value;
+    assert.ok(Date.now() < deadline, `${what} not seen within ${timeoutMs} ms; last ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 describe('loop media engine with Chromium', () => {
   let site;
   let browser;
@@ -74,12 +85,17 @@ describe('loop media engine with Chromium', () => {
     await loop?.stop();
   });
 
-  it('answers Chromium and echoes its Opus audio and VP8 video back', async () => {
+  it('answers Chromium and echoes its Opus audio, VP8 video and data-channel messages back', async () => {
     const page = await browser.newPage();
     await page.goto(site.url);
     const offer = await page.evaluate(async () => {
       const pc = new RTCPeerConnection();
       window.pc = pc;
+      // A data channel in the offer: the loop starts SCTP only because of it.
+      window.dc = pc.createDataChannel('JanusDataChannel');
+      window.dcEchoes = [];
+      window.dc.binaryType = 'arraybuffer';
+      window.dc.onmessage = (e) => window.dcEchoes.push(typeof e.data === 'string' ? e.data : `bin:${new Uint8Array(e.data).join(',')}`);
       const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
       for (const track of stream.getTracks()) pc.addTrack(track, stream);
       await pc.setLocalDescription(await pc.createOffer());
@@ -118,6 +134,15 @@ describe('loop media engine with Chromium', () => {
       await new Promise((r) => setTimeout(r, 250));
     }
     assert.deepEqual(got.codecs.sort(), ['audio/opus', 'video/VP8']);
+
+    // Text and binary data-channel messages come back on the same channel.
+    await page.evaluate(async () => {
+      if (window.dc.readyState !== 'open') await new Promise((r) => window.dc.addEventListener('open', r, { once: true }));
+      window.dc.send('hello loop');
+      window.dc.send(new Uint8Array([1, 2, 250]));
+    });
+    const echoes = await waitFor(() => page.evaluate(() => window.dcEchoes), (e) => e.length >= 2, 'data-channel echoes');
+    assert.deepEqual([...echoes].sort(), ['bin:1,2,250', 'hello loop']);
     await page.close();
   });
 });

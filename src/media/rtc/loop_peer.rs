@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use rtc::data_channel::RTCDataChannelMessage;
 use rtc::interceptor::Registry;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -22,7 +23,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -37,7 +38,9 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use crate::media::{MediaError, MediaKind, RtpPacket};
+use rtc::data_channel::RTCDataChannelId;
+
+use crate::media::{DataMessage, MediaError, MediaKind, RtpPacket};
 
 /// What the loop tells the owner of a PeerConnection; called on the loop's thread, so it must
 /// not block. `out` sends on the same PeerConnection at once (an echo answers in place).
@@ -46,6 +49,8 @@ pub trait PeerHandler: Send {
     fn on_connected(&mut self) {}
     /// An RTP packet of the remote stream of `kind`.
     fn on_rtp(&mut self, kind: MediaKind, packet: RtpPacket, out: &mut Outbox<'_>);
+    /// A message on the data channel `label` (RFC 8831); `out` can answer on it at once.
+    fn on_data(&mut self, _label: &str, _message: DataMessage, _out: &mut Outbox<'_>) {}
     /// The connection failed or closed; the loop forgets the PeerConnection after this.
     fn on_closed(&mut self) {}
 }
@@ -55,6 +60,7 @@ pub struct Outbox<'a> {
     pc: &'a mut RTCPeerConnection,
     sending: &'a [Option<Sending>; 2],
     receivers: &'a [Option<(RTCRtpReceiverId, u32)>; 2],
+    channels: &'a HashMap<String, RTCDataChannelId>,
     now: Instant,
 }
 
@@ -79,6 +85,23 @@ impl Outbox<'_> {
         out.header.timestamp = packet.timestamp;
         out.header.ssrc = sending.ssrc;
         sender.write_rtp(self.now, out).is_ok()
+    }
+
+    /// Sends `message` on the open data channel `label`. `false` when no channel of that label
+    /// is open or SCTP refused it (e.g. over its buffer).
+    pub fn send_data(&mut self, label: &str, message: &DataMessage) -> bool {
+        let Some(&id) = self.channels.get(label) else {
+            return false;
+        };
+        let Some(mut channel) = self.pc.data_channel(id) else {
+            return false;
+        };
+        match message {
+            DataMessage::Text(text) => channel.send_text(self.now, text.as_str()).is_ok(),
+            DataMessage::Binary(bytes) => {
+                channel.send(self.now, BytesMut::from(&bytes[..])).is_ok()
+            }
+        }
     }
 
     /// Asks the remote video sender for a keyframe with a PLI (RFC 4585 §6.3.1). `false`
@@ -116,6 +139,8 @@ pub struct LoopPeer {
     receivers: [Option<(RTCRtpReceiverId, u32)>; 2],
     /// Kind of each remote track, from its `OnOpen` event.
     tracks: HashMap<String, (MediaKind, RTCRtpReceiverId)>,
+    /// Open data channels by label (SCTP runs only once an `m=application` is negotiated).
+    channels: HashMap<String, RTCDataChannelId>,
     ufrag: String,
     closed: bool,
 }
@@ -328,6 +353,7 @@ impl LoopPeer {
             sending,
             receivers: [None, None],
             tracks: HashMap::new(),
+            channels: HashMap::new(),
             ufrag,
             closed: false,
         };
@@ -383,6 +409,27 @@ impl LoopPeer {
         }
     }
 
+    /// Hands a data-channel message to the handler, text as UTF-8 (invalid bytes replaced).
+    fn deliver_data(&mut self, now: Instant, id: RTCDataChannelId, message: RTCDataChannelMessage) {
+        let Some(label) = self.pc.data_channel(id).map(|c| c.label().to_owned()) else {
+            return;
+        };
+        self.channels.entry(label.clone()).or_insert(id);
+        let message = if message.is_string {
+            DataMessage::Text(String::from_utf8_lossy(&message.data).into_owned())
+        } else {
+            DataMessage::Binary(message.data.freeze())
+        };
+        let mut out = Outbox {
+            pc: &mut self.pc,
+            sending: &self.sending,
+            receivers: &self.receivers,
+            channels: &self.channels,
+            now,
+        };
+        self.handler.on_data(&label, message, &mut out);
+    }
+
     /// Runs events and inbound messages through the handler, then hands every datagram to
     /// send to `send` (destination, bytes).
     pub fn drain(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
@@ -408,12 +455,22 @@ impl LoopPeer {
                     };
                     self.tracks.insert(init.track_id, (kind, init.receiver_id));
                 }
+                RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
+                    if let Some(channel) = self.pc.data_channel(id) {
+                        self.channels.insert(channel.label().to_owned(), id);
+                    }
+                }
                 _ => {}
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            let RTCMessage::RtpPacket(track_id, packet) = message else {
-                continue;
+            let (track_id, packet) = match message {
+                RTCMessage::RtpPacket(track_id, packet) => (track_id, packet),
+                RTCMessage::DataChannelMessage(id, message) => {
+                    self.deliver_data(now, id, message);
+                    continue;
+                }
+                _ => continue,
             };
             let Some(&(kind, receiver)) = self.tracks.get(&track_id) else {
                 continue;
@@ -431,6 +488,7 @@ impl LoopPeer {
                 pc: &mut self.pc,
                 sending: &self.sending,
                 receivers: &self.receivers,
+                channels: &self.channels,
                 now,
             };
             self.handler.on_rtp(kind, packet, &mut out);

@@ -29,11 +29,11 @@
 //! Exercised here: BUNDLE and rtcp-mux with Chromium, Opus and VP8 both ways, DTLS-SRTP with
 //! one shared certificate, a host candidate of our choosing in a half-trickle answer, our own
 //! ICE credentials per PeerConnection (`with_ice_credentials`, what the demux keys on), NACK
-//! with a bounded responder buffer, PLI through `RTCRtpReceiver::write_rtcp`. In the API but
-//! not exercised yet: H.264/VP9/AV1/G.722/G.711 in the default codecs, FIR and REMB packet
-//! types, ICE-lite (`with_lite`), `restart_ice`, trickled remote candidates
-//! (`add_remote_candidate`), data channels (SCTP starts only once an `m=application` is
-//! negotiated), `get_stats`. Not provided, by design of a sans-I/O core: candidate gathering
+//! with a bounded responder buffer, PLI through `RTCRtpReceiver::write_rtcp`, data channels
+//! opened by Chromium, text and binary (SCTP starts only once an `m=application` is
+//! negotiated). In the API but not exercised yet: H.264/VP9/AV1/G.722/G.711 in the default
+//! codecs, FIR and REMB packet types, ICE-lite (`with_lite`), `restart_ice`, trickled remote
+//! candidates (`add_remote_candidate`), `get_stats`. Not provided, by design of a sans-I/O core: candidate gathering
 //! (the loop names its socket's address; server-reflexive and relay candidates need the loop
 //! to run the STUN/TURN exchanges), RFC 4733 `telephone-event` is not among the default codecs
 //! (registered by hand as the webrtc engine does), and sending a plugin's packet means
