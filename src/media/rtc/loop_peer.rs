@@ -409,6 +409,18 @@ impl LoopPeer {
         }
     }
 
+    /// The handler and the sending side it may use, borrowed together.
+    fn split(&mut self, now: Instant) -> (&mut dyn PeerHandler, Outbox<'_>) {
+        let out = Outbox {
+            pc: &mut self.pc,
+            sending: &self.sending,
+            receivers: &self.receivers,
+            channels: &self.channels,
+            now,
+        };
+        (self.handler.as_mut(), out)
+    }
+
     /// Hands a data-channel message to the handler, text as UTF-8 (invalid bytes replaced).
     fn deliver_data(&mut self, now: Instant, id: RTCDataChannelId, message: RTCDataChannelMessage) {
         let Some(label) = self.pc.data_channel(id).map(|c| c.label().to_owned()) else {
@@ -420,14 +432,8 @@ impl LoopPeer {
         } else {
             DataMessage::Binary(message.data.freeze())
         };
-        let mut out = Outbox {
-            pc: &mut self.pc,
-            sending: &self.sending,
-            receivers: &self.receivers,
-            channels: &self.channels,
-            now,
-        };
-        self.handler.on_data(&label, message, &mut out);
+        let (handler, mut out) = self.split(now);
+        handler.on_data(&label, message, &mut out);
     }
 
     /// Runs events and inbound messages through the handler, then hands every datagram to
@@ -484,14 +490,8 @@ impl LoopPeer {
                 marker: packet.header.marker,
                 payload: packet.payload,
             };
-            let mut out = Outbox {
-                pc: &mut self.pc,
-                sending: &self.sending,
-                receivers: &self.receivers,
-                channels: &self.channels,
-                now,
-            };
-            self.handler.on_rtp(kind, packet, &mut out);
+            let (handler, mut out) = self.split(now);
+            handler.on_rtp(kind, packet, &mut out);
         }
         while let Some(datagram) = self.pc.poll_write() {
             send(datagram.transport.peer_addr, &datagram.message);
