@@ -12,6 +12,7 @@ mod mirror;
 mod negotiated;
 mod peer;
 mod plan;
+pub mod rtc;
 mod sender;
 mod stats;
 mod types;

@@ -1,0 +1,282 @@
+//! The loop engine against real `rtc` clients over loopback: ICE, DTLS-SRTP and RTP both ways
+//! through the loop's one shared socket.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::*;
+use crate::media::{MediaKind, RtpPacket};
+
+/// Sends every packet back on the same kind: the echo test's media path.
+struct Echo {
+    connected: Arc<AtomicBool>,
+    echoed: Arc<AtomicU64>,
+}
+
+impl PeerHandler for Echo {
+    fn on_connected(&mut self) {
+        self.connected.store(true, Ordering::Release);
+    }
+
+    fn on_rtp(&mut self, kind: MediaKind, packet: RtpPacket, out: &mut Outbox<'_>) {
+        if out.send_rtp(kind, &packet) {
+            self.echoed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A browser stand-in: an offering `rtc` PeerConnection with Opus and VP8 on its own socket.
+struct Client {
+    pc: RTCPeerConnection,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    senders: Vec<(MediaKind, RTCRtpSenderId, u8)>,
+    received: [u64; 2],
+}
+
+fn codec(kind: MediaKind) -> RTCRtpCodec {
+    match kind {
+        MediaKind::Audio => RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        MediaKind::Video => RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+    }
+}
+
+impl Client {
+    fn offer() -> (Self, String) {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        let local_addr = socket.local_addr().unwrap();
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(Instant::now())
+            .unwrap();
+        let mut senders = Vec::new();
+        for (kind, codec_kind) in [
+            (MediaKind::Audio, RtpCodecKind::Audio),
+            (MediaKind::Video, RtpCodecKind::Video),
+        ] {
+            let track = MediaStreamTrack::new(
+                format!("client-{}", kind.as_str()),
+                format!("client-{}-track", kind.as_str()),
+                format!("client-{}", kind.as_str()),
+                codec_kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(rand::random::<u32>()),
+                        ..Default::default()
+                    },
+                    codec: codec(kind),
+                    ..Default::default()
+                }],
+            );
+            senders.push((kind, pc.add_track(track).unwrap(), 0));
+        }
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local_addr.ip().to_string(),
+                port: local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .unwrap();
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+            .unwrap();
+        let offer = pc.create_offer(None).unwrap();
+        pc.set_local_description(Instant::now(), offer).unwrap();
+        let sdp = pc.local_description().unwrap().sdp;
+        let client = Self {
+            pc,
+            socket,
+            local_addr,
+            senders,
+            received: [0, 0],
+        };
+        (client, sdp)
+    }
+
+    fn accept(&mut self, answer: String) {
+        let answer = RTCSessionDescription::answer(answer).unwrap();
+        self.pc
+            .set_remote_description(Instant::now(), answer)
+            .unwrap();
+        for (_, sender, pt) in &mut self.senders {
+            let mut s = self.pc.rtp_sender(*sender).unwrap();
+            *pt = s.get_parameters().rtp_parameters.codecs[0].payload_type;
+        }
+    }
+
+    /// One round: a packet of each kind (sequence `seq`), then a few ms of I/O and timers.
+    fn step(&mut self, seq: u16, send: bool) {
+        if send {
+            for &(_, sender, pt) in &self.senders {
+                let mut packet = rtc::rtp::Packet {
+                    header: Default::default(),
+                    payload: Bytes::from_static(&[0xAB; 160]),
+                };
+                packet.header.version = 2;
+                packet.header.payload_type = pt;
+                packet.header.sequence_number = seq;
+                packet.header.timestamp = u32::from(seq) * 960;
+                let mut sender = self.pc.rtp_sender(sender).unwrap();
+                packet.header.ssrc = sender.track().ssrcs().last().unwrap();
+                let _ = sender.write_rtp(Instant::now(), packet);
+            }
+        }
+        let mut buf = [0u8; 2048];
+        let until = Instant::now() + Duration::from_millis(10);
+        while Instant::now() < until {
+            while let Some(out) = self.pc.poll_write() {
+                let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+            }
+            while self.pc.poll_event().is_some() {}
+            while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+                if let RTCMessage::RtpPacket(_, packet) = message {
+                    let kind = if packet.header.payload_type == self.senders[0].2 {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
+                    self.received[kind.index()] += 1;
+                }
+            }
+            if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+                let _ = self.pc.handle_read(TaggedBytesMut {
+                    now: Instant::now(),
+                    transport: TransportContext {
+                        local_addr: self.local_addr,
+                        peer_addr: from,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: BytesMut::from(&buf[..n]),
+                });
+            }
+            let now = Instant::now();
+            if self.pc.poll_timeout().is_some_and(|t| t <= now) {
+                let _ = self.pc.handle_timeout(now);
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn two_clients_on_one_loop_socket_get_their_own_audio_and_video_echoed() {
+    let template = PeerTemplate::generate().unwrap();
+    let event_loop =
+        EventLoop::start("media-test".into(), Ipv4Addr::LOCALHOST.into(), 0, template).unwrap();
+    let rt = runtime();
+    let mut clients = Vec::new();
+    let mut echoes = Vec::new();
+    for _ in 0..2 {
+        let (mut client, offer) = Client::offer();
+        let connected = Arc::new(AtomicBool::new(false));
+        let echoed = Arc::new(AtomicU64::new(0));
+        let handler = Echo {
+            connected: connected.clone(),
+            echoed: echoed.clone(),
+        };
+        let (_key, answer) = rt
+            .block_on(event_loop.answer(offer, Box::new(handler)))
+            .unwrap();
+        assert!(answer.contains(&format!("{}", event_loop.local_addr().port())));
+        client.accept(answer);
+        clients.push(client);
+        echoes.push((connected, echoed));
+    }
+    assert_eq!(event_loop.load(), 2);
+
+    // Generous bound: a loaded machine slows the handshake, never the outcome.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seq = 0u16;
+    while Instant::now() < deadline && !clients.iter().all(|c| c.received.iter().all(|&n| n >= 20))
+    {
+        seq = seq.wrapping_add(1);
+        for (client, (connected, _)) in clients.iter_mut().zip(&echoes) {
+            client.step(seq, connected.load(Ordering::Acquire));
+        }
+    }
+    for (client, (connected, echoed)) in clients.iter().zip(&echoes) {
+        assert!(
+            connected.load(Ordering::Acquire),
+            "loop side never connected"
+        );
+        assert!(echoed.load(Ordering::Relaxed) >= 40);
+        assert!(
+            client.received.iter().all(|&n| n >= 20),
+            "echo received per kind: {:?}",
+            client.received
+        );
+    }
+}
+
+#[test]
+fn an_offer_the_engine_cannot_parse_is_refused_and_the_loop_keeps_serving() {
+    let template = PeerTemplate::generate().unwrap();
+    let event_loop =
+        EventLoop::start("media-test".into(), Ipv4Addr::LOCALHOST.into(), 0, template).unwrap();
+    let rt = runtime();
+    let handler = Echo {
+        connected: Default::default(),
+        echoed: Default::default(),
+    };
+    let refused = rt.block_on(event_loop.answer("v=0\r\nnot sdp".into(), Box::new(handler)));
+    assert!(refused.is_err());
+    let (_client, offer) = Client::offer();
+    let handler = Echo {
+        connected: Default::default(),
+        echoed: Default::default(),
+    };
+    let started = Instant::now();
+    let answered = rt.block_on(event_loop.answer(offer, Box::new(handler)));
+    eprintln!("create→answer on the loop: {:?}", started.elapsed());
+    assert!(answered.is_ok());
+    assert_eq!(event_loop.load(), 1);
+}
