@@ -129,8 +129,14 @@ mod tests {
         let out = seen.0.lock().unwrap();
         assert!(out.iter().all(|p| p.ssrc == out[0].ssrc), "one SSRC");
         for pair in out.windows(2) {
-            assert_eq!(pair[1].sequence_number, pair[0].sequence_number.wrapping_add(1));
-            assert!(pair[1].timestamp.wrapping_sub(pair[0].timestamp) as i32 > 0, "timestamps go forward");
+            assert_eq!(
+                pair[1].sequence_number,
+                pair[0].sequence_number.wrapping_add(1)
+            );
+            assert!(
+                pair[1].timestamp.wrapping_sub(pair[0].timestamp) as i32 > 0,
+                "timestamps go forward"
+            );
         }
     }
 }

@@ -115,7 +115,11 @@ impl AbSession {
 
     /// The continuous outgoing stream towards `sender`'s PeerConnection: the same one for as
     /// long as that PeerConnection lives, a new one after it was replaced.
-    fn out_stream(&self, sender: MediaSender, clock_rate: u32) -> Arc<ContinuousAudio<MediaSender>> {
+    fn out_stream(
+        &self,
+        sender: MediaSender,
+        clock_rate: u32,
+    ) -> Arc<ContinuousAudio<MediaSender>> {
         let mut slot = self.out.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
             Some(out) if out.inner().same_peer(&sender) => out.clone(),
@@ -285,6 +289,7 @@ impl Plugin for AudioBridge {
                 seq: packet.sequence_number,
                 timestamp: packet.timestamp,
                 payload: packet.payload,
+                level: stream.audio_level.map(|l| l.level),
             });
         }
     }
