@@ -171,6 +171,13 @@ impl WorkerCore {
     }
 }
 
+/// Runs another job's shared work on this worker; a panic there is logged, never fatal here.
+fn assist(task: &dyn super::Assist) {
+    if catch_unwind(AssertUnwindSafe(|| task.assist())).is_err() {
+        tracing::error!("a media job's shared work panicked on a helper worker");
+    }
+}
+
 /// The worker thread's loop: run what is due, then sleep until the next deadline or a control
 /// message, whichever comes first. No tokio: a blocking `recv_timeout` is the sleep.
 pub(crate) fn run(index: usize, mut core: WorkerCore, control: Receiver<Control>) {
@@ -190,11 +197,7 @@ pub(crate) fn run(index: usize, mut core: WorkerCore, control: Receiver<Control>
         };
         match message {
             Some(Control::Add(job, shared)) => core.add(job, shared, epoch.elapsed()),
-            Some(Control::Assist(task)) => {
-                if catch_unwind(AssertUnwindSafe(|| task.assist())).is_err() {
-                    tracing::error!("a media job's shared work panicked on a helper worker");
-                }
-            }
+            Some(Control::Assist(task)) => assist(&*task),
             Some(Control::Shutdown) => break,
             None => {}
         }
