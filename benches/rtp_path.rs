@@ -108,6 +108,8 @@ fn bench(c: &mut Criterion) {
         codec: Some(Codec::Opus),
         pt: Pt(111),
         clock_rate: 48_000,
+        audio_level_id: None,
+        audio_level: None,
     };
     let packet = RtpPacket {
         payload_type: 111,

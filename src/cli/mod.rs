@@ -127,6 +127,9 @@ pub enum Command {
         /// Worker threads (0: cores - 1).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// The non-speakers send a quiet tone (open microphones) rather than silence.
+        #[arg(long)]
+        open_mics: bool,
     },
 }
 
@@ -279,6 +282,7 @@ pub fn main() -> ExitCode {
                 seconds,
                 sampling_rate,
                 threads,
+                open_mics,
             } => {
                 let config = bifrons::services::rooms::bench::BenchConfig {
                     rooms,
@@ -287,6 +291,7 @@ pub fn main() -> ExitCode {
                     seconds,
                     sampling_rate,
                     threads,
+                    open_mics,
                 };
                 let report = tokio::task::spawn_blocking(move || {
                     bifrons::services::rooms::bench::run(config)

@@ -21,7 +21,7 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::certificate::RTCCertificate;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::rtp_transceiver::rtp_codec::{
-    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
 };
 use webrtc::rtp_transceiver::RTCPFeedback;
 
@@ -89,6 +89,15 @@ impl MediaEngine {
                 RTPCodecType::Audio,
             )?;
         }
+        // RFC 6464 client-to-mixer audio levels, answered when offered (Chromium offers it):
+        // the audio bridge detects talking from them (`StreamInfo::audio_level`).
+        media.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: super::negotiated::AUDIO_LEVEL_URI.to_owned(),
+            },
+            RTPCodecType::Audio,
+            None,
+        )?;
         // webrtc-rs' default set (NACK, RTCP reports, TWCC receiver) with a NACK responder
         // buffer bounded by NACK_RESPONDER_LOG2_PACKETS instead of 8,192 packets per stream.
         for parameter in ["", "pli"] {

@@ -6,6 +6,9 @@ use super::plan::{Codec, Direction};
 use super::MediaKind;
 use crate::ids::{Mid, Pt};
 
+/// The URI of the client-to-mixer audio level header extension (RFC 6464 §4).
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 /// One negotiated media section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegotiatedStream {
@@ -24,6 +27,9 @@ pub struct NegotiatedStream {
     pub direction: Direction,
     /// The payload type of RFC 4733 `telephone-event` at the codec's clock rate, if negotiated.
     pub dtmf_pt: Option<Pt>,
+    /// The RTP header extension id (RFC 8285) of the client-to-mixer audio level (RFC 6464,
+    /// `urn:ietf:params:rtp-hdrext:ssrc-audio-level`), when the answer kept it.
+    pub audio_level_id: Option<u8>,
 }
 
 /// Every media section of a finished negotiation, in SDP order.
@@ -134,7 +140,17 @@ impl Negotiated {
                 .find(|(_, rate)| *rate == clock_rate)
                 .or(dtmf.first())
                 .map(|(pt, _)| *pt);
+            // `a=extmap:<id>[/<direction>] <uri> [<attributes>]` (RFC 8285 §8).
+            let audio_level_id = attr("extmap").find_map(|v| {
+                let (id, rest) = v.split_once(' ')?;
+                let uri = rest.split_whitespace().next()?;
+                (uri == AUDIO_LEVEL_URI)
+                    .then(|| id.split('/').next()?.parse::<u8>().ok())
+                    .flatten()
+                    .filter(|id| (1..=14).contains(id))
+            });
             streams.push(NegotiatedStream {
+                audio_level_id,
                 mid,
                 kind,
                 codec,
@@ -162,6 +178,11 @@ pub struct StreamInfo {
     pub pt: Pt,
     /// Its RTP clock rate, Hz.
     pub clock_rate: u32,
+    /// The RFC 6464 audio level extension's id on this stream, when negotiated.
+    pub audio_level_id: Option<u8>,
+    /// The audio level carried by the packet this is handed with (RFC 6464), when the
+    /// extension was negotiated and the packet has it: the one field that changes per packet.
+    pub audio_level: Option<super::AudioLevel>,
 }
 
 #[cfg(test)]
@@ -207,5 +228,20 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\
             Direction::Inactive
         );
         assert!(Negotiated::from_answer("not sdp", true).is_err());
+    }
+
+    #[test]
+    fn reads_the_audio_level_extension_id_of_each_section() {
+        let with = ANSWER.replace(
+            "a=sendonly\r\n",
+            "a=sendonly\r\na=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+             a=extmap:1/recvonly urn:ietf:params:rtp-hdrext:ssrc-audio-level vad=on\r\n",
+        );
+        let n = Negotiated::from_answer(&with, true).unwrap();
+        assert_eq!(n.first(MediaKind::Audio).unwrap().audio_level_id, Some(1));
+        assert_eq!(n.first(MediaKind::Video).unwrap().audio_level_id, None);
+        let bad = with.replace("extmap:1/recvonly", "extmap:15");
+        let n = Negotiated::from_answer(&bad, true).unwrap();
+        assert_eq!(n.first(MediaKind::Audio).unwrap().audio_level_id, None);
     }
 }

@@ -214,6 +214,8 @@ impl Peer {
                             codec: s.codec,
                             pt: s.pt,
                             clock_rate: s.clock_rate,
+                            audio_level_id: s.audio_level_id.filter(|_| kind == MediaKind::Audio),
+                            audio_level: None,
                         })
                         .unwrap_or(StreamInfo {
                             mid,
@@ -221,6 +223,8 @@ impl Peer {
                             codec: None,
                             pt: Pt(track.payload_type()),
                             clock_rate: 0,
+                            audio_level_id: None,
+                            audio_level: None,
                         });
                     tokio::spawn(read_rtp_loop(track, stream, shared, listener));
                 })
@@ -632,7 +636,7 @@ fn codec_parameters(codecs: &[Codec]) -> Vec<RTCRtpCodecParameters> {
 
 async fn read_rtp_loop(
     track: Arc<TrackRemote>,
-    stream: StreamInfo,
+    mut stream: StreamInfo,
     shared: Arc<Shared>,
     listener: Weak<dyn PeerListener>,
 ) {
@@ -654,6 +658,13 @@ async fn read_rtp_loop(
             .store(shared.elapsed_ms(), Ordering::Relaxed);
         if !activity.receiving.swap(true, Ordering::AcqRel) {
             l.on_media(kind, &stream.mid, true);
+        }
+        if let Some(id) = stream.audio_level_id {
+            // The extension's payload is a slice of the packet (no copy, no allocation).
+            stream.audio_level = packet
+                .header
+                .get_extension(id)
+                .and_then(|data| AudioLevel::parse(&data));
         }
         l.on_rtp(
             &stream,

@@ -33,6 +33,27 @@ impl MediaKind {
     pub const ALL: [MediaKind; 2] = [MediaKind::Audio, MediaKind::Video];
 }
 
+/// The level of one audio packet from its client-to-mixer header extension (RFC 6464 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioLevel {
+    /// The level in −dBov, 0 (loudest) to 127 (silence).
+    pub level: u8,
+    /// The sender's voice activity flag (the V bit).
+    pub voice: bool,
+}
+
+impl AudioLevel {
+    /// Reads the extension's one-byte payload (`V` bit, then 7 bits of −dBov); `None` when
+    /// empty.
+    pub fn parse(data: &[u8]) -> Option<Self> {
+        let b = *data.first()?;
+        Some(Self {
+            level: b & 0x7f,
+            voice: b & 0x80 != 0,
+        })
+    }
+}
+
 /// One RTP packet, header fields that plugins use plus the payload (shared, not copied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpPacket {

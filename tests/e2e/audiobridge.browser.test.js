@@ -2,7 +2,7 @@
 // processes (two over WebSocket, one over HTTP long poll), each sending its own tone from an
 // OscillatorNode (one in Opus, one in PCMU, one in PCMA), in a room created with janode's audiobridge plugin. Checks: alone a
 // participant hears nothing; together each hears the others' tones and not its own
-// (mix-minus); talking events; the mix forwarded as PCMU to a UDP socket carries all three
+// (mix-minus); talking events, judged on the RFC 6464 levels Chromium sends; the mix forwarded as PCMU to a UDP socket carries all three
 // tones; a plain-RTP PCMU participant is heard in the browsers; a recording of the mix decodes with ffmpeg and holds the three tones; mute silences one; kick removes one; destroy tells everybody.
 
 import { describe, it, before, after } from 'node:test';
@@ -118,6 +118,13 @@ describe('audio bridge with Chromium + janus.js participants', () => {
       const expected = p === a ? all : [p];
       for (const q of expected) assert.ok(talkers.has(q.ids.id), `${p.display} saw ${q.display} talking: ${JSON.stringify([...talkers])}`);
     }
+    // Chromium puts its RFC 6464 level in every audio packet once the answer kept the extension:
+    // each participant's talking state was judged on those levels, not on the decoded audio.
+    const levelLines = fs.readFileSync(gw.logFile, 'utf8').split('\n')
+      .filter((l) => l.includes('talking detection from the RFC 6464 audio level extension'));
+    // (The log names the room mix's own participant numbers; only these three send levels.)
+    const judged = new Set(levelLines.map((l) => l.match(/participant=(\d+)/)?.[1]));
+    assert.equal(judged.size, all.length, `talking from RFC 6464 levels: ${JSON.stringify(levelLines)}`);
 
     // The room mix forwarded as PCMU: all three tones, RTP numbered per packet.
     const fwd = await mod.startForward({ room: ROOM, secret: SECRET, host: '127.0.0.1', audio_port: rtp.port, codec: 'pcmu', ptype: 0 });

@@ -289,6 +289,7 @@ impl Plugin for AudioBridge {
                 seq: packet.sequence_number,
                 timestamp: packet.timestamp,
                 payload: packet.payload,
+                level: stream.audio_level.map(|l| l.level),
             });
         }
     }

@@ -179,6 +179,7 @@ pub fn parse_rtp(data: &[u8], pt: u8) -> Option<AudioPacket> {
         return None;
     }
     Some(AudioPacket {
+        level: None,
         seq: u16::from_be_bytes([data[2], data[3]]),
         timestamp: u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
         payload: Bytes::copy_from_slice(&data[start..end]),

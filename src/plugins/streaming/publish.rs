@@ -463,6 +463,8 @@ m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\na
             codec: Some(Codec::Vp8),
             pt: Pt(96),
             clock_rate: 90_000,
+            audio_level_id: None,
+            audio_level: None,
         };
         feed.feed(&stream, video(96, 1));
         feed.feed(&stream, video(97, 2));

@@ -1,7 +1,7 @@
 //! `bifrons bench-audiobridge`: the cost of mixing, without the network. `rooms` rooms of
 //! `participants` each run on the real worker pool; a load thread sends every participant one
 //! real Opus packet (20 ms of a tone, pre-encoded) every 20 ms, `speakers` of them loud and
-//! the others silent, and drains what the rooms send back. Reported: worker time per tick and
+//! the others silent (or open microphones at 1/20 of the level), and drains what the rooms send back. Reported: worker time per tick and
 //! per participant, the p50/p99 tick duration, the share of a core, resident memory per
 //! participant, and packets late (skipped periods), dropped (full queues) or missing.
 
@@ -35,6 +35,10 @@ pub struct BenchConfig {
     pub sampling_rate: u32,
     /// Worker threads (0: cores − 1).
     pub threads: usize,
+    /// The participants who are not speakers send the tone at 1/20 of the level (open
+    /// microphones, as `bifrons-loadgen audiobridge` sends) rather than silence: everybody is
+    /// then in the mix and needs a mix-minus encoding of its own.
+    pub open_mics: bool,
 }
 
 /// Figures of one run.
@@ -62,6 +66,16 @@ pub struct BenchReport {
     pub out_per_participant_second: f64,
     /// Private (speaker) and shared encodings.
     pub encodes: (u64, u64),
+    /// Thread time per tick pulling participants (jitter buffers, decoding), µs, all workers.
+    pub pull_micros_per_tick: f64,
+    /// Time per tick mixing on the room's worker (mix, talking, shared encodings), µs.
+    pub mix_micros_per_tick: f64,
+    /// Thread time per tick encoding and sending the participants' mixes, µs, all workers.
+    pub encode_micros_per_tick: f64,
+    /// Ticks mixed but not sent because they started more than 40 ms late.
+    pub late_ticks: u64,
+    /// Shards (groups of participants) pulled or encoded by a worker other than the room's.
+    pub helped_shards: u64,
 }
 
 fn rss_kib() -> u64 {
@@ -76,8 +90,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// One second of a tone (or silence) as 50 Opus packets.
-fn packets(freq: f32, loud: bool) -> Vec<Bytes> {
+/// One second of a tone at `amplitude` (0: silence) as 50 Opus packets.
+fn packets(freq: f32, amplitude: f32) -> Vec<Bytes> {
     let mut enc = match OpusEncoder::new(OpusEncoderConfig::default()) {
         Ok(e) => e,
         Err(_) => return Vec::new(),
@@ -87,11 +101,7 @@ fn packets(freq: f32, loud: bool) -> Vec<Bytes> {
             let samples = (0..960)
                 .map(|i| {
                     let t = (k * 960 + i) as f32 / 48_000.0;
-                    if loud {
-                        (6000.0 * (2.0 * std::f32::consts::PI * freq * t).sin()) as i16
-                    } else {
-                        0
-                    }
+                    (amplitude * (2.0 * std::f32::consts::PI * freq * t).sin()) as i16
                 })
                 .collect();
             let frame = AudioFrame::new(samples, 48_000, 1, 0).ok()?;
@@ -115,8 +125,12 @@ pub fn run(config: BenchConfig) -> anyhow::Result<BenchReport> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     let pool = WorkerPool::start(threads)?;
-    let loud = packets(440.0, true);
-    let quiet = Arc::new(packets(0.0, false));
+    let loud = packets(440.0, 6000.0);
+    let quiet = Arc::new(if config.open_mics {
+        packets(440.0, 300.0)
+    } else {
+        packets(0.0, 0.0)
+    });
     let rss_before = rss_kib();
     let mut rooms = Vec::new();
     let mut loads = Vec::new();
@@ -174,6 +188,7 @@ pub fn run(config: BenchConfig) -> anyhow::Result<BenchReport> {
         for l in loads.iter_mut() {
             let payload = l.packets[usize::from(l.seq) % l.packets.len().max(1)].clone();
             l.input.push(AudioPacket {
+                level: None,
                 seq: l.seq,
                 timestamp: u32::from(l.seq).wrapping_mul(960),
                 payload,
@@ -189,6 +204,7 @@ pub fn run(config: BenchConfig) -> anyhow::Result<BenchReport> {
     let elapsed = start.elapsed().as_secs_f64();
     let (mut nanos, mut ticks, mut skipped, mut drops) = (0u64, 0u64, 0u64, 0u64);
     let (mut private, mut shared) = (0u64, 0u64);
+    let (mut pull, mut mixing, mut encode, mut late, mut helped) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for (r, (n0, t0)) in rooms.iter().zip(&base) {
         nanos += r.stats().tick_nanos.load(Ordering::Relaxed) - n0;
         ticks += r.stats().ticks.load(Ordering::Relaxed) - t0;
@@ -196,10 +212,20 @@ pub fn run(config: BenchConfig) -> anyhow::Result<BenchReport> {
         skipped += c.skipped;
         private += r.stats().private_encodes.load(Ordering::Relaxed);
         shared += r.stats().shared_encodes.load(Ordering::Relaxed);
+        pull += r.stats().pull_nanos.load(Ordering::Relaxed);
+        mixing += r.stats().mix_nanos.load(Ordering::Relaxed);
+        encode += r.stats().encode_nanos.load(Ordering::Relaxed);
+        late += r.stats().late_ticks.load(Ordering::Relaxed);
+        helped += r.stats().helped_shards.load(Ordering::Relaxed);
         drops += c.input_drops;
     }
     drops += loads.iter().map(|l| l.input.dropped()).sum::<u64>();
     let participants = (config.rooms * config.participants).max(1) as f64;
+    let all_ticks: u64 = rooms
+        .iter()
+        .map(|r| r.stats().ticks.load(Ordering::Relaxed))
+        .sum();
+    let per_tick = |nanos: u64| nanos as f64 / all_ticks.max(1) as f64 / 1000.0;
     let received: u64 = loads.iter().map(|l| l.received).sum();
     // Quantiles over every room's ticks: merge the histograms.
     let merged = super::MixStats::default();
@@ -223,6 +249,11 @@ pub fn run(config: BenchConfig) -> anyhow::Result<BenchReport> {
         input_drops: drops,
         out_per_participant_second: received as f64 / participants / elapsed,
         encodes: (private, shared),
+        pull_micros_per_tick: per_tick(pull),
+        mix_micros_per_tick: per_tick(mixing),
+        encode_micros_per_tick: per_tick(encode),
+        late_ticks: late,
+        helped_shards: helped,
     };
     drop(rooms);
     pool.shutdown();
@@ -242,6 +273,7 @@ mod tests {
             seconds: 1,
             sampling_rate: 16_000,
             threads: 1,
+            open_mics: false,
         })
         .unwrap();
         assert!(r.ticks >= 40, "{r:?}");

@@ -23,6 +23,9 @@ pub struct AudioPacket {
     pub timestamp: u32,
     /// The codec payload (Opus packet or G.711 bytes).
     pub payload: Bytes,
+    /// The sender's level for this packet in −dBov (0 loudest … 127 silence), from the RFC
+    /// 6464 header extension when it was negotiated; `None` otherwise.
+    pub level: Option<u8>,
 }
 
 /// What [`JitterBuffer::pop`] hands out.
@@ -191,6 +194,7 @@ mod tests {
 
     fn pkt(seq: u16) -> AudioPacket {
         AudioPacket {
+            level: None,
             seq,
             timestamp: u32::from(seq).wrapping_mul(960),
             payload: Bytes::from(vec![seq as u8]),

@@ -10,17 +10,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bifrons_transcoding::mixer::{Mixer, MixerConfig, ParticipantId, VadConfig};
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::codec::{Decoder, Encoder, EncoderSettings, MixCodec};
+use super::crew::{Crew, Work};
 use super::jitter::{AudioPacket, JitterBuffer, Pop};
+use super::levels::{LevelVad, TickLevels};
+use super::stereo::{add_panned, limit_into, pan_gains};
 use super::{Command, MixEvent, MixStats, NewParticipant, OutSink};
 use crate::media::RtpPacket;
-use crate::services::workers::{InputReceiver, JobStatus, MediaJob, QueueStats, TICK};
+use crate::services::workers::{Helpers, InputReceiver, JobStatus, MediaJob, QueueStats, TICK};
 
 /// Ticks (20 ms each) a participant keeps its own encoder after it last contributed: 1 s.
 pub const PRIVATE_HOLD_TICKS: u64 = 50;
@@ -77,6 +80,21 @@ impl RtpOut {
     }
 }
 
+/// What a participant gets this tick, decided by the room's worker after the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Nothing (no sink yet, or no encoder).
+    Nothing,
+    /// Its own mix-minus ([`Slot::mix`]), on its own encoder.
+    Private,
+    /// The whole room's mix in its codec, encoded once for all such listeners.
+    Shared,
+    /// Its own stereo mix-minus, from the shard's copy of the room's stereo mix.
+    PrivateStereo,
+    /// The whole stereo mix, encoded once.
+    SharedStereo,
+}
+
 struct Slot {
     input: InputReceiver<AudioPacket>,
     jitter: JitterBuffer,
@@ -97,30 +115,129 @@ struct Slot {
     pan: [f32; 2],
     /// It receives the spatial room's stereo mix.
     stereo: bool,
+    /// Whether its voice is in this tick's mix.
+    contributed: bool,
+    /// This tick's mix-minus, copied from the mixer when [`Plan::Private`].
+    mix: Vec<i16>,
+    plan: Plan,
+    /// Its talking thresholds.
+    vad: VadConfig,
+    /// Talking detection from its packets' RFC 6464 levels, once one carried a level.
+    levels: Option<LevelVad>,
+    /// This tick's level from the extension (dBov), when its packets carry one.
+    level_dbov: Option<f32>,
+    /// The switch to [`Slot::levels`] was logged.
+    levels_announced: bool,
 }
 
-/// Left and right gains of a voice at `position` (0 left … 50 centre … 100 right), as Janus'
-/// AudioBridge pans: full level on the near side, falling linearly to silence on the far side
-/// as the voice moves away from the centre.
-pub fn pan_gains(position: u8) -> [f32; 2] {
-    let p = f32::from(position.min(100));
-    [((100.0 - p) / 50.0).min(1.0), (p / 50.0).min(1.0)]
+/// Phase of a tick run over the shards: pull (jitter buffer, decode) every participant.
+const PULL: u8 = 1;
+/// Phase: encode and send every participant's mix.
+const ENCODE: u8 = 2;
+/// Shards of a room: participants are spread over them (fewest first), and the workers of
+/// the pool claim whole shards; 16 leaves about 6 participants per shard at 100.
+const SHARDS: usize = 16;
+/// Rooms with at least this many participants ask the other workers to help with their
+/// ticks; smaller ones (a few decodes and encodes) run on their own worker, where the cost of
+/// waking another thread would outweigh the work.
+const SHARE_FROM: usize = 12;
+/// A tick that starts more than this behind its schedule (the worker was kept off its core,
+/// or earlier ticks overran) is caught up without mixing or sending: its packets would reach
+/// the receivers too late to be played, and skipping the encodes lets the job return to its
+/// schedule instead of making every following packet late too. Decoders still advance.
+const LATE_SKIP: Duration = Duration::from_millis(40);
+
+/// A share of a room's participants, processed by one thread per phase.
+struct Shard {
+    slots: BTreeMap<u64, Slot>,
+    /// The tick being run.
+    tick: u64,
+    /// This tick's whole-mix payloads by codec (shared by the [`Plan::Shared`] listeners).
+    shared: Vec<(MixCodec, Bytes)>,
+    /// This tick's whole stereo mix payload.
+    shared_stereo: Option<Bytes>,
+    /// A copy of this tick's stereo mix accumulator (spatial rooms), before limiting.
+    stereo_acc: Vec<i32>,
+    /// Scratch: a limited stereo frame.
+    stereo_frame: Vec<i16>,
+    stats: Arc<MixStats>,
+    room_rate: u32,
 }
 
-/// Adds `pcm` (mono) at `gain`, panned by `pan`, into the interleaved stereo accumulator.
-fn add_panned(acc: &mut [i32], pcm: &[i16], gain: f32, pan: [f32; 2], sign: i32) {
-    let (l, r) = (gain * pan[0], gain * pan[1]);
-    for (frame, &s) in acc.chunks_exact_mut(2).zip(pcm) {
-        let s = f32::from(s);
-        frame[0] += sign * (s * l) as i32;
-        frame[1] += sign * (s * r) as i32;
+impl Work for Shard {
+    fn work(&mut self, phase: u8) {
+        let started = std::time::Instant::now();
+        match phase {
+            PULL => {
+                for slot in self.slots.values_mut() {
+                    MixJob::pull(slot);
+                }
+                self.stats.add_nanos(&self.stats.pull_nanos, started);
+            }
+            ENCODE => {
+                self.encode();
+                self.stats.add_nanos(&self.stats.encode_nanos, started);
+            }
+            _ => {}
+        }
     }
 }
 
-/// The accumulator clamped to 16 bits into `out`.
-fn clamp_into(acc: &[i32], out: &mut [i16]) {
-    for (o, &a) in out.iter_mut().zip(acc) {
-        *o = a.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+impl Shard {
+    /// Encodes (or takes the shared payload of) and sends each participant's mix.
+    fn encode(&mut self) {
+        let tick = self.tick;
+        for slot in self.slots.values_mut() {
+            let Some(out) = slot.out.as_mut() else {
+                continue;
+            };
+            let payload = match slot.plan {
+                Plan::Nothing => None,
+                Plan::Shared => self
+                    .shared
+                    .iter()
+                    .find(|(c, _)| *c == slot.codec)
+                    .map(|(_, p)| p.clone()),
+                Plan::SharedStereo => self.shared_stereo.clone(),
+                Plan::Private => {
+                    if slot.private.is_none() {
+                        match Encoder::new(slot.codec, self.room_rate, slot.settings) {
+                            Ok(e) => slot.private = Some(e),
+                            Err(e) => tracing::warn!(error = %e, "room: no encoder"),
+                        }
+                    }
+                    let encoded = slot.private.as_mut().and_then(|e| e.encode(&slot.mix).ok());
+                    if encoded.is_some() {
+                        self.stats.private_encodes.fetch_add(1, Relaxed);
+                    }
+                    encoded.map(Bytes::copy_from_slice)
+                }
+                Plan::PrivateStereo => {
+                    if slot.private.is_none() {
+                        slot.private = Encoder::stereo(slot.settings).ok();
+                    }
+                    // The whole room minus its own voice, panned as the others hear it.
+                    if slot.contributed {
+                        add_panned(&mut self.stereo_acc, &slot.pcm, slot.gain, slot.pan, -1);
+                    }
+                    limit_into(&self.stereo_acc, &mut self.stereo_frame);
+                    if slot.contributed {
+                        add_panned(&mut self.stereo_acc, &slot.pcm, slot.gain, slot.pan, 1);
+                    }
+                    let encoded = slot
+                        .private
+                        .as_mut()
+                        .and_then(|e| e.encode(&self.stereo_frame).ok());
+                    if encoded.is_some() {
+                        self.stats.private_encodes.fetch_add(1, Relaxed);
+                    }
+                    encoded.map(Bytes::copy_from_slice)
+                }
+            };
+            if let Some(p) = payload {
+                out.send(tick, p);
+            }
+        }
     }
 }
 
@@ -149,27 +266,36 @@ pub struct MixJob {
     frame: usize,
     commands: InputReceiver<Command>,
     events: UnboundedSender<MixEvent>,
-    slots: BTreeMap<u64, Slot>,
+    /// The participants, spread over shards.
+    crew: Crew<Shard>,
+    /// Which shard holds each participant.
+    homes: BTreeMap<u64, usize>,
     forwards: BTreeMap<u64, Forward>,
     files: BTreeMap<u64, FilePlayer>,
     /// The whole mix encoded once per codec, reused by every non-contributor.
     shared: BTreeMap<MixCodec, Encoder>,
     shared_payload: BTreeMap<MixCodec, Bytes>,
     talk_events: bool,
+    /// The room's talking thresholds (participants may have their own).
+    vad: VadConfig,
     stats: Arc<MixStats>,
     tick_zero: Option<Duration>,
+    /// The earliest `Instant − scheduled time` seen: a tick's lateness is how far its own
+    /// value is past this one.
+    on_time: Option<Instant>,
     queues: Vec<QueueStats>,
     /// Spatial room: stereo listeners get [`Self::stereo_acc`] encoded in stereo.
     spatial: bool,
-    /// The whole stereo mix of this tick, interleaved, before clamping.
+    /// The whole stereo mix of this tick, interleaved, before limiting.
     stereo_acc: Vec<i32>,
-    /// Scratch: a clamped stereo frame.
+    /// Scratch: a limited stereo frame.
     stereo_frame: Vec<i16>,
     /// The whole stereo mix encoded once per tick for stereo listeners who did not speak.
     shared_stereo: Option<Encoder>,
 }
 
 impl MixJob {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         room_rate: u32,
         vad: VadConfig,
@@ -178,9 +304,23 @@ impl MixJob {
         commands: InputReceiver<Command>,
         events: UnboundedSender<MixEvent>,
         stats: Arc<MixStats>,
+        helpers: Option<Helpers>,
     ) -> Self {
         let frame = room_rate as usize / 50;
         let queues = vec![commands.stats()];
+        let stereo = if spatial { frame * 2 } else { 0 };
+        let shards = (0..SHARDS)
+            .map(|_| Shard {
+                slots: BTreeMap::new(),
+                tick: 0,
+                shared: Vec::with_capacity(4),
+                shared_stereo: None,
+                stereo_acc: vec![0; stereo],
+                stereo_frame: vec![0; stereo],
+                stats: stats.clone(),
+                room_rate,
+            })
+            .collect();
         Self {
             mixer: Mixer::new(MixerConfig {
                 frame_samples: frame,
@@ -191,27 +331,31 @@ impl MixJob {
             frame,
             commands,
             events,
-            slots: BTreeMap::new(),
+            crew: Crew::new(shards, helpers),
+            homes: BTreeMap::new(),
             forwards: BTreeMap::new(),
             files: BTreeMap::new(),
             shared: BTreeMap::new(),
             shared_payload: BTreeMap::new(),
             talk_events,
+            vad,
             stats,
             tick_zero: None,
+            on_time: None,
             queues,
             spatial,
-            stereo_acc: if spatial {
-                vec![0; frame * 2]
-            } else {
-                Vec::new()
-            },
-            stereo_frame: if spatial {
-                vec![0; frame * 2]
-            } else {
-                Vec::new()
-            },
+            stereo_acc: vec![0; stereo],
+            stereo_frame: vec![0; stereo],
             shared_stereo: None,
+        }
+    }
+
+    /// Runs `f` on participant `id`'s slot, if it is in the mix.
+    fn with_slot(&self, id: u64, f: impl FnOnce(&mut Slot)) {
+        if let Some(&home) = self.homes.get(&id) {
+            if let Some(slot) = self.crew.shard(home).slots.get_mut(&id) {
+                f(slot);
+            }
         }
     }
 
@@ -219,48 +363,49 @@ impl MixJob {
         match command {
             Command::Add(p) => self.add(*p),
             Command::Remove(id) => {
-                self.slots.remove(&id);
+                if let Some(home) = self.homes.remove(&id) {
+                    self.crew.shard(home).slots.remove(&id);
+                }
                 self.mixer.remove(ParticipantId(id));
             }
             Command::Muted(id, muted) => {
-                if let Some(s) = self.slots.get_mut(&id) {
+                self.with_slot(id, |s| {
                     s.muted = muted;
                     if muted {
                         // As Janus: what was queued while unmuted is not played later.
                         s.jitter.clear();
                         s.decoder.clear();
                     }
-                }
+                });
                 let _ = self.mixer.set_muted(ParticipantId(id), muted);
             }
             Command::Gain(id, gain) => {
                 let _ = self.mixer.set_gain(ParticipantId(id), gain);
-                if let Some(s) = self.slots.get_mut(&id) {
-                    s.gain = gain;
-                }
+                self.with_slot(id, |s| s.gain = gain);
             }
             Command::Position(id, position) => {
-                if let Some(s) = self.slots.get_mut(&id) {
-                    s.pan = pan_gains(position);
-                }
+                self.with_slot(id, |s| s.pan = pan_gains(position));
             }
             Command::Stereo(id, stereo) => {
-                if let Some(s) = self.slots.get_mut(&id) {
+                let (spatial, rate) = (self.spatial, self.room_rate);
+                self.with_slot(id, |s| {
                     // Stereo needs Opus at 48 kHz on both sides.
                     s.stereo = stereo
-                        && self.spatial
+                        && spatial
                         && s.codec == MixCodec::Opus
-                        && self.room_rate == MixCodec::Opus.clock_rate();
+                        && rate == MixCodec::Opus.clock_rate();
                     s.private = None;
-                }
+                });
             }
             Command::Vad(id, vad) => {
                 let _ = self.mixer.set_vad(ParticipantId(id), vad);
+                self.with_slot(id, |s| {
+                    s.vad = vad;
+                    s.levels = s.levels.as_ref().map(|_| LevelVad::new(vad));
+                });
             }
             Command::Sink(id, sink) => {
-                if let Some(s) = self.slots.get_mut(&id) {
-                    s.out = sink.map(|k| RtpOut::new(k, s.codec));
-                }
+                self.with_slot(id, |s| s.out = sink.map(|k| RtpOut::new(k, s.codec)));
             }
             Command::AddForward(id, codec, sink) => {
                 match Encoder::new(codec, self.room_rate, EncoderSettings::default()) {
@@ -281,15 +426,14 @@ impl MixJob {
             }
             Command::TalkEvents(on) => self.talk_events = on,
             Command::ResetDecoder(id) => {
-                if let Some(s) = self.slots.get_mut(&id) {
-                    match Decoder::new(s.codec, self.room_rate) {
-                        Ok(d) => {
-                            s.decoder = d;
-                            s.jitter.clear();
-                        }
-                        Err(e) => tracing::warn!(error = %e, "room: cannot reset decoder"),
+                let rate = self.room_rate;
+                self.with_slot(id, |s| match Decoder::new(s.codec, rate) {
+                    Ok(d) => {
+                        s.decoder = d;
+                        s.jitter.clear();
                     }
-                }
+                    Err(e) => tracing::warn!(error = %e, "room: cannot reset decoder"),
+                });
             }
             Command::PlayFile(id, packets, looping) => {
                 match Decoder::new(MixCodec::Opus, self.room_rate) {
@@ -335,7 +479,15 @@ impl MixJob {
         if let Some(vad) = p.vad {
             let _ = self.mixer.set_vad(id, vad);
         }
-        self.slots.insert(
+        if let Some(old) = self.homes.remove(&p.id) {
+            self.crew.shard(old).slots.remove(&p.id);
+        }
+        // The shard with the fewest participants (the first of them on a tie).
+        let home = (0..self.crew.len())
+            .min_by_key(|&i| (self.crew.shard(i).slots.len(), i))
+            .unwrap_or(0);
+        self.homes.insert(p.id, home);
+        self.crew.shard(home).slots.insert(
             p.id,
             Slot {
                 input: p.input,
@@ -353,16 +505,31 @@ impl MixJob {
                 gain: p.gain,
                 pan: pan_gains(50),
                 stereo: false,
+                contributed: false,
+                mix: vec![0; self.frame],
+                plan: Plan::Nothing,
+                vad: p.vad.unwrap_or(self.vad),
+                levels: None,
+                level_dbov: None,
+                levels_announced: false,
             },
         );
     }
 
     /// Pulls one frame for `slot` out of its queue, jitter buffer and decoder.
     fn pull(slot: &mut Slot) {
+        let mut levels = TickLevels::default();
         for packet in slot.input.drain() {
+            if let Some(level) = packet.level {
+                levels.add(level);
+            }
             if !slot.muted {
                 slot.jitter.push(packet);
             }
+        }
+        slot.level_dbov = levels.mean_dbov();
+        if slot.level_dbov.is_some() && slot.levels.is_none() {
+            slot.levels = Some(LevelVad::new(slot.vad));
         }
         let need = slot.pcm.len();
         // At most a few pops per tick: enough for 10 ms packets, bounded on garbage.
@@ -420,10 +587,25 @@ impl MixJob {
         ((now - zero).as_nanos() / TICK.as_nanos()) as u64
     }
 
-    fn run_tick(&mut self, tick: u64) {
-        for slot in self.slots.values_mut() {
-            Self::pull(slot);
+    /// How far behind its schedule a tick scheduled at `now` starts, measured at `at`:
+    /// against the earliest start seen, so the worker's own clock origin is not needed.
+    fn lateness(&mut self, now: Duration, at: Instant) -> Duration {
+        let Some(base) = at.checked_sub(now) else {
+            return Duration::ZERO;
+        };
+        let on_time = *self.on_time.get_or_insert(base);
+        if base < on_time {
+            self.on_time = Some(base);
+            return Duration::ZERO;
         }
+        base - on_time
+    }
+
+    /// Decodes and mixes one tick; when `send`, encodes and sends it too.
+    fn run_tick(&mut self, tick: u64, send: bool) {
+        let share = self.homes.len() >= SHARE_FROM;
+        self.crew.run(PULL, share);
+        let started = Instant::now();
         for file in self.files.values_mut() {
             Self::pull_file(file);
         }
@@ -438,9 +620,10 @@ impl MixJob {
             self.mixer.remove(ParticipantId(id));
             let _ = self.events.send(MixEvent::FileDone(id));
         }
-        let inputs: Vec<(ParticipantId, &[i16])> = self
-            .slots
+        let mut shards: Vec<_> = self.crew.all().collect();
+        let inputs: Vec<(ParticipantId, &[i16])> = shards
             .iter()
+            .flat_map(|shard| shard.slots.iter())
             .filter(|(_, s)| s.fed)
             .map(|(&id, s)| (ParticipantId(id), s.pcm.as_slice()))
             .chain(
@@ -451,20 +634,56 @@ impl MixJob {
             )
             .collect();
         let events = self.mixer.mix(&inputs);
-        if self.talk_events {
-            for e in events {
+        drop(inputs);
+        // Talking: from the decoded audio (the mixer), except for participants whose packets
+        // carry their level (RFC 6464), judged on that.
+        for e in events {
+            let id = e.participant.0;
+            let by_levels = self
+                .homes
+                .get(&id)
+                .and_then(|&h| shards[h].slots.get(&id))
+                .is_some_and(|s| s.levels.is_some());
+            if self.talk_events && !by_levels {
                 let _ = self.events.send(MixEvent::Talking {
-                    id: e.participant.0,
+                    id,
                     talking: e.talking,
                     level_dbov: e.level,
                 });
             }
         }
-        self.shared_payload.clear();
-        let mut shared_stereo_payload: Option<Bytes> = None;
+        for shard in shards.iter_mut() {
+            for (&id, slot) in shard.slots.iter_mut() {
+                let Some(vad) = slot.levels.as_mut() else {
+                    continue;
+                };
+                // Muted or silent (nothing arrived): quiet, as for the decoded audio.
+                let level = match slot.level_dbov {
+                    Some(l) if !slot.muted => l,
+                    _ => -127.0,
+                };
+                self.stats.level_ticks.fetch_add(1, Relaxed);
+                if !slot.levels_announced {
+                    slot.levels_announced = true;
+                    tracing::info!(
+                        participant = id,
+                        "room: talking detection from the RFC 6464 audio level extension"
+                    );
+                }
+                if let Some(talking) = vad.update(level) {
+                    if self.talk_events {
+                        let _ = self.events.send(MixEvent::Talking {
+                            id,
+                            talking,
+                            level_dbov: level,
+                        });
+                    }
+                }
+            }
+        }
         if self.spatial {
             self.stereo_acc.fill(0);
-            for (&id, s) in &self.slots {
+            for (&id, s) in shards.iter().flat_map(|shard| shard.slots.iter()) {
                 if s.fed && self.mixer.contributed(ParticipantId(id)) == Some(true) {
                     add_panned(&mut self.stereo_acc, &s.pcm, s.gain, s.pan, 1);
                 }
@@ -475,117 +694,136 @@ impl MixJob {
                 }
             }
         }
-        let full = self.mixer.full_mix();
-        for (&id, slot) in self.slots.iter_mut() {
-            let contributed = self.mixer.contributed(ParticipantId(id)) == Some(true);
-            if contributed {
-                slot.last_contributed = Some(tick);
-            }
-            let keep_private = slot
-                .last_contributed
-                .is_some_and(|t| tick.saturating_sub(t) < PRIVATE_HOLD_TICKS);
-            let Some(out) = slot.out.as_mut() else {
-                continue;
-            };
-            if slot.stereo {
-                let payload = if keep_private {
-                    if slot.private.is_none() {
-                        slot.private = Encoder::stereo(slot.settings).ok();
+        // Who gets what: a private encoding for recent speakers, the shared one otherwise.
+        let mut wanted: [bool; 3] = [false; 3];
+        let mut wanted_stereo = false;
+        for f in self.forwards.values() {
+            wanted[codec_index(f.codec)] = true;
+        }
+        for shard in shards.iter_mut() {
+            for (&id, slot) in shard.slots.iter_mut() {
+                slot.contributed = self.mixer.contributed(ParticipantId(id)) == Some(true);
+                if slot.contributed {
+                    slot.last_contributed = Some(tick);
+                }
+                let keep_private = slot
+                    .last_contributed
+                    .is_some_and(|t| tick.saturating_sub(t) < PRIVATE_HOLD_TICKS);
+                slot.plan = match (slot.out.is_some(), slot.stereo, keep_private) {
+                    (false, _, _) => Plan::Nothing,
+                    (true, true, true) => Plan::PrivateStereo,
+                    (true, true, false) => Plan::SharedStereo,
+                    (true, false, true) => Plan::Private,
+                    (true, false, false) => Plan::Shared,
+                };
+                match slot.plan {
+                    Plan::Private => {
+                        if let Some(mix) = self.mixer.output(ParticipantId(id)) {
+                            slot.mix.copy_from_slice(mix);
+                        }
                     }
-                    let Some(encoder) = slot.private.as_mut() else {
-                        continue;
-                    };
-                    // The whole room minus its own voice, panned as the others hear it.
-                    if contributed {
-                        add_panned(&mut self.stereo_acc, &slot.pcm, slot.gain, slot.pan, -1);
-                    }
-                    clamp_into(&self.stereo_acc, &mut self.stereo_frame);
-                    if contributed {
-                        add_panned(&mut self.stereo_acc, &slot.pcm, slot.gain, slot.pan, 1);
-                    }
-                    let encoded = encoder.encode(&self.stereo_frame).ok();
-                    self.stats.private_encodes.fetch_add(1, Relaxed);
-                    encoded.map(Bytes::copy_from_slice)
-                } else {
+                    Plan::Shared => wanted[codec_index(slot.codec)] = true,
+                    Plan::SharedStereo => wanted_stereo = true,
+                    Plan::PrivateStereo | Plan::Nothing => {}
+                }
+                if !keep_private {
+                    // An encoder nobody used this tick would resume with stale state.
                     slot.private = None;
-                    if shared_stereo_payload.is_none() {
-                        if self.shared_stereo.is_none() {
-                            self.shared_stereo = Encoder::stereo(EncoderSettings::default()).ok();
-                        }
-                        if let Some(encoder) = self.shared_stereo.as_mut() {
-                            clamp_into(&self.stereo_acc, &mut self.stereo_frame);
-                            shared_stereo_payload = encoder
-                                .encode(&self.stereo_frame)
-                                .ok()
-                                .map(Bytes::copy_from_slice);
-                            self.stats.shared_encodes.fetch_add(1, Relaxed);
-                        }
-                    }
-                    shared_stereo_payload.clone()
-                };
-                if let Some(p) = payload {
-                    out.send(tick, p);
                 }
-                continue;
             }
-            if keep_private {
-                if slot.private.is_none() {
-                    match Encoder::new(slot.codec, self.room_rate, slot.settings) {
-                        Ok(e) => slot.private = Some(e),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "room: no encoder");
-                            continue;
-                        }
-                    }
-                }
-                let Some(encoder) = slot.private.as_mut() else {
-                    continue;
-                };
-                let Some(mix) = self.mixer.output(ParticipantId(id)) else {
-                    continue;
-                };
-                if let Ok(payload) = encoder.encode(mix) {
-                    self.stats.private_encodes.fetch_add(1, Relaxed);
-                    out.send(tick, Bytes::copy_from_slice(payload));
-                }
-            } else {
-                slot.private = None;
-                let payload = shared_payload(
+        }
+        self.shared_payload.clear();
+        let full = self.mixer.full_mix();
+        for codec in [MixCodec::Opus, MixCodec::Pcmu, MixCodec::Pcma] {
+            if send && wanted[codec_index(codec)] {
+                shared_payload(
                     &mut self.shared,
                     &mut self.shared_payload,
-                    slot.codec,
+                    codec,
                     self.room_rate,
                     full,
                     &self.stats,
                 );
-                if let Some(p) = payload {
-                    out.send(tick, p);
+            }
+        }
+        let mut shared_stereo_payload = None;
+        if send && wanted_stereo {
+            if self.shared_stereo.is_none() {
+                self.shared_stereo = Encoder::stereo(EncoderSettings::default()).ok();
+            }
+            if let Some(encoder) = self.shared_stereo.as_mut() {
+                limit_into(&self.stereo_acc, &mut self.stereo_frame);
+                shared_stereo_payload = encoder
+                    .encode(&self.stereo_frame)
+                    .ok()
+                    .map(Bytes::copy_from_slice);
+                self.stats.shared_encodes.fetch_add(1, Relaxed);
+            }
+        }
+        for shard in shards.iter_mut() {
+            shard.tick = tick;
+            shard.shared.clear();
+            shard
+                .shared
+                .extend(self.shared_payload.iter().map(|(&c, p)| (c, p.clone())));
+            shard.shared_stereo = shared_stereo_payload.clone();
+            if self.spatial {
+                shard.stereo_acc.copy_from_slice(&self.stereo_acc);
+            }
+        }
+        drop(shards);
+        self.stats.add_nanos(&self.stats.mix_nanos, started);
+        if send {
+            self.crew.run(ENCODE, share);
+            for f in self.forwards.values_mut() {
+                if let Some(p) = self.shared_payload.get(&f.codec) {
+                    f.out.send(tick, p.clone());
                 }
             }
         }
-        for f in self.forwards.values_mut() {
-            let payload = shared_payload(
-                &mut self.shared,
-                &mut self.shared_payload,
-                f.codec,
-                self.room_rate,
-                full,
-                &self.stats,
-            );
-            if let Some(p) = payload {
-                f.out.send(tick, p);
+        if send {
+            // An encoder nobody used this tick would resume with stale state: drop it.
+            if shared_stereo_payload.is_none() {
+                self.shared_stereo = None;
             }
+            let used = &self.shared_payload;
+            self.shared.retain(|codec, _| used.contains_key(codec));
         }
-        // An encoder nobody used this tick would resume with stale state: drop it.
-        if shared_stereo_payload.is_none() {
-            self.shared_stereo = None;
-        }
-        let used = &self.shared_payload;
-        self.shared.retain(|codec, _| used.contains_key(codec));
         self.stats.ticks.fetch_add(1, Relaxed);
         self.stats
             .participants
-            .store(self.slots.len() as u64, Relaxed);
+            .store(self.homes.len() as u64, Relaxed);
+        self.stats.helped_shards.store(self.crew.helped(), Relaxed);
+    }
+}
+
+impl MixJob {
+    /// One tick scheduled at `now` that starts at `started` (real time).
+    fn tick_at(&mut self, now: Duration, started: Instant) -> JobStatus {
+        while let Some(command) = self.commands.try_recv() {
+            if matches!(command, Command::Stop) {
+                return JobStatus::Done;
+            }
+            self.apply(command);
+        }
+        let tick = self.tick_number(now);
+        let send = self.lateness(now, started) <= LATE_SKIP;
+        if !send {
+            self.stats.late_ticks.fetch_add(1, Relaxed);
+        }
+        self.run_tick(tick, send);
+        self.stats
+            .record_tick(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+        JobStatus::Continue
+    }
+}
+
+/// Index of `codec` in per-codec arrays.
+fn codec_index(codec: MixCodec) -> usize {
+    match codec {
+        MixCodec::Opus => 0,
+        MixCodec::Pcmu => 1,
+        MixCodec::Pcma => 2,
     }
 }
 
@@ -623,18 +861,7 @@ fn shared_payload(
 
 impl MediaJob for MixJob {
     fn tick(&mut self, now: Duration) -> JobStatus {
-        while let Some(command) = self.commands.try_recv() {
-            if matches!(command, Command::Stop) {
-                return JobStatus::Done;
-            }
-            self.apply(command);
-        }
-        let tick = self.tick_number(now);
-        let started = std::time::Instant::now();
-        self.run_tick(tick);
-        self.stats
-            .record_tick(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
-        JobStatus::Continue
+        self.tick_at(now, Instant::now())
     }
 
     fn queues(&self) -> Vec<QueueStats> {

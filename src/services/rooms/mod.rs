@@ -18,11 +18,14 @@
 
 pub mod bench;
 pub mod codec;
+mod crew;
 pub mod jitter;
 mod job;
+mod levels;
 pub mod pin_prompt;
 pub mod restream;
 pub mod sip_leg;
+mod stereo;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -178,6 +181,21 @@ pub struct MixStats {
     pub shared_encodes: AtomicU64,
     /// Time spent in ticks, nanoseconds (thread time on the worker, wall clock).
     pub tick_nanos: AtomicU64,
+    /// Thread time spent pulling participants (jitter buffers, decoding), ns, summed over
+    /// the workers that ran it.
+    pub pull_nanos: AtomicU64,
+    /// Time the room's worker spent mixing between the two shared phases (files, the mix,
+    /// talking detection, the shared encodings), ns.
+    pub mix_nanos: AtomicU64,
+    /// Thread time spent encoding and sending participants' mixes, ns, summed over workers.
+    pub encode_nanos: AtomicU64,
+    /// Ticks that started more than 40 ms behind schedule and were mixed but not sent.
+    pub late_ticks: AtomicU64,
+    /// Shards (groups of participants) that other workers pulled or encoded for this room.
+    pub helped_shards: AtomicU64,
+    /// Participant ticks whose talking state was judged on RFC 6464 levels from the
+    /// packets' header extension rather than on the decoded audio.
+    pub level_ticks: AtomicU64,
     /// Ticks by duration: bucket `i` counts ticks of `i × 100 µs` up to the next bucket; the
     /// last bucket takes everything from 20 ms (a whole period) up.
     pub tick_histogram: [AtomicU64; TICK_BUCKETS],
@@ -191,6 +209,12 @@ impl Default for MixStats {
             private_encodes: AtomicU64::new(0),
             shared_encodes: AtomicU64::new(0),
             tick_nanos: AtomicU64::new(0),
+            pull_nanos: AtomicU64::new(0),
+            mix_nanos: AtomicU64::new(0),
+            encode_nanos: AtomicU64::new(0),
+            late_ticks: AtomicU64::new(0),
+            helped_shards: AtomicU64::new(0),
+            level_ticks: AtomicU64::new(0),
             tick_histogram: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -200,6 +224,12 @@ impl Default for MixStats {
 pub const TICK_BUCKETS: usize = 201;
 
 impl MixStats {
+    /// Adds the time since `since` to `counter`.
+    pub(crate) fn add_nanos(&self, counter: &AtomicU64, since: std::time::Instant) {
+        let nanos = since.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        counter.fetch_add(nanos, Ordering::Relaxed);
+    }
+
     /// Counts one tick that took `nanos`.
     pub(crate) fn record_tick(&self, nanos: u64) {
         self.tick_nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -278,6 +308,7 @@ impl RoomMix {
             rx,
             events_tx,
             stats.clone(),
+            Some(workers.helpers()),
         );
         let job = workers.submit(job)?;
         Ok((

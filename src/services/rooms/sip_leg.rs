@@ -74,6 +74,7 @@ pub async fn pump(
                 payload,
             }) if got == pt => {
                 input.push(AudioPacket {
+                    level: None,
                     seq,
                     timestamp,
                     payload: Bytes::from(payload),

@@ -84,7 +84,7 @@ impl WorkerPool {
             let core = WorkerCore::new(load.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("bifrons-worker-{i}"))
-                .spawn(move || worker::run(core, rx))?;
+                .spawn(move || worker::run(i, core, rx))?;
             workers.push(Worker {
                 control,
                 load,
@@ -108,6 +108,13 @@ impl WorkerPool {
     /// Number of worker threads.
     pub fn threads(&self) -> usize {
         self.workers.len()
+    }
+
+    /// Handles to ask the workers for help with a job's tick ([`Helpers`]).
+    pub fn helpers(&self) -> Helpers {
+        Helpers {
+            workers: self.workers.iter().map(|w| w.control.clone()).collect(),
+        }
     }
 
     /// Jobs currently pinned to each worker, by worker index (the panel's live view).
@@ -167,6 +174,44 @@ impl WorkerPool {
 impl Drop for WorkerPool {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Work of one job's tick that other workers may share: a fork-join without a thread of
+/// its own. The job splits its tick into pieces that any thread may claim (an atomic counter),
+/// asks the other workers through [`Helpers::call`], claims pieces itself, and waits only for
+/// pieces already claimed by a helper. A helper busy with its own jobs answers late and
+/// finds nothing left to claim, so a tick never waits on another worker's schedule.
+pub trait Assist: Send + Sync + 'static {
+    /// Claims and runs pieces until none is left; called on a helper worker's thread between
+    /// its own jobs' ticks. Must not block.
+    fn assist(&self);
+}
+
+/// The pool's workers as helpers for a job's tick (see [`Assist`]). Cheap to clone; sending a
+/// request never blocks (an unbounded control channel per worker).
+#[derive(Clone)]
+pub struct Helpers {
+    workers: Vec<Sender<Control>>,
+}
+
+impl Helpers {
+    /// Asks every worker but the calling thread's own to run `task` as soon as it is between
+    /// ticks. Returns how many were asked (0 on a one-worker pool).
+    pub fn call(&self, task: &Arc<dyn Assist>) -> usize {
+        let own = worker::current();
+        let mut asked = 0;
+        for (i, w) in self.workers.iter().enumerate() {
+            if Some(i) != own && w.send(Control::Assist(task.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        asked
+    }
+
+    /// Workers that could help a job running on one of them (the pool's size minus one).
+    pub fn others(&self) -> usize {
+        self.workers.len().saturating_sub(1)
     }
 }
 

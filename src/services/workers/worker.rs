@@ -61,7 +61,19 @@ impl JobShared {
 /// A message from the pool to a worker thread.
 pub(crate) enum Control {
     Add(Box<dyn MediaJob>, Arc<JobShared>),
+    /// Lend a hand to another worker's job in its current tick (see [`super::Helpers`]).
+    Assist(Arc<dyn super::Assist>),
     Shutdown,
+}
+
+thread_local! {
+    /// Index of the worker running on this thread (`None` off the pool).
+    static CURRENT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Index of the worker whose thread calls this, `None` on any other thread.
+pub(crate) fn current() -> Option<usize> {
+    CURRENT.with(std::cell::Cell::get)
 }
 
 struct Slot {
@@ -159,9 +171,17 @@ impl WorkerCore {
     }
 }
 
+/// Runs another job's shared work on this worker; a panic there is logged, never fatal here.
+fn assist(task: &dyn super::Assist) {
+    if catch_unwind(AssertUnwindSafe(|| task.assist())).is_err() {
+        tracing::error!("a media job's shared work panicked on a helper worker");
+    }
+}
+
 /// The worker thread's loop: run what is due, then sleep until the next deadline or a control
 /// message, whichever comes first. No tokio: a blocking `recv_timeout` is the sleep.
-pub(crate) fn run(mut core: WorkerCore, control: Receiver<Control>) {
+pub(crate) fn run(index: usize, mut core: WorkerCore, control: Receiver<Control>) {
+    CURRENT.with(|c| c.set(Some(index)));
     let epoch = Instant::now();
     loop {
         let next = core.run_due(epoch.elapsed());
@@ -177,6 +197,7 @@ pub(crate) fn run(mut core: WorkerCore, control: Receiver<Control>) {
         };
         match message {
             Some(Control::Add(job, shared)) => core.add(job, shared, epoch.elapsed()),
+            Some(Control::Assist(task)) => assist(&*task),
             Some(Control::Shutdown) => break,
             None => {}
         }

@@ -24,6 +24,8 @@ struct Peer {
     seqs: Vec<u16>,
     timestamps: Vec<u32>,
     sent: u16,
+    /// The RFC 6464 level its packets carry, if any.
+    level: Option<u8>,
 }
 
 impl Peer {
@@ -37,6 +39,7 @@ impl Peer {
         let frame = AudioFrame::new(samples, 48_000, 1, 0).unwrap();
         let payload = Bytes::copy_from_slice(self.encoder.encode(&frame).unwrap());
         self.input.push(AudioPacket {
+            level: self.level,
             seq: self.sent,
             timestamp: u32::from(self.sent) * 960,
             payload,
@@ -84,6 +87,7 @@ struct Room {
     events: tokio::sync::mpsc::UnboundedReceiver<MixEvent>,
     stats: Arc<MixStats>,
     now: Duration,
+    origin: std::time::Instant,
 }
 
 fn room(talk_events: bool) -> Room {
@@ -91,13 +95,14 @@ fn room(talk_events: bool) -> Room {
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let stats = Arc::new(MixStats::default());
     let vad = VadConfig::default();
-    let job = MixJob::new(RATE, vad, talk_events, false, rx, tx, stats.clone());
+    let job = MixJob::new(RATE, vad, talk_events, false, rx, tx, stats.clone(), None);
     Room {
         job,
         commands,
         events,
         stats,
         now: Duration::ZERO,
+        origin: std::time::Instant::now(),
     }
 }
 
@@ -122,12 +127,19 @@ impl Room {
             seqs: Vec::new(),
             timestamps: Vec::new(),
             sent: 1000,
+            level: None,
         }
     }
 
+    /// One tick, on time whatever the test thread's speed (`late` adds real-time lateness).
     fn tick(&mut self) {
+        self.tick_late(Duration::ZERO);
+    }
+
+    fn tick_late(&mut self, late: Duration) {
         self.now += TICK;
-        assert_eq!(self.job.tick(self.now), JobStatus::Continue);
+        let at = self.origin + self.now + late;
+        assert_eq!(self.job.tick_at(self.now, at), JobStatus::Continue);
     }
 }
 
@@ -290,6 +302,7 @@ fn lost_packets_are_concealed_and_garbage_does_not_stop_the_mix() {
             peers[0].sent = peers[0].sent.wrapping_add(1);
         } else if t % 11 == 5 {
             peers[0].input.push(AudioPacket {
+                level: None,
                 seq: peers[0].sent,
                 timestamp: 0,
                 payload: Bytes::from_static(&[0xff, 0xff, 0xff]),
@@ -311,6 +324,7 @@ fn lost_packets_are_concealed_and_garbage_does_not_stop_the_mix() {
     room.commands.try_push(Command::Remove(1)).ok().unwrap();
     room.tick();
     assert!(!peers[0].input.push(AudioPacket {
+        level: None,
         seq: 0,
         timestamp: 0,
         payload: Bytes::new(),
@@ -339,6 +353,7 @@ fn a_spatial_room_pans_each_voice_for_stereo_listeners() {
         rx,
         tx,
         stats.clone(),
+        None,
     );
     let mut room = Room {
         job,
@@ -346,6 +361,7 @@ fn a_spatial_room_pans_each_voice_for_stereo_listeners() {
         events,
         stats,
         now: Duration::ZERO,
+        origin: std::time::Instant::now(),
     };
     let mut peers = vec![room.join(1, 440.0, false), room.join(2, 1000.0, false)];
     peers[1].decoder = OpusDecoder::new(2).unwrap();
@@ -376,4 +392,124 @@ fn a_spatial_room_pans_each_voice_for_stereo_listeners() {
     // The speaker, a mono listener, still hears nothing of itself.
     let own = &peers[0].heard[peers[0].heard.len() - 48_000..];
     assert!(share_at(own, 440.0, 48_000) < 0.01);
+}
+
+#[test]
+fn ticks_that_start_late_are_mixed_but_not_sent_and_the_stream_returns_to_schedule() {
+    let mut room = room(false);
+    let mut peers = vec![room.join(1, 440.0, false), room.join(2, 1000.0, false)];
+    run(&mut room, &mut peers, &[1], 20, 0);
+    // The worker was kept off its core for 100 ms: the ticks it catches up on start 100,
+    // 80, 60, 40 and 20 ms late; the first three would reach the receivers too late.
+    for (t, late) in [100u64, 80, 60, 40, 20].into_iter().enumerate() {
+        peers[0].send_tone(20 + t);
+        room.tick_late(Duration::from_millis(late));
+        for p in peers.iter_mut() {
+            p.collect();
+        }
+    }
+    run(&mut room, &mut peers, &[1], 20, 25);
+    assert_eq!(room.stats.late_ticks.load(Relaxed), 3);
+    let p = &peers[1];
+    assert_eq!(p.seqs.len(), 45 - 3, "no packet for the three late ticks");
+    for w in p.seqs.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0].wrapping_add(1),
+            "sequence numbers stay continuous"
+        );
+    }
+    let gaps: Vec<u32> = p
+        .timestamps
+        .windows(2)
+        .map(|w| w[1].wrapping_sub(w[0]))
+        .filter(|&d| d != 960)
+        .collect();
+    assert_eq!(gaps, vec![960 * 4], "the timestamps skip the three periods");
+    // The stream carries on: the talker is still heard after the stall.
+    let tail = &p.heard[p.heard.len() - 960 * 10..];
+    assert!(share_at(tail, 440.0, 48_000) > 0.3);
+}
+
+#[test]
+fn a_large_room_shares_its_ticks_with_the_other_workers_and_mixes_the_same() {
+    let pool = crate::services::workers::WorkerPool::start(2).unwrap();
+    let (commands, rx) = input_queue(256);
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let stats = Arc::new(MixStats::default());
+    let job = MixJob::new(
+        RATE,
+        VadConfig::default(),
+        false,
+        false,
+        rx,
+        tx,
+        stats.clone(),
+        Some(pool.helpers()),
+    );
+    let mut room = Room {
+        job,
+        commands,
+        events,
+        stats,
+        now: Duration::ZERO,
+        origin: std::time::Instant::now(),
+    };
+    let n = SHARE_FROM as u64 + 8;
+    let mut peers: Vec<Peer> = (1..=n)
+        .map(|id| room.join(id, 300.0 + 150.0 * id as f32, false))
+        .collect();
+    run(&mut room, &mut peers, &[1, 2, 3], 60, 0);
+    for p in &peers {
+        let tail = &p.heard[p.heard.len() - 24_000..];
+        assert_eq!(p.seqs.len(), 60, "one packet per tick for {}", p.id);
+        for speaker in &peers[..3] {
+            let share = share_at(tail, speaker.freq, 48_000);
+            if speaker.id == p.id {
+                assert!(share < 0.01, "{} hears itself: {share}", p.id);
+            } else {
+                assert!(share > 0.1, "{} misses {}: {share}", p.id, speaker.id);
+            }
+        }
+    }
+    let s = &room.stats;
+    assert!(s.pull_nanos.load(Relaxed) > 0 && s.encode_nanos.load(Relaxed) > 0);
+    assert!(s.private_encodes.load(Relaxed) >= 3 * 50);
+    assert_eq!(s.shared_encodes.load(Relaxed), 60);
+}
+
+#[test]
+fn talking_follows_the_packets_audio_levels_when_they_carry_them() {
+    let mut room = room(true);
+    let mut peers = vec![room.join(1, 440.0, false), room.join(2, 1000.0, false)];
+    // A loud tone, but the sender says its microphone is silent (127 −dBov): not talking.
+    peers[0].level = Some(127);
+    run(&mut room, &mut peers, &[1], 30, 0);
+    assert!(room.events.try_recv().is_err(), "levels, not the audio");
+    assert!(room.stats.level_ticks.load(Relaxed) >= 29);
+    // The sender's level says voice (−20 dBov): talking.
+    peers[0].level = Some(20);
+    run(&mut room, &mut peers, &[1], 10, 30);
+    let ev = room.events.try_recv().unwrap();
+    assert!(
+        matches!(ev, MixEvent::Talking { id: 1, talking: true, level_dbov } if level_dbov == -20.0),
+        "{ev:?}"
+    );
+    // Nothing arrives any more: stopped talking after the quiet ticks.
+    run(&mut room, &mut peers, &[], 40, 40);
+    let ev = room.events.try_recv().unwrap();
+    assert!(
+        matches!(
+            ev,
+            MixEvent::Talking {
+                id: 1,
+                talking: false,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    // The audio itself still reaches the other participant.
+    let tail = &peers[1].heard[peers[1].heard.len() - 48_000..peers[1].heard.len() - 40 * 960];
+    assert!(share_at(tail, 440.0, 48_000) > 0.3);
 }
