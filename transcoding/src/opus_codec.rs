@@ -1,4 +1,6 @@
-//! Opus encoder and decoder at 48 kHz on libopus, with packet-loss concealment.
+//! Opus encoder and decoder on libopus, with packet-loss concealment. The decoder produces
+//! 48 kHz; the encoder takes 48 kHz or, to spare a resampler, any input rate libopus accepts
+//! (8, 12, 16, 24 kHz: RFC 6716 §2; the RTP clock stays 48 kHz, RFC 7587 §4.1).
 
 use opus::{Application, Bitrate, Channels};
 
@@ -42,6 +44,9 @@ impl OpusFrameDuration {
 pub struct OpusEncoderConfig {
     /// 1 or 2.
     pub channels: u8,
+    /// Rate of the PCM fed to [`OpusEncoder::encode`], Hz: 8000, 12000, 16000, 24000 or
+    /// 48000 (the default).
+    pub sample_rate: u32,
     /// Target bitrate in bits per second.
     pub bitrate: i32,
     /// Duration of each encoded packet.
@@ -61,6 +66,7 @@ impl Default for OpusEncoderConfig {
     fn default() -> Self {
         Self {
             channels: 1,
+            sample_rate: OPUS_RATE,
             bitrate: 32_000,
             frame: OpusFrameDuration::Ms20,
             fec: true,
@@ -85,7 +91,7 @@ fn lib_err(e: opus::Error) -> TranscodeError {
     TranscodeError::codec("opus", e)
 }
 
-/// Encodes 48 kHz PCM frames of a fixed duration into Opus packets.
+/// Encodes PCM frames (at the configured input rate) of a fixed duration into Opus packets.
 pub struct OpusEncoder {
     inner: opus::Encoder,
     config: OpusEncoderConfig,
@@ -94,10 +100,22 @@ pub struct OpusEncoder {
 
 impl OpusEncoder {
     /// Creates an encoder tuned for speech (VoIP application), as browsers expect.
+    ///
+    /// Errors: [`TranscodeError::Unsupported`] for an input rate or channel count libopus
+    /// does not take; the library's refusal of a setting.
     pub fn new(config: OpusEncoderConfig) -> Result<Self> {
-        let mut inner =
-            opus::Encoder::new(OPUS_RATE, channels(config.channels)?, Application::Voip)
-                .map_err(lib_err)?;
+        if ![8_000, 12_000, 16_000, 24_000, OPUS_RATE].contains(&config.sample_rate) {
+            return Err(TranscodeError::Unsupported(format!(
+                "Opus input at {} Hz",
+                config.sample_rate
+            )));
+        }
+        let mut inner = opus::Encoder::new(
+            config.sample_rate,
+            channels(config.channels)?,
+            Application::Voip,
+        )
+        .map_err(lib_err)?;
         inner
             .set_bitrate(Bitrate::Bits(config.bitrate))
             .map_err(lib_err)?;
@@ -121,9 +139,10 @@ impl OpusEncoder {
         &self.config
     }
 
-    /// Samples per channel each call to [`encode`](Self::encode) expects.
+    /// Samples per channel each call to [`encode`](Self::encode) expects (the frame's
+    /// duration at the input rate).
     pub fn frame_samples(&self) -> usize {
-        self.config.frame.samples()
+        self.config.frame.samples() * self.config.sample_rate as usize / OPUS_RATE as usize
     }
 
     /// Changes the target bitrate on the fly (e.g. after a REMB/TMMBR from the receiver).
@@ -137,10 +156,10 @@ impl OpusEncoder {
 
     /// Encodes exactly one frame; the returned slice is valid until the next call.
     pub fn encode(&mut self, frame: &AudioFrame) -> Result<&[u8]> {
-        if frame.sample_rate != OPUS_RATE || frame.channels != self.config.channels {
+        if frame.sample_rate != self.config.sample_rate || frame.channels != self.config.channels {
             return Err(TranscodeError::BadFrame(format!(
-                "Opus encoder takes {OPUS_RATE} Hz x{}, got {} Hz x{}",
-                self.config.channels, frame.sample_rate, frame.channels
+                "Opus encoder takes {} Hz x{}, got {} Hz x{}",
+                self.config.sample_rate, self.config.channels, frame.sample_rate, frame.channels
             )));
         }
         if frame.frames() != self.frame_samples() {
@@ -323,6 +342,35 @@ mod tests {
         assert!(energy.sqrt() > 1000.0, "concealment RMS {}", energy.sqrt());
         let recovered = dec.recover_from_next(&packets[6], 5 * 960).unwrap();
         assert_eq!(recovered.frames(), 960);
+    }
+
+    #[test]
+    fn a_16_khz_input_encodes_20_ms_packets_that_decode_to_the_same_tone() {
+        let mut enc = OpusEncoder::new(OpusEncoderConfig {
+            sample_rate: 16_000,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(enc.frame_samples(), 320);
+        let wrong = AudioFrame::new(vec![0; 960], OPUS_RATE, 1, 0).unwrap();
+        assert!(enc.encode(&wrong).is_err(), "48 kHz frames refused");
+        let mut dec = OpusDecoder::new(1).unwrap();
+        let pcm = sine(700.0, 16_000, 0.5, 0, 16_000);
+        let mut out = Vec::new();
+        for (i, chunk) in pcm.chunks_exact(320).enumerate() {
+            let frame = AudioFrame::new(chunk.to_vec(), 16_000, 1, (i * 320) as u32).unwrap();
+            let packet = enc.encode(&frame).unwrap().to_vec();
+            let decoded = dec.decode(&packet, (i * 960) as u32).unwrap();
+            assert_eq!(decoded.frames(), 960, "20 ms at the 48 kHz clock");
+            out.extend_from_slice(&decoded.samples);
+        }
+        let f = dominant_frequency(&out[9600..9600 + 32768], OPUS_RATE);
+        assert!((f - 700.0).abs() <= 5.0, "dominant {f} Hz");
+        assert!(OpusEncoder::new(OpusEncoderConfig {
+            sample_rate: 44_100,
+            ..Default::default()
+        })
+        .is_err());
     }
 
     #[test]

@@ -70,6 +70,7 @@ impl AacToOpusJob {
             } => {
                 let config = OpusEncoderConfig {
                     channels: channels.clamp(1, 2),
+                    sample_rate: bifrons_transcoding::opus_codec::OPUS_RATE,
                     bitrate: OPUS_BITRATE,
                     frame: OpusFrameDuration::Ms20,
                     fec: false,

@@ -199,6 +199,8 @@ pub struct Encoder {
     codec: MixCodec,
     resampler: Option<Resampler>,
     room_rate: u32,
+    /// Rate of the frames the codec's encoder takes, Hz.
+    input_rate: u32,
     fifo: VecDeque<i16>,
     frame: Vec<i16>,
     out: Vec<u8>,
@@ -219,6 +221,7 @@ impl Encoder {
         Ok(Self {
             leg: EncodeLeg::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig {
                 channels: 2,
+                sample_rate: OPUS_RATE,
                 bitrate,
                 frame: OpusFrameDuration::Ms20,
                 fec: settings.expected_loss > 0,
@@ -229,6 +232,7 @@ impl Encoder {
             codec: MixCodec::Opus,
             resampler: None,
             room_rate: OPUS_RATE,
+            input_rate: OPUS_RATE,
             fifo: VecDeque::with_capacity(samples * 2),
             frame: vec![0; samples],
             out: Vec::with_capacity(512),
@@ -236,12 +240,19 @@ impl Encoder {
         })
     }
 
-    /// An encoder of `codec` fed 20 ms frames at `room_rate`.
+    /// An encoder of `codec` fed 20 ms frames at `room_rate`. Opus encodes at the room rate
+    /// itself (as Janus' AudioBridge does; no resampler, nothing copied per frame); G.711 is
+    /// resampled to 8 kHz.
     pub fn new(
         codec: MixCodec,
         room_rate: u32,
         settings: EncoderSettings,
     ) -> Result<Self, TranscodeError> {
+        // The rate the codec's encoder takes.
+        let input_rate = match codec.law() {
+            None => room_rate,
+            Some(_) => codec.clock_rate(),
+        };
         let leg = match codec.law() {
             None => {
                 let bitrate = if settings.bitrate > 0 {
@@ -251,6 +262,7 @@ impl Encoder {
                 };
                 EncodeLeg::Opus(Box::new(OpusEncoder::new(OpusEncoderConfig {
                     channels: 1,
+                    sample_rate: input_rate,
                     bitrate,
                     frame: OpusFrameDuration::Ms20,
                     fec: settings.expected_loss > 0,
@@ -264,10 +276,11 @@ impl Encoder {
         Ok(Self {
             leg,
             codec,
-            resampler: resampler(room_rate, codec.clock_rate())?,
+            resampler: resampler(room_rate, input_rate)?,
             room_rate,
-            fifo: VecDeque::with_capacity(codec.clock_rate() as usize / 10),
-            frame: vec![0; codec.samples_per_tick() as usize],
+            input_rate,
+            fifo: VecDeque::with_capacity(input_rate as usize / 10),
+            frame: vec![0; input_rate as usize / 50],
             out: Vec::with_capacity(256),
             channels: 1,
         })
@@ -309,7 +322,7 @@ impl Encoder {
             EncodeLeg::Opus(e) => {
                 let frame = AudioFrame {
                     samples: std::mem::take(&mut self.frame),
-                    sample_rate: OPUS_RATE,
+                    sample_rate: self.input_rate,
                     channels: self.channels,
                     timestamp: 0,
                 };

@@ -91,6 +91,7 @@ fn encode(codec: PromptCodec) -> Result<Vec<Vec<u8>>, String> {
         PromptCodec::Opus => {
             let mut encoder = OpusEncoder::new(OpusEncoderConfig {
                 channels: 1,
+                sample_rate: bifrons_transcoding::opus_codec::OPUS_RATE,
                 bitrate: 24_000,
                 frame: OpusFrameDuration::Ms20,
                 fec: false,
