@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bifrons_transcoding::mixer::{Mixer, MixerConfig, ParticipantId, VadConfig};
+use bifrons_transcoding::mixer::{Mixer, MixerConfig, ParticipantId, VadConfig, VoiceActivity};
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::codec::{Decoder, Encoder, EncoderSettings, MixCodec};
 use super::crew::{Crew, Work};
 use super::jitter::{AudioPacket, JitterBuffer, Pop};
-use super::levels::{LevelVad, TickLevels};
+use super::levels::TickLevels;
 use super::stereo::{add_panned, limit_into, pan_gains};
 use super::{Command, MixEvent, MixStats, NewParticipant, OutSink};
 use crate::media::RtpPacket;
@@ -35,6 +35,10 @@ const GATE_DBOV: f32 = -60.0;
 const PREBUFFER: usize = 2;
 /// Packets queued before the oldest are shed (clock drift, bursts): 240 ms.
 const MAX_BUFFERED: usize = 12;
+/// Ticks a participant's last RFC 6464 level stands for when no packet arrived (packets come
+/// in bursts over a busy network: two in one tick, none in the next): 100 ms, as long as the
+/// jitter buffer smooths the audio itself.
+const LEVEL_HOLD_TICKS: u32 = 5;
 
 /// One outgoing RTP stream: sequence numbers and timestamps that advance with the tick,
 /// whatever encoder fed the packet.
@@ -123,11 +127,13 @@ struct Slot {
     /// Its talking thresholds.
     vad: VadConfig,
     /// Talking detection from its packets' RFC 6464 levels, once one carried a level.
-    levels: Option<LevelVad>,
+    levels: Option<VoiceActivity>,
     /// This tick's level from the extension (dBov), when its packets carry one.
     level_dbov: Option<f32>,
     /// The switch to [`Slot::levels`] was logged.
     levels_announced: bool,
+    /// Ticks since a packet last brought a level.
+    level_age: u32,
 }
 
 /// Phase of a tick run over the shards: pull (jitter buffer, decode) every participant.
@@ -401,7 +407,7 @@ impl MixJob {
                 let _ = self.mixer.set_vad(ParticipantId(id), vad);
                 self.with_slot(id, |s| {
                     s.vad = vad;
-                    s.levels = s.levels.as_ref().map(|_| LevelVad::new(vad));
+                    s.levels = s.levels.as_ref().map(|_| VoiceActivity::new(vad));
                 });
             }
             Command::Sink(id, sink) => {
@@ -512,6 +518,7 @@ impl MixJob {
                 levels: None,
                 level_dbov: None,
                 levels_announced: false,
+                level_age: 0,
             },
         );
     }
@@ -527,9 +534,21 @@ impl MixJob {
                 slot.jitter.push(packet);
             }
         }
-        slot.level_dbov = levels.mean_dbov();
+        match levels.mean_dbov() {
+            Some(level) => {
+                slot.level_dbov = Some(level);
+                slot.level_age = 0;
+            }
+            // No packet this tick: the last level holds a little, then it is silence.
+            None => {
+                slot.level_age = slot.level_age.saturating_add(1);
+                if slot.level_age > LEVEL_HOLD_TICKS {
+                    slot.level_dbov = None;
+                }
+            }
+        }
         if slot.level_dbov.is_some() && slot.levels.is_none() {
-            slot.levels = Some(LevelVad::new(slot.vad));
+            slot.levels = Some(VoiceActivity::new(slot.vad));
         }
         let need = slot.pcm.len();
         // At most a few pops per tick: enough for 10 ms packets, bounded on garbage.
@@ -670,7 +689,7 @@ impl MixJob {
                         "room: talking detection from the RFC 6464 audio level extension"
                     );
                 }
-                if let Some(talking) = vad.update(level) {
+                if let Some(talking) = vad.update_level(level) {
                     if self.talk_events {
                         let _ = self.events.send(MixEvent::Talking {
                             id,

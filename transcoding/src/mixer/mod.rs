@@ -9,10 +9,9 @@ mod vad;
 
 use std::collections::BTreeMap;
 
-pub use vad::{VadConfig, VadEvent};
+pub use vad::{VadConfig, VadEvent, VoiceActivity};
 
 use crate::error::{Result, TranscodeError};
-use vad::VoiceActivity;
 
 /// Identifies a participant inside one mixer (the room's own id space).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

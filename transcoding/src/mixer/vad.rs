@@ -39,7 +39,11 @@ pub struct VadEvent {
     pub level: f32,
 }
 
-pub(crate) struct VoiceActivity {
+/// Talking or not, from one level per 20 ms tick, with the hysteresis of a [`VadConfig`]:
+/// `talk_ticks` ticks at or above `talk_threshold_dbov` to start, `stop_ticks` below
+/// `stop_threshold_dbov` to stop. The mixer feeds it the decoded audio's level; a caller
+/// may feed it levels measured elsewhere (RFC 6464 header extensions).
+pub struct VoiceActivity {
     config: VadConfig,
     talking: bool,
     run: u32,
@@ -47,7 +51,8 @@ pub(crate) struct VoiceActivity {
 }
 
 impl VoiceActivity {
-    pub(crate) fn new(config: VadConfig) -> Self {
+    /// Quiet, with `config`'s thresholds.
+    pub fn new(config: VadConfig) -> Self {
         Self {
             config,
             talking: false,
@@ -67,7 +72,13 @@ impl VoiceActivity {
     /// Feeds one tick; returns Some(new state) when the state flips. Muted participants are
     /// treated as quiet so that unmuting starts from a clean state.
     pub(crate) fn update(&mut self, pcm: &[i16], muted: bool) -> Option<bool> {
-        self.level = if muted { -127.0 } else { level_dbov(pcm) };
+        self.update_level(if muted { -127.0 } else { level_dbov(pcm) })
+    }
+
+    /// Feeds one tick's level (dBov, −127 silence … 0 full scale); returns `Some(new state)`
+    /// when the state flips.
+    pub fn update_level(&mut self, level_dbov: f32) -> Option<bool> {
+        self.level = level_dbov;
         let toward_other_state = if self.talking {
             self.level < self.config.stop_threshold_dbov
         } else {
@@ -104,4 +115,23 @@ pub(crate) fn level_dbov(pcm: &[i16]) -> f32 {
     }
     let db = 10.0 * (energy / (32768.0 * 32768.0)).log10();
     (db as f32).max(-127.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn talking_after_talk_ticks_loud_and_stopped_after_stop_ticks_quiet() {
+        let mut vad = VoiceActivity::new(VadConfig::default());
+        let loud: Vec<_> = (0..5).map(|_| vad.update_level(-20.0)).collect();
+        assert_eq!(loud, [None, None, None, None, Some(true)]);
+        // A short pause does not stop it.
+        assert_eq!(vad.update_level(-127.0), None);
+        assert_eq!(vad.update_level(-20.0), None);
+        let quiet: Vec<_> = (0..25).map(|_| vad.update_level(-127.0)).collect();
+        assert_eq!(quiet.last(), Some(&Some(false)));
+        assert!(quiet[..24].iter().all(Option::is_none));
+        assert!(!vad.talking());
+    }
 }

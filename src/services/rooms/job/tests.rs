@@ -513,3 +513,32 @@ fn talking_follows_the_packets_audio_levels_when_they_carry_them() {
     let tail = &peers[1].heard[peers[1].heard.len() - 48_000..peers[1].heard.len() - 40 * 960];
     assert!(share_at(tail, 440.0, 48_000) > 0.3);
 }
+
+#[test]
+fn levels_arriving_in_bursts_still_make_a_talker() {
+    let mut room = room(true);
+    let mut peers = [room.join(1, 440.0, false), room.join(2, 1000.0, false)];
+    peers[0].level = Some(20);
+    // A busy network: two packets in one tick, none in the next.
+    for t in (0..40).step_by(2) {
+        peers[0].send_tone(t);
+        peers[0].send_tone(t + 1);
+        room.tick();
+        room.tick();
+        for p in peers.iter_mut() {
+            p.collect();
+        }
+    }
+    let ev = room.events.try_recv().unwrap();
+    assert!(
+        matches!(
+            ev,
+            MixEvent::Talking {
+                id: 1,
+                talking: true,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+}
