@@ -33,13 +33,13 @@ fn rss_kib() -> u64 {
 
 /// An `rtc` offer with Opus and VP8 send-receive and a host candidate.
 fn offer() -> String {
+    use bifrons::media::rtc::host_candidate;
     use rtc::interceptor::Registry;
     use rtc::media_stream::MediaStreamTrack;
     use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
     use rtc::peer_connection::configuration::media_engine::{
         MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
     };
-    use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
     use rtc::peer_connection::RTCPeerConnectionBuilder;
     use rtc::rtp_transceiver::rtp_sender::{
         RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -78,19 +78,7 @@ fn offer() -> String {
         );
         pc.add_track(track).unwrap();
     }
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: "127.0.0.1".to_owned(),
-            port: 50_000,
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .unwrap();
-    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+    pc.add_local_candidate(host_candidate("127.0.0.1:50000".parse().unwrap()).unwrap())
         .unwrap();
     let offer = pc.create_offer(None).unwrap();
     pc.set_local_description(Instant::now(), offer).unwrap();

@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bifrons::media::rtc::host_candidate;
 use bytes::{Bytes, BytesMut};
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
@@ -21,7 +22,6 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -82,19 +82,7 @@ impl Client {
             );
             senders.push((pc.add_track(track).unwrap(), ssrc, 0, size, rate));
         }
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local_addr.ip().to_string(),
-                port: local_addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+        pc.add_local_candidate(host_candidate(local_addr).unwrap())
             .unwrap();
         let offer = pc.create_offer(None).unwrap();
         pc.set_local_description(Instant::now(), offer).unwrap();

@@ -27,7 +27,9 @@ use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, R
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
@@ -304,22 +306,8 @@ impl LoopPeer {
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         pc.set_remote_description(now, description)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local_addr.ip().to_string(),
-                port: local_addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(|e| MediaError::Rtc(e.to_string()))?;
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
+        pc.add_local_candidate(host_candidate(local_addr)?)
             .map_err(rtc_err)?;
-        pc.add_local_candidate(init).map_err(rtc_err)?;
         let answer = pc.create_answer(None).map_err(rtc_err)?;
         pc.set_local_description(now, answer).map_err(rtc_err)?;
         let sdp = pc
@@ -497,4 +485,26 @@ impl LoopPeer {
             send(datagram.transport.peer_addr, &datagram.message);
         }
     }
+}
+
+/// The host candidate of a loop's socket at `addr` (UDP, component 1), as `rtc` takes it in
+/// `add_local_candidate`: the only candidate a loop gathers (RFC 8445 §5.1.1.1).
+///
+/// Errors: [`MediaError::Rtc`] when `rtc` refuses the address.
+pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, MediaError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(|e| MediaError::Rtc(e.to_string()))?;
+    RTCIceCandidate::from(&candidate)
+        .to_json()
+        .map_err(|e| MediaError::Rtc(e.to_string()))
 }

@@ -15,7 +15,6 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -109,19 +108,7 @@ impl Client {
             );
             senders.push((kind, pc.add_track(track).unwrap(), 0));
         }
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local_addr.ip().to_string(),
-                port: local_addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+        pc.add_local_candidate(host_candidate(local_addr).unwrap())
             .unwrap();
         let offer = pc.create_offer(None).unwrap();
         pc.set_local_description(Instant::now(), offer).unwrap();
