@@ -12,8 +12,8 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bifrons::media::rtc::host_candidate;
-use bytes::{Bytes, BytesMut};
+use bifrons::media::rtc::{host_candidate, udp_datagram};
+use bytes::Bytes;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -28,7 +28,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use serde_json::{json, Value};
 
 struct Client {
@@ -132,16 +131,12 @@ impl Client {
             }
         }
         while let Ok((n, from)) = self.socket.recv_from(buf) {
-            let _ = self.pc.handle_read(TaggedBytesMut {
-                now: Instant::now(),
-                transport: TransportContext {
-                    local_addr: self.local_addr,
-                    peer_addr: from,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
-                message: BytesMut::from(&buf[..n]),
-            });
+            let _ = self.pc.handle_read(udp_datagram(
+                Instant::now(),
+                self.local_addr,
+                from,
+                &buf[..n],
+            ));
         }
         let now = Instant::now();
         if self.pc.poll_timeout().is_some_and(|t| t <= now) {

@@ -361,16 +361,7 @@ impl LoopPeer {
     /// Feeds one datagram from `from`. A datagram `rtc` rejects is dropped (logged at debug):
     /// one bad packet never ends the PeerConnection.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let message = TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: self.local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: BytesMut::from(datagram),
-        };
+        let message = udp_datagram(now, self.local_addr, from, datagram);
         if let Err(e) = self.pc.handle_read(message) {
             tracing::debug!(error = %e, %from, "datagram refused");
         }
@@ -484,6 +475,26 @@ impl LoopPeer {
         while let Some(datagram) = self.pc.poll_write() {
             send(datagram.transport.peer_addr, &datagram.message);
         }
+    }
+}
+
+/// `datagram`, received at `now` on the UDP socket at `local` from `from`, as `rtc`'s
+/// `handle_read` takes it (a copy: `rtc` owns what it reads).
+pub fn udp_datagram(
+    now: Instant,
+    local: SocketAddr,
+    from: SocketAddr,
+    datagram: &[u8],
+) -> TaggedBytesMut {
+    TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: local,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message: BytesMut::from(datagram),
     }
 }
 

@@ -45,7 +45,7 @@ mod loop_peer;
 pub mod timers;
 
 pub use event_loop::{AnswerResult, EventLoop, PeerKey};
-pub use loop_peer::{host_candidate, LoopPeer, Outbox, PeerHandler, PeerTemplate};
+pub use loop_peer::{host_candidate, udp_datagram, LoopPeer, Outbox, PeerHandler, PeerTemplate};
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -21,7 +21,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::*;
 use crate::media::{MediaKind, RtpPacket};
@@ -169,16 +168,12 @@ impl Client {
                 }
             }
             if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-                let _ = self.pc.handle_read(TaggedBytesMut {
-                    now: Instant::now(),
-                    transport: TransportContext {
-                        local_addr: self.local_addr,
-                        peer_addr: from,
-                        ecn: None,
-                        transport_protocol: TransportProtocol::UDP,
-                    },
-                    message: BytesMut::from(&buf[..n]),
-                });
+                let _ = self.pc.handle_read(udp_datagram(
+                    Instant::now(),
+                    self.local_addr,
+                    from,
+                    &buf[..n],
+                ));
             }
             let now = Instant::now();
             if self.pc.poll_timeout().is_some_and(|t| t <= now) {
