@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { freePorts } from './lib/gateway.js';
 import {
   startStreamingGateway, addKey, publish, launchChromium, waitInPage, waitLive, adminStreaming,
+  vp8OnlyPage,
 } from './lib/streaming.js';
 
 describe('WHEP playback in Chromium', () => {
@@ -134,18 +135,8 @@ describe('WHEP playback in Chromium', () => {
     const pub = publish(key.url);
     publishers.push(pub);
     await waitLive(gw, key.mountpoint);
-    const page = await browser.newPage();
-    // Play a browser that cannot decode H.264: its offer lists VP8 only.
-    await page.addInitScript(() => {
-      const add = RTCPeerConnection.prototype.addTransceiver;
-      RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
-        const t = add.call(this, kind, init);
-        if (kind === 'video') {
-          t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8'));
-        }
-        return t;
-      };
-    });
+    // A browser that cannot decode H.264: its offer lists VP8 only.
+    const page = await vp8OnlyPage(browser);
     // Without trickle: every candidate in the offer, no PATCH.
     await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whep.html?id=${key.mountpoint}&trickle=0`));
     await waitInPage(page, () => window.demo.state, (s) => s === 'idle' || s === 'broken', 'page ready', 10000);

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts } from './lib/gateway.js';
 import {
   startStreamingGateway, addKey, launchChromium, waitInPage, waitLive, adminStreaming, startViewerSite, openViewer, keyCli, whipPublish,
+  vp8OnlyPage,
 } from './lib/streaming.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -304,18 +305,8 @@ describe('WHIP ingest and janus.js publish', () => {
     assert.match((await pub.evaluate(() => window.demo.stats)).videoCodec, /H264/);
     const info = await waitLive(gw, key.mountpoint);
     assert.deepEqual(info.media.map((m) => m.codec), ['opus', 'h264']);
-    const page = await viewBrowser.newPage();
-    // A browser that cannot decode H.264: its WHEP offer lists VP8 only.
-    await page.addInitScript(() => {
-      const add = RTCPeerConnection.prototype.addTransceiver;
-      RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
-        const t = add.call(this, kind, init);
-        if (kind === 'video') {
-          t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8'));
-        }
-        return t;
-      };
-    });
+    // A browser that cannot decode H.264: its offer lists VP8 only.
+    const page = await vp8OnlyPage(viewBrowser);
     await page.goto(gw.httpUrl.replace(/\/janus$/, `/demos/whep.html?id=${key.mountpoint}`));
     await waitInPage(page, () => window.demo.state, (s) => s === 'idle', 'WHEP page ready', 10000);
     await page.click('#play');

@@ -285,3 +285,19 @@ export async function whipPublish(browser, gw, key, query = '') {
   await waitInPage(page, () => window.demo, (d) => d.state === 'publishing' && d.stats?.framesEncoded > 30, 'publishing over WHIP', 30000);
   return page;
 }
+
+/** A page of `browser` that cannot decode H.264: every video transceiver it adds offers VP8 only. */
+export async function vp8OnlyPage(browser) {
+  const page = await browser.newPage();
+  await page.addInitScript(() => {
+    const add = RTCPeerConnection.prototype.addTransceiver;
+    RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
+      const t = add.call(this, kind, init);
+      if (kind === 'video') {
+        t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8'));
+      }
+      return t;
+    };
+  });
+  return page;
+}
