@@ -99,7 +99,7 @@ impl PeerListener for Quiet {
 }
 
 impl PeerHandler for Quiet {
-    fn on_rtp(&mut self, _: MediaKind, _: RtpPacket, _: &mut Outbox<'_>) {}
+    fn on_rtp(&mut self, _: &StreamInfo, _: RtpPacket, _: &mut Outbox<'_>) {}
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

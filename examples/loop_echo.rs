@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use bifrons::media::rtc::{EventLoop, Outbox, PeerHandler, PeerTemplate};
-use bifrons::media::{DataMessage, MediaKind, RtpPacket};
+use bifrons::media::{DataMessage, MediaKind, RtpPacket, StreamInfo};
 
 #[derive(Default)]
 struct Counters {
@@ -38,7 +38,8 @@ impl PeerHandler for Echo {
         self.0.connected.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn on_rtp(&mut self, kind: MediaKind, packet: RtpPacket, out: &mut Outbox<'_>) {
+    fn on_rtp(&mut self, stream: &StreamInfo, packet: RtpPacket, out: &mut Outbox<'_>) {
+        let kind = stream.kind;
         if out.send_rtp(kind, &packet) {
             let n = self.0.echoed[kind.index()].fetch_add(1, Ordering::Relaxed);
             if kind == MediaKind::Video && n % 100 == 0 {

@@ -607,6 +607,23 @@ pub struct MediaConfig {
     /// Janus error 490 and the Admin API's `get_status` counts the refusals. Default 0: no
     /// limit.
     pub max_sessions: usize,
+    /// What drives the PeerConnections: `webrtc` (default; webrtc-rs 0.17, tasks and a socket
+    /// per PeerConnection) or `loop` (webrtc-rs's sans-I/O `rtc` core: one event-loop thread
+    /// per core, each with one UDP socket shared by its PeerConnections).
+    pub engine: EngineKind,
+    /// Event loops of the `loop` engine; 0 = one per core. Single-port mode runs one loop.
+    pub loops: usize,
+}
+
+/// `[media] engine`: which implementation drives PeerConnections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// webrtc-rs 0.17: each PeerConnection has its own tasks and sockets.
+    #[default]
+    Webrtc,
+    /// The event-loop engine on webrtc-rs's sans-I/O `rtc` core (`media::rtc`).
+    Loop,
 }
 
 /// Most worker threads accepted: more than this is a typo, not a machine.
@@ -797,6 +814,24 @@ impl Config {
         }
         if self.media.udp_port != 0 && self.ice.port_min != 0 {
             return Err("media.udp_port and ice.port_min/port_max exclude each other".into());
+        }
+        if self.media.engine == EngineKind::Loop {
+            // The loop engine offers its sockets' host candidates only (media::rtc).
+            if !self.ice.stun_servers.is_empty() || !self.ice.turn_servers.is_empty() {
+                return Err("media.engine = \"loop\" gathers host candidates only: \
+                            ice.stun_servers and ice.turn_servers need engine = \"webrtc\""
+                    .into());
+            }
+            if !self.ice.nat_1_1_mapping.is_empty() {
+                return Err("media.engine = \"loop\" does not map host candidates: \
+                            ice.nat_1_1_mapping needs engine = \"webrtc\""
+                    .into());
+            }
+            if self.ice.port_min != 0
+                && usize::from(self.ice.port_max - self.ice.port_min) + 1 < self.media.loops
+            {
+                return Err("media.loops needs one port of ice.port_min..port_max each".into());
+            }
         }
         if self.http.enforce_cors && self.http.allow_origin.is_empty() {
             return Err("http.enforce_cors needs http.allow_origin".into());

@@ -28,8 +28,10 @@ use webrtc::rtp_transceiver::RTCPFeedback;
 use super::capacity::Capacity;
 use super::error::MediaError;
 use super::interfaces;
-use super::peer::{Peer, PeerListener, PeerSettings};
-use crate::config::{DtlsConfig, IceConfig, MediaConfig};
+use super::peer::{Peer, PeerListener};
+use super::rtc::{LoopPool, PeerTemplate};
+use super::webrtc_peer::{PeerSettings, WebrtcPeer};
+use crate::config::{DtlsConfig, EngineKind, IceConfig, MediaConfig};
 
 /// RFC 4733 `telephone-event` as registered: (clock rate in Hz, payload type). webrtc-rs
 /// matches codec preferences on MIME type and fmtp only, so the payload type is what tells
@@ -42,14 +44,24 @@ pub(super) const DTMF_PAYLOAD_TYPES: [(u32, u8); 2] = [(48_000, 110), (8_000, 12
 /// the bulk of a PeerConnection's memory.
 const NACK_RESPONDER_LOG2_PACKETS: u8 = 8;
 
-/// Creates PeerConnections configured from `[ice]` and `[dtls]`.
+/// Creates PeerConnections configured from `[ice]`, `[dtls]` and `[media]`.
 pub struct MediaEngine {
-    api: API,
-    ice_servers: Vec<RTCIceServer>,
-    certificate: RTCCertificate,
-    settings: PeerSettings,
+    backend: Backend,
     host_addresses: Vec<IpAddr>,
     capacity: Capacity,
+}
+
+/// What `[media] engine` chose.
+enum Backend {
+    /// webrtc-rs 0.17: one API object and certificate; tasks and sockets per PeerConnection.
+    Webrtc {
+        api: Box<API>,
+        ice_servers: Vec<RTCIceServer>,
+        certificate: Box<RTCCertificate>,
+        settings: PeerSettings,
+    },
+    /// Event loops on webrtc-rs's sans-I/O core.
+    Loop(LoopPool),
 }
 
 impl MediaEngine {
@@ -60,6 +72,9 @@ impl MediaEngine {
     /// lost packets per second that raise `slowlink` (0 = never). Must run inside the Tokio
     /// runtime (the single-port socket is registered with it).
     ///
+    /// With `[media] engine = "loop"`, event loops (`media::rtc`) instead, on the first host
+    /// address.
+    ///
     /// Errors: a bad port range, a single port that cannot be bound, or a bad certificate, as
     /// [`MediaError`].
     pub fn new(
@@ -69,6 +84,9 @@ impl MediaEngine {
         no_media_timer: Duration,
         slowlink_threshold: u64,
     ) -> Result<Self, MediaError> {
+        if media_config.engine == EngineKind::Loop {
+            return Self::with_loops(ice, dtls, media_config, no_media_timer, slowlink_threshold);
+        }
         let mut media = RtcMediaEngine::default();
         media.register_default_codecs()?;
         // RFC 4733 DTMF beside the audio codecs, at both clocks browsers offer it with, so
@@ -181,15 +199,67 @@ impl MediaEngine {
         }));
 
         Ok(Self {
-            api,
-            ice_servers,
-            certificate: load_certificate(dtls)?,
-            settings: PeerSettings {
-                no_media_timer,
-                full_trickle: ice.full_trickle,
-                slowlink_threshold,
+            backend: Backend::Webrtc {
+                api: Box::new(api),
+                ice_servers,
+                certificate: Box::new(load_certificate(dtls)?),
+                settings: PeerSettings {
+                    no_media_timer,
+                    full_trickle: ice.full_trickle,
+                    slowlink_threshold,
+                },
             },
             host_addresses,
+            capacity: Capacity::new(media_config.max_sessions),
+        })
+    }
+
+    /// The loop engine: `[media] loops` event loops on the first host address (IPv4 first),
+    /// sharing one DTLS certificate.
+    fn with_loops(
+        ice: &IceConfig,
+        dtls: &DtlsConfig,
+        media_config: &MediaConfig,
+        no_media_timer: Duration,
+        slowlink_threshold: u64,
+    ) -> Result<Self, MediaError> {
+        let addresses = interfaces::local_addresses();
+        let loopback = interfaces::include_loopback(ice.loopback, &addresses);
+        let gathered = interfaces::gathered_addresses(&addresses, loopback, &ice.bind_addresses);
+        let ip = gathered
+            .iter()
+            .find(|ip| ip.is_ipv4())
+            .or(gathered.first())
+            .copied()
+            .ok_or_else(|| MediaError::Rtc("no address to offer host candidates on".into()))?;
+        let mut template = if dtls.cert_pem.is_empty() {
+            PeerTemplate::generate()?
+        } else {
+            let read = |path: &str| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| MediaError::Certificate(format!("{path}: {e}")))
+            };
+            PeerTemplate::from_pem(&format!(
+                "{}\n{}",
+                read(&dtls.key_pem)?,
+                read(&dtls.cert_pem)?
+            ))?
+        };
+        template.full_trickle = ice.full_trickle;
+        template.ice_lite = ice.ice_lite;
+        template.no_media_timer = no_media_timer;
+        template.slowlink_threshold = slowlink_threshold;
+        let pool = LoopPool::start(
+            media_config.loops,
+            ip,
+            media_config.udp_port,
+            ice.port_min,
+            template,
+        )?;
+        tracing::info!(%ip, udp_port = media_config.udp_port, "ICE host candidates (loop engine)");
+        Ok(Self {
+            backend: Backend::Loop(pool),
+            host_addresses: vec![ip],
             capacity: Capacity::new(media_config.max_sessions),
         })
     }
@@ -217,14 +287,27 @@ impl MediaEngine {
         &self,
         listener: Arc<dyn PeerListener>,
     ) -> Result<Arc<Peer>, MediaError> {
-        let config = RTCConfiguration {
-            ice_servers: self.ice_servers.clone(),
-            certificates: vec![self.certificate.clone()],
-            ..Default::default()
-        };
         let slot = self.capacity.take().ok_or(MediaError::Overloaded)?;
-        let pc = self.api.new_peer_connection(config).await?;
-        Ok(Peer::start(Arc::new(pc), listener, self.settings, slot))
+        let peer = match &self.backend {
+            Backend::Webrtc {
+                api,
+                ice_servers,
+                certificate,
+                settings,
+            } => {
+                let config = RTCConfiguration {
+                    ice_servers: ice_servers.clone(),
+                    certificates: vec![(**certificate).clone()],
+                    ..Default::default()
+                };
+                let pc = api.new_peer_connection(config).await?;
+                Peer::webrtc(WebrtcPeer::start(Arc::new(pc), listener, *settings), slot)
+            }
+            Backend::Loop(pool) => {
+                Peer::on_loop(pool.create_peer(Arc::downgrade(&listener)).await?, slot)
+            }
+        };
+        Ok(Arc::new(peer))
     }
 }
 

@@ -16,6 +16,7 @@ pub mod rtc;
 mod sender;
 mod stats;
 mod types;
+mod webrtc_peer;
 
 pub use capacity::Capacity;
 pub use engine::MediaEngine;

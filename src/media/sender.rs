@@ -30,6 +30,9 @@ pub(super) const OUTBOUND_QUEUE: usize = 1024;
 pub struct MediaSender {
     tx: mpsc::Sender<Outbound>,
     dropped: Arc<AtomicU64>,
+    /// Tells the queue's reader that something was queued (the loop engine's reader is an
+    /// event-loop thread, not a task awaiting the queue).
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl MediaSender {
@@ -37,6 +40,15 @@ impl MediaSender {
         Self {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            wake: None,
+        }
+    }
+
+    /// A sender that calls `wake` after each item it queues.
+    pub(super) fn waking(tx: mpsc::Sender<Outbound>, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self {
+            wake: Some(wake),
+            ..Self::new(tx)
         }
     }
 
@@ -49,7 +61,12 @@ impl MediaSender {
 
     fn push(&self, item: Outbound) -> bool {
         match self.tx.try_send(item) {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Some(wake) = &self.wake {
+                    wake();
+                }
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 false

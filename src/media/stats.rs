@@ -15,9 +15,10 @@ use super::types::MediaKind;
 use crate::ids::Mid;
 
 /// State of the DTLS transport (W3C `RTCDtlsTransportState`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DtlsState {
     /// No handshake started yet.
+    #[default]
     New,
     /// Handshake under way.
     Connecting,
@@ -143,7 +144,7 @@ pub struct StreamStats {
 }
 
 /// A snapshot of one PeerConnection's transport and streams.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PeerStats {
     /// DTLS transport state.
     pub dtls_state: DtlsState,

@@ -13,13 +13,13 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rand::distributions::{Alphanumeric, DistString};
 use tokio::sync::oneshot;
 
 use super::demux::Demux;
-use super::loop_peer::{LoopPeer, PeerHandler, PeerTemplate};
+use super::loop_peer::{LoopPeer, PeerHandler, PeerShared, PeerTemplate};
 use super::timers::Timers;
-use crate::media::MediaError;
+use crate::media::sender::{MediaSender, OUTBOUND_QUEUE};
+use crate::media::{AnswerPlan, MediaError};
 
 /// Identifies a PeerConnection inside its loop; never reused by that loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,25 +40,51 @@ const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// The answer to an offer: the PeerConnection's key and our SDP.
 pub type AnswerResult = Result<(PeerKey, String), MediaError>;
 
+/// Work for one PeerConnection, run on the loop thread.
+type PeerCall = Box<dyn FnOnce(&mut LoopPeer, Instant) + Send>;
+
 enum Command {
-    Answer {
-        offer: String,
+    Create {
         handler: Box<dyn PeerHandler>,
-        reply: oneshot::Sender<AnswerResult>,
+        queue: Option<Queue>,
+        shared: Arc<PeerShared>,
+        reply: oneshot::Sender<Result<PeerKey, MediaError>>,
     },
+    With(PeerKey, PeerCall),
+    /// The PeerConnection's `MediaSender` queued something.
+    Flush(PeerKey),
     Close(PeerKey),
     Stop,
 }
+
+/// The queue of a PeerConnection's `MediaSender`, and whether a Flush for it is in flight.
+pub struct Queue {
+    pub(super) rx: tokio::sync::mpsc::Receiver<crate::media::sender::Outbound>,
+    pub(super) scheduled: Arc<AtomicBool>,
+}
+
+std::thread_local! {
+    /// The id of the loop running on this thread (0: none), so that a send from a loop's own
+    /// thread does not wake it: it drains its queues before it next waits.
+    static CURRENT_LOOP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Ids of loops, for [`CURRENT_LOOP`].
+static NEXT_LOOP_ID: AtomicUsize = AtomicUsize::new(1);
 
 /// Wakes the loop thread out of `recv_from`.
 struct Waker {
     socket: UdpSocket,
     target: SocketAddr,
     pending: AtomicBool,
+    loop_id: usize,
 }
 
 impl Waker {
     fn wake(&self) {
+        if CURRENT_LOOP.with(|c| c.get()) == self.loop_id {
+            return;
+        }
         if !self.pending.swap(true, Ordering::AcqRel) {
             let _ = self.socket.send_to(&[], self.target);
         }
@@ -95,10 +121,12 @@ impl EventLoop {
         let local_addr = socket.local_addr().map_err(err)?;
         let waker_socket = UdpSocket::bind((ip, 0)).map_err(err)?;
         let waker_addr = waker_socket.local_addr().map_err(err)?;
+        let loop_id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         let waker = Arc::new(Waker {
             socket: waker_socket,
             target: local_addr,
             pending: AtomicBool::new(false),
+            loop_id,
         });
         let (commands, rx) = mpsc::channel();
         let peers = Arc::new(AtomicUsize::new(0));
@@ -115,9 +143,16 @@ impl EventLoop {
             next_key: 0,
             live: peers.clone(),
         };
+        // Listeners may start Tokio tasks (a hangup, an event): the loop thread enters the
+        // runtime it was started from, when there is one.
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || state.run())
+            .spawn(move || {
+                let _runtime = runtime.as_ref().map(|r| r.enter());
+                CURRENT_LOOP.with(|c| c.set(loop_id));
+                state.run()
+            })
             .map_err(err)?;
         Ok(Self {
             commands,
@@ -138,19 +173,92 @@ impl EventLoop {
         self.peers.load(Ordering::Relaxed)
     }
 
-    /// Creates a PeerConnection on this loop that answers `offer`; its media goes to
-    /// `handler` on the loop thread.
+    /// Creates a PeerConnection on this loop whose events go to `handler` on the loop
+    /// thread; with `with_sender`, also the [`MediaSender`] other threads send on it with.
+    ///
+    /// Errors: `rtc` refused the configuration, or the loop stopped ([`MediaError::NoPeer`]).
+    pub async fn create(
+        &self,
+        handler: Box<dyn PeerHandler>,
+        shared: Arc<PeerShared>,
+        with_sender: bool,
+    ) -> Result<(PeerKey, Option<MediaSender>), MediaError> {
+        // One Flush in flight per PeerConnection: the loop clears `scheduled` before it
+        // drains, so a packet queued during the drain schedules the next one.
+        let scheduled = Arc::new(AtomicBool::new(false));
+        let (tx, queue) = if with_sender {
+            let (tx, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
+            (
+                Some(tx),
+                Some(Queue {
+                    rx,
+                    scheduled: scheduled.clone(),
+                }),
+            )
+        } else {
+            (None, None)
+        };
+        let (reply, created) = oneshot::channel();
+        self.send(Command::Create {
+            handler,
+            queue,
+            shared,
+            reply,
+        })?;
+        let key = created.await.map_err(|_| MediaError::NoPeer)??;
+        let sender = tx.map(|tx| {
+            let commands = self.commands.clone();
+            let waker = self.waker.clone();
+            let wake = move || {
+                if !scheduled.swap(true, Ordering::AcqRel)
+                    && commands.send(Command::Flush(key)).is_ok()
+                {
+                    waker.wake();
+                }
+            };
+            MediaSender::waking(tx, Arc::new(wake))
+        });
+        Ok((key, sender))
+    }
+
+    /// Runs `call` on the PeerConnection `key` on the loop thread, then sends what it made
+    /// the PeerConnection send.
+    ///
+    /// Errors: the PeerConnection or the loop is gone ([`MediaError::NoPeer`]).
+    pub async fn with<R: Send + 'static>(
+        &self,
+        key: PeerKey,
+        call: impl FnOnce(&mut LoopPeer, Instant) -> R + Send + 'static,
+    ) -> Result<R, MediaError> {
+        let (reply, result) = oneshot::channel();
+        self.send(Command::With(
+            key,
+            Box::new(move |peer, now| {
+                let _ = reply.send(call(peer, now));
+            }),
+        ))?;
+        result.await.map_err(|_| MediaError::NoPeer)
+    }
+
+    /// Creates a PeerConnection on this loop that answers `offer` with Opus and VP8 (or the
+    /// offer's first codecs) sendrecv; its media goes to `handler` on the loop thread.
     ///
     /// Errors: the offer cannot be answered ([`MediaError::InvalidSdp`], [`MediaError::Rtc`]),
     /// or the loop stopped ([`MediaError::NoPeer`]).
     pub async fn answer(&self, offer: String, handler: Box<dyn PeerHandler>) -> AnswerResult {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Answer {
-            offer,
-            handler,
-            reply,
-        })?;
-        answer.await.map_err(|_| MediaError::NoPeer)?
+        let (key, _) = self.create(handler, Arc::default(), false).await?;
+        let answered = self
+            .with(key, move |peer, now| {
+                peer.answer(now, &offer, &AnswerPlan::echo())
+            })
+            .await?;
+        match answered {
+            Ok((sdp, _)) => Ok((key, sdp)),
+            Err(e) => {
+                self.close(key);
+                Err(e)
+            }
+        }
     }
 
     /// Closes the PeerConnection `key` (nothing if it is already gone).
@@ -246,12 +354,30 @@ impl LoopState {
     fn run_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Answer {
-                    offer,
+                Ok(Command::Create {
                     handler,
+                    queue,
+                    shared,
                     reply,
                 }) => {
-                    let _ = reply.send(self.answer(&offer, handler));
+                    let _ = reply.send(self.create(handler, queue, shared));
+                }
+                Ok(Command::With(key, call)) => {
+                    let now = Instant::now();
+                    let Some(peer) = self.peers.get_mut(&key) else {
+                        continue;
+                    };
+                    call(peer, now);
+                    let ufrag = peer.ufrag().to_owned();
+                    self.demux.add_ufrag(&ufrag, key);
+                    self.drive(key, now);
+                }
+                Ok(Command::Flush(key)) => {
+                    let now = Instant::now();
+                    if let Some(peer) = self.peers.get_mut(&key) {
+                        peer.flush(now);
+                    }
+                    self.drive(key, now);
                 }
                 Ok(Command::Close(key)) => {
                     if let Some(peer) = self.peers.get_mut(&key) {
@@ -265,29 +391,21 @@ impl LoopState {
         }
     }
 
-    fn answer(&mut self, offer: &str, handler: Box<dyn PeerHandler>) -> AnswerResult {
+    fn create(
+        &mut self,
+        handler: Box<dyn PeerHandler>,
+        queue: Option<Queue>,
+        shared: Arc<PeerShared>,
+    ) -> Result<PeerKey, MediaError> {
         let now = Instant::now();
-        // RFC 8445 §5.3: ufrag ≥ 24 bits and pwd ≥ 128 bits of randomness; 16 and 32
-        // alphanumerics are ~95 and ~190 bits.
-        let mut rng = rand::thread_rng();
-        let ufrag = Alphanumeric.sample_string(&mut rng, 16);
-        let pwd = Alphanumeric.sample_string(&mut rng, 32);
-        let (peer, sdp) = LoopPeer::answer(
-            now,
-            &self.template,
-            self.local_addr,
-            ufrag,
-            pwd,
-            offer,
-            handler,
-        )?;
+        let peer = LoopPeer::new(now, &self.template, self.local_addr, handler, queue, shared)?;
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         self.demux.add_ufrag(peer.ufrag(), key);
         self.peers.insert(key, peer);
         self.live.store(self.peers.len(), Ordering::Relaxed);
         self.drive(key, now);
-        Ok((key, sdp))
+        Ok(key)
     }
 
     /// Sends what `key` has to send, reschedules its timer, and forgets it once closed.

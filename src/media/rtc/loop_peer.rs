@@ -1,16 +1,18 @@
-//! One PeerConnection inside an event loop: the sans-I/O `rtc` state machine, what it
-//! negotiated, and the [`PeerHandler`] its inbound media goes to.
+//! One PeerConnection inside an event loop: the sans-I/O `rtc` state machine, its offer/answer
+//! against the media contract's plans, and the [`PeerHandler`] its events go to.
 //!
 //! Nothing here does I/O or reads the clock: the loop hands in datagrams and instants and
 //! sends what [`LoopPeer::drain`] gives back.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rtc::data_channel::RTCDataChannelMessage;
+use rand::distributions::{Alphanumeric, DistString};
+use rtc::data_channel::{RTCDataChannelId, RTCDataChannelMessage};
 use rtc::interceptor::Registry;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -18,145 +20,94 @@ use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
-};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
+};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use rtc::data_channel::RTCDataChannelId;
-
-use crate::media::{DataMessage, MediaError, MediaKind, RtpPacket};
+use super::activity::{Activity, Finding};
+use super::event_loop::Queue;
+use super::outbox::{Outbox, Sending};
+use crate::ids::Mid;
+use crate::media::codec_choice::{choose_codec, has_section, OfferedCodec};
+use crate::media::engine::DTMF_PAYLOAD_TYPES;
+use crate::media::mirror::mirror_offer;
+use crate::media::negotiated::AUDIO_LEVEL_URI;
+use crate::media::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan};
+use crate::media::sender::Outbound;
+use crate::media::{
+    AudioLevel, DataMessage, LocalCandidate, MediaError, MediaKind, Negotiated, RemoteCandidate,
+    RtcpFeedback, RtpPacket, StreamInfo, DATA_CHANNEL_LABEL,
+};
 
 /// What the loop tells the owner of a PeerConnection; called on the loop's thread, so it must
 /// not block. `out` sends on the same PeerConnection at once (an echo answers in place).
 pub trait PeerHandler: Send {
     /// ICE and DTLS are connected.
     fn on_connected(&mut self) {}
-    /// An RTP packet of the remote stream of `kind`.
-    fn on_rtp(&mut self, kind: MediaKind, packet: RtpPacket, out: &mut Outbox<'_>);
+    /// An RTP packet of the remote stream `stream`.
+    fn on_rtp(&mut self, stream: &StreamInfo, packet: RtpPacket, out: &mut Outbox<'_>);
+    /// RTCP feedback about our outgoing stream of `kind`.
+    fn on_rtcp(&mut self, _kind: MediaKind, _feedback: RtcpFeedback) {}
     /// A message on the data channel `label` (RFC 8831); `out` can answer on it at once.
     fn on_data(&mut self, _label: &str, _message: DataMessage, _out: &mut Outbox<'_>) {}
-    /// The connection failed or closed; the loop forgets the PeerConnection after this.
-    fn on_closed(&mut self) {}
-}
-
-/// Sending side of one PeerConnection, handed to [`PeerHandler`] callbacks.
-pub struct Outbox<'a> {
-    pc: &'a mut RTCPeerConnection,
-    sending: &'a [Option<Sending>; 2],
-    receivers: &'a [Option<(RTCRtpReceiverId, u32)>; 2],
-    channels: &'a HashMap<String, RTCDataChannelId>,
-    now: Instant,
-}
-
-impl Outbox<'_> {
-    /// Sends `packet` on our outgoing stream of `kind`, with that stream's SSRC and payload
-    /// type. `false` when we negotiated no outgoing stream of that kind or `rtc` refused it.
-    pub fn send_rtp(&mut self, kind: MediaKind, packet: &RtpPacket) -> bool {
-        let Some(sending) = self.sending[kind.index()] else {
-            return false;
-        };
-        let Some(mut sender) = self.pc.rtp_sender(sending.sender) else {
-            return false;
-        };
-        let mut out = rtc::rtp::Packet {
-            header: Default::default(),
-            payload: packet.payload.clone(),
-        };
-        out.header.version = 2;
-        out.header.marker = packet.marker;
-        out.header.payload_type = sending.payload_type;
-        out.header.sequence_number = packet.sequence_number;
-        out.header.timestamp = packet.timestamp;
-        out.header.ssrc = sending.ssrc;
-        sender.write_rtp(self.now, out).is_ok()
-    }
-
-    /// Sends `message` on the open data channel `label`. `false` when no channel of that label
-    /// is open or SCTP refused it (e.g. over its buffer).
-    pub fn send_data(&mut self, label: &str, message: &DataMessage) -> bool {
-        let Some(&id) = self.channels.get(label) else {
-            return false;
-        };
-        let Some(mut channel) = self.pc.data_channel(id) else {
-            return false;
-        };
-        match message {
-            DataMessage::Text(text) => channel.send_text(self.now, text.as_str()).is_ok(),
-            DataMessage::Binary(bytes) => {
-                channel.send(self.now, BytesMut::from(&bytes[..])).is_ok()
-            }
-        }
-    }
-
-    /// Asks the remote video sender for a keyframe with a PLI (RFC 4585 §6.3.1). `false`
-    /// before any remote video arrived.
-    pub fn request_keyframe(&mut self) -> bool {
-        let Some((receiver, media_ssrc)) = self.receivers[MediaKind::Video.index()] else {
-            return false;
-        };
-        let Some(mut receiver) = self.pc.rtp_receiver(receiver) else {
-            return false;
-        };
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
-        receiver.write_rtcp(self.now, vec![Box::new(pli)]).is_ok()
-    }
-}
-
-/// Our outgoing stream of one kind, as negotiated.
-#[derive(Debug, Clone, Copy)]
-struct Sending {
-    sender: RTCRtpSenderId,
-    ssrc: u32,
-    payload_type: u8,
-}
-
-/// A PeerConnection driven by a loop.
-pub struct LoopPeer {
-    pc: RTCPeerConnection,
-    handler: Box<dyn PeerHandler>,
-    local_addr: SocketAddr,
-    sending: [Option<Sending>; 2],
-    /// Remote stream per kind: its receiver and SSRC, learnt from its first packet.
-    receivers: [Option<(RTCRtpReceiverId, u32)>; 2],
-    /// Kind of each remote track, from its `OnOpen` event.
-    tracks: HashMap<String, (MediaKind, RTCRtpReceiverId)>,
-    /// Open data channels by label (SCTP runs only once an `m=application` is negotiated).
-    channels: HashMap<String, RTCDataChannelId>,
-    ufrag: String,
-    closed: bool,
+    /// Media of `kind` started or stopped arriving on `mid`.
+    fn on_media(&mut self, _kind: MediaKind, _mid: &Mid, _receiving: bool) {}
+    /// A local candidate to trickle (full-trickle mode); `None` once there are no more.
+    fn on_local_candidate(&mut self, _candidate: LocalCandidate) {}
+    /// Packet loss past the threshold: `uplink` when the peer loses what we send.
+    fn on_slowlink(&mut self, _kind: MediaKind, _mid: &Mid, _uplink: bool, _lost: u64) {}
+    /// The connection failed (`reason`, a Janus hangup reason); the loop forgets the
+    /// PeerConnection after this. Not called after a [`LoopPeer::close`].
+    fn on_failed(&mut self, _reason: &'static str) {}
 }
 
 /// What every PeerConnection of the process shares: one DTLS certificate (no key generation
-/// per PeerConnection).
+/// per PeerConnection) and the `[ice]`/`[general]` settings.
 #[derive(Clone)]
 pub struct PeerTemplate {
     /// The DTLS certificate of every PeerConnection.
     pub certificate: Arc<RTCCertificate>,
+    /// Trickle our candidate as an event too (`[ice] full_trickle`).
+    pub full_trickle: bool,
+    /// Answer as an ICE-lite agent (RFC 8445 §2.5, `[ice] ice_lite`).
+    pub ice_lite: bool,
+    /// Silence before a `media` receiving=false event.
+    pub no_media_timer: Duration,
+    /// Lost packets per second that raise `slowlink`; 0 = never.
+    pub slowlink_threshold: u64,
 }
 
 impl PeerTemplate {
-    /// Generates the process' self-signed ECDSA P-256 certificate once.
+    /// The template with `certificate` and the defaults: half trickle, full ICE, `media`
+    /// after 1 s of silence, no slow-link events.
+    pub fn new(certificate: RTCCertificate) -> Self {
+        Self {
+            certificate: Arc::new(certificate),
+            full_trickle: false,
+            ice_lite: false,
+            no_media_timer: Duration::from_secs(1),
+            slowlink_threshold: 0,
+        }
+    }
+
+    /// A template with the process' self-signed ECDSA P-256 certificate, generated once.
     ///
     /// Errors: no crypto provider or key generation failed, as [`MediaError::Certificate`].
     pub fn generate() -> Result<Self, MediaError> {
@@ -171,32 +122,77 @@ impl PeerTemplate {
             params,
         )
         .map_err(|e| err(e.to_string()))?;
-        Ok(Self {
-            certificate: Arc::new(certificate),
-        })
+        Ok(Self::new(certificate))
+    }
+
+    /// A template with the certificate and PKCS#8 key of `pem` (both blocks in one text).
+    ///
+    /// Errors: a PEM `rtc` cannot read, as [`MediaError::Certificate`].
+    pub fn from_pem(pem: &str) -> Result<Self, MediaError> {
+        let err = |e: String| MediaError::Certificate(e);
+        let provider = rtc::crypto::default_provider().map_err(|e| err(e.to_string()))?;
+        let certificate =
+            RTCCertificate::from_pem(pem, provider.crypto()).map_err(|e| err(e.to_string()))?;
+        Ok(Self::new(certificate))
     }
 }
 
-/// Opus as offered by browsers (RFC 7587): 48 kHz, 2 channels.
-fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-        rtcp_feedback: vec![],
-    }
+/// State names the handle reads without a loop round trip, for the Admin API.
+#[derive(Debug, Clone, Default)]
+pub struct StateNames {
+    /// ICE connection state (`new`, `checking`, `connected`...).
+    pub ice: String,
+    /// PeerConnection state.
+    pub connection: String,
+    /// Signaling state (`stable`, `have-local-offer`...).
+    pub signaling: String,
 }
 
-/// VP8 (RFC 7741) at 90 kHz.
-fn vp8() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
-    }
+/// What the loop thread and the PeerConnection's handle both read.
+#[derive(Default)]
+pub struct PeerShared {
+    /// Per kind: media is arriving ([`MediaKind::index`]).
+    pub receiving: Arc<[AtomicBool; 2]>,
+    /// The latest state names.
+    pub states: Mutex<StateNames>,
+}
+
+/// A remote stream: its kind, receiver and what it carries.
+struct Inbound {
+    kind: MediaKind,
+    receiver: RTCRtpReceiverId,
+    info: Option<StreamInfo>,
+}
+
+/// A PeerConnection driven by a loop.
+pub struct LoopPeer {
+    pc: RTCPeerConnection,
+    handler: Box<dyn PeerHandler>,
+    template: PeerTemplate,
+    local_addr: SocketAddr,
+    /// Our outgoing stream per kind, once negotiated.
+    sending: [Option<Sending>; 2],
+    /// Transceiver carrying each kind, once added or offered.
+    transceivers: [Option<RTCRtpTransceiverId>; 2],
+    /// Remote streams by `rtc` track id.
+    inbound: HashMap<String, Inbound>,
+    /// Remote stream per kind: its receiver and SSRC, learnt from its first packet.
+    receivers: [Option<(RTCRtpReceiverId, u32)>; 2],
+    /// Open data channels by label (SCTP runs only once an `m=application` is negotiated).
+    channels: HashMap<String, RTCDataChannelId>,
+    /// What the last offer/answer settled.
+    negotiated: Option<Negotiated>,
+    /// Cumulative loss the peer last reported per kind of what we send (RTCP RR).
+    reported_lost: [Option<u32>; 2],
+    activity: Activity,
+    shared: Arc<PeerShared>,
+    /// What plugins queued through the handle's `MediaSender`.
+    outbound: Option<Queue>,
+    ufrag: String,
+    candidate_added: bool,
+    /// Where the last datagram came from: the selected remote address once ICE is up.
+    remote_addr: Option<SocketAddr>,
+    closed: bool,
 }
 
 /// Packets each outgoing stream keeps for answering NACKs (RFC 4585 §6.2.1): 256 is over 1 s
@@ -204,10 +200,35 @@ fn vp8() -> RTCRtpCodec {
 /// default: ~1.2 MB per video stream once full, most of a loaded PeerConnection's memory.
 const NACK_RESPONDER_PACKETS: u16 = 256;
 
-/// `rtc`'s default interceptors (NACK both ways with `nack`/`nack pli` feedback on video, TWCC
-/// receiver, RTCP sender and receiver reports) with the NACK buffer bounded by
-/// [`NACK_RESPONDER_PACKETS`].
-fn interceptors(media: &mut MediaEngine) -> Result<Registry, rtc::shared::error::Error> {
+/// The codecs, header extensions and interceptors of one PeerConnection: `rtc`'s defaults
+/// (Opus, G.722, PCMU, PCMA, VP8, VP9, H.264, AV1; NACK both ways with `nack`/`nack pli` on
+/// video, TWCC receiver, RTCP reports) plus RFC 4733 telephone-event at 48 and 8 kHz and RFC
+/// 6464 audio levels, with the NACK buffer bounded by [`NACK_RESPONDER_PACKETS`].
+fn media_setup() -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    for (clock_rate, payload_type) in DTMF_PAYLOAD_TYPES {
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: "audio/telephone-event".into(),
+                    clock_rate,
+                    channels: 0,
+                    sdp_fmtp_line: "0-16".into(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type,
+            },
+            RtpCodecKind::Audio,
+        )?;
+    }
+    media.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
     for parameter in ["", "pli"] {
         media.register_feedback(
             RTCPFeedback {
@@ -225,130 +246,433 @@ fn interceptors(media: &mut MediaEngine) -> Result<Registry, rtc::shared::error:
                 .build(),
         )
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
-    let registry = configure_twcc_receiver_only(registry, media)?;
-    Ok(configure_rtcp_reports(registry))
+    let registry = configure_twcc_receiver_only(registry, &mut media)?;
+    Ok((media, configure_rtcp_reports(registry)))
 }
 
-/// Whether `sdp` has an `m=` section of `kind`.
-fn has_section(sdp: &str, kind: MediaKind) -> bool {
-    let prefix = match kind {
-        MediaKind::Audio => "m=audio ",
-        MediaKind::Video => "m=video ",
-    };
-    sdp.lines().any(|l| l.starts_with(prefix))
+fn rtc_err(e: rtc::shared::error::Error) -> MediaError {
+    MediaError::Rtc(e.to_string())
+}
+
+fn codec_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+fn transceiver_direction(direction: Direction) -> RTCRtpTransceiverDirection {
+    match direction {
+        Direction::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
+        Direction::SendOnly => RTCRtpTransceiverDirection::Sendonly,
+        Direction::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
+        Direction::Inactive => RTCRtpTransceiverDirection::Inactive,
+    }
+}
+
+/// Codec preferences for a transceiver, in `codecs`' order; payload type 0 lets `rtc` take
+/// its own (telephone-event gets the registered one of its clock).
+fn codec_parameters(codecs: &[Codec]) -> Vec<RTCRtpCodecParameters> {
+    codecs
+        .iter()
+        .map(|c| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: c.mime_type(),
+                clock_rate: c.clock_rate(),
+                channels: c.channels(),
+                sdp_fmtp_line: c.fmtp(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: match c {
+                Codec::TelephoneEvent { clock_rate } => DTMF_PAYLOAD_TYPES
+                    .iter()
+                    .find(|(rate, _)| rate == clock_rate)
+                    .map_or(0, |(_, pt)| *pt),
+                _ => c.static_pt().unwrap_or(0),
+            },
+        })
+        .collect()
+}
+
+/// The `a=ice-ufrag` of `sdp` (the first; BUNDLE shares one).
+fn sdp_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .map(str::trim)
 }
 
 impl LoopPeer {
-    /// Answers `offer` with Opus and/or VP8 sendrecv, the host candidate `local_addr` (the
-    /// loop's socket) and the ICE credentials `ufrag`/`pwd` the loop demultiplexes on.
-    /// Returns the PeerConnection and our answer SDP (candidates inside: half trickle).
+    /// A PeerConnection with no description yet, on the loop socket `local_addr`, reporting to
+    /// `handler`; `outbound` is the queue of its handle's `MediaSender`, if it has one.
     ///
-    /// Errors: an offer `rtc` cannot apply or answer, as [`MediaError::InvalidSdp`] or
-    /// [`MediaError::Rtc`].
-    pub fn answer(
+    /// Errors: `rtc` refused the configuration, as [`MediaError::Rtc`].
+    pub fn new(
         now: Instant,
         template: &PeerTemplate,
         local_addr: SocketAddr,
-        ufrag: String,
-        pwd: String,
-        offer: &str,
         handler: Box<dyn PeerHandler>,
-    ) -> Result<(Self, String), MediaError> {
-        let rtc_err = |e: rtc::shared::error::Error| MediaError::Rtc(e.to_string());
-        let mut media = MediaEngine::default();
-        media.register_default_codecs().map_err(rtc_err)?;
-        let registry = interceptors(&mut media).map_err(rtc_err)?;
+        outbound: Option<Queue>,
+        shared: Arc<PeerShared>,
+    ) -> Result<Self, MediaError> {
+        let (media, registry) = media_setup().map_err(rtc_err)?;
+        // RFC 8445 §5.3: ufrag ≥ 24 bits and pwd ≥ 128 bits of randomness; 16 and 32
+        // alphanumerics are ~95 and ~190 bits.
+        let mut rng = rand::thread_rng();
+        let ufrag = Alphanumeric.sample_string(&mut rng, 16);
+        let pwd = Alphanumeric.sample_string(&mut rng, 32);
         let settings = SettingEngineBuilder::new()
             .with_ice_credentials(ufrag.clone(), pwd)
             .with_include_loopback_candidate(true)
+            .with_lite(template.ice_lite)
             .build();
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![(*template.certificate).clone()])
             .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
+        let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(settings)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(rtc_err)?;
+        let activity = Activity::new(
+            now,
+            template.no_media_timer,
+            template.slowlink_threshold,
+            shared.receiving.clone(),
+        );
+        Ok(Self {
+            pc,
+            handler,
+            template: template.clone(),
+            local_addr,
+            sending: [None, None],
+            transceivers: [None, None],
+            inbound: HashMap::new(),
+            receivers: [None, None],
+            channels: HashMap::new(),
+            negotiated: None,
+            reported_lost: [None, None],
+            activity,
+            shared,
+            outbound,
+            ufrag,
+            candidate_added: false,
+            remote_addr: None,
+            closed: false,
+        })
+    }
 
-        let mut sending = [None, None];
-        let mut pending = Vec::new();
+    /// Applies a remote offer and answers it as `plan` says: for each kind the plan sends, the
+    /// first of its codecs the offer has (or the offer's own first), sent with the plan's
+    /// direction. Returns our answer SDP (our host candidate inside) and what it settled.
+    ///
+    /// Errors: [`MediaError::NoCommonCodec`] when a sending stream's plan names codecs and the
+    /// offer has none of them, [`MediaError::InvalidSdp`] when `rtc` cannot apply the offer.
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        plan: &AnswerPlan,
+    ) -> Result<(String, Negotiated), MediaError> {
+        // Outgoing tracks go in before the offer is applied: `rtc` then pairs each offered
+        // m-line with our transceiver of the same kind, and the answer comes out sendrecv.
         for kind in MediaKind::ALL {
+            let Some(stream) = plan.stream(kind).filter(|p| p.direction.sends()) else {
+                continue;
+            };
             if !has_section(offer, kind) {
                 continue;
             }
-            let (codec, codec_kind) = match kind {
-                MediaKind::Audio => (opus(), RtpCodecKind::Audio),
-                MediaKind::Video => (vp8(), RtpCodecKind::Video),
+            let Some(codec) = choose_codec(offer, kind, &stream.codecs) else {
+                if stream.codecs.is_empty() {
+                    continue;
+                }
+                return Err(MediaError::NoCommonCodec(kind.as_str()));
             };
-            let ssrc = rand::random::<u32>();
-            let track = MediaStreamTrack::new(
-                format!("bifrons-{}", kind.as_str()),
-                format!("bifrons-{}-track", kind.as_str()),
-                format!("bifrons-{}", kind.as_str()),
-                codec_kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            );
-            let sender = pc.add_track(track).map_err(rtc_err)?;
-            pending.push((kind, sender, ssrc));
+            self.add_sending(kind, codec, stream.direction, &stream.codecs)?;
         }
-
         let description = RTCSessionDescription::offer(offer.to_owned())
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        pc.set_remote_description(now, description)
+        self.pc
+            .set_remote_description(now, description)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        pc.add_local_candidate(host_candidate(local_addr)?)
+        self.add_host_candidate()?;
+        let answer = self.pc.create_answer(None).map_err(rtc_err)?;
+        let sdp = self.apply_local(now, answer)?;
+        let sdp = mirror_offer(offer, &sdp);
+        let negotiated = Negotiated::from_answer(&sdp, true).map_err(MediaError::InvalidSdp)?;
+        self.settle(negotiated.clone());
+        Ok((sdp, negotiated))
+    }
+
+    /// Makes a gateway offer as `plan` says (its codecs, or Opus/VP8, in order), with a data
+    /// channel when it asks for one; `ice_restart` offers new ICE credentials (RFC 8445 §9).
+    ///
+    /// Errors: `rtc` refused a transceiver or the offer, as [`MediaError::Rtc`].
+    pub fn offer(
+        &mut self,
+        now: Instant,
+        plan: &OfferPlan,
+        ice_restart: bool,
+    ) -> Result<String, MediaError> {
+        for kind in MediaKind::ALL {
+            let Some(stream) = plan.stream(kind) else {
+                continue;
+            };
+            let codecs = if stream.codecs.is_empty() {
+                default_offer_codecs(kind)
+            } else {
+                stream.codecs.clone()
+            };
+            let Some(first) = codecs
+                .iter()
+                .find(|c| !matches!(c, Codec::TelephoneEvent { .. }))
+            else {
+                continue;
+            };
+            if self.transceivers[kind.index()].is_some() {
+                continue;
+            }
+            if stream.direction.sends() {
+                let offered = OfferedCodec {
+                    mime_type: first.mime_type(),
+                    clock_rate: first.clock_rate(),
+                    channels: first.channels(),
+                    fmtp: first.fmtp(),
+                };
+                self.add_sending(kind, offered, stream.direction, &codecs)?;
+            } else {
+                let init = RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                };
+                let id = self
+                    .pc
+                    .add_transceiver_from_kind(codec_kind(kind), Some(init))
+                    .map_err(rtc_err)?;
+                if let Some(mut transceiver) = self.pc.rtp_transceiver(id) {
+                    transceiver
+                        .set_codec_preferences(codec_parameters(&codecs))
+                        .map_err(rtc_err)?;
+                }
+                self.transceivers[kind.index()] = Some(id);
+            }
+        }
+        if plan.data && !self.channels.contains_key(DATA_CHANNEL_LABEL) {
+            let id = self
+                .pc
+                .create_data_channel(DATA_CHANNEL_LABEL, None)
+                .map_err(rtc_err)?
+                .id();
+            self.channels.insert(DATA_CHANNEL_LABEL.to_owned(), id);
+        }
+        if ice_restart {
+            self.pc.restart_ice();
+        }
+        self.add_host_candidate()?;
+        let offer = self.pc.create_offer(None).map_err(rtc_err)?;
+        self.apply_local(now, offer)
+    }
+
+    /// Applies the client's answer to our pending offer and returns what it settled.
+    ///
+    /// Errors: [`MediaError::UnexpectedAnswer`] without a pending offer of ours,
+    /// [`MediaError::InvalidSdp`] when `rtc` cannot apply it.
+    pub fn accept_answer(&mut self, now: Instant, answer: &str) -> Result<Negotiated, MediaError> {
+        let pending = self
+            .pc
+            .pending_local_description()
+            .is_some_and(|d| d.sdp_type == RTCSdpType::Offer);
+        if !pending {
+            return Err(MediaError::UnexpectedAnswer);
+        }
+        let description = RTCSessionDescription::answer(answer.to_owned())
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(now, description)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let negotiated = Negotiated::from_answer(answer, false).map_err(MediaError::InvalidSdp)?;
+        self.settle(negotiated.clone());
+        Ok(negotiated)
+    }
+
+    /// Adds a trickled remote candidate (RFC 8838).
+    ///
+    /// Errors: a candidate the ICE agent refuses, as [`MediaError::Rtc`].
+    pub fn add_remote_candidate(&mut self, candidate: RemoteCandidate) -> Result<(), MediaError> {
+        self.pc
+            .add_remote_candidate(RTCIceCandidateInit {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_mline_index: candidate.sdp_mline_index,
+                username_fragment: None,
+                ..Default::default()
+            })
+            .map_err(rtc_err)
+    }
+
+    /// Whether a remote description is set.
+    pub fn has_remote_description(&self) -> bool {
+        self.pc.remote_description().is_some()
+    }
+
+    /// Local and remote SDPs.
+    pub fn sdps(&self) -> (Option<String>, Option<String>) {
+        (
+            self.pc.local_description().map(|d| d.sdp),
+            self.pc.remote_description().map(|d| d.sdp.clone()),
+        )
+    }
+
+    /// The loop socket's address: our host candidate.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where the last datagram came from.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The `rtc` PeerConnection, for statistics.
+    pub(super) fn pc_mut(&mut self) -> &mut RTCPeerConnection {
+        &mut self.pc
+    }
+
+    /// Adds the outgoing stream of `kind` (once per kind) in `codec`, with `direction`, and
+    /// `codecs` (when not empty) after it as the transceiver's codec preferences.
+    fn add_sending(
+        &mut self,
+        kind: MediaKind,
+        codec: OfferedCodec,
+        direction: Direction,
+        codecs: &[Codec],
+    ) -> Result<(), MediaError> {
+        if self.transceivers[kind.index()].is_some() {
+            return Ok(());
+        }
+        let chosen = codec.codec();
+        let ssrc = rand::random::<u32>();
+        let track = MediaStreamTrack::new(
+            format!("bifrons-{}", kind.as_str()),
+            format!("bifrons-{}-{ssrc:08x}", kind.as_str()),
+            "bifrons".to_owned(),
+            codec_kind(kind),
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: RTCRtpCodec {
+                    mime_type: codec.mime_type,
+                    clock_rate: codec.clock_rate,
+                    channels: codec.channels,
+                    sdp_fmtp_line: codec.fmtp,
+                    rtcp_feedback: vec![],
+                },
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: transceiver_direction(direction),
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let id = self
+            .pc
+            .add_transceiver_from_track(track, Some(init))
             .map_err(rtc_err)?;
-        let answer = pc.create_answer(None).map_err(rtc_err)?;
-        pc.set_local_description(now, answer).map_err(rtc_err)?;
-        let sdp = pc
+        let sender = self.pc.rtp_transceiver(id).and_then(|mut t| {
+            if !codecs.is_empty() {
+                // The chosen codec first, so that it is the one the answer or offer leads with.
+                let mut order: Vec<Codec> = chosen.into_iter().collect();
+                for codec in codecs {
+                    if !order.contains(codec) {
+                        order.push(codec.clone());
+                    }
+                }
+                if let Err(e) = t.set_codec_preferences(codec_parameters(&order)) {
+                    tracing::debug!(error = %e, "codec preferences");
+                }
+            }
+            t.sender()
+        });
+        self.transceivers[kind.index()] = Some(id);
+        if let Some(sender) = sender {
+            self.sending[kind.index()] = Some(Sending {
+                sender,
+                ssrc,
+                payload_type: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Our host candidate (the loop's socket), once.
+    fn add_host_candidate(&mut self) -> Result<(), MediaError> {
+        if !self.candidate_added {
+            self.pc
+                .add_local_candidate(host_candidate(self.local_addr)?)
+                .map_err(rtc_err)?;
+            self.candidate_added = true;
+        }
+        Ok(())
+    }
+
+    /// Sets our description; returns its SDP and notes its ICE ufrag (an ICE restart changes
+    /// it, and the loop routes STUN on it). In full-trickle mode the candidate is also
+    /// trickled, followed by end-of-candidates.
+    fn apply_local(
+        &mut self,
+        now: Instant,
+        description: RTCSessionDescription,
+    ) -> Result<String, MediaError> {
+        self.pc
+            .set_local_description(now, description)
+            .map_err(rtc_err)?;
+        let sdp = self
+            .pc
             .local_description()
             .map(|d| d.sdp)
             .ok_or(MediaError::NoPeer)?;
-
-        // The negotiated payload type of each outgoing stream: the first the sender kept.
-        for (kind, sender_id, ssrc) in pending {
-            let Some(mut sender) = pc.rtp_sender(sender_id) else {
-                continue;
-            };
-            let payload_type = sender
-                .get_parameters()
-                .rtp_parameters
-                .codecs
-                .first()
-                .map(|c| c.payload_type);
-            if let Some(payload_type) = payload_type {
-                sending[kind.index()] = Some(Sending {
-                    sender: sender_id,
-                    ssrc,
-                    payload_type,
-                });
-            }
+        if let Some(ufrag) = sdp_ufrag(&sdp) {
+            self.ufrag = ufrag.to_owned();
         }
-        let peer = Self {
-            pc,
-            handler,
-            local_addr,
-            sending,
-            receivers: [None, None],
-            tracks: HashMap::new(),
-            channels: HashMap::new(),
-            ufrag,
-            closed: false,
-        };
-        Ok((peer, sdp))
+        if self.template.full_trickle {
+            let candidate = host_candidate(self.local_addr)?;
+            self.handler.on_local_candidate(Some(RemoteCandidate {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid.or_else(|| Some("0".to_owned())),
+                sdp_mline_index: candidate.sdp_mline_index.or(Some(0)),
+            }));
+            self.handler.on_local_candidate(None);
+        }
+        tracing::debug!(%sdp, "local description");
+        Ok(sdp)
     }
 
-    /// Our ICE ufrag, the key the loop routes STUN requests on.
+    /// Keeps what an offer/answer settled, and the payload type each outgoing stream sends
+    /// with (the first its sender kept).
+    fn settle(&mut self, negotiated: Negotiated) {
+        for kind in MediaKind::ALL {
+            let Some(sending) = self.sending[kind.index()].as_mut() else {
+                continue;
+            };
+            if let Some(mut sender) = self.pc.rtp_sender(sending.sender) {
+                if let Some(codec) = sender.get_parameters().rtp_parameters.codecs.first() {
+                    sending.payload_type = codec.payload_type;
+                }
+            }
+        }
+        for inbound in self.inbound.values_mut() {
+            inbound.info = None;
+        }
+        self.negotiated = Some(negotiated);
+    }
+
+    /// Our current ICE ufrag, the key the loop routes STUN requests on.
     pub fn ufrag(&self) -> &str {
         &self.ufrag
     }
@@ -361,6 +685,7 @@ impl LoopPeer {
     /// Feeds one datagram from `from`. A datagram `rtc` rejects is dropped (logged at debug):
     /// one bad packet never ends the PeerConnection.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.remote_addr = Some(from);
         let message = udp_datagram(now, self.local_addr, from, datagram);
         if let Err(e) = self.pc.handle_read(message) {
             tracing::debug!(error = %e, %from, "datagram refused");
@@ -372,32 +697,84 @@ impl LoopPeer {
         if let Err(e) = self.pc.handle_timeout(now) {
             tracing::debug!(error = %e, "timeout handling failed");
         }
+        let Self {
+            activity,
+            handler,
+            negotiated,
+            ..
+        } = self;
+        activity.check(now, |finding| {
+            let (kind, stopped_or_lost) = match finding {
+                Finding::Stopped(kind) => (kind, None),
+                Finding::Slowlink(kind, lost) => (kind, Some(lost)),
+            };
+            let mid = negotiated
+                .as_ref()
+                .and_then(|n| n.first(kind))
+                .map(|s| s.mid.clone())
+                .unwrap_or_default();
+            match stopped_or_lost {
+                None => handler.on_media(kind, &mid, false),
+                Some(lost) => handler.on_slowlink(kind, &mid, false, lost),
+            }
+        });
     }
 
     /// When the PeerConnection next needs [`LoopPeer::handle_timeout`].
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.pc.poll_timeout()
+        let next_check = self.activity.next_check();
+        Some(
+            self.pc
+                .poll_timeout()
+                .map_or(next_check, |at| at.min(next_check)),
+        )
     }
 
-    /// Closes the PeerConnection (DTLS close_notify goes out on the next drain).
+    /// Closes the PeerConnection (DTLS close_notify goes out on the next drain); the handler
+    /// hears nothing more.
     pub fn close(&mut self) {
         if !self.closed {
             let _ = self.pc.close();
             self.closed = true;
-            self.handler.on_closed();
         }
     }
 
-    /// The handler and the sending side it may use, borrowed together.
-    fn split(&mut self, now: Instant) -> (&mut dyn PeerHandler, Outbox<'_>) {
-        let out = Outbox {
-            pc: &mut self.pc,
-            sending: &self.sending,
-            receivers: &self.receivers,
-            channels: &self.channels,
-            now,
+    /// Sends what the handle's `MediaSender` queued.
+    pub fn flush(&mut self, now: Instant) {
+        let Some(mut queue) = self.outbound.take() else {
+            return;
         };
-        (self.handler.as_mut(), out)
+        queue.scheduled.store(false, Ordering::Release);
+        {
+            let mut out = self.outbox(now);
+            while let Ok(item) = queue.rx.try_recv() {
+                match item {
+                    Outbound::Rtp(kind, packet) => {
+                        out.send_rtp(kind, &packet);
+                    }
+                    Outbound::KeyframeRequest => {
+                        out.request_keyframe();
+                    }
+                    Outbound::Remb(bitrate) => {
+                        out.send_remb(bitrate);
+                    }
+                    Outbound::Data(label, message) => {
+                        out.send_data(&label, &message);
+                    }
+                }
+            }
+        }
+        self.outbound = Some(queue);
+    }
+
+    fn outbox(&mut self, now: Instant) -> Outbox<'_> {
+        Outbox::new(
+            &mut self.pc,
+            &self.sending,
+            &self.receivers,
+            &self.channels,
+            now,
+        )
     }
 
     /// Hands a data-channel message to the handler, text as UTF-8 (invalid bytes replaced).
@@ -411,8 +788,49 @@ impl LoopPeer {
         } else {
             DataMessage::Binary(message.data.freeze())
         };
-        let (handler, mut out) = self.split(now);
-        handler.on_data(&label, message, &mut out);
+        let mut handler = std::mem::replace(&mut self.handler, Box::new(Detached));
+        handler.on_data(&label, message, &mut self.outbox(now));
+        self.handler = handler;
+    }
+
+    /// What the remote stream `track_id` carries, from the last offer/answer.
+    fn stream_info(&mut self, track_id: &str) -> Option<(MediaKind, StreamInfo)> {
+        let inbound = self.inbound.get_mut(track_id)?;
+        if inbound.info.is_none() {
+            let kind = inbound.kind;
+            let mid = self
+                .pc
+                .get_transceivers()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .find_map(|id| {
+                    let t = self.pc.rtp_transceiver(id)?;
+                    (t.receiver() == Some(inbound.receiver))
+                        .then(|| t.mid().clone())
+                        .flatten()
+                })
+                .map(Mid);
+            let settled = self.negotiated.as_ref().and_then(|n| {
+                n.streams
+                    .iter()
+                    .find(|s| Some(&s.mid) == mid.as_ref())
+                    .or_else(|| n.first(kind))
+            });
+            inbound.info = Some(StreamInfo {
+                mid: mid
+                    .or_else(|| settled.map(|s| s.mid.clone()))
+                    .unwrap_or_default(),
+                kind,
+                codec: settled.and_then(|s| s.codec.clone()),
+                pt: settled.map_or(crate::ids::Pt(0), |s| s.pt),
+                clock_rate: settled.map_or(0, |s| s.clock_rate),
+                audio_level_id: settled
+                    .and_then(|s| s.audio_level_id)
+                    .filter(|_| kind == MediaKind::Audio),
+                audio_level: None,
+            });
+        }
+        Some((inbound.kind, inbound.info.clone()?))
     }
 
     /// Runs events and inbound messages through the handler, then hands every datagram to
@@ -420,14 +838,38 @@ impl LoopPeer {
     pub fn drain(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
         while let Some(event) = self.pc.poll_event() {
             match event {
-                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                    RTCPeerConnectionState::Connected => self.handler.on_connected(),
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        self.closed = true;
-                        self.handler.on_closed();
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    self.shared
+                        .states
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .connection = state.to_string();
+                    match state {
+                        RTCPeerConnectionState::Connected if !self.closed => {
+                            self.handler.on_connected()
+                        }
+                        RTCPeerConnectionState::Failed if !self.closed => {
+                            self.closed = true;
+                            self.handler.on_failed("ICE failed");
+                        }
+                        RTCPeerConnectionState::Closed => self.closed = true,
+                        _ => {}
                     }
-                    _ => {}
-                },
+                }
+                RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                    self.shared
+                        .states
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .ice = state.to_string();
+                }
+                RTCPeerConnectionEvent::OnSignalingStateChangeEvent(state) => {
+                    self.shared
+                        .states
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .signaling = state.to_string();
+                }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                     let kind = self
                         .pc
@@ -438,7 +880,14 @@ impl LoopPeer {
                         Some(RtpCodecKind::Video) => MediaKind::Video,
                         _ => continue,
                     };
-                    self.tracks.insert(init.track_id, (kind, init.receiver_id));
+                    self.inbound.insert(
+                        init.track_id,
+                        Inbound {
+                            kind,
+                            receiver: init.receiver_id,
+                            info: None,
+                        },
+                    );
                 }
                 RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
                     if let Some(channel) = self.pc.data_channel(id) {
@@ -449,33 +898,113 @@ impl LoopPeer {
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            let (track_id, packet) = match message {
-                RTCMessage::RtpPacket(track_id, packet) => (track_id, packet),
-                RTCMessage::DataChannelMessage(id, message) => {
-                    self.deliver_data(now, id, message);
-                    continue;
+            match message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    if self.closed {
+                        continue;
+                    }
+                    let Some((kind, mut info)) = self.stream_info(&track_id) else {
+                        continue;
+                    };
+                    let receiver = self.inbound[&track_id].receiver;
+                    self.receivers[kind.index()] = Some((receiver, packet.header.ssrc));
+                    if self
+                        .activity
+                        .on_packet(now, kind, packet.header.sequence_number)
+                    {
+                        self.handler.on_media(kind, &info.mid, true);
+                    }
+                    if let Some(id) = info.audio_level_id {
+                        info.audio_level = packet
+                            .header
+                            .get_extension(id)
+                            .and_then(|data| AudioLevel::parse(&data));
+                    }
+                    let packet = RtpPacket {
+                        payload_type: packet.header.payload_type,
+                        sequence_number: packet.header.sequence_number,
+                        timestamp: packet.header.timestamp,
+                        ssrc: packet.header.ssrc,
+                        marker: packet.header.marker,
+                        payload: packet.payload,
+                    };
+                    let mut handler = std::mem::replace(&mut self.handler, Box::new(Detached));
+                    handler.on_rtp(&info, packet, &mut self.outbox(now));
+                    self.handler = handler;
                 }
-                _ => continue,
-            };
-            let Some(&(kind, receiver)) = self.tracks.get(&track_id) else {
-                continue;
-            };
-            self.receivers[kind.index()] = Some((receiver, packet.header.ssrc));
-            let packet = RtpPacket {
-                payload_type: packet.header.payload_type,
-                sequence_number: packet.header.sequence_number,
-                timestamp: packet.header.timestamp,
-                ssrc: packet.header.ssrc,
-                marker: packet.header.marker,
-                payload: packet.payload,
-            };
-            let (handler, mut out) = self.split(now);
-            handler.on_rtp(kind, packet, &mut out);
+                RTCMessage::RtcpPacket(track_id, packets) if !self.closed => {
+                    self.deliver_rtcp(&track_id, packets);
+                }
+                RTCMessage::DataChannelMessage(id, message) if !self.closed => {
+                    self.deliver_data(now, id, message);
+                }
+                _ => {}
+            }
         }
         while let Some(datagram) = self.pc.poll_write() {
             send(datagram.transport.peer_addr, &datagram.message);
         }
     }
+
+    /// Reports keyframe requests, REMB and the peer's losses of what we send.
+    fn deliver_rtcp(&mut self, track_id: &str, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+        use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+        use rtc::rtcp::receiver_report::ReceiverReport;
+        use rtc::rtcp::sender_report::SenderReport;
+        let track_kind = self.inbound.get(track_id).map(|i| i.kind);
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                self.handler
+                    .on_rtcp(MediaKind::Video, RtcpFeedback::KeyframeRequest);
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                self.handler
+                    .on_rtcp(MediaKind::Video, RtcpFeedback::Remb(remb.bitrate as u64));
+            } else {
+                let reports = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                    &rr.reports
+                } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                    &sr.reports
+                } else {
+                    continue;
+                };
+                if self.template.slowlink_threshold == 0 {
+                    continue;
+                }
+                for report in reports {
+                    let kind = MediaKind::ALL
+                        .into_iter()
+                        .find(|k| self.sending[k.index()].is_some_and(|s| s.ssrc == report.ssrc))
+                        .or(track_kind);
+                    let Some(kind) = kind else { continue };
+                    let previous = self.reported_lost[kind.index()].replace(report.total_lost);
+                    let lost = u64::from(
+                        report
+                            .total_lost
+                            .saturating_sub(previous.unwrap_or(report.total_lost)),
+                    );
+                    if lost >= self.template.slowlink_threshold {
+                        let mid = self
+                            .negotiated
+                            .as_ref()
+                            .and_then(|n| n.first(kind))
+                            .map(|s| s.mid.clone())
+                            .unwrap_or_default();
+                        self.handler.on_slowlink(kind, &mid, true, lost);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Stands in for the handler while it runs with the PeerConnection borrowed.
+struct Detached;
+
+impl PeerHandler for Detached {
+    fn on_rtp(&mut self, _: &StreamInfo, _: RtpPacket, _: &mut Outbox<'_>) {}
 }
 
 /// `datagram`, received at `now` on the UDP socket at `local` from `from`, as `rtc`'s

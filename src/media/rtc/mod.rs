@@ -39,13 +39,23 @@
 //! (registered by hand as the webrtc engine does), and sending a plugin's packet means
 //! rewriting its SSRC and payload type to the sender's ([`Outbox::send_rtp`]).
 
+mod activity;
 pub mod demux;
 mod event_loop;
+mod handle;
 mod loop_peer;
+mod outbox;
+mod pool;
+mod stats;
 pub mod timers;
 
 pub use event_loop::{AnswerResult, EventLoop, PeerKey};
-pub use loop_peer::{host_candidate, udp_datagram, LoopPeer, Outbox, PeerHandler, PeerTemplate};
+pub use handle::LoopHandle;
+pub use loop_peer::{
+    host_candidate, udp_datagram, LoopPeer, PeerHandler, PeerShared, PeerTemplate,
+};
+pub use outbox::Outbox;
+pub use pool::LoopPool;
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 
 use super::*;
-use crate::media::{MediaKind, RtpPacket};
+use crate::media::{MediaKind, RtpPacket, StreamInfo};
 
 /// Sends every packet back on the same kind: the echo test's media path.
 struct Echo {
@@ -36,7 +36,8 @@ impl PeerHandler for Echo {
         self.connected.store(true, Ordering::Release);
     }
 
-    fn on_rtp(&mut self, kind: MediaKind, packet: RtpPacket, out: &mut Outbox<'_>) {
+    fn on_rtp(&mut self, stream: &StreamInfo, packet: RtpPacket, out: &mut Outbox<'_>) {
+        let kind = stream.kind;
         if out.send_rtp(kind, &packet) {
             self.echoed.fetch_add(1, Ordering::Relaxed);
         }
