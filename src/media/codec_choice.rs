@@ -60,15 +60,25 @@ pub fn has_section(sdp: &str, kind: MediaKind) -> bool {
     sdp.lines().any(|l| l.starts_with(prefix))
 }
 
-/// The supported codecs of the first media section of `kind` in `sdp`, in offer order.
-fn supported_codecs(sdp: &str, kind: MediaKind) -> Vec<OfferedCodec> {
+/// One payload type of an offer's media section: what the loop engine puts back in its
+/// codec preferences, so that an answer leads with the plan's codec under the offer's own
+/// payload type (RFC 3264 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedFormat {
+    /// The offer's payload type.
+    pub pt: u8,
+    /// The codec, as its `a=rtpmap` and `a=fmtp` say.
+    pub codec: OfferedCodec,
+    /// Its `a=rtcp-fb` values (`nack`, `nack pli`, `transport-cc`...).
+    pub feedback: Vec<String>,
+}
+
+/// Every payload type of the first media section of `kind` in `sdp` whose encoding Bifrons
+/// knows ([`Codec::from_sdp`]: telephone-event included, rtx/red/ulpfec not), in offer order.
+pub fn offered_formats(sdp: &str, kind: MediaKind) -> Vec<OfferedFormat> {
     let section_prefix = match kind {
         MediaKind::Audio => "m=audio ",
         MediaKind::Video => "m=video ",
-    };
-    let supported = match kind {
-        MediaKind::Audio => AUDIO,
-        MediaKind::Video => VIDEO,
     };
     let mut lines = sdp
         .lines()
@@ -80,6 +90,7 @@ fn supported_codecs(sdp: &str, kind: MediaKind) -> Vec<OfferedCodec> {
     let order: Vec<&str> = media_line.split_whitespace().skip(3).collect();
     let mut rtpmap: HashMap<&str, (&str, u32, u16)> = HashMap::new();
     let mut fmtp: HashMap<&str, &str> = HashMap::new();
+    let mut feedback: HashMap<&str, Vec<String>> = HashMap::new();
     for line in lines.take_while(|l| !l.starts_with("m=")) {
         if let Some(rest) = line.strip_prefix("a=rtpmap:") {
             let Some((pt, desc)) = rest.split_once(' ') else {
@@ -94,24 +105,51 @@ fn supported_codecs(sdp: &str, kind: MediaKind) -> Vec<OfferedCodec> {
             if let Some((pt, params)) = rest.split_once(' ') {
                 fmtp.insert(pt, params);
             }
+        } else if let Some(rest) = line.strip_prefix("a=rtcp-fb:") {
+            if let Some((pt, value)) = rest.split_once(' ') {
+                feedback
+                    .entry(pt)
+                    .or_default()
+                    .push(value.trim().to_owned());
+            }
         }
     }
     order
         .into_iter()
         .filter_map(|pt| {
             let (name, rate, channels) = *rtpmap.get(pt)?;
-            let canonical = supported.iter().find(|s| s.eq_ignore_ascii_case(name))?;
             let params = fmtp.get(pt).copied().unwrap_or_default();
-            // Only packetization-mode 1 H.264 is forwarded (what browsers send and RTMP gives us).
-            if *canonical == "H264" && !params.contains("packetization-mode=1") {
-                return None;
-            }
-            Some(OfferedCodec {
-                mime_type: format!("{}/{}", kind.as_str(), canonical),
-                clock_rate: rate,
-                channels,
-                fmtp: params.to_string(),
+            let codec = Codec::from_sdp(name, rate, params)?;
+            let name = match codec {
+                Codec::TelephoneEvent { .. } => "telephone-event",
+                _ => *AUDIO
+                    .iter()
+                    .chain(VIDEO)
+                    .find(|s| s.eq_ignore_ascii_case(name))?,
+            };
+            Some(OfferedFormat {
+                pt: pt.parse().ok()?,
+                codec: OfferedCodec {
+                    mime_type: format!("{}/{}", kind.as_str(), name),
+                    clock_rate: rate,
+                    channels,
+                    fmtp: params.to_string(),
+                },
+                feedback: feedback.remove(pt).unwrap_or_default(),
             })
+        })
+        .collect()
+}
+
+/// The supported codecs of the first media section of `kind` in `sdp`, in offer order.
+fn supported_codecs(sdp: &str, kind: MediaKind) -> Vec<OfferedCodec> {
+    offered_formats(sdp, kind)
+        .into_iter()
+        .map(|f| f.codec)
+        // Only packetization-mode 1 H.264 is forwarded (what browsers send and RTMP gives us).
+        .filter(|c| {
+            !c.mime_type.ends_with("/telephone-event")
+                && (!c.mime_type.ends_with("/H264") || c.fmtp.contains("packetization-mode=1"))
         })
         .collect()
 }
@@ -125,6 +163,37 @@ m=audio 9 UDP/TLS/RTP/SAVPF 63 111 0\r\na=rtpmap:63 red/48000/2\r\na=rtpmap:111 
 a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 102 96 97\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 profile-level-id=42e01f\r\n\
 a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n";
+
+    #[test]
+    fn offered_formats_keep_payload_types_feedback_and_telephone_event() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0 126\r\na=rtpmap:111 opus/48000/2\r\n\
+a=rtcp-fb:111 transport-cc\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\n\
+a=rtpmap:97 rtx/90000\r\n";
+        let audio = offered_formats(offer, MediaKind::Audio);
+        let pts: Vec<u8> = audio.iter().map(|f| f.pt).collect();
+        assert_eq!(pts, vec![111, 0, 126]);
+        assert_eq!(audio[0].feedback, vec!["transport-cc".to_owned()]);
+        assert_eq!(
+            audio[2].codec.codec(),
+            Some(Codec::TelephoneEvent { clock_rate: 8000 })
+        );
+        let video = offered_formats(offer, MediaKind::Video);
+        assert_eq!(video.len(), 1, "rtx is not a codec of ours");
+        assert_eq!(
+            (video[0].pt, video[0].feedback.clone()),
+            (96, vec!["nack pli".to_owned()])
+        );
+        assert!(
+            choose_codec(
+                offer,
+                MediaKind::Audio,
+                &[Codec::TelephoneEvent { clock_rate: 8000 }]
+            )
+            .is_none(),
+            "telephone-event is never the codec a track sends"
+        );
+    }
 
     #[test]
     fn skips_unsupported_and_keeps_offer_order() {

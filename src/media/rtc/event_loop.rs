@@ -368,8 +368,10 @@ impl LoopState {
                         continue;
                     };
                     call(peer, now);
-                    let ufrag = peer.ufrag().to_owned();
-                    self.demux.add_ufrag(&ufrag, key);
+                    if !peer.ufrag().is_empty() {
+                        let ufrag = peer.ufrag().to_owned();
+                        self.demux.add_ufrag(&ufrag, key);
+                    }
                     self.drive(key, now);
                 }
                 Ok(Command::Flush(key)) => {
@@ -401,7 +403,6 @@ impl LoopState {
         let peer = LoopPeer::new(now, &self.template, self.local_addr, handler, queue, shared)?;
         let key = PeerKey(self.next_key);
         self.next_key += 1;
-        self.demux.add_ufrag(peer.ufrag(), key);
         self.peers.insert(key, peer);
         self.live.store(self.peers.len(), Ordering::Relaxed);
         self.drive(key, now);

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rand::distributions::{Alphanumeric, DistString};
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelMessage};
 use rtc::interceptor::Registry;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
@@ -45,7 +44,7 @@ use super::activity::{Activity, Finding};
 use super::event_loop::Queue;
 use super::outbox::{Outbox, Sending};
 use crate::ids::Mid;
-use crate::media::codec_choice::{choose_codec, has_section, OfferedCodec};
+use crate::media::codec_choice::{choose_codec, has_section, offered_formats, OfferedCodec};
 use crate::media::engine::DTMF_PAYLOAD_TYPES;
 use crate::media::mirror::mirror_offer;
 use crate::media::negotiated::AUDIO_LEVEL_URI;
@@ -174,6 +173,8 @@ pub struct LoopPeer {
     sending: [Option<Sending>; 2],
     /// Transceiver carrying each kind, once added or offered.
     transceivers: [Option<RTCRtpTransceiverId>; 2],
+    /// The plan's codecs per kind, the chosen one first; empty: the offer's order.
+    preferred: [Vec<Codec>; 2],
     /// Remote streams by `rtc` track id.
     inbound: HashMap<String, Inbound>,
     /// Remote stream per kind: its receiver and SSRC, learnt from its first packet.
@@ -315,13 +316,9 @@ impl LoopPeer {
         shared: Arc<PeerShared>,
     ) -> Result<Self, MediaError> {
         let (media, registry) = media_setup().map_err(rtc_err)?;
-        // RFC 8445 §5.3: ufrag ≥ 24 bits and pwd ≥ 128 bits of randomness; 16 and 32
-        // alphanumerics are ~95 and ~190 bits.
-        let mut rng = rand::thread_rng();
-        let ufrag = Alphanumeric.sample_string(&mut rng, 16);
-        let pwd = Alphanumeric.sample_string(&mut rng, 32);
+        // ICE credentials are `rtc`'s own (random, new on each ICE restart, RFC 8445 §5.3): the
+        // loop learns the ufrag from each local description.
         let settings = SettingEngineBuilder::new()
-            .with_ice_credentials(ufrag.clone(), pwd)
             .with_include_loopback_candidate(true)
             .with_lite(template.ice_lite)
             .build();
@@ -348,6 +345,7 @@ impl LoopPeer {
             local_addr,
             sending: [None, None],
             transceivers: [None, None],
+            preferred: Default::default(),
             inbound: HashMap::new(),
             receivers: [None, None],
             channels: HashMap::new(),
@@ -356,7 +354,7 @@ impl LoopPeer {
             activity,
             shared,
             outbound,
-            ufrag,
+            ufrag: String::new(),
             candidate_added: false,
             remote_addr: None,
             closed: false,
@@ -397,6 +395,7 @@ impl LoopPeer {
         self.pc
             .set_remote_description(now, description)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        self.prefer_plan_codecs(offer)?;
         self.add_host_candidate()?;
         let answer = self.pc.create_answer(None).map_err(rtc_err)?;
         let sdp = self.apply_local(now, answer)?;
@@ -584,21 +583,25 @@ impl LoopPeer {
             .pc
             .add_transceiver_from_track(track, Some(init))
             .map_err(rtc_err)?;
-        let sender = self.pc.rtp_transceiver(id).and_then(|mut t| {
-            if !codecs.is_empty() {
-                // The chosen codec first, so that it is the one the answer or offer leads with.
-                let mut order: Vec<Codec> = chosen.into_iter().collect();
-                for codec in codecs {
-                    if !order.contains(codec) {
-                        order.push(codec.clone());
-                    }
+        let mut order = Vec::new();
+        if !codecs.is_empty() {
+            // The chosen codec first, so that it is the one the answer or offer leads with.
+            order.extend(chosen);
+            for codec in codecs {
+                if !order.contains(codec) {
+                    order.push(codec.clone());
                 }
+            }
+        }
+        let sender = self.pc.rtp_transceiver(id).and_then(|mut t| {
+            if !order.is_empty() {
                 if let Err(e) = t.set_codec_preferences(codec_parameters(&order)) {
                     tracing::debug!(error = %e, "codec preferences");
                 }
             }
             t.sender()
         });
+        self.preferred[kind.index()] = order;
         self.transceivers[kind.index()] = Some(id);
         if let Some(sender) = sender {
             self.sending[kind.index()] = Some(Sending {
@@ -606,6 +609,62 @@ impl LoopPeer {
                 ssrc,
                 payload_type: 0,
             });
+        }
+        Ok(())
+    }
+
+    /// Puts the plan's codecs first in each sending transceiver's preferences, under the
+    /// offer's payload types and feedback: applying an offer makes `rtc` adopt the offer's
+    /// order, so without this an answer could lead with a codec the plugin does not send.
+    fn prefer_plan_codecs(&mut self, offer: &str) -> Result<(), MediaError> {
+        for kind in MediaKind::ALL {
+            let (Some(id), order) = (
+                self.transceivers[kind.index()],
+                &self.preferred[kind.index()],
+            ) else {
+                continue;
+            };
+            if order.is_empty() {
+                continue;
+            }
+            let offered = offered_formats(offer, kind);
+            let mut preferences: Vec<RTCRtpCodecParameters> = Vec::new();
+            for wanted in order {
+                for format in &offered {
+                    let accepted = format.codec.codec().is_some_and(|c| wanted.accepts(&c));
+                    if accepted && !preferences.iter().any(|p| p.payload_type == format.pt) {
+                        preferences.push(RTCRtpCodecParameters {
+                            rtp_codec: RTCRtpCodec {
+                                mime_type: format.codec.mime_type.clone(),
+                                clock_rate: format.codec.clock_rate,
+                                channels: format.codec.channels,
+                                sdp_fmtp_line: format.codec.fmtp.clone(),
+                                rtcp_feedback: format
+                                    .feedback
+                                    .iter()
+                                    .map(|f| {
+                                        let (typ, parameter) =
+                                            f.split_once(' ').unwrap_or((f.as_str(), ""));
+                                        RTCPFeedback {
+                                            typ: typ.to_owned(),
+                                            parameter: parameter.to_owned(),
+                                        }
+                                    })
+                                    .collect(),
+                            },
+                            payload_type: format.pt,
+                        });
+                    }
+                }
+            }
+            if preferences.is_empty() {
+                continue;
+            }
+            if let Some(mut transceiver) = self.pc.rtp_transceiver(id) {
+                transceiver
+                    .set_codec_preferences(preferences)
+                    .map_err(rtc_err)?;
+            }
         }
         Ok(())
     }
@@ -672,7 +731,8 @@ impl LoopPeer {
         self.negotiated = Some(negotiated);
     }
 
-    /// Our current ICE ufrag, the key the loop routes STUN requests on.
+    /// Our current ICE ufrag, the key the loop routes STUN requests on; empty before our
+    /// first description.
     pub fn ufrag(&self) -> &str {
         &self.ufrag
     }

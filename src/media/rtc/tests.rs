@@ -263,3 +263,109 @@ fn an_offer_the_engine_cannot_parse_is_refused_and_the_loop_keeps_serving() {
     assert!(answered.is_ok());
     assert_eq!(event_loop.load(), 1);
 }
+
+/// What the contract test's handle sees: its listener echoes through the `Peer`'s
+/// `MediaSender`, as the echo test plugin does (a queue hop and a loop wake per packet).
+#[derive(Default)]
+struct ContractListener {
+    sender: std::sync::OnceLock<crate::media::MediaSender>,
+    connected: AtomicBool,
+    receiving: AtomicU64,
+    echoed: AtomicU64,
+}
+
+impl crate::media::PeerListener for ContractListener {
+    fn on_connected(&self) {
+        self.connected.store(true, Ordering::Release);
+    }
+    fn on_media(&self, _: MediaKind, _: &crate::ids::Mid, receiving: bool) {
+        if receiving {
+            self.receiving.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn on_rtp(&self, stream: &StreamInfo, packet: RtpPacket) {
+        assert!(
+            stream.codec.is_some(),
+            "the stream's codec comes from the answer"
+        );
+        if let Some(sender) = self.sender.get() {
+            if sender.send_rtp(stream.kind, packet) {
+                self.echoed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    fn on_rtcp(&self, _: MediaKind, _: crate::media::RtcpFeedback) {}
+    fn on_data(&self, _: &str, _: crate::media::DataMessage) {}
+    fn on_local_candidate(&self, _: crate::media::LocalCandidate) {}
+    fn on_slowlink(&self, _: MediaKind, _: &crate::ids::Mid, _: bool, _: u64) {}
+    fn on_failed(&self, _: &'static str) {}
+}
+
+#[test]
+fn a_peer_on_the_loop_engine_answers_and_echoes_through_its_media_sender() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let ice = crate::config::IceConfig {
+        loopback: crate::config::LoopbackMode::Always,
+        bind_addresses: vec![Ipv4Addr::LOCALHOST.into()],
+        ..Default::default()
+    };
+    let media = crate::config::MediaConfig {
+        engine: crate::config::EngineKind::Loop,
+        loops: 2,
+        ..Default::default()
+    };
+    let engine = crate::media::MediaEngine::new(
+        &ice,
+        &Default::default(),
+        &media,
+        Duration::from_secs(1),
+        0,
+    )
+    .unwrap();
+    let listener = Arc::new(ContractListener::default());
+    let peer = rt.block_on(engine.create_peer(listener.clone())).unwrap();
+    listener.sender.set(peer.sender()).ok().unwrap();
+    let (mut client, offer) = Client::offer();
+    let (answer, negotiated) = rt
+        .block_on(peer.answer(
+            &crate::media::Jsep::offer(offer),
+            &crate::media::AnswerPlan::echo(),
+        ))
+        .unwrap();
+    assert_eq!(negotiated.streams.len(), 2, "{negotiated:?}");
+    assert!(
+        answer.sdp.contains("127.0.0.1"),
+        "host candidate: {}",
+        answer.sdp
+    );
+    client.accept(answer.sdp);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seq = 0u16;
+    while Instant::now() < deadline && !client.received.iter().all(|&n| n >= 20) {
+        seq = seq.wrapping_add(1);
+        client.step(seq, listener.connected.load(Ordering::Acquire));
+    }
+    assert!(
+        listener.connected.load(Ordering::Acquire),
+        "never connected"
+    );
+    assert_eq!(
+        listener.receiving.load(Ordering::Relaxed),
+        2,
+        "one media event per kind"
+    );
+    assert!(peer.receiving(MediaKind::Audio) && peer.receiving(MediaKind::Video));
+    assert!(
+        client.received.iter().all(|&n| n >= 20),
+        "echo received per kind: {:?}",
+        client.received
+    );
+    let stats = rt.block_on(peer.stats());
+    assert_eq!(stats.dtls_state, crate::media::DtlsState::Connected);
+    assert!(stats.selected_pair.is_some(), "{stats:?}");
+    assert_eq!(peer.state_summary().1, "connected");
+    assert_eq!(engine.capacity().live(), 1);
+    drop(peer);
+    assert_eq!(engine.capacity().live(), 0);
+}
