@@ -246,7 +246,11 @@ fn media_setup() -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
                 .with_size(NACK_RESPONDER_PACKETS)
                 .build(),
         )
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(
+            Slot::from(super::feedback::SLOT),
+            super::feedback::FeedbackToApplication::default(),
+        );
     let registry = configure_twcc_receiver_only(registry, &mut media)?;
     Ok((media, configure_rtcp_reports(registry)))
 }
@@ -964,6 +968,11 @@ impl LoopPeer {
                         continue;
                     }
                     let Some((kind, mut info)) = self.stream_info(&track_id) else {
+                        tracing::debug!(
+                            track_id,
+                            ssrc = packet.header.ssrc,
+                            "RTP of no known track"
+                        );
                         continue;
                     };
                     let receiver = self.inbound[&track_id].receiver;

@@ -51,6 +51,8 @@ struct Client {
     local_addr: SocketAddr,
     senders: Vec<(MediaKind, RTCRtpSenderId, u8)>,
     received: [u64; 2],
+    /// SSRC of the gateway's video, from its packets.
+    video_ssrc: Option<u32>,
 }
 
 fn codec(kind: MediaKind) -> RTCRtpCodec {
@@ -119,6 +121,7 @@ impl Client {
             local_addr,
             senders,
             received: [0, 0],
+            video_ssrc: None,
         };
         (client, sdp)
     }
@@ -132,6 +135,28 @@ impl Client {
             let mut s = self.pc.rtp_sender(*sender).unwrap();
             *pt = s.get_parameters().rtp_parameters.codecs[0].payload_type;
         }
+    }
+
+    /// Asks the gateway's video sender for a keyframe (RFC 4585 §6.3.1), once its video came.
+    fn send_pli(&mut self) -> bool {
+        let Some(media_ssrc) = self.video_ssrc else {
+            return false;
+        };
+        let receivers: Vec<_> = self.pc.get_receivers().collect();
+        for id in receivers {
+            let mut receiver = self.pc.rtp_receiver(id).unwrap();
+            if receiver.track().kind() == RtpCodecKind::Video {
+                let pli =
+                    rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc,
+                    };
+                return receiver
+                    .write_rtcp(Instant::now(), vec![Box::new(pli)])
+                    .is_ok();
+            }
+        }
+        false
     }
 
     /// One round: a packet of each kind (sequence `seq`), then a few ms of I/O and timers.
@@ -163,6 +188,7 @@ impl Client {
                     let kind = if packet.header.payload_type == self.senders[0].2 {
                         MediaKind::Audio
                     } else {
+                        self.video_ssrc = Some(packet.header.ssrc);
                         MediaKind::Video
                     };
                     self.received[kind.index()] += 1;
@@ -272,6 +298,7 @@ struct ContractListener {
     connected: AtomicBool,
     receiving: AtomicU64,
     echoed: AtomicU64,
+    keyframe_requests: AtomicU64,
 }
 
 impl crate::media::PeerListener for ContractListener {
@@ -294,7 +321,11 @@ impl crate::media::PeerListener for ContractListener {
             }
         }
     }
-    fn on_rtcp(&self, _: MediaKind, _: crate::media::RtcpFeedback) {}
+    fn on_rtcp(&self, kind: MediaKind, feedback: crate::media::RtcpFeedback) {
+        if kind == MediaKind::Video && feedback == crate::media::RtcpFeedback::KeyframeRequest {
+            self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     fn on_data(&self, _: &str, _: crate::media::DataMessage) {}
     fn on_local_candidate(&self, _: crate::media::LocalCandidate) {}
     fn on_slowlink(&self, _: MediaKind, _: &crate::ids::Mid, _: bool, _: u64) {}
@@ -360,6 +391,17 @@ fn a_peer_on_the_loop_engine_answers_and_echoes_through_its_media_sender() {
         client.received.iter().all(|&n| n >= 20),
         "echo received per kind: {:?}",
         client.received
+    );
+    // A viewer's keyframe request about what the gateway sends reaches the plugin.
+    assert!(client.send_pli(), "the gateway's video arrived");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && listener.keyframe_requests.load(Ordering::Relaxed) == 0 {
+        seq = seq.wrapping_add(1);
+        client.step(seq, true);
+    }
+    assert!(
+        listener.keyframe_requests.load(Ordering::Relaxed) > 0,
+        "PLI reached the listener"
     );
     let stats = rt.block_on(peer.stats());
     assert_eq!(stats.dtls_state, crate::media::DtlsState::Connected);
