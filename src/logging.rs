@@ -42,7 +42,9 @@ pub fn janus_level_of(filter: LevelFilter) -> u64 {
 }
 
 /// Targets of the webrtc-rs crates (and the protocol crates they log through; webrtc-rs 0.17
-/// names its DTLS crate `dtls`, later lines `webrtc_dtls`). They report
+/// names its DTLS crate `dtls`, later lines `webrtc_dtls`; the sans-I/O core of the loop
+/// engine logs as `rtc` and `rtc_*`, e.g. `Unsupported Extension Type` for every Chromium
+/// ClientHello). They report
 /// ordinary events of a healthy call at WARN (`pingAllCandidates called with no candidate
 /// pairs` while gathering, `could not listen udp fe80::…` for link-local addresses, `mux: no
 /// endpoint for packet starting with …` for a packet arriving before DTLS is set up), so their
@@ -64,6 +66,21 @@ pub const WEBRTC_TARGETS: &[&str] = &[
     "sdp",
     "stun",
     "turn",
+    "rtc",
+    "rtc_ice",
+    "rtc_dtls",
+    "rtc_sctp",
+    "rtc_srtp",
+    "rtc_datachannel",
+    "rtc_interceptor",
+    "rtc_rtp",
+    "rtc_rtcp",
+    "rtc_sdp",
+    "rtc_stun",
+    "rtc_turn",
+    "rtc_mdns",
+    "rtc_media",
+    "rtc_shared",
 ];
 
 /// The level webrtc-rs targets get when ours is `level`: one step quieter than ours, and never
@@ -175,7 +192,10 @@ mod tests {
             "info,webrtc=error,webrtc_ice=error,webrtc_dtls=error,dtls=error,\
              webrtc_sctp=error,webrtc_srtp=error,webrtc_mdns=error,webrtc_data=error,webrtc_media=error,\
              webrtc_util=error,interceptor=error,rtcp=error,rtp=error,sdp=error,stun=error,\
-             turn=error"
+             turn=error,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,rtc_srtp=error,\
+             rtc_datachannel=error,rtc_interceptor=error,rtc_rtp=error,rtc_rtcp=error,\
+             rtc_sdp=error,rtc_stun=error,rtc_turn=error,rtc_mdns=error,rtc_media=error,\
+             rtc_shared=error"
         );
         assert!(filter_directive(LevelFilter::DEBUG).contains(",webrtc_ice=info,"));
         assert!(filter_directive(LevelFilter::TRACE).contains(",webrtc_ice=debug,"));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -177,6 +178,13 @@ pub async fn run(
     let mut servers = Vec::new();
     for (listener, router) in routed {
         let stop = core.shutdown.clone();
+        // Janus API messages are small request/answer pairs: without TCP_NODELAY, Nagle's
+        // algorithm holds each reply until the client's delayed ACK (~40 ms per round trip).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+        });
         servers.push(tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
