@@ -1064,6 +1064,35 @@ mod tests {
     }
 
     #[test]
+    fn the_loop_engine_is_chosen_by_key_or_environment_and_refuses_what_it_cannot_gather() {
+        assert_eq!(Config::default().media.engine, EngineKind::Webrtc);
+        let c =
+            Config::from_sources("[media]\nengine = \"loop\"\nloops = 3\n", "t", env(&[])).unwrap();
+        assert_eq!((c.media.engine, c.media.loops), (EngineKind::Loop, 3));
+        let e = Config::from_sources("", "t", env(&[("BIFRONS_MEDIA_ENGINE", "loop")])).unwrap();
+        assert_eq!(e.media.engine, EngineKind::Loop);
+        for (extra, named) in [
+            (
+                "[ice]\nstun_servers = [\"stun:127.0.0.1:3478\"]\n",
+                "stun_servers",
+            ),
+            (
+                "[ice]\nnat_1_1_mapping = [\"192.0.2.1\"]\n",
+                "nat_1_1_mapping",
+            ),
+            (
+                "[ice]\nport_min = 20000\nport_max = 20001\n[media]\nloops = 3\n",
+                "media.loops",
+            ),
+        ] {
+            let err = Config::from_sources(extra, "t", env(&[("BIFRONS_MEDIA_ENGINE", "loop")]))
+                .unwrap_err();
+            assert!(err.to_string().contains(named), "{named}: {err}");
+        }
+        assert!(Config::from_sources("[media]\nengine = \"str0m\"\n", "t", env(&[])).is_err());
+    }
+
+    #[test]
     fn numeric_looking_secret_stays_usable() {
         let c = Config::from_sources("", "t", env(&[("BIFRONS_GENERAL_API_SECRET", "s3cret")]))
             .unwrap();

@@ -164,6 +164,28 @@ a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 102 96 97\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 profile-level-id=42e01f\r\n\
 a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n";
 
+    proptest::proptest! {
+        #[test]
+        fn offered_formats_never_panic_and_name_only_listed_payload_types(
+            pts in proptest::collection::vec(0u8..128, 0..6),
+            names in proptest::collection::vec("[A-Za-z0-9-]{0,12}", 0..6),
+            noise in ".{0,64}",
+        ) {
+            let mut sdp = format!(
+                "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF {}\r\n",
+                pts.iter().map(u8::to_string).collect::<Vec<_>>().join(" ")
+            );
+            for (pt, name) in pts.iter().zip(&names) {
+                sdp.push_str(&format!("a=rtpmap:{pt} {name}/48000/2\r\na=rtcp-fb:{pt} {noise}\r\n"));
+            }
+            sdp.push_str(&noise);
+            for format in offered_formats(&sdp, MediaKind::Audio) {
+                proptest::prop_assert!(pts.contains(&format.pt));
+                proptest::prop_assert!(format.codec.codec().is_some());
+            }
+        }
+    }
+
     #[test]
     fn offered_formats_keep_payload_types_feedback_and_telephone_event() {
         let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0 126\r\na=rtpmap:111 opus/48000/2\r\n\

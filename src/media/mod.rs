@@ -19,6 +19,7 @@ mod types;
 mod webrtc_peer;
 
 pub use capacity::Capacity;
+pub use codec_choice::{offered_formats, OfferedCodec, OfferedFormat};
 pub use engine::MediaEngine;
 pub use error::MediaError;
 pub use negotiated::{Negotiated, NegotiatedStream, StreamInfo};

@@ -324,12 +324,6 @@ impl LoopPeer {
         // loop learns the ufrag from each local description.
         let settings = SettingEngineBuilder::new()
             .with_include_loopback_candidate(true)
-            // Answer `a=setup:passive` (RFC 8842 §5.3 allows either): the offerer, which
-            // controls ICE, starts DTLS once its nominated pair works. As the active side,
-            // our ClientHello went out when our side of ICE came up, before the offerer's
-            // had, was dropped, and waited for its 500 ms retransmission: set-up took 620 ms
-            // instead of 60 ms in `scripts/bench-echo`.
-            .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
             .with_lite(template.ice_lite)
             .build();
         let config = RTCConfigurationBuilder::new()
