@@ -29,6 +29,7 @@ use super::capacity::Capacity;
 use super::error::MediaError;
 use super::interfaces;
 use super::peer::{Peer, PeerListener};
+use super::plan::Codec;
 use super::rtc::{LoopPool, PeerTemplate};
 use super::webrtc_peer::{PeerSettings, WebrtcPeer};
 use crate::config::{DtlsConfig, EngineKind, IceConfig, MediaConfig};
@@ -37,6 +38,18 @@ use crate::config::{DtlsConfig, EngineKind, IceConfig, MediaConfig};
 /// matches codec preferences on MIME type and fmtp only, so the payload type is what tells
 /// the two clock rates apart.
 pub(super) const DTMF_PAYLOAD_TYPES: [(u32, u8); 2] = [(48_000, 110), (8_000, 126)];
+
+/// The payload type a codec preference names for `codec`: its static one (RFC 3551), the
+/// registered one of telephone-event's clock, else 0 (the engine picks its own).
+pub(super) fn preferred_pt(codec: &Codec) -> u8 {
+    match codec {
+        Codec::TelephoneEvent { clock_rate } => DTMF_PAYLOAD_TYPES
+            .iter()
+            .find(|(rate, _)| rate == clock_rate)
+            .map_or(0, |(_, pt)| *pt),
+        _ => codec.static_pt().unwrap_or(0),
+    }
+}
 
 /// Packets each outgoing stream keeps for answering NACKs (RFC 4585 §6.2.1), as a power of
 /// two: 2^8 = 256 packets is over 1 s of video up to ~3 Mbit/s in 1,200-byte packets and 5 s

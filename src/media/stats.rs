@@ -196,30 +196,6 @@ pub(super) async fn collect(pc: &RTCPeerConnection, data_mid: Option<Mid>) -> Pe
     let mut remote_inbound = Vec::new();
     let mut data = None;
     let mut selected_pair = None;
-    fn stream<'a>(streams: &'a mut Vec<StreamStats>, mid: &str, kind: &str) -> &'a mut StreamStats {
-        let index = match streams.iter().position(|s| s.mid.0 == mid) {
-            Some(i) => i,
-            None => {
-                let kind = if kind == "video" {
-                    MediaKind::Video
-                } else {
-                    MediaKind::Audio
-                };
-                streams.push(StreamStats {
-                    mid: Mid(mid.to_string()),
-                    stream_type: StreamType::Media(kind),
-                    ssrc: None,
-                    ssrc_peer: None,
-                    inbound: Counters::default(),
-                    outbound: Counters::default(),
-                    rtt_ms: None,
-                    lost_by_remote: None,
-                });
-                streams.len() - 1
-            }
-        };
-        &mut streams[index]
-    }
     for entry in report.reports.values() {
         match entry {
             StatsReportType::LocalCandidate(c) | StatsReportType::RemoteCandidate(c) => {
@@ -241,14 +217,14 @@ pub(super) async fn collect(pc: &RTCPeerConnection, data_mid: Option<Mid>) -> Pe
                 }
             }
             StatsReportType::InboundRTP(s) => {
-                let st = stream(&mut streams, &s.mid, &s.kind);
+                let st = stream_entry(&mut streams, &s.mid, media_kind(&s.kind));
                 st.ssrc_peer = Some(s.ssrc);
                 st.inbound.packets += s.packets_received;
                 st.inbound.bytes += s.bytes_received + s.header_bytes_received;
                 st.inbound.nacks += s.nack_count;
             }
             StatsReportType::OutboundRTP(s) => {
-                let st = stream(&mut streams, &s.mid, &s.kind);
+                let st = stream_entry(&mut streams, &s.mid, media_kind(&s.kind));
                 st.ssrc = Some(s.ssrc);
                 st.outbound.packets += s.packets_sent;
                 st.outbound.bytes += s.bytes_sent + s.header_bytes_sent;
@@ -295,9 +271,62 @@ pub(super) async fn collect(pc: &RTCPeerConnection, data_mid: Option<Mid>) -> Pe
             st.lost_by_remote = Some(lost);
         }
     }
-    if let Some((inbound, outbound)) = data {
+    assemble(
+        dtls_state,
+        fingerprints,
+        selected_pair,
+        (local_candidates, remote_candidates),
+        streams,
+        data.map(|counters| (data_mid.unwrap_or_default(), counters)),
+    )
+}
+
+fn media_kind(kind: &str) -> MediaKind {
+    if kind == "video" {
+        MediaKind::Video
+    } else {
+        MediaKind::Audio
+    }
+}
+
+/// The entry of `mid` in `streams`, added as media of `kind` when missing.
+pub(super) fn stream_entry<'a>(
+    streams: &'a mut Vec<StreamStats>,
+    mid: &str,
+    kind: MediaKind,
+) -> &'a mut StreamStats {
+    let index = match streams.iter().position(|s| s.mid.0 == mid) {
+        Some(i) => i,
+        None => {
+            streams.push(StreamStats {
+                mid: Mid(mid.to_string()),
+                stream_type: StreamType::Media(kind),
+                ssrc: None,
+                ssrc_peer: None,
+                inbound: Counters::default(),
+                outbound: Counters::default(),
+                rtt_ms: None,
+                lost_by_remote: None,
+            });
+            streams.len() - 1
+        }
+    };
+    &mut streams[index]
+}
+
+/// The snapshot as `handle_info` lists it: the data channels' counters (mid, inbound,
+/// outbound) as one more stream, streams by mid, candidates by priority, highest first.
+pub(super) fn assemble(
+    dtls_state: DtlsState,
+    fingerprints: Vec<String>,
+    selected_pair: Option<CandidatePair>,
+    (mut local_candidates, mut remote_candidates): (Vec<CandidateSummary>, Vec<CandidateSummary>),
+    mut streams: Vec<StreamStats>,
+    data: Option<(Mid, (Counters, Counters))>,
+) -> PeerStats {
+    if let Some((mid, (inbound, outbound))) = data {
         streams.push(StreamStats {
-            mid: data_mid.unwrap_or_default(),
+            mid,
             stream_type: StreamType::Data,
             ssrc: None,
             ssrc_peer: None,

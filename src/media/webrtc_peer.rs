@@ -29,7 +29,7 @@ use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc::track::track_remote::TrackRemote;
 
 use super::codec_choice::{choose_codec, has_section, OfferedCodec};
-use super::engine::DTMF_PAYLOAD_TYPES;
+use super::engine::preferred_pt;
 use super::error::MediaError;
 use super::mirror::mirror_offer;
 use super::negotiated::{Negotiated, StreamInfo};
@@ -573,13 +573,7 @@ fn codec_parameters(codecs: &[Codec]) -> Vec<RTCRtpCodecParameters> {
                 sdp_fmtp_line: c.fmtp(),
                 rtcp_feedback: vec![],
             },
-            payload_type: match c {
-                Codec::TelephoneEvent { clock_rate } => DTMF_PAYLOAD_TYPES
-                    .iter()
-                    .find(|(rate, _)| rate == clock_rate)
-                    .map_or(0, |(_, pt)| *pt),
-                _ => c.static_pt().unwrap_or(0),
-            },
+            payload_type: preferred_pt(c),
             ..Default::default()
         })
         .collect()

@@ -45,7 +45,7 @@ use super::event_loop::Queue;
 use super::outbox::{Outbox, Sending};
 use crate::ids::Mid;
 use crate::media::codec_choice::{choose_codec, has_section, offered_formats, OfferedCodec};
-use crate::media::engine::DTMF_PAYLOAD_TYPES;
+use crate::media::engine::{preferred_pt, DTMF_PAYLOAD_TYPES};
 use crate::media::mirror::mirror_offer;
 use crate::media::negotiated::AUDIO_LEVEL_URI;
 use crate::media::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan};
@@ -196,10 +196,11 @@ pub struct LoopPeer {
     closed: bool,
 }
 
-/// Packets each outgoing stream keeps for answering NACKs (RFC 4585 §6.2.1): 256 is over 1 s
-/// of video up to ~3 Mbit/s in 1,200-byte packets and 5 s of Opus. `rtc` keeps 1,024 by
-/// default: ~1.2 MB per video stream once full, most of a loaded PeerConnection's memory.
-const NACK_RESPONDER_PACKETS: u16 = 256;
+/// Packets each outgoing video stream keeps for answering NACKs (RFC 4585 §6.2.1): 128 is
+/// 0.5 s of video at ~2.5 Mbit/s in 1,200-byte packets, 2.5 s at 500 kbit/s. Each kept packet
+/// holds its ~1.2 kB receive buffer: `scripts/bench-echo` (500 kbit/s VP8 + Opus echo) measured
+/// 711 KiB per session with 256 and 533 KiB with 128. `rtc` keeps 1,024 by default.
+const NACK_RESPONDER_PACKETS: u16 = 128;
 
 /// The codecs, header extensions and interceptors of one PeerConnection: `rtc`'s defaults
 /// (Opus, G.722, PCMU, PCMA, VP8, VP9, H.264, AV1; NACK both ways with `nack`/`nack pli` on
@@ -288,13 +289,7 @@ fn codec_parameters(codecs: &[Codec]) -> Vec<RTCRtpCodecParameters> {
                 sdp_fmtp_line: c.fmtp(),
                 rtcp_feedback: vec![],
             },
-            payload_type: match c {
-                Codec::TelephoneEvent { clock_rate } => DTMF_PAYLOAD_TYPES
-                    .iter()
-                    .find(|(rate, _)| rate == clock_rate)
-                    .map_or(0, |(_, pt)| *pt),
-                _ => c.static_pt().unwrap_or(0),
-            },
+            payload_type: preferred_pt(c),
         })
         .collect()
 }

@@ -10,11 +10,9 @@ use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
 use rtc::statistics::StatsSelector;
 
 use super::loop_peer::LoopPeer;
-use crate::ids::Mid;
-use crate::media::stats::data_mid;
+use crate::media::stats::{assemble, data_mid, stream_entry};
 use crate::media::{
     CandidatePair, CandidateSummary, Counters, DtlsState, MediaKind, PeerStats, StreamStats,
-    StreamType,
 };
 
 fn candidate(c: &RTCIceCandidateStats) -> CandidateSummary {
@@ -27,33 +25,12 @@ fn candidate(c: &RTCIceCandidateStats) -> CandidateSummary {
     }
 }
 
-fn stream<'a>(
-    streams: &'a mut Vec<StreamStats>,
-    mid: &str,
-    kind: RtpCodecKind,
-) -> &'a mut StreamStats {
-    let index = match streams.iter().position(|s| s.mid.0 == mid) {
-        Some(i) => i,
-        None => {
-            let kind = if kind == RtpCodecKind::Video {
-                MediaKind::Video
-            } else {
-                MediaKind::Audio
-            };
-            streams.push(StreamStats {
-                mid: Mid(mid.to_owned()),
-                stream_type: StreamType::Media(kind),
-                ssrc: None,
-                ssrc_peer: None,
-                inbound: Counters::default(),
-                outbound: Counters::default(),
-                rtt_ms: None,
-                lost_by_remote: None,
-            });
-            streams.len() - 1
-        }
-    };
-    &mut streams[index]
+fn media_kind(kind: RtpCodecKind) -> MediaKind {
+    if kind == RtpCodecKind::Video {
+        MediaKind::Video
+    } else {
+        MediaKind::Audio
+    }
 }
 
 /// Reads the snapshot of `peer` at `now`.
@@ -92,7 +69,11 @@ pub fn collect(peer: &mut LoopPeer, now: Instant) -> PeerStats {
             RTCStatsReportEntry::RemoteCandidate(c) => remote_candidates.push(candidate(c)),
             RTCStatsReportEntry::InboundRtp(s) => {
                 let received = &s.received_rtp_stream_stats;
-                let st = stream(&mut streams, &s.mid, received.rtp_stream_stats.kind);
+                let st = stream_entry(
+                    &mut streams,
+                    &s.mid,
+                    media_kind(received.rtp_stream_stats.kind),
+                );
                 st.ssrc_peer = Some(received.rtp_stream_stats.ssrc);
                 st.inbound.packets += received.packets_received;
                 st.inbound.bytes += s.bytes_received + s.header_bytes_received;
@@ -100,7 +81,7 @@ pub fn collect(peer: &mut LoopPeer, now: Instant) -> PeerStats {
             }
             RTCStatsReportEntry::OutboundRtp(s) => {
                 let sent = &s.sent_rtp_stream_stats;
-                let st = stream(&mut streams, &s.mid, sent.rtp_stream_stats.kind);
+                let st = stream_entry(&mut streams, &s.mid, media_kind(sent.rtp_stream_stats.kind));
                 st.ssrc = Some(sent.rtp_stream_stats.ssrc);
                 st.outbound.packets += sent.packets_sent;
                 st.outbound.bytes += sent.bytes_sent + s.header_bytes_sent;
@@ -170,27 +151,12 @@ pub fn collect(peer: &mut LoopPeer, now: Instant) -> PeerStats {
             st.lost_by_remote = Some(lost);
         }
     }
-    if let Some((inbound, outbound)) = data {
-        streams.push(StreamStats {
-            mid: data_mid(&local_sdp).unwrap_or_default(),
-            stream_type: StreamType::Data,
-            ssrc: None,
-            ssrc_peer: None,
-            inbound,
-            outbound,
-            rtt_ms: None,
-            lost_by_remote: None,
-        });
-    }
-    streams.sort_by(|a, b| a.mid.0.cmp(&b.mid.0));
-    local_candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
-    remote_candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
-    PeerStats {
+    assemble(
         dtls_state,
         fingerprints,
         selected_pair,
-        local_candidates,
-        remote_candidates,
+        (local_candidates, remote_candidates),
         streams,
-    }
+        data.map(|counters| (data_mid(&local_sdp).unwrap_or_default(), counters)),
+    )
 }
