@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::demux::Demux;
-use super::loop_peer::{LoopPeer, PeerHandler, PeerShared, PeerTemplate};
+use super::loop_peer::{LoopPeer, PeerHandler, PeerShared};
+use super::setup::PeerTemplate;
 use super::timers::Timers;
 use crate::media::sender::{MediaSender, OUTBOUND_QUEUE};
 use crate::media::{AnswerPlan, MediaError};

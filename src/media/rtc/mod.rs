@@ -42,16 +42,16 @@ mod handle;
 mod loop_peer;
 mod outbox;
 mod pool;
+mod setup;
 mod stats;
 pub mod timers;
 
 pub use event_loop::{AnswerResult, EventLoop, PeerKey};
 pub use handle::LoopHandle;
-pub use loop_peer::{
-    host_candidate, udp_datagram, LoopPeer, PeerHandler, PeerShared, PeerTemplate,
-};
+pub use loop_peer::{LoopPeer, PeerHandler, PeerShared};
 pub use outbox::Outbox;
 pub use pool::LoopPool;
+pub use setup::{host_candidate, udp_datagram, PeerTemplate};
 
 #[cfg(test)]
 mod tests;

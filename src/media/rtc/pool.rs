@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 
 use super::event_loop::EventLoop;
 use super::handle::LoopHandle;
-use super::loop_peer::PeerTemplate;
+use super::setup::PeerTemplate;
 use crate::media::{MediaError, PeerListener};
 
 /// Every event loop of the process.

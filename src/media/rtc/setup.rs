@@ -1,0 +1,236 @@
+//! What a loop PeerConnection is built from: the process-wide [`PeerTemplate`] (certificate and
+//! settings), the codecs and interceptors of each PeerConnection, the loop socket's host
+//! candidate and datagrams as `rtc` reads them, and the conversions between the media
+//! contract's types and `rtc`'s.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::interceptor::Registry;
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_twcc_receiver_only,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::media::engine::{preferred_pt, DTMF_PAYLOAD_TYPES};
+use crate::media::negotiated::AUDIO_LEVEL_URI;
+use crate::media::plan::{Codec, Direction};
+use crate::media::{MediaError, MediaKind};
+
+/// What every PeerConnection of the process shares: one DTLS certificate (no key generation
+/// per PeerConnection) and the `[ice]`/`[general]` settings.
+#[derive(Clone)]
+pub struct PeerTemplate {
+    /// The DTLS certificate of every PeerConnection.
+    pub certificate: Arc<RTCCertificate>,
+    /// Trickle our candidate as an event too (`[ice] full_trickle`).
+    pub full_trickle: bool,
+    /// Answer as an ICE-lite agent (RFC 8445 §2.5, `[ice] ice_lite`).
+    pub ice_lite: bool,
+    /// Silence before a `media` receiving=false event.
+    pub no_media_timer: Duration,
+    /// Lost packets per second that raise `slowlink`; 0 = never.
+    pub slowlink_threshold: u64,
+}
+
+impl PeerTemplate {
+    /// The template with `certificate` and the defaults: half trickle, full ICE, `media`
+    /// after 1 s of silence, no slow-link events.
+    pub fn new(certificate: RTCCertificate) -> Self {
+        Self {
+            certificate: Arc::new(certificate),
+            full_trickle: false,
+            ice_lite: false,
+            no_media_timer: Duration::from_secs(1),
+            slowlink_threshold: 0,
+        }
+    }
+
+    /// A template with the process' self-signed ECDSA P-256 certificate, generated once.
+    ///
+    /// Errors: no crypto provider or key generation failed, as [`MediaError::Certificate`].
+    pub fn generate() -> Result<Self, MediaError> {
+        let err = |e: String| MediaError::Certificate(e);
+        let provider = rtc::crypto::default_provider().map_err(|e| err(e.to_string()))?;
+        let params =
+            rtc::peer_connection::certificate::CertificateParams::new(vec!["bifrons".into()])
+                .map_err(|e| err(e.to_string()))?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            params,
+        )
+        .map_err(|e| err(e.to_string()))?;
+        Ok(Self::new(certificate))
+    }
+
+    /// A template with the certificate and PKCS#8 key of `pem` (both blocks in one text).
+    ///
+    /// Errors: a PEM `rtc` cannot read, as [`MediaError::Certificate`].
+    pub fn from_pem(pem: &str) -> Result<Self, MediaError> {
+        let err = |e: String| MediaError::Certificate(e);
+        let provider = rtc::crypto::default_provider().map_err(|e| err(e.to_string()))?;
+        let certificate =
+            RTCCertificate::from_pem(pem, provider.crypto()).map_err(|e| err(e.to_string()))?;
+        Ok(Self::new(certificate))
+    }
+}
+
+/// Packets each outgoing video stream keeps for answering NACKs (RFC 4585 §6.2.1): 128 is
+/// 0.5 s of video at ~2.5 Mbit/s in 1,200-byte packets, 2.5 s at 500 kbit/s. Each kept packet
+/// holds its ~1.2 kB receive buffer: `scripts/bench-echo` (500 kbit/s VP8 + Opus echo) measured
+/// 711 KiB per session with 256 and 533 KiB with 128. `rtc` keeps 1,024 by default.
+const NACK_RESPONDER_PACKETS: u16 = 128;
+
+/// The codecs, header extensions and interceptors of one PeerConnection: `rtc`'s defaults
+/// (Opus, G.722, PCMU, PCMA, VP8, VP9, H.264, AV1; NACK both ways with `nack`/`nack pli` on
+/// video, TWCC receiver, RTCP reports) plus RFC 4733 telephone-event at 48 and 8 kHz and RFC
+/// 6464 audio levels, with the NACK buffer bounded by [`NACK_RESPONDER_PACKETS`].
+pub(super) fn media_setup() -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    for (clock_rate, payload_type) in DTMF_PAYLOAD_TYPES {
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: "audio/telephone-event".into(),
+                    clock_rate,
+                    channels: 0,
+                    sdp_fmtp_line: "0-16".into(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type,
+            },
+            RtpCodecKind::Audio,
+        )?;
+    }
+    media.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
+    for parameter in ["", "pli"] {
+        media.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    let registry = Registry::new()
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new()
+                .with_size(NACK_RESPONDER_PACKETS)
+                .build(),
+        )
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(
+            Slot::from(super::feedback::SLOT),
+            super::feedback::FeedbackToApplication::default(),
+        );
+    let registry = configure_twcc_receiver_only(registry, &mut media)?;
+    Ok((media, configure_rtcp_reports(registry)))
+}
+
+pub(super) fn rtc_err(e: rtc::shared::error::Error) -> MediaError {
+    MediaError::Rtc(e.to_string())
+}
+
+pub(super) fn codec_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+pub(super) fn transceiver_direction(direction: Direction) -> RTCRtpTransceiverDirection {
+    match direction {
+        Direction::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
+        Direction::SendOnly => RTCRtpTransceiverDirection::Sendonly,
+        Direction::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
+        Direction::Inactive => RTCRtpTransceiverDirection::Inactive,
+    }
+}
+
+/// Codec preferences for a transceiver, in `codecs`' order; payload type 0 lets `rtc` take
+/// its own (telephone-event gets the registered one of its clock).
+pub(super) fn codec_parameters(codecs: &[Codec]) -> Vec<RTCRtpCodecParameters> {
+    codecs
+        .iter()
+        .map(|c| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: c.mime_type(),
+                clock_rate: c.clock_rate(),
+                channels: c.channels(),
+                sdp_fmtp_line: c.fmtp(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: preferred_pt(c),
+        })
+        .collect()
+}
+
+/// The `a=ice-ufrag` of `sdp` (the first; BUNDLE shares one).
+pub(super) fn sdp_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .map(str::trim)
+}
+
+/// `datagram`, received at `now` on the UDP socket at `local` from `from`, as `rtc`'s
+/// `handle_read` takes it (a copy: `rtc` owns what it reads).
+pub fn udp_datagram(
+    now: Instant,
+    local: SocketAddr,
+    from: SocketAddr,
+    datagram: &[u8],
+) -> TaggedBytesMut {
+    TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: local,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message: BytesMut::from(datagram),
+    }
+}
+
+/// The host candidate of a loop's socket at `addr` (UDP, component 1), as `rtc` takes it in
+/// `add_local_candidate`: the only candidate a loop gathers (RFC 8445 §5.1.1.1).
+///
+/// Errors: [`MediaError::Rtc`] when `rtc` refuses the address.
+pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, MediaError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(|e| MediaError::Rtc(e.to_string()))?;
+    RTCIceCandidate::from(&candidate)
+        .to_json()
+        .map_err(|e| MediaError::Rtc(e.to_string()))
+}
