@@ -264,19 +264,14 @@ pub(super) async fn collect(pc: &RTCPeerConnection, data_mid: Option<Mid>) -> Pe
             rtt_ms,
         });
     }
-    for (ssrc, rtt, lost) in remote_inbound {
-        if let Some(st) = streams.iter_mut().find(|s| s.ssrc == Some(ssrc)) {
-            // webrtc-rs 0.17 fills `round_trip_time` with its interceptor's milliseconds.
-            st.rtt_ms = rtt;
-            st.lost_by_remote = Some(lost);
-        }
-    }
     assemble(
         dtls_state,
         fingerprints,
         selected_pair,
         (local_candidates, remote_candidates),
         streams,
+        // webrtc-rs 0.17 fills `round_trip_time` with its interceptor's milliseconds.
+        remote_inbound,
         data.map(|counters| (data_mid.unwrap_or_default(), counters)),
     )
 }
@@ -314,16 +309,25 @@ pub(super) fn stream_entry<'a>(
     &mut streams[index]
 }
 
-/// The snapshot as `handle_info` lists it: the data channels' counters (mid, inbound,
-/// outbound) as one more stream, streams by mid, candidates by priority, highest first.
+/// The snapshot as `handle_info` lists it: each outgoing stream with what the peer reports of
+/// it (`remote_inbound`: SSRC, round-trip time in ms, packets lost), the data channels'
+/// counters (mid, inbound, outbound) as one more stream, streams by mid, candidates by
+/// priority, highest first.
 pub(super) fn assemble(
     dtls_state: DtlsState,
     fingerprints: Vec<String>,
     selected_pair: Option<CandidatePair>,
     (mut local_candidates, mut remote_candidates): (Vec<CandidateSummary>, Vec<CandidateSummary>),
     mut streams: Vec<StreamStats>,
+    remote_inbound: Vec<(u32, Option<f64>, i64)>,
     data: Option<(Mid, (Counters, Counters))>,
 ) -> PeerStats {
+    for (ssrc, rtt_ms, lost) in remote_inbound {
+        if let Some(st) = streams.iter_mut().find(|s| s.ssrc == Some(ssrc)) {
+            st.rtt_ms = rtt_ms;
+            st.lost_by_remote = Some(lost);
+        }
+    }
     if let Some((mid, (inbound, outbound))) = data {
         streams.push(StreamStats {
             mid,

@@ -89,9 +89,11 @@ pub fn collect(peer: &mut LoopPeer, now: Instant) -> PeerStats {
             }
             RTCStatsReportEntry::RemoteInboundRtp(s) => {
                 let received = &s.received_rtp_stream_stats;
+                // webrtc-stats gives seconds.
+                let rtt = s.round_trip_time;
                 remote_inbound.push((
                     received.rtp_stream_stats.ssrc,
-                    s.round_trip_time,
+                    (rtt > 0.0).then_some(rtt * 1000.0),
                     received.packets_lost,
                 ));
             }
@@ -144,19 +146,13 @@ pub fn collect(peer: &mut LoopPeer, now: Instant) -> PeerStats {
         }
         _ => None,
     };
-    for (ssrc, rtt, lost) in remote_inbound {
-        if let Some(st) = streams.iter_mut().find(|s| s.ssrc == Some(ssrc)) {
-            // webrtc-stats gives seconds.
-            st.rtt_ms = (rtt > 0.0).then_some(rtt * 1000.0);
-            st.lost_by_remote = Some(lost);
-        }
-    }
     assemble(
         dtls_state,
         fingerprints,
         selected_pair,
         (local_candidates, remote_candidates),
         streams,
+        remote_inbound,
         data.map(|counters| (data_mid(&local_sdp).unwrap_or_default(), counters)),
     )
 }
