@@ -28,6 +28,16 @@ const AUDIO: &[&str] = &["opus", "G722", "PCMU", "PCMA"];
 const VIDEO: &[&str] = &["VP8", "VP9", "H264", "AV1"];
 
 impl OfferedCodec {
+    /// `codec` as an SDP would name it (for a track created before any offer names it).
+    pub fn of(codec: &Codec) -> Self {
+        Self {
+            mime_type: codec.mime_type(),
+            clock_rate: codec.clock_rate(),
+            channels: codec.channels(),
+            fmtp: codec.fmtp(),
+        }
+    }
+
     /// The codec in Bifrons' terms.
     pub fn codec(&self) -> Option<Codec> {
         let name = self.mime_type.split_once('/').map_or("", |(_, n)| n);

@@ -317,6 +317,29 @@ impl OfferPlan {
     }
 }
 
+/// What a gateway offer puts on each kind of `plan`: the stream's direction, its codecs in
+/// order (the plan's, or [`default_offer_codecs`]), and the first of them that is not
+/// telephone-event, the codec a sending track is created in. Kinds the plan leaves out, or
+/// whose codecs are all telephone-event, are skipped.
+pub(super) fn offer_streams(plan: &OfferPlan) -> Vec<(MediaKind, Direction, Vec<Codec>, Codec)> {
+    MediaKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let stream = plan.stream(kind)?;
+            let codecs = if stream.codecs.is_empty() {
+                default_offer_codecs(kind)
+            } else {
+                stream.codecs.clone()
+            };
+            let first = codecs
+                .iter()
+                .find(|c| !matches!(c, Codec::TelephoneEvent { .. }))?
+                .clone();
+            Some((kind, stream.direction, codecs, first))
+        })
+        .collect()
+}
+
 /// Codecs offered for `kind` when a plan names none.
 pub(super) fn default_offer_codecs(kind: MediaKind) -> Vec<Codec> {
     match kind {

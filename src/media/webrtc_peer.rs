@@ -34,7 +34,7 @@ use super::error::MediaError;
 use super::mirror::mirror_offer;
 use super::negotiated::{Negotiated, StreamInfo};
 use super::peer::{PeerListener, DATA_CHANNEL_LABEL};
-use super::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
+use super::plan::{offer_streams, AnswerPlan, Codec, Direction, OfferPlan, StreamPlan};
 use super::sender::{MediaSender, Outbound, OUTBOUND_QUEUE};
 use super::stats::PeerStats;
 use super::types::*;
@@ -282,28 +282,9 @@ impl WebrtcPeer {
     /// and [`WebrtcPeer::accept_answer`] tells what was settled. `ice_restart` asks for new ICE
     /// credentials (RFC 8445 §9), for a client whose network changed.
     pub async fn offer(&self, plan: &OfferPlan, ice_restart: bool) -> Result<Jsep, MediaError> {
-        for kind in MediaKind::ALL {
-            let Some(stream) = plan.stream(kind) else {
-                continue;
-            };
-            let codecs = if stream.codecs.is_empty() {
-                default_offer_codecs(kind)
-            } else {
-                stream.codecs.clone()
-            };
-            let Some(first) = codecs
-                .iter()
-                .find(|c| !matches!(c, Codec::TelephoneEvent { .. }))
-            else {
-                continue;
-            };
-            let offered = OfferedCodec {
-                mime_type: first.mime_type(),
-                clock_rate: first.clock_rate(),
-                channels: first.channels(),
-                fmtp: first.fmtp(),
-            };
-            let stream = StreamPlan::new(stream.direction, codecs);
+        for (kind, direction, codecs, first) in offer_streams(plan) {
+            let offered = OfferedCodec::of(&first);
+            let stream = StreamPlan::new(direction, codecs);
             if stream.direction.sends() {
                 self.add_outgoing_track(kind, offered, &stream).await?;
             } else if self.shared.tracks[kind.index()]

@@ -39,7 +39,7 @@ use super::setup::{
 use crate::ids::Mid;
 use crate::media::codec_choice::{choose_codec, has_section, offered_formats, OfferedCodec};
 use crate::media::mirror::mirror_offer;
-use crate::media::plan::{default_offer_codecs, AnswerPlan, Codec, Direction, OfferPlan};
+use crate::media::plan::{offer_streams, AnswerPlan, Codec, Direction, OfferPlan};
 use crate::media::sender::Outbound;
 use crate::media::{
     AudioLevel, DataMessage, LocalCandidate, MediaError, MediaKind, Negotiated, RemoteCandidate,
@@ -241,32 +241,13 @@ impl LoopPeer {
         plan: &OfferPlan,
         ice_restart: bool,
     ) -> Result<String, MediaError> {
-        for kind in MediaKind::ALL {
-            let Some(stream) = plan.stream(kind) else {
-                continue;
-            };
-            let codecs = if stream.codecs.is_empty() {
-                default_offer_codecs(kind)
-            } else {
-                stream.codecs.clone()
-            };
-            let Some(first) = codecs
-                .iter()
-                .find(|c| !matches!(c, Codec::TelephoneEvent { .. }))
-            else {
-                continue;
-            };
+        for (kind, direction, codecs, first) in offer_streams(plan) {
             if self.transceivers[kind.index()].is_some() {
                 continue;
             }
-            if stream.direction.sends() {
-                let offered = OfferedCodec {
-                    mime_type: first.mime_type(),
-                    clock_rate: first.clock_rate(),
-                    channels: first.channels(),
-                    fmtp: first.fmtp(),
-                };
-                self.add_sending(kind, offered, stream.direction, &codecs)?;
+            if direction.sends() {
+                let offered = OfferedCodec::of(&first);
+                self.add_sending(kind, offered, direction, &codecs)?;
             } else {
                 let init = RTCRtpTransceiverInit {
                     direction: RTCRtpTransceiverDirection::Recvonly,
