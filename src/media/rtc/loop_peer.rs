@@ -88,9 +88,12 @@ pub struct PeerShared {
     pub states: Mutex<StateNames>,
 }
 
-/// A remote stream: its kind, receiver and what it carries.
+/// A remote stream: its kind, receiver and what it carries. Keyed by SSRC, not by track id:
+/// a peer may give every track the same `a=msid` track id (werift does), while each stream's
+/// SSRC is its own (RFC 3550 §8).
 struct Inbound {
     kind: MediaKind,
+    track_id: String,
     receiver: RTCRtpReceiverId,
     info: Option<StreamInfo>,
 }
@@ -108,7 +111,7 @@ pub struct LoopPeer {
     /// The plan's codecs per kind, the chosen one first; empty: the offer's order.
     preferred: [Vec<Codec>; 2],
     /// Remote streams by `rtc` track id.
-    inbound: HashMap<String, Inbound>,
+    inbound: HashMap<u32, Inbound>,
     /// Remote stream per kind: its receiver and SSRC, learnt from its first packet.
     receivers: [Option<(RTCRtpReceiverId, u32)>; 2],
     /// Open data channels by label (SCTP runs only once an `m=application` is negotiated).
@@ -660,9 +663,9 @@ impl LoopPeer {
         self.handler = handler;
     }
 
-    /// What the remote stream `track_id` carries, from the last offer/answer.
-    fn stream_info(&mut self, track_id: &str) -> Option<(MediaKind, StreamInfo)> {
-        let inbound = self.inbound.get_mut(track_id)?;
+    /// What the remote stream `ssrc` carries, from the last offer/answer.
+    fn stream_info(&mut self, ssrc: u32) -> Option<(MediaKind, StreamInfo)> {
+        let inbound = self.inbound.get_mut(&ssrc)?;
         if inbound.info.is_none() {
             let kind = inbound.kind;
             let mid = self
@@ -748,9 +751,10 @@ impl LoopPeer {
                         _ => continue,
                     };
                     self.inbound.insert(
-                        init.track_id,
+                        init.ssrc,
                         Inbound {
                             kind,
+                            track_id: init.track_id,
                             receiver: init.receiver_id,
                             info: None,
                         },
@@ -770,7 +774,8 @@ impl LoopPeer {
                     if self.closed {
                         continue;
                     }
-                    let Some((kind, mut info)) = self.stream_info(&track_id) else {
+                    let ssrc = packet.header.ssrc;
+                    let Some((kind, mut info)) = self.stream_info(ssrc) else {
                         tracing::debug!(
                             track_id,
                             ssrc = packet.header.ssrc,
@@ -778,8 +783,8 @@ impl LoopPeer {
                         );
                         continue;
                     };
-                    let receiver = self.inbound[&track_id].receiver;
-                    self.receivers[kind.index()] = Some((receiver, packet.header.ssrc));
+                    let receiver = self.inbound[&ssrc].receiver;
+                    self.receivers[kind.index()] = Some((receiver, ssrc));
                     if self
                         .activity
                         .on_packet(now, kind, packet.header.sequence_number)
@@ -825,7 +830,11 @@ impl LoopPeer {
         use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
         use rtc::rtcp::receiver_report::ReceiverReport;
         use rtc::rtcp::sender_report::SenderReport;
-        let track_kind = self.inbound.get(track_id).map(|i| i.kind);
+        let track_kind = self
+            .inbound
+            .values()
+            .find(|i| i.track_id == track_id)
+            .map(|i| i.kind);
         for packet in packets {
             let any = packet.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
