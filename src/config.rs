@@ -607,9 +607,11 @@ pub struct MediaConfig {
     /// Janus error 490 and the Admin API's `get_status` counts the refusals. Default 0: no
     /// limit.
     pub max_sessions: usize,
-    /// What drives the PeerConnections: `webrtc` (default; webrtc-rs 0.17, tasks and a socket
-    /// per PeerConnection) or `loop` (webrtc-rs's sans-I/O `rtc` core: one event-loop thread
-    /// per core, each with one UDP socket shared by its PeerConnections).
+    /// What drives the PeerConnections: `loop` (webrtc-rs's sans-I/O `rtc` core: one
+    /// event-loop thread per core, each with one UDP socket shared by its PeerConnections),
+    /// `webrtc` (webrtc-rs 0.17, tasks and a socket per PeerConnection) or `auto` (default:
+    /// `loop`, unless `[ice]` asks for STUN or TURN servers, which only `webrtc` gathers
+    /// from; see [`EngineKind::resolve`]).
     pub engine: EngineKind,
     /// Event loops of the `loop` engine; 0 = one per core. Single-port mode runs one loop.
     pub loops: usize,
@@ -619,11 +621,28 @@ pub struct MediaConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
-    /// webrtc-rs 0.17: each PeerConnection has its own tasks and sockets.
+    /// `Loop` when the `[ice]` section allows it, else `Webrtc`.
     #[default]
+    Auto,
+    /// webrtc-rs 0.17: each PeerConnection has its own tasks and sockets.
     Webrtc,
     /// The event-loop engine on webrtc-rs's sans-I/O `rtc` core (`media::rtc`).
     Loop,
+}
+
+impl EngineKind {
+    /// The engine that runs: `Auto` is `Webrtc` when `ice` names STUN or TURN servers (the
+    /// loop engine offers its sockets' host candidates, and the mapped ones of
+    /// `nat_1_1_mapping`, but gathers no server-reflexive or relayed ones), else `Loop`.
+    pub fn resolve(self, ice: &IceConfig) -> EngineKind {
+        match self {
+            EngineKind::Auto if ice.stun_servers.is_empty() && ice.turn_servers.is_empty() => {
+                EngineKind::Loop
+            }
+            EngineKind::Auto => EngineKind::Webrtc,
+            kind => kind,
+        }
+    }
 }
 
 /// Most worker threads accepted: more than this is a typo, not a machine.
@@ -815,16 +834,12 @@ impl Config {
         if self.media.udp_port != 0 && self.ice.port_min != 0 {
             return Err("media.udp_port and ice.port_min/port_max exclude each other".into());
         }
-        if self.media.engine == EngineKind::Loop {
+        if self.media.engine.resolve(&self.ice) == EngineKind::Loop {
             // The loop engine offers its sockets' host candidates only (media::rtc).
             if !self.ice.stun_servers.is_empty() || !self.ice.turn_servers.is_empty() {
                 return Err("media.engine = \"loop\" gathers host candidates only: \
-                            ice.stun_servers and ice.turn_servers need engine = \"webrtc\""
-                    .into());
-            }
-            if !self.ice.nat_1_1_mapping.is_empty() {
-                return Err("media.engine = \"loop\" does not map host candidates: \
-                            ice.nat_1_1_mapping needs engine = \"webrtc\""
+                            ice.stun_servers and ice.turn_servers need engine = \"webrtc\" \
+                            (or \"auto\")"
                     .into());
             }
             if self.ice.port_min != 0
@@ -1065,7 +1080,22 @@ mod tests {
 
     #[test]
     fn the_loop_engine_is_chosen_by_key_or_environment_and_refuses_what_it_cannot_gather() {
-        assert_eq!(Config::default().media.engine, EngineKind::Webrtc);
+        let default = Config::default();
+        assert_eq!(default.media.engine, EngineKind::Auto);
+        assert_eq!(default.media.engine.resolve(&default.ice), EngineKind::Loop);
+        let stun = Config::from_sources(
+            "[ice]\nstun_servers = [\"stun:127.0.0.1:3478\"]\n",
+            "t",
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(stun.media.engine.resolve(&stun.ice), EngineKind::Webrtc);
+        let nat = Config::from_sources("[ice]\nnat_1_1_mapping = [\"192.0.2.1\"]\n", "t", env(&[]))
+            .unwrap();
+        assert_eq!(nat.media.engine.resolve(&nat.ice), EngineKind::Loop);
+        let webrtc =
+            Config::from_sources("", "t", env(&[("BIFRONS_MEDIA_ENGINE", "webrtc")])).unwrap();
+        assert_eq!(webrtc.media.engine.resolve(&webrtc.ice), EngineKind::Webrtc);
         let c =
             Config::from_sources("[media]\nengine = \"loop\"\nloops = 3\n", "t", env(&[])).unwrap();
         assert_eq!((c.media.engine, c.media.loops), (EngineKind::Loop, 3));
@@ -1075,10 +1105,6 @@ mod tests {
             (
                 "[ice]\nstun_servers = [\"stun:127.0.0.1:3478\"]\n",
                 "stun_servers",
-            ),
-            (
-                "[ice]\nnat_1_1_mapping = [\"192.0.2.1\"]\n",
-                "nat_1_1_mapping",
             ),
             (
                 "[ice]\nport_min = 20000\nport_max = 20001\n[media]\nloops = 3\n",

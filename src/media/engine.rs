@@ -97,7 +97,7 @@ impl MediaEngine {
         no_media_timer: Duration,
         slowlink_threshold: u64,
     ) -> Result<Self, MediaError> {
-        if media_config.engine == EngineKind::Loop {
+        if media_config.engine.resolve(ice) == EngineKind::Loop {
             return Self::with_loops(ice, dtls, media_config, no_media_timer, slowlink_threshold);
         }
         let mut media = RtcMediaEngine::default();
@@ -260,6 +260,7 @@ impl MediaEngine {
         };
         template.full_trickle = ice.full_trickle;
         template.ice_lite = ice.ice_lite;
+        template.nat_1_1 = ice.nat_1_1_mapping.clone();
         template.no_media_timer = no_media_timer;
         template.slowlink_threshold = slowlink_threshold;
         let pool = LoopPool::start(

@@ -33,7 +33,7 @@ use super::activity::{Activity, Finding};
 use super::event_loop::Queue;
 use super::outbox::{Outbox, Sending};
 use super::setup::{
-    codec_kind, codec_parameters, host_candidate, media_setup, rtc_err, sdp_ufrag,
+    codec_kind, codec_parameters, local_candidates, media_setup, rtc_err, sdp_ufrag,
     transceiver_direction, udp_datagram, PeerTemplate,
 };
 use crate::ids::Mid;
@@ -225,7 +225,7 @@ impl LoopPeer {
             .set_remote_description(now, description)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         self.prefer_plan_codecs(offer)?;
-        self.add_host_candidate()?;
+        self.add_local_candidates()?;
         let answer = self.pc.create_answer(None).map_err(rtc_err)?;
         let sdp = self.apply_local(now, answer)?;
         let sdp = mirror_offer(offer, &sdp);
@@ -280,7 +280,7 @@ impl LoopPeer {
         if ice_restart {
             self.pc.restart_ice();
         }
-        self.add_host_candidate()?;
+        self.add_local_candidates()?;
         let offer = self.pc.create_offer(None).map_err(rtc_err)?;
         self.apply_local(now, offer)
     }
@@ -479,12 +479,12 @@ impl LoopPeer {
         Ok(())
     }
 
-    /// Our host candidate (the loop's socket), once.
-    fn add_host_candidate(&mut self) -> Result<(), MediaError> {
+    /// Our candidates (the loop's socket, [`local_candidates`]), once.
+    fn add_local_candidates(&mut self) -> Result<(), MediaError> {
         if !self.candidate_added {
-            self.pc
-                .add_local_candidate(host_candidate(self.local_addr)?)
-                .map_err(rtc_err)?;
+            for candidate in local_candidates(self.local_addr, &self.template.nat_1_1)? {
+                self.pc.add_local_candidate(candidate).map_err(rtc_err)?;
+            }
             self.candidate_added = true;
         }
         Ok(())
@@ -510,12 +510,13 @@ impl LoopPeer {
             self.ufrag = ufrag.to_owned();
         }
         if self.template.full_trickle {
-            let candidate = host_candidate(self.local_addr)?;
-            self.handler.on_local_candidate(Some(RemoteCandidate {
-                candidate: candidate.candidate,
-                sdp_mid: candidate.sdp_mid.or_else(|| Some("0".to_owned())),
-                sdp_mline_index: candidate.sdp_mline_index.or(Some(0)),
-            }));
+            for candidate in local_candidates(self.local_addr, &self.template.nat_1_1)? {
+                self.handler.on_local_candidate(Some(RemoteCandidate {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid.or_else(|| Some("0".to_owned())),
+                    sdp_mline_index: candidate.sdp_mline_index.or(Some(0)),
+                }));
+            }
             self.handler.on_local_candidate(None);
         }
         tracing::debug!(%sdp, "local description");

@@ -28,10 +28,11 @@
 //! G.711, VP8 and H.264 both ways, DTLS-SRTP with one shared certificate, a host candidate of
 //! the loop's socket, trickled remote candidates, ICE restarts either way, NACK with a bounded
 //! responder buffer, PLI, REMB, data channels (SCTP starts only once an `m=application` is
-//! negotiated). Not provided, by design of a sans-I/O core: candidate gathering (the loop names
-//! its socket's address; server-reflexive and relay candidates would need the loop to run the
-//! STUN/TURN exchanges, so `[ice] stun_servers`, `turn_servers` and `nat_1_1_mapping` are refused
-//! with this engine). Sending a plugin's packet means rewriting its SSRC and payload type to the
+//! negotiated). Not provided, by design of a sans-I/O core: candidate gathering. The loop names
+//! its socket's address (or, with `[ice] nat_1_1_mapping`, the mapped address as a
+//! server-reflexive candidate based on it); candidates from STUN or TURN servers would need the
+//! loop to run those exchanges, so `[ice] stun_servers` and `turn_servers` are refused with this
+//! engine (and `engine = "auto"` picks webrtc-rs 0.17 for them). Sending a plugin's packet means rewriting its SSRC and payload type to the
 //! sender's ([`Outbox::send_rtp`]), as webrtc-rs' tracks do.
 
 mod activity;

@@ -3,7 +3,7 @@
 //! candidate and datagrams as `rtc` reads them, and the conversions between the media
 //! contract's types and `rtc`'s.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,8 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
+    RTCIceCandidateInit,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -39,6 +40,9 @@ pub struct PeerTemplate {
     pub full_trickle: bool,
     /// Answer as an ICE-lite agent (RFC 8445 §2.5, `[ice] ice_lite`).
     pub ice_lite: bool,
+    /// Public addresses the loops' sockets are reached at (`[ice] nat_1_1_mapping`); empty:
+    /// none, the host candidate is offered. See [`local_candidates`].
+    pub nat_1_1: Vec<IpAddr>,
     /// Silence before a `media` receiving=false event.
     pub no_media_timer: Duration,
     /// Lost packets per second that raise `slowlink`; 0 = never.
@@ -53,6 +57,7 @@ impl PeerTemplate {
             certificate: Arc::new(certificate),
             full_trickle: false,
             ice_lite: false,
+            nat_1_1: Vec::new(),
             no_media_timer: Duration::from_secs(1),
             slowlink_threshold: 0,
         }
@@ -214,23 +219,61 @@ pub fn udp_datagram(
 }
 
 /// The host candidate of a loop's socket at `addr` (UDP, component 1), as `rtc` takes it in
-/// `add_local_candidate`: the only candidate a loop gathers (RFC 8445 §5.1.1.1).
+/// `add_local_candidate` (RFC 8445 §5.1.1.1).
 ///
 /// Errors: [`MediaError::Rtc`] when `rtc` refuses the address.
 pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, MediaError> {
     let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
+        base_config: candidate_config(addr.ip(), addr.port()),
         ..Default::default()
     }
     .new_candidate_host()
-    .map_err(|e| MediaError::Rtc(e.to_string()))?;
-    RTCIceCandidate::from(&candidate)
-        .to_json()
-        .map_err(|e| MediaError::Rtc(e.to_string()))
+    .map_err(rtc_err)?;
+    RTCIceCandidate::from(&candidate).to_json().map_err(rtc_err)
+}
+
+/// The candidates a loop's socket at `addr` is offered with: its host candidate, or with
+/// `[ice] nat_1_1_mapping`, one candidate per mapped address of `addr`'s family instead (as
+/// Janus replaces the host address): typed `srflx` with `raddr`/`rport` = `addr` (RFC 8445
+/// §5.1.1.2, the address a NAT maps the socket to), which is also how `rtc`'s agent finds
+/// the socket a check arrives on.
+///
+/// Errors: [`MediaError::Rtc`] when `rtc` refuses an address.
+pub fn local_candidates(
+    addr: SocketAddr,
+    nat_1_1: &[IpAddr],
+) -> Result<Vec<RTCIceCandidateInit>, MediaError> {
+    let mapped: Vec<IpAddr> = nat_1_1
+        .iter()
+        .filter(|ip| ip.is_ipv4() == addr.is_ipv4())
+        .copied()
+        .collect();
+    if mapped.is_empty() {
+        return Ok(vec![host_candidate(addr)?]);
+    }
+    mapped
+        .into_iter()
+        .map(|ip| {
+            let candidate = CandidateServerReflexiveConfig {
+                base_config: candidate_config(ip, addr.port()),
+                rel_addr: addr.ip().to_string(),
+                rel_port: addr.port(),
+                url: None,
+            }
+            .new_candidate_server_reflexive()
+            .map_err(rtc_err)?;
+            RTCIceCandidate::from(&candidate).to_json().map_err(rtc_err)
+        })
+        .collect()
+}
+
+/// UDP, component 1 (RTP and RTCP muxed, RFC 5761), at `ip:port`.
+fn candidate_config(ip: IpAddr, port: u16) -> CandidateConfig {
+    CandidateConfig {
+        network: "udp".to_owned(),
+        address: ip.to_string(),
+        port,
+        component: 1,
+        ..Default::default()
+    }
 }

@@ -267,6 +267,56 @@ fn two_clients_on_one_loop_socket_get_their_own_audio_and_video_echoed() {
 }
 
 #[test]
+fn with_a_1_to_1_nat_mapping_the_loop_offers_the_mapped_address_and_connects_through_it() {
+    let mut template = PeerTemplate::generate().unwrap();
+    // The mapping names the socket's own address: on loopback that is the only public
+    // address a check can reach, so ICE can only succeed through the mapped candidate.
+    template.nat_1_1 = vec![Ipv4Addr::LOCALHOST.into(), "2001:db8::1".parse().unwrap()];
+    let event_loop =
+        EventLoop::start("media-test".into(), Ipv4Addr::LOCALHOST.into(), 0, template).unwrap();
+    let port = event_loop.local_addr().port();
+    let rt = runtime();
+    let (mut client, offer) = Client::offer();
+    let connected = Arc::new(AtomicBool::new(false));
+    let handler = Echo {
+        connected: connected.clone(),
+        echoed: Default::default(),
+    };
+    let (_key, answer) = rt
+        .block_on(event_loop.answer(offer, Box::new(handler)))
+        .unwrap();
+    let candidates: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(!candidates.is_empty(), "{answer}");
+    for candidate in &candidates {
+        assert!(
+            candidate.ends_with(&format!(
+                "127.0.0.1 {port} typ srflx raddr 127.0.0.1 rport {port}"
+            )),
+            "{candidate}"
+        );
+    }
+    client.accept(answer);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seq = 0u16;
+    while Instant::now() < deadline && client.received.iter().any(|&n| n < 5) {
+        seq = seq.wrapping_add(1);
+        client.step(seq, connected.load(Ordering::Acquire));
+    }
+    assert!(
+        connected.load(Ordering::Acquire),
+        "loop side never connected"
+    );
+    assert!(
+        client.received.iter().all(|&n| n >= 5),
+        "{:?}",
+        client.received
+    );
+}
+
+#[test]
 fn an_offer_the_engine_cannot_parse_is_refused_and_the_loop_keeps_serving() {
     let template = PeerTemplate::generate().unwrap();
     let event_loop =
