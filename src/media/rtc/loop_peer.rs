@@ -144,23 +144,7 @@ impl LoopPeer {
         outbound: Option<Queue>,
         shared: Arc<PeerShared>,
     ) -> Result<Self, MediaError> {
-        let (media, registry) = media_setup().map_err(rtc_err)?;
-        // ICE credentials are `rtc`'s own (random, new on each ICE restart, RFC 8445 §5.3): the
-        // loop learns the ufrag from each local description.
-        let settings = SettingEngineBuilder::new()
-            .with_include_loopback_candidate(true)
-            .with_lite(template.ice_lite)
-            .build();
-        let config = RTCConfigurationBuilder::new()
-            .with_certificates(vec![(*template.certificate).clone()])
-            .build();
-        let pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(config)
-            .with_setting_engine(settings)
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .build(now)
-            .map_err(rtc_err)?;
+        let pc = build_pc(now, template, DTMF_CLOCK)?;
         let activity = Activity::new(
             now,
             template.no_media_timer,
@@ -244,6 +228,20 @@ impl LoopPeer {
         plan: &OfferPlan,
         ice_restart: bool,
     ) -> Result<String, MediaError> {
+        // A first offer whose plan names telephone-event at another clock (8 kHz beside G.711)
+        // needs that one registered first (see `media_setup`); nothing has used the
+        // PeerConnection yet, so it is built again.
+        let dtmf_clock = plan.audio.as_ref().and_then(|a| {
+            a.codecs.iter().find_map(|c| match c {
+                Codec::TelephoneEvent { clock_rate } => Some(*clock_rate),
+                _ => None,
+            })
+        });
+        if let Some(clock) = dtmf_clock.filter(|&c| c != DTMF_CLOCK) {
+            if self.pc.local_description().is_none() && self.pc.remote_description().is_none() {
+                self.pc = build_pc(now, &self.template, clock)?;
+            }
+        }
         for (kind, direction, codecs, first) in offer_streams(plan) {
             if self.transceivers[kind.index()].is_some() {
                 continue;
@@ -880,6 +878,36 @@ impl LoopPeer {
             }
         }
     }
+}
+
+/// The telephone-event clock a PeerConnection registers first (Hz): Opus' (RFC 4733 §2.1
+/// lets it follow the audio codec's clock).
+const DTMF_CLOCK: u32 = 48_000;
+
+/// A PeerConnection with the template's certificate and settings, and `dtmf_clock`'s
+/// telephone-event registered first.
+fn build_pc(
+    now: Instant,
+    template: &PeerTemplate,
+    dtmf_clock: u32,
+) -> Result<RTCPeerConnection, MediaError> {
+    let (media, registry) = media_setup(dtmf_clock).map_err(rtc_err)?;
+    // ICE credentials are `rtc`'s own (random, new on each ICE restart, RFC 8445 §5.3): the
+    // loop learns the ufrag from each local description.
+    let settings = SettingEngineBuilder::new()
+        .with_include_loopback_candidate(true)
+        .with_lite(template.ice_lite)
+        .build();
+    let config = RTCConfigurationBuilder::new()
+        .with_certificates(vec![(*template.certificate).clone()])
+        .build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_setting_engine(settings)
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .map_err(rtc_err)
 }
 
 /// Stands in for the handler while it runs with the PeerConnection borrowed.

@@ -26,14 +26,19 @@
 //! # What `rtc` 0.21.1 offers for it
 //! Exercised against Chromium through the whole end-to-end suite: BUNDLE and rtcp-mux, Opus,
 //! G.711, VP8 and H.264 both ways, DTLS-SRTP with one shared certificate, a host candidate of
-//! the loop's socket, trickled remote candidates, ICE restarts either way, NACK with a bounded
-//! responder buffer, PLI, REMB, data channels (SCTP starts only once an `m=application` is
-//! negotiated). Not provided, by design of a sans-I/O core: candidate gathering. The loop names
-//! its socket's address (or, with `[ice] nat_1_1_mapping`, the mapped address as a
-//! server-reflexive candidate based on it); candidates from STUN or TURN servers would need the
-//! loop to run those exchanges, so `[ice] stun_servers` and `turn_servers` are refused with this
-//! engine (and `engine = "auto"` picks webrtc-rs 0.17 for them). Sending a plugin's packet means rewriting its SSRC and payload type to the
-//! sender's ([`Outbox::send_rtp`]), as webrtc-rs' tracks do.
+//! the loop's socket, trickled remote candidates, ICE restarts either way, NACK generation, PLI,
+//! REMB, data channels (SCTP starts only once an `m=application` is negotiated). NACKs are
+//! answered by an interceptor of ours with a time-bounded history (`retransmit.rs`), where
+//! `rtc`'s keeps a fixed ring of packets.
+//!
+//! Not provided, by design of a sans-I/O core: candidate gathering. The loop names its socket's
+//! address (or, with `[ice] nat_1_1_mapping`, the mapped address as a server-reflexive
+//! candidate based on it); candidates from STUN or TURN servers would need the loop to run those
+//! exchanges, so `[ice] stun_servers` and `turn_servers` are refused with this engine (and
+//! `engine = "auto"` picks webrtc-rs 0.17 for them).
+//!
+//! Sending a plugin's packet means rewriting its SSRC and payload type to the sender's
+//! ([`Outbox::send_rtp`]), as webrtc-rs' tracks do.
 
 mod activity;
 pub mod demux;
@@ -43,6 +48,7 @@ mod handle;
 mod loop_peer;
 mod outbox;
 mod pool;
+mod retransmit;
 mod setup;
 mod stats;
 pub mod timers;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::interceptor::Registry;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+use rtc::interceptor::{NackGeneratorBuilder, Slot};
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_twcc_receiver_only,
@@ -93,20 +93,23 @@ impl PeerTemplate {
     }
 }
 
-/// Packets each outgoing video stream keeps for answering NACKs (RFC 4585 §6.2.1): 128 is
-/// 0.5 s of video at ~2.5 Mbit/s in 1,200-byte packets, 2.5 s at 500 kbit/s. Each kept packet
-/// holds its ~1.2 kB receive buffer: `scripts/bench-echo` (500 kbit/s VP8 + Opus echo) measured
-/// 711 KiB per session with 256 and 533 KiB with 128. `rtc` keeps 1,024 by default.
-const NACK_RESPONDER_PACKETS: u16 = 128;
-
 /// The codecs, header extensions and interceptors of one PeerConnection: `rtc`'s defaults
 /// (Opus, G.722, PCMU, PCMA, VP8, VP9, H.264, AV1; NACK both ways with `nack`/`nack pli` on
 /// video, TWCC receiver, RTCP reports) plus RFC 4733 telephone-event at 48 and 8 kHz and RFC
-/// 6464 audio levels, with the NACK buffer bounded by [`NACK_RESPONDER_PACKETS`].
-pub(super) fn media_setup() -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
+/// 6464 audio levels, with NACKs answered from the last 500 ms of each stream
+/// ([`super::retransmit`]).
+///
+/// `dtmf_clock` (Hz) is the telephone-event registered first: `rtc` finds a codec preference
+/// by MIME type and fmtp, not by clock rate, so a preference for telephone-event resolves to
+/// whichever of the two comes first.
+pub(super) fn media_setup(
+    dtmf_clock: u32,
+) -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
-    for (clock_rate, payload_type) in DTMF_PAYLOAD_TYPES {
+    let mut dtmf = DTMF_PAYLOAD_TYPES;
+    dtmf.sort_by_key(|&(clock_rate, _)| clock_rate != dtmf_clock);
+    for (clock_rate, payload_type) in dtmf {
         media.register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: RTCRtpCodec {
@@ -140,9 +143,7 @@ pub(super) fn media_setup() -> Result<(MediaEngine, Registry), rtc::shared::erro
     let registry = Registry::new()
         .with(
             Slot::NackResponder,
-            NackResponderBuilder::new()
-                .with_size(NACK_RESPONDER_PACKETS)
-                .build(),
+            super::retransmit::Retransmitter::default(),
         )
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(

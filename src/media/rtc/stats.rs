@@ -146,6 +146,21 @@ pub fn collect(peer: &mut LoopPeer, now: Instant) -> PeerStats {
         }
         _ => None,
     };
+    // The selected pair's ends are candidates too, as Janus lists them: a peer-reflexive
+    // remote is otherwise in no list.
+    if let Some(pair) = &selected_pair {
+        for (list, end) in [
+            (&mut local_candidates, &pair.local),
+            (&mut remote_candidates, &pair.remote),
+        ] {
+            if !list
+                .iter()
+                .any(|c| c.address == end.address && c.port == end.port)
+            {
+                list.push(end.clone());
+            }
+        }
+    }
     assemble(
         dtls_state,
         fingerprints,
