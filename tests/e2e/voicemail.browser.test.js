@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { launchChromium } from './lib/browser.js';
 import { startGateway } from './lib/gateway.js';
-import { openHandle, probe, rows, waitEvent, waitSent } from './lib/voicemail.js';
+import { openHandle, probe, rows, waitEvent, waitRecorded } from './lib/voicemail.js';
 
 const MAX_SECONDS = 5;
 
@@ -90,8 +90,8 @@ describe('voicemail plugin with janus.js in Chromium', () => {
     await openHandle(page, 'b');
     await page.evaluate(() => window.send('b', { request: 'record', mailbox: '1001' }, true));
     await waitEvent(page, 'b', (e) => e.status === 'started', 'started');
-    // Some audio first (the packet clock, not a timer, is what is checked).
-    await waitSent(page, 'b', 50);
+    // Some audio recorded first (the gateway's count, not a timer, is what is checked).
+    await waitRecorded(gw, page, 'b');
     await page.evaluate(() => window.send('b', { request: 'stop' }, false));
     const done = await waitEvent(page, 'b', (e) => e.status === 'done' || e.error_code, 'done');
     assert.equal(done.status, 'done', JSON.stringify(done));

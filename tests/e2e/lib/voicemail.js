@@ -85,6 +85,28 @@ export async function waitEvent(page, name, pred, what, timeoutMs = 60000) {
   }
 }
 
+/**
+ * Waits until the gateway has recorded audio of the page's handle `name`: the Admin API's
+ * `handle_info` (`plugin_specific.bytes`, the voicemail's query) is past 0. What the browser
+ * counts as sent says nothing of what reached the gateway: Chromium's first packets can be
+ * counted before the gateway's side of DTLS is up.
+ */
+export async function waitRecorded(gw, page, name, timeout = 30000) {
+  const [session, handle] = await page.evaluate((n) => [window.vm[n].janus.getSessionId(), window.vm[n].handle.getId()], name);
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const res = await fetch(`${gw.adminHttpUrl}/${session}/${handle}`, {
+      method: 'POST',
+      body: JSON.stringify({ janus: 'handle_info', transaction: 'rec', admin_secret: gw.adminSecret }),
+    });
+    const reply = await res.json();
+    const bytes = reply.info?.plugin_specific?.bytes ?? 0;
+    if (bytes > 0) return bytes;
+    assert.ok(Date.now() < deadline, `nothing recorded within ${timeout} ms: ${JSON.stringify(reply)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Waits until the page's janus.js handle `name` has sent more than `count` audio packets. */
 export async function waitSent(page, name, count, timeout = 30000) {
   await page.waitForFunction(async ([n, c]) => {
