@@ -49,9 +49,12 @@ fn rand_suffix() -> u64 {
         % 1_000_000_007
 }
 
+/// Stops a child started in its own process group (see [`own_group`]): SIGTERM to the group,
+/// then SIGKILL to it after 5 s, while the leader is not yet reaped (so its PID, the group's
+/// id, cannot have been reused). Signalling the group, not only the PID, reaches the workers
+/// kamailio forks, which a SIGKILL of the main process alone would leave running.
 fn kill(child: &mut Child) {
-    // Only the process we started, by its PID.
-    unsafe_kill(child.id());
+    signal_group(child.id(), "-TERM");
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -59,15 +62,22 @@ fn kill(child: &mut Child) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
+    signal_group(child.id(), "-KILL");
     let _ = child.wait();
 }
 
-fn unsafe_kill(pid: u32) {
+/// Sends `signal` to the process group led by the child `pid` (only what we started).
+fn signal_group(pid: u32, signal: &str) {
     let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
+        .args([signal, "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
         .status();
+}
+
+/// Makes `command` lead a process group of its own, so [`kill`] can stop all it forks.
+fn own_group(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0)
 }
 
 /// A kamailio registrar/proxy on 127.0.0.1:`port` (UDP and TCP).
@@ -181,7 +191,7 @@ request_route {{
         let cfg_path = dir.join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).expect("write cfg");
         let log = std::fs::File::create(dir.join("kamailio.log")).expect("log");
-        let child = Command::new("kamailio")
+        let child = own_group(&mut Command::new("kamailio"))
             .args(["-DD", "-E", "-m", "32", "-M", "4", "-Y"])
             .arg(&dir)
             .arg("-f")
@@ -285,7 +295,7 @@ impl Baresip {
         )
         .expect("config");
         let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
-        let child = Command::new("baresip")
+        let child = own_group(&mut Command::new("baresip"))
             .arg("-f")
             .arg(&dir)
             .arg("-v")
