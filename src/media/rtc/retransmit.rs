@@ -17,12 +17,13 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
 
-/// How long a sent packet can be asked for again: Janus' default `max_nack_queue` (500 ms). A
-/// retransmission asked for later would arrive after the receiver's jitter buffer gave up
-/// on it.
-pub const HISTORY: Duration = Duration::from_millis(500);
+/// How long a sent packet can be asked for again: 1 s, the least libwebrtc's send history
+/// keeps (Janus' `max_nack_queue` default is 500 ms). A NACK comes one round trip after the
+/// loss at best, and a loaded path's round trip is hundreds of ms; a retransmission asked for
+/// later than this would come after the receiver's jitter buffer gave up on it.
+pub const HISTORY: Duration = Duration::from_secs(1);
 
-/// Most packets kept per stream whatever the bitrate: 500 ms of ~10 Mbit/s in 1,200-byte
+/// Most packets kept per stream whatever the bitrate: 1 s of ~10 Mbit/s in 1,200-byte
 /// packets.
 pub const MAX_PACKETS: usize = 1024;
 
@@ -244,22 +245,22 @@ mod tests {
     }
 
     #[test]
-    fn a_nack_is_answered_from_what_was_sent_in_the_last_500_ms() {
+    fn a_nack_is_answered_from_what_was_sent_in_the_last_second() {
         let mut r = Retransmitter::default();
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
-        // 100 packets/s for 1 s, across the sequence number wrap.
+        // 50 packets/s for 2 s, across the sequence number wrap.
         for i in 0..100u16 {
             send(
                 &mut r,
-                t0 + Duration::from_millis(10 * u64::from(i)),
+                t0 + Duration::from_millis(20 * u64::from(i)),
                 65_500u16.wrapping_add(i),
             );
         }
-        let now = t0 + Duration::from_millis(990);
-        // 65_500 + 60 = 24 (wrapped), sent at 600 ms: kept; bits ask for 25 and 27.
+        let now = t0 + Duration::from_millis(1_980);
+        // 65_500 + 60 = 24 (wrapped), sent at 1.2 s: kept; bits ask for 25 and 27.
         assert_eq!(nack(&mut r, now, 24, 0b101), vec![24, 25, 27]);
-        // 65_500 + 40 = 4 (wrapped), sent at 400 ms: older than 500 ms, gone.
+        // 65_500 + 40 = 4 (wrapped), sent at 0.8 s: older than 1 s, gone.
         assert_eq!(nack(&mut r, now, 4, 0), Vec::<u16>::new());
         // Never sent.
         assert_eq!(nack(&mut r, now, 1_000, 0), Vec::<u16>::new());

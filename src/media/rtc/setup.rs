@@ -96,7 +96,7 @@ impl PeerTemplate {
 /// The codecs, header extensions and interceptors of one PeerConnection: `rtc`'s defaults
 /// (Opus, G.722, PCMU, PCMA, VP8, VP9, H.264, AV1; NACK both ways with `nack`/`nack pli` on
 /// video, TWCC receiver, RTCP reports) plus RFC 4733 telephone-event at 48 and 8 kHz and RFC
-/// 6464 audio levels, with NACKs answered from the last 500 ms of each stream
+/// 6464 audio levels, with NACKs answered from the last second of each stream
 /// ([`super::retransmit`]).
 ///
 /// `dtmf_clock` (Hz) is the telephone-event registered first: `rtc` finds a codec preference
