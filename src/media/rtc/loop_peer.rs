@@ -110,7 +110,7 @@ pub struct LoopPeer {
     transceivers: [Option<RTCRtpTransceiverId>; 2],
     /// The plan's codecs per kind, the chosen one first; empty: the offer's order.
     preferred: [Vec<Codec>; 2],
-    /// Remote streams by `rtc` track id.
+    /// Remote streams by SSRC (see [`Inbound`]).
     inbound: HashMap<u32, Inbound>,
     /// Remote stream per kind: its receiver and SSRC, learnt from its first packet.
     receivers: [Option<(RTCRtpReceiverId, u32)>; 2],
