@@ -775,11 +775,7 @@ impl LoopPeer {
                     }
                     let ssrc = packet.header.ssrc;
                     let Some((kind, mut info)) = self.stream_info(ssrc) else {
-                        tracing::debug!(
-                            track_id,
-                            ssrc = packet.header.ssrc,
-                            "RTP of no known track"
-                        );
+                        tracing::debug!(track_id, ssrc, "RTP of no known track");
                         continue;
                     };
                     let receiver = self.inbound[&ssrc].receiver;
