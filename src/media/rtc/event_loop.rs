@@ -1,9 +1,11 @@
 //! One media event loop: a thread that owns one UDP socket and drives every PeerConnection
 //! assigned to it, with one deadline heap for all their timers.
 //!
-//! The thread blocks in `recv_from` with a read timeout set to the earliest deadline. Other
-//! threads reach it through a command queue; a zero-length datagram from the loop's own waker
-//! socket wakes it (coalesced: at most one in flight).
+//! The thread blocks in `recvmmsg` with a read timeout set to the earliest deadline, and takes
+//! up to a batch of datagrams per wake-up; what their PeerConnections answer goes out in one
+//! `sendmmsg` before the thread next waits ([`super::batch`]). Other threads reach it through a
+//! command queue; a zero-length datagram from the loop's own waker socket wakes it (coalesced:
+//! at most one in flight).
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::batch::{RecvBatch, SendBatch};
 use super::demux::Demux;
 use super::loop_peer::{LoopPeer, PeerHandler, PeerShared};
 use super::setup::PeerTemplate;
@@ -26,9 +29,6 @@ use crate::media::{AnswerPlan, MediaError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey(u64);
 
-/// Largest datagram read: above any path MTU; a longer one is truncated and then refused by
-/// the PeerConnection.
-const RECV_BUFFER: usize = 2048;
 /// Receive and send buffer asked for the shared socket, bytes: ~3,400 datagrams of 1,200 B,
 /// 170 ms of 100 sessions' echo (20,000 packets/s). One socket carries every PeerConnection
 /// of the loop, so the kernel's default (~208 KiB) overflows whenever the loop thread waits
@@ -138,6 +138,7 @@ impl EventLoop {
             waker: waker.clone(),
             commands: rx,
             template,
+            out: SendBatch::default(),
             peers: HashMap::new(),
             demux: Demux::default(),
             timers: Timers::default(),
@@ -293,6 +294,8 @@ struct LoopState {
     waker: Arc<Waker>,
     commands: mpsc::Receiver<Command>,
     template: PeerTemplate,
+    /// Datagrams to send, flushed before the thread next waits.
+    out: SendBatch,
     peers: HashMap<PeerKey, LoopPeer>,
     demux: Demux<PeerKey>,
     timers: Timers<PeerKey>,
@@ -302,7 +305,7 @@ struct LoopState {
 
 impl LoopState {
     fn run(mut self) {
-        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut batch = RecvBatch::default();
         let mut wait = None;
         loop {
             if !self.run_commands() {
@@ -315,6 +318,7 @@ impl LoopState {
                 }
                 self.drive(key, now);
             }
+            self.out.flush(&self.socket);
             let next = self
                 .timers
                 .next_deadline()
@@ -326,29 +330,39 @@ impl LoopState {
                 let _ = self.socket.set_read_timeout(Some(next));
                 wait = Some(next);
             }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    if from == self.waker_addr && n == 0 {
-                        self.waker.pending.store(false, Ordering::Release);
-                        continue;
-                    }
-                    let Some(key) = self.demux.route(&buf[..n], from) else {
-                        continue;
-                    };
+            match batch.recv(&self.socket) {
+                Ok(n) => {
                     let now = Instant::now();
-                    if let Some(peer) = self.peers.get_mut(&key) {
-                        peer.handle_datagram(now, from, &buf[..n]);
+                    for i in 0..n {
+                        let (datagram, from) = batch.get(i);
+                        let Some(from) = from else { continue };
+                        self.receive(now, datagram, from);
                     }
-                    self.drive(key, now);
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) => tracing::debug!(error = %e, "media loop receive"),
             }
         }
+        self.out.flush(&self.socket);
         for (_, mut peer) in self.peers.drain() {
             peer.close();
         }
         self.live.store(0, Ordering::Relaxed);
+    }
+
+    /// Hands one datagram to its PeerConnection (or takes the waker's).
+    fn receive(&mut self, now: Instant, datagram: &[u8], from: SocketAddr) {
+        if from == self.waker_addr && datagram.is_empty() {
+            self.waker.pending.store(false, Ordering::Release);
+            return;
+        }
+        let Some(key) = self.demux.route(datagram, from) else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.handle_datagram(now, from, datagram);
+        }
+        self.drive(key, now);
     }
 
     /// Runs queued commands; `false` once told to stop or every handle is gone.
@@ -415,12 +429,8 @@ impl LoopState {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let socket = &self.socket;
-        peer.drain(now, |to, bytes| {
-            if let Err(e) = socket.send_to(bytes, to) {
-                tracing::debug!(error = %e, %to, "media loop send");
-            }
-        });
+        let (socket, out) = (&self.socket, &mut self.out);
+        peer.drain(now, |to, bytes| out.push(socket, to, bytes));
         if peer.is_closed() {
             self.peers.remove(&key);
             self.demux.remove(key);

@@ -3,7 +3,8 @@
 //!
 //! [`LoopPool`] starts one [`EventLoop`] thread per core; each owns one UDP socket shared by all
 //! of its PeerConnections: a datagram goes to its PeerConnection by remote address, or, for the
-//! STUN Binding request that opens a path, by our ICE ufrag in `USERNAME` ([`demux`]). Every
+//! STUN Binding request that opens a path, by our ICE ufrag in `USERNAME` ([`demux`]). The
+//! socket is read and written in batches, `recvmmsg` and `sendmmsg` on Linux ([`batch`]). Every
 //! PeerConnection's timers (`rtc`'s own, and the `media`/`slowlink` checks of `activity`) sit
 //! in one deadline heap ([`timers`]); nothing is spawned per PeerConnection, there is no
 //! per-PeerConnection socket or task, and one DTLS certificate serves them all
@@ -41,6 +42,7 @@
 //! ([`Outbox::send_rtp`]), as webrtc-rs' tracks do.
 
 mod activity;
+mod batch;
 pub mod demux;
 mod event_loop;
 mod feedback;
