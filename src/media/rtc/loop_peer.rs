@@ -662,8 +662,9 @@ impl LoopPeer {
         self.handler = handler;
     }
 
-    /// What the remote stream `ssrc` carries, from the last offer/answer.
-    fn stream_info(&mut self, ssrc: u32) -> Option<(MediaKind, StreamInfo)> {
+    /// What the remote stream `ssrc` carries, from the last offer/answer, taken out of its
+    /// entry (no copy per packet); [`LoopPeer::drain`] puts it back after the handler ran.
+    fn take_stream_info(&mut self, ssrc: u32) -> Option<(MediaKind, StreamInfo)> {
         let inbound = self.inbound.get_mut(&ssrc)?;
         if inbound.info.is_none() {
             let kind = inbound.kind;
@@ -699,7 +700,7 @@ impl LoopPeer {
                 audio_level: None,
             });
         }
-        Some((inbound.kind, inbound.info.clone()?))
+        Some((inbound.kind, inbound.info.take()?))
     }
 
     /// Runs events and inbound messages through the handler, then hands every datagram to
@@ -774,7 +775,7 @@ impl LoopPeer {
                         continue;
                     }
                     let ssrc = packet.header.ssrc;
-                    let Some((kind, mut info)) = self.stream_info(ssrc) else {
+                    let Some((kind, mut info)) = self.take_stream_info(ssrc) else {
                         tracing::debug!(track_id, ssrc, "RTP of no known track");
                         continue;
                     };
@@ -803,6 +804,9 @@ impl LoopPeer {
                     let mut handler = std::mem::replace(&mut self.handler, Box::new(Detached));
                     handler.on_rtp(&info, packet, &mut self.outbox(now));
                     self.handler = handler;
+                    if let Some(inbound) = self.inbound.get_mut(&ssrc) {
+                        inbound.info = Some(info);
+                    }
                 }
                 RTCMessage::RtcpPacket(track_id, packets) if !self.closed => {
                     self.deliver_rtcp(&track_id, packets);
