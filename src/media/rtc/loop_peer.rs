@@ -17,7 +17,7 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
@@ -36,6 +36,7 @@ use super::setup::{
     codec_kind, codec_parameters, local_candidates, media_setup, rtc_err, sdp_ufrag,
     transceiver_direction, udp_datagram, PeerTemplate,
 };
+use super::stun;
 use crate::ids::Mid;
 use crate::media::codec_choice::{choose_codec, has_section, offered_formats, OfferedCodec};
 use crate::media::mirror::mirror_offer;
@@ -128,6 +129,12 @@ pub struct LoopPeer {
     candidate_added: bool,
     /// Where the last datagram came from: the selected remote address once ICE is up.
     remote_addr: Option<SocketAddr>,
+    /// ICE is connected or completed (from `rtc`'s state events).
+    ice_connected: bool,
+    /// A nomination (Binding request with USE-CANDIDATE) that came while ICE was not yet
+    /// connected, and its source: fed again after each check that succeeds until ICE connects
+    /// (see [`LoopPeer::handle_datagram`]).
+    early_nomination: Option<(SocketAddr, Vec<u8>)>,
     closed: bool,
 }
 
@@ -170,6 +177,8 @@ impl LoopPeer {
             ufrag: String::new(),
             candidate_added: false,
             remote_addr: None,
+            ice_connected: false,
+            early_nomination: None,
             closed: false,
         })
     }
@@ -553,8 +562,26 @@ impl LoopPeer {
 
     /// Feeds one datagram from `from`. A datagram `rtc` rejects is dropped (logged at debug):
     /// one bad packet never ends the PeerConnection.
+    ///
+    /// A nomination that arrives before our own check of its pair has succeeded is kept and
+    /// fed again once a check succeeds: `rtc`'s controlled ICE agent neither answers nor
+    /// remembers it then (RFC 8445 §7.3.1.5 says the pair is nominated once its check
+    /// succeeds), so the controlling peer would wait for its retransmission, 500 ms or more.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.remote_addr = Some(from);
+        if !self.ice_connected && stun::is_nomination(datagram) {
+            self.early_nomination = Some((from, datagram.to_vec()));
+        }
+        self.read(now, from, datagram);
+        if !self.ice_connected && stun::is_binding_success(datagram) {
+            if let Some((from, nomination)) = self.early_nomination.take() {
+                self.read(now, from, &nomination);
+                self.early_nomination = Some((from, nomination));
+            }
+        }
+    }
+
+    fn read(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let message = udp_datagram(now, self.local_addr, from, datagram);
         if let Err(e) = self.pc.handle_read(message) {
             tracing::debug!(error = %e, %from, "datagram refused");
@@ -706,6 +733,7 @@ impl LoopPeer {
     /// Runs events and inbound messages through the handler, then hands every datagram to
     /// send to `send` (destination, bytes).
     pub fn drain(&mut self, now: Instant, mut send: impl FnMut(SocketAddr, &[u8])) {
+        let mut just_connected = false;
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -727,6 +755,15 @@ impl LoopPeer {
                     }
                 }
                 RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                    let connected = matches!(
+                        state,
+                        RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+                    );
+                    just_connected |= connected && !self.ice_connected;
+                    self.ice_connected = connected;
+                    if connected {
+                        self.early_nomination = None;
+                    }
                     self.shared
                         .states
                         .lock()
@@ -819,6 +856,19 @@ impl LoopPeer {
         }
         while let Some(datagram) = self.pc.poll_write() {
             send(datagram.transport.peer_addr, &datagram.message);
+        }
+        if just_connected {
+            // ICE selecting a pair starts the DTLS handshake when we are the client, but `rtc`
+            // moves the ClientHello to its write queue only on its next timeout, which can be
+            // hundreds of milliseconds away (its ICE check interval). Run that now, after the
+            // STUN answer that completed ICE went out (a peer drops DTLS before its ICE is up),
+            // so that the first flight leaves with this drain.
+            if let Err(e) = self.pc.handle_timeout(now) {
+                tracing::debug!(error = %e, "timeout handling failed");
+            }
+            while let Some(datagram) = self.pc.poll_write() {
+                send(datagram.transport.peer_addr, &datagram.message);
+            }
         }
     }
 

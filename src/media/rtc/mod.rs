@@ -53,6 +53,7 @@ mod pool;
 mod retransmit;
 mod setup;
 mod stats;
+pub mod stun;
 pub mod timers;
 
 pub use event_loop::{AnswerResult, EventLoop, PeerKey};

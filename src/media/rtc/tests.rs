@@ -461,3 +461,127 @@ fn a_peer_on_the_loop_engine_answers_and_echoes_through_its_media_sender() {
     drop(peer);
     assert_eq!(engine.capacity().live(), 0);
 }
+
+/// Datagrams in flight between a [`Client`] and a [`LoopPeer`] driven by hand: nothing goes
+/// through a socket, and time only moves when the test says so.
+#[derive(Default)]
+struct Wire {
+    to_gateway: Vec<Vec<u8>>,
+    to_client: Vec<Vec<u8>>,
+}
+
+impl Wire {
+    fn collect_client(&mut self, client: &mut Client) {
+        while let Some(out) = client.pc.poll_write() {
+            self.to_gateway.push(out.message.to_vec());
+        }
+    }
+
+    fn collect_gateway(&mut self, peer: &mut LoopPeer, now: Instant) {
+        let to_client = &mut self.to_client;
+        peer.drain(now, |_, bytes| to_client.push(bytes.to_vec()));
+    }
+
+    /// Hands the client what the gateway sent that `pick` selects, keeping the rest in order.
+    fn deliver_to_client(
+        &mut self,
+        client: &mut Client,
+        now: Instant,
+        pick: impl Fn(&[u8]) -> bool,
+    ) {
+        let (picked, kept) = std::mem::take(&mut self.to_client)
+            .into_iter()
+            .partition::<Vec<_>, _>(|d| pick(d));
+        self.to_client = kept;
+        for datagram in picked {
+            let _ = client
+                .pc
+                .handle_read(udp_datagram(now, client.local_addr, GATEWAY, &datagram));
+        }
+        while client.pc.poll_event().is_some() {}
+        while client.pc.poll_read().is_some() {}
+    }
+
+    fn deliver_to_gateway(&mut self, peer: &mut LoopPeer, from: SocketAddr, now: Instant) {
+        for datagram in std::mem::take(&mut self.to_gateway) {
+            peer.handle_datagram(now, from, &datagram);
+        }
+    }
+}
+
+/// The gateway's address in [`Wire`] tests: in the answer's candidate, never bound.
+const GATEWAY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
+
+#[test]
+fn a_nomination_before_our_check_succeeded_connects_without_a_retransmission_or_a_timer() {
+    // The race of a fast controlling peer: its USE-CANDIDATE request arrives before the
+    // answer to our own check of the pair. RFC 8445 §7.3.1.5: the pair is nominated once that
+    // check succeeds. Nothing here advances the gateway's clock or calls its timeout, and the
+    // client's clock stops once it nominated: only the fixes (a kept nomination fed again, the
+    // DTLS ClientHello sent when ICE connects) can bring DTLS up.
+    let (mut client, offer) = Client::offer();
+    let t0 = Instant::now();
+    let template = PeerTemplate::generate().unwrap();
+    let connected = Arc::new(AtomicBool::new(false));
+    let handler = Echo {
+        connected: connected.clone(),
+        echoed: Arc::default(),
+    };
+    let mut peer = LoopPeer::new(
+        t0,
+        &template,
+        GATEWAY,
+        Box::new(handler),
+        None,
+        Arc::default(),
+    )
+    .unwrap();
+    let (answer, _) = peer
+        .answer(t0, &offer, &crate::media::AnswerPlan::echo())
+        .unwrap();
+    client.accept(answer);
+    let from = client.local_addr;
+    let mut wire = Wire::default();
+    wire.collect_gateway(&mut peer, t0);
+
+    // The client's first check; the gateway answers it and sends its own check.
+    let t1 = t0 + Duration::from_millis(1);
+    client.pc.handle_timeout(t1).unwrap();
+    wire.collect_client(&mut client);
+    assert!(!wire.to_gateway.is_empty(), "the client checks the pair");
+    wire.deliver_to_gateway(&mut peer, from, t1);
+    wire.collect_gateway(&mut peer, t1);
+
+    // Only the answer reaches the client, which then nominates; the gateway's own check is
+    // still on its way.
+    let mut t = t1;
+    let mut nominated = false;
+    for _ in 0..20 {
+        wire.deliver_to_client(&mut client, t, stun::is_binding_success);
+        t += Duration::from_millis(25);
+        if client.pc.poll_timeout().is_some_and(|at| at <= t) {
+            client.pc.handle_timeout(t).unwrap();
+        }
+        wire.collect_client(&mut client);
+        if wire.to_gateway.iter().any(|d| stun::is_nomination(d)) {
+            nominated = true;
+            break;
+        }
+        wire.to_gateway.clear();
+    }
+    assert!(nominated, "the client nominates the pair");
+    wire.deliver_to_gateway(&mut peer, from, t);
+    wire.collect_gateway(&mut peer, t);
+
+    // Everything else now flows both ways, with both clocks stopped.
+    for _ in 0..10 {
+        wire.deliver_to_client(&mut client, t, |_| true);
+        wire.collect_client(&mut client);
+        wire.deliver_to_gateway(&mut peer, from, t);
+        wire.collect_gateway(&mut peer, t);
+    }
+    assert!(
+        connected.load(Ordering::Acquire),
+        "DTLS is up without a retransmission"
+    );
+}
