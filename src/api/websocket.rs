@@ -24,6 +24,10 @@ use crate::session::{Session, Sink};
 
 /// How long a closing connection may take to send what is queued and its Close frame.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// Initial read buffer of a connection, bytes. Janus requests are small (an SDP is a few KiB)
+/// and the buffer grows for a larger frame; tungstenite's default, 128 KiB per connection,
+/// was the largest single part of a session's memory when each session has its own socket.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// The Janus API over WebSocket; any URL path is accepted, like Janus.
 pub fn janus_router(core: Arc<Core>) -> Router {
@@ -43,11 +47,13 @@ pub fn admin_router(core: Arc<Core>) -> Router {
 
 async fn janus_upgrade(State(core): State<Arc<Core>>, ws: WebSocketUpgrade) -> Response {
     ws.protocols(["janus-protocol"])
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| serve(core, socket, false))
 }
 
 async fn admin_upgrade(State(core): State<Arc<Core>>, ws: WebSocketUpgrade) -> Response {
     ws.protocols(["janus-admin-protocol"])
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| serve(core, socket, true))
 }
 
