@@ -296,7 +296,9 @@ struct LoopState {
     template: PeerTemplate,
     /// Datagrams to send, flushed before the thread next waits.
     out: SendBatch,
-    peers: HashMap<PeerKey, LoopPeer>,
+    /// Boxed: a PeerConnection is several KiB, and the map keeps its capacity after peers
+    /// leave; it holds pointers, and each PeerConnection's memory goes when it closes.
+    peers: HashMap<PeerKey, Box<LoopPeer>>,
     demux: Demux<PeerKey>,
     timers: Timers<PeerKey>,
     next_key: u64,
@@ -418,7 +420,7 @@ impl LoopState {
         let peer = LoopPeer::new(now, &self.template, self.local_addr, handler, queue, shared)?;
         let key = PeerKey(self.next_key);
         self.next_key += 1;
-        self.peers.insert(key, peer);
+        self.peers.insert(key, Box::new(peer));
         self.live.store(self.peers.len(), Ordering::Relaxed);
         self.drive(key, now);
         Ok(key)
