@@ -483,6 +483,9 @@ pub struct Summary {
     pub rtt_ms: Vec<f64>,
     /// Ticks of the load client more than a frame late.
     pub slips: u64,
+    /// UDP datagrams the kernel dropped in the window, full receive buffers: on the gateway's
+    /// sockets, on the load client's.
+    pub udp_drops: Option<[u64; 2]>,
 }
 
 /// The `q` quantile (0..=1) of `v`, nearest rank; `None` when empty.
@@ -549,6 +552,8 @@ impl Summary {
             "audio_sent": self.sent[0], "audio_echoed": self.echoed[0],
             "video_sent": self.sent[1], "video_echoed": self.echoed[1],
             "slips": self.slips,
+            "udp_drops_gateway": self.udp_drops.map(|d| d[0]),
+            "udp_drops_client": self.udp_drops.map(|d| d[1]),
         })
     }
 }
@@ -616,6 +621,16 @@ pub fn table(runs: &[Value]) -> String {
             }),
         ),
         ("loss, %", Box::new(move |v: &Value| num(v, "loss_pct", 2))),
+        (
+            "UDP drops by the kernel: gateway / load client",
+            Box::new(move |v: &Value| {
+                format!(
+                    "{} / {}",
+                    num(v, "udp_drops_gateway", 0),
+                    num(v, "udp_drops_client", 0)
+                )
+            }),
+        ),
         (
             "load client CPU, % of a core",
             Box::new(move |v: &Value| num(v, "loadgen_cpu_pct", 0)),

@@ -401,6 +401,21 @@ impl Measured {
         })
     }
 
+    /// UDP datagrams the kernel dropped in the window: on the gateway's sockets, on the
+    /// others (the load client's).
+    fn udp_drops(&self) -> [u64; 2] {
+        [
+            self.after
+                .udp_drops
+                .0
+                .saturating_sub(self.before.udp_drops.0),
+            self.after
+                .udp_drops
+                .1
+                .saturating_sub(self.before.udp_drops.1),
+        ]
+    }
+
     /// The gateway's CPU over the window, % of one core.
     fn gateway_cpu_pct(&self) -> Option<f64> {
         cpu_pct(&self.before, &self.after, self.elapsed)
@@ -666,6 +681,7 @@ async fn run_echo(args: EchoArgs) -> Result<()> {
     summary.cpu_pct = measured.gateway_cpu_pct();
     summary.loadgen_cpu_pct = measured.loadgen_cpu_pct();
     summary.machine_cpu_pct = machine_pct(&measured.before, &measured.after);
+    summary.udp_drops = Some(measured.udp_drops());
 
     for f in summary.failures.iter().take(5) {
         eprintln!("failure: {f}");
@@ -781,6 +797,8 @@ struct Snapshot {
     own: u64,
     /// The machine's busy and total ticks.
     machine: (u64, u64),
+    /// UDP datagrams the kernel dropped so far: on the gateway's sockets, on the others.
+    udp_drops: (u64, u64),
 }
 
 impl Snapshot {
@@ -794,6 +812,7 @@ impl Snapshot {
             threads: pid.map(procfs::thread_ticks).unwrap_or_default(),
             own: procfs::process_ticks(std::process::id()).map_err(anyhow::Error::msg)?,
             machine: procfs::machine_ticks().map_err(anyhow::Error::msg)?,
+            udp_drops: procfs::udp_drops(pid),
         })
     }
 }

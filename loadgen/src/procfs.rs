@@ -1,7 +1,8 @@
 //! What the gateway process costs, read from Linux `/proc` (proc(5)): CPU time of the
-//! process and of each of its threads, and its resident memory.
+//! process and of each of its threads, its resident memory, and the datagrams the kernel
+//! dropped on its UDP sockets and on the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 /// CPU times of one process or thread, in clock ticks (`sysconf(_SC_CLK_TCK)`, usually 100 Hz).
@@ -126,9 +127,81 @@ pub fn thread_ticks(pid: u32) -> BTreeMap<String, u64> {
     by_name
 }
 
+/// Datagrams the kernel dropped on UDP sockets (receive buffer full, RFC-less: Linux's
+/// `drops` column of `/proc/net/udp` and `udp6`, cumulative per socket), summed over the
+/// sockets whose inode is in `ours` and over the others: `(ours, others)`. Lines that are not
+/// in that shape (the header) are skipped.
+pub fn parse_udp_drops(table: &str, ours: &HashSet<u64>) -> (u64, u64) {
+    let mut drops = (0u64, 0u64);
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+        let (Some(inode), Some(dropped)) = (fields.get(9), fields.get(12)) else {
+            continue;
+        };
+        let (Ok(inode), Ok(dropped)) = (inode.parse::<u64>(), dropped.parse::<u64>()) else {
+            continue;
+        };
+        if ours.contains(&inode) {
+            drops.0 += dropped;
+        } else {
+            drops.1 += dropped;
+        }
+    }
+    drops
+}
+
+/// The inodes of the sockets process `pid` has open (`/proc/PID/fd/*` → `socket:[N]`).
+pub fn socket_inodes(pid: u32) -> HashSet<u64> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// [`parse_udp_drops`] of this network namespace now, with `pid`'s sockets as "ours".
+pub fn udp_drops(pid: Option<u32>) -> (u64, u64) {
+    let ours = pid.map(socket_inodes).unwrap_or_default();
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|table| parse_udp_drops(&table, &ours))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_drops_are_split_by_socket_owner() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  1: 0100007F:2710 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1111 2 0000000000000000 7\n\
+  2: 0200007F:9C40 0100007F:2710 01 00000000:00000000 00:00000000 00000000     0        0 2222 2 0000000000000000 3\n\
+  3: 0200007F:9C41 0100007F:2710 01 00000000:00000000 00:00000000 00000000     0        0 3333 2 0000000000000000 2\n";
+        let ours = HashSet::from([1111]);
+        assert_eq!(parse_udp_drops(table, &ours), (7, 5));
+        assert_eq!(parse_udp_drops("garbage\n", &ours), (0, 0));
+    }
+
+    #[test]
+    fn own_sockets_are_found() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(!socket_inodes(std::process::id()).is_empty());
+        drop(socket);
+        let _ = udp_drops(Some(std::process::id()));
+    }
 
     #[test]
     fn stat_with_a_name_holding_spaces_and_parentheses() {
@@ -146,6 +219,7 @@ mod tests {
             let _ = parse_vm_rss_kib(&line);
             let _ = parse_machine_ticks(&line);
             let _ = parse_machine_ticks(&format!("cpu {line}"));
+            let _ = parse_udp_drops(&line, &HashSet::new());
         }
 
         #[test]
