@@ -596,40 +596,20 @@ pub fn table(runs: &[Value]) -> String {
         ("threads", Box::new(move |v: &Value| num(v, "threads", 0))),
         (
             "create → answer p50 / p99, ms",
-            Box::new(move |v: &Value| {
-                format!(
-                    "{} / {}",
-                    num(v, "answer_p50_ms", 1),
-                    num(v, "answer_p99_ms", 1)
-                )
-            }),
+            Box::new(move |v: &Value| pair(v, "answer_p50_ms", "answer_p99_ms", 1)),
         ),
         (
             "set-up p50 / p99, ms",
-            Box::new(move |v: &Value| {
-                format!(
-                    "{} / {}",
-                    num(v, "setup_p50_ms", 1),
-                    num(v, "setup_p99_ms", 1)
-                )
-            }),
+            Box::new(move |v: &Value| pair(v, "setup_p50_ms", "setup_p99_ms", 1)),
         ),
         (
             "RTT p50 / p99, ms",
-            Box::new(move |v: &Value| {
-                format!("{} / {}", num(v, "rtt_p50_ms", 2), num(v, "rtt_p99_ms", 2))
-            }),
+            Box::new(move |v: &Value| pair(v, "rtt_p50_ms", "rtt_p99_ms", 2)),
         ),
         ("loss, %", Box::new(move |v: &Value| num(v, "loss_pct", 2))),
         (
             "UDP drops by the kernel: gateway / load client",
-            Box::new(move |v: &Value| {
-                format!(
-                    "{} / {}",
-                    num(v, "udp_drops_gateway", 0),
-                    num(v, "udp_drops_client", 0)
-                )
-            }),
+            Box::new(move |v: &Value| pair(v, "udp_drops_gateway", "udp_drops_client", 0)),
         ),
         (
             "load client CPU, % of a core",
@@ -645,6 +625,11 @@ pub fn table(runs: &[Value]) -> String {
 
 /// One row of a side-by-side table: its label and how one run's JSON shows in it.
 pub type Row = (&'static str, Box<dyn Fn(&Value) -> String>);
+
+/// `v[a]` and `v[b]` with `digits` decimals, as "a / b".
+fn pair(v: &Value, a: &str, b: &str, digits: usize) -> String {
+    format!("{} / {}", num(v, a, digits), num(v, b, digits))
+}
 
 /// `v[key]` with `digits` decimals, `-` when absent.
 pub fn num(v: &Value, key: &str, digits: usize) -> String {
