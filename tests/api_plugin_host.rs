@@ -238,3 +238,44 @@ async fn attach_message_event_detach_through_a_fake_plugin() {
         "plugins shut down with the gateway"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_session_is_gone_for_the_next_request_before_its_teardown_runs() {
+    // Janus takes the session out of its table before it answers `destroy`. The teardown is
+    // the outcome's `after`, which the transport runs once the success is sent; a request
+    // right behind that success must already get 458.
+    use bifrons::api::router::{handle_request, RequestContext};
+    use bifrons::api::HTTP_TRANSPORT;
+    use bifrons::session::Sink;
+
+    let gw = TestGateway::start(&[]).await;
+    let session = gw.create_session().await;
+    let ctx = RequestContext {
+        sink: Sink::Queue,
+        transport: HTTP_TRANSPORT,
+        path_session: None,
+        path_handle: None,
+    };
+    let request = |body: Value| match body {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    let destroyed = handle_request(
+        &gw.core,
+        request(json!({"janus": "destroy", "session_id": session, "transaction": "d"})),
+        &ctx,
+    )
+    .await;
+    assert_eq!(destroyed.reply["janus"], "success", "{}", destroyed.reply);
+    let keepalive = handle_request(
+        &gw.core,
+        request(json!({"janus": "keepalive", "session_id": session, "transaction": "k"})),
+        &ctx,
+    )
+    .await;
+    assert_eq!(keepalive.reply["error"]["code"], 458, "{}", keepalive.reply);
+    if let Some(teardown) = destroyed.after {
+        teardown.await;
+    }
+    gw.stop().await;
+}

@@ -181,6 +181,9 @@ async fn route(core: &Arc<Core>, env: &Envelope<'_>, ctx: &RequestContext) -> Ro
             "keepalive" => Ok(Outcome::reply(ack(session_id, t))),
             "attach" => attach(core, &session, env, &credential).map_err(at),
             "destroy" => {
+                // Gone for every later request before the success goes out, as in Janus; the
+                // handles' teardown follows it.
+                core.sessions.remove(session.id);
                 let core = core.clone();
                 Ok(Outcome::then(success(session_id, t), async move {
                     core.sessions.destroy(&session).await
