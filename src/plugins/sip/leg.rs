@@ -83,9 +83,7 @@ impl TranscodeLeg {
     /// three packets is concealed (Opus PLC) so the PBX hears continuous audio.
     fn browser_to_sip(&mut self) {
         self.batch.clear();
-        while let Some(f) = self.from_browser.try_recv() {
-            self.batch.push(f);
-        }
+        self.batch.extend(self.from_browser.drain());
         // Order by distance from the next expected number (before the first packet, from a
         // point safely before this batch), which survives the 16-bit wrap.
         let anchor = match (self.next_browser_seq, self.batch.first()) {
@@ -121,7 +119,10 @@ impl TranscodeLeg {
     }
 
     fn sip_to_browser(&mut self) {
-        while let Some(frame) = self.from_sip.try_recv() {
+        for _ in 0..self.from_sip.queued() {
+            let Some(frame) = self.from_sip.try_recv() else {
+                break;
+            };
             let packets = match self.to_browser.push(&frame.payload, frame.timestamp) {
                 Ok(p) => p,
                 Err(e) => {

@@ -124,7 +124,10 @@ impl AacToOpusJob {
 
 impl MediaJob for AacToOpusJob {
     fn tick(&mut self, _now: std::time::Duration) -> JobStatus {
-        while let Some(item) = self.input.try_recv() {
+        for _ in 0..self.input.queued() {
+            let Some(item) = self.input.try_recv() else {
+                break;
+            };
             self.handle(item);
         }
         JobStatus::Continue

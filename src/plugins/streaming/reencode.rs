@@ -228,7 +228,10 @@ impl ReencodeJob {
 
 impl MediaJob for ReencodeJob {
     fn tick(&mut self, _now: std::time::Duration) -> JobStatus {
-        while let Some(coded) = self.input.try_recv() {
+        for _ in 0..self.input.queued() {
+            let Some(coded) = self.input.try_recv() else {
+                break;
+            };
             self.frame(coded);
         }
         JobStatus::Continue

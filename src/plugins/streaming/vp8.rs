@@ -79,10 +79,14 @@ impl MediaJob for Vp8Job {
         if self.keyframe.swap(false, Ordering::AcqRel) {
             self.pipeline.request_keyframe();
         }
-        while let Some(au) = self.input.try_recv() {
+        for _ in 0..self.input.queued() {
+            let Some(au) = self.input.try_recv() else {
+                break;
+            };
             self.transcode(&au.annex_b, au.timestamp);
         }
-        while let Some(p) = self.rtp.try_recv() {
+        for _ in 0..self.rtp.queued() {
+            let Some(p) = self.rtp.try_recv() else { break };
             // A new publisher (another SSRC) numbers its packets afresh.
             if self.rtp_ssrc != Some(p.ssrc) {
                 self.rtp_ssrc = Some(p.ssrc);

@@ -432,7 +432,10 @@ impl MediaJob for EgressJob {
         while let Ok(command) = self.control.try_recv() {
             self.control(command);
         }
-        while let Some((kind, packet, arrival)) = self.input.try_recv() {
+        for _ in 0..self.input.queued() {
+            let Some((kind, packet, arrival)) = self.input.try_recv() else {
+                break;
+            };
             self.media(kind, &packet, arrival);
         }
         self.warm_up_done(Instant::now());

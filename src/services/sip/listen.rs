@@ -438,7 +438,10 @@ impl ListenJob {
 
 impl MediaJob for ListenJob {
     fn tick(&mut self, _now: Duration) -> JobStatus {
-        while let Some(packet) = self.input.try_recv() {
+        for _ in 0..self.input.queued() {
+            let Some(packet) = self.input.try_recv() else {
+                break;
+            };
             let Some(lost) = gap_before(self.expected, packet.seq) else {
                 continue;
             };

@@ -174,7 +174,10 @@ impl MessageEncoder {
 
 impl MediaJob for MessageEncoder {
     fn tick(&mut self, _now: Duration) -> JobStatus {
-        while let Some(item) = self.input.try_recv() {
+        for _ in 0..self.input.queued() {
+            let Some(item) = self.input.try_recv() else {
+                break;
+            };
             match item {
                 EncoderInput::G711 { pt, payload } => self.take(pt, &payload),
                 EncoderInput::Opus { payload } => self.take_opus(&payload),

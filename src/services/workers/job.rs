@@ -1,6 +1,7 @@
 //! What a worker runs: the [`MediaJob`] trait, and the bounded input queues that feed a job
 //! from media callbacks, SIP endpoints or other jobs without ever blocking them.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub enum JobStatus {
 ///   non-blocking sinks (`try_send`-style), never await, never touch the disk (recordings go
 ///   through `services::recording`, whose `push` does not block);
 /// - do at most one period of work: consume what arrived in the last 20 ms, produce 20 ms.
+///   Take only what was queued when the tick began ([`InputReceiver::drain`], or
+///   `for _ in 0..input.queued()`): a `while let Some(_) = try_recv()` loop never ends while
+///   the producer is faster than the job, and the worker's other jobs wait all that time.
 ///
 /// A job that panics is dropped and reported as [`JobStatus::Done`] (with
 /// [`JobCounters::panicked`] set) rather than taking its worker's other jobs down.
@@ -127,18 +131,34 @@ impl<T> InputSender<T> {
 pub struct InputReceiver<T> {
     rx: Receiver<T>,
     stats: QueueStats,
+    /// Items taken so far (only this receiver takes them).
+    received: Cell<u64>,
 }
 
 impl<T> InputReceiver<T> {
     /// The next queued item, or `None` when the queue is empty (or every sender is gone).
     /// Never blocks.
     pub fn try_recv(&self) -> Option<T> {
-        self.rx.try_recv().ok()
+        let item = self.rx.try_recv().ok()?;
+        self.received.set(self.received.get() + 1);
+        Some(item)
     }
 
-    /// Every item queued so far, oldest first, without blocking.
+    /// How many items wait in the queue now (an item being pushed at this instant may not
+    /// be counted yet: it is the next tick's).
+    pub fn queued(&self) -> usize {
+        let waiting = self.stats.pushed().saturating_sub(self.received.get());
+        usize::try_from(waiting).unwrap_or(usize::MAX)
+    }
+
+    /// The items queued when it is called, oldest first, without blocking; what arrives while
+    /// they are handled is left for the next tick. A job whose producer outpaces it (a video
+    /// transcoder on a starved CPU) then still ends its tick, instead of draining forever
+    /// while the other jobs of its worker wait; the backlog overflows the queue, and is
+    /// dropped and counted there. Jobs loop with `for _ in 0..input.queued()` where the item's
+    /// handling needs the job mutably.
     pub fn drain(&self) -> impl Iterator<Item = T> + '_ {
-        self.rx.try_iter()
+        (0..self.queued()).map_while(|_| self.try_recv())
     }
 
     /// This queue's counters, to return from [`MediaJob::queues`].
@@ -158,7 +178,11 @@ pub fn input_queue<T>(capacity: usize) -> (InputSender<T>, InputReceiver<T>) {
             tx,
             stats: stats.clone(),
         },
-        InputReceiver { rx, stats },
+        InputReceiver {
+            rx,
+            stats,
+            received: Cell::new(0),
+        },
     )
 }
 
@@ -195,5 +219,32 @@ mod tests {
         drop(rx);
         assert_eq!(tx.try_push(6), Err(PushError::Closed));
         assert_eq!(tx.stats().dropped(), 2, "a closed queue is not a drop");
+    }
+
+    #[test]
+    fn a_drain_ends_with_what_was_queued_when_it_began() {
+        let (tx, rx) = input_queue::<u32>(8);
+        for i in 0..3 {
+            tx.try_push(i).unwrap();
+        }
+        assert_eq!(rx.queued(), 3);
+        // A producer as fast as the job: one new item for each one handled.
+        let mut handled = Vec::new();
+        for item in rx.drain() {
+            tx.try_push(item + 10).unwrap();
+            handled.push(item);
+        }
+        assert_eq!(
+            handled,
+            vec![0, 1, 2],
+            "the drain stopped at the three it began with"
+        );
+        assert_eq!(
+            rx.queued(),
+            3,
+            "the three that came meanwhile wait for the next tick"
+        );
+        assert_eq!(rx.try_recv(), Some(10));
+        assert_eq!(rx.queued(), 2);
     }
 }
