@@ -4,11 +4,12 @@
 // timestamps of the pictures Chromium presents never go back). A publish without B-frames
 // next to it stays on the relay (the gateway logs no re-encode for it).
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {
   startStreamingGateway, addKey, publish, startViewerSite, launchChromium, openViewer, waitInPage, waitLive,
+  stopAll,
 } from './lib/streaming.js';
 
 /** Records, in the page, the RTP timestamp of every picture the <video> presents. */
@@ -48,11 +49,12 @@ describe('streaming: B-frames play at full frame rate in Chromium', () => {
     browser = await launchChromium();
   });
   after(async () => {
-    for (const p of publishers) await p.stop();
+    await stopAll(publishers);
     await browser?.close();
     await site?.close();
     await gw?.stop();
   });
+  afterEach(() => stopAll(publishers));
 
   for (const bframes of [2, 0]) {
     it(`-bf ${bframes}: every picture decoded at 30 fps, in display order`, async () => {

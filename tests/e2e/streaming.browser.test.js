@@ -4,14 +4,14 @@
 // key is refused; B-frames, audio-only and video-only publishes play; a publisher that drops
 // and comes back keeps the same PeerConnection decoding.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import StreamingPlugin from 'janode/plugins/streaming';
 import { connect } from './lib/janode.js';
 import { addUser } from './lib/panel.js';
 import {
   startStreamingGateway, addKey, publish, startViewerSite, launchChromium, openViewer, waitInPage,
-  waitLive, adminStreaming, spawnProcess, keyCli,
+  waitLive, adminStreaming, spawnProcess, keyCli, stopAll,
 } from './lib/streaming.js';
 
 describe('streaming: RTMP publish watched in Chromium', () => {
@@ -26,11 +26,12 @@ describe('streaming: RTMP publish watched in Chromium', () => {
     browser = await launchChromium();
   });
   after(async () => {
-    for (const p of publishers) await p.stop();
+    await stopAll(publishers);
     await browser?.close();
     await site?.close();
     await gw?.stop();
   });
+  afterEach(() => stopAll(publishers));
 
   /** Publishes with a fresh key and watches it; returns the page, the key and the publisher. */
   async function publishAndWatch(name, opts = {}) {

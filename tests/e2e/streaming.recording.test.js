@@ -2,12 +2,14 @@
 // Ogg/Opus file and its H.264 video to a Matroska file, both registered in `recordings`, that
 // ffprobe/ffmpeg read back with the published size and the duration recorded; errors as Janus'.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startStreamingGateway, addKey, publish, waitLive, adminStreaming } from './lib/streaming.js';
+import {
+  startStreamingGateway, addKey, publish, waitLive, adminStreaming, stopAll,
+} from './lib/streaming.js';
 
 describe('streaming: recording a mountpoint', () => {
   let gw;
@@ -17,9 +19,10 @@ describe('streaming: recording a mountpoint', () => {
     gw = await startStreamingGateway('streaming-recording');
   });
   after(async () => {
-    for (const p of publishers) await p.stop();
+    await stopAll(publishers);
     await gw?.stop();
   });
+  afterEach(() => stopAll(publishers));
 
   it('records the audio to Ogg/Opus with the right duration', async () => {
     const key = addKey(gw, 'rec-cam');

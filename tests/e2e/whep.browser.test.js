@@ -7,12 +7,12 @@
 // requests: 404, 415, 400, 401 (with a PIN), and for PATCH 412 (stale If-Match), 422 (restart
 // without ice-pwd), 400, 415, 404, 405 on the endpoint.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePorts } from './lib/gateway.js';
 import {
   startStreamingGateway, addKey, publish, launchChromium, waitInPage, waitLive, adminStreaming,
-  vp8OnlyPage,
+  vp8OnlyPage, stopAll,
 } from './lib/streaming.js';
 
 describe('WHEP playback in Chromium', () => {
@@ -30,10 +30,11 @@ describe('WHEP playback in Chromium', () => {
     browser = await launchChromium();
   });
   after(async () => {
-    for (const p of publishers) await p.stop();
+    await stopAll(publishers);
     await browser?.close();
     await gw?.stop();
   });
+  afterEach(() => stopAll(publishers));
 
   it('plays a mountpoint with a plain RTCPeerConnection and deletes the session', async () => {
     const key = addKey(gw, 'whep-cam');

@@ -120,6 +120,14 @@ export function spawnProcess(cmd, args) {
   };
 }
 
+/**
+ * Stops (SIGKILL) and forgets every process in `processes`, newest first. Each test stops its
+ * publishers when it ends: an encoding ffmpeg left running takes CPU from every later test.
+ */
+export async function stopAll(processes) {
+  while (processes.length) await processes.pop().stop();
+}
+
 /** The janus.js viewer page the tests drive (served with adapter.js and janus.js). */
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Bifrons e2e: streaming viewer</title>
