@@ -67,6 +67,8 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     /// `[whep]`: WHEP playback of the streaming plugin's mountpoints.
     pub whep: WhepConfig,
+    /// `[streaming]`: the streaming plugin's mountpoints.
+    pub streaming: StreamingConfig,
     /// `[audiobridge]`: the audio bridge plugin.
     pub audiobridge: AudioBridgeConfig,
     /// `[sip]`: the SIP plugin (addresses, RTP ports, registration, unanswered calls).
@@ -543,6 +545,30 @@ impl Default for WhepConfig {
     }
 }
 
+/// Default of `[streaming] keyframe_cache_packets`.
+pub const DEFAULT_KEYFRAME_CACHE_PACKETS: usize = 4096;
+
+/// `[streaming]`: the streaming plugin's mountpoints (`janus.plugin.streaming`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// Most video packets a mountpoint keeps since its last keyframe, so that a new viewer
+    /// starts at once at that keyframe. Default 4096 (about 5 MB per mountpoint). A longer
+    /// GOP is not cached: its viewers wait for the next keyframe, which a WebRTC publisher
+    /// sends when asked (PLI) but an RTMP encoder only on its own schedule (OBS's "auto"
+    /// keyframe interval at 6 Mbit/s is ~5,000 packets: raise this, or set the interval to
+    /// 2 s). 0 keeps nothing.
+    pub keyframe_cache_packets: usize,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self {
+            keyframe_cache_packets: DEFAULT_KEYFRAME_CACHE_PACKETS,
+        }
+    }
+}
+
 /// `[audiobridge]`: the audio bridge plugin (`janus.plugin.audiobridge`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -662,6 +688,7 @@ const SECTIONS: &[&str] = &[
     "panel",
     "rtmp",
     "whep",
+    "streaming",
     "audiobridge",
     "sip",
     "voicemail",
@@ -1141,6 +1168,19 @@ mod tests {
             err.to_string().contains("session_timeout") || err.to_string().contains("invalid type"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_keyframe_cache_size_has_a_default_and_an_env_override() {
+        let c = Config::from_sources("", "t", env(&[])).unwrap();
+        assert_eq!(c.streaming.keyframe_cache_packets, 4096);
+        let c = Config::from_sources(
+            "[streaming]\nkeyframe_cache_packets = 8000\n",
+            "t",
+            env(&[("BIFRONS_STREAMING_KEYFRAME_CACHE_PACKETS", "600")]),
+        )
+        .unwrap();
+        assert_eq!(c.streaming.keyframe_cache_packets, 600);
     }
 
     #[test]

@@ -93,7 +93,9 @@ impl Services {
             workers,
             recording,
             sip: Arc::new(sip::SipService::new(status.clone())),
-            streams: Arc::new(streams::MountpointHub::new()),
+            streams: Arc::new(streams::MountpointHub::with_keyframe_cache(
+                config.streaming.keyframe_cache_packets,
+            )),
             status,
             room_mountpoints: Arc::default(),
         })

@@ -102,6 +102,8 @@ async function viewerPlays(page, what, minFrames = 30) {
 }
 
 describe('WHIP ingest and janus.js publish', () => {
+  /** `[streaming] keyframe_cache_packets` of this file's gateway. */
+  const KEYFRAME_CACHE = 600;
   let gw;
   let pubBrowser;
   let viewBrowser;
@@ -116,6 +118,8 @@ describe('WHIP ingest and janus.js publish', () => {
     const [port] = await freePorts(1);
     gw = await startStreamingGateway('whip', {
       BIFRONS_WHEP_ENABLED: 'true', BIFRONS_WHEP_BIND: '127.0.0.1', BIFRONS_WHEP_PORT: String(port),
+      // A small keyframe cache, so that the PLI test below outgrows it in seconds.
+      BIFRONS_STREAMING_KEYFRAME_CACHE_PACKETS: String(KEYFRAME_CACHE),
     });
     whip = `http://127.0.0.1:${port}/whip`;
     pubBrowser = await launchChromium();
@@ -387,10 +391,9 @@ describe('WHIP ingest and janus.js publish', () => {
     await page.click('#publish');
     await waitInPage(page, () => window.demo, (d) => d.state === 'publishing' && d.stats?.videoPackets > 0, 'publishing', 30000);
     let base = null;
-    const CACHE = 4096; // MAX_CACHED_PACKETS of the mountpoint's keyframe cache
     const past = await waitInPage(page, () => window.demo.stats, (st) => {
       if (!base || st.keyFramesEncoded !== base.keyFramesEncoded) base = { ...st };
-      return st.videoPackets - base.videoPackets > CACHE + 200;
+      return st.videoPackets - base.videoPackets > KEYFRAME_CACHE + 200;
     }, 'more packets than the keyframe cache holds since the last keyframe', 180000);
     const viewer = await openViewer(viewBrowser, site, gw.httpUrl, key.mountpoint);
     await waitInPage(viewer, () => window.inboundStats(), (s) => s.video?.framesDecoded > 10, 'frames after the PLI', 30000);

@@ -10,7 +10,7 @@ pub mod keyframe;
 mod mountpoint;
 
 pub use keyframe::VideoFormat;
-pub use mountpoint::{Mountpoint, MountpointStats, SinkId, StreamSink, MAX_CACHED_PACKETS};
+pub use mountpoint::{Mountpoint, MountpointStats, SinkId, StreamSink};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,15 +24,33 @@ pub enum HubError {
 }
 
 /// Mountpoints by name.
-#[derive(Default)]
 pub struct MountpointHub {
     mountpoints: Mutex<HashMap<String, Mountpoint>>,
+    /// Video packets each mountpoint's keyframe cache holds at most.
+    keyframe_cache_packets: usize,
+}
+
+impl Default for MountpointHub {
+    fn default() -> Self {
+        Self::with_keyframe_cache(crate::config::DEFAULT_KEYFRAME_CACHE_PACKETS)
+    }
 }
 
 impl MountpointHub {
-    /// An empty hub.
+    /// An empty hub whose mountpoints cache up to
+    /// [`DEFAULT_KEYFRAME_CACHE_PACKETS`](crate::config::DEFAULT_KEYFRAME_CACHE_PACKETS) video
+    /// packets.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty hub whose mountpoints cache up to `packets` video packets since their last
+    /// keyframe (`[streaming] keyframe_cache_packets`; 0: none).
+    pub fn with_keyframe_cache(packets: usize) -> Self {
+        Self {
+            mountpoints: Mutex::default(),
+            keyframe_cache_packets: packets,
+        }
     }
 
     /// Creates the mountpoint `name` and starts its fan-out task (needs a Tokio runtime).
@@ -41,7 +59,7 @@ impl MountpointHub {
         if table.contains_key(name) {
             return Err(HubError::Exists(name.to_string()));
         }
-        let mountpoint = Mountpoint::start(name);
+        let mountpoint = Mountpoint::start(name, self.keyframe_cache_packets);
         table.insert(name.to_string(), mountpoint.clone());
         Ok(mountpoint)
     }

@@ -20,9 +20,6 @@ use crate::services::sinks::MediaSink;
 /// Packets queued from sources before new ones are dropped (about 1 s of 4 Mbit/s video).
 const SOURCE_QUEUE: usize = 512;
 
-/// Most video packets the keyframe cache holds (about 5 MB); a longer GOP is not cached.
-pub const MAX_CACHED_PACKETS: usize = 4096;
-
 /// Identifies a sink of one mountpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SinkId(u64);
@@ -93,11 +90,11 @@ pub struct Mountpoint {
 }
 
 impl Mountpoint {
-    pub(super) fn start(name: &str) -> Self {
+    pub(super) fn start(name: &str, cache_packets: usize) -> Self {
         let (media, media_rx) = mpsc::channel(SOURCE_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(MountpointStats::default());
-        tokio::spawn(fan_out(media_rx, control_rx, stats.clone()));
+        tokio::spawn(fan_out(media_rx, control_rx, stats.clone(), cache_packets));
         Self {
             name: name.into(),
             media,
@@ -193,11 +190,11 @@ impl Mountpoint {
     }
 }
 
-/// The video packets since the last keyframe.
-#[derive(Default)]
+/// The video packets since the last keyframe, at most `limit` of them.
 struct KeyframeCache {
     format: Option<VideoFormat>,
     packets: Vec<RtpPacket>,
+    limit: usize,
 }
 
 impl KeyframeCache {
@@ -216,7 +213,7 @@ impl KeyframeCache {
         } else if self.packets.is_empty() {
             return;
         }
-        if self.packets.len() >= MAX_CACHED_PACKETS {
+        if self.packets.len() >= self.limit {
             self.packets.clear();
             return;
         }
@@ -240,9 +237,14 @@ async fn fan_out(
     mut media: mpsc::Receiver<(MediaKind, RtpPacket)>,
     mut control: mpsc::UnboundedReceiver<Control>,
     stats: Arc<MountpointStats>,
+    cache_packets: usize,
 ) {
     let mut sinks: HashMap<SinkId, Arc<dyn StreamSink>> = HashMap::new();
-    let mut cache = KeyframeCache::default();
+    let mut cache = KeyframeCache {
+        format: None,
+        packets: Vec::new(),
+        limit: cache_packets,
+    };
     loop {
         // Control first, so a sink added before a packet was published receives it.
         tokio::select! {
@@ -262,7 +264,7 @@ async fn fan_out(
                     }
                 }
                 Some(Control::Format(format)) => {
-                    cache = KeyframeCache { format, packets: Vec::new() };
+                    cache = KeyframeCache { format, packets: Vec::new(), limit: cache_packets };
                 }
                 Some(Control::SourceGone) => cache.packets.clear(),
                 Some(Control::Count(reply)) => {
@@ -419,6 +421,33 @@ mod tests {
         assert!(
             late_rx.drain().0.is_empty(),
             "nothing stale after the source left"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gop_longer_than_the_hubs_cache_limit_is_not_cached() {
+        let hub = MountpointHub::with_keyframe_cache(3);
+        let m = hub.create("cam").unwrap();
+        m.set_video_format(Some(VideoFormat::H264));
+        // A keyframe and two P frames fit; a third P frame overflows the limit.
+        for p in [h264(1, 100, 0x65), h264(2, 200, 0x41), h264(3, 300, 0x41)] {
+            m.publish(MediaKind::Video, p);
+        }
+        assert_eq!(m.sink_count().await, 0);
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        let (first, mut first_rx) = MediaSender::detached(64);
+        m.add_sink(Arc::new(first));
+        assert_eq!(drain_until(&mut first_rx, 3).await.len(), 3, "three fit");
+        m.publish(MediaKind::Video, h264(4, 400, 0x41));
+        assert_eq!(drain_until(&mut first_rx, 1).await.len(), 1);
+        let (late, mut late_rx) = MediaSender::detached(64);
+        m.add_sink(Arc::new(late));
+        assert_eq!(m.sink_count().await, 2);
+        assert!(
+            late_rx.drain().0.is_empty(),
+            "the fourth packet emptied the cache: a viewer now waits for a keyframe"
         );
     }
 }
