@@ -264,7 +264,8 @@ async fn fan_out(
                     }
                 }
                 Some(Control::Format(format)) => {
-                    cache = KeyframeCache { format, packets: Vec::new(), limit: cache_packets };
+                    cache.format = format;
+                    cache.packets = Vec::new();
                 }
                 Some(Control::SourceGone) => cache.packets.clear(),
                 Some(Control::Count(reply)) => {
