@@ -622,7 +622,7 @@ impl Default for VoicemailConfig {
 }
 
 /// `[media]`: the media engine shared by every PeerConnection.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     /// Single-port mode: every PeerConnection's ICE on this one UDP port (IPv4, every
@@ -641,6 +641,27 @@ pub struct MediaConfig {
     pub engine: EngineKind,
     /// Event loops of the `loop` engine; 0 = one per core. Single-port mode runs one loop.
     pub loops: usize,
+    /// How long (ms) each outgoing stream that negotiated `nack` keeps what it sent, to send
+    /// it again when the receiver asks (RFC 4585 §6.2.1). Janus' key and default: 500 ms; 0
+    /// keeps nothing (NACKs go unanswered); 1 to 199 is refused, as Janus ignores it. The
+    /// `loop` engine keeps this time of each stream; the `webrtc` engine keeps a fixed ring
+    /// of packets and reads only 0 from it.
+    pub max_nack_queue: u32,
+}
+
+/// Janus' `max_nack_queue` default (ms).
+pub const DEFAULT_MAX_NACK_QUEUE_MS: u32 = 500;
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            udp_port: 0,
+            max_sessions: 0,
+            engine: EngineKind::default(),
+            loops: 0,
+            max_nack_queue: DEFAULT_MAX_NACK_QUEUE_MS,
+        }
+    }
 }
 
 /// `[media] engine`: which implementation drives PeerConnections.
@@ -860,6 +881,9 @@ impl Config {
         }
         if self.media.udp_port != 0 && self.ice.port_min != 0 {
             return Err("media.udp_port and ice.port_min/port_max exclude each other".into());
+        }
+        if (1..200).contains(&self.media.max_nack_queue) {
+            return Err("media.max_nack_queue: 0 (off) or at least 200 ms".into());
         }
         if self.media.engine.resolve(&self.ice) == EngineKind::Loop {
             // The loop engine offers its sockets' host candidates only (media::rtc).
@@ -1090,12 +1114,25 @@ mod tests {
         let c = Config::from_sources(
             "[media]\nudp_port = 10000\n",
             "t",
-            env(&[("BIFRONS_MEDIA_MAX_SESSIONS", "400")]),
+            env(&[
+                ("BIFRONS_MEDIA_MAX_SESSIONS", "400"),
+                ("BIFRONS_MEDIA_MAX_NACK_QUEUE", "1000"),
+            ]),
         )
         .unwrap();
         assert_eq!((c.media.udp_port, c.media.max_sessions), (10000, 400));
+        assert_eq!(c.media.max_nack_queue, 1000);
         let d = Config::from_sources("", "t", env(&[])).unwrap();
         assert_eq!((d.media.udp_port, d.media.max_sessions), (0, 0));
+        assert_eq!(d.media.max_nack_queue, 500);
+        for (value, ok) in [(0, true), (150, false), (200, true)] {
+            let r = Config::from_sources(
+                &format!("[media]\nmax_nack_queue = {value}\n"),
+                "t",
+                env(&[]),
+            );
+            assert_eq!(r.is_ok(), ok, "max_nack_queue = {value}");
+        }
         let err = Config::from_sources(
             "[media]\nudp_port = 10000\n[ice]\nport_min = 20000\nport_max = 20100\n",
             "bifrons.toml",

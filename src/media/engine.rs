@@ -130,7 +130,8 @@ impl MediaEngine {
             None,
         )?;
         // webrtc-rs' default set (NACK, RTCP reports, TWCC receiver) with a NACK responder
-        // buffer bounded by NACK_RESPONDER_LOG2_PACKETS instead of 8,192 packets per stream.
+        // buffer bounded by NACK_RESPONDER_LOG2_PACKETS instead of 8,192 packets per stream,
+        // and none when `[media] max_nack_queue` is 0.
         for parameter in ["", "pli"] {
             media.register_feedback(
                 RTCPFeedback {
@@ -141,9 +142,11 @@ impl MediaEngine {
             );
         }
         let mut registry = Registry::new();
-        registry.add(Box::new(
-            Responder::builder().with_log2_size(NACK_RESPONDER_LOG2_PACKETS),
-        ));
+        if media_config.max_nack_queue > 0 {
+            registry.add(Box::new(
+                Responder::builder().with_log2_size(NACK_RESPONDER_LOG2_PACKETS),
+            ));
+        }
         registry.add(Box::new(Generator::builder()));
         let registry = configure_rtcp_reports(registry);
         let registry = configure_twcc_receiver_only(registry, &mut media)?;
@@ -263,6 +266,7 @@ impl MediaEngine {
         template.nat_1_1 = ice.nat_1_1_mapping.clone();
         template.no_media_timer = no_media_timer;
         template.slowlink_threshold = slowlink_threshold;
+        template.nack_history = Duration::from_millis(media_config.max_nack_queue.into());
         let pool = LoopPool::start(
             media_config.loops,
             ip,

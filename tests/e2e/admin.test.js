@@ -79,6 +79,7 @@ describe('Admin API', () => {
     assert.equal(typeof st.json.status, 'object');
     assert.equal(st.json.status.session_timeout, 60);
     assert.equal(typeof st.json.status.token_auth, 'boolean');
+    assert.equal(st.json.status.max_nack_queue, 500, 'Janus key and default, in ms');
     const set = await admin({ janus: 'set_session_timeout', timeout: 120, admin_secret: gw.adminSecret });
     assert.equal(set.json.janus, 'success');
     assert.equal(set.json.timeout, 120);

@@ -1,5 +1,6 @@
 //! [`Retransmitter`]: the interceptor that answers NACKs (RFC 4585 §6.2.1) from the packets
-//! each outgoing stream sent in the last [`HISTORY`], in place of `rtc`'s responder, whose
+//! each outgoing stream sent in its history (`[media] max_nack_queue`, Janus' 500 ms by
+//! default), in place of `rtc`'s responder, whose
 //! buffer is a fixed ring of packets per stream. A fixed ring keeps seconds of a low-bitrate
 //! stream (each kept packet pins its receive buffer) and too little of a high-bitrate one; a
 //! time bound keeps what a retransmission can still repair, whatever the bitrate.
@@ -17,37 +18,31 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
 
-/// How long a sent packet can be asked for again: 1 s, the least libwebrtc's send history
-/// keeps (Janus' `max_nack_queue` default is 500 ms). A NACK comes one round trip after the
-/// loss at best, and a loaded path's round trip is hundreds of ms; a retransmission asked for
-/// later than this would come after the receiver's jitter buffer gave up on it.
-pub const HISTORY: Duration = Duration::from_secs(1);
-
-/// Most packets kept per stream whatever the bitrate: 1 s of ~10 Mbit/s in 1,200-byte
-/// packets.
+/// Most packets kept per stream whatever the bitrate and history: 1 s of ~10 Mbit/s in
+/// 1,200-byte packets.
 pub const MAX_PACKETS: usize = 1024;
 
-/// The packets one outgoing stream sent in the last [`HISTORY`], oldest first.
+/// The packets one outgoing stream sent in the last `keep`, oldest first.
 #[derive(Default)]
 struct History {
     sent: VecDeque<(Instant, rtc::rtp::Packet)>,
 }
 
 impl History {
-    fn add(&mut self, now: Instant, packet: rtc::rtp::Packet) {
-        self.expire(now);
+    fn add(&mut self, now: Instant, keep: Duration, packet: rtc::rtp::Packet) {
+        self.expire(now, keep);
         if self.sent.len() == MAX_PACKETS {
             self.sent.pop_front();
         }
         self.sent.push_back((now, packet));
     }
 
-    /// Forgets what was sent more than [`HISTORY`] before `now`.
-    fn expire(&mut self, now: Instant) {
+    /// Forgets what was sent more than `keep` before `now`.
+    fn expire(&mut self, now: Instant, keep: Duration) {
         while self
             .sent
             .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > HISTORY)
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > keep)
         {
             self.sent.pop_front();
         }
@@ -73,21 +68,34 @@ impl History {
 }
 
 /// See the module documentation.
-#[derive(Default)]
 pub struct Retransmitter {
-    /// Outgoing streams that negotiated `nack`, by SSRC.
+    /// How long a sent packet can be asked for again. A NACK comes one round trip after the
+    /// loss at best; one asked for later than this would come after the receiver's jitter
+    /// buffer gave up on the packet. Zero keeps nothing.
+    keep: Duration,
+    /// Outgoing streams that negotiated `nack`, by SSRC (none when `keep` is zero).
     streams: HashMap<u32, History>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl Retransmitter {
+    /// A responder that keeps each stream's last `keep` of packets (`[media] max_nack_queue`).
+    pub fn new(keep: Duration) -> Self {
+        Self {
+            keep,
+            streams: HashMap::new(),
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+
     /// Queues the packets `nack` asks for that are still kept.
     fn answer(&mut self, now: Instant, nack: &TransportLayerNack) {
         let Some(history) = self.streams.get_mut(&nack.media_ssrc) else {
             return;
         };
-        history.expire(now);
+        history.expire(now, self.keep);
         for pair in &nack.nacks {
             // RFC 4585 §6.2.1: the packet id, then a bit per following packet.
             let lost = std::iter::once(pair.packet_id).chain(
@@ -137,7 +145,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtp(packet) = &msg.message.packet {
             if let Some(history) = self.streams.get_mut(&packet.header.ssrc) {
-                history.add(msg.now, packet.clone());
+                history.add(msg.now, self.keep, packet.clone());
             }
         }
         self.write.push_back(msg);
@@ -152,10 +160,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
 impl Interceptor for Retransmitter {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         // Plain `nack` (not `nack pli`) is what says the receiver asks for packets again.
-        if info
-            .rtcp_feedback
-            .iter()
-            .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
+        if !self.keep.is_zero()
+            && info
+                .rtcp_feedback
+                .iter()
+                .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
         {
             self.streams.entry(info.ssrc).or_default();
         }
@@ -246,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_nack_is_answered_from_what_was_sent_in_the_last_second() {
-        let mut r = Retransmitter::default();
+        let mut r = Retransmitter::new(Duration::from_secs(1));
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
         // 50 packets/s for 2 s, across the sequence number wrap.
@@ -269,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_reordered_send_is_still_found_and_the_count_is_bounded() {
-        let mut r = Retransmitter::default();
+        let mut r = Retransmitter::new(Duration::from_secs(1));
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
         for seq in [1u16, 3, 2, 4] {
@@ -286,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_stream_without_nack_keeps_nothing() {
-        let mut r = Retransmitter::default();
+        let mut r = Retransmitter::new(Duration::from_millis(500));
         r.bind_local_stream(&stream(false));
         let t0 = Instant::now();
         send(&mut r, t0, 1);
@@ -296,5 +305,29 @@ mod tests {
         send(&mut r, t0, 2);
         r.unbind_local_stream(&stream(true));
         assert!(r.streams.is_empty());
+    }
+
+    #[test]
+    fn a_zero_history_keeps_nothing_and_answers_nothing() {
+        let mut r = Retransmitter::new(Duration::ZERO);
+        r.bind_local_stream(&stream(true));
+        let t0 = Instant::now();
+        send(&mut r, t0, 1);
+        assert!(r.streams.is_empty());
+        assert_eq!(nack(&mut r, t0, 1, 0), Vec::<u16>::new());
+    }
+
+    #[test]
+    fn the_history_is_the_configured_time() {
+        let mut r = Retransmitter::new(Duration::from_millis(500));
+        r.bind_local_stream(&stream(true));
+        let t0 = Instant::now();
+        for i in 0..50u16 {
+            send(&mut r, t0 + Duration::from_millis(20 * u64::from(i)), i);
+        }
+        let now = t0 + Duration::from_millis(980);
+        // Sent at 0.48 s and 0.50 s: 500 ms and 480 ms before now, kept; 0.46 s is not.
+        assert_eq!(nack(&mut r, now, 23, 0b11), vec![24, 25]);
+        assert!(r.streams[&SSRC].sent.len() <= 26);
     }
 }

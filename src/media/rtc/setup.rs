@@ -47,6 +47,9 @@ pub struct PeerTemplate {
     pub no_media_timer: Duration,
     /// Lost packets per second that raise `slowlink`; 0 = never.
     pub slowlink_threshold: u64,
+    /// How long each outgoing stream keeps what it sent for NACKs (`[media]
+    /// max_nack_queue`); zero keeps nothing.
+    pub nack_history: Duration,
 }
 
 impl PeerTemplate {
@@ -60,6 +63,7 @@ impl PeerTemplate {
             nat_1_1: Vec::new(),
             no_media_timer: Duration::from_secs(1),
             slowlink_threshold: 0,
+            nack_history: Duration::from_millis(500),
         }
     }
 
@@ -96,7 +100,7 @@ impl PeerTemplate {
 /// The codecs, header extensions and interceptors of one PeerConnection: `rtc`'s defaults
 /// (Opus, G.722, PCMU, PCMA, VP8, VP9, H.264, AV1; NACK both ways with `nack`/`nack pli` on
 /// video, TWCC receiver, RTCP reports) plus RFC 4733 telephone-event at 48 and 8 kHz and RFC
-/// 6464 audio levels, with NACKs answered from the last second of each stream
+/// 6464 audio levels, with NACKs answered from the last `nack_history` of each stream
 /// ([`super::retransmit`]).
 ///
 /// `dtmf_clock` (Hz) is the telephone-event registered first: `rtc` finds a codec preference
@@ -104,6 +108,7 @@ impl PeerTemplate {
 /// whichever of the two comes first.
 pub(super) fn media_setup(
     dtmf_clock: u32,
+    nack_history: Duration,
 ) -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
@@ -143,7 +148,7 @@ pub(super) fn media_setup(
     let registry = Registry::new()
         .with(
             Slot::NackResponder,
-            super::retransmit::Retransmitter::default(),
+            super::retransmit::Retransmitter::new(nack_history),
         )
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(
