@@ -1,9 +1,9 @@
 //! [`Retransmitter`]: the interceptor that answers NACKs (RFC 4585 §6.2.1) from the packets
-//! each outgoing stream sent in its history (`[media] max_nack_queue`, Janus' 500 ms by
-//! default), in place of `rtc`'s responder, whose
-//! buffer is a fixed ring of packets per stream. A fixed ring keeps seconds of a low-bitrate
-//! stream (each kept packet pins its receive buffer) and too little of a high-bitrate one; a
-//! time bound keeps what a retransmission can still repair, whatever the bitrate.
+//! each outgoing stream sent in the last `[media] max_nack_queue` ms (Janus' 500 by default),
+//! in place of `rtc`'s responder, whose buffer is a fixed ring of packets per stream. A fixed
+//! ring keeps seconds of a low-bitrate stream (each kept packet pins its receive buffer) and
+//! too little of a high-bitrate one; a time bound keeps what a retransmission can still
+//! repair, whatever the bitrate.
 //!
 //! Retransmissions go out as the original packets, on the stream's own SSRC: RTX (RFC 4588)
 //! is not negotiated by this engine.
