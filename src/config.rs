@@ -642,15 +642,20 @@ pub struct MediaConfig {
     /// Event loops of the `loop` engine; 0 = one per core. Single-port mode runs one loop.
     pub loops: usize,
     /// How long (ms) each outgoing stream that negotiated `nack` keeps what it sent, to send
-    /// it again when the receiver asks (RFC 4585 §6.2.1). Janus' key and default: 500 ms; 0
-    /// keeps nothing (NACKs go unanswered); 1 to 199 is refused, as Janus ignores it. The
-    /// `loop` engine keeps this time of each stream; the `webrtc` engine keeps a fixed ring
-    /// of packets and reads only 0 from it.
-    pub max_nack_queue: u32,
+    /// it again when the receiver asks (RFC 4585 §6.2.1); Janus' key, at most
+    /// [`MAX_NACK_QUEUE_MS`], 0 keeps nothing (NACKs go unanswered). Janus keeps the round
+    /// trip time + 100 ms, at least this and at most 1 s; the `loop` engine keeps this fixed
+    /// time, hence a default of [`DEFAULT_MIN_NACK_QUEUE_MS`] (a round trip up to 400 ms)
+    /// where Janus' is 200. The `webrtc` engine keeps a fixed ring of packets and reads only 0
+    /// from it.
+    pub min_nack_queue: u32,
 }
 
-/// Janus' `max_nack_queue` default (ms).
-pub const DEFAULT_MAX_NACK_QUEUE_MS: u32 = 500;
+/// `[media] min_nack_queue` default (ms).
+pub const DEFAULT_MIN_NACK_QUEUE_MS: u32 = 500;
+
+/// Most `[media] min_nack_queue` accepted (ms): Janus' ceiling for its NACK queue.
+pub const MAX_NACK_QUEUE_MS: u32 = 1000;
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -659,7 +664,7 @@ impl Default for MediaConfig {
             max_sessions: 0,
             engine: EngineKind::default(),
             loops: 0,
-            max_nack_queue: DEFAULT_MAX_NACK_QUEUE_MS,
+            min_nack_queue: DEFAULT_MIN_NACK_QUEUE_MS,
         }
     }
 }
@@ -882,8 +887,10 @@ impl Config {
         if self.media.udp_port != 0 && self.ice.port_min != 0 {
             return Err("media.udp_port and ice.port_min/port_max exclude each other".into());
         }
-        if (1..200).contains(&self.media.max_nack_queue) {
-            return Err("media.max_nack_queue: 0 (off) or at least 200 ms".into());
+        if self.media.min_nack_queue > MAX_NACK_QUEUE_MS {
+            return Err(format!(
+                "media.min_nack_queue: 0 (off) to {MAX_NACK_QUEUE_MS} ms"
+            ));
         }
         if self.media.engine.resolve(&self.ice) == EngineKind::Loop {
             // The loop engine offers its sockets' host candidates only (media::rtc).
@@ -1116,22 +1123,22 @@ mod tests {
             "t",
             env(&[
                 ("BIFRONS_MEDIA_MAX_SESSIONS", "400"),
-                ("BIFRONS_MEDIA_MAX_NACK_QUEUE", "1000"),
+                ("BIFRONS_MEDIA_MIN_NACK_QUEUE", "1000"),
             ]),
         )
         .unwrap();
         assert_eq!((c.media.udp_port, c.media.max_sessions), (10000, 400));
-        assert_eq!(c.media.max_nack_queue, 1000);
+        assert_eq!(c.media.min_nack_queue, 1000);
         let d = Config::from_sources("", "t", env(&[])).unwrap();
         assert_eq!((d.media.udp_port, d.media.max_sessions), (0, 0));
-        assert_eq!(d.media.max_nack_queue, 500);
-        for (value, ok) in [(0, true), (150, false), (200, true)] {
+        assert_eq!(d.media.min_nack_queue, 500);
+        for (value, ok) in [(0, true), (1, true), (1000, true), (1001, false)] {
             let r = Config::from_sources(
-                &format!("[media]\nmax_nack_queue = {value}\n"),
+                &format!("[media]\nmin_nack_queue = {value}\n"),
                 "t",
                 env(&[]),
             );
-            assert_eq!(r.is_ok(), ok, "max_nack_queue = {value}");
+            assert_eq!(r.is_ok(), ok, "min_nack_queue = {value}");
         }
         let err = Config::from_sources(
             "[media]\nudp_port = 10000\n[ice]\nport_min = 20000\nport_max = 20100\n",

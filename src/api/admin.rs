@@ -135,7 +135,7 @@ async fn global(core: &Arc<Core>, request: &str, fields: &Fields<'_>) -> Result<
             "refcount_debug": false,
             "no_media_timer": core.config.general.no_media_timer,
             "slowlink_threshold": core.config.general.slowlink_threshold,
-            "max_nack_queue": core.config.media.max_nack_queue,
+            "min_nack_queue": core.config.media.min_nack_queue,
             "accepting_new_sessions": core.accepting_sessions(),
             "media_sessions": core.media.capacity().live(),
             "max_sessions": core.media.capacity().limit(),

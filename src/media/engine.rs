@@ -131,7 +131,7 @@ impl MediaEngine {
         )?;
         // webrtc-rs' default set (NACK, RTCP reports, TWCC receiver) with a NACK responder
         // buffer bounded by NACK_RESPONDER_LOG2_PACKETS instead of 8,192 packets per stream,
-        // and none when `[media] max_nack_queue` is 0.
+        // and none when `[media] min_nack_queue` is 0.
         for parameter in ["", "pli"] {
             media.register_feedback(
                 RTCPFeedback {
@@ -142,7 +142,7 @@ impl MediaEngine {
             );
         }
         let mut registry = Registry::new();
-        if media_config.max_nack_queue > 0 {
+        if media_config.min_nack_queue > 0 {
             registry.add(Box::new(
                 Responder::builder().with_log2_size(NACK_RESPONDER_LOG2_PACKETS),
             ));
@@ -248,25 +248,7 @@ impl MediaEngine {
             .or(gathered.first())
             .copied()
             .ok_or_else(|| MediaError::Rtc("no address to offer host candidates on".into()))?;
-        let mut template = if dtls.cert_pem.is_empty() {
-            PeerTemplate::generate()?
-        } else {
-            let read = |path: &str| {
-                std::fs::read_to_string(path)
-                    .map_err(|e| MediaError::Certificate(format!("{path}: {e}")))
-            };
-            PeerTemplate::from_pem(&format!(
-                "{}\n{}",
-                read(&dtls.key_pem)?,
-                read(&dtls.cert_pem)?
-            ))?
-        };
-        template.full_trickle = ice.full_trickle;
-        template.ice_lite = ice.ice_lite;
-        template.nat_1_1 = ice.nat_1_1_mapping.clone();
-        template.no_media_timer = no_media_timer;
-        template.slowlink_threshold = slowlink_threshold;
-        template.nack_history = Duration::from_millis(media_config.max_nack_queue.into());
+        let template = loop_template(ice, dtls, media_config, no_media_timer, slowlink_threshold)?;
         let pool = LoopPool::start(
             media_config.loops,
             ip,
@@ -365,4 +347,90 @@ fn load_certificate(dtls: &DtlsConfig) -> Result<RTCCertificate, MediaError> {
     };
     let expires = SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
     Ok(RTCCertificate::from_existing(certificate, expires))
+}
+
+/// The settings every PeerConnection of the loop engine starts from: the DTLS certificate
+/// (`[dtls]`, or one generated for the process), `[ice]`'s trickle, ICE-lite and 1:1 NAT, the
+/// `media` and `slowlink` event thresholds, and `[media] min_nack_queue`.
+///
+/// Errors: a certificate that cannot be read or generated, as [`MediaError`].
+fn loop_template(
+    ice: &IceConfig,
+    dtls: &DtlsConfig,
+    media_config: &MediaConfig,
+    no_media_timer: Duration,
+    slowlink_threshold: u64,
+) -> Result<PeerTemplate, MediaError> {
+    let mut template = if dtls.cert_pem.is_empty() {
+        PeerTemplate::generate()?
+    } else {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map_err(|e| MediaError::Certificate(format!("{path}: {e}")))
+        };
+        PeerTemplate::from_pem(&format!(
+            "{}\n{}",
+            read(&dtls.key_pem)?,
+            read(&dtls.cert_pem)?
+        ))?
+    };
+    template.full_trickle = ice.full_trickle;
+    template.ice_lite = ice.ice_lite;
+    template.nat_1_1 = ice.nat_1_1_mapping.clone();
+    template.no_media_timer = no_media_timer;
+    template.slowlink_threshold = slowlink_threshold;
+    template.nack_history = Duration::from_millis(media_config.min_nack_queue.into());
+    Ok(template)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_template_takes_the_configured_settings() {
+        let ice = IceConfig {
+            full_trickle: true,
+            ice_lite: true,
+            ..Default::default()
+        };
+        let media = MediaConfig {
+            min_nack_queue: 800,
+            ..Default::default()
+        };
+        let template = loop_template(
+            &ice,
+            &DtlsConfig::default(),
+            &media,
+            Duration::from_secs(3),
+            7,
+        )
+        .unwrap();
+        assert_eq!(template.nack_history, Duration::from_millis(800));
+        assert!(template.full_trickle && template.ice_lite);
+        assert_eq!(template.no_media_timer, Duration::from_secs(3));
+        assert_eq!(template.slowlink_threshold, 7);
+
+        let default = loop_template(
+            &ice,
+            &DtlsConfig::default(),
+            &MediaConfig::default(),
+            Duration::from_secs(1),
+            0,
+        )
+        .unwrap();
+        assert_eq!(default.nack_history, Duration::from_millis(500));
+        let off = MediaConfig {
+            min_nack_queue: 0,
+            ..Default::default()
+        };
+        let off = loop_template(
+            &ice,
+            &DtlsConfig::default(),
+            &off,
+            Duration::from_secs(1),
+            0,
+        );
+        assert!(off.unwrap().nack_history.is_zero());
+    }
 }

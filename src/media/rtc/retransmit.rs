@@ -1,5 +1,5 @@
 //! [`Retransmitter`]: the interceptor that answers NACKs (RFC 4585 §6.2.1) from the packets
-//! each outgoing stream sent in the last `[media] max_nack_queue` ms (Janus' 500 by default),
+//! each outgoing stream sent in the last `[media] min_nack_queue` ms (500 by default),
 //! in place of `rtc`'s responder, whose buffer is a fixed ring of packets per stream. A fixed
 //! ring keeps seconds of a low-bitrate stream (each kept packet pins its receive buffer) and
 //! too little of a high-bitrate one; a time bound keeps what a retransmission can still
@@ -80,7 +80,7 @@ pub struct Retransmitter {
 }
 
 impl Retransmitter {
-    /// A responder that keeps each stream's last `keep` of packets (`[media] max_nack_queue`).
+    /// A responder that keeps each stream's last `keep` of packets (`[media] min_nack_queue`).
     pub fn new(keep: Duration) -> Self {
         Self {
             keep,

@@ -25,6 +25,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use crate::config::DEFAULT_MIN_NACK_QUEUE_MS;
 use crate::media::engine::{preferred_pt, DTMF_PAYLOAD_TYPES};
 use crate::media::negotiated::AUDIO_LEVEL_URI;
 use crate::media::plan::{Codec, Direction};
@@ -48,7 +49,7 @@ pub struct PeerTemplate {
     /// Lost packets per second that raise `slowlink`; 0 = never.
     pub slowlink_threshold: u64,
     /// How long each outgoing stream keeps what it sent for NACKs (`[media]
-    /// max_nack_queue`); zero keeps nothing.
+    /// min_nack_queue`); zero keeps nothing.
     pub nack_history: Duration,
 }
 
@@ -63,7 +64,7 @@ impl PeerTemplate {
             nat_1_1: Vec::new(),
             no_media_timer: Duration::from_secs(1),
             slowlink_threshold: 0,
-            nack_history: Duration::from_millis(500),
+            nack_history: Duration::from_millis(DEFAULT_MIN_NACK_QUEUE_MS.into()),
         }
     }
 
