@@ -394,43 +394,29 @@ mod tests {
             ice_lite: true,
             ..Default::default()
         };
-        let media = MediaConfig {
-            min_nack_queue: 800,
-            ..Default::default()
+        let template = |min_nack_queue| {
+            let media = MediaConfig {
+                min_nack_queue,
+                ..Default::default()
+            };
+            loop_template(
+                &ice,
+                &DtlsConfig::default(),
+                &media,
+                Duration::from_secs(3),
+                7,
+            )
+            .unwrap()
         };
-        let template = loop_template(
-            &ice,
-            &DtlsConfig::default(),
-            &media,
-            Duration::from_secs(3),
-            7,
-        )
-        .unwrap();
-        assert_eq!(template.nack_history, Duration::from_millis(800));
-        assert!(template.full_trickle && template.ice_lite);
-        assert_eq!(template.no_media_timer, Duration::from_secs(3));
-        assert_eq!(template.slowlink_threshold, 7);
-
-        let default = loop_template(
-            &ice,
-            &DtlsConfig::default(),
-            &MediaConfig::default(),
-            Duration::from_secs(1),
-            0,
-        )
-        .unwrap();
-        assert_eq!(default.nack_history, Duration::from_millis(500));
-        let off = MediaConfig {
-            min_nack_queue: 0,
-            ..Default::default()
-        };
-        let off = loop_template(
-            &ice,
-            &DtlsConfig::default(),
-            &off,
-            Duration::from_secs(1),
-            0,
+        let configured = template(800);
+        assert_eq!(configured.nack_history, Duration::from_millis(800));
+        assert!(configured.full_trickle && configured.ice_lite);
+        assert_eq!(configured.no_media_timer, Duration::from_secs(3));
+        assert_eq!(configured.slowlink_threshold, 7);
+        assert_eq!(
+            template(MediaConfig::default().min_nack_queue).nack_history,
+            Duration::from_millis(500)
         );
-        assert!(off.unwrap().nack_history.is_zero());
+        assert!(template(0).nack_history.is_zero());
     }
 }
