@@ -641,18 +641,16 @@ pub struct MediaConfig {
     pub engine: EngineKind,
     /// Event loops of the `loop` engine; 0 = one per core. Single-port mode runs one loop.
     pub loops: usize,
-    /// How long (ms) each outgoing stream that negotiated `nack` keeps what it sent, to send
-    /// it again when the receiver asks (RFC 4585 §6.2.1); Janus' key, at most
-    /// [`MAX_NACK_QUEUE_MS`], 0 keeps nothing (NACKs go unanswered). Janus keeps the round
-    /// trip time + 100 ms, at least this and at most 1 s; the `loop` engine keeps this fixed
-    /// time, hence a default of [`DEFAULT_MIN_NACK_QUEUE_MS`] (a round trip up to 400 ms)
-    /// where Janus' is 200. The `webrtc` engine keeps a fixed ring of packets and reads only 0
-    /// from it.
+    /// The shortest time (ms) each outgoing stream that negotiated `nack` keeps what it
+    /// sent, to send it again when the receiver asks (RFC 4585 §6.2.1); Janus' key and rule:
+    /// a stream keeps its round trip time + 100 ms, at least this and at most
+    /// [`MAX_NACK_QUEUE_MS`]. 0 keeps nothing (NACKs go unanswered). The `webrtc` engine keeps
+    /// a fixed ring of packets and reads only 0 from it.
     pub min_nack_queue: u32,
 }
 
-/// `[media] min_nack_queue` default (ms).
-pub const DEFAULT_MIN_NACK_QUEUE_MS: u32 = 500;
+/// `[media] min_nack_queue` default (ms): Janus' 200.
+pub const DEFAULT_MIN_NACK_QUEUE_MS: u32 = 200;
 
 /// Most `[media] min_nack_queue` accepted (ms): Janus' ceiling for its NACK queue.
 pub const MAX_NACK_QUEUE_MS: u32 = 1000;
@@ -1131,7 +1129,7 @@ mod tests {
         assert_eq!(c.media.min_nack_queue, 1000);
         let d = Config::from_sources("", "t", env(&[])).unwrap();
         assert_eq!((d.media.udp_port, d.media.max_sessions), (0, 0));
-        assert_eq!(d.media.min_nack_queue, 500);
+        assert_eq!(d.media.min_nack_queue, 200);
         for (value, ok) in [(0, true), (1, true), (1000, true), (1001, false)] {
             let r = Config::from_sources(
                 &format!("[media]\nmin_nack_queue = {value}\n"),

@@ -135,7 +135,7 @@ async fn global(core: &Arc<Core>, request: &str, fields: &Fields<'_>) -> Result<
             "refcount_debug": false,
             "no_media_timer": core.config.general.no_media_timer,
             "slowlink_threshold": core.config.general.slowlink_threshold,
-            "min_nack_queue": core.config.media.min_nack_queue,
+            "min_nack_queue": core.media.min_nack_queue().ms(),
             "accepting_new_sessions": core.accepting_sessions(),
             "media_sessions": core.media.capacity().live(),
             "max_sessions": core.media.capacity().limit(),
@@ -160,6 +160,14 @@ async fn global(core: &Arc<Core>, request: &str, fields: &Fields<'_>) -> Result<
             }
             core.log.set_level(janus_level_filter(level));
             Ok(success(json!({ "level": level })))
+        }
+        "set_min_nack_queue" => {
+            let ms = fields
+                .opt_u64("min_nack_queue")?
+                .ok_or_else(|| ApiError::missing("min_nack_queue"))?;
+            let set = core.media.min_nack_queue().set(ms);
+            tracing::info!(min_nack_queue = set, "Admin API: min NACK queue changed");
+            Ok(success(json!({ "min_nack_queue": set })))
         }
         "accept_new_sessions" => {
             let accept = fields

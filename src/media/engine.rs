@@ -28,6 +28,7 @@ use webrtc::rtp_transceiver::RTCPFeedback;
 use super::capacity::Capacity;
 use super::error::MediaError;
 use super::interfaces;
+use super::nack_queue::MinNackQueue;
 use super::peer::{Peer, PeerListener};
 use super::plan::Codec;
 use super::rtc::{LoopPool, PeerTemplate};
@@ -62,6 +63,7 @@ pub struct MediaEngine {
     backend: Backend,
     host_addresses: Vec<IpAddr>,
     capacity: Capacity,
+    min_nack_queue: MinNackQueue,
 }
 
 /// What `[media] engine` chose.
@@ -227,6 +229,7 @@ impl MediaEngine {
             },
             host_addresses,
             capacity: Capacity::new(media_config.max_sessions),
+            min_nack_queue: MinNackQueue::new(media_config.min_nack_queue),
         })
     }
 
@@ -249,6 +252,7 @@ impl MediaEngine {
             .copied()
             .ok_or_else(|| MediaError::Rtc("no address to offer host candidates on".into()))?;
         let template = loop_template(ice, dtls, media_config, no_media_timer, slowlink_threshold)?;
+        let min_nack_queue = template.min_nack_queue.clone();
         let pool = LoopPool::start(
             media_config.loops,
             ip,
@@ -261,6 +265,7 @@ impl MediaEngine {
             backend: Backend::Loop(pool),
             host_addresses: vec![ip],
             capacity: Capacity::new(media_config.max_sessions),
+            min_nack_queue,
         })
     }
 
@@ -268,6 +273,13 @@ impl MediaEngine {
     /// guard the API checks on `create` and `attach`.
     pub fn capacity(&self) -> &Capacity {
         &self.capacity
+    }
+
+    /// `[media] min_nack_queue` as it is now: the Admin API's `get_status` shows it and
+    /// `set_min_nack_queue` changes it, for every PeerConnection of the loop engine at once.
+    /// The `webrtc` engine reads only whether it was 0 at start.
+    pub fn min_nack_queue(&self) -> &MinNackQueue {
+        &self.min_nack_queue
     }
 
     /// The local addresses host candidates are gathered on (before any `nat_1_1_mapping`),
@@ -379,7 +391,7 @@ fn loop_template(
     template.nat_1_1 = ice.nat_1_1_mapping.clone();
     template.no_media_timer = no_media_timer;
     template.slowlink_threshold = slowlink_threshold;
-    template.nack_history = Duration::from_millis(media_config.min_nack_queue.into());
+    template.min_nack_queue = MinNackQueue::new(media_config.min_nack_queue);
     Ok(template)
 }
 
@@ -409,14 +421,16 @@ mod tests {
             .unwrap()
         };
         let configured = template(800);
-        assert_eq!(configured.nack_history, Duration::from_millis(800));
+        assert_eq!(configured.min_nack_queue.ms(), 800);
         assert!(configured.full_trickle && configured.ice_lite);
         assert_eq!(configured.no_media_timer, Duration::from_secs(3));
         assert_eq!(configured.slowlink_threshold, 7);
         assert_eq!(
-            template(MediaConfig::default().min_nack_queue).nack_history,
-            Duration::from_millis(500)
+            template(MediaConfig::default().min_nack_queue)
+                .min_nack_queue
+                .ms(),
+            200
         );
-        assert!(template(0).nack_history.is_zero());
+        assert_eq!(template(0).min_nack_queue.ms(), 0);
     }
 }

@@ -2,7 +2,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, TARGET } from './lib/gateway.js';
+import { startGateway } from './lib/gateway.js';
 import { connect } from './lib/janode.js';
 import { WsClient, httpPost, httpGet } from './lib/raw.js';
 
@@ -79,8 +79,8 @@ describe('Admin API', () => {
     assert.equal(typeof st.json.status, 'object');
     assert.equal(st.json.status.session_timeout, 60);
     assert.equal(typeof st.json.status.token_auth, 'boolean');
-    // Janus' key; its default is 200 ms, Bifrons' 500 (README, [media] min_nack_queue).
-    assert.equal(st.json.status.min_nack_queue, TARGET === 'janus' ? 200 : 500);
+    // Janus' key and default (README, [media] min_nack_queue).
+    assert.equal(st.json.status.min_nack_queue, 200);
     const set = await admin({ janus: 'set_session_timeout', timeout: 120, admin_secret: gw.adminSecret });
     assert.equal(set.json.janus, 'success');
     assert.equal(set.json.timeout, 120);
@@ -92,6 +92,24 @@ describe('Admin API', () => {
     assert.equal(missing.json.error.code, 456);
     const back = await admin({ janus: 'set_session_timeout', timeout: 60, admin_secret: gw.adminSecret });
     assert.equal(back.json.timeout, 60);
+  });
+
+  it('HTTP: set_min_nack_queue changes what get_status shows, at most 1000', async () => {
+    const set = (body) => admin({ janus: 'set_min_nack_queue', admin_secret: gw.adminSecret, ...body });
+    const status = async () =>
+      (await admin({ janus: 'get_status', admin_secret: gw.adminSecret })).json.status.min_nack_queue;
+    const changed = await set({ min_nack_queue: 300 });
+    assert.equal(changed.json.janus, 'success');
+    assert.equal(changed.json.min_nack_queue, 300);
+    assert.equal(await status(), 300);
+    // Janus lowers what is past its ceiling instead of refusing it.
+    assert.equal((await set({ min_nack_queue: 5000 })).json.min_nack_queue, 1000);
+    assert.equal(await status(), 1000);
+    assert.equal((await set({ min_nack_queue: -1 })).json.error.code, 467);
+    assert.equal((await set({ min_nack_queue: 'long' })).json.error.code, 467);
+    assert.equal((await set({})).json.error.code, 456);
+    assert.equal(await status(), 1000);
+    assert.equal((await set({ min_nack_queue: 200 })).json.min_nack_queue, 200);
   });
 
   it('HTTP: unknown admin request at a path is 457', async () => {

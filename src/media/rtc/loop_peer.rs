@@ -941,7 +941,8 @@ fn build_pc(
     template: &PeerTemplate,
     dtmf_clock: u32,
 ) -> Result<RTCPeerConnection, MediaError> {
-    let (media, registry) = media_setup(dtmf_clock, template.nack_history).map_err(rtc_err)?;
+    let (media, registry) =
+        media_setup(dtmf_clock, template.min_nack_queue.clone()).map_err(rtc_err)?;
     // ICE credentials are `rtc`'s own (random, new on each ICE restart, RFC 8445 §5.3): the
     // loop learns the ufrag from each local description.
     let settings = SettingEngineBuilder::new()

@@ -29,8 +29,8 @@
 //! G.711, VP8 and H.264 both ways, DTLS-SRTP with one shared certificate, a host candidate of
 //! the loop's socket, trickled remote candidates, ICE restarts either way, NACK generation, PLI,
 //! REMB, data channels (SCTP starts only once an `m=application` is negotiated). NACKs are
-//! answered by an interceptor of ours with a time-bounded history (`retransmit.rs`, `[media]
-//! min_nack_queue`), where `rtc`'s keeps a fixed ring of packets.
+//! answered by an interceptor of ours whose history follows the round trip, as Janus' does
+//! (`retransmit.rs`, `[media] min_nack_queue`), where `rtc`'s keeps a fixed ring of packets.
 //!
 //! Not provided, by design of a sans-I/O core: candidate gathering. The loop names its socket's
 //! address (or, with `[ice] nat_1_1_mapping`, the mapped address as a server-reflexive

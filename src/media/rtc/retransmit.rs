@@ -1,9 +1,16 @@
 //! [`Retransmitter`]: the interceptor that answers NACKs (RFC 4585 §6.2.1) from the packets
-//! each outgoing stream sent in the last `[media] min_nack_queue` ms (500 by default),
-//! in place of `rtc`'s responder, whose buffer is a fixed ring of packets per stream. A fixed
-//! ring keeps seconds of a low-bitrate stream (each kept packet pins its receive buffer) and
-//! too little of a high-bitrate one; a time bound keeps what a retransmission can still
-//! repair, whatever the bitrate.
+//! each outgoing stream sent lately, in place of `rtc`'s responder, whose buffer is a fixed ring
+//! of packets per stream. A fixed ring keeps seconds of a low-bitrate stream (each kept packet
+//! pins its receive buffer) and too little of a high-bitrate one; a time bound keeps what a
+//! retransmission can still repair, whatever the bitrate.
+//!
+//! How long is Janus 1.x's rule: the stream's round trip time + 100 ms, at least `[media]
+//! min_nack_queue` (200 ms by default; the Admin API's `set_min_nack_queue` changes it for
+//! every stream at once, and 0 keeps nothing) and at most 1 s, moved 1/8 of the way towards that
+//! target on each report (an exponential moving average, so one late report does not swing
+//! it). The round trip comes from the peer's RTCP reception reports about the stream (RFC 3550
+//! §6.4.1): the arrival time minus when our sender report they echo left, minus the delay they
+//! give.
 //!
 //! Retransmissions go out as the original packets, on the stream's own SSRC: RTX (RFC 4588)
 //! is not negotiated by this engine.
@@ -14,38 +21,114 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{
     Attribute, AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket,
 };
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
+
+use crate::media::MinNackQueue;
 
 /// Most packets kept per stream whatever the bitrate and history: 1 s of ~10 Mbit/s in
 /// 1,200-byte packets.
 pub const MAX_PACKETS: usize = 1024;
 
-/// The packets one outgoing stream sent in the last `keep`, oldest first.
-#[derive(Default)]
+/// Longest a stream keeps what it sent, whatever the round trip: Janus' ceiling (1 s).
+pub const MAX_KEEP: Duration = Duration::from_millis(1000);
+
+/// Added to the round trip time: a NACK comes at best one round trip after the loss, plus the
+/// receiver's wait before it declares a packet lost (Janus' margin, 100 ms).
+const RTT_MARGIN: Duration = Duration::from_millis(100);
+
+/// Sender reports remembered per stream, to match the one a reception report echoes (LSR):
+/// reports go out about once a second, and a receiver echoes the newest it got.
+const SENT_REPORTS: usize = 4;
+
+/// The packets one outgoing stream sent lately, oldest first, and how long it keeps them.
 struct History {
     sent: VecDeque<(Instant, rtc::rtp::Packet)>,
+    /// The round trip + [`RTT_MARGIN`], averaged over the reports, within the minimum at the
+    /// time of each and [`MAX_KEEP`]; see [`History::window`].
+    keep: Duration,
+    /// Our last sender reports: the middle 32 bits of their NTP timestamp (RFC 3550 §6.4.1
+    /// LSR) and when they left, newest at `next - 1` (a ring).
+    reports: [Option<(u32, Instant)>; SENT_REPORTS],
+    next: usize,
 }
 
 impl History {
-    fn add(&mut self, now: Instant, keep: Duration, packet: rtc::rtp::Packet) {
-        self.expire(now, keep);
+    fn new(keep: Duration) -> Self {
+        Self {
+            sent: VecDeque::new(),
+            keep,
+            reports: [None; SENT_REPORTS],
+            next: 0,
+        }
+    }
+
+    /// How long a sent packet stays while the minimum is `min`: `keep` within `min` and
+    /// [`MAX_KEEP`], or nothing when `min` is zero.
+    fn window(&self, min: Duration) -> Duration {
+        if min.is_zero() {
+            Duration::ZERO
+        } else {
+            self.keep.clamp(min, MAX_KEEP)
+        }
+    }
+
+    fn add(&mut self, now: Instant, min: Duration, packet: rtc::rtp::Packet) {
+        if min.is_zero() {
+            self.sent.clear();
+            return;
+        }
+        self.expire(now, min);
         if self.sent.len() == MAX_PACKETS {
             self.sent.pop_front();
         }
         self.sent.push_back((now, packet));
     }
 
-    /// Forgets what was sent more than `keep` before `now`.
-    fn expire(&mut self, now: Instant, keep: Duration) {
+    /// Forgets what was sent longer ago than the window allows at `now`.
+    fn expire(&mut self, now: Instant, min: Duration) {
+        let window = self.window(min);
         while self
             .sent
             .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > keep)
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > window)
         {
             self.sent.pop_front();
         }
+    }
+
+    /// Remembers that our sender report with NTP timestamp `ntp` (64-bit, RFC 3550 §4) left at
+    /// `now`.
+    fn sent_report(&mut self, now: Instant, ntp: u64) {
+        self.reports[self.next] = Some(((ntp >> 16) as u32, now));
+        self.next = (self.next + 1) % SENT_REPORTS;
+    }
+
+    /// The round trip a reception report about this stream gives when it arrives at `now`:
+    /// `None` when it echoes no sender report we remember (LSR 0 means none yet).
+    fn round_trip(&self, now: Instant, report: &ReceptionReport) -> Option<Duration> {
+        if report.last_sender_report == 0 {
+            return None;
+        }
+        let (_, sent) = self
+            .reports
+            .iter()
+            .flatten()
+            .find(|(lsr, _)| *lsr == report.last_sender_report)?;
+        // DLSR is in units of 1/65,536 s.
+        let held = Duration::from_micros(u64::from(report.delay) * 1_000_000 / 65_536);
+        Some(now.saturating_duration_since(*sent).saturating_sub(held))
+    }
+
+    /// Moves `keep` 1/8 of the way towards the round trip + [`RTT_MARGIN`], within
+    /// `min`..=[`MAX_KEEP`].
+    fn follow(&mut self, rtt: Duration, min: Duration) {
+        let target = (rtt + RTT_MARGIN).clamp(min, MAX_KEEP);
+        self.keep = ((self.keep * 7 + target) / 8).clamp(min, MAX_KEEP);
     }
 
     /// The kept packet with sequence number `seq`. Packets are kept in sending order, which
@@ -69,21 +152,23 @@ impl History {
 
 /// See the module documentation.
 pub struct Retransmitter {
-    /// How long a sent packet can be asked for again. A NACK comes one round trip after the
-    /// loss at best; one asked for later than this would come after the receiver's jitter
-    /// buffer gave up on the packet. Zero keeps nothing.
-    keep: Duration,
-    /// Outgoing streams that negotiated `nack`, by SSRC (none when `keep` is zero).
+    /// The shortest a stream keeps what it sent (`[media] min_nack_queue`, as the Admin API
+    /// may change it). A NACK comes one round trip after the loss at best; one asked for later
+    /// than the history would come after the receiver's jitter buffer gave up on the packet.
+    /// Zero keeps nothing.
+    min_keep: MinNackQueue,
+    /// Outgoing streams that negotiated `nack`, by SSRC.
     streams: HashMap<u32, History>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl Retransmitter {
-    /// A responder that keeps each stream's last `keep` of packets (`[media] min_nack_queue`).
-    pub fn new(keep: Duration) -> Self {
+    /// A responder whose streams keep at least `min_keep` of packets (`[media]
+    /// min_nack_queue`), more when their round trip asks for it.
+    pub fn new(min_keep: MinNackQueue) -> Self {
         Self {
-            keep,
+            min_keep,
             streams: HashMap::new(),
             read: VecDeque::new(),
             write: VecDeque::new(),
@@ -95,7 +180,7 @@ impl Retransmitter {
         let Some(history) = self.streams.get_mut(&nack.media_ssrc) else {
             return;
         };
-        history.expire(now, self.keep);
+        history.expire(now, self.min_keep.get());
         for pair in &nack.nacks {
             // RFC 4585 §6.2.1: the packet id, then a bit per following packet.
             let lost = std::iter::once(pair.packet_id).chain(
@@ -117,6 +202,23 @@ impl Retransmitter {
             }
         }
     }
+
+    /// Follows the round trip that each of `reports` about one of our streams gives.
+    fn reception_reports(&mut self, now: Instant, reports: &[ReceptionReport]) {
+        for report in reports {
+            if let Some(history) = self.streams.get_mut(&report.ssrc) {
+                if let Some(rtt) = history.round_trip(now, report) {
+                    history.follow(rtt, self.min_keep.get());
+                    tracing::debug!(
+                        ssrc = report.ssrc,
+                        rtt_ms = rtt.as_secs_f64() * 1000.0,
+                        keep_ms = history.window(self.min_keep.get()).as_millis() as u64,
+                        "NACK history follows the round trip"
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
@@ -129,8 +231,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for packet in packets {
-                if let Some(nack) = packet.as_any().downcast_ref::<TransportLayerNack>() {
+                let packet = packet.as_any();
+                if let Some(nack) = packet.downcast_ref::<TransportLayerNack>() {
                     self.answer(msg.now, nack);
+                } else if let Some(rr) = packet.downcast_ref::<ReceiverReport>() {
+                    self.reception_reports(msg.now, &rr.reports);
+                } else if let Some(sr) = packet.downcast_ref::<SenderReport>() {
+                    self.reception_reports(msg.now, &sr.reports);
                 }
             }
         }
@@ -143,10 +250,23 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(packet) = &msg.message.packet {
-            if let Some(history) = self.streams.get_mut(&packet.header.ssrc) {
-                history.add(msg.now, self.keep, packet.clone());
+        match &msg.message.packet {
+            Packet::Rtp(packet) => {
+                if let Some(history) = self.streams.get_mut(&packet.header.ssrc) {
+                    history.add(msg.now, self.min_keep.get(), packet.clone());
+                }
             }
+            Packet::Rtcp(packets) => {
+                for sr in packets
+                    .iter()
+                    .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+                {
+                    if let Some(history) = self.streams.get_mut(&sr.ssrc) {
+                        history.sent_report(msg.now, sr.ntp_time);
+                    }
+                }
+            }
+            _ => {}
         }
         self.write.push_back(msg);
         Ok(())
@@ -160,13 +280,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
 impl Interceptor for Retransmitter {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         // Plain `nack` (not `nack pli`) is what says the receiver asks for packets again.
-        if !self.keep.is_zero()
-            && info
-                .rtcp_feedback
-                .iter()
-                .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
+        if info
+            .rtcp_feedback
+            .iter()
+            .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
         {
-            self.streams.entry(info.ssrc).or_default();
+            self.streams
+                .entry(info.ssrc)
+                .or_insert_with(|| History::new(self.min_keep.get()));
         }
     }
 
@@ -200,6 +321,10 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    fn responder(min_nack_queue_ms: u32) -> Retransmitter {
+        Retransmitter::new(MinNackQueue::new(min_nack_queue_ms))
     }
 
     fn rtp(seq: u16) -> TaggedPacket {
@@ -255,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_nack_is_answered_from_what_was_sent_in_the_last_second() {
-        let mut r = Retransmitter::new(Duration::from_secs(1));
+        let mut r = responder(1000);
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
         // 50 packets/s for 2 s, across the sequence number wrap.
@@ -278,7 +403,7 @@ mod tests {
 
     #[test]
     fn a_reordered_send_is_still_found_and_the_count_is_bounded() {
-        let mut r = Retransmitter::new(Duration::from_secs(1));
+        let mut r = responder(1000);
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
         for seq in [1u16, 3, 2, 4] {
@@ -295,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_stream_without_nack_keeps_nothing() {
-        let mut r = Retransmitter::new(Duration::from_millis(500));
+        let mut r = responder(500);
         r.bind_local_stream(&stream(false));
         let t0 = Instant::now();
         send(&mut r, t0, 1);
@@ -309,17 +434,46 @@ mod tests {
 
     #[test]
     fn a_zero_history_keeps_nothing_and_answers_nothing() {
-        let mut r = Retransmitter::new(Duration::ZERO);
+        let mut r = responder(0);
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
         send(&mut r, t0, 1);
-        assert!(r.streams.is_empty());
+        assert!(r.streams[&SSRC].sent.is_empty());
         assert_eq!(nack(&mut r, t0, 1, 0), Vec::<u16>::new());
     }
 
     #[test]
+    fn the_minimum_changes_at_run_time_for_streams_already_bound() {
+        let min = MinNackQueue::new(0);
+        let mut r = Retransmitter::new(min.clone());
+        r.bind_local_stream(&stream(true));
+        let t0 = Instant::now();
+        send(&mut r, t0, 1);
+        assert_eq!(nack(&mut r, t0, 1, 0), Vec::<u16>::new());
+        // As the Admin API's set_min_nack_queue does.
+        min.set(200);
+        send(&mut r, t0, 2);
+        assert_eq!(nack(&mut r, t0 + Duration::from_millis(150), 2, 0), vec![2]);
+        min.set(100);
+        assert_eq!(
+            nack(&mut r, t0 + Duration::from_millis(150), 2, 0),
+            Vec::<u16>::new()
+        );
+        min.set(500);
+        send(&mut r, t0, 3);
+        assert_eq!(nack(&mut r, t0 + Duration::from_millis(450), 3, 0), vec![3]);
+        min.set(0);
+        assert_eq!(
+            nack(&mut r, t0 + Duration::from_millis(450), 3, 0),
+            Vec::<u16>::new()
+        );
+        send(&mut r, t0, 4);
+        assert!(r.streams[&SSRC].sent.is_empty());
+    }
+
+    #[test]
     fn the_history_is_the_configured_time() {
-        let mut r = Retransmitter::new(Duration::from_millis(500));
+        let mut r = responder(500);
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
         for i in 0..50u16 {
@@ -329,5 +483,150 @@ mod tests {
         // Sent at 0.48 s and 0.50 s: 500 ms and 480 ms before now, kept; 0.46 s is not.
         assert_eq!(nack(&mut r, now, 23, 0b11), vec![24, 25]);
         assert!(r.streams[&SSRC].sent.len() <= 26);
+    }
+
+    /// Our sender report for the stream, NTP timestamp `ntp`, written at `at`.
+    fn send_report(r: &mut Retransmitter, at: Instant, ntp: u64) {
+        let sr = SenderReport {
+            ssrc: SSRC,
+            ntp_time: ntp,
+            ..Default::default()
+        };
+        r.handle_write(TaggedPacket {
+            now: at,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(sr)])),
+        })
+        .unwrap();
+        assert!(r.poll_write().is_some(), "the report itself goes on");
+    }
+
+    /// The peer's receiver report about `ssrc`, arriving at `at`, echoing `lsr` after holding
+    /// it `held` (in a sender report of its own when `in_sr`).
+    fn receive_report(
+        r: &mut Retransmitter,
+        at: Instant,
+        ssrc: u32,
+        lsr: u32,
+        held: Duration,
+        in_sr: bool,
+    ) {
+        let reports = vec![ReceptionReport {
+            ssrc,
+            last_sender_report: lsr,
+            delay: (held.as_micros() * 65_536 / 1_000_000) as u32,
+            ..Default::default()
+        }];
+        let packet: Box<dyn rtc::rtcp::Packet> = if in_sr {
+            Box::new(SenderReport {
+                ssrc: 9,
+                reports,
+                ..Default::default()
+            })
+        } else {
+            Box::new(ReceiverReport {
+                ssrc: 9,
+                reports,
+                ..Default::default()
+            })
+        };
+        r.handle_read(TaggedPacket {
+            now: at,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![packet])),
+        })
+        .unwrap();
+        assert!(r.poll_read().is_some(), "the report itself goes on");
+    }
+
+    /// `reports` exchanges of a report each, the peer answering after `rtt` (half each way)
+    /// and holding our report `held`, starting at `t`; returns the time after the last.
+    fn exchange(r: &mut Retransmitter, mut t: Instant, reports: u32, rtt: Duration) -> Instant {
+        let held = Duration::from_millis(30);
+        for i in 0..reports {
+            let ntp = (u64::from(0x1000 + i) << 32) | 0x8000_0000;
+            send_report(r, t, ntp);
+            receive_report(
+                r,
+                t + rtt + held,
+                SSRC,
+                (ntp >> 16) as u32,
+                held,
+                i % 2 == 1,
+            );
+            t += Duration::from_secs(1);
+        }
+        t
+    }
+
+    /// How long the stream keeps what it sent now.
+    fn keep(r: &Retransmitter) -> Duration {
+        r.streams[&SSRC].window(r.min_keep.get())
+    }
+
+    #[test]
+    fn the_history_follows_the_round_trip_plus_100_ms_within_its_bounds() {
+        let mut r = responder(200);
+        r.bind_local_stream(&stream(true));
+        let t0 = Instant::now();
+        assert_eq!(
+            keep(&r),
+            Duration::from_millis(200),
+            "no report yet: the minimum"
+        );
+        // A 400 ms round trip: 1/8 of the way from 200 to 500 ms on the first report.
+        let t = exchange(&mut r, t0, 1, Duration::from_millis(400));
+        let first = keep(&r).as_secs_f64() * 1000.0;
+        assert!((first - 237.5).abs() < 0.1, "{first} ms");
+        let t = exchange(&mut r, t, 60, Duration::from_millis(400));
+        let settled = keep(&r).as_secs_f64() * 1000.0;
+        assert!((499.0..=500.0).contains(&settled), "{settled} ms");
+        // A 2 s round trip: no more than 1 s.
+        let t = exchange(&mut r, t, 80, Duration::from_secs(2));
+        assert!(keep(&r) > Duration::from_millis(990) && keep(&r) <= MAX_KEEP);
+        // Back on a fast link: down to the minimum, never below.
+        exchange(&mut r, t, 80, Duration::from_micros(300));
+        let low = keep(&r).as_secs_f64() * 1000.0;
+        assert!((200.0..201.0).contains(&low), "{low} ms");
+    }
+
+    #[test]
+    fn a_nack_after_the_minimum_is_answered_once_the_round_trip_asks_for_it() {
+        let mut r = responder(200);
+        r.bind_local_stream(&stream(true));
+        let t0 = Instant::now();
+        send(&mut r, t0, 1);
+        assert_eq!(
+            nack(&mut r, t0 + Duration::from_millis(450), 1, 0),
+            Vec::<u16>::new()
+        );
+        let t = exchange(&mut r, t0, 60, Duration::from_millis(400));
+        send(&mut r, t, 2);
+        assert_eq!(nack(&mut r, t + Duration::from_millis(450), 2, 0), vec![2]);
+        assert_eq!(
+            nack(&mut r, t + Duration::from_millis(520), 2, 0),
+            Vec::<u16>::new()
+        );
+    }
+
+    #[test]
+    fn reports_that_echo_no_report_of_ours_or_another_stream_change_nothing() {
+        let mut r = responder(200);
+        r.bind_local_stream(&stream(true));
+        let t0 = Instant::now();
+        let ntp = 0x1234_5678_9abc_def0;
+        send_report(&mut r, t0, ntp);
+        let at = t0 + Duration::from_millis(900);
+        let lsr = (ntp >> 16) as u32;
+        // No sender report received yet (LSR 0), one we never sent, another stream's.
+        receive_report(&mut r, at, SSRC, 0, Duration::ZERO, false);
+        receive_report(&mut r, at, SSRC, lsr + 1, Duration::ZERO, false);
+        receive_report(&mut r, at, SSRC + 1, lsr, Duration::ZERO, true);
+        assert_eq!(keep(&r), Duration::from_millis(200));
+        // A delay longer than the whole exchange (a bogus report): a round trip of zero.
+        receive_report(&mut r, at, SSRC, lsr, Duration::from_secs(5), false);
+        assert_eq!(keep(&r), Duration::from_millis(200));
+        receive_report(&mut r, at, SSRC, lsr, Duration::ZERO, false);
+        assert!(keep(&r) > Duration::from_millis(200));
     }
 }

@@ -29,6 +29,7 @@ use crate::config::DEFAULT_MIN_NACK_QUEUE_MS;
 use crate::media::engine::{preferred_pt, DTMF_PAYLOAD_TYPES};
 use crate::media::negotiated::AUDIO_LEVEL_URI;
 use crate::media::plan::{Codec, Direction};
+use crate::media::MinNackQueue;
 use crate::media::{MediaError, MediaKind};
 
 /// What every PeerConnection of the process shares: one DTLS certificate (no key generation
@@ -48,9 +49,10 @@ pub struct PeerTemplate {
     pub no_media_timer: Duration,
     /// Lost packets per second that raise `slowlink`; 0 = never.
     pub slowlink_threshold: u64,
-    /// How long each outgoing stream keeps what it sent for NACKs (`[media]
-    /// min_nack_queue`); zero keeps nothing.
-    pub nack_history: Duration,
+    /// The shortest each outgoing stream keeps what it sent for NACKs (`[media]
+    /// min_nack_queue`); a stream keeps its round trip + 100 ms when that is longer, at most
+    /// 1 s ([`super::retransmit`]). Zero keeps nothing.
+    pub min_nack_queue: MinNackQueue,
 }
 
 impl PeerTemplate {
@@ -64,7 +66,7 @@ impl PeerTemplate {
             nat_1_1: Vec::new(),
             no_media_timer: Duration::from_secs(1),
             slowlink_threshold: 0,
-            nack_history: Duration::from_millis(DEFAULT_MIN_NACK_QUEUE_MS.into()),
+            min_nack_queue: MinNackQueue::new(DEFAULT_MIN_NACK_QUEUE_MS),
         }
     }
 
@@ -101,15 +103,15 @@ impl PeerTemplate {
 /// The codecs, header extensions and interceptors of one PeerConnection: `rtc`'s defaults
 /// (Opus, G.722, PCMU, PCMA, VP8, VP9, H.264, AV1; NACK both ways with `nack`/`nack pli` on
 /// video, TWCC receiver, RTCP reports) plus RFC 4733 telephone-event at 48 and 8 kHz and RFC
-/// 6464 audio levels, with NACKs answered from the last `nack_history` of each stream
-/// ([`super::retransmit`]).
+/// 6464 audio levels, with NACKs answered from what each stream sent in the last
+/// `min_nack_queue` or more ([`super::retransmit`]).
 ///
 /// `dtmf_clock` (Hz) is the telephone-event registered first: `rtc` finds a codec preference
 /// by MIME type and fmtp, not by clock rate, so a preference for telephone-event resolves to
 /// whichever of the two comes first.
 pub(super) fn media_setup(
     dtmf_clock: u32,
-    nack_history: Duration,
+    min_nack_queue: MinNackQueue,
 ) -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
@@ -149,7 +151,7 @@ pub(super) fn media_setup(
     let registry = Registry::new()
         .with(
             Slot::NackResponder,
-            super::retransmit::Retransmitter::new(nack_history),
+            super::retransmit::Retransmitter::new(min_nack_queue),
         )
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(
