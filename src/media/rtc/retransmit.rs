@@ -28,6 +28,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
 
+use crate::config::MAX_NACK_QUEUE_MS;
 use crate::media::MinNackQueue;
 
 /// Most packets kept per stream whatever the bitrate and history: 1 s of ~10 Mbit/s in
@@ -35,7 +36,7 @@ use crate::media::MinNackQueue;
 pub const MAX_PACKETS: usize = 1024;
 
 /// Longest a stream keeps what it sent, whatever the round trip: Janus' ceiling (1 s).
-pub const MAX_KEEP: Duration = Duration::from_millis(1000);
+const MAX_KEEP: Duration = Duration::from_millis(MAX_NACK_QUEUE_MS as u64);
 
 /// Added to the round trip time: a NACK comes at best one round trip after the loss, plus the
 /// receiver's wait before it declares a packet lost (Janus' margin, 100 ms).
