@@ -64,6 +64,7 @@ pub fn server_info(core: &Core, transaction: Option<&str>) -> Value {
         "ice-tcp": false,
         "full-trickle": core.config.ice.full_trickle,
         "mdns-enabled": false,
+        "min-nack-queue": core.media.min_nack_queue().ms(),
         "api_secret": core.auth.api_secret_enabled(),
         "auth_token": core.auth.token_auth_enabled(),
         "event_handlers": false,

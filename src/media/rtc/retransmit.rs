@@ -5,12 +5,14 @@
 //! retransmission can still repair, whatever the bitrate.
 //!
 //! How long is Janus 1.x's rule: the stream's round trip time + 100 ms, at least `[media]
-//! min_nack_queue` (200 ms by default; the Admin API's `set_min_nack_queue` changes it for
-//! every stream at once, and 0 keeps nothing) and at most 1 s, moved 1/8 of the way towards that
-//! target on each report (an exponential moving average, so one late report does not swing
-//! it). The round trip comes from the peer's RTCP reception reports about the stream (RFC 3550
-//! §6.4.1): the arrival time minus when our sender report they echo left, minus the delay they
-//! give.
+//! min_nack_queue` (200 ms by default) and at most 1 s. The round trip comes from the peer's
+//! RTCP reception reports about the stream (RFC 3550 §6.4.1): the arrival time minus when our
+//! sender report they echo left, minus the delay they give. The first report sets the round
+//! trip + 100 ms, each later one moves it 1/8 of the way (an exponential moving average, so
+//! one late report does not swing it); until the first, a stream keeps the minimum.
+//!
+//! The minimum is read on every packet, so the Admin API's `set_min_nack_queue` applies to
+//! every stream at once. Unlike Janus, 0 keeps nothing whatever the round trip.
 //!
 //! Retransmissions go out as the original packets, on the stream's own SSRC: RTX (RFC 4588)
 //! is not negotiated by this engine.
@@ -49,9 +51,9 @@ const SENT_REPORTS: usize = 4;
 /// The packets one outgoing stream sent lately, oldest first, and how long it keeps them.
 struct History {
     sent: VecDeque<(Instant, rtc::rtp::Packet)>,
-    /// The round trip + [`RTT_MARGIN`], averaged over the reports, within the minimum at the
-    /// time of each and [`MAX_KEEP`]; see [`History::window`].
-    keep: Duration,
+    /// The round trip + [`RTT_MARGIN`], averaged over the reports, at most [`MAX_KEEP`];
+    /// `None` before the first. What is kept is this within the minimum: [`History::window`].
+    keep: Option<Duration>,
     /// Our last sender reports: the middle 32 bits of their NTP timestamp (RFC 3550 §6.4.1
     /// LSR) and when they left, newest at `next - 1` (a ring).
     reports: [Option<(u32, Instant)>; SENT_REPORTS],
@@ -59,22 +61,22 @@ struct History {
 }
 
 impl History {
-    fn new(keep: Duration) -> Self {
+    fn new() -> Self {
         Self {
             sent: VecDeque::new(),
-            keep,
+            keep: None,
             reports: [None; SENT_REPORTS],
             next: 0,
         }
     }
 
     /// How long a sent packet stays while the minimum is `min`: `keep` within `min` and
-    /// [`MAX_KEEP`], or nothing when `min` is zero.
+    /// [`MAX_KEEP`] (`min` before the first report), or nothing when `min` is zero.
     fn window(&self, min: Duration) -> Duration {
         if min.is_zero() {
             Duration::ZERO
         } else {
-            self.keep.clamp(min, MAX_KEEP)
+            self.keep.unwrap_or(Duration::ZERO).clamp(min, MAX_KEEP)
         }
     }
 
@@ -125,11 +127,11 @@ impl History {
         Some(now.saturating_duration_since(*sent).saturating_sub(held))
     }
 
-    /// Moves `keep` 1/8 of the way towards the round trip + [`RTT_MARGIN`], within
-    /// `min`..=[`MAX_KEEP`].
-    fn follow(&mut self, rtt: Duration, min: Duration) {
-        let target = (rtt + RTT_MARGIN).clamp(min, MAX_KEEP);
-        self.keep = ((self.keep * 7 + target) / 8).clamp(min, MAX_KEEP);
+    /// Sets `keep` to the round trip + [`RTT_MARGIN`] (at most [`MAX_KEEP`]) on the first
+    /// report, then moves it 1/8 of the way there on each.
+    fn follow(&mut self, rtt: Duration) {
+        let target = (rtt + RTT_MARGIN).min(MAX_KEEP);
+        self.keep = Some(self.keep.map_or(target, |keep| (keep * 7 + target) / 8));
     }
 
     /// The kept packet with sequence number `seq`. Packets are kept in sending order, which
@@ -209,7 +211,7 @@ impl Retransmitter {
         for report in reports {
             if let Some(history) = self.streams.get_mut(&report.ssrc) {
                 if let Some(rtt) = history.round_trip(now, report) {
-                    history.follow(rtt, self.min_keep.get());
+                    history.follow(rtt);
                     tracing::debug!(
                         ssrc = report.ssrc,
                         rtt_ms = rtt.as_secs_f64() * 1000.0,
@@ -286,9 +288,7 @@ impl Interceptor for Retransmitter {
             .iter()
             .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
         {
-            self.streams
-                .entry(info.ssrc)
-                .or_insert_with(|| History::new(self.min_keep.get()));
+            self.streams.entry(info.ssrc).or_insert_with(History::new);
         }
     }
 
@@ -473,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn the_history_is_the_configured_time() {
+    fn with_no_report_a_stream_keeps_the_minimum() {
         let mut r = responder(500);
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
@@ -543,9 +543,12 @@ mod tests {
     /// `reports` exchanges of a report each, the peer answering after `rtt` (half each way)
     /// and holding our report `held`, starting at `t`; returns the time after the last.
     fn exchange(r: &mut Retransmitter, mut t: Instant, reports: u32, rtt: Duration) -> Instant {
+        // NTP timestamps never repeat, across calls too.
+        static SECONDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x1000);
         let held = Duration::from_millis(30);
         for i in 0..reports {
-            let ntp = (u64::from(0x1000 + i) << 32) | 0x8000_0000;
+            let second = SECONDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ntp = (second << 32) | 0x8000_0000;
             send_report(r, t, ntp);
             receive_report(
                 r,
@@ -567,28 +570,29 @@ mod tests {
 
     #[test]
     fn the_history_follows_the_round_trip_plus_100_ms_within_its_bounds() {
-        let mut r = responder(200);
+        let min = MinNackQueue::new(200);
+        let mut r = Retransmitter::new(min.clone());
         r.bind_local_stream(&stream(true));
-        let t0 = Instant::now();
+        let ms = |r: &Retransmitter| keep(r).as_secs_f64() * 1000.0;
         assert_eq!(
             keep(&r),
             Duration::from_millis(200),
             "no report yet: the minimum"
         );
-        // A 400 ms round trip: 1/8 of the way from 200 to 500 ms on the first report.
-        let t = exchange(&mut r, t0, 1, Duration::from_millis(400));
-        let first = keep(&r).as_secs_f64() * 1000.0;
-        assert!((first - 237.5).abs() < 0.1, "{first} ms");
-        let t = exchange(&mut r, t, 60, Duration::from_millis(400));
-        let settled = keep(&r).as_secs_f64() * 1000.0;
-        assert!((499.0..=500.0).contains(&settled), "{settled} ms");
-        // A 2 s round trip: no more than 1 s.
+        // The first report sets it: a 400 ms round trip, 500 ms.
+        let t = exchange(&mut r, Instant::now(), 1, Duration::from_millis(400));
+        assert!((ms(&r) - 500.0).abs() < 0.1, "{} ms", ms(&r));
+        // Then 1/8 of the way on each: towards 1 s for a 2 s round trip, never past it.
+        let t = exchange(&mut r, t, 1, Duration::from_secs(2));
+        assert!((ms(&r) - 562.5).abs() < 0.1, "{} ms", ms(&r));
         let t = exchange(&mut r, t, 80, Duration::from_secs(2));
         assert!(keep(&r) > Duration::from_millis(990) && keep(&r) <= MAX_KEEP);
         // Back on a fast link: down to the minimum, never below.
         exchange(&mut r, t, 80, Duration::from_micros(300));
-        let low = keep(&r).as_secs_f64() * 1000.0;
-        assert!((200.0..201.0).contains(&low), "{low} ms");
+        assert!((200.0..201.0).contains(&ms(&r)), "{} ms", ms(&r));
+        // A lower minimum applies at once: the round trip's own 100.3 ms.
+        min.set(50);
+        assert!((100.0..101.0).contains(&ms(&r)), "{} ms", ms(&r));
     }
 
     #[test]
@@ -601,7 +605,7 @@ mod tests {
             nack(&mut r, t0 + Duration::from_millis(450), 1, 0),
             Vec::<u16>::new()
         );
-        let t = exchange(&mut r, t0, 60, Duration::from_millis(400));
+        let t = exchange(&mut r, t0, 1, Duration::from_millis(400));
         send(&mut r, t, 2);
         assert_eq!(nack(&mut r, t + Duration::from_millis(450), 2, 0), vec![2]);
         assert_eq!(
@@ -612,22 +616,24 @@ mod tests {
 
     #[test]
     fn reports_that_echo_no_report_of_ours_or_another_stream_change_nothing() {
-        let mut r = responder(200);
+        let mut r = responder(50);
         r.bind_local_stream(&stream(true));
         let t0 = Instant::now();
-        let ntp = 0x1234_5678_9abc_def0;
-        send_report(&mut r, t0, ntp);
+        // A report of ours whose LSR (the middle 32 bits) is 0: "no sender report yet".
+        send_report(&mut r, t0, 0xaaaa_0000_0000_bbbb);
+        send_report(&mut r, t0, 0x1234_5678_9abc_def0);
+        let lsr = 0x5678_9abc;
         let at = t0 + Duration::from_millis(900);
-        let lsr = (ntp >> 16) as u32;
-        // No sender report received yet (LSR 0), one we never sent, another stream's.
         receive_report(&mut r, at, SSRC, 0, Duration::ZERO, false);
         receive_report(&mut r, at, SSRC, lsr + 1, Duration::ZERO, false);
         receive_report(&mut r, at, SSRC + 1, lsr, Duration::ZERO, true);
-        assert_eq!(keep(&r), Duration::from_millis(200));
-        // A delay longer than the whole exchange (a bogus report): a round trip of zero.
+        assert_eq!(keep(&r), Duration::from_millis(50));
+        // A delay longer than the whole exchange (a bogus report): a round trip of zero, so the
+        // margin alone.
         receive_report(&mut r, at, SSRC, lsr, Duration::from_secs(5), false);
-        assert_eq!(keep(&r), Duration::from_millis(200));
+        assert_eq!(keep(&r), Duration::from_millis(100));
+        // 900 ms: 1/8 of the way from 100 to 1000.
         receive_report(&mut r, at, SSRC, lsr, Duration::ZERO, false);
-        assert!(keep(&r) > Duration::from_millis(200));
+        assert_eq!(keep(&r), Duration::from_micros(212_500));
     }
 }
