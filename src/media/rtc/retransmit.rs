@@ -12,7 +12,7 @@
 //! one late report does not swing it); until the first, a stream keeps the minimum.
 //!
 //! The minimum is read on every packet, so the Admin API's `set_min_nack_queue` applies to
-//! every stream at once. Unlike Janus, 0 keeps nothing whatever the round trip.
+//! every stream at once. 0 keeps nothing, whatever the round trip.
 //!
 //! Retransmissions go out as the original packets, on the stream's own SSRC: RTX (RFC 4588)
 //! is not negotiated by this engine.
