@@ -49,6 +49,7 @@ const RTT_MARGIN: Duration = Duration::from_millis(100);
 const SENT_REPORTS: usize = 4;
 
 /// The packets one outgoing stream sent lately, oldest first, and how long it keeps them.
+#[derive(Default)]
 struct History {
     sent: VecDeque<(Instant, rtc::rtp::Packet)>,
     /// The round trip + [`RTT_MARGIN`], averaged over the reports, at most [`MAX_KEEP`];
@@ -61,15 +62,6 @@ struct History {
 }
 
 impl History {
-    fn new() -> Self {
-        Self {
-            sent: VecDeque::new(),
-            keep: None,
-            reports: [None; SENT_REPORTS],
-            next: 0,
-        }
-    }
-
     /// How long a sent packet stays while the minimum is `min`: `keep` within `min` and
     /// [`MAX_KEEP`] (`min` before the first report), or nothing when `min` is zero.
     fn window(&self, min: Duration) -> Duration {
@@ -288,7 +280,7 @@ impl Interceptor for Retransmitter {
             .iter()
             .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
         {
-            self.streams.entry(info.ssrc).or_insert_with(History::new);
+            self.streams.entry(info.ssrc).or_default();
         }
     }
 
