@@ -469,6 +469,10 @@ pub struct Summary {
     /// Gateway RSS before the first session, at the end of the window and after the sessions
     /// ended, KiB.
     pub rss_kib: [Option<u64>; 3],
+    /// Gateway RSS (KiB) once the first half of the sessions were up with media flowing, and
+    /// how many were up then: the marginal cost of a session is what the second half added,
+    /// without the one-off cost (code paged in, pools) the first sessions pay.
+    pub rss_half: Option<(u64, usize)>,
     /// Gateway threads at the end of the window.
     pub threads: Option<usize>,
     /// Create→answer per session, ms.
@@ -522,6 +526,15 @@ impl Summary {
         (sent > 0).then(|| (sent - echoed.min(sent)) as f64 / sent as f64 * 100.0)
     }
 
+    /// RSS (KiB) each session past the first half added: loaded minus the half-way reading,
+    /// over the sessions up since. `None` without both readings or when none came up since.
+    pub fn rss_marginal_kib(&self) -> Option<f64> {
+        let (half, half_up) = self.rss_half?;
+        let loaded = self.rss_kib[1]?;
+        let added = self.up.checked_sub(half_up).filter(|&n| n > 0)?;
+        Some(loaded.saturating_sub(half) as f64 / added as f64)
+    }
+
     /// The figures as one JSON object (what `echo-table` reads).
     pub fn to_json(&self) -> Value {
         let up = self.up.max(1) as f64;
@@ -541,6 +554,8 @@ impl Summary {
             "rss_loaded_kib": loaded,
             "rss_after_kib": after,
             "rss_per_session_kib": idle.zip(loaded).map(|(i, l)| l.saturating_sub(i) as f64 / up),
+            "rss_half_kib": self.rss_half.map(|(kib, _)| kib),
+            "rss_marginal_kib": self.rss_marginal_kib(),
             "threads": self.threads,
             "answer_p50_ms": q(&self.answer_ms, 0.5),
             "answer_p99_ms": q(&self.answer_ms, 0.99),
@@ -577,6 +592,10 @@ pub fn table(runs: &[Value]) -> String {
         (
             "RSS per session, KiB",
             Box::new(move |v: &Value| num(v, "rss_per_session_kib", 0)),
+        ),
+        (
+            "RSS per session past the first half, KiB",
+            Box::new(move |v: &Value| num(v, "rss_marginal_kib", 0)),
         ),
         (
             "RSS idle → loaded → after, MiB",
@@ -730,5 +749,31 @@ mod tests {
         assert_eq!(s.loss_pct(), Some(25.0));
         let t = table(&[s.to_json()]);
         assert!(t.contains("| loss, % | 25.00 |"), "{t}");
+    }
+
+    #[test]
+    fn marginal_memory_is_what_the_second_half_added() {
+        let mut s = Summary {
+            up: 100,
+            rss_kib: [Some(30_000), Some(60_000), None],
+            rss_half: Some((48_000, 50)),
+            ..Summary::default()
+        };
+        // 12,000 KiB for the last 50, where the mean over all 100 is 300.
+        assert_eq!(s.rss_marginal_kib(), Some(240.0));
+        let t = table(&[s.to_json()]);
+        assert!(
+            t.contains("| RSS per session past the first half, KiB | 240 |"),
+            "{t}"
+        );
+        assert!(t.contains("| RSS per session, KiB | 300 |"), "{t}");
+        s.up = 50;
+        assert_eq!(
+            s.rss_marginal_kib(),
+            None,
+            "no session came up after the reading"
+        );
+        s.rss_half = None;
+        assert_eq!(s.rss_marginal_kib(), None);
     }
 }

@@ -654,6 +654,12 @@ async fn run_echo(args: EchoArgs) -> Result<()> {
             }
         }
         eprintln!("ramp: {} of {} sessions set up", live.len(), args.sessions);
+        if summary.rss_half.is_none() && last * 2 >= args.sessions && last < args.sessions {
+            // The first half's media flowing (their retransmission histories filled) before
+            // the reading; the second half then shows what one more session costs.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            summary.rss_half = gateway_rss(pid)?.map(|kib| (kib, live.len()));
+        }
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
