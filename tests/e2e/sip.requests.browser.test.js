@@ -219,8 +219,10 @@ describe('SIP plugin in-dialog requests with Chromium, baresip and kamailio', ()
     // The browser ends its side (if bob has not already).
     const evs = await page.evaluate((n) => window.eventsOf(n), 'xfer');
     if (!evs.slice(from).some((e) => e.event === 'hangup')) await hangup('xfer');
-    carol.command('hangup');
-    bob.command('hangup');
+    // Awaited: baresip acts on a command when it reads it, and a hang-up read after the next
+    // test's call came in would end that call instead.
+    await carol.command('hangup');
+    await bob.command('hangup');
   });
 
   it('update: an ICE restart from the browser is answered and refreshes the SIP leg; audio goes on', async () => {
