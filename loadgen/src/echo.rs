@@ -469,10 +469,12 @@ pub struct Summary {
     /// Gateway RSS before the first session, at the end of the window and after the sessions
     /// ended, KiB.
     pub rss_kib: [Option<u64>; 3],
-    /// Gateway RSS (KiB) once the first half of the sessions were up with media flowing, and
-    /// how many were up then: the marginal cost of a session is what the second half added,
-    /// without the one-off cost (code paged in, pools) the first sessions pay.
+    /// Gateway RSS (KiB) once the first half of the sessions were set up with media flowing,
+    /// and how many were set up then: the marginal cost of a session is what the second half
+    /// added, without the one-off cost (code paged in, pools) the first sessions pay.
     pub rss_half: Option<(u64, usize)>,
+    /// Sessions set up (signalling done) at the end of the ramp, connected or not.
+    pub set_up: usize,
     /// Gateway threads at the end of the window.
     pub threads: Option<usize>,
     /// Create→answer per session, ms.
@@ -490,6 +492,13 @@ pub struct Summary {
     /// UDP datagrams the kernel dropped in the window, full receive buffers: on the gateway's
     /// sockets, on the load client's.
     pub udp_drops: Option<[u64; 2]>,
+}
+
+/// Whether the ramp's batch of sessions `first..last` (of `sessions`) is the one that brings
+/// half of them up, when the half-way RSS is read; never the last batch, so at least one
+/// session comes after the reading.
+pub fn half_way(first: usize, last: usize, sessions: usize) -> bool {
+    first * 2 < sessions && last * 2 >= sessions && last < sessions
 }
 
 /// The `q` quantile (0..=1) of `v`, nearest rank; `None` when empty.
@@ -527,11 +536,12 @@ impl Summary {
     }
 
     /// RSS (KiB) each session past the first half added: loaded minus the half-way reading,
-    /// over the sessions up since. `None` without both readings or when none came up since.
+    /// over the sessions set up since. `None` without both readings or when none was set up
+    /// since.
     pub fn rss_marginal_kib(&self) -> Option<f64> {
-        let (half, half_up) = self.rss_half?;
+        let (half, half_set_up) = self.rss_half?;
         let loaded = self.rss_kib[1]?;
-        let added = self.up.checked_sub(half_up).filter(|&n| n > 0)?;
+        let added = self.set_up.checked_sub(half_set_up).filter(|&n| n > 0)?;
         Some(loaded.saturating_sub(half) as f64 / added as f64)
     }
 
@@ -755,6 +765,7 @@ mod tests {
     fn marginal_memory_is_what_the_second_half_added() {
         let mut s = Summary {
             up: 100,
+            set_up: 100,
             rss_kib: [Some(30_000), Some(60_000), None],
             rss_half: Some((48_000, 50)),
             ..Summary::default()
@@ -767,13 +778,37 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("| RSS per session, KiB | 300 |"), "{t}");
-        s.up = 50;
+        // Sessions set up but never connected still count: they were set up after the reading.
+        s.up = 90;
+        assert_eq!(s.rss_marginal_kib(), Some(240.0));
+        s.set_up = 50;
         assert_eq!(
             s.rss_marginal_kib(),
             None,
-            "no session came up after the reading"
+            "no session set up after the reading"
         );
         s.rss_half = None;
         assert_eq!(s.rss_marginal_kib(), None);
+    }
+
+    #[test]
+    fn the_half_way_reading_is_taken_once_and_never_after_the_last_batch() {
+        let readings = |sessions: usize, batch: usize| -> Vec<usize> {
+            (0..sessions)
+                .step_by(batch)
+                .map(|first| (first, (first + batch).min(sessions)))
+                .filter(|&(first, last)| half_way(first, last, sessions))
+                .map(|(_, last)| last)
+                .collect()
+        };
+        assert_eq!(readings(100, 10), [50]);
+        assert_eq!(readings(200, 10), [100]);
+        assert_eq!(readings(400, 10), [200]);
+        assert_eq!(readings(15, 10), [10]);
+        assert_eq!(readings(105, 10), [60]);
+        assert_eq!(readings(2, 1), [1]);
+        // One batch, or one session: nothing comes after a reading, so none is taken.
+        assert_eq!(readings(5, 10), Vec::<usize>::new());
+        assert_eq!(readings(1, 1), Vec::<usize>::new());
     }
 }

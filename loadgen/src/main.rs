@@ -654,13 +654,14 @@ async fn run_echo(args: EchoArgs) -> Result<()> {
             }
         }
         eprintln!("ramp: {} of {} sessions set up", live.len(), args.sessions);
-        if summary.rss_half.is_none() && last * 2 >= args.sessions && last < args.sessions {
+        if pid.is_some() && echo::half_way(first, last, args.sessions) {
             // The first half's media flowing (their retransmission histories filled) before
             // the reading; the second half then shows what one more session costs.
             tokio::time::sleep(Duration::from_secs(2)).await;
             summary.rss_half = gateway_rss(pid)?.map(|kib| (kib, live.len()));
         }
     }
+    summary.set_up = live.len();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let measured = Measured::window(&window, args.seconds, pid).await?;
